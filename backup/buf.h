@@ -1,0 +1,22 @@
+/* buf.h — a growable byte buffer for the archive pipeline (tar images, gzip output). */
+#ifndef MAILRET_BACKUP_BUF_H
+#define MAILRET_BACKUP_BUF_H
+
+#include <stddef.h>
+
+#include "common/error.h"
+
+struct mr_buf {
+    unsigned char *data;
+    size_t len, cap;
+    size_t cap_hint;    /* expected final size (0 = none): growth stops doubling past it,
+                           so a 64 MiB volume image does not sit in a 128 MiB allocation */
+};
+
+int buf_append(struct mr_buf *b, const void *data, size_t len, mr_error *err);
+/* Append len zero bytes. */
+int buf_zeros(struct mr_buf *b, size_t len, mr_error *err);
+/* Free (wiping first: buffers may hold message plaintext) and reset. */
+void buf_free(struct mr_buf *b);
+
+#endif

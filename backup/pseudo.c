@@ -1,0 +1,281 @@
+/* pseudo.c — the public pseudonymiser API (see pseudo.h).
+ *
+ * pseudo_message runs two passes over the MIME tree (collect display names and addresses,
+ * then write the output), builds the reid data, and then proves the pair: the reid edits
+ * applied to the output must give back the input exactly.  If that ever fails (a bug) or
+ * the walk fails on something it cannot handle, the whole message is replaced by a small
+ * placeholder that carries no identifiers and the reid data holds the original, so the
+ * caller never gets an unverified pair and never loses a byte. */
+#include "backup/pseudo_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct pseudo_result {
+    pbuf bytes;
+    pbuf reid;
+    struct {
+        enum pseudo_kind kind;
+        char token[PSEUDO_TOKEN_LEN + 1];
+    } *tokens;
+    size_t n_tokens;
+    bool whole;
+};
+
+static const char PLACEHOLDER[] =
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=us-ascii\r\n"
+    "X-Mailret-Pseudonymised: whole-message\r\n"
+    "\r\n"
+    "This message could not be pseudonymised part by part and was replaced as a whole.\r\n"
+    "The original is kept in the re-identification data.\r\n";
+
+void pseudo_policy_default(struct pseudo_policy *policy)
+{
+    memset(policy, 0, sizeof *policy);
+    policy->emails = policy->cpr = policy->phones = policy->names = policy->ips = true;
+}
+
+static bool domain_matches(const unsigned char *dom, size_t dlen, const char *own)
+{
+    size_t ol = strlen(own);
+
+    while (ol > 0 && own[0] == '@') {   /* "@fund.dk" and "fund.dk" mean the same */
+        own++;
+        ol--;
+    }
+    if (ol == 0 || ol > dlen)
+        return false;
+    for (size_t i = 0; i < ol; i++) {
+        unsigned char c = (unsigned char)own[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if (dom[dlen - ol + i] != c)
+            return false;
+    }
+    /* Exact domain or a subdomain of it: "mail.fund.dk" is the fund's, "xfund.dk" not. */
+    return ol == dlen || dom[dlen - ol - 1] == '.';
+}
+
+bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size_t len)
+{
+    const unsigned char *at = memchr(norm, '@', len);
+
+    for (size_t i = 0; i < ctx->pol->n_own_addresses; i++) {
+        const char *a = ctx->pol->own_addresses[i];
+        size_t al = a ? strlen(a) : 0;
+        size_t k;
+        if (al != len)
+            continue;
+        for (k = 0; k < len; k++) {
+            unsigned char c = (unsigned char)a[k];
+            if (c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c + 32);
+            if (c != norm[k])
+                break;
+        }
+        if (k == len)
+            return true;
+    }
+    if (at == NULL)
+        return false;
+    for (size_t i = 0; i < ctx->pol->n_own_domains; i++)
+        if (ctx->pol->own_domains[i] != NULL &&
+            domain_matches(at + 1, len - (size_t)(at + 1 - norm), ctx->pol->own_domains[i]))
+            return true;
+    return false;
+}
+
+static void ctx_free(struct pseudo_ctx *ctx)
+{
+    pnames_free(&ctx->names);
+    paddrs_free(&ctx->addrs);
+    ptokens_free(&ctx->tokens);
+    pbuf_free(&ctx->phrase);
+    pbuf_free(&ctx->addr);
+    pbuf_free(&ctx->comment);
+    pbuf_free(&ctx->utf8);
+}
+
+/* The output and edits of the two passes, or an error. */
+static int run_passes(struct pseudo_ctx *ctx, const unsigned char *msg, size_t len, pout *out)
+{
+    pout none;
+    int rc;
+
+    pout_init(&none, NULL, 0);
+    ctx->collecting = true;
+    rc = pmime_entity(ctx, msg, len, 0, false, &none);
+    pout_free(&none);
+    if (rc == 0)
+        rc = pnames_prepare(&ctx->names, ctx->err);
+    if (rc != 0)
+        return rc;
+    ctx->collecting = false;
+    size_t known = ctx->names.n_canon;
+    rc = pmime_entity(ctx, msg, len, 0, false, out);
+    if (rc != 0 || ctx->names.n_canon == known)
+        return rc;
+    /* Names learnt from salutations and signatures may occur earlier in the message
+     * (subject, file names): one more pass with everything learnt. */
+    pout_free(out);
+    pout_init(out, msg, len);
+    ptokens_reset_list(&ctx->tokens);
+    return pmime_entity(ctx, msg, len, 0, false, out);
+}
+
+/* restore(out) == msg, checked without building the restored copy: the output between
+ * edits must equal the message at the same place, and the edits' original spans must
+ * tile the rest of the message in order.  Equivalent to pedits_apply + memcmp. */
+static bool verified(const pout *out, const unsigned char *msg, size_t len)
+{
+    size_t pos_out = 0, pos_in = 0, seg;
+
+    for (size_t i = 0; i < out->n_edits; i++) {
+        const struct pedit *e = &out->edits[i];
+        if (e->out_off < pos_out || e->out_off > out->buf.len ||
+            e->out_len > out->buf.len - e->out_off)
+            return false;
+        seg = e->out_off - pos_out;
+        if (seg > len - pos_in || (seg > 0 && memcmp(out->buf.p + pos_out, msg + pos_in, seg) != 0))
+            return false;
+        pos_in += seg;
+        if (e->orig_off != pos_in || e->orig_len > len - pos_in)
+            return false;
+        pos_in += e->orig_len;
+        pos_out = e->out_off + e->out_len;
+    }
+    seg = out->buf.len - pos_out;
+    return seg == len - pos_in &&
+           (seg == 0 || memcmp(out->buf.p + pos_out, msg + pos_in, seg) == 0);
+}
+
+static int whole_replacement(pout *out, const unsigned char *msg, size_t len, mr_error *err)
+{
+    pout_free(out);
+    pout_init(out, msg, len);
+    return pout_replace(out, msg, len, (const unsigned char *)PLACEHOLDER,
+                        sizeof PLACEHOLDER - 1, err);
+}
+
+int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
+                      const unsigned char *msg, size_t len, unsigned test_flags,
+                      pseudo_result **out, mr_error *err)
+{
+    static const unsigned char empty[1] = {0};
+    struct pseudo_ctx ctx = {.key = key, .pol = policy, .err = err};
+    pseudo_result *res;
+    pout o;
+    bool whole = false;
+    int rc;
+
+    if (key == NULL || policy == NULL || out == NULL || (msg == NULL && len > 0))
+        return mr_error_set(err, MR_E_INVALID, "pseudo_message: bad argument");
+    *out = NULL;
+    if (msg == NULL)
+        msg = empty;
+    pnames_init(&ctx.names);
+    ptokens_init(&ctx.tokens);
+    pout_init(&o, msg, len);
+    rc = pbuf_reserve(&o.buf, len + len / 16 + 64, err);
+    if (rc == 0)
+        rc = run_passes(&ctx, msg, len, &o);
+    if (rc == MR_E_NOMEM) {
+        pout_free(&o);
+        ctx_free(&ctx);
+        return rc;
+    }
+    if (rc != 0 || (test_flags & PSEUDO_TEST_FORCE_WHOLE) || !verified(&o, msg, len)) {
+        /* A walk error or a failed self-check: never hand out an unverified pair. */
+        whole = true;
+        rc = whole_replacement(&o, msg, len, err);
+        if (rc == 0 && !verified(&o, msg, len))
+            rc = mr_error_set(err, MR_E_INTERNAL, "pseudonymiser fallback does not verify");
+        if (rc != 0) {
+            pout_free(&o);
+            ctx_free(&ctx);
+            return rc;
+        }
+    }
+    res = calloc(1, sizeof *res);
+    if (res == NULL) {
+        pout_free(&o);
+        ctx_free(&ctx);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory for a pseudonymiser result");
+    }
+    res->whole = whole;
+    rc = preid_write(msg, len, o.buf.p ? o.buf.p : empty, o.buf.len, o.edits, o.n_edits,
+                     &res->reid, err);
+    if (rc == 0) {
+        res->n_tokens = ptokens_count(&ctx.tokens);
+        res->tokens = calloc(res->n_tokens ? res->n_tokens : 1, sizeof *res->tokens);
+        if (res->tokens == NULL)
+            rc = mr_error_set(err, MR_E_NOMEM, "out of memory for the token list");
+    }
+    for (size_t i = 0; rc == 0 && i < res->n_tokens; i++) {
+        const char *tok;
+        ptokens_at(&ctx.tokens, i, &res->tokens[i].kind, &tok);
+        memcpy(res->tokens[i].token, tok, PSEUDO_TOKEN_LEN + 1);
+    }
+    if (rc == 0 && o.buf.p == NULL)
+        rc = pbuf_reserve(&o.buf, 1, err);   /* a valid pointer even for 0 bytes */
+    res->bytes = o.buf;
+    o.buf = (pbuf){0};
+    pout_free(&o);
+    ctx_free(&ctx);
+    if (rc != 0) {
+        pseudo_result_free(res);
+        return rc;
+    }
+    mr_error_clear(err);
+    *out = res;
+    return 0;
+}
+
+int pseudo_message(const pseudo_key *key, const struct pseudo_policy *policy,
+                   const unsigned char *msg, size_t len, pseudo_result **out, mr_error *err)
+{
+    return pseudo_message_ex(key, policy, msg, len, 0, out, err);
+}
+
+const unsigned char *pseudo_result_bytes(const pseudo_result *res, size_t *len)
+{
+    *len = res->bytes.len;
+    return res->bytes.p;
+}
+
+const unsigned char *pseudo_result_reid(const pseudo_result *res, size_t *len)
+{
+    *len = res->reid.len;
+    return res->reid.p;
+}
+
+size_t pseudo_result_token_count(const pseudo_result *res)
+{
+    return res->n_tokens;
+}
+
+int pseudo_result_token(const pseudo_result *res, size_t i, enum pseudo_kind *kind,
+                        const char **token)
+{
+    if (res == NULL || i >= res->n_tokens)
+        return MR_E_INVALID;
+    *kind = res->tokens[i].kind;
+    *token = res->tokens[i].token;
+    return 0;
+}
+
+bool pseudo_result_is_whole(const pseudo_result *res)
+{
+    return res->whole;
+}
+
+void pseudo_result_free(pseudo_result *res)
+{
+    if (res == NULL)
+        return;
+    pbuf_free(&res->bytes);
+    pbuf_free(&res->reid);
+    free(res->tokens);
+    free(res);
+}

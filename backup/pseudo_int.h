@@ -1,0 +1,276 @@
+/*
+ * pseudo_int.h — private to backup/pseudo*.c: the pieces the pseudonymiser is built from.
+ *
+ *   pseudo_out.c    growable output buffer that records edits (the reversal data)
+ *   pseudo_token.c  normalisation, HMAC tokens, per-message token cache and list
+ *   pseudo_codec.c  base64, quoted-printable, RFC 2047 decode/encode
+ *   pseudo_names.c  display names collected from address headers, matched in text
+ *   pseudo_scan.c   linear-time identifier detection in one text buffer
+ *   pseudo_text.c   text views (HTML entities, RFC 2231), replacement, header values
+ *   pseudo_mime.c   header and MIME tree walk, dispatch per part
+ *   pseudo_reid.c   the versioned reversal format and pseudo_restore()
+ *   pseudo.c        public API: pseudo_message(), verification, whole-message fallback
+ */
+#ifndef MAILRET_BACKUP_PSEUDO_INT_H
+#define MAILRET_BACKUP_PSEUDO_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backup/pseudo.h"
+#include "common/error.h"
+
+/* Deeper MIME nesting is treated as opaque text (still scanned raw): bounds recursion and
+ * work on hostile input. */
+#define PSEUDO_MAX_DEPTH 32
+
+/* Longest token shape: "p-" + token + "@pseudonym.invalid" (and escaped forms). */
+#define PSEUDO_SHAPE_MAX 64
+
+/* ---- pseudo_out.c ------------------------------------------------------------------ */
+
+typedef struct pbuf {
+    unsigned char *p;
+    size_t len, cap;
+} pbuf;
+
+int pbuf_reserve(pbuf *b, size_t extra, mr_error *err);
+int pbuf_append(pbuf *b, const void *data, size_t n, mr_error *err);
+void pbuf_free(pbuf *b);
+
+/* One edit: out[out_off, out_off+out_len) was original[orig_off, orig_off+orig_len). */
+struct pedit {
+    size_t out_off, out_len;
+    size_t orig_off, orig_len;
+};
+
+/* Output under construction.  When base is set (the top-level output), every replacement
+ * records an edit whose original bytes lie in base; temporary outputs for decoded parts
+ * (base NULL) only collect bytes, since their parent records the whole encoded span. */
+typedef struct pout {
+    pbuf buf;
+    struct pedit *edits;
+    size_t n_edits, cap_edits;
+    const unsigned char *base;
+    size_t base_len;
+} pout;
+
+void pout_init(pout *o, const unsigned char *base, size_t base_len);
+void pout_free(pout *o);
+int pout_copy(pout *o, const unsigned char *p, size_t n, mr_error *err);
+int pout_replace(pout *o, const unsigned char *orig, size_t orig_len,
+                 const unsigned char *rep, size_t rep_len, mr_error *err);
+
+/* Apply edits to pseudonymised bytes (no checks beyond bounds): used by verification and
+ * by pseudo_restore after it has validated the framing. */
+int pedits_apply(const unsigned char *pseudo, size_t pseudo_len, const struct pedit *edits,
+                 size_t n_edits, const unsigned char *orig_base, pbuf *out, mr_error *err);
+
+/* ---- pseudo_token.c ---------------------------------------------------------------- */
+
+struct ptok_entry;
+
+typedef struct ptokens {
+    struct ptok_entry **slots;   /* open-addressing hash of (kind, normalised value) */
+    size_t n_slots, n_used;
+    struct ptok_entry **order;   /* distinct tokens actually used, first-seen order */
+    size_t n_order, cap_order;
+    /* HMAC-SHA-256 keyed once per message: SHA-256 states after key^ipad and key^opad,
+     * copied per token (cheaper than setting up HMAC for every value). */
+    struct evp_md_ctx_st *inner, *outer, *work;
+} ptokens;
+
+void ptokens_init(ptokens *t);
+void ptokens_free(ptokens *t);
+
+/* Normalise a raw value of a kind into out (malloc'd).  Email: trimmed, lower-cased;
+ * CPR: 10 digits; phone: 8 national digits (+45/0045 dropped); name: NFC + case-folded,
+ * whitespace collapsed; IP: lower-cased, trimmed.  MR_E_INVALID if nothing is left. */
+int ptoken_normalise(enum pseudo_kind kind, const unsigned char *v, size_t len,
+                     unsigned char **out, size_t *out_len, mr_error *err);
+
+/* The same, into buf (cap bytes) when it fits: then *out == buf and nothing is to be
+ * freed; otherwise *out is malloc'd. */
+int ptoken_normalise_buf(enum pseudo_kind kind, const unsigned char *v, size_t len,
+                         unsigned char *buf, size_t cap, unsigned char **out, size_t *out_len,
+                         mr_error *err);
+
+/* Bare token of an already normalised value. */
+int ptoken_compute(const pseudo_key *key, enum pseudo_kind kind, const unsigned char *norm,
+                   size_t len, char out[PSEUDO_TOKEN_LEN + 1], mr_error *err);
+
+/* Token of a normalised value, cached per message; remembered in the token list when
+ * list is true.  *token points into the cache. */
+int ptokens_get(ptokens *t, const pseudo_key *key, enum pseudo_kind kind,
+                const unsigned char *norm, size_t len, bool list, const char **token,
+                mr_error *err);
+/* Forget the token list (not the cache), for a pass that starts over. */
+void ptokens_reset_list(ptokens *t);
+size_t ptokens_count(const ptokens *t);
+void ptokens_at(const ptokens *t, size_t i, enum pseudo_kind *kind, const char **token);
+
+/* Writes the shape of a token ("CPR-<token>" ...) into out; returns its length. */
+size_t ptoken_shape(enum pseudo_kind kind, const char *token, char out[PSEUDO_SHAPE_MAX]);
+
+/* ---- pseudo_codec.c ---------------------------------------------------------------- */
+
+/* Lenient decoders: skip what is not part of the encoding, never fail on content. */
+int pcodec_b64_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err);
+int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err);
+/* Q encoding of RFC 2047 ('_' is space). */
+int pcodec_q_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err);
+
+/* Encoders.  eol is the line ending of the part ("\r\n" or "\n"); final_eol says whether
+ * the encoded text ends with one (as the original did). */
+int pcodec_b64_encode(const unsigned char *in, size_t len, const char *eol, bool final_eol,
+                      pbuf *out, mr_error *err);
+int pcodec_qp_encode(const unsigned char *in, size_t len, const char *eol, pbuf *out,
+                     mr_error *err);
+/* One or more encoded-words "=?charset?X?...?=" separated by eol + " ". */
+int pcodec_2047_encode(const unsigned char *in, size_t len, const unsigned char *charset,
+                       size_t charset_len, char enc, const char *eol, pbuf *out,
+                       mr_error *err);
+
+/* The line ending used in a span: "\r\n" if its first line break is CRLF, else "\n". */
+const char *pcodec_eol_of(const unsigned char *p, size_t len);
+
+/* ---- pseudo_names.c ---------------------------------------------------------------- */
+
+struct pname_pat {
+    unsigned char *pat;     /* folded pattern bytes (see pnames_match) */
+    size_t len;
+    bool latin1;            /* pattern is ISO-8859-1, else UTF-8 */
+    bool exact_case;        /* short parts: must match as written */
+    size_t canon;           /* index into canon[] */
+};
+
+typedef struct pnames {
+    struct pname_pat *pats; /* sorted longest first before scanning */
+    size_t n_pats, cap_pats;
+    unsigned char **canon;  /* normalised (NFC, case-folded) value per distinct name */
+    size_t *canon_len;
+    size_t n_canon, cap_canon;
+    unsigned char first[256];   /* a text byte that can start some pattern */
+    /* Patterns chained by the hash of their folded first word (longest first), so a word
+     * of text is compared only with patterns that begin with that same word.  The arrays
+     * are kept between prepares (cap_index entries of khash/next, 2 * cap_heads of heads:
+     * the second half is scratch). */
+    uint64_t *khash;
+    size_t *next, *heads;
+    size_t n_heads, cap_index, cap_heads;
+    bool prepared;
+} pnames;
+
+void pnames_init(pnames *n);
+void pnames_free(pnames *n);
+/* Add a display name given in UTF-8 (the full name and its parts). */
+int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err);
+int pnames_prepare(pnames *n, mr_error *err);
+/* Longest pattern matching at t[i], whose first word is t[i, we) (word boundary before
+ * is the caller's job; after is checked here).  Returns the match length (0 if none) and
+ * the canon index. */
+size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t i, size_t we,
+                    size_t *canon);
+
+/* Known personal addresses (normalised), for Message-ID rules. */
+typedef struct paddrs {
+    unsigned char **v;
+    size_t *lens;
+    size_t n, cap;
+} paddrs;
+void paddrs_free(paddrs *a);
+int paddrs_add(paddrs *a, const unsigned char *norm, size_t len, mr_error *err);
+
+/* ---- context ----------------------------------------------------------------------- */
+
+struct pseudo_ctx {
+    const pseudo_key *key;
+    const struct pseudo_policy *pol;
+    bool collecting;        /* pass 1: only collect names and addresses */
+    pnames names;
+    paddrs addrs;
+    ptokens tokens;
+    /* Scratch buffers reused for every address header (pass 1), freed with the context. */
+    pbuf phrase, addr, comment, utf8;
+    mr_error *err;
+};
+
+/* Is a normalised (lower-case) address the fund's own? */
+bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size_t len);
+
+/* ---- pseudo_scan.c ----------------------------------------------------------------- */
+
+#define PSCAN_EMAIL   0x01u
+#define PSCAN_CPR     0x02u
+#define PSCAN_PHONE   0x04u
+#define PSCAN_NAME    0x08u
+#define PSCAN_IP      0x10u
+#define PSCAN_MSGID   0x20u   /* only known personal addresses (Message-ID & co.) */
+#define PSCAN_ESCAPE  0x40u   /* text already shaped like a token */
+
+struct pmatch {
+    size_t start, end;      /* in the scanned text */
+    enum pseudo_kind kind;
+    bool escape;            /* token-shaped text to be escaped, not a personal value */
+    size_t canon;           /* names: index into pnames canon */
+};
+
+typedef int (*pscan_emit)(void *arg, const struct pmatch *m);
+
+/* Scan t[0,len) and call emit for every match in increasing, non-overlapping order.
+ * Linear in len (for a bounded number of names).  Returns 0 or emit's error. */
+int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
+              unsigned flags, pscan_emit emit, void *arg, mr_error *err);
+
+/* Pass 1: learn names from salutations and signatures ("Hej Søren", "Mvh\nMette Hansen"). */
+int pscan_learn(struct pseudo_ctx *ctx, const unsigned char *t, size_t len);
+
+/* Flags for a policy (everything the policy turns on, plus escaping). */
+unsigned pscan_policy_flags(const struct pseudo_policy *pol);
+
+/* ---- pseudo_text.c ----------------------------------------------------------------- */
+
+#define PTEXT_HTML   0x100u  /* decode HTML entities and %XX before scanning */
+
+/* Scan plain (already decoded) text and write it with replacements to out. */
+int ptext_plain(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, unsigned flags,
+                pout *out);
+/* A header value (or parameter value): raw text with RFC 2047 encoded-words. */
+int ptext_header(struct pseudo_ctx *ctx, const unsigned char *src, size_t len,
+                 unsigned flags, pout *out);
+/* Content-Type / Content-Disposition value: only name/filename parameters are scanned
+ * (plain, quoted, 2047 inside quotes, RFC 2231 extended and continued). */
+int ptext_ctype_params(struct pseudo_ctx *ctx, const unsigned char *src, size_t len,
+                       pout *out);
+/* Value of a simple (non-RFC 2231) parameter, unquoted, into out; SIZE_MAX if absent or
+ * longer than cap. */
+size_t ptext_param_get(const unsigned char *s, size_t len, const char *name, unsigned char *out,
+                       size_t cap);
+/* Decode RFC 2047 words of a header value to UTF-8 where possible (for names). */
+int ptext_header_utf8(const unsigned char *src, size_t len, pbuf *out, mr_error *err);
+
+/* ---- pseudo_mime.c ----------------------------------------------------------------- */
+
+/* Process one entity (headers + body).  msg_default: without Content-Type the body is
+ * message/rfc822 (inside multipart/digest) instead of text/plain. */
+int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int depth,
+                 bool msg_default, pout *out);
+
+/* ---- pseudo_reid.c ----------------------------------------------------------------- */
+
+int preid_write(const unsigned char *orig, size_t orig_len, const unsigned char *pseudo,
+                size_t pseudo_len, const struct pedit *edits, size_t n_edits, pbuf *out,
+                mr_error *err);
+
+/* ---- pseudo.c (test hooks) ---------------------------------------------------------- */
+
+#define PSEUDO_TEST_FORCE_WHOLE 0x1u   /* exercise the whole-message fallback */
+
+int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
+                      const unsigned char *msg, size_t len, unsigned test_flags,
+                      pseudo_result **out, mr_error *err);
+/* True when the message was replaced as a whole (fallback). */
+bool pseudo_result_is_whole(const pseudo_result *res);
+
+#endif

@@ -1,0 +1,494 @@
+/* pseudo_mime.c — walks one entity: header fields by kind, then the body by MIME type.
+ * The same walk runs twice: pass 1 (ctx->collecting) only gathers display names and
+ * addresses from address headers at every level; pass 2 writes the output.  Every byte of
+ * the entity is written exactly once in pass 2 (copied, or replaced through an edit), so a
+ * parse that goes wrong can only cost recall, never the byte-exact restore. */
+#include "backup/pseudo_int.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum hclass { H_GENERIC, H_ADDR, H_MSGID, H_IP, H_CTYPE, H_CDISP, H_CTE, H_SKIP, H_SIG };
+
+#define H(n, c) {n, sizeof n - 1, c}
+static const struct {
+    const char *name;
+    size_t len;
+    enum hclass cls;
+} HEADERS[] = {
+    H("from", H_ADDR), H("to", H_ADDR), H("cc", H_ADDR), H("bcc", H_ADDR),
+    H("reply-to", H_ADDR), H("sender", H_ADDR), H("return-path", H_ADDR),
+    H("delivered-to", H_ADDR), H("x-original-to", H_ADDR), H("resent-from", H_ADDR),
+    H("resent-to", H_ADDR), H("resent-cc", H_ADDR), H("resent-bcc", H_ADDR),
+    H("resent-sender", H_ADDR), H("resent-reply-to", H_ADDR),
+    H("disposition-notification-to", H_ADDR), H("errors-to", H_ADDR),
+    H("x-envelope-from", H_ADDR), H("x-envelope-to", H_ADDR), H("envelope-to", H_ADDR),
+    H("x-original-from", H_ADDR), H("x-sender", H_ADDR), H("x-receiver", H_ADDR),
+    H("mail-followup-to", H_ADDR), H("mail-reply-to", H_ADDR), H("return-receipt-to", H_ADDR),
+    H("apparently-to", H_ADDR), H("x-forwarded-to", H_ADDR), H("original-recipient", H_ADDR),
+    H("final-recipient", H_ADDR),
+    H("message-id", H_MSGID), H("in-reply-to", H_MSGID), H("references", H_MSGID),
+    H("resent-message-id", H_MSGID), H("content-id", H_MSGID), H("original-message-id", H_MSGID),
+    H("x-message-id", H_MSGID),
+    H("received", H_IP), H("x-originating-ip", H_IP), H("x-sender-ip", H_IP),
+    H("x-client-ip", H_IP), H("x-remote-ip", H_IP), H("x-real-ip", H_IP),
+    H("x-forwarded-for", H_IP), H("x-remote-addr", H_IP), H("received-spf", H_IP),
+    H("authentication-results", H_IP), H("x-ms-exchange-organization-originalclientipaddress", H_IP),
+    H("content-type", H_CTYPE), H("content-disposition", H_CDISP),
+    H("content-transfer-encoding", H_CTE),
+    H("mime-version", H_SKIP), H("content-length", H_SKIP), H("lines", H_SKIP),
+    H("date", H_SKIP), H("resent-date", H_SKIP),
+    /* Signatures: long base64 in which only an address (i=, the signer) can be personal. */
+    H("dkim-signature", H_SIG), H("x-google-dkim-signature", H_SIG), H("arc-seal", H_SIG),
+    H("arc-message-signature", H_SIG), H("domainkey-signature", H_SIG),
+};
+#undef H
+
+enum cte { CTE_IDENTITY, CTE_QP, CTE_B64 };
+
+struct entity_info {
+    char type[32], subtype[64];
+    bool has_type;
+    unsigned char boundary[256];
+    size_t boundary_len;
+    enum cte cte;
+};
+
+static unsigned char lc(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+static bool ieq(const unsigned char *a, size_t n, const char *b)
+{
+    size_t l = strlen(b);
+
+    if (n != l)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lc(a[i]) != (unsigned char)b[i])
+            return false;
+    return true;
+}
+
+static enum hclass classify(const unsigned char *name, size_t n)
+{
+    unsigned char f = lc(name[0]);
+
+    for (size_t i = 0; i < sizeof HEADERS / sizeof HEADERS[0]; i++)
+        if (HEADERS[i].len == n && (unsigned char)HEADERS[i].name[0] == f &&
+            ieq(name, n, HEADERS[i].name))
+            return HEADERS[i].cls;
+    return H_GENERIC;
+}
+
+static size_t skip_ws(const unsigned char *s, size_t len, size_t i)
+{
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+        i++;
+    return i;
+}
+
+/* type/subtype and boundary from a Content-Type value. */
+static void parse_ctype(const unsigned char *v, size_t len, struct entity_info *info)
+{
+    size_t i = skip_ws(v, len, 0), k = 0;
+    char type[32], sub[64];
+
+    while (i < len && k + 1 < sizeof type && v[i] != '/' && v[i] != ';' && v[i] > ' ')
+        type[k++] = (char)lc(v[i++]);
+    type[k] = '\0';
+    if (i >= len || v[i] != '/' || k == 0)
+        return;     /* unparseable: RFC 2045 says treat as text/plain */
+    i++;
+    k = 0;
+    while (i < len && k + 1 < sizeof sub && v[i] != ';' && v[i] > ' ' && v[i] != '(')
+        sub[k++] = (char)lc(v[i++]);
+    sub[k] = '\0';
+    memcpy(info->type, type, sizeof type);
+    memcpy(info->subtype, sub, sizeof sub);
+    info->has_type = true;
+    info->boundary_len = ptext_param_get(v, len, "boundary", info->boundary,
+                                         sizeof info->boundary);
+    if (info->boundary_len == SIZE_MAX)
+        info->boundary_len = 0;
+}
+
+static enum cte parse_cte(const unsigned char *v, size_t len)
+{
+    size_t i = skip_ws(v, len, 0), e = i;
+
+    while (e < len && v[e] > ' ' && v[e] != ';' && v[e] != '(')
+        e++;
+    if (ieq(v + i, e - i, "base64"))
+        return CTE_B64;
+    if (ieq(v + i, e - i, "quoted-printable"))
+        return CTE_QP;
+    return CTE_IDENTITY;
+}
+
+/* ---- pass 1: names and addresses from an address header ------------------------------- */
+
+static int collect_mailbox(struct pseudo_ctx *ctx, pbuf *phrase, pbuf *addr, pbuf *comment,
+                           bool angle)
+{
+    pbuf *a = angle ? addr : phrase;
+    pbuf *name = angle ? phrase : comment;
+    unsigned char *norm = NULL;
+    size_t nlen = 0;
+    bool own = false;
+    int rc = 0;
+
+    if (a->len > 0 && memchr(a->p, '@', a->len) != NULL &&
+        ptoken_normalise(PSEUDO_EMAIL, a->p, a->len, &norm, &nlen, NULL) == 0) {
+        own = pseudo_is_own(ctx, norm, nlen);
+        if (!own)
+            rc = paddrs_add(&ctx->addrs, norm, nlen, ctx->err);
+        free(norm);
+    }
+    if (rc == 0 && !own && ctx->pol->names && name->len > 0) {
+        pbuf *u = &ctx->utf8;
+        u->len = 0;
+        rc = ptext_header_utf8(name->p, name->len, u, ctx->err);
+        if (rc == 0 && u->len > 0)
+            rc = pnames_add(&ctx->names, u->p, u->len, ctx->err);
+    }
+    phrase->len = addr->len = comment->len = 0;
+    return rc;
+}
+
+/* One byte onto a scratch buffer: the common case is a store (address headers are
+ * parsed byte by byte). */
+static inline int put1(pbuf *b, unsigned char c, mr_error *err)
+{
+    if (b->len < b->cap) {
+        b->p[b->len++] = c;
+        return 0;
+    }
+    return pbuf_append(b, &c, 1, err);
+}
+
+static int collect_addresses(struct pseudo_ctx *ctx, const unsigned char *v, size_t len)
+{
+    pbuf *phrase = &ctx->phrase, *addr = &ctx->addr, *comment = &ctx->comment;
+    bool angle = false, in_angle = false;
+    int rc = 0;
+
+    phrase->len = addr->len = comment->len = 0;
+    for (size_t i = 0; i < len && rc == 0; i++) {
+        unsigned char c = v[i];
+        if (c == '"' && !in_angle) {
+            size_t j = i + 1;
+            while (j < len && v[j] != '"') {
+                if (v[j] == '\\' && j + 1 < len)
+                    j++;
+                j++;
+            }
+            rc = pbuf_append(phrase, v + i, (j < len ? j + 1 : len) - i, ctx->err);
+            i = j < len ? j : len;
+        } else if (c == '(') {
+            int depth = 0;
+            size_t j = i;
+            for (; j < len; j++) {
+                if (v[j] == '\\' && j + 1 < len) {
+                    j++;
+                    continue;
+                }
+                if (v[j] == '(')
+                    depth++;
+                else if (v[j] == ')' && --depth == 0)
+                    break;
+            }
+            if (comment->len > 0)
+                rc = put1(comment, ' ', ctx->err);
+            if (rc == 0 && j > i + 1)
+                rc = pbuf_append(comment, v + i + 1, (j < len ? j : len) - i - 1, ctx->err);
+            i = j < len ? j : len;
+        } else if (c == '<') {
+            in_angle = angle = true;
+        } else if (c == '>') {
+            in_angle = false;
+        } else if (in_angle) {
+            rc = put1(addr, c, ctx->err);
+        } else if (c == ',' || c == ';') {
+            rc = collect_mailbox(ctx, phrase, addr, comment, angle);
+            angle = false;
+        } else if (c == ':' && !angle) {
+            phrase->len = comment->len = 0;   /* a group name is not a person */
+        } else {
+            rc = put1(phrase, c, ctx->err);
+        }
+    }
+    if (rc == 0)
+        rc = collect_mailbox(ctx, phrase, addr, comment, angle);
+    return rc;
+}
+
+/* ---- headers ------------------------------------------------------------------------- */
+
+/* End of the line starting at i (after its '\n', or len). */
+static size_t line_end(const unsigned char *p, size_t len, size_t i)
+{
+    const unsigned char *nl = memchr(p + i, '\n', len - i);
+
+    return nl ? (size_t)(nl - p) + 1 : len;
+}
+
+static bool blank_line(const unsigned char *p, size_t len, size_t i)
+{
+    return (i < len && p[i] == '\n') || (i + 1 < len && p[i] == '\r' && p[i + 1] == '\n');
+}
+
+static int header_field(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs, size_t fe,
+                        struct entity_info *info, pout *out)
+{
+    const unsigned char *colon = memchr(p + fs, ':', fe - fs);
+    unsigned flags = pscan_policy_flags(ctx->pol);
+    size_t ne, vs;
+    bool ok = colon != NULL;
+    int rc;
+
+    if (ok) {
+        ne = (size_t)(colon - p);
+        while (ne > fs && (p[ne - 1] == ' ' || p[ne - 1] == '\t'))
+            ne--;
+        for (size_t i = fs; i < ne && ok; i++)
+            ok = p[i] > ' ' && p[i] < 127;
+        ok = ok && ne > fs;
+    }
+    if (!ok)   /* not a header field: scan it as text */
+        return ptext_header(ctx, p + fs, fe - fs, flags, out);
+    vs = (size_t)(colon - p) + 1;
+    enum hclass cls = classify(p + fs, ne - fs);
+    if (cls == H_CTYPE && !info->has_type)
+        parse_ctype(p + vs, fe - vs, info);
+    if (cls == H_CTE)
+        info->cte = parse_cte(p + vs, fe - vs);
+    if (ctx->collecting)
+        return cls == H_ADDR ? collect_addresses(ctx, p + vs, fe - vs) : 0;
+    rc = pout_copy(out, p + fs, vs - fs, ctx->err);
+    if (rc != 0)
+        return rc;
+    switch (cls) {
+    case H_MSGID:
+        return ptext_header(ctx, p + vs, fe - vs, (flags & PSCAN_EMAIL) | PSCAN_MSGID, out);
+    case H_IP:
+        return ptext_header(ctx, p + vs, fe - vs, flags, out);
+    case H_SIG:
+        return ptext_plain(ctx, p + vs, fe - vs, flags & PSCAN_EMAIL, out);
+    case H_CTYPE:
+    case H_CDISP:
+        return ptext_ctype_params(ctx, p + vs, fe - vs, out);
+    case H_CTE:
+    case H_SKIP:
+        return pout_copy(out, p + vs, fe - vs, ctx->err);
+    case H_ADDR:
+    case H_GENERIC:
+        break;
+    }
+    return ptext_header(ctx, p + vs, fe - vs, flags & ~PSCAN_IP, out);
+}
+
+/* ---- bodies -------------------------------------------------------------------------- */
+
+static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
+                       const struct entity_info *info, pout *out);
+
+/* A body in base64 or quoted-printable: decode, process, and if anything changed
+ * re-encode in the same encoding; the edit covers the whole encoded body. */
+static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
+                        const struct entity_info *info, bool as_message, pout *out)
+{
+    pbuf dec = {0}, enc = {0};
+    pout tmp;
+    const char *eol = pcodec_eol_of(b, len);
+    int rc;
+
+    pout_init(&tmp, NULL, 0);
+    rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, len, &dec, ctx->err)
+                              : pcodec_qp_decode(b, len, &dec, ctx->err);
+    if (rc == 0 && dec.len > 0) {
+        if (as_message)
+            rc = pmime_entity(ctx, dec.p, dec.len, depth + 1, false, &tmp);
+        else
+            rc = ptext_plain(ctx, dec.p, dec.len,
+                             (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) |
+                                 (strcmp(info->subtype, "html") == 0 ? PTEXT_HTML : 0),
+                             &tmp);
+    }
+    if (rc == 0 && !ctx->collecting) {
+        if (tmp.buf.len == dec.len && (dec.len == 0 || memcmp(tmp.buf.p, dec.p, dec.len) == 0)) {
+            rc = pout_copy(out, b, len, ctx->err);
+        } else {
+            if (info->cte == CTE_B64)
+                rc = pcodec_b64_encode(tmp.buf.p, tmp.buf.len, eol,
+                                       len > 0 && b[len - 1] == '\n', &enc, ctx->err);
+            else
+                rc = pcodec_qp_encode(tmp.buf.p, tmp.buf.len, eol, &enc, ctx->err);
+            if (rc == 0)
+                rc = pout_replace(out, b, len, enc.p, enc.len, ctx->err);
+        }
+    }
+    pbuf_free(&dec);
+    pbuf_free(&enc);
+    pout_free(&tmp);
+    return rc;
+}
+
+/* Delimiter line "--boundary[--][blanks]EOL" starting at i: its end (after EOL), or 0. */
+static size_t delimiter_at(const unsigned char *b, size_t len, size_t i, const unsigned char *bd,
+                           size_t bl, bool *close)
+{
+    size_t j = i + 2 + bl;
+
+    if (len - i < 2 + bl || b[i] != '-' || b[i + 1] != '-' || memcmp(b + i + 2, bd, bl) != 0)
+        return 0;
+    *close = j + 2 <= len && b[j] == '-' && b[j + 1] == '-';
+    if (*close)
+        j += 2;
+    while (j < len && (b[j] == ' ' || b[j] == '\t'))
+        j++;
+    if (j == len)
+        return j;
+    if (b[j] == '\n')
+        return j + 1;
+    if (b[j] == '\r' && j + 1 < len && b[j + 1] == '\n')
+        return j + 2;
+    return 0;
+}
+
+/* Next delimiter at a line start at or after from: its start (including the line break
+ * before it, which belongs to the delimiter) in *dstart, its end in *dend. */
+static bool next_delimiter(const unsigned char *b, size_t len, size_t from,
+                           const struct entity_info *info, size_t *dstart, size_t *dend,
+                           bool *close)
+{
+    size_t at = from;
+    bool line_start = from == 0 || b[from - 1] == '\n';
+
+    while (at < len) {
+        if (line_start) {
+            size_t e = delimiter_at(b, len, at, info->boundary, info->boundary_len, close);
+            if (e != 0) {
+                size_t ds = at;
+                if (ds > from && b[ds - 1] == '\n') {
+                    ds--;
+                    if (ds > from && b[ds - 1] == '\r')
+                        ds--;
+                }
+                *dstart = ds;
+                *dend = e;
+                return true;
+            }
+        }
+        const unsigned char *nl = memchr(b + at, '\n', len - at);
+        if (nl == NULL)
+            return false;
+        at = (size_t)(nl - b) + 1;
+        line_start = true;
+    }
+    return false;
+}
+
+static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
+                          const struct entity_info *info, pout *out)
+{
+    unsigned flags = pscan_policy_flags(ctx->pol) & ~PSCAN_IP;
+    bool digest = strcmp(info->subtype, "digest") == 0, close = false;
+    size_t ds, de, pos;
+    int rc;
+
+    if (!next_delimiter(b, len, 0, info, &ds, &de, &close))
+        return ptext_plain(ctx, b, len, flags, out);   /* no parts: text as it is */
+    rc = ptext_plain(ctx, b, ds, flags, out);           /* preamble */
+    if (rc == 0 && !ctx->collecting)
+        rc = pout_copy(out, b + ds, de - ds, ctx->err);
+    pos = de;
+    while (rc == 0 && !close) {
+        size_t nds, nde;
+        bool nclose = false;
+        if (!next_delimiter(b, len, pos, info, &nds, &nde, &nclose)) {
+            /* Unterminated: the last part runs to the end. */
+            return pmime_entity(ctx, b + pos, len - pos, depth + 1, digest, out);
+        }
+        rc = pmime_entity(ctx, b + pos, nds - pos, depth + 1, digest, out);
+        if (rc == 0 && !ctx->collecting)
+            rc = pout_copy(out, b + nds, nde - nds, ctx->err);
+        pos = nde;
+        close = nclose;
+    }
+    if (rc == 0)
+        rc = ptext_plain(ctx, b + pos, len - pos, flags, out);   /* epilogue */
+    return rc;
+}
+
+static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
+                       const struct entity_info *info, pout *out)
+{
+    unsigned flags = pscan_policy_flags(ctx->pol) & ~PSCAN_IP;
+    const char *t = info->type, *s = info->subtype;
+
+    if (strcmp(t, "multipart") == 0) {
+        if (info->boundary_len > 0 && info->cte == CTE_IDENTITY)
+            return body_multipart(ctx, b, len, depth, info, out);
+        if (info->cte != CTE_IDENTITY)   /* encoded multipart is invalid: leave it */
+            return ctx->collecting ? 0 : pout_copy(out, b, len, ctx->err);
+        return ptext_plain(ctx, b, len, flags, out);
+    }
+    /* text/rfc822-headers (bounces) is a header block: walked like a message, so its
+     * address headers give names and get their kinds of replacement. */
+    if ((strcmp(t, "message") == 0 &&
+         (strcmp(s, "rfc822") == 0 || strcmp(s, "global") == 0 || strcmp(s, "news") == 0)) ||
+        (strcmp(t, "text") == 0 && strcmp(s, "rfc822-headers") == 0) ||
+        (strcmp(t, "message") == 0 && strcmp(s, "global-headers") == 0)) {
+        if (info->cte == CTE_IDENTITY)
+            return pmime_entity(ctx, b, len, depth + 1, false, out);
+        return body_encoded(ctx, b, len, depth, info, true, out);
+    }
+    if (strcmp(t, "text") == 0 || strcmp(t, "message") == 0) {
+        if (info->cte == CTE_IDENTITY)
+            return ptext_plain(ctx, b, len, flags | (strcmp(s, "html") == 0 ? PTEXT_HTML : 0),
+                               out);
+        if (ctx->collecting && !ctx->pol->names)
+            return 0;
+        return body_encoded(ctx, b, len, depth, info, false, out);
+    }
+    /* Binary and other attachments are left alone (their file names are in headers). */
+    return ctx->collecting ? 0 : pout_copy(out, b, len, ctx->err);
+}
+
+int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int depth,
+                 bool msg_default, pout *out)
+{
+    struct entity_info info = {.cte = CTE_IDENTITY};
+    size_t i = 0;
+    int rc = 0;
+
+    if (depth > PSEUDO_MAX_DEPTH) {
+        /* Absurd nesting: opaque text, scanned raw. */
+        return ptext_plain(ctx, p, len, pscan_policy_flags(ctx->pol) & ~PSCAN_IP, out);
+    }
+    while (i < len && rc == 0 && !blank_line(p, len, i)) {
+        size_t fs = i, fe = line_end(p, len, i);
+        while (fe < len && (p[fe] == ' ' || p[fe] == '\t'))
+            fe = line_end(p, len, fe);
+        rc = header_field(ctx, p, fs, fe, &info, out);
+        i = fe;
+    }
+    if (rc != 0)
+        return rc;
+    if (i < len) {
+        size_t b = line_end(p, len, i);   /* the blank line */
+        if (!ctx->collecting)
+            rc = pout_copy(out, p + i, b - i, ctx->err);
+        i = b;
+    }
+    if (!info.has_type) {
+        strcpy(info.type, msg_default ? "message" : "text");
+        strcpy(info.subtype, msg_default ? "rfc822" : "plain");
+    }
+    if (rc == 0 && i < len)
+        rc = body_entity(ctx, p + i, len - i, depth, &info, out);
+    return rc;
+}

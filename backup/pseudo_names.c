@@ -1,0 +1,513 @@
+/* pseudo_names.c — display names taken from address headers, and finding them again in
+ * the message text (salutations, signatures, subjects).  A name is matched as written in
+ * UTF-8 and in ISO-8859-1 (parts are often Latin-1 while headers are UTF-8), ignoring
+ * case for ASCII and Latin-1 letters (æ/Æ, ø/Ø, å/Å ...), across a line break. */
+#include "backup/pseudo_int.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistr.h>
+
+/* Bounds the work per word start on hostile input (thousands of recipients). */
+#define PNAMES_MAX_PATTERNS 1024
+
+void pnames_init(pnames *n)
+{
+    memset(n, 0, sizeof *n);
+}
+
+void pnames_free(pnames *n)
+{
+    for (size_t i = 0; i < n->n_pats; i++)
+        free(n->pats[i].pat);
+    for (size_t i = 0; i < n->n_canon; i++)
+        free(n->canon[i]);
+    free(n->pats);
+    free(n->canon);
+    free(n->canon_len);
+    free(n->khash);
+    free(n->next);
+    free(n->heads);
+    memset(n, 0, sizeof *n);
+}
+
+static unsigned char fold_ascii(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+static unsigned char fold_latin1(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return (unsigned char)(c + 32);
+    if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
+        return (unsigned char)(c + 32);
+    return c;
+}
+
+/* UTF-8: the Latin-1 supplement capitals are C3 80..9E; their small letters C3 A0..BE. */
+static unsigned char fold_utf8(unsigned char prev, unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return (unsigned char)(c + 32);
+    if (prev == 0xC3 && c >= 0x80 && c <= 0x9E && c != 0x97)
+        return (unsigned char)(c + 32);
+    return c;
+}
+
+static bool utf8_cont_byte(unsigned char c)
+{
+    return (c & 0xC0) == 0x80;
+}
+
+static bool word_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           c == '_' || c >= 0x80;
+}
+
+static bool has_letter(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] >= 0xC0)
+            return true;
+    return false;
+}
+
+static int canon_add(pnames *n, const unsigned char *v, size_t len, size_t *idx,
+                     mr_error *err)
+{
+    unsigned char *norm = NULL;
+    size_t nlen = 0;
+    int rc = ptoken_normalise(PSEUDO_NAME, v, len, &norm, &nlen, err);
+
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n->n_canon; i++) {
+        if (n->canon_len[i] == nlen && memcmp(n->canon[i], norm, nlen) == 0) {
+            free(norm);
+            *idx = i;
+            return 0;
+        }
+    }
+    if (n->n_canon == n->cap_canon) {
+        size_t cap = n->cap_canon ? n->cap_canon * 2 : 16;
+        unsigned char **nc = realloc(n->canon, cap * sizeof *nc);
+        size_t *nl;
+        if (nc == NULL) {
+            free(norm);
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+        }
+        n->canon = nc;
+        nl = realloc(n->canon_len, cap * sizeof *nl);
+        if (nl == NULL) {
+            free(norm);
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+        }
+        n->canon_len = nl;
+        n->cap_canon = cap;
+    }
+    n->canon[n->n_canon] = norm;
+    n->canon_len[n->n_canon] = nlen;
+    *idx = n->n_canon++;
+    return 0;
+}
+
+/* Takes ownership of pat; the caller has checked that it is new. */
+static int pat_push(pnames *n, unsigned char *pat, size_t len, bool latin1, bool exact,
+                    size_t canon, mr_error *err)
+{
+    if (n->n_pats == n->cap_pats) {
+        size_t cap = n->cap_pats ? n->cap_pats * 2 : 16;
+        struct pname_pat *np = realloc(n->pats, cap * sizeof *np);
+        if (np == NULL) {
+            free(pat);
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+        }
+        n->pats = np;
+        n->cap_pats = cap;
+    }
+    n->pats[n->n_pats++] = (struct pname_pat){
+        .pat = pat, .len = len, .latin1 = latin1, .exact_case = exact, .canon = canon};
+    n->prepared = false;
+    return 0;
+}
+
+static bool pat_exists(const pnames *n, const unsigned char *pat, size_t len, bool latin1,
+                       bool exact)
+{
+    for (size_t i = 0; i < n->n_pats; i++) {
+        const struct pname_pat *p = &n->pats[i];
+        if (p->len == len && p->latin1 == latin1 && p->exact_case == exact &&
+            memcmp(p->pat, pat, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int pat_push_copy(pnames *n, const unsigned char *pat, size_t len, bool latin1,
+                         bool exact, size_t canon, mr_error *err)
+{
+    unsigned char *c;
+
+    if (pat_exists(n, pat, len, latin1, exact))
+        return 0;
+    c = malloc(len ? len : 1);
+    if (c == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+    memcpy(c, pat, len);
+    return pat_push(n, c, len, latin1, exact, canon, err);
+}
+
+/* One pattern (a whole name or a part) in UTF-8, plus its Latin-1 form when it has one. */
+static int pattern_add(pnames *n, const unsigned char *s, size_t len, mr_error *err)
+{
+    size_t canon = 0, chars = 0;
+    bool exact, latin1_ok = true, any8 = false;
+    unsigned char ubuf[256], lbuf[256], *u = ubuf, *l = lbuf;
+    int rc;
+
+    if (len == 0 || n->n_pats + 2 > PNAMES_MAX_PATTERNS || !has_letter(s, len))
+        return 0;
+    if (u8_check(s, len) != NULL)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        chars += !utf8_cont_byte(s[i]);
+    if (chars < 2)
+        return 0;
+    /* Two-letter names ("Bo") are also ordinary words; only their capitalised form is
+     * taken as the name. */
+    exact = chars < 3;
+    if (len > sizeof ubuf) {
+        u = malloc(len);
+        l = malloc(len);
+        if (u == NULL || l == NULL) {
+            free(u);
+            free(l);
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+        }
+    }
+    size_t ll = 0;
+    for (size_t i = 0; i < len; i++) {
+        u[i] = exact ? s[i] : fold_utf8(i > 0 ? s[i - 1] : 0, s[i]);
+        if (s[i] < 0x80) {
+            l[ll++] = exact ? s[i] : fold_latin1(s[i]);
+        } else if ((s[i] == 0xC2 || s[i] == 0xC3) && i + 1 < len && utf8_cont_byte(s[i + 1])) {
+            unsigned char c = (unsigned char)(((s[i] & 0x1F) << 6) | (s[i + 1] & 0x3F));
+            l[ll++] = exact ? c : fold_latin1(c);
+            any8 = true;
+            i++;
+            u[i] = exact ? s[i] : fold_utf8(s[i - 1], s[i]);
+        } else {
+            latin1_ok = false;
+        }
+    }
+    /* The same name seen again (every header, every pass): its folded pattern already
+     * exists, and with it its canonical value and Latin-1 form (both follow from the
+     * folded pattern), so there is nothing to normalise or add. */
+    rc = 0;
+    if (!pat_exists(n, u, len, false, exact)) {
+        rc = canon_add(n, s, len, &canon, err);
+        if (rc == 0)
+            rc = pat_push_copy(n, u, len, false, exact, canon, err);
+        if (rc == 0 && latin1_ok && any8)
+            rc = pat_push_copy(n, l, ll, true, exact, canon, err);
+    }
+    if (u != ubuf) {
+        free(u);
+        free(l);
+    }
+    return rc;
+}
+
+int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err)
+{
+    unsigned char stack[512], *clean = stack;
+    size_t k = 0;
+    bool pending = false;
+    int rc;
+
+    if (memchr(utf8, '@', len) != NULL)
+        return 0;   /* an address used as display name is replaced as an address */
+    if (len + 1 > sizeof stack) {
+        clean = malloc(len + 1);
+        if (clean == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+    }
+    /* Drop quotes and escapes, collapse blanks: what a reader sees of the name. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = utf8[i];
+        if (c == '"' || c == '\\' || c == '(' || c == ')' || c == '<' || c == '>')
+            continue;
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            pending = k > 0;
+            continue;
+        }
+        if (pending)
+            clean[k++] = ' ';
+        pending = false;
+        clean[k++] = c;
+    }
+    while (k > 0 && (clean[k - 1] == ',' || clean[k - 1] == '.' || clean[k - 1] == ' '))
+        k--;
+    rc = pattern_add(n, clean, k, err);
+    /* Parts: "Mette Hansen" -> "Mette", "Hansen"; "Hansen, Mette"; "Anne-Mette" also
+     * gives "Anne" and "Mette". */
+    for (size_t s = 0; rc == 0 && s < k;) {
+        size_t e = s;
+        while (e < k && clean[e] != ' ' && clean[e] != ',' && clean[e] != '.' &&
+               clean[e] != '/')
+            e++;
+        if (e > s && e - s < k) {
+            rc = pattern_add(n, clean + s, e - s, err);
+            for (size_t a = s; rc == 0 && a < e;) {
+                size_t b = a;
+                while (b < e && clean[b] != '-')
+                    b++;
+                if (b - a < e - s)
+                    rc = pattern_add(n, clean + a, b - a, err);
+                a = b + 1;
+            }
+        }
+        s = e + 1;
+    }
+    if (clean != stack)
+        free(clean);
+    return rc;
+}
+
+struct len_idx {
+    size_t len, idx;
+};
+
+static int cmp_len_desc(const void *a, const void *b)
+{
+    const struct len_idx *x = a, *y = b;
+
+    if (x->len != y->len)
+        return x->len < y->len ? 1 : -1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static unsigned char first_key(const struct pname_pat *p)
+{
+    return p->latin1 ? fold_latin1(p->pat[0]) : fold_ascii(p->pat[0]);
+}
+
+/* Hash of the folded first word of t[i, we) as a pattern of this variant would have it. */
+static uint64_t word_hash(const unsigned char *t, size_t i, size_t we, bool latin1)
+{
+    uint64_t h = 1469598103934665603ULL;   /* same seed: ASCII words hash alike in both */
+
+    for (size_t j = i; j < we; j++) {
+        unsigned char c = latin1 ? fold_latin1(t[j]) : fold_utf8(j > i ? t[j - 1] : 0, t[j]);
+        h = (h ^ c) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static uint64_t pat_key_hash(const struct pname_pat *p)
+{
+    size_t we = 0;
+
+    while (we < p->len && we < 256 && word_byte(p->pat[we]))
+        we++;
+    /* Patterns are stored folded unless exact_case; hash the folded form either way.
+     * Folding is idempotent, so folding a folded pattern changes nothing. */
+    return word_hash(p->pat, 0, we, p->latin1);
+}
+
+/* Runs before every text is scanned, and again whenever a name was learnt: kept cheap
+ * (no per-byte-value buckets, only what pnames_match and the scanner's first-byte filter
+ * use). */
+int pnames_prepare(pnames *n, mr_error *err)
+{
+    struct len_idx stack_li[64], *li = stack_li;
+    size_t nh = 16;
+    bool keys[2][256];
+
+    if (n->prepared)
+        return 0;
+    memset(n->first, 0, sizeof n->first);
+    if (n->n_pats == 0) {
+        n->n_heads = 0;
+        n->prepared = true;
+        return 0;
+    }
+    while (nh < n->n_pats * 2)
+        nh *= 2;
+    if (n->n_pats > n->cap_index || nh > n->cap_heads) {
+        size_t cap = n->n_pats > n->cap_index ? n->cap_pats : n->cap_index;
+        size_t hcap = nh > n->cap_heads ? nh : n->cap_heads;
+        uint64_t *kh = realloc(n->khash, cap * sizeof *kh);
+        if (kh == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+        n->khash = kh;
+        size_t *nx = realloc(n->next, cap * sizeof *nx);
+        if (nx == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+        n->next = nx;
+        n->cap_index = cap;
+        size_t *hd = realloc(n->heads, 2 * hcap * sizeof *hd);
+        if (hd == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+        n->heads = hd;
+        n->cap_heads = hcap;
+    }
+    if (n->n_pats > sizeof stack_li / sizeof stack_li[0]) {
+        li = malloc(n->n_pats * sizeof *li);
+        if (li == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
+    }
+    for (size_t i = 0; i < n->n_pats; i++)
+        li[i] = (struct len_idx){n->pats[i].len, i};
+    qsort(li, n->n_pats, sizeof *li, cmp_len_desc);
+    {
+        size_t *tails = n->heads + nh;
+        n->n_heads = nh;
+        for (size_t h = 0; h < nh; h++)
+            n->heads[h] = tails[h] = SIZE_MAX;
+        memset(keys, 0, sizeof keys);
+        /* Appending in longest-first order keeps every chain longest first. */
+        for (size_t i = 0; i < n->n_pats; i++) {
+            size_t p = li[i].idx, slot;
+            n->khash[p] = pat_key_hash(&n->pats[p]);
+            n->next[p] = SIZE_MAX;
+            slot = n->khash[p] & (nh - 1);
+            if (tails[slot] == SIZE_MAX)
+                n->heads[slot] = p;
+            else
+                n->next[tails[slot]] = p;
+            tails[slot] = p;
+            keys[n->pats[p].latin1][first_key(&n->pats[p])] = true;
+        }
+    }
+    if (li != stack_li)
+        free(li);
+    /* A text byte can start a pattern when it folds (as that pattern's variant folds) to
+     * some pattern's folded first byte. */
+    for (int b = 0; b < 256; b++)
+        n->first[b] = keys[0][fold_ascii((unsigned char)b)] ||
+                      keys[1][fold_latin1((unsigned char)b)];
+    n->prepared = true;
+    return 0;
+}
+
+static bool is_blank(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Length of the text matched by pattern p at t[i], 0 if none. */
+static size_t pat_match(const struct pname_pat *p, const unsigned char *t, size_t len, size_t i)
+{
+    size_t j = i;
+
+    for (size_t k = 0; k < p->len; k++) {
+        unsigned char pc = p->pat[k];
+        if (pc == ' ') {
+            /* A blank in the name matches blanks with at most one line break. */
+            size_t s = j;
+            while (j < len && is_blank(t[j]))
+                j++;
+            if (j < len && t[j] == '\r' && j + 1 < len && t[j + 1] == '\n')
+                j += 2;
+            else if (j < len && t[j] == '\n')
+                j++;
+            while (j < len && is_blank(t[j]))
+                j++;
+            if (j == s)
+                return 0;
+            continue;
+        }
+        if (j >= len)
+            return 0;
+        unsigned char tc = t[j];
+        if (!p->exact_case)
+            tc = p->latin1 ? fold_latin1(tc) : fold_utf8(j > i ? t[j - 1] : 0, tc);
+        if (tc != pc)
+            return 0;
+        j++;
+    }
+    if (j < len && word_byte(t[j]))
+        return 0;
+    return j - i;
+}
+
+size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t i, size_t we,
+                    size_t *canon)
+{
+    size_t best = 0;
+    bool ascii = true;
+    uint64_t h[2];
+
+    if (n->n_heads == 0)
+        return 0;
+    for (size_t j = i; j < we && ascii; j++)
+        ascii = t[j] < 0x80;
+    /* Both variants fold ASCII alike: one hash and one chain walk for an ASCII word. */
+    h[0] = word_hash(t, i, we, false);
+    h[1] = ascii ? h[0] : word_hash(t, i, we, true);
+    for (int v = 0; v < (ascii ? 1 : 2); v++) {
+        for (size_t p = n->heads[h[v] & (n->n_heads - 1)]; p != SIZE_MAX; p = n->next[p]) {
+            const struct pname_pat *pp = &n->pats[p];
+            size_t m;
+            if (n->khash[p] != h[pp->latin1] || (!ascii && pp->latin1 != (v == 1)))
+                continue;
+            if (pp->len <= best)
+                break;  /* longest first: nothing longer follows in this chain */
+            m = pat_match(pp, t, len, i);
+            if (m > best) {
+                best = m;
+                *canon = pp->canon;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+void paddrs_free(paddrs *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    free(a->lens);
+    memset(a, 0, sizeof *a);
+}
+
+int paddrs_add(paddrs *a, const unsigned char *norm, size_t len, mr_error *err)
+{
+    unsigned char *c;
+
+    if (len < 3)
+        return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->lens[i] == len && memcmp(a->v[i], norm, len) == 0)
+            return 0;
+    if (a->n >= PNAMES_MAX_PATTERNS)
+        return 0;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        unsigned char **nv = realloc(a->v, cap * sizeof *nv);
+        size_t *nl;
+        if (nv == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for addresses");
+        a->v = nv;
+        nl = realloc(a->lens, cap * sizeof *nl);
+        if (nl == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for addresses");
+        a->lens = nl;
+        a->cap = cap;
+    }
+    c = malloc(len + 1);
+    if (c == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory for addresses");
+    memcpy(c, norm, len);
+    c[len] = '\0';
+    a->v[a->n] = c;
+    a->lens[a->n++] = len;
+    return 0;
+}

@@ -1,0 +1,730 @@
+/* pseudo_scan.c — finds identifiers in one buffer of (decoded) text.
+ * Hand-written scanners, no regex: every byte is looked at a bounded number of times, so
+ * a hostile message cannot make this slow.  Two phases: e-mail addresses first (found
+ * from each '@', so that a name or digits inside an address are not taken separately),
+ * then one left-to-right pass for CPR, phone, IP, names and token-shaped text. */
+#include "backup/pseudo_int.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline bool is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline bool is_alnum(unsigned char c)
+{
+    return is_digit(c) || is_alpha(c);
+}
+
+static inline bool is_hex(unsigned char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Bytes that continue a word: ASCII letters and digits, '_' and every 8-bit byte. */
+#define W16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+static const unsigned char WORD[256] = {
+    W16(0), W16(0),
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,          /* ' ' .. '/' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,          /* '0' .. '?' */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,          /* '@' .. 'O' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,          /* 'P' .. '_' */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,          /* '`' .. 'o' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,          /* 'p' .. DEL */
+    W16(1), W16(1), W16(1), W16(1), W16(1), W16(1), W16(1), W16(1),
+};
+#undef W16
+
+static inline bool word_byte(unsigned char c)
+{
+    return WORD[c] != 0;
+}
+
+static inline bool local_char(unsigned char c)
+{
+    return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '-';
+}
+
+static inline bool domain_char(unsigned char c)
+{
+    return is_alnum(c) || c == '-';
+}
+
+static unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+unsigned pscan_policy_flags(const struct pseudo_policy *pol)
+{
+    unsigned f = PSCAN_ESCAPE;
+
+    if (pol->emails)
+        f |= PSCAN_EMAIL;
+    if (pol->cpr)
+        f |= PSCAN_CPR;
+    if (pol->phones)
+        f |= PSCAN_PHONE;
+    if (pol->names)
+        f |= PSCAN_NAME;
+    if (pol->ips)
+        f |= PSCAN_IP;
+    return f;
+}
+
+/* ---- e-mail addresses ---------------------------------------------------------------- */
+
+struct span {
+    size_t start, end;
+};
+
+struct spans {
+    struct span *v;
+    size_t n, cap;
+};
+
+static int spans_push(struct spans *s, size_t a, size_t b, mr_error *err)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        struct span *nv = realloc(s->v, cap * sizeof *nv);
+        if (nv == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory scanning addresses");
+        s->v = nv;
+        s->cap = cap;
+    }
+    s->v[s->n++] = (struct span){a, b};
+    return 0;
+}
+
+/* The address around t[at] == '@', not starting before lo; false if it is none. */
+static bool email_at(const unsigned char *t, size_t len, size_t at, size_t lo, size_t *s_out,
+                     size_t *e_out)
+{
+    size_t s = at, e = at + 1, labels = 0, last_label = 0, label_start;
+    bool tld_alpha = true;
+
+    while (s > lo && local_char(t[s - 1]))
+        s--;
+    while (s < at && (t[s] == '.' || t[s] == '-'))
+        s++;
+    if (s == at)
+        return false;
+    while (e < len && (domain_char(t[e]) || t[e] == '.'))
+        e++;
+    while (e > at + 1 && (t[e - 1] == '.' || t[e - 1] == '-'))
+        e--;
+    if (e == at + 1)
+        return false;
+    /* Labels must be non-empty; the last (top-level) one alphabetic, two or more. */
+    label_start = at + 1;
+    for (size_t i = at + 1; i <= e; i++) {
+        if (i == e || t[i] == '.') {
+            if (i == label_start)
+                return false;
+            labels++;
+            last_label = i - label_start;
+            tld_alpha = true;
+            for (size_t k = label_start; k < i; k++)
+                if (!is_alpha(t[k]))
+                    tld_alpha = false;
+            if (i - label_start >= 4 && lower(t[label_start]) == 'x' &&
+                lower(t[label_start + 1]) == 'n' && t[label_start + 2] == '-' &&
+                t[label_start + 3] == '-')
+                tld_alpha = true;   /* IDN top-level domain in punycode */
+            label_start = i + 1;
+        }
+    }
+    if (labels < 2 || last_label < 2 || !tld_alpha)
+        return false;
+    *s_out = s;
+    *e_out = e;
+    return true;
+}
+
+static int find_emails(const unsigned char *t, size_t len, struct spans *out, mr_error *err)
+{
+    size_t lo = 0, i = 0;
+    const unsigned char *p;
+
+    while (i < len && (p = memchr(t + i, '@', len - i)) != NULL) {
+        size_t at = (size_t)(p - t), s, e;
+        if (email_at(t, len, at, lo, &s, &e)) {
+            int rc = spans_push(out, s, e, err);
+            if (rc != 0)
+                return rc;
+            lo = e;
+            i = e;
+        } else {
+            i = at + 1;
+        }
+    }
+    return 0;
+}
+
+/* Known personal addresses inside Message-ID-like headers, case-insensitively. */
+static int find_known(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
+                      pscan_emit emit, void *arg)
+{
+    size_t lo = 0, i = 0;
+    const unsigned char *p;
+
+    while (i < len && (p = memchr(t + i, '@', len - i)) != NULL) {
+        size_t at = (size_t)(p - t), best_s = 0, best_e = 0;
+        for (size_t k = 0; k < ctx->addrs.n; k++) {
+            const unsigned char *a = ctx->addrs.v[k];
+            size_t alen = ctx->addrs.lens[k];
+            const unsigned char *aat = memchr(a, '@', alen);
+            size_t l, s, m;
+            if (aat == NULL)
+                continue;
+            l = (size_t)(aat - a);
+            if (l > at || at - l < lo || alen - l > len - at)
+                continue;
+            s = at - l;
+            for (m = 0; m < alen && lower(t[s + m]) == a[m]; m++)
+                ;
+            if (m == alen && alen > best_e - best_s) {
+                best_s = s;
+                best_e = s + alen;
+            }
+        }
+        if (best_e > best_s) {
+            struct pmatch m = {.start = best_s, .end = best_e, .kind = PSEUDO_EMAIL};
+            int rc = emit(arg, &m);
+            if (rc != 0)
+                return rc;
+            lo = best_e;
+            i = best_e;
+        } else {
+            i = at + 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- digits: CPR, phone, IPv4 -------------------------------------------------------- */
+
+static size_t digit_run(const unsigned char *t, size_t len, size_t i)
+{
+    size_t j = i;
+
+    while (j < len && is_digit(t[j]))
+        j++;
+    return j - i;
+}
+
+static bool valid_date(const unsigned char *d)
+{
+    static const int dim[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int dd = (d[0] - '0') * 10 + (d[1] - '0');
+    int mm = (d[2] - '0') * 10 + (d[3] - '0');
+
+    return mm >= 1 && mm <= 12 && dd >= 1 && dd <= dim[mm - 1];
+}
+
+/* CPR at t[i] (a digit-run start): end offset or 0. */
+static size_t cpr_at(const unsigned char *t, size_t len, size_t i)
+{
+    size_t d = digit_run(t, len, i);
+
+    if (d == 10)
+        return valid_date(t + i) ? i + 10 : 0;
+    if (d == 6 && i + 11 <= len && (t[i + 6] == '-' || t[i + 6] == ' ') &&
+        digit_run(t, len, i + 7) == 4 && valid_date(t + i))
+        return i + 11;
+    return 0;
+}
+
+/* Danish phone number at t[i]: 12345678, 1234 5678, 12 34 56 78.  End or 0. */
+static size_t phone_at(const unsigned char *t, size_t len, size_t i)
+{
+    size_t d = digit_run(t, len, i);
+
+    if (d == 8)
+        return i + 8;
+    if (d == 4 && i + 9 <= len && t[i + 4] == ' ' && digit_run(t, len, i + 5) == 4)
+        return i + 9;
+    if (d == 2 && i + 11 <= len && t[i + 2] == ' ' && digit_run(t, len, i + 3) == 2 &&
+        t[i + 5] == ' ' && digit_run(t, len, i + 6) == 2 && t[i + 8] == ' ' &&
+        digit_run(t, len, i + 9) == 2)
+        return i + 11;
+    return 0;
+}
+
+/* "+45" / "0045" (optionally followed by one blank) then a phone number. */
+static size_t intl_phone_at(const unsigned char *t, size_t len, size_t i)
+{
+    size_t j;
+
+    if (t[i] == '+' && i + 3 <= len && t[i + 1] == '4' && t[i + 2] == '5')
+        j = i + 3;
+    else if (i + 4 <= len && memcmp(t + i, "0045", 4) == 0)
+        j = i + 4;
+    else
+        return 0;
+    bool spaced = j < len && t[j] == ' ';
+    if (spaced)
+        j++;
+    if (j >= len || !is_digit(t[j]))
+        return 0;
+    /* "+4512345678": the run after the prefix is the number itself. */
+    if (!spaced) {
+        if (digit_run(t, len, j) == 8)
+            return j + 8;
+        return 0;
+    }
+    return phone_at(t, len, j);
+}
+
+static size_t ipv4_at(const unsigned char *t, size_t len, size_t i)
+{
+    size_t j = i;
+
+    if (i > 0 && (t[i - 1] == '.' || is_alnum(t[i - 1])))
+        return 0;
+    for (int g = 0; g < 4; g++) {
+        size_t d = digit_run(t, len, j);
+        int v = 0;
+        if (d == 0 || d > 3)
+            return 0;
+        for (size_t k = 0; k < d; k++)
+            v = v * 10 + (t[j + k] - '0');
+        if (v > 255)
+            return 0;
+        j += d;
+        if (g < 3) {
+            if (j >= len || t[j] != '.')
+                return 0;
+            j++;
+        }
+    }
+    if (j < len && (is_alnum(t[j]) || (t[j] == '.' && j + 1 < len && is_digit(t[j + 1]))))
+        return 0;
+    return j;
+}
+
+static size_t ipv6_at(const unsigned char *t, size_t len, size_t i)
+{
+    size_t j = i, colons = 0, group = 0, dots = 0;
+    bool dbl = false;
+
+    while (j < len && (is_hex(t[j]) || t[j] == ':' || t[j] == '.'))
+        j++;
+    while (j > i && t[j - 1] == '.')
+        j--;
+    if (j < len && is_alnum(t[j]))
+        return 0;
+    for (size_t k = i; k < j; k++) {
+        if (t[k] == ':') {
+            if (k + 1 < j && t[k + 1] == ':') {
+                if (dbl || (k + 2 < j && t[k + 2] == ':'))
+                    return 0;
+                dbl = true;
+            }
+            if (dots)
+                return 0;
+            colons++;
+            group = 0;
+        } else if (t[k] == '.') {
+            dots++;
+            group = 0;
+        } else if (++group > 4) {
+            return 0;
+        }
+    }
+    if (colons < 2 || (!dbl && colons != 7 && !(colons == 6 && dots == 3)))
+        return 0;
+    if (dots != 0 && dots != 3)
+        return 0;
+    if (t[j - 1] == ':' && !(j - i >= 2 && t[j - 2] == ':'))
+        return 0;
+    if (t[i] == ':' && !(j - i >= 2 && t[i + 1] == ':'))
+        return 0;
+    return j;
+}
+
+/* ---- token-shaped text --------------------------------------------------------------- */
+
+static size_t token_shape_at(const unsigned char *t, size_t len, size_t i)
+{
+    static const char *const prefixes[] = {"CPR-", "TLF-", "Navn-", "IP-"};
+
+    for (size_t p = 0; p < sizeof prefixes / sizeof prefixes[0]; p++) {
+        size_t pl = strlen(prefixes[p]), k;
+        if (len - i < pl + PSEUDO_TOKEN_LEN || memcmp(t + i, prefixes[p], pl) != 0)
+            continue;
+        for (k = 0; k < PSEUDO_TOKEN_LEN; k++) {
+            unsigned char c = t[i + pl + k];
+            if (!((c >= 'a' && c <= 'z') || (c >= '2' && c <= '7')))
+                break;
+        }
+        if (k == PSEUDO_TOKEN_LEN &&
+            (i + pl + k == len || !word_byte(t[i + pl + k])))
+            return i + pl + k;
+    }
+    return 0;
+}
+
+/* ---- names by position: salutations and signatures ------------------------------------ */
+
+/* Names that are not in any address header still show up in fixed places: "Hej Søren",
+ * "Kære Mette," and the line after "Med venlig hilsen".  A capitalised word there (upper
+ * case then lower case, in ASCII, UTF-8 or Latin-1) is taken as a name. */
+
+static size_t upper_at(const unsigned char *t, size_t len, size_t i)
+{
+    if (i < len && t[i] >= 'A' && t[i] <= 'Z')
+        return 1;
+    if (i + 1 < len && t[i] == 0xC3 && t[i + 1] >= 0x80 && t[i + 1] <= 0x9E && t[i + 1] != 0x97)
+        return 2;
+    if (i < len && t[i] >= 0xC0 && t[i] <= 0xDE && t[i] != 0xD7 &&
+        !(i + 1 < len && (t[i + 1] & 0xC0) == 0x80))
+        return 1;
+    return 0;
+}
+
+static size_t lower_at(const unsigned char *t, size_t len, size_t i)
+{
+    if (i < len && t[i] >= 'a' && t[i] <= 'z')
+        return 1;
+    if (i + 1 < len && t[i] == 0xC3 && t[i + 1] >= 0x9F && t[i + 1] <= 0xBF && t[i + 1] != 0xB7)
+        return 2;
+    if (i < len && t[i] >= 0xDF && t[i] != 0xF7 && !(i + 1 < len && (t[i + 1] & 0xC0) == 0x80))
+        return 1;
+    return 0;
+}
+
+/* "Søren", "Anne-Mette": end of the capitalised word at i, or 0. */
+static size_t cap_word(const unsigned char *t, size_t len, size_t i)
+{
+    size_t j = i, n, lowers = 0;
+
+    for (;;) {
+        if ((n = upper_at(t, len, j)) == 0)
+            return 0;
+        j += n;
+        while ((n = lower_at(t, len, j)) != 0) {
+            j += n;
+            lowers++;
+        }
+        if (lowers == 0)
+            return 0;
+        if (j + 1 < len && t[j] == '-' && upper_at(t, len, j + 1)) {
+            j++;
+            continue;
+        }
+        break;
+    }
+    if (j < len && (is_alnum(t[j]) || t[j] >= 0x80))
+        return 0;
+    return j;
+}
+
+static bool stop_word(const unsigned char *t, size_t len)
+{
+    static const char *const words[] = {"Medlem", "Kunde", "Alle", "Jer", "Team", "Sir",
+                                        "Madam", "Tak", "Jeg", "Vi", "Du", "De", "Med",
+                                        "Venlig", "Hilsen", "Mvh", "Kontakt"};
+
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+        if (strlen(words[k]) == len && memcmp(words[k], t, len) == 0)
+            return true;
+    return false;
+}
+
+/* One to three capitalised words on one line from i; end in *end, false if none. */
+static bool name_words(const unsigned char *t, size_t len, size_t i, size_t *end)
+{
+    size_t j = i, e = 0, words = 0;
+
+    while (words < 3) {
+        size_t we = cap_word(t, len, j);
+        if (we == 0 || stop_word(t + j, we - j))
+            break;
+        e = we;
+        words++;
+        if (we < len && t[we] == ' ')
+            j = we + 1;
+        else
+            break;
+    }
+    if (words == 0)
+        return false;
+    *end = e;
+    return true;
+}
+
+static bool word_is(const unsigned char *t, size_t len, size_t i, const char *w, size_t l,
+                    size_t *end)
+{
+    if (len - i < l)
+        return false;
+    for (size_t k = 0; k < l; k++)
+        if (lower(t[i + k]) != (unsigned char)w[k])
+            return false;
+    if (i + l < len && (is_alnum(t[i + l]) || t[i + l] >= 0x80))
+        return false;
+    *end = i + l;
+    return true;
+}
+
+struct keyword {
+    const char *w;
+    size_t len;
+    bool sign;      /* sign-off (name on a following line) rather than greeting */
+};
+
+#define KW(s, sign) {s, sizeof s - 1, sign}
+static const struct keyword KEYWORDS[] = {
+    KW("hej", false), KW("k\xc3\xa6re", false), KW("k\xe6re", false), KW("kaere", false),
+    KW("hi", false), KW("hello", false), KW("dear", false), KW("goddag", false),
+    KW("hejsa", false), KW("hallo", false), KW("davs", false),
+    KW("hilsen", true), KW("hilsner", true), KW("mvh", true), KW("vh", true), KW("kh", true),
+    KW("regards", true), KW("cheers", true),
+};
+#undef KW
+
+/* A greeting or sign-off word at i: where the name after it starts, or 0. */
+/* Bit n set: some keyword starting with this letter is n bytes long (quick rejection). */
+static unsigned kw_lengths(unsigned char f)
+{
+    switch (f) {
+    case 'h': return 1u << 2 | 1u << 3 | 1u << 5 | 1u << 6 | 1u << 7;
+    case 'k': return 1u << 2 | 1u << 4 | 1u << 5;
+    case 'd': return 1u << 4;
+    case 'g': return 1u << 6;
+    case 'm': return 1u << 3;
+    case 'v': return 1u << 2;
+    case 'r': return 1u << 7;
+    case 'c': return 1u << 6;
+    default: return 0;
+    }
+}
+
+static inline bool kw_candidate(const unsigned char *t, size_t i, size_t we)
+{
+    size_t wl = we - i;
+
+    return wl >= 2 && wl <= 7 && (kw_lengths(lower(t[i])) >> wl & 1u);
+}
+
+/* The greeting or sign-off word t[i, we) (a whole word): where the name after it
+ * starts, or 0. */
+static size_t name_after_keyword(const unsigned char *t, size_t len, size_t i, size_t we)
+{
+    unsigned char f = lower(t[i]);
+    size_t e = 0, j, wl = we - i;
+    const struct keyword *kw = NULL;
+
+    /* Cheap filters first: this runs at every word start.  Keywords are 2 to 7 bytes. */
+    if (wl < 2 || wl > 7 || (f != 'h' && f != 'k' && f != 'd' && f != 'g' && f != 'm' &&
+                             f != 'v' && f != 'r' && f != 'c'))
+        return 0;
+    for (size_t k = 0; k < sizeof KEYWORDS / sizeof KEYWORDS[0]; k++) {
+        if ((unsigned char)KEYWORDS[k].w[0] == f && KEYWORDS[k].len == wl &&
+            word_is(t, len, i, KEYWORDS[k].w, KEYWORDS[k].len, &e)) {
+            kw = &KEYWORDS[k];
+            break;
+        }
+    }
+    if (kw == NULL)
+        return 0;
+    if (!kw->sign) {
+        j = e;
+        while (j < len && (t[j] == ' ' || t[j] == '\t'))
+            j++;
+        return (j > e && upper_at(t, len, j)) ? j : 0;
+    }
+    {
+        int breaks = 0;
+        j = e;
+        if (j < len && (t[j] == '.' || t[j] == ',' || t[j] == '!'))
+            j++;
+        /* Blanks, up to two line breaks and simple HTML (<br>, </p><p>) before the name. */
+        while (j < len && breaks <= 2) {
+            if (t[j] == ' ' || t[j] == '\t' || t[j] == '\r') {
+                j++;
+            } else if (t[j] == '\n') {
+                breaks++;
+                j++;
+            } else if (t[j] == '<') {
+                size_t g = j + 1;
+                while (g < len && g - j < 64 && t[g] != '>' && t[g] != '<')
+                    g++;
+                if (g >= len || t[g] != '>')
+                    return 0;
+                if (g - j >= 2 && (lower(t[j + 1]) == 'b' || lower(t[j + 1]) == 'p' ||
+                                   (t[j + 1] == '/' && (lower(t[j + 2]) == 'p' ||
+                                                        lower(t[j + 2]) == 'd'))))
+                    breaks++;
+                j = g + 1;
+            } else {
+                break;
+            }
+        }
+        return (breaks >= 1 && breaks <= 3 && upper_at(t, len, j)) ? j : 0;
+    }
+}
+
+/* ---- the pass ------------------------------------------------------------------------ */
+
+int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
+              unsigned flags, pscan_emit emit, void *arg, mr_error *err)
+{
+    struct spans em = {0};
+    bool names = (flags & PSCAN_NAME) && ctx->names.n_pats > 0;
+    size_t ei = 0, next_e, i = 0, forced_s = SIZE_MAX, forced_e = 0;
+    bool guess = (flags & PSCAN_NAME) != 0;
+    int rc = 0;
+
+    if (len == 0)
+        return 0;
+    if (flags & PSCAN_MSGID)
+        return (flags & PSCAN_EMAIL) ? find_known(ctx, t, len, emit, arg) : 0;
+    if (flags & PSCAN_EMAIL) {
+        rc = find_emails(t, len, &em, err);
+        if (rc != 0) {
+            free(em.v);
+            return rc;
+        }
+    }
+    /* Names learnt since the last prepare are not in the buckets yet: then no name
+     * matching in this text (callers prepare before each text; see ptext_plain). */
+    names = names && ctx->names.prepared;
+    const unsigned char *name_first = ctx->names.first;
+    next_e = em.n ? em.v[0].start : len;
+    while (i < len) {
+        unsigned char c = t[i];
+        struct pmatch m = {0};
+        size_t end = 0, we;
+
+        if (i == next_e) {
+            m.start = em.v[ei].start;
+            m.end = em.v[ei].end;
+            m.kind = PSEUDO_EMAIL;
+            rc = emit(arg, &m);
+            if (rc != 0)
+                break;
+            i = em.v[ei].end;
+            ei++;
+            next_e = ei < em.n ? em.v[ei].start : len;
+            continue;
+        }
+        /* Candidates start at a word start, or at '+' (phone) or ':' (IPv6). */
+        if (!WORD[c]) {
+            if (c == '+' && (flags & PSCAN_PHONE) && (i == 0 || !is_alnum(t[i - 1])) &&
+                (end = intl_phone_at(t, len, i)) != 0) {
+                m.kind = PSEUDO_PHONE;
+            } else if (c == ':' && (flags & PSCAN_IP) &&
+                       (i == 0 || !(is_alnum(t[i - 1]) || t[i - 1] == ':' || t[i - 1] == '.')) &&
+                       (end = ipv6_at(t, len, i)) != 0) {
+                m.kind = PSEUDO_IP;
+            } else {
+                i++;
+                continue;
+            }
+            we = i + 1;
+        } else {
+            we = i + 1;
+            while (we < len && WORD[t[we]])
+                we++;
+            if ((flags & PSCAN_IP) && is_hex(c) &&
+                (i == 0 || !(t[i - 1] == ':' || t[i - 1] == '.') ||
+                 (i >= 5 && lower(t[i - 5]) == 'i' && lower(t[i - 4]) == 'p' &&
+                  lower(t[i - 3]) == 'v' && t[i - 2] == '6' && t[i - 1] == ':'))) {
+                end = ipv6_at(t, len, i);
+                if (end == 0 && is_digit(c))
+                    end = ipv4_at(t, len, i);
+                if (end != 0)
+                    m.kind = PSEUDO_IP;
+            }
+            if (end == 0 && is_digit(c)) {
+                if ((flags & PSCAN_PHONE) && c == '0')
+                    end = intl_phone_at(t, len, i);
+                if (end != 0) {
+                    m.kind = PSEUDO_PHONE;
+                } else if ((flags & PSCAN_CPR) && (end = cpr_at(t, len, i)) != 0) {
+                    m.kind = PSEUDO_CPR;
+                } else if ((flags & PSCAN_PHONE) && (end = phone_at(t, len, i)) != 0) {
+                    m.kind = PSEUDO_PHONE;
+                }
+            } else if (end == 0 && (flags & PSCAN_ESCAPE) &&
+                       (c == 'C' || c == 'T' || c == 'N' || c == 'I') && we < len && t[we] == '-' &&
+                       (end = token_shape_at(t, len, i)) != 0) {
+                m.escape = true;
+                m.kind = c == 'C' ? PSEUDO_CPR : c == 'T' ? PSEUDO_PHONE
+                         : c == 'N' ? PSEUDO_NAME : PSEUDO_IP;
+            }
+            if (end == 0 && names && name_first[c] && !is_digit(c)) {
+                size_t canon = 0, ml = pnames_match(&ctx->names, t, len, i, we, &canon);
+                if (ml != 0) {
+                    end = i + ml;
+                    m.kind = PSEUDO_NAME;
+                    m.canon = canon;
+                }
+            }
+            if (end == 0 && i == forced_s) {
+                /* A name found by its position; the emitter learns it for the rest. */
+                end = forced_e;
+                m.kind = PSEUDO_NAME;
+                m.canon = SIZE_MAX;
+            }
+            if (guess && end == 0 && is_alpha(c) && (forced_s == SIZE_MAX || i >= forced_e)) {
+                size_t ns = kw_candidate(t, i, we) ? name_after_keyword(t, len, i, we) : 0, ne = 0;
+                if (ns != 0 && name_words(t, len, ns, &ne) && ne <= next_e) {
+                    forced_s = ns;
+                    forced_e = ne;
+                }
+            }
+        }
+        /* A candidate that runs into the next address is not one (the address wins). */
+        if (end != 0 && end <= next_e && !(end < len && is_digit(t[end]) && m.kind != PSEUDO_NAME)) {
+            m.start = i;
+            m.end = end;
+            rc = emit(arg, &m);
+            if (rc != 0)
+                break;
+            i = end;
+            continue;
+        }
+        /* Nothing starts inside a word: go to its end (never past the next address). */
+        i = we < next_e ? we : (i < next_e ? next_e : i + 1);
+    }
+    free(em.v);
+    return rc;
+}
+
+int pscan_learn(struct pseudo_ctx *ctx, const unsigned char *t, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t we, ns, ne = 0;
+        if (!WORD[t[i]]) {
+            i++;
+            continue;
+        }
+        we = i + 1;
+        while (we < len && WORD[t[we]])
+            we++;
+        ns = kw_candidate(t, i, we) ? name_after_keyword(t, len, i, we) : 0;
+        if (ns != 0 && name_words(t, len, ns, &ne)) {
+            int rc = pnames_add(&ctx->names, t + ns, ne - ns, ctx->err);
+            if (rc != 0)
+                return rc;
+            i = ne;
+            continue;
+        }
+        i = we;
+    }
+    return 0;
+}

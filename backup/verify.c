@@ -1,0 +1,137 @@
+/* verify.c — see verify.h. */
+#include "backup/verify.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backup/archive.h"
+#include "backup/reader.h"
+#include "backup/volume.h"
+#include "keys/keys.h"
+
+static int check_file(const char *dir, const char *name, unsigned long long size,
+                      const char *sha, mr_error *err)
+{
+    char path[4400], hex[VOLUME_SHA256_HEX];
+    unsigned long long got = 0;
+    int rc;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    rc = volume_file_hash(path, &got, hex, err);
+    if (rc == MR_E_NOTFOUND)
+        return mr_error_set(err, MR_E_NOTFOUND, "%s is missing", name);
+    if (rc != 0)
+        return rc;
+    if (got != size)
+        return mr_error_set(err, MR_E_TAMPERED, "%s: size %llu, manifest says %llu", name, got,
+                            size);
+    if (strcmp(hex, sha) != 0)
+        return mr_error_set(err, MR_E_TAMPERED, "%s: SHA-256 differs from the manifest", name);
+    return 0;
+}
+
+/* A vol-/reid- file the manifest does not list is someone's addition (or a leftover). */
+static int check_strays(const char *dir, const struct archive_manifest *m, mr_error *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int rc = 0;
+
+    if (d == NULL)
+        return mr_error_set(err, MR_E_IO, "cannot read %s", dir);
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        bool known = false;
+        if (strncmp(de->d_name, "vol-", 4) != 0 && strncmp(de->d_name, "reid-", 5) != 0)
+            continue;
+        for (size_t i = 0; i < m->n_volumes && !known; i++)
+            known = strcmp(de->d_name, m->volumes[i].name) == 0
+                    || strcmp(de->d_name, m->volumes[i].reid_name) == 0;
+        if (!known)
+            rc = mr_error_set(err, MR_E_TAMPERED, "%s is not listed in the manifest",
+                              de->d_name);
+    }
+    closedir(d);
+    return rc;
+}
+
+struct deep_ctx {
+    size_t messages;
+};
+
+static int count_msg(void *ctx, const struct reader_message *m, mr_error *err)
+{
+    (void)m;
+    (void)err;
+    ((struct deep_ctx *)ctx)->messages++;
+    return 0;
+}
+
+int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr_error *err)
+{
+    struct archive_manifest m;
+    EVP_PKEY *ck = NULL, *rk = NULL;
+    int rc;
+
+    memset(rep, 0, sizeof *rep);
+    rc = archive_manifest_read(opt->dir, opt->manifest_key, &m, err);
+    if (rc != 0)
+        return rc;
+    snprintf(rep->batch_id, sizeof rep->batch_id, "%s", m.batch_id);
+    for (size_t i = 0; rc == 0 && i < m.n_volumes; i++) {
+        const struct archive_volume *v = &m.volumes[i];
+        rc = check_file(opt->dir, v->name, v->size, v->sha256, err);
+        if (rc == 0)
+            rc = check_file(opt->dir, v->reid_name, v->reid_size, v->reid_sha256, err);
+        if (rc == 0)
+            rep->volumes++;
+    }
+    if (rc == 0)
+        rc = check_strays(opt->dir, &m, err);
+    if (rc == 0 && opt->vault_dir != NULL) {
+        if (!keys_epoch_present(opt->vault_dir, m.content_key_id))
+            rc = mr_error_set(err, MR_E_NOTFOUND, "content epoch key %s is missing from the "
+                              "vault", m.content_key_id);
+        else if (!keys_epoch_present(opt->vault_dir, m.reid_key_id))
+            rc = mr_error_set(err, MR_E_NOTFOUND, "reid epoch key %s is missing from the vault",
+                              m.reid_key_id);
+    }
+    if (rc == 0 && opt->deep) {
+        struct deep_ctx dc = { 0 };
+        if (opt->it_key == NULL)
+            rc = mr_error_set(err, MR_E_AUTH, "--deep needs IT's private key");
+        if (rc == 0)
+            rc = keys_epoch_unseal(opt->vault_dir, m.content_key_id, opt->it_key, opt->audit,
+                                   &ck, err);
+        if (rc == 0)
+            rc = keys_epoch_unseal(opt->vault_dir, m.reid_key_id,
+                                   opt->reid_key != NULL ? opt->reid_key : opt->it_key,
+                                   opt->audit, &rk, err);
+        if (rc == 0) {
+            struct reader_options ro = { .dir = opt->dir, .manifest = &m, .content_key = ck,
+                                         .reid_key = rk, .tmp_dir = opt->tmp_dir,
+                                         .fn = count_msg, .ctx = &dc };
+            rc = reader_run(&ro, err);
+        }
+        if (rc == 0 && dc.messages != m.message_count)
+            rc = mr_error_set(err, MR_E_TAMPERED, "%zu messages decrypted, manifest says %zu",
+                              dc.messages, m.message_count);
+        rep->messages = dc.messages;
+    }
+    if (opt->audit != NULL) {
+        const struct audit_field f[] = {
+            { "batch", m.batch_id },
+            { "depth", opt->deep ? "deep" : "host" },
+            { "status", rc == 0 ? "ok" : mr_status_name(rc) },
+        };
+        mr_error aerr;
+        int arc = audit_append(opt->audit, "batch.verify", f, 3, rc == 0 ? err : &aerr);
+        if (rc == 0)
+            rc = arc;
+    }
+    EVP_PKEY_free(ck);
+    EVP_PKEY_free(rk);
+    archive_manifest_clear(&m);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/*
+ * verify.h — `mailret verify BATCH`.
+ * Host side (no private keys): manifest HMAC, every volume and reid file present with the
+ * manifest's size and SHA-256, no stray volume files, both sealed epoch keys in the vault.
+ * Deep (IT side, --deep): additionally unseal the epoch keys with IT's key, decrypt every
+ * volume and reid file, and check every message's SHA-256 before and after
+ * re-identification against the index and the message count against the manifest.
+ * The first problem found is returned, naming the file (MR_E_TAMPERED, MR_E_NOTFOUND...).
+ */
+#ifndef MAILRET_BACKUP_VERIFY_H
+#define MAILRET_BACKUP_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/evp.h>
+
+#include "common/audit.h"
+#include "common/error.h"
+
+struct verify_options {
+    const char *dir;                    /* batch directory */
+    const char *vault_dir;
+    const unsigned char *manifest_key;  /* required on the host; NULL skips the HMAC */
+    bool deep;
+    EVP_PKEY *it_key;                   /* deep only */
+    EVP_PKEY *reid_key;                 /* deep only; NULL = it_key */
+    const char *tmp_dir;
+    audit_log *audit;
+};
+
+struct verify_report {
+    char batch_id[64];
+    size_t volumes;
+    size_t messages;                    /* deep: messages decrypted and checked */
+};
+
+int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr_error *err);
+
+#endif

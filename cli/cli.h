@@ -1,0 +1,75 @@
+/*
+ * cli.h — what every `mailret <command>` implementation receives and may use.
+ *
+ * Each command lives in cli/cmd_<name>.c and implements
+ *     int cmd_<name>(struct cli_ctx *ctx, int argc, char **argv);
+ * argv[0] is the command name; options are parsed with getopt_long by the command itself.
+ * The return value is the process exit status:
+ *     0 success, 1 failure (one-line error already printed), 2 usage error or
+ *     "not implemented yet"; `check` uses 0 ok / 1 warning / 2 violation.
+ * Every command prints its help for --help/-h and exits 0.
+ */
+#ifndef MAILRET_CLI_CLI_H
+#define MAILRET_CLI_CLI_H
+
+#include <stdbool.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE 2
+
+struct mr_config;
+
+struct cli_ctx {
+    const char *config_path;    /* -c FILE, or MAILRET_CONFIG, or /etc/mailret/mailret.conf */
+    bool config_explicit;       /* given with -c or MAILRET_CONFIG */
+    enum log_level log_level;   /* -v raises, -q lowers; the config file may set it too */
+    mr_log *log;                /* opened by main before the command runs (stderr) */
+};
+
+/* Load the configuration named in ctx; prints nothing, fills err (with file:line). */
+int cli_config_load(struct cli_ctx *ctx, struct mr_config **out, mr_error *err);
+
+/* Print "mailret <command>: <message>" on stderr for a failed call; returns
+ * CLI_EXIT_FAILURE.  The message is scrubbed (log_scrub) before it is printed. */
+int cli_fail(const char *command, const mr_error *err);
+
+/* Print a usage error plus "try 'mailret <command> --help'"; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* For a command not built yet: prints "<command>: not implemented yet", returns 2. */
+int cli_not_implemented(const char *command);
+
+/* Scheduled commands (purge, expire) wait this long for the run lock (--lock-wait): the
+ * monthly purge timer and the five-minute ingest timer fire together. */
+#define CLI_LOCK_WAIT_DEFAULT_S 900
+
+/* Parse a whole number of seconds 0..86400 (--lock-wait); false if it is not one. */
+bool cli_parse_seconds(const char *text, int *out);
+
+/* True if argv holds -h or --help (checked before any other parsing). */
+bool cli_wants_help(int argc, char **argv);
+
+#define CLI_COMMANDS(X) \
+    X(ingest, "copy casework mail from the shared mailboxes into the member system") \
+    X(purge, "back up and delete mail older than the monthly cutoff") \
+    X(backup, "archive mail older than the cutoff without deleting it") \
+    X(restore, "IT: restore archived mail (Maildir, mbox or IMAP)") \
+    X(verify, "verify a batch's manifest and volumes (--deep: decrypt, IT)") \
+    X(check, "compliance check of every batch and mailbox (exit 0/1/2)") \
+    X(expire, "crypto-shred and delete batches past their expiry") \
+    X(hold, "place or release a legal hold on a batch") \
+    X(erase, "record a person's erasure request as tokens in the ledger") \
+    X(keys, "key management: init-it, init-host, list") \
+    X(members, "member registry: import a CSV file") \
+    X(audit, "audit log: verify the hash chain")
+
+#define CLI_DECLARE(name, summary) int cmd_##name(struct cli_ctx *ctx, int argc, char **argv);
+CLI_COMMANDS(CLI_DECLARE)
+#undef CLI_DECLARE
+
+#endif

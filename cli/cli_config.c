@@ -1,0 +1,49 @@
+/* cli_config.c — cli_config_load (cli.h): the configuration for a command, and the
+ * logging settings it carries. */
+#include <stddef.h>
+
+#include "cli/cli.h"
+#include "common/config.h"
+
+/* The file's [log] settings replace main's stderr logger, except that a -v/-q given on
+ * the command line (anything but the default level) wins over the file's level. */
+static int apply_log_settings(struct cli_ctx *ctx, const struct mr_config *cfg, mr_error *err)
+{
+    enum log_level level = ctx->log_level;
+    mr_log *log = NULL;
+    int rc;
+
+    if (cfg->log.level_set && ctx->log_level == LOG_LEVEL_INFO)
+        level = cfg->log.level;
+    if (cfg->log.file == NULL && level == ctx->log_level)
+        return 0;
+    rc = log_open(&log, level, cfg->log.file, err);
+    if (rc != 0)
+        return mr_error_prefix(err, "%s: [log] file", cfg->path);
+    log_close(ctx->log);
+    ctx->log = log;
+    ctx->log_level = level;
+    return 0;
+}
+
+int cli_config_load(struct cli_ctx *ctx, struct mr_config **out, mr_error *err)
+{
+    const char *path;
+    int rc;
+
+    if (ctx == NULL || out == NULL)
+        return mr_error_set(err, MR_E_INVALID, "cli_config_load: bad arguments");
+    *out = NULL;
+    path = ctx->config_path != NULL ? ctx->config_path : CONFIG_DEFAULT_PATH;
+    rc = config_load(path, out, err);
+    if (rc == MR_E_NOTFOUND && !ctx->config_explicit)
+        return mr_error_prefix(err, "no configuration (give -c FILE or set MAILRET_CONFIG)");
+    if (rc != 0)
+        return rc;
+    rc = apply_log_settings(ctx, *out, err);
+    if (rc != 0) {
+        config_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}

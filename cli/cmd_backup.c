@@ -1,0 +1,264 @@
+/* cmd_backup.c — `mailret backup`: archive mail older than the cutoff without deleting
+ * anything (from the configured IMAP mailboxes, or from a Maildir with --from-maildir).
+ * Maps the configuration onto archive_options; the work is backup/archive.c. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "backup/archive.h"
+#include "backup/maildir_source.h"
+#include "cli/cli.h"
+#include "common/audit.h"
+#include "common/config.h"
+#include "common/mrtime.h"
+#include "ingest/imap.h"
+#include "keys/keys.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mailret backup [--mailbox NAME] [--cutoff DATE | --all]\n"
+            "       mailret backup --from-maildir DIR --mailbox NAME [--cutoff DATE | --all]\n"
+            "\n"
+            "Archive messages older than the cutoff (default: 00:00 on the first day of this\n"
+            "month in [retention] timezone) into a new verified batch per mailbox, without\n"
+            "deleting anything.  Messages are pseudonymised, packed into volumes of at most\n"
+            "[archive] volume_size, compressed, encrypted to fresh epoch keys sealed to IT,\n"
+            "written, read back and verified; the batch's manifest is written last.\n"
+            "\n"
+            "  --mailbox NAME       only this configured mailbox (with --from-maildir: the\n"
+            "                       name the batch is filed under)\n"
+            "  --from-maildir DIR   read a Maildir instead of IMAP (UIDVALIDITY 1, UIDs in\n"
+            "                       file-name order, INTERNALDATE = mtime)\n"
+            "  --cutoff DATE        YYYY-MM-DD (local) or YYYY-MM-DDTHH:MM:SSZ\n"
+            "  --all                no cutoff: every message\n"
+            "Prints one line per batch: mailbox, batch id, messages, volumes, directory.\n");
+}
+
+struct backup_keys {
+    X509 *it, *reid;
+    pseudo_key pkey;
+    unsigned char mkey[KEYS_SECRET_LEN];
+    struct pseudo_policy policy;
+};
+
+static void keys_release(struct backup_keys *k)
+{
+    X509_free(k->it);
+    X509_free(k->reid);
+    OPENSSL_cleanse(&k->pkey, sizeof k->pkey);
+    OPENSSL_cleanse(k->mkey, sizeof k->mkey);
+}
+
+static int keys_prepare(const struct mr_config *cfg, struct backup_keys *k, mr_error *err)
+{
+    int rc = keys_cert_load(cfg->keys.it_cert, &k->it, err);
+
+    if (rc == 0)
+        rc = keys_cert_load(cfg->keys.reid_cert != NULL ? cfg->keys.reid_cert
+                                                        : cfg->keys.it_cert, &k->reid, err);
+    if (rc == 0)
+        rc = keys_secret_key_read(cfg->keys.pseudonym_key_file, k->pkey.bytes, err);
+    if (rc == 0)
+        rc = keys_secret_key_read(cfg->keys.manifest_key_file, k->mkey, err);
+    if (rc != 0)
+        return mr_error_prefix(err, "keys (run `mailret keys init-host` first?)");
+    pseudo_policy_default(&k->policy);
+    k->policy.emails = cfg->pseudonymisation.emails;
+    k->policy.cpr = cfg->pseudonymisation.cpr;
+    k->policy.phones = cfg->pseudonymisation.phones;
+    k->policy.names = cfg->pseudonymisation.names;
+    k->policy.ips = cfg->pseudonymisation.ips;
+    k->policy.own_addresses = (const char *const *)cfg->pseudonymisation.own_addresses.items;
+    k->policy.n_own_addresses = cfg->pseudonymisation.own_addresses.n;
+    k->policy.own_domains = (const char *const *)cfg->pseudonymisation.own_domains.items;
+    k->policy.n_own_domains = cfg->pseudonymisation.own_domains.n;
+    return 0;
+}
+
+struct imap_feed {
+    archive_batch *batch;
+    time_t cutoff;
+    size_t added;
+};
+
+struct imap_feed2 {
+    struct imap_feed base;
+    uint32_t uidvalidity;
+};
+
+static int feed_imap(void *ctx, const struct imap_message *msg, mr_error *err)
+{
+    struct imap_feed2 *f = ctx;
+    struct archive_message m = {
+        .uidvalidity = f->uidvalidity, .uid = msg->uid, .internaldate = msg->internaldate,
+        .internaldate_tz_min = msg->internaldate_tz_min, .flags = msg->flags,
+        .bytes = msg->body, .len = msg->body_len,
+    };
+    int rc;
+
+    if (f->base.cutoff != 0 && msg->internaldate >= f->base.cutoff)
+        return 0;
+    if (msg->oversized)
+        return mr_error_set(err, MR_E_LIMIT, "UID %u is larger than [imap] max_message_size",
+                            (unsigned)msg->uid);
+    rc = archive_batch_add(f->base.batch, &m, err);
+    if (rc == 0)
+        f->base.added++;
+    return rc;
+}
+
+static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, struct backup_keys *k,
+                     audit_log *audit, const char *mailbox, const char *maildir, time_t cutoff,
+                     mr_error *err)
+{
+    struct archive_options o = {
+        .archive_dir = cfg->archive.dir, .vault_dir = cfg->keys.vault_dir, .mailbox = mailbox,
+        .zone = cfg->retention.timezone, .period_end = cutoff,
+        .volume_size = (size_t)cfg->archive.volume_size,
+        .compression_level = cfg->archive.compression_level,
+        .workers = cfg->archive.workers > 0 ? (int)cfg->archive.workers
+                                            : (int)sysconf(_SC_NPROCESSORS_ONLN),
+        .content_holder = k->it, .reid_holder = k->reid,
+        .reid_holder_name = cfg->keys.reid_cert != NULL
+                                    && strcmp(cfg->keys.reid_cert, cfg->keys.it_cert) != 0
+                                ? "reid" : "it",
+        .pseudonym_key = &k->pkey, .policy = &k->policy, .manifest_key = k->mkey,
+        .audit = audit, .log = ctx->log,
+    };
+    archive_batch *b = NULL;
+    struct archive_result *res = NULL;
+    imap_conn *conn = NULL;
+    char *password = NULL;
+    size_t added = 0;
+    int rc;
+
+    o.created = time(NULL);
+    rc = mrtime_add_years(o.created, cfg->retention.years, cfg->retention.timezone, &o.expires,
+                          err);
+    if (rc != 0)
+        return rc;
+    if (maildir == NULL) {
+        struct imap_options io = {
+            .host = cfg->imap.host, .port = (int)cfg->imap.port,
+            .tls = cfg->imap.tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS,
+            .ca_file = cfg->imap.ca_file, .insecure_skip_verify = cfg->imap.insecure_skip_verify,
+            .user = cfg->imap.user, .connect_timeout_s = (int)cfg->imap.connect_timeout,
+            .io_timeout_s = (int)cfg->imap.io_timeout,
+            .max_literal = (size_t)cfg->imap.max_message_size,
+        };
+        rc = config_read_secret(cfg->imap.password_file, cfg->imap.password_env, &password, err);
+        if (rc == 0) {
+            io.password = password;
+            rc = imap_connect(&io, &conn, err);
+        }
+        config_secret_free(password);
+        if (rc != 0)
+            return rc;
+    }
+    rc = archive_batch_open(&o, &b, err);
+    if (rc == 0 && maildir != NULL)
+        rc = maildir_source_feed(maildir, cutoff, b, &added, err);
+    if (rc == 0 && maildir == NULL) {
+        struct imap_mailbox_info info;
+        uint32_t *uids = NULL;
+        size_t n = 0;
+        rc = imap_examine(conn, mailbox, &info, err);
+        if (rc == 0)
+            rc = imap_uid_search(conn, 1, 0, cutoff, &uids, &n, err);
+        if (rc == 0 && n > 0) {
+            struct imap_feed2 f = { .base = { .batch = b, .cutoff = cutoff },
+                                    .uidvalidity = info.uidvalidity };
+            rc = imap_uid_fetch_set(conn, uids, n, feed_imap, &f, err);
+            added = f.base.added;
+        }
+        free(uids);
+    }
+    imap_close(conn);
+    if (rc != 0) {
+        if (b != NULL)
+            archive_batch_abort(b);
+        return mr_error_prefix(err, "mailbox %s", mailbox);
+    }
+    if (added == 0) {
+        /* Nothing older than the cutoff: no empty batch (and no keys) left behind. */
+        archive_batch_abort(b);
+        printf("%s\tnothing to archive\n", mailbox);
+        return 0;
+    }
+    rc = archive_batch_close(b, &res, err);
+    if (rc != 0)
+        return mr_error_prefix(err, "mailbox %s", mailbox);
+    printf("%s\t%s\t%zu messages\t%zu volumes\t%s\n", mailbox, res->batch_id, res->n_messages,
+           res->n_volumes, res->dir);
+    archive_result_free(res);
+    return 0;
+}
+
+int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "mailbox", required_argument, NULL, 'm' },
+        { "from-maildir", required_argument, NULL, 'd' },
+        { "cutoff", required_argument, NULL, 'c' },
+        { "all", no_argument, NULL, 'a' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *mailbox = NULL, *maildir = NULL, *cutoff_text = NULL;
+    struct mr_config *cfg = NULL;
+    struct backup_keys k;
+    audit_log *audit = NULL;
+    bool all = false;
+    time_t cutoff = 0;
+    mr_error err;
+    int opt, rc;
+
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'm': mailbox = optarg; break;
+        case 'd': maildir = optarg; break;
+        case 'c': cutoff_text = optarg; break;
+        case 'a': all = true; break;
+        default: return cli_usage_error("backup", "unknown option");
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("backup", "unexpected argument '%s'", argv[optind]);
+    if (maildir != NULL && mailbox == NULL)
+        return cli_usage_error("backup", "--from-maildir needs --mailbox NAME");
+    if (all && cutoff_text != NULL)
+        return cli_usage_error("backup", "--all and --cutoff exclude each other");
+    mr_error_clear(&err);
+    memset(&k, 0, sizeof k);
+    rc = cli_config_load(ctx, &cfg, &err);
+    if (rc != 0)
+        return cli_fail("backup", &err);
+    if (cutoff_text != NULL)
+        rc = mrtime_parse(cutoff_text, cfg->retention.timezone, &cutoff, &err);
+    else if (!all)
+        rc = mrtime_month_start(time(NULL), cfg->retention.timezone, &cutoff, &err);
+    if (rc == 0)
+        rc = keys_prepare(cfg, &k, &err);
+    if (rc == 0)
+        rc = audit_open(&audit, cfg->audit.log, &err);
+    if (rc == 0 && maildir != NULL)
+        rc = run_batch(ctx, cfg, &k, audit, mailbox, maildir, cutoff, &err);
+    for (size_t i = 0; rc == 0 && maildir == NULL && i < cfg->mailboxes.n; i++) {
+        if (mailbox != NULL && strcmp(mailbox, cfg->mailboxes.items[i]) != 0)
+            continue;
+        rc = run_batch(ctx, cfg, &k, audit, cfg->mailboxes.items[i], NULL, cutoff, &err);
+    }
+    audit_close(audit);
+    keys_release(&k);
+    config_free(cfg);
+    return rc == 0 ? CLI_EXIT_OK : cli_fail("backup", &err);
+}

@@ -1,0 +1,192 @@
+/* cmd_keys.c — `mailret keys init-it | init-host | list`.  init-it runs on IT's machine
+ * without a configuration; the others read [keys] from the configuration file. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/audit.h"
+#include "common/config.h"
+#include "common/durable.h"
+#include "keys/keys.h"
+
+#define PSEUDONYM_SEALED_NAME "pseudonym-key.p7m"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mailret keys init-it --key FILE --cert FILE [--algo p256|rsa3072]\n"
+            "                            [--cn NAME] [--days N] [--passphrase-file FILE]\n"
+            "       mailret keys init-host --it-cert FILE [--reid-cert FILE]\n"
+            "       mailret keys list\n"
+            "\n"
+            "init-it    (IT's own machine) create IT's restore key pair: a private key\n"
+            "           encrypted with a passphrase (from --passphrase-file, a file that only\n"
+            "           its owner may read, or $MAILRET_IT_PASSPHRASE, or the terminal) and a\n"
+            "           self-signed certificate to hand to the host.  P-256 by default.\n"
+            "           Audited to --audit-log FILE if given.\n"
+            "init-host  (the mailret host) install IT's certificate (and the re-identification\n"
+            "           holder's, default IT's) where [keys] it_cert/reid_cert say, create the\n"
+            "           pseudonym key and the manifest key (0600) and seal a copy of the\n"
+            "           pseudonym key to IT into the vault (%s).  Refuses to\n"
+            "           replace existing keys.\n"
+            "list       key ids, kinds, holders, created, expires; never key material.\n",
+            PSEUDONYM_SEALED_NAME);
+}
+
+static int init_it(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "key", required_argument, NULL, 'k' },   { "cert", required_argument, NULL, 'c' },
+        { "algo", required_argument, NULL, 'a' },  { "cn", required_argument, NULL, 'n' },
+        { "days", required_argument, NULL, 'd' },
+        { "passphrase-file", required_argument, NULL, 'p' },
+        { "audit-log", required_argument, NULL, 'l' }, { NULL, 0, NULL, 0 },
+    };
+    struct keys_it_options o = { .algo = KEYS_ALGO_P256 };
+    struct keys_secret_source src = { .env = "MAILRET_IT_PASSPHRASE", .terminal = true,
+                                      .prompt = "New IT key passphrase: ", .confirm = true };
+    const char *audit_path = NULL;
+    char *pass = NULL, id[KEYS_ID_LEN + 1];
+    audit_log *audit = NULL;
+    mr_error err;
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'k': o.key_path = optarg; break;
+        case 'c': o.cert_path = optarg; break;
+        case 'n': o.common_name = optarg; break;
+        case 'd': o.days = atoi(optarg); break;
+        case 'p': src.file = optarg; break;
+        case 'l': audit_path = optarg; break;
+        case 'a':
+            if (strcmp(optarg, "p256") == 0 || strcmp(optarg, "P-256") == 0)
+                o.algo = KEYS_ALGO_P256;
+            else if (strcmp(optarg, "rsa3072") == 0 || strcmp(optarg, "RSA-3072") == 0)
+                o.algo = KEYS_ALGO_RSA3072;
+            else
+                return cli_usage_error("keys", "--algo must be p256 or rsa3072");
+            break;
+        default: return cli_usage_error("keys", "bad option for init-it");
+        }
+    }
+    if (o.key_path == NULL || o.cert_path == NULL)
+        return cli_usage_error("keys", "init-it needs --key and --cert");
+    mr_error_clear(&err);
+    rc = keys_secret_read(&src, &pass, &err);
+    if (rc == 0 && audit_path != NULL)
+        rc = audit_open(&audit, audit_path, &err);
+    if (rc == 0) {
+        o.passphrase = pass;
+        rc = keys_init_it(&o, audit, id, &err);
+    }
+    keys_secret_free(pass);
+    audit_close(audit);
+    if (rc != 0)
+        return cli_fail("keys", &err);
+    printf("IT key %s created\n  private key (keep with IT, never on the host): %s\n"
+           "  certificate (install on the host with `keys init-host`): %s\n",
+           id, o.key_path, o.cert_path);
+    return CLI_EXIT_OK;
+}
+
+static int init_host(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "it-cert", required_argument, NULL, 'i' },
+        { "reid-cert", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
+    };
+    struct keys_host_options o = { 0 };
+    struct mr_config *cfg = NULL;
+    audit_log *audit = NULL;
+    char sealed[4096];
+    mr_error err;
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'i': o.it_cert_source = optarg; break;
+        case 'r': o.reid_cert_source = optarg; break;
+        default: return cli_usage_error("keys", "bad option for init-host");
+        }
+    }
+    if (o.it_cert_source == NULL)
+        return cli_usage_error("keys", "init-host needs --it-cert FILE (IT's certificate)");
+    mr_error_clear(&err);
+    rc = cli_config_load(ctx, &cfg, &err);
+    if (rc != 0)
+        return cli_fail("keys", &err);
+    o.it_cert = cfg->keys.it_cert;
+    o.reid_cert = cfg->keys.reid_cert != NULL ? cfg->keys.reid_cert : cfg->keys.it_cert;
+    if (strcmp(o.reid_cert, o.it_cert) == 0 && o.reid_cert_source != NULL) {
+        config_free(cfg);
+        return cli_usage_error("keys", "--reid-cert given but [keys] reid_cert is not set");
+    }
+    o.pseudonym_key_file = cfg->keys.pseudonym_key_file;
+    o.manifest_key_file = cfg->keys.manifest_key_file;
+    snprintf(sealed, sizeof sealed, "%s/%s", cfg->keys.vault_dir, PSEUDONYM_SEALED_NAME);
+    o.pseudonym_key_sealed = sealed;
+    rc = durable_mkdirs(cfg->keys.vault_dir, 0700, &err);
+    if (rc == 0)
+        rc = audit_open(&audit, cfg->audit.log, &err);
+    if (rc == 0)
+        rc = keys_init_host(&o, audit, &err);
+    audit_close(audit);
+    if (rc == 0)
+        printf("host keys created: pseudonym key %s, manifest key %s, sealed copy %s\n",
+               o.pseudonym_key_file, o.manifest_key_file, sealed);
+    config_free(cfg);
+    return rc == 0 ? CLI_EXIT_OK : cli_fail("keys", &err);
+}
+
+static int list(struct cli_ctx *ctx)
+{
+    struct mr_config *cfg = NULL;
+    struct keys_entry *v = NULL;
+    size_t n = 0;
+    mr_error err;
+    int rc;
+
+    mr_error_clear(&err);
+    rc = cli_config_load(ctx, &cfg, &err);
+    if (rc != 0)
+        return cli_fail("keys", &err);
+    struct keys_list_options lo = {
+        .vault_dir = cfg->keys.vault_dir, .it_cert = cfg->keys.it_cert,
+        .reid_cert = cfg->keys.reid_cert, .pseudonym_key_file = cfg->keys.pseudonym_key_file,
+        .manifest_key_file = cfg->keys.manifest_key_file,
+    };
+    rc = keys_list(&lo, &v, &n, &err);
+    config_free(cfg);
+    if (rc != 0)
+        return cli_fail("keys", &err);
+    printf("%-32s  %-13s  %-20s  %-20s  %-20s  %s\n", "ID", "KIND", "HOLDER", "CREATED",
+           "EXPIRES", "BATCH");
+    for (size_t i = 0; i < n; i++) {
+        const struct keys_entry *e = &v[i];
+        printf("%-32s  %-13s  %-20s  %-20s  %-20s  %s%s\n", e->id, e->kind, e->holder,
+               e->created[0] ? e->created : "-", e->expires[0] ? e->expires : "-",
+               e->batch[0] ? e->batch : "-",
+               strncmp(e->kind, "epoch", 5) == 0 && !e->sealed_present ? " (shredded)" : "");
+    }
+    free(v);
+    return CLI_EXIT_OK;
+}
+
+int cmd_keys(struct cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0
+        || cli_wants_help(argc, argv)) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "init-it") == 0)
+        return init_it(argc - 1, argv + 1);
+    if (strcmp(argv[1], "init-host") == 0)
+        return init_host(ctx, argc - 1, argv + 1);
+    if (strcmp(argv[1], "list") == 0)
+        return list(ctx);
+    return cli_usage_error("keys", "unknown subcommand '%s'", argv[1]);
+}

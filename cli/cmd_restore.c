@@ -1,0 +1,320 @@
+/* cmd_restore.c — `mailret restore`, IT's command (see backup/restore.h).  Works with the
+ * configuration file or, on IT's own machine, with --archive-dir/--vault-dir/--audit-log. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "backup/pseudo.h"
+#include "backup/restore.h"
+#include "cli/cli.h"
+#include "common/audit.h"
+#include "common/config.h"
+#include "common/mrtime.h"
+#include "ingest/imap.h"
+#include "keys/keys.h"
+
+#define PSEUDONYM_SEALED_NAME "pseudonym-key.p7m"
+#define MAX_LIST 64
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mailret restore --reason TEXT --it-key FILE\n"
+            "                       (--maildir DIR | --mbox FILE | --imap-mailbox NAME)\n"
+            "                       [--batch ID]... [--mailbox NAME] [--from DATE] [--to DATE]\n"
+            "                       [--message-id ID] [--person ADDRESS|CPR]...\n"
+            "                       [--pseudonymised] [--ledger FILE]\n"
+            "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
+            "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
+            "\n"
+            "IT: restore archived mail, byte for byte, with its flags and INTERNALDATE.\n"
+            "The batch's epoch keys are unsealed with IT's private key; its passphrase comes\n"
+            "from --it-passphrase-file (readable by its owner only) or $MAILRET_IT_PASSPHRASE\n"
+            "or the terminal.  --reid-key (passphrase: --reid-passphrase-file or\n"
+            "$MAILRET_REID_PASSPHRASE) if re-identification is held by a second person.\n"
+            "\n"
+            "  --batch ID         a batch id or directory name (repeatable; default: all)\n"
+            "  --from/--to DATE   INTERNALDATE in [from, to): YYYY-MM-DD or ...THH:MM:SSZ\n"
+            "  --message-id ID    only this Message-ID\n"
+            "  --person VALUE     messages naming this address or CPR number (via its token;\n"
+            "                     needs the pseudonym key: --pseudonym-key, [keys], or the\n"
+            "                     copy sealed to IT in the vault)\n"
+            "  --pseudonymised    no re-identification: the archived bytes (content key only)\n"
+            "  --ledger FILE      erasure ledger (default <state dir>/erasure.ledger);\n"
+            "                     messages carrying a listed token are always left out\n"
+            "  --imap-mailbox NAME  APPEND into this mailbox on the configured [imap] server\n"
+            "                     (created if missing) with original flags and INTERNALDATE\n"
+            "  --reason TEXT      why, e.g. a ticket number (required; goes to the audit log;\n"
+            "                     never a person's name or address)\n");
+}
+
+static int load_private(const char *path, const char *pass_file, const char *env,
+                        const char *prompt, EVP_PKEY **out, mr_error *err)
+{
+    struct keys_secret_source src = { .file = pass_file, .env = env, .terminal = true,
+                                      .prompt = prompt };
+    char *pass = NULL;
+    int rc = keys_secret_read(&src, &pass, err);
+
+    if (rc == 0)
+        rc = keys_private_load(path, pass, out, err);
+    keys_secret_free(pass);
+    return rc;
+}
+
+/* IMAP APPEND as a restore destination.  \Recent cannot be set by a client. */
+struct imap_sink {
+    imap_conn *conn;
+    const char *mailbox;
+};
+
+static int imap_sink_put(void *ctx, const unsigned char *msg, size_t len, const char *flags,
+                         time_t internaldate, int tz_min, mr_error *err)
+{
+    struct imap_sink *s = ctx;
+    char clean[512] = "";
+    const char *p = flags != NULL ? flags : "";
+
+    while (*p != '\0') {
+        size_t n = strcspn(p, " ");
+        if (n > 0 && !(n == 7 && strncmp(p, "\\Recent", 7) == 0)
+            && strlen(clean) + n + 2 < sizeof clean) {
+            if (clean[0] != '\0')
+                strcat(clean, " ");
+            strncat(clean, p, n);
+        }
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return imap_append(s->conn, s->mailbox, clean, internaldate, tz_min, msg, len, err);
+}
+
+static int imap_sink_open(const struct mr_config *cfg, struct imap_sink *s, mr_error *err)
+{
+    struct imap_options io = {
+        .host = cfg->imap.host, .port = (int)cfg->imap.port,
+        .tls = cfg->imap.tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS,
+        .ca_file = cfg->imap.ca_file, .insecure_skip_verify = cfg->imap.insecure_skip_verify,
+        .user = cfg->imap.user, .connect_timeout_s = (int)cfg->imap.connect_timeout,
+        .io_timeout_s = (int)cfg->imap.io_timeout,
+        .max_literal = (size_t)cfg->imap.max_message_size,
+    };
+    char *password = NULL;
+    int rc = config_read_secret(cfg->imap.password_file, cfg->imap.password_env, &password,
+                                err);
+
+    if (rc == 0) {
+        io.password = password;
+        rc = imap_connect(&io, &s->conn, err);
+    }
+    config_secret_free(password);
+    if (rc == 0)
+        rc = imap_create(s->conn, s->mailbox, true, err);
+    return rc;
+}
+
+/* "kind:token" for an address or a CPR number. */
+static int person_token(const pseudo_key *pk, const char *value, char *out, size_t size,
+                        mr_error *err)
+{
+    char tok[PSEUDO_TOKEN_LEN + 1];
+    enum pseudo_kind kind = strchr(value, '@') != NULL ? PSEUDO_EMAIL : PSEUDO_CPR;
+    int rc = pseudo_token(pk, kind, value, tok, err);
+
+    if (rc != 0)
+        return mr_error_prefix(err, "--person");
+    snprintf(out, size, "%s:%s", pseudo_kind_name(kind), tok);
+    return 0;
+}
+
+static int load_pseudonym_key(const char *file, const char *vault, EVP_PKEY *it,
+                              pseudo_key *out, mr_error *err)
+{
+    char sealed[4096];
+    unsigned char *data = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (file != NULL && keys_secret_key_read(file, out->bytes, err) == 0)
+        return 0;
+    snprintf(sealed, sizeof sealed, "%s/%s", vault, PSEUDONYM_SEALED_NAME);
+    rc = keys_unseal_file(sealed, it, &data, &len, err);
+    if (rc != 0)
+        return mr_error_prefix(err, "pseudonym key");
+    if (len != PSEUDO_KEY_LEN)
+        rc = mr_error_set(err, MR_E_TAMPERED, "sealed pseudonym key has the wrong size");
+    else
+        memcpy(out->bytes, data, len);
+    keys_wipe_free(data, len);
+    return rc;
+}
+
+int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "reason", required_argument, NULL, 'r' },
+        { "it-key", required_argument, NULL, 'k' },
+        { "it-passphrase-file", required_argument, NULL, 'P' },
+        { "reid-key", required_argument, NULL, 'K' },
+        { "reid-passphrase-file", required_argument, NULL, 'Q' },
+        { "maildir", required_argument, NULL, 'M' },
+        { "mbox", required_argument, NULL, 'B' },
+        { "batch", required_argument, NULL, 'b' },
+        { "mailbox", required_argument, NULL, 'm' },
+        { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' },
+        { "message-id", required_argument, NULL, 'i' },
+        { "person", required_argument, NULL, 'p' },
+        { "pseudonymised", no_argument, NULL, 'z' },
+        { "ledger", required_argument, NULL, 'l' },
+        { "pseudonym-key", required_argument, NULL, 'y' },
+        { "archive-dir", required_argument, NULL, 'A' },
+        { "vault-dir", required_argument, NULL, 'V' },
+        { "audit-log", required_argument, NULL, 'L' },
+        { "tmp-dir", required_argument, NULL, 'T' },
+        { "imap-mailbox", required_argument, NULL, 'I' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct restore_options o = { .format = RESTORE_MAILDIR };
+    const char *it_key = NULL, *it_pass = NULL, *reid_key = NULL, *reid_pass = NULL;
+    const char *from = NULL, *to = NULL, *pkey_file = NULL, *audit_path = NULL;
+    const char *batches[MAX_LIST], *persons[MAX_LIST];
+    char *tokens[MAX_LIST] = { 0 }, ledger_default[4096];
+    size_t n_batches = 0, n_persons = 0;
+    struct mr_config *cfg = NULL;
+    audit_log *audit = NULL;
+    EVP_PKEY *it = NULL, *reid = NULL;
+    struct restore_stats st;
+    const char *zone = MRTIME_DEFAULT_ZONE;
+    pseudo_key pk;
+    struct imap_sink sink = { 0 };
+    mr_error err;
+    int opt, rc = 0;
+
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'r': o.reason = optarg; break;
+        case 'k': it_key = optarg; break;
+        case 'P': it_pass = optarg; break;
+        case 'K': reid_key = optarg; break;
+        case 'Q': reid_pass = optarg; break;
+        case 'M': o.format = RESTORE_MAILDIR; o.output = optarg; break;
+        case 'B': o.format = RESTORE_MBOX; o.output = optarg; break;
+        case 'b':
+            if (n_batches == MAX_LIST)
+                return cli_usage_error("restore", "too many --batch");
+            batches[n_batches++] = optarg;
+            break;
+        case 'm': o.mailbox = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 'i': o.message_id = optarg; break;
+        case 'p':
+            if (n_persons == MAX_LIST)
+                return cli_usage_error("restore", "too many --person");
+            persons[n_persons++] = optarg;
+            break;
+        case 'z': o.pseudonymised = true; break;
+        case 'l': o.ledger_path = optarg; break;
+        case 'y': pkey_file = optarg; break;
+        case 'A': o.archive_dir = optarg; break;
+        case 'V': o.vault_dir = optarg; break;
+        case 'L': audit_path = optarg; break;
+        case 'T': o.tmp_dir = optarg; break;
+        case 'I': o.format = RESTORE_SINK; sink.mailbox = optarg; o.output = optarg; break;
+        default: return cli_usage_error("restore", "unknown option");
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("restore", "unexpected argument '%s'", argv[optind]);
+    if (o.reason == NULL)
+        return cli_usage_error("restore", "--reason is required (it goes to the audit log)");
+    if (o.output == NULL)
+        return cli_usage_error("restore", "give --maildir DIR, --mbox FILE or --imap-mailbox");
+    if (it_key == NULL)
+        return cli_usage_error("restore", "--it-key FILE is required: only IT can restore");
+    mr_error_clear(&err);
+    /* The configuration is optional on IT's machine; explicit options win. */
+    if (o.archive_dir == NULL || o.vault_dir == NULL || audit_path == NULL
+        || ctx->config_explicit || o.format == RESTORE_SINK) {
+        rc = cli_config_load(ctx, &cfg, &err);
+        if (rc != 0)
+            return cli_fail("restore", &err);
+        if (o.archive_dir == NULL)
+            o.archive_dir = cfg->archive.dir;
+        if (o.vault_dir == NULL)
+            o.vault_dir = cfg->keys.vault_dir;
+        if (audit_path == NULL)
+            audit_path = cfg->audit.log;
+        if (pkey_file == NULL)
+            pkey_file = cfg->keys.pseudonym_key_file;
+        if (o.ledger_path == NULL) {
+            snprintf(ledger_default, sizeof ledger_default, "%s/erasure.ledger", cfg->state.dir);
+            if (access(ledger_default, F_OK) == 0)
+                o.ledger_path = ledger_default;
+            else
+                log_warn(ctx->log, "no erasure ledger at %s: restoring without one",
+                         ledger_default);
+        }
+        zone = cfg->retention.timezone;
+    }
+    if (from != NULL)
+        rc = mrtime_parse(from, zone, &o.from, &err);
+    if (rc == 0 && to != NULL)
+        rc = mrtime_parse(to, zone, &o.to, &err);
+    if (rc == 0)
+        rc = load_private(it_key, it_pass, "MAILRET_IT_PASSPHRASE", "IT key passphrase: ", &it,
+                          &err);
+    if (rc == 0 && reid_key != NULL && !o.pseudonymised)
+        rc = load_private(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
+                          "Re-identification key passphrase: ", &reid, &err);
+    if (rc == 0 && n_persons > 0) {
+        rc = load_pseudonym_key(pkey_file, o.vault_dir, it, &pk, &err);
+        for (size_t i = 0; rc == 0 && i < n_persons; i++) {
+            tokens[i] = malloc(PSEUDO_TOKEN_LEN + 16);
+            if (tokens[i] == NULL)
+                rc = mr_error_set(&err, MR_E_NOMEM, "out of memory");
+            else
+                rc = person_token(&pk, persons[i], tokens[i], PSEUDO_TOKEN_LEN + 16, &err);
+        }
+        OPENSSL_cleanse(&pk, sizeof pk);
+    }
+    if (rc == 0)
+        rc = audit_open(&audit, audit_path, &err);
+    if (rc == 0 && o.format == RESTORE_SINK) {
+        rc = imap_sink_open(cfg, &sink, &err);
+        o.sink = imap_sink_put;
+        o.sink_ctx = &sink;
+    }
+    if (rc == 0) {
+        o.batches = batches;
+        o.n_batches = n_batches;
+        o.tokens = (const char *const *)tokens;
+        o.n_tokens = n_persons;
+        o.it_key = it;
+        o.reid_key = reid;
+        o.audit = audit;
+        o.log = ctx->log;
+        rc = restore_run(&o, &st, &err);
+    }
+    if (rc == 0)
+        printf("restored %zu messages from %zu batches to %s; %zu left out by the erasure "
+               "ledger\n", st.restored, st.batches, o.output, st.erased);
+    imap_close(sink.conn);
+    audit_close(audit);
+    EVP_PKEY_free(it);
+    EVP_PKEY_free(reid);
+    for (size_t i = 0; i < n_persons; i++)
+        free(tokens[i]);
+    config_free(cfg);
+    return rc == 0 ? CLI_EXIT_OK : cli_fail("restore", &err);
+}

@@ -1,0 +1,119 @@
+/*
+ * main.c — `mailret [-c FILE] [-v|-q] <command> [options]`: global options, then dispatch
+ * to cmd_<command>() (cli/cmd_*.c).  Nothing here knows what a command does.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+
+#define DEFAULT_CONFIG "/etc/mailret/mailret.conf"
+
+struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(struct cli_ctx *ctx, int argc, char **argv);
+};
+
+#define CLI_ENTRY(name, summary) { #name, summary, cmd_##name },
+static const struct cli_command commands[] = { CLI_COMMANDS(CLI_ENTRY) };
+#undef CLI_ENTRY
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mailret [-c FILE] [-v|-q] <command> [options]\n"
+            "\n"
+            "Mail retention for the shared mailboxes of a Danish unemployment fund: casework\n"
+            "into the member system, a monthly purge behind a pseudonymised, encrypted backup\n"
+            "kept five years, restorable only by IT.\n"
+            "\n"
+            "Global options:\n"
+            "  -c, --config FILE  configuration file (default $MAILRET_CONFIG or %s)\n"
+            "  -v, --verbose      more log output (repeat for debug)\n"
+            "  -q, --quiet        errors only\n"
+            "  -V, --version      print the version\n"
+            "  -h, --help         this text; `mailret <command> --help` for a command\n"
+            "\n"
+            "Commands:\n",
+            DEFAULT_CONFIG);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nSecrets are read from files or the environment, never from the command line.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct cli_ctx ctx = { .log_level = LOG_LEVEL_INFO };
+    const char *env_config = getenv("MAILRET_CONFIG");
+    mr_error err;
+    int opt, status;
+
+    /* Restrictive by default: everything mailret creates (state, archives, keys) is
+     * private unless a module asks for more. */
+    umask(077);
+
+    ctx.config_path = DEFAULT_CONFIG;
+    if (env_config != NULL && *env_config != '\0') {
+        ctx.config_path = env_config;
+        ctx.config_explicit = true;
+    }
+    /* '+' stops at the first non-option: everything after the command is the command's. */
+    while ((opt = getopt_long(argc, argv, "+c:vqVh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            ctx.config_path = optarg;
+            ctx.config_explicit = true;
+            break;
+        case 'v':
+            if (ctx.log_level < LOG_LEVEL_DEBUG)
+                ctx.log_level++;
+            break;
+        case 'q':
+            ctx.log_level = LOG_LEVEL_ERROR;
+            break;
+        case 'V':
+            printf("mailret %s\n", MAILRET_VERSION);
+            return CLI_EXIT_OK;
+        case 'h':
+            print_usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            print_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        print_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[optind], commands[i].name) != 0)
+            continue;
+        mr_error_clear(&err);
+        if (log_open(&ctx.log, ctx.log_level, NULL, &err) != 0)
+            return cli_fail(commands[i].name, &err);
+        {
+            int first = optind;
+            /* Commands parse their own options with getopt from a fresh start;
+             * glibc restarts its scan when optind is 0. */
+            optind = 0;
+            status = commands[i].run(&ctx, argc - first, argv + first);
+        }
+        log_close(ctx.log);
+        return status;
+    }
+    fprintf(stderr, "mailret: unknown command '%s'; try 'mailret --help'\n", argv[optind]);
+    return CLI_EXIT_USAGE;
+}

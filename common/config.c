@@ -1,0 +1,818 @@
+/*
+ * config.c — see config.h and docs/CONFIG.md.
+ *
+ * libinih does the INI syntax; we feed it through our own line reader so that we know
+ * the line number of every key (Debian's inih is built without INI_HANDLER_LINENO) and
+ * can see section headers (inih calls the handler only for keys, so an unknown but empty
+ * section would otherwise pass silently).  Every key is described once in KEYS below.
+ */
+#include "common/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "common/mrtime.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/mailret"
+#define INSECURE_SPELLING "yes-for-testing-only"
+#define SECRET_MAX (64 * 1024)
+#define MIB (1024ULL * 1024ULL)
+
+enum key_type {
+    KT_STR,         /* any non-empty string */
+    KT_PATH,        /* resolved against the config file's directory */
+    KT_UINT,        /* unsigned, range lo..hi */
+    KT_INT,         /* int, range lo..hi */
+    KT_SIZE,        /* uint64_t with K/M/G suffix, range lo..hi */
+    KT_BOOL,
+    KT_TLS,
+    KT_BACKEND,
+    KT_LEVEL,
+    KT_INSECURE,
+    KT_REGEX,
+    KT_ZONE,
+    KT_ADDRLIST,    /* comma list of e-mail addresses */
+    KT_DOMLIST,     /* comma list of domains */
+    KT_REPEAT,      /* repeatable key, one value each */
+};
+
+struct key_def {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    size_t off;
+    long long lo, hi;
+};
+
+#define K(sec, name, type, field) { sec, name, type, offsetof(struct mr_config, field), 0, 0 }
+#define KR(sec, name, type, field, lo, hi) \
+    { sec, name, type, offsetof(struct mr_config, field), lo, hi }
+
+static const struct key_def KEYS[] = {
+    K("imap", "host", KT_STR, imap.host),
+    KR("imap", "port", KT_UINT, imap.port, 1, 65535),
+    K("imap", "tls", KT_TLS, imap.tls),
+    K("imap", "ca_file", KT_PATH, imap.ca_file),
+    K("imap", "insecure_skip_verify", KT_INSECURE, imap.insecure_skip_verify),
+    K("imap", "user", KT_STR, imap.user),
+    K("imap", "password_file", KT_PATH, imap.password_file),
+    K("imap", "password_env", KT_STR, imap.password_env),
+    KR("imap", "connect_timeout", KT_UINT, imap.connect_timeout, 1, 3600),
+    KR("imap", "io_timeout", KT_UINT, imap.io_timeout, 1, 86400),
+    KR("imap", "fetch_batch", KT_UINT, imap.fetch_batch, 1, 100000),
+    KR("imap", "max_message_size", KT_SIZE, imap.max_message_size, 1024, 4096 * MIB),
+    K("mailboxes", "mailbox", KT_REPEAT, mailboxes),
+    K("members", "backend", KT_BACKEND, members.backend),
+    K("members", "database", KT_PATH, members.database),
+    K("members", "maildir", KT_PATH, members.maildir),
+    K("members", "command", KT_STR, members.command),
+    K("members", "case_pattern", KT_REGEX, members.case_pattern),
+    K("members", "own_addresses", KT_ADDRLIST, members.own_addresses),
+    K("members", "own_domains", KT_DOMLIST, members.own_domains),
+    K("archive", "dir", KT_PATH, archive.dir),
+    KR("archive", "volume_size", KT_SIZE, archive.volume_size, 64 * 1024, 4096 * MIB),
+    KR("archive", "compression_level", KT_INT, archive.compression_level, 0, 9),
+    KR("archive", "workers", KT_UINT, archive.workers, 0, 256),
+    K("keys", "vault_dir", KT_PATH, keys.vault_dir),
+    K("keys", "it_cert", KT_PATH, keys.it_cert),
+    K("keys", "reid_cert", KT_PATH, keys.reid_cert),
+    K("keys", "pseudonym_key_file", KT_PATH, keys.pseudonym_key_file),
+    K("keys", "manifest_key_file", KT_PATH, keys.manifest_key_file),
+    KR("retention", "years", KT_INT, retention.years, 1, 100),
+    K("retention", "timezone", KT_ZONE, retention.timezone),
+    KR("retention", "expiring_warn_days", KT_INT, retention.expiring_warn_days, 0, 3650),
+    K("pseudonymisation", "emails", KT_BOOL, pseudonymisation.emails),
+    K("pseudonymisation", "cpr", KT_BOOL, pseudonymisation.cpr),
+    K("pseudonymisation", "phones", KT_BOOL, pseudonymisation.phones),
+    K("pseudonymisation", "names", KT_BOOL, pseudonymisation.names),
+    K("pseudonymisation", "ips", KT_BOOL, pseudonymisation.ips),
+    K("pseudonymisation", "own_addresses", KT_ADDRLIST, pseudonymisation.own_addresses),
+    K("pseudonymisation", "own_domains", KT_DOMLIST, pseudonymisation.own_domains),
+    K("state", "dir", KT_PATH, state.dir),
+    K("log", "level", KT_LEVEL, log.level),
+    K("log", "file", KT_PATH, log.file),
+    K("audit", "log", KT_PATH, audit.log),
+};
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+static const char *const SECTIONS[] = { "imap", "mailboxes", "members", "archive", "keys",
+                                        "retention", "pseudonymisation", "state", "log",
+                                        "audit" };
+#define N_SECTIONS (sizeof SECTIONS / sizeof SECTIONS[0])
+
+struct parse_ctx {
+    struct mr_config *cfg;
+    const char *path;       /* as given, for messages */
+    char *base_dir;         /* absolute directory of the file */
+    FILE *f;
+    int line;               /* line the reader returned last */
+    int key_line[N_KEYS];   /* where each key was (first) set; 0 = not set */
+    int section_line[N_SECTIONS];
+    int err_line;           /* first error's line, 0 = none */
+    mr_error *err;
+};
+
+static int ctx_error(struct parse_ctx *c, int line, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Record the first error only: later ones are usually consequences. */
+static int ctx_error(struct parse_ctx *c, int line, int code, const char *fmt, ...)
+{
+    char msg[MR_ERROR_MSG_MAX];
+    va_list ap;
+
+    if (c->err_line != 0)
+        return 0;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->err_line = line > 0 ? line : 1;
+    mr_error_set(c->err, code, "%s:%d: %s", c->path, line, msg);
+    return 0;
+}
+
+static int section_index(const char *name)
+{
+    for (size_t i = 0; i < N_SECTIONS; i++)
+        if (strcmp(name, SECTIONS[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* inih's line source: counts lines and checks what inih does not report itself. */
+static char *config_reader(char *str, int num, void *stream)
+{
+    struct parse_ctx *c = stream;
+    char *got = fgets(str, num, c->f);
+    size_t len;
+    const char *p;
+
+    if (got == NULL)
+        return NULL;
+    c->line++;
+    len = strlen(str);
+    if (len > 0 && str[len - 1] != '\n' && !feof(c->f)) {
+        int ch;
+        /* inih would read the rest as a new line; swallow it and say why. */
+        while ((ch = fgetc(c->f)) != EOF && ch != '\n')
+            ;
+        p = str + strspn(str, " \t");
+        if (*p != ';' && *p != '#')     /* a long comment is harmless */
+            ctx_error(c, c->line, MR_E_CONFIG, "line too long (at most %d characters)",
+                      num - 2);
+        str[0] = '\0';
+        return str;
+    }
+    p = str + strspn(str, " \t");
+    if (p != str && *p != '\0' && *p != '\r' && *p != '\n' && *p != ';' && *p != '#') {
+        /* inih joins indented lines to the previous value (multi-line values), which
+         * would silently turn a misplaced key into part of a value. */
+        ctx_error(c, c->line, MR_E_CONFIG,
+                  "indented line (continuation lines are not supported)");
+        str[0] = '\0';
+        return str;
+    }
+    if (*p == '[') {
+        const char *end = strchr(p, ']');
+        char name[64];
+        size_t n;
+        int idx;
+        if (end != NULL && (n = (size_t)(end - p - 1)) < sizeof name) {
+            memcpy(name, p + 1, n);
+            name[n] = '\0';
+            idx = section_index(name);
+            if (idx < 0)
+                ctx_error(c, c->line, MR_E_CONFIG, "unknown section [%s]", name);
+            else if (c->section_line[idx] == 0)
+                c->section_line[idx] = c->line;
+        }
+    }
+    return str;
+}
+
+static int parse_ull(const char *s, unsigned long long *out)
+{
+    char *end;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    return 0;
+}
+
+int config_parse_size(const char *text, uint64_t *out, mr_error *err)
+{
+    char num[32];
+    size_t len;
+    unsigned long long v, mult = 1;
+
+    if (text == NULL || out == NULL || (len = strlen(text)) == 0 || len >= sizeof num)
+        return mr_error_set(err, MR_E_INVALID, "bad size '%.32s'", text ? text : "");
+    memcpy(num, text, len + 1);
+    switch (num[len - 1]) {
+    case 'K': case 'k': mult = 1024ULL; break;
+    case 'M': case 'm': mult = MIB; break;
+    case 'G': case 'g': mult = 1024ULL * MIB; break;
+    default: break;
+    }
+    if (mult != 1)
+        num[--len] = '\0';
+    if (parse_ull(num, &v) != 0 || v > UINT64_MAX / mult)
+        return mr_error_set(err, MR_E_INVALID,
+                            "bad size '%.32s' (a number, optionally with K, M or G)", text);
+    *out = v * mult;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = { "yes", "true", "on", "1" };
+    static const char *const no[] = { "no", "false", "off", "0" };
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static char *resolve_path(const char *base_dir, const char *v)
+{
+    size_t n;
+    char *p;
+
+    if (v[0] == '/')
+        return strdup(v);
+    n = strlen(base_dir) + strlen(v) + 2;
+    p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", base_dir, v);
+    return p;
+}
+
+static int list_add(struct config_list *l, const char *v, size_t len)
+{
+    char **items = realloc(l->items, (l->n + 1) * sizeof *items);
+
+    if (items == NULL)
+        return -1;
+    l->items = items;
+    l->items[l->n] = strndup(v, len);
+    if (l->items[l->n] == NULL)
+        return -1;
+    l->n++;
+    return 0;
+}
+
+static void list_free(struct config_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static int list_copy(struct config_list *dst, const struct config_list *src)
+{
+    for (size_t i = 0; i < src->n; i++)
+        if (list_add(dst, src->items[i], strlen(src->items[i])) != 0)
+            return -1;
+    return 0;
+}
+
+/* "a@x.dk, b@x.dk" -> items; checks each element's shape (values are never echoed:
+ * they are addresses). */
+static int parse_list(struct parse_ctx *c, const struct key_def *k, const char *v,
+                      struct config_list *l)
+{
+    const char *p = v;
+
+    while (*p != '\0') {
+        const char *start, *end;
+        size_t len;
+        p += strspn(p, " \t,");
+        if (*p == '\0')
+            break;
+        start = p;
+        p += strcspn(p, ",");
+        end = p;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        len = (size_t)(end - start);
+        if (memchr(start, ' ', len) != NULL || memchr(start, '\t', len) != NULL)
+            return ctx_error(c, c->line, MR_E_CONFIG,
+                             "%s: list elements are separated by commas", k->name);
+        if (k->type == KT_ADDRLIST) {
+            const char *at = memchr(start, '@', len);
+            if (at == NULL || at == start || at == end - 1)
+                return ctx_error(c, c->line, MR_E_CONFIG,
+                                 "%s: element %zu is not an e-mail address", k->name, l->n + 1);
+        } else if (memchr(start, '@', len) != NULL || memchr(start, '.', len) == NULL) {
+            return ctx_error(c, c->line, MR_E_CONFIG,
+                             "%s: element %zu is not a domain name", k->name, l->n + 1);
+        }
+        if (list_add(l, start, len) != 0)
+            return ctx_error(c, c->line, MR_E_NOMEM, "out of memory");
+    }
+    return 1;
+}
+
+static int set_value(struct parse_ctx *c, const struct key_def *k, const char *v)
+{
+    void *field = (char *)c->cfg + k->off;
+    unsigned long long n;
+    mr_error local;
+
+    switch (k->type) {
+    case KT_STR:
+    case KT_REGEX:
+    case KT_ZONE: {
+        char **s = field;
+        if (k->type == KT_REGEX) {
+            regex_t re;
+            int rc = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
+            if (rc != 0) {
+                char why[128];
+                regerror(rc, &re, why, sizeof why);
+                return ctx_error(c, c->line, MR_E_CONFIG, "%s: bad regular expression: %s",
+                                 k->name, why);
+            }
+            regfree(&re);
+        }
+        if (k->type == KT_ZONE && mrtime_zone_check(v, &local) != 0)
+            return ctx_error(c, c->line, MR_E_CONFIG, "%s: %s", k->name, local.msg);
+        *s = strdup(v);
+        if (*s == NULL)
+            return ctx_error(c, c->line, MR_E_NOMEM, "out of memory");
+        return 1;
+    }
+    case KT_PATH: {
+        char **s = field;
+        /* "-" means stderr for the log file; never a file named "-". */
+        *s = (k->off == offsetof(struct mr_config, log.file) && strcmp(v, "-") == 0)
+                 ? NULL : resolve_path(c->base_dir, v);
+        if (*s == NULL && strcmp(v, "-") != 0)
+            return ctx_error(c, c->line, MR_E_NOMEM, "out of memory");
+        return 1;
+    }
+    case KT_UINT:
+    case KT_INT:
+        if (parse_ull(v, &n) != 0 || n < (unsigned long long)k->lo ||
+            n > (unsigned long long)k->hi)
+            return ctx_error(c, c->line, MR_E_CONFIG,
+                             "%s: bad number '%.40s' (expected an integer from %lld to %lld)",
+                             k->name, v, k->lo, k->hi);
+        if (k->type == KT_UINT)
+            *(unsigned *)field = (unsigned)n;
+        else
+            *(int *)field = (int)n;
+        return 1;
+    case KT_SIZE: {
+        uint64_t size;
+        if (config_parse_size(v, &size, &local) != 0 || size < (uint64_t)k->lo ||
+            size > (uint64_t)k->hi)
+            return ctx_error(c, c->line, MR_E_CONFIG,
+                             "%s: bad size '%.40s' (expected %lldK to %lldM; suffix K, M or G)",
+                             k->name, v, k->lo / 1024, k->hi / (long long)MIB);
+        *(uint64_t *)field = size;
+        return 1;
+    }
+    case KT_BOOL:
+        if (parse_bool(v, field) != 0)
+            return ctx_error(c, c->line, MR_E_CONFIG, "%s: bad boolean '%.40s' (use yes or no)",
+                             k->name, v);
+        return 1;
+    case KT_INSECURE: {
+        bool b;
+        if (strcmp(v, INSECURE_SPELLING) == 0) {
+            *(bool *)field = true;
+            return 1;
+        }
+        if (parse_bool(v, &b) != 0)
+            return ctx_error(c, c->line, MR_E_CONFIG, "%s: bad boolean '%.40s' (use no)",
+                             k->name, v);
+        if (b)
+            return ctx_error(c, c->line, MR_E_CONFIG,
+                             "%s: refusing to turn off certificate verification; only the "
+                             "value '" INSECURE_SPELLING "' does that, for test servers",
+                             k->name);
+        *(bool *)field = false;
+        return 1;
+    }
+    case KT_TLS:
+        if (strcmp(v, "imaps") == 0)
+            *(enum config_tls *)field = CONFIG_TLS_IMAPS;
+        else if (strcmp(v, "starttls") == 0)
+            *(enum config_tls *)field = CONFIG_TLS_STARTTLS;
+        else
+            return ctx_error(c, c->line, MR_E_CONFIG, "tls: '%.40s' (use imaps or starttls)", v);
+        return 1;
+    case KT_BACKEND:
+        if (strcmp(v, "sqlite") == 0)
+            *(enum config_members_backend *)field = CONFIG_MEMBERS_SQLITE;
+        else if (strcmp(v, "maildir") == 0)
+            *(enum config_members_backend *)field = CONFIG_MEMBERS_MAILDIR;
+        else if (strcmp(v, "exec") == 0)
+            *(enum config_members_backend *)field = CONFIG_MEMBERS_EXEC;
+        else
+            return ctx_error(c, c->line, MR_E_CONFIG,
+                             "backend: '%.40s' (use sqlite, maildir or exec)", v);
+        return 1;
+    case KT_LEVEL:
+        if (log_level_parse(v, field, &local) != 0)
+            return ctx_error(c, c->line, MR_E_CONFIG, "level: %s", local.msg);
+        c->cfg->log.level_set = true;
+        return 1;
+    case KT_ADDRLIST:
+    case KT_DOMLIST:
+        return parse_list(c, k, v, field);
+    case KT_REPEAT: {
+        struct config_list *l = field;
+        for (size_t i = 0; i < l->n; i++)
+            if (strcmp(l->items[i], v) == 0)
+                return ctx_error(c, c->line, MR_E_CONFIG, "mailbox '%.80s' listed twice", v);
+        if (list_add(l, v, strlen(v)) != 0)
+            return ctx_error(c, c->line, MR_E_NOMEM, "out of memory");
+        return 1;
+    }
+    }
+    return ctx_error(c, c->line, MR_E_INTERNAL, "unhandled key type");
+}
+
+static int config_handler(void *user, const char *section, const char *name,
+                          const char *value)
+{
+    struct parse_ctx *c = user;
+    int sidx = section_index(section);
+
+    if (c->err_line != 0)
+        return 1;   /* already failed; let inih finish quietly */
+    if (*section == '\0')
+        return ctx_error(c, c->line, MR_E_CONFIG, "key '%.40s' outside any [section]", name);
+    if (sidx < 0)
+        return 0;   /* the reader reported the unknown section */
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key_def *k = &KEYS[i];
+        if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
+            continue;
+        if (c->key_line[i] != 0 && k->type != KT_REPEAT)
+            return ctx_error(c, c->line, MR_E_CONFIG,
+                             "duplicate key '%s' in [%s] (first set on line %d)", name,
+                             section, c->key_line[i]);
+        if (*value == '\0' && k->type != KT_ADDRLIST && k->type != KT_DOMLIST)
+            return ctx_error(c, c->line, MR_E_CONFIG, "%s: empty value", name);
+        if (c->key_line[i] == 0)
+            c->key_line[i] = c->line;
+        return set_value(c, k, value);
+    }
+    if (strcmp(section, "imap") == 0 && strcmp(name, "password") == 0)
+        return ctx_error(c, c->line, MR_E_CONFIG,
+                         "unknown key 'password' in [imap]: secrets do not belong in the "
+                         "configuration file; use password_file or password_env");
+    return ctx_error(c, c->line, MR_E_CONFIG, "unknown key '%.40s' in [%s]", name, section);
+}
+
+static int key_index(const char *section, const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(KEYS[i].section, section) == 0 && strcmp(KEYS[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int key_set(const struct parse_ctx *c, const char *section, const char *name)
+{
+    int i = key_index(section, name);
+    return i >= 0 && c->key_line[i] != 0;
+}
+
+static int missing(struct parse_ctx *c, const char *section, const char *name, const char *why)
+{
+    int s = section_index(section);
+
+    if (s >= 0 && c->section_line[s] != 0)
+        return ctx_error(c, c->section_line[s], MR_E_CONFIG, "[%s] lacks required key '%s'%s",
+                         section, name, why);
+    return ctx_error(c, c->line, MR_E_CONFIG,
+                     "missing section [%s] (required key '%s'%s) at end of file", section, name,
+                     why);
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Defaults that depend on other keys, and checks across keys.  Runs after parsing. */
+static int finish(struct parse_ctx *c)
+{
+    struct mr_config *cfg = c->cfg;
+
+    if (cfg->imap.host == NULL)
+        return missing(c, "imap", "host", "");
+    if (cfg->imap.user == NULL)
+        return missing(c, "imap", "user", "");
+    if (cfg->imap.password_file == NULL && cfg->imap.password_env == NULL)
+        return missing(c, "imap", "password_file", " (or password_env)");
+    if (cfg->imap.password_file != NULL && cfg->imap.password_env != NULL) {
+        int a = c->key_line[key_index("imap", "password_file")];
+        int b = c->key_line[key_index("imap", "password_env")];
+        return ctx_error(c, a > b ? a : b, MR_E_CONFIG,
+                         "set only one of password_file and password_env");
+    }
+    if (!key_set(c, "imap", "port"))
+        cfg->imap.port = cfg->imap.tls == CONFIG_TLS_IMAPS ? 993 : 143;
+    if (cfg->mailboxes.n == 0)
+        return missing(c, "mailboxes", "mailbox", " (at least one)");
+    if (cfg->archive.dir == NULL)
+        return missing(c, "archive", "dir", "");
+    if (cfg->keys.vault_dir == NULL)
+        return missing(c, "keys", "vault_dir", "");
+    if (cfg->keys.it_cert == NULL)
+        return missing(c, "keys", "it_cert", "");
+    if (cfg->members.backend == CONFIG_MEMBERS_MAILDIR && cfg->members.maildir == NULL)
+        return missing(c, "members", "maildir", " (backend = maildir)");
+    if (cfg->members.backend == CONFIG_MEMBERS_EXEC && cfg->members.command == NULL)
+        return missing(c, "members", "command", " (backend = exec)");
+
+    if (cfg->state.dir == NULL && (cfg->state.dir = strdup(DEFAULT_STATE_DIR)) == NULL)
+        goto nomem;
+    if (cfg->members.database == NULL &&
+        (cfg->members.database = join(cfg->state.dir, "members.sqlite")) == NULL)
+        goto nomem;
+    if (cfg->keys.reid_cert == NULL && (cfg->keys.reid_cert = strdup(cfg->keys.it_cert)) == NULL)
+        goto nomem;
+    if (cfg->keys.pseudonym_key_file == NULL &&
+        (cfg->keys.pseudonym_key_file = join(cfg->state.dir, "pseudonym.key")) == NULL)
+        goto nomem;
+    if (cfg->keys.manifest_key_file == NULL &&
+        (cfg->keys.manifest_key_file = join(cfg->state.dir, "manifest.key")) == NULL)
+        goto nomem;
+    if (cfg->retention.timezone == NULL &&
+        (cfg->retention.timezone = strdup(MRTIME_DEFAULT_ZONE)) == NULL)
+        goto nomem;
+    if (cfg->audit.log == NULL && (cfg->audit.log = join(cfg->state.dir, "audit.log")) == NULL)
+        goto nomem;
+    if (!key_set(c, "pseudonymisation", "own_addresses") &&
+        list_copy(&cfg->pseudonymisation.own_addresses, &cfg->members.own_addresses) != 0)
+        goto nomem;
+    if (!key_set(c, "pseudonymisation", "own_domains") &&
+        list_copy(&cfg->pseudonymisation.own_domains, &cfg->members.own_domains) != 0)
+        goto nomem;
+    return 0;
+nomem:
+    return ctx_error(c, c->line, MR_E_NOMEM, "out of memory");
+}
+
+static void apply_defaults(struct mr_config *cfg)
+{
+    cfg->imap.tls = CONFIG_TLS_IMAPS;
+    cfg->imap.connect_timeout = 30;
+    cfg->imap.io_timeout = 300;
+    cfg->imap.fetch_batch = 200;
+    cfg->imap.max_message_size = 64 * MIB;
+    cfg->members.backend = CONFIG_MEMBERS_SQLITE;
+    cfg->archive.volume_size = 64 * MIB;
+    cfg->archive.compression_level = 6;
+    cfg->archive.workers = 0;
+    cfg->retention.years = 5;
+    cfg->retention.expiring_warn_days = 30;
+    cfg->pseudonymisation.emails = true;
+    cfg->pseudonymisation.cpr = true;
+    cfg->pseudonymisation.phones = true;
+    cfg->pseudonymisation.names = true;
+    cfg->pseudonymisation.ips = true;
+    cfg->log.level = LOG_LEVEL_INFO;
+}
+
+int config_load(const char *path, struct mr_config **out, mr_error *err)
+{
+    struct parse_ctx c;
+    struct mr_config *cfg;
+    char *abs = NULL, *slash;
+    int rc;
+
+    if (out == NULL || path == NULL || *path == '\0')
+        return mr_error_set(err, MR_E_INVALID, "config_load: no path");
+    *out = NULL;
+    memset(&c, 0, sizeof c);
+    c.path = path;
+    c.err = err;
+    c.f = fopen(path, "r");
+    if (c.f == NULL)
+        return mr_error_errno(err, errno == ENOENT ? MR_E_NOTFOUND : MR_E_CONFIG, errno,
+                              "cannot open configuration file %s", path);
+    {
+        struct stat st;
+        if (fstat(fileno(c.f), &st) != 0 || !S_ISREG(st.st_mode)) {
+            fclose(c.f);
+            return mr_error_set(err, MR_E_CONFIG, "configuration file %s is not a regular file",
+                                path);
+        }
+    }
+    abs = realpath(path, NULL);
+    cfg = calloc(1, sizeof *cfg);
+    if (abs == NULL || cfg == NULL) {
+        int e = errno;
+        fclose(c.f);
+        free(abs);
+        free(cfg);
+        return mr_error_errno(err, MR_E_CONFIG, e, "cannot resolve %s", path);
+    }
+    cfg->path = abs;
+    c.base_dir = strdup(abs);
+    if (c.base_dir == NULL) {
+        fclose(c.f);
+        config_free(cfg);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    slash = strrchr(c.base_dir, '/');
+    if (slash == c.base_dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    c.cfg = cfg;
+    apply_defaults(cfg);
+
+    rc = ini_parse_stream(config_reader, &c, config_handler, &c);
+    if (ferror(c.f) && c.err_line == 0)
+        ctx_error(&c, c.line, MR_E_CONFIG, "read error");
+    fclose(c.f);
+    if (rc > 0 && (c.err_line == 0 || rc < c.err_line)) {
+        /* inih's own complaint on an earlier line: a syntax error. */
+        c.err_line = 0;
+        ctx_error(&c, rc, MR_E_CONFIG,
+                  "syntax error (expected 'key = value', '[section]' or a comment)");
+    } else if (rc < 0 && c.err_line == 0) {
+        ctx_error(&c, 0, MR_E_NOMEM, "out of memory while parsing");
+    }
+    if (c.err_line == 0)
+        finish(&c);
+    free(c.base_dir);
+    if (c.err_line != 0) {
+        config_free(cfg);
+        return err != NULL ? err->code : MR_E_CONFIG;
+    }
+    *out = cfg;
+    return 0;
+}
+
+void config_free(struct mr_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->path);
+    free(cfg->imap.host);
+    free(cfg->imap.ca_file);
+    free(cfg->imap.user);
+    free(cfg->imap.password_file);
+    free(cfg->imap.password_env);
+    list_free(&cfg->mailboxes);
+    free(cfg->members.database);
+    free(cfg->members.maildir);
+    free(cfg->members.command);
+    free(cfg->members.case_pattern);
+    list_free(&cfg->members.own_addresses);
+    list_free(&cfg->members.own_domains);
+    free(cfg->archive.dir);
+    free(cfg->keys.vault_dir);
+    free(cfg->keys.it_cert);
+    free(cfg->keys.reid_cert);
+    free(cfg->keys.pseudonym_key_file);
+    free(cfg->keys.manifest_key_file);
+    free(cfg->retention.timezone);
+    list_free(&cfg->pseudonymisation.own_addresses);
+    list_free(&cfg->pseudonymisation.own_domains);
+    free(cfg->state.dir);
+    free(cfg->log.file);
+    free(cfg->audit.log);
+    free(cfg);
+}
+
+void config_secret_free(char *secret)
+{
+    if (secret == NULL)
+        return;
+    explicit_bzero(secret, strlen(secret));
+    free(secret);
+}
+
+static int read_secret_file(const char *path, char **out, mr_error *err)
+{
+    struct stat st;
+    char *buf;
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+    if (fd < 0)
+        return mr_error_errno(err, errno == ENOENT ? MR_E_NOTFOUND : MR_E_PERM, errno,
+                              "cannot open secret file %s", path);
+    /* fstat on the open descriptor: the file checked is the file read. */
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return mr_error_errno(err, MR_E_IO, e, "cannot stat secret file %s", path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return mr_error_set(err, MR_E_PERM, "secret file %s is not a regular file", path);
+    }
+    if ((st.st_mode & 077) != 0) {
+        close(fd);
+        return mr_error_set(err, MR_E_PERM,
+                            "secret file %s is accessible by group or others (mode %04o); "
+                            "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+    }
+    buf = malloc(SECRET_MAX + 1);
+    if (buf == NULL) {
+        close(fd);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf + len, SECRET_MAX + 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            explicit_bzero(buf, len);
+            free(buf);
+            return mr_error_errno(err, MR_E_IO, e, "cannot read secret file %s", path);
+        }
+        if (r == 0 || (len += (size_t)r) > SECRET_MAX)
+            break;
+    }
+    close(fd);
+    if (len > SECRET_MAX) {
+        explicit_bzero(buf, len);
+        free(buf);
+        return mr_error_set(err, MR_E_LIMIT, "secret file %s is larger than %d bytes", path,
+                            SECRET_MAX);
+    }
+    if (len > 0 && buf[len - 1] == '\n') {
+        len--;
+        if (len > 0 && buf[len - 1] == '\r')
+            len--;
+    }
+    buf[len] = '\0';
+    if (len == 0 || memchr(buf, '\0', len) != NULL) {
+        explicit_bzero(buf, len);
+        free(buf);
+        return mr_error_set(err, MR_E_CONFIG, "secret file %s is empty or contains a NUL byte",
+                            path);
+    }
+    *out = buf;
+    return 0;
+}
+
+int config_read_secret(const char *path_or_NULL, const char *env_name_or_NULL, char **out,
+                       mr_error *err)
+{
+    const char *v;
+
+    if (out == NULL)
+        return mr_error_set(err, MR_E_INVALID, "config_read_secret: no output");
+    *out = NULL;
+    if (path_or_NULL != NULL)
+        return read_secret_file(path_or_NULL, out, err);
+    if (env_name_or_NULL == NULL)
+        return mr_error_set(err, MR_E_CONFIG, "no secret source (neither file nor environment)");
+    v = getenv(env_name_or_NULL);
+    if (v == NULL)
+        return mr_error_set(err, MR_E_NOTFOUND, "environment variable %s is not set",
+                            env_name_or_NULL);
+    if (*v == '\0')
+        return mr_error_set(err, MR_E_CONFIG, "environment variable %s is empty",
+                            env_name_or_NULL);
+    *out = strdup(v);
+    if (*out == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    return 0;
+}

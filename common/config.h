@@ -1,0 +1,124 @@
+/*
+ * config.h — the mailret configuration file (INI; see docs/CONFIG.md for every key).
+ *
+ * config_load parses and checks the whole file; every mistake is an MR_E_CONFIG error
+ * "FILE:LINE: message".  The result is a plain struct with every default applied and
+ * every relative path already resolved against the configuration file's directory, so
+ * other modules just read fields.  Secrets (the IMAP password) are not in the struct:
+ * only where they are; read them with config_read_secret when needed.
+ */
+#ifndef MAILRET_COMMON_CONFIG_H
+#define MAILRET_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/mailret/mailret.conf"
+
+enum config_tls { CONFIG_TLS_IMAPS = 0, CONFIG_TLS_STARTTLS = 1 };
+
+enum config_members_backend {
+    CONFIG_MEMBERS_SQLITE = 0,
+    CONFIG_MEMBERS_MAILDIR = 1,
+    CONFIG_MEMBERS_EXEC = 2,
+};
+
+/* A list of strings (repeatable keys and comma lists). */
+struct config_list {
+    char **items;
+    size_t n;
+};
+
+struct mr_config {
+    char *path;                     /* the file loaded (absolute) */
+
+    struct {
+        char *host;                 /* required */
+        unsigned port;              /* default 993 (imaps) or 143 (starttls) */
+        enum config_tls tls;        /* default imaps */
+        char *ca_file;              /* NULL = system trust store */
+        bool insecure_skip_verify;  /* true only if spelled "yes-for-testing-only" */
+        char *user;                 /* required */
+        char *password_file;        /* exactly one of password_file / password_env */
+        char *password_env;
+        unsigned connect_timeout;   /* seconds, default 30 */
+        unsigned io_timeout;        /* seconds, default 300 */
+        unsigned fetch_batch;       /* messages per UID FETCH range, default 200 */
+        uint64_t max_message_size;  /* bytes, default 64 MiB */
+    } imap;
+
+    struct config_list mailboxes;   /* [mailboxes] mailbox = ...; at least one */
+
+    struct {
+        enum config_members_backend backend;    /* default sqlite */
+        char *database;             /* sqlite: default <state dir>/members.sqlite */
+        char *maildir;              /* maildir backend: required there */
+        char *command;              /* exec backend: required there (not a path: as given) */
+        char *case_pattern;         /* POSIX ERE (REG_ICASE); NULL = ingest's default */
+        struct config_list own_addresses;
+        struct config_list own_domains;
+    } members;
+
+    struct {
+        char *dir;                  /* required */
+        uint64_t volume_size;       /* bytes, default 64 MiB */
+        int compression_level;      /* 0-9, default 6 */
+        unsigned workers;           /* 0 = number of CPUs (default) */
+    } archive;
+
+    struct {
+        char *vault_dir;            /* required */
+        char *it_cert;              /* required */
+        char *reid_cert;            /* default: it_cert */
+        char *pseudonym_key_file;   /* default <state dir>/pseudonym.key */
+        char *manifest_key_file;    /* default <state dir>/manifest.key */
+    } keys;
+
+    struct {
+        int years;                  /* default 5, at least 1 */
+        char *timezone;             /* default Europe/Copenhagen; checked to exist */
+        int expiring_warn_days;     /* default 30 */
+    } retention;
+
+    struct {
+        bool emails, cpr, phones, names, ips;   /* default all true */
+        struct config_list own_addresses;       /* default: [members] own_addresses */
+        struct config_list own_domains;         /* default: [members] own_domains */
+    } pseudonymisation;
+
+    struct {
+        char *dir;                  /* default /var/lib/mailret */
+    } state;
+
+    struct {
+        enum log_level level;       /* default info */
+        bool level_set;             /* level given in the file (the CLI's -v/-q win) */
+        char *file;                 /* NULL = stderr */
+    } log;
+
+    struct {
+        char *log;                  /* default <state dir>/audit.log */
+    } audit;
+};
+
+/* Parse and check path.  On success *out is a new config (config_free it). */
+int config_load(const char *path, struct mr_config **out, mr_error *err);
+void config_free(struct mr_config *cfg);
+
+/* Read a secret from a file (preferred when both are given) or an environment variable.
+ * A file must be a regular file with no group/other permission bits (else MR_E_PERM,
+ * naming the file and its mode); one trailing newline is stripped; empty secrets and
+ * NUL bytes are refused.  *out is malloc'd; release it with config_secret_free. */
+int config_read_secret(const char *path_or_NULL, const char *env_name_or_NULL, char **out,
+                       mr_error *err);
+/* Zero and free a secret from config_read_secret.  NULL is allowed. */
+void config_secret_free(char *secret);
+
+/* Parse a size "123", "64K", "64M", "2G" (binary multiples). */
+int config_parse_size(const char *text, uint64_t *out, mr_error *err);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * imap.h — mailret's IMAP client: the one driver every command uses to talk to the server.
+ *
+ * Built on libetpan's IMAP parser, but over a mailstream of our own on an OpenSSL SSL*
+ * that we connect and verify ourselves (chain + host name, before LOGIN, after STARTTLS
+ * too): Debian's libetpan is built on GnuTLS and verifies nothing.  Our stream also turns
+ * EOF in the middle of a literal into an error (libetpan 1.9.4 would spin), enforces a
+ * timeout on every read and write, and FETCH streams message bodies to the caller one at a
+ * time with a cap on the literal size, so memory is bounded by the largest message.
+ *
+ * All functions follow common/error.h: 0 or a negative MR_E_* code, with err filled.
+ * Codes: MR_E_NETWORK (refused, reset, EOF, BYE), MR_E_TIMEOUT (connect_timeout_s or
+ * io_timeout_s passed), MR_E_TLS (handshake, chain, host name, no STARTTLS offered, data
+ * injected before the handshake), MR_E_AUTH (LOGIN refused), MR_E_PROTOCOL (NO/BAD, e.g.
+ * a missing mailbox — the session stays usable), MR_E_UNSUPPORTED (no UIDPLUS).
+ * After a transport failure, an unparseable response, or a fetch stopped by its callback
+ * mid-response, the connection is unusable: every later call returns MR_E_STATE at once;
+ * imap_close it (no LOGOUT round trip is attempted) and connect again.
+ */
+#ifndef MAILRET_INGEST_IMAP_H
+#define MAILRET_INGEST_IMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+typedef struct imap_conn imap_conn;
+
+enum imap_tls_mode {
+    IMAP_TLS_IMAPS = 0,     /* TLS from the first byte (port 993) — the default */
+    IMAP_TLS_STARTTLS = 1,  /* plain connect, STARTTLS required; never falls back */
+};
+
+struct imap_options {
+    const char *host;           /* name or address to connect to */
+    int port;                   /* 0 = 993 for IMAPS, 143 for STARTTLS */
+    enum imap_tls_mode tls;
+    const char *ca_file;        /* PEM bundle; NULL = the system's trust store */
+    bool insecure_skip_verify;  /* tests only: no chain/host check; logged loudly */
+    const char *user;
+    const char *password;       /* read by the caller from a file or the environment */
+    int connect_timeout_s;      /* 0 = 30 */
+    int io_timeout_s;           /* every read and write; 0 = 120 */
+    size_t max_literal;         /* largest literal accepted; 0 = 256 MiB */
+    mr_log *log;                /* optional (NULL = silent): warnings such as insecure mode */
+};
+
+struct imap_mailbox_info {
+    uint32_t uidvalidity;
+    uint32_t uidnext;
+    uint32_t exists;
+};
+
+/* One message as fetched by imap_uid_fetch.  The pointers are valid only during the
+ * callback.  flags is a space-separated IMAP flag list without parentheses
+ * ("\\Seen \\Answered"), never NULL; the session flag \\Recent is left out (it cannot
+ * be stored or re-APPENDed). */
+struct imap_message {
+    uint32_t uid;
+    time_t internaldate;        /* seconds since the epoch, UTC */
+    int internaldate_tz_min;    /* the server's zone offset in minutes, for re-APPEND */
+    uint32_t rfc822_size;       /* as the server announced it */
+    const char *flags;
+    const unsigned char *body;  /* BODY.PEEK[] bytes, exact */
+    size_t body_len;
+    bool oversized;             /* body over max_literal: body is NULL, body_len 0 */
+};
+
+/* Return 0 to continue, or a negative MR_E_* code (with err set) to stop the fetch; the
+ * fetch then returns that code and message.  Only UIDs that were asked for are passed on
+ * ("UID n:*" makes servers return the highest message even when its UID is below n).  A
+ * server answering NIL for a body is an error (MR_E_PROTOCOL), never an empty message. */
+typedef int (*imap_message_fn)(void *ctx, const struct imap_message *msg, mr_error *err);
+
+/* Connect, negotiate TLS, verify the server's certificate and host name, log in. */
+int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err);
+
+/* LOGOUT (best effort) and free.  NULL is allowed. */
+void imap_close(imap_conn *conn);
+
+/* True if the server advertised this capability after login (e.g. "UIDPLUS"). */
+bool imap_has_capability(imap_conn *conn, const char *name);
+
+/* EXAMINE (read-only, what ingest and backup use) or SELECT (read-write, purge). */
+int imap_examine(imap_conn *conn, const char *mailbox, struct imap_mailbox_info *info,
+                 mr_error *err);
+int imap_select(imap_conn *conn, const char *mailbox, struct imap_mailbox_info *info,
+                mr_error *err);
+
+/* CREATE, tolerating "already exists" when exist_ok. */
+int imap_create(imap_conn *conn, const char *mailbox, bool exist_ok, mr_error *err);
+
+/* UID SEARCH: UIDs in [first, last] (last 0 = '*'), and, if before is not 0, with
+ * INTERNALDATE before that day (IMAP BEFORE compares dates in the server's zone; the
+ * caller re-checks exact INTERNALDATE from FETCH).  *uids is malloc'd, ascending.
+ * Because IMAP BEFORE only knows whole days in the server's zone, the result is a
+ * SUPERSET: every message with INTERNALDATE < before is in it, and so may be messages up
+ * to about two days later; the caller must filter by the exact INTERNALDATE.  UIDs
+ * outside [first, last] are never returned (even though "n:*" matches the highest UID). */
+int imap_uid_search(imap_conn *conn, uint32_t first, uint32_t last, time_t before,
+                    uint32_t **uids, size_t *n_uids, mr_error *err);
+
+/* UID FETCH first:last (UID INTERNALDATE RFC822.SIZE FLAGS BODY.PEEK[]); last 0 = '*'.
+ * Calls fn once per message, in the server's order, streaming: one message in memory. */
+int imap_uid_fetch(imap_conn *conn, uint32_t first, uint32_t last, imap_message_fn fn,
+                   void *ctx, mr_error *err);
+
+/* As imap_uid_fetch for an explicit UID set (sorted ascending; sent in compact ranges). */
+int imap_uid_fetch_set(imap_conn *conn, const uint32_t *uids, size_t n_uids,
+                       imap_message_fn fn, void *ctx, mr_error *err);
+
+/* UID STORE +FLAGS.SILENT (\Deleted) on the set; then UID EXPUNGE of exactly that set
+ * (needs UIDPLUS: returns MR_E_UNSUPPORTED without it). */
+int imap_uid_store_deleted(imap_conn *conn, const uint32_t *uids, size_t n_uids,
+                           mr_error *err);
+int imap_uid_expunge(imap_conn *conn, const uint32_t *uids, size_t n_uids, mr_error *err);
+
+/* Plain EXPUNGE — only for purge's explicit --allow-plain-expunge path. */
+int imap_expunge(imap_conn *conn, mr_error *err);
+
+/* APPEND with flags ("\\Seen ..." or "") and INTERNALDATE (0 = let the server choose).
+ * libetpan sends bare LF as CRLF (IMAP requires CRLF); CRLF messages go byte for byte. */
+int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
+                time_t internaldate, int tz_min, const unsigned char *msg, size_t len,
+                mr_error *err);
+
+#endif

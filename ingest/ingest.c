@@ -1,0 +1,401 @@
+/* ingest.c — see ingest.h. */
+#include "ingest/ingest.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "ingest/msginfo.h"
+#include "ingest/state.h"
+
+enum { MSG_NOT_RETURNED = 0, MSG_DONE = 1, MSG_FAILED = 2 };
+
+struct run {
+    const struct ingest_options *opt;
+    const char *account;
+    ingest_state *state;
+    router *router;
+    imap_conn *conn;
+};
+
+/* Per-batch context for the fetch callback. */
+struct batch {
+    struct run *run;
+    const char *mailbox;
+    uint32_t uidvalidity;
+    const uint32_t *uids;
+    unsigned char *status;      /* per UID in uids: MSG_* */
+    size_t n;
+    struct ingest_mailbox_report *rep;
+};
+
+static double ingest_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void ingest_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int ingest_sha256(const void *data, size_t len, unsigned char md[32], mr_error *err)
+{
+    unsigned int mdlen = 32;
+
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+        return mr_error_openssl(err, MR_E_CRYPTO, "SHA-256");
+    return 0;
+}
+
+static long ingest_find_uid(const struct batch *b, uint32_t uid)
+{
+    size_t lo = 0, hi = b->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->uids[mid] == uid)
+            return (long)mid;
+        if (b->uids[mid] < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* One fetched message.  Returns non-zero only for failures that must stop the run. */
+static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_error *err)
+{
+    struct batch *b = vctx;
+    struct run *run = b->run;
+    struct ingest_mailbox_report *rep = b->rep;
+    mr_log *log = run->opt->log;
+    unsigned char md[32];
+    char sha_hex[65], msgid_hash[33], outcome[16];
+    struct msginfo info;
+    struct route_result route;
+    enum sink_outcome out;
+    mr_error derr;
+    bool seen;
+    long idx = ingest_find_uid(b, msg->uid);
+    int rc;
+
+    if (idx < 0 || b->status[idx] != MSG_NOT_RETURNED)
+        return 0;       /* not asked for (or sent twice): ignore */
+    rep->fetched++;
+    if (msg->oversized) {
+        rep->oversized++;
+        rep->bytes += msg->rfc822_size;
+        log_warn(log, "mailbox %s UID %u: message of %u bytes is over the size limit of %llu "
+                      "bytes; skipped and recorded in the state (not ingested)",
+                 b->mailbox, msg->uid, msg->rfc822_size,
+                 (unsigned long long)run->opt->max_size);
+        if ((rc = state_skip_add(run->state, run->account, b->mailbox, b->uidvalidity,
+                                 msg->uid, msg->rfc822_size, "oversized", err)) != 0)
+            return rc;
+        b->status[idx] = MSG_DONE;
+        return 0;
+    }
+    rep->bytes += msg->body_len;
+    if ((rc = ingest_sha256(msg->body, msg->body_len, md, err)) != 0)
+        return rc;
+    ingest_hex(md, 32, sha_hex);
+    if ((rc = state_seen_get(run->state, run->account, b->mailbox, sha_hex, &seen, outcome,
+                             err)) != 0)
+        return rc;
+    if (seen) {
+        rep->duplicates++;
+        log_debug(log, "mailbox %s UID %u: already ingested (same SHA-256, %s)", b->mailbox,
+                  msg->uid, outcome);
+        b->status[idx] = MSG_DONE;
+        return 0;
+    }
+    if ((rc = msginfo_parse(msg->body, msg->body_len, &info, err)) != 0)
+        return rc;
+    rc = route_message(run->router, run->opt->members, msg->body, msg->body_len, &info, &route,
+                       err);
+    if (rc != 0) {
+        msginfo_free(&info);
+        return rc;
+    }
+    msgid_hash[0] = '\0';
+    if (info.message_id != NULL) {
+        unsigned char mh[32];
+        if ((rc = ingest_sha256(info.message_id, strlen(info.message_id), mh, err)) != 0) {
+            msginfo_free(&info);
+            return rc;
+        }
+        ingest_hex(mh, 16, msgid_hash);
+    }
+    struct sink_message sm = {
+        .account = run->account,
+        .mailbox = b->mailbox,
+        .uidvalidity = b->uidvalidity,
+        .uid = msg->uid,
+        .internaldate = msg->internaldate,
+        .raw = msg->body,
+        .len = msg->body_len,
+        .sha256_hex = sha_hex,
+        .message_id = info.message_id,
+        .route = &route,
+    };
+    mr_error_clear(&derr);
+    rc = sink_deliver(run->opt->sink, &sm, &out, &derr);
+    msginfo_free(&info);
+    if (rc != 0)
+        return mr_error_set(err, rc, "mailbox %s UID %u: %s", b->mailbox, msg->uid, derr.msg);
+    if (out == SINK_REJECTED) {
+        rep->errors++;
+        b->status[idx] = MSG_FAILED;
+        log_warn(log, "mailbox %s UID %u: not delivered (%s); will be retried next run",
+                 b->mailbox, msg->uid, derr.msg);
+        return 0;
+    }
+    if (out == SINK_DUPLICATE) {
+        rep->duplicates++;
+    } else {
+        rep->routed[route.rule]++;
+        if (route.rule == ROUTE_NONE)
+            log_info(log, "mailbox %s UID %u: unrouted (Message-ID hash %s), queued for manual "
+                          "handling", b->mailbox, msg->uid, msgid_hash[0] ? msgid_hash : "none");
+        else if (route.rule <= ROUTE_CPR)
+            log_debug(log, "mailbox %s UID %u: routed by %s to member %s", b->mailbox, msg->uid,
+                      route_rule_name(route.rule), route.member);
+    }
+    if ((rc = state_seen_add(run->state, run->account, b->mailbox, sha_hex, b->uidvalidity,
+                             msg->uid, route_rule_name(route.rule),
+                             msgid_hash[0] ? msgid_hash : NULL, err)) != 0)
+        return rc;
+    b->status[idx] = MSG_DONE;
+    return 0;
+}
+
+/* Fetch and commit one batch.  *blocked is set (and stays set) once a message was not
+ * delivered: from then on the stored last UID must not move past it. */
+static int ingest_batch(struct run *run, const char *mailbox, uint32_t uidvalidity,
+                        const uint32_t *uids, size_t n, uint32_t *last_uid, bool *blocked,
+                        struct ingest_mailbox_report *rep, mr_error *err)
+{
+    struct batch b = { .run = run, .mailbox = mailbox, .uidvalidity = uidvalidity,
+                       .uids = uids, .n = n, .rep = rep };
+    mr_error ferr;
+    int rc, frc;
+
+    if ((b.status = calloc(n, 1)) == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    if ((rc = sink_begin(run->opt->sink, err)) != 0) {
+        free(b.status);
+        return rc;
+    }
+    if ((rc = state_begin(run->state, err)) != 0) {
+        sink_rollback(run->opt->sink);
+        free(b.status);
+        return rc;
+    }
+    mr_error_clear(&ferr);
+    frc = imap_uid_fetch(run->conn, uids[0], uids[n - 1], ingest_on_message, &b, &ferr);
+    if (frc == 0) {
+        /* UIDs the server did not return were expunged meanwhile: nothing to ingest. */
+        for (size_t i = 0; i < n; i++)
+            if (b.status[i] == MSG_NOT_RETURNED)
+                b.status[i] = MSG_DONE;
+    }
+    if (frc != 0 && (frc == MR_E_DB || frc == MR_E_NOSPACE || frc == MR_E_NOMEM ||
+                     frc == MR_E_INTERNAL || frc == MR_E_CRYPTO)) {
+        /* Our own side failed: keep nothing of this batch. */
+        sink_rollback(run->opt->sink);
+        state_rollback(run->state);
+        free(b.status);
+        return mr_error_set(err, frc, "%s", ferr.msg);
+    }
+    /* Commit what was handled, even after a broken connection: each message was complete
+     * when the callback saw it, and saving it spares the next run the work. */
+    for (size_t i = 0; i < n && !*blocked; i++) {
+        if (b.status[i] != MSG_DONE) {
+            *blocked = true;
+            break;
+        }
+        *last_uid = uids[i];
+    }
+    if ((rc = sink_commit(run->opt->sink, err)) != 0) {
+        state_rollback(run->state);
+        free(b.status);
+        return rc;
+    }
+    if ((rc = state_set(run->state, run->account, mailbox, uidvalidity, *last_uid, err)) != 0 ||
+        (rc = state_commit(run->state, err)) != 0) {
+        state_rollback(run->state);
+        free(b.status);
+        return rc;
+    }
+    free(b.status);
+    if (frc != 0)
+        return mr_error_set(err, frc, "%s", ferr.msg);
+    return 0;
+}
+
+static int ingest_mailbox(struct run *run, const char *mailbox,
+                          struct ingest_mailbox_report *rep, mr_error *err)
+{
+    const struct ingest_options *opt = run->opt;
+    size_t batch = opt->batch_size ? opt->batch_size : INGEST_DEFAULT_BATCH;
+    struct imap_mailbox_info info;
+    uint32_t old_uv, last_uid, *uids = NULL;
+    size_t n_uids = 0, first = 0;
+    bool found, blocked = false;
+    int rc;
+
+    if ((rc = imap_examine(run->conn, mailbox, &info, err)) != 0)
+        return rc;
+    rep->uidvalidity = info.uidvalidity;
+    if ((rc = state_get(run->state, run->account, mailbox, &found, &old_uv, &last_uid, err)) !=
+        0)
+        return rc;
+    if (!found || old_uv != info.uidvalidity) {
+        if (found) {
+            char detail[64];
+            rep->uidvalidity_changed = true;
+            log_warn(opt->log, "mailbox %s: UIDVALIDITY changed from %u to %u; re-reading the "
+                               "mailbox, messages already ingested are skipped by SHA-256",
+                     mailbox, old_uv, info.uidvalidity);
+            snprintf(detail, sizeof detail, "old=%u new=%u", old_uv, info.uidvalidity);
+            if ((rc = state_event(run->state, run->account, mailbox, "uidvalidity-changed",
+                                  detail, err)) != 0)
+                return rc;
+        }
+        last_uid = 0;
+        if ((rc = state_set(run->state, run->account, mailbox, info.uidvalidity, 0, err)) != 0)
+            return rc;
+    }
+    rep->last_uid = last_uid;
+    if (last_uid == UINT32_MAX || (info.uidnext != 0 && last_uid + 1 >= info.uidnext) ||
+        info.exists == 0)
+        return 0;
+    if ((rc = imap_uid_search(run->conn, last_uid + 1, 0, 0, &uids, &n_uids, err)) != 0)
+        return rc;
+    /* "n:*" also matches the highest UID when it is below n (RFC 3501 6.4.8). */
+    while (first < n_uids && uids[first] <= last_uid)
+        first++;
+    log_info(opt->log, "mailbox %s: %zu new message%s above UID %u", mailbox, n_uids - first,
+             n_uids - first == 1 ? "" : "s", last_uid);
+    for (size_t i = first; i < n_uids; i += batch) {
+        size_t n = n_uids - i < batch ? n_uids - i : batch;
+        rc = ingest_batch(run, mailbox, info.uidvalidity, uids + i, n, &last_uid, &blocked, rep,
+                          err);
+        rep->last_uid = last_uid;
+        if (rc != 0)
+            break;
+    }
+    free(uids);
+    return rc;
+}
+
+int ingest_run(const struct ingest_options *opt, struct ingest_report **report, mr_error *err)
+{
+    struct ingest_report *rep;
+    struct imap_options io = *opt->imap;
+    struct run run = { .opt = opt };
+    char account[512];
+    double t0 = ingest_now();
+    uint64_t undelivered = 0;
+    int rc = 0;
+
+    *report = NULL;
+    if ((rep = calloc(1, sizeof *rep)) == NULL ||
+        (rep->mailboxes = calloc(opt->n_mailboxes ? opt->n_mailboxes : 1,
+                                 sizeof *rep->mailboxes)) == NULL) {
+        free(rep);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    rep->n = opt->n_mailboxes;
+    for (size_t i = 0; i < opt->n_mailboxes; i++) {
+        if ((rep->mailboxes[i].mailbox = strdup(opt->mailboxes[i])) == NULL) {
+            ingest_report_free(rep);
+            return mr_error_set(err, MR_E_NOMEM, "out of memory");
+        }
+        rep->mailboxes[i].status = MR_E_STATE;
+        snprintf(rep->mailboxes[i].error, sizeof rep->mailboxes[i].error, "not run");
+    }
+    *report = rep;
+    if (opt->account != NULL)
+        snprintf(account, sizeof account, "%s", opt->account);
+    else
+        snprintf(account, sizeof account, "%s@%s", opt->imap->user ? opt->imap->user : "",
+                 opt->imap->host ? opt->imap->host : "");
+    run.account = account;
+    io.max_literal = opt->max_size ? (size_t)opt->max_size : INGEST_DEFAULT_MAX_SIZE;
+    if ((rc = route_new(opt->routing, &run.router, err)) != 0)
+        return rc;
+    if ((rc = state_open(opt->state_db, &run.state, err)) != 0)
+        goto out;
+    if ((rc = imap_connect(&io, &run.conn, err)) != 0)
+        goto out;
+    rep->connected = true;
+    for (size_t i = 0; i < opt->n_mailboxes; i++) {
+        struct ingest_mailbox_report *mb = &rep->mailboxes[i];
+        double m0 = ingest_now();
+        mr_error merr;
+
+        mr_error_clear(&merr);
+        mb->status = 0;
+        mb->error[0] = '\0';
+        int mrc = ingest_mailbox(&run, opt->mailboxes[i], mb, &merr);
+        mb->elapsed_s = ingest_now() - m0;
+        undelivered += mb->errors;
+        log_info(opt->log, "mailbox %s: fetched %llu, case %llu, sender %llu, cpr %llu, "
+                           "unrouted %llu, own %llu, auto %llu, duplicates %llu, oversized %llu, "
+                           "errors %llu in %.1f s",
+                 mb->mailbox, (unsigned long long)mb->fetched,
+                 (unsigned long long)mb->routed[ROUTE_CASE],
+                 (unsigned long long)mb->routed[ROUTE_SENDER],
+                 (unsigned long long)mb->routed[ROUTE_CPR],
+                 (unsigned long long)mb->routed[ROUTE_NONE],
+                 (unsigned long long)mb->routed[ROUTE_OWN],
+                 (unsigned long long)mb->routed[ROUTE_AUTO],
+                 (unsigned long long)mb->duplicates, (unsigned long long)mb->oversized,
+                 (unsigned long long)mb->errors, mb->elapsed_s);
+        if (mrc != 0) {
+            mb->status = mrc;
+            snprintf(mb->error, sizeof mb->error, "%s", merr.msg);
+            if (rc == 0) {
+                rc = mr_error_set(err, mrc, "mailbox %s: %s", mb->mailbox, merr.msg);
+            }
+            /* A missing mailbox leaves the session usable; anything else may not. */
+            if (mrc != MR_E_NOTFOUND && mrc != MR_E_PROTOCOL)
+                break;
+        }
+    }
+    if (rc == 0 && undelivered > 0)
+        rc = mr_error_set(err, MR_E_IO, "%llu message%s not delivered to the %s sink; they "
+                                        "will be retried next run",
+                          (unsigned long long)undelivered, undelivered == 1 ? "" : "s",
+                          sink_name(opt->sink));
+out:
+    imap_close(run.conn);
+    state_close(run.state);
+    route_free(run.router);
+    rep->elapsed_s = ingest_now() - t0;
+    return rc;
+}
+
+void ingest_report_free(struct ingest_report *rep)
+{
+    if (rep == NULL)
+        return;
+    for (size_t i = 0; i < rep->n; i++)
+        free(rep->mailboxes[i].mailbox);
+    free(rep->mailboxes);
+    free(rep);
+}

@@ -1,0 +1,122 @@
+/* ingest_setup.c — see ingest_setup.h. */
+#include "ingest/ingest_setup.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/durable.h"
+
+struct ingest_setup {
+    struct ingest_options opt;
+    struct imap_options imap;
+    struct route_config routing;
+    char *password;
+    char *state_path;
+    char *journal_path;
+    members_db *members;
+    sink *sink;
+};
+
+static char *setup_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+int ingest_setup_open(const struct mr_config *cfg, mr_log *log, ingest_setup **out,
+                      mr_error *err)
+{
+    ingest_setup *s = calloc(1, sizeof *s);
+    int rc;
+
+    *out = NULL;
+    if (s == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    if ((rc = durable_mkdirs(cfg->state.dir, 0700, err)) != 0)
+        goto fail;
+    if ((s->state_path = setup_join(cfg->state.dir, "ingest-state.sqlite")) == NULL ||
+        (s->journal_path = setup_join(cfg->state.dir, "exec-sink.sqlite")) == NULL) {
+        rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = config_read_secret(cfg->imap.password_file, cfg->imap.password_env, &s->password,
+                                 err)) != 0) {
+        mr_error_prefix(err, "IMAP password");
+        goto fail;
+    }
+    s->imap = (struct imap_options){
+        .host = cfg->imap.host,
+        .port = (int)cfg->imap.port,
+        .tls = cfg->imap.tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS,
+        .ca_file = cfg->imap.ca_file,
+        .insecure_skip_verify = cfg->imap.insecure_skip_verify,
+        .user = cfg->imap.user,
+        .password = s->password,
+        .connect_timeout_s = (int)cfg->imap.connect_timeout,
+        .io_timeout_s = (int)cfg->imap.io_timeout,
+    };
+    s->routing = (struct route_config){
+        .case_pattern = cfg->members.case_pattern,
+        .own_addresses = (const char *const *)cfg->members.own_addresses.items,
+        .n_own_addresses = cfg->members.own_addresses.n,
+        .own_domains = (const char *const *)cfg->members.own_domains.items,
+        .n_own_domains = cfg->members.own_domains.n,
+    };
+    /* The registry is always the SQLite member database: routing needs it whichever sink
+     * receives the mail. */
+    if ((rc = members_open(cfg->members.database, &s->members, err)) != 0)
+        goto fail;
+    switch (cfg->members.backend) {
+    case CONFIG_MEMBERS_MAILDIR:
+        rc = sink_maildir_open(cfg->members.maildir, &s->sink, err);
+        break;
+    case CONFIG_MEMBERS_EXEC:
+        rc = sink_exec_open(cfg->members.command, s->journal_path, (int)cfg->imap.io_timeout,
+                            &s->sink, err);
+        break;
+    default:
+        rc = sink_sqlite_open(s->members, &s->sink, err);
+        break;
+    }
+    if (rc != 0)
+        goto fail;
+    s->opt = (struct ingest_options){
+        .imap = &s->imap,
+        .mailboxes = (const char *const *)cfg->mailboxes.items,
+        .n_mailboxes = cfg->mailboxes.n,
+        .sink = s->sink,
+        .members = s->members,
+        .routing = &s->routing,
+        .state_db = s->state_path,
+        .batch_size = cfg->imap.fetch_batch,
+        .max_size = cfg->imap.max_message_size,
+        .log = log,
+    };
+    *out = s;
+    return 0;
+fail:
+    ingest_setup_close(s);
+    return rc;
+}
+
+struct ingest_options *ingest_setup_options(ingest_setup *s)
+{
+    return &s->opt;
+}
+
+void ingest_setup_close(ingest_setup *s)
+{
+    if (s == NULL)
+        return;
+    sink_close(s->sink);
+    members_close(s->members);
+    config_secret_free(s->password);
+    free(s->state_path);
+    free(s->journal_path);
+    free(s);
+}

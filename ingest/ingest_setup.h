@@ -1,0 +1,24 @@
+/*
+ * ingest_setup.h — everything an ingest run needs, built from the configuration
+ * (common/config.h): IMAP options with the password read from its file or variable, the
+ * member database, the configured sink, routing rules and the state path
+ * (<state dir>/ingest-state.sqlite).  `mailret ingest` and purge's "ingest first" use it.
+ */
+#ifndef MAILRET_INGEST_INGEST_SETUP_H
+#define MAILRET_INGEST_INGEST_SETUP_H
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "ingest/ingest.h"
+
+typedef struct ingest_setup ingest_setup;
+
+/* cfg must outlive the setup (strings are borrowed).  log may be NULL. */
+int ingest_setup_open(const struct mr_config *cfg, mr_log *log, ingest_setup **out,
+                      mr_error *err);
+/* The options; callers may change batch_size, max_size and the mailbox list. */
+struct ingest_options *ingest_setup_options(ingest_setup *s);
+void ingest_setup_close(ingest_setup *s);
+
+#endif

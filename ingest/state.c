@@ -1,0 +1,291 @@
+/* state.c — see state.h. */
+#include "ingest/state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+static const char state_schema[] =
+    "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS mailbox_state("
+    "  account TEXT NOT NULL, mailbox TEXT NOT NULL,"
+    "  uidvalidity INTEGER NOT NULL, last_uid INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    "  PRIMARY KEY(account, mailbox));"
+    "CREATE TABLE IF NOT EXISTS seen("
+    "  account TEXT NOT NULL, mailbox TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    "  uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,"
+    "  outcome TEXT NOT NULL,"          /* case|sender|cpr|none|own|auto */
+    "  msgid_hash TEXT,"                /* first 16 bytes of SHA-256(Message-ID), hex */
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY(account, mailbox, sha256)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS skipped("
+    "  account TEXT NOT NULL, mailbox TEXT NOT NULL, uidvalidity INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL, size INTEGER NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL,"
+    "  PRIMARY KEY(account, mailbox, uidvalidity, uid));"
+    "CREATE TABLE IF NOT EXISTS events("
+    "  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, account TEXT NOT NULL,"
+    "  mailbox TEXT NOT NULL, event TEXT NOT NULL, detail TEXT);";
+
+enum { SQ_GET, SQ_SET, SQ_SEEN_GET, SQ_SEEN_ADD, SQ_SKIP, SQ_EVENT, SQ_COUNT };
+
+static const char *const state_sql[SQ_COUNT] = {
+    [SQ_GET] = "SELECT uidvalidity, last_uid FROM mailbox_state WHERE account=?1 AND mailbox=?2",
+    [SQ_SET] = "INSERT INTO mailbox_state(account, mailbox, uidvalidity, last_uid, updated)"
+               " VALUES(?1,?2,?3,?4,strftime('%s','now')) ON CONFLICT(account, mailbox) DO"
+               " UPDATE SET uidvalidity=excluded.uidvalidity, last_uid=excluded.last_uid,"
+               " updated=excluded.updated",
+    [SQ_SEEN_GET] = "SELECT outcome FROM seen WHERE account=?1 AND mailbox=?2 AND sha256=?3",
+    [SQ_SEEN_ADD] = "INSERT OR IGNORE INTO seen(account, mailbox, sha256, uidvalidity, uid,"
+                    " outcome, msgid_hash, at) VALUES(?1,?2,?3,?4,?5,?6,?7,strftime('%s','now'))",
+    [SQ_SKIP] = "INSERT OR REPLACE INTO skipped(account, mailbox, uidvalidity, uid, size,"
+                " reason, at) VALUES(?1,?2,?3,?4,?5,?6,strftime('%s','now'))",
+    [SQ_EVENT] = "INSERT INTO events(at, account, mailbox, event, detail)"
+                 " VALUES(strftime('%s','now'),?1,?2,?3,?4)",
+};
+
+struct ingest_state {
+    sqlite3 *db;
+    sqlite3_stmt *st[SQ_COUNT];
+    int lock_fd;
+};
+
+static int state_dberr(ingest_state *s, mr_error *err, const char *what)
+{
+    int code = sqlite3_errcode(s->db) == SQLITE_FULL ? MR_E_NOSPACE : MR_E_DB;
+
+    return mr_error_set(err, code, "state database: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int state_exec(ingest_state *s, const char *sql, mr_error *err)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = mr_error_set(err, MR_E_DB, "state database: %s",
+                              msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return rc;
+    }
+    return 0;
+}
+
+int state_open(const char *path, ingest_state **out, mr_error *err)
+{
+    ingest_state *s;
+    char lock[4096];
+    int rc;
+
+    *out = NULL;
+    if ((s = calloc(1, sizeof *s)) == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        rc = mr_error_errno(err, MR_E_IO, errno, "cannot open %s", lock);
+        free(s);
+        return rc;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK
+                 ? mr_error_set(err, MR_E_STATE, "another ingest is running (lock %s held)", lock)
+                 : mr_error_errno(err, MR_E_IO, errno, "cannot lock %s", lock);
+        close(s->lock_fd);
+        free(s);
+        return rc;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = mr_error_errno(err, MR_E_IO, errno, "cannot open state database %s", path);
+        state_close(s);
+        return rc;
+    }
+    close(fd);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = mr_error_set(err, MR_E_DB, "cannot open state database %s", path);
+        state_close(s);
+        return rc;
+    }
+    sqlite3_busy_timeout(s->db, 30000);
+    if ((rc = state_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                            "BEGIN IMMEDIATE;", err)) != 0 ||
+        (rc = state_exec(s, state_schema, err)) != 0 ||
+        (rc = state_exec(s, "INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS"
+                            " (SELECT 1 FROM schema_version); COMMIT;", err)) != 0) {
+        state_close(s);
+        return mr_error_prefix(err, "%s", path);
+    }
+    for (int i = 0; i < SQ_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, state_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                               NULL) != SQLITE_OK) {
+            rc = state_dberr(s, err, "prepare");
+            state_close(s);
+            return rc;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+void state_close(ingest_state *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < SQ_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    if (s->db != NULL && sqlite3_get_autocommit(s->db) == 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(s->db);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);      /* releases the flock */
+    free(s);
+}
+
+struct sqlite3 *state_sqlite(ingest_state *s)
+{
+    return s->db;
+}
+
+static int state_step_done(ingest_state *s, sqlite3_stmt *q, const char *what, mr_error *err)
+{
+    int r = sqlite3_step(q);
+
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return r == SQLITE_DONE ? 0 : state_dberr(s, err, what);
+}
+
+int state_get(ingest_state *s, const char *account, const char *mailbox, bool *found,
+              uint32_t *uidvalidity, uint32_t *last_uid, mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_GET];
+    int r;
+
+    *found = false;
+    *uidvalidity = *last_uid = 0;
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    r = sqlite3_step(q);
+    if (r == SQLITE_ROW) {
+        *found = true;
+        *uidvalidity = (uint32_t)sqlite3_column_int64(q, 0);
+        *last_uid = (uint32_t)sqlite3_column_int64(q, 1);
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return state_dberr(s, err, "read mailbox state");
+    return 0;
+}
+
+int state_begin(ingest_state *s, mr_error *err)
+{
+    return state_exec(s, "BEGIN IMMEDIATE", err);
+}
+
+int state_commit(ingest_state *s, mr_error *err)
+{
+    int rc = state_exec(s, "COMMIT", err);
+
+    if (rc != 0)
+        state_rollback(s);
+    return rc;
+}
+
+void state_rollback(ingest_state *s)
+{
+    if (sqlite3_get_autocommit(s->db) == 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int state_set(ingest_state *s, const char *account, const char *mailbox, uint32_t uidvalidity,
+              uint32_t last_uid, mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_SET];
+
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, uidvalidity);
+    sqlite3_bind_int64(q, 4, last_uid);
+    return state_step_done(s, q, "write mailbox state", err);
+}
+
+int state_seen_get(ingest_state *s, const char *account, const char *mailbox,
+                   const char *sha256_hex, bool *seen, char outcome[16], mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_SEEN_GET];
+    int r;
+
+    *seen = false;
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, sha256_hex, -1, SQLITE_STATIC);
+    r = sqlite3_step(q);
+    if (r == SQLITE_ROW) {
+        *seen = true;
+        if (outcome != NULL) {
+            const unsigned char *o = sqlite3_column_text(q, 0);
+            snprintf(outcome, 16, "%s", o ? (const char *)o : "");
+        }
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return state_dberr(s, err, "read seen");
+    return 0;
+}
+
+int state_seen_add(ingest_state *s, const char *account, const char *mailbox,
+                   const char *sha256_hex, uint32_t uidvalidity, uint32_t uid,
+                   const char *outcome, const char *msgid_hash, mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_SEEN_ADD];
+
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, sha256_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, uidvalidity);
+    sqlite3_bind_int64(q, 5, uid);
+    sqlite3_bind_text(q, 6, outcome, -1, SQLITE_STATIC);
+    if (msgid_hash != NULL)
+        sqlite3_bind_text(q, 7, msgid_hash, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 7);
+    return state_step_done(s, q, "write seen", err);
+}
+
+int state_skip_add(ingest_state *s, const char *account, const char *mailbox,
+                   uint32_t uidvalidity, uint32_t uid, uint64_t size, const char *reason,
+                   mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_SKIP];
+
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, uidvalidity);
+    sqlite3_bind_int64(q, 4, uid);
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)size);
+    sqlite3_bind_text(q, 6, reason, -1, SQLITE_STATIC);
+    return state_step_done(s, q, "write skipped", err);
+}
+
+int state_event(ingest_state *s, const char *account, const char *mailbox, const char *event,
+                const char *detail, mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_EVENT];
+
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, event, -1, SQLITE_STATIC);
+    if (detail != NULL)
+        sqlite3_bind_text(q, 4, detail, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 4);
+    return state_step_done(s, q, "write event", err);
+}

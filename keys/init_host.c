@@ -1,0 +1,100 @@
+/* init_host.c — `keys init-host`: install IT's (and the re-identification holder's)
+ * certificate, create the pseudonym key with a copy sealed to IT (so that IT can compute
+ * tokens for a restore-by-person without the host), and the manifest HMAC key. */
+#include "keys/keys.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "common/durable.h"
+
+static int install_cert(const char *src, const char *dst, X509 **out, mr_error *err)
+{
+    BIO *mem;
+    BUF_MEM *buf = NULL;
+    int rc = keys_cert_load(src, out, err);
+
+    if (rc != 0)
+        return rc;
+    mem = BIO_new(BIO_s_mem());
+    if (mem == NULL || !PEM_write_bio_X509(mem, *out)) {
+        BIO_free(mem);
+        return mr_error_openssl(err, MR_E_CRYPTO, "cannot encode certificate %s", src);
+    }
+    BIO_get_mem_ptr(mem, &buf);
+    rc = durable_write_file(dst, buf->data, buf->length, 0644, err);
+    BIO_free(mem);
+    return rc;
+}
+
+static int new_secret_key(const char *path, unsigned char key[KEYS_SECRET_LEN], mr_error *err)
+{
+    struct stat st;
+
+    if (stat(path, &st) == 0)
+        return mr_error_set(err, MR_E_EXISTS,
+                            "refusing to replace existing key %s (it would orphan every "
+                            "archive made with it)", path);
+    if (RAND_priv_bytes(key, KEYS_SECRET_LEN) != 1)
+        return mr_error_openssl(err, MR_E_CRYPTO, "random generator failed");
+    return durable_write_file(path, key, KEYS_SECRET_LEN, 0600, err);
+}
+
+int keys_init_host(const struct keys_host_options *opt, audit_log *audit, mr_error *err)
+{
+    X509 *it = NULL, *reid = NULL;
+    unsigned char pkey[KEYS_SECRET_LEN], mkey[KEYS_SECRET_LEN];
+    char pid[17] = "", mid[17] = "", it_id[KEYS_ID_LEN + 1] = "", reid_id[KEYS_ID_LEN + 1] = "";
+    int rc;
+
+    if (opt->it_cert_source == NULL || opt->it_cert == NULL || opt->reid_cert == NULL
+        || opt->pseudonym_key_file == NULL || opt->pseudonym_key_sealed == NULL
+        || opt->manifest_key_file == NULL)
+        return mr_error_set(err, MR_E_CONFIG, "init-host: a key path is not configured");
+    /* Check before changing anything, so that a refused re-run leaves the host as it was. */
+    {
+        struct stat st;
+        if (stat(opt->pseudonym_key_file, &st) == 0 || stat(opt->manifest_key_file, &st) == 0)
+            return mr_error_set(err, MR_E_EXISTS,
+                                "host keys already exist (%s); refusing to replace them",
+                                opt->pseudonym_key_file);
+    }
+    rc = install_cert(opt->it_cert_source, opt->it_cert, &it, err);
+    if (rc == 0)
+        rc = install_cert(opt->reid_cert_source != NULL ? opt->reid_cert_source
+                                                        : opt->it_cert_source,
+                          opt->reid_cert, &reid, err);
+    if (rc == 0)
+        rc = keys_key_id(X509_get0_pubkey(it), it_id, err);
+    if (rc == 0)
+        rc = keys_key_id(X509_get0_pubkey(reid), reid_id, err);
+    if (rc == 0)
+        rc = new_secret_key(opt->pseudonym_key_file, pkey, err);
+    if (rc == 0) {
+        keys_secret_key_id(pkey, pid);
+        rc = keys_seal_file(pkey, sizeof pkey, it, opt->pseudonym_key_sealed, err);
+    }
+    if (rc == 0)
+        rc = new_secret_key(opt->manifest_key_file, mkey, err);
+    if (rc == 0)
+        keys_secret_key_id(mkey, mid);
+    OPENSSL_cleanse(pkey, sizeof pkey);
+    OPENSSL_cleanse(mkey, sizeof mkey);
+    if (rc == 0 && audit != NULL) {
+        const struct audit_field f[] = {
+            { "it_cert", it_id },
+            { "reid_cert", reid_id },
+            { "pseudonym_key", pid },
+            { "manifest_key", mid },
+        };
+        rc = audit_append(audit, "keys.host.init", f, sizeof f / sizeof f[0], err);
+    }
+    X509_free(it);
+    X509_free(reid);
+    return rc;
+}

@@ -1,0 +1,180 @@
+/*
+ * keys.h — mailret's key hierarchy (see docs/ARCHIVE.md, "Keys"):
+ *
+ *   IT restore key pair     created by `keys init-it` on IT's machine; the private key is a
+ *                           passphrase-encrypted PKCS#8 PEM that never reaches the host,
+ *                           the self-signed certificate is installed on the host.
+ *   re-identification cert  the holder of re-identification data (by default IT's cert).
+ *   pseudonym key           32 random bytes, 0600 on the host, plus a copy sealed to IT.
+ *   manifest key            32 random bytes, 0600 on the host: HMAC of batch manifests.
+ *   epoch key pairs         EC P-256, two per batch (content, re-identification), made at
+ *                           backup time, private halves sealed (CMS AuthEnvelopedData,
+ *                           AES-256-GCM) to the holder's certificate into the key vault,
+ *                           then wiped from memory.  Shredding the sealed file is what
+ *                           makes an expired batch unrecoverable.
+ *
+ * Vault layout (a directory apart from the archive directory), per epoch key id:
+ *   <id>.key.p7m   the sealed private key (DER; `openssl cms -decrypt` opens it)
+ *   <id>.crt.pem   the epoch certificate (public)
+ *   <id>.json      metadata: id, role, holder, batch, created, expires (no secrets)
+ *
+ * Every operation that creates, unseals, forgets or shreds a key appends an audit record
+ * when given an audit log (the CLI always gives one; NULL is for unit tests only).
+ */
+#ifndef MAILRET_KEYS_KEYS_H
+#define MAILRET_KEYS_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "common/audit.h"
+#include "common/error.h"
+
+/* Key ids: the first 16 bytes of SHA-256 over the DER SubjectPublicKeyInfo, in hex. */
+#define KEYS_ID_LEN 32
+#define KEYS_SECRET_LEN 32          /* pseudonym and manifest keys */
+
+/* ---- secrets (passphrases) ---------------------------------------------------------- */
+
+/* Where a passphrase comes from, tried in this order: file, environment variable, terminal.
+ * A file readable or writable by group/other is refused (MR_E_PERM).  Never argv. */
+struct keys_secret_source {
+    const char *file;       /* path or NULL */
+    const char *env;        /* name of an environment variable or NULL */
+    bool terminal;          /* prompt on /dev/tty (echo off) if nothing else was given */
+    const char *prompt;     /* for the terminal; NULL = "Passphrase: " */
+    bool confirm;           /* terminal: ask twice (creating a key) */
+};
+
+/* *out is malloc'd, NUL-terminated, trailing newline removed; free with keys_secret_free. */
+int keys_secret_read(const struct keys_secret_source *src, char **out, mr_error *err);
+void keys_secret_free(char *secret);
+
+/* Refuse a secret file that group or other may read or write, or that is not a regular file. */
+int keys_secret_file_check(const char *path, mr_error *err);
+
+/* Read a raw 32-byte key file (pseudonym or manifest key), checking its mode. */
+int keys_secret_key_read(const char *path, unsigned char out[KEYS_SECRET_LEN], mr_error *err);
+
+/* A short, non-secret id of a raw key (HMAC-SHA-256(key, "mailret key id"), 8 bytes hex). */
+void keys_secret_key_id(const unsigned char key[KEYS_SECRET_LEN], char out[17]);
+
+/* ---- certificates and key pairs -------------------------------------------------------- */
+
+enum keys_algo { KEYS_ALGO_P256 = 0, KEYS_ALGO_RSA3072 = 1 };
+
+int keys_generate(enum keys_algo algo, EVP_PKEY **out, mr_error *err);
+/* Self-signed certificate for pkey, valid from now for `days`, CN = cn. */
+int keys_self_signed(EVP_PKEY *pkey, const char *cn, int days, X509 **out, mr_error *err);
+int keys_key_id(EVP_PKEY *pkey, char out[KEYS_ID_LEN + 1], mr_error *err);
+
+int keys_cert_load(const char *path, X509 **out, mr_error *err);
+/* Load a (possibly passphrase-encrypted) PEM private key; passphrase may be NULL. */
+int keys_private_load(const char *path, const char *passphrase, EVP_PKEY **out, mr_error *err);
+/* True if pkey is the private half of cert's public key. */
+bool keys_cert_matches(X509 *cert, EVP_PKEY *pkey);
+
+/* ---- sealing: CMS AuthEnvelopedData (AES-256-GCM) to one certificate -------------------- */
+
+/* Seal data to recipient and write it durably to path with mode (refuses to overwrite). */
+int keys_seal_file(const unsigned char *data, size_t len, X509 *recipient, const char *path,
+                   mr_error *err);
+/* Open a sealed file with pkey.  *out is malloc'd; wipe with keys_wipe_free(*out, *len). */
+int keys_unseal_file(const char *path, EVP_PKEY *pkey, unsigned char **out, size_t *len,
+                     mr_error *err);
+void keys_wipe_free(void *p, size_t len);
+
+/* ---- init-it and init-host ---------------------------------------------------------------- */
+
+struct keys_it_options {
+    const char *key_path;       /* encrypted PKCS#8 PEM, written 0600 */
+    const char *cert_path;      /* self-signed certificate, 0644 */
+    const char *common_name;    /* NULL = "mailret IT restore" */
+    int days;                   /* certificate validity; 0 = 10 years */
+    enum keys_algo algo;
+    const char *passphrase;     /* required, at least 8 characters */
+};
+int keys_init_it(const struct keys_it_options *opt, audit_log *audit,
+                 char key_id[KEYS_ID_LEN + 1], mr_error *err);
+
+struct keys_host_options {
+    const char *it_cert_source;     /* IT's certificate as handed over by IT */
+    const char *reid_cert_source;   /* NULL = IT's */
+    const char *it_cert;            /* where to install them */
+    const char *reid_cert;
+    const char *pseudonym_key_file; /* 0600 */
+    const char *pseudonym_key_sealed;   /* the copy sealed to IT (e.g. in the vault) */
+    const char *manifest_key_file;  /* 0600 */
+};
+/* Refuses (MR_E_EXISTS) to replace an existing pseudonym or manifest key: that would
+ * orphan every archive's tokens and manifests. */
+int keys_init_host(const struct keys_host_options *opt, audit_log *audit, mr_error *err);
+
+/* ---- epoch keys --------------------------------------------------------------------------- */
+
+enum keys_epoch_role { KEYS_EPOCH_CONTENT = 0, KEYS_EPOCH_REID = 1 };
+const char *keys_epoch_role_name(enum keys_epoch_role role);
+
+typedef struct keys_epoch keys_epoch;
+
+struct keys_epoch_options {
+    const char *vault_dir;
+    enum keys_epoch_role role;
+    X509 *holder;               /* the certificate the private half is sealed to */
+    const char *holder_name;    /* "it" or "reid" — a role name, never a person's name */
+    const char *batch_id;
+    time_t created, expires;
+};
+
+/* Generate a P-256 pair and a self-signed certificate, seal the private half into the vault
+ * and write the certificate and metadata there (all durable) before returning: a volume
+ * is never encrypted to a key whose sealed copy is not on disk. */
+int keys_epoch_create(const struct keys_epoch_options *opt, audit_log *audit,
+                      keys_epoch **out, mr_error *err);
+const char *keys_epoch_id(const keys_epoch *ep);
+X509 *keys_epoch_cert(const keys_epoch *ep);
+/* The private half, NULL once forgotten (or for an unsealed-only handle). */
+EVP_PKEY *keys_epoch_private(const keys_epoch *ep);
+/* Drop the private half (EVP_PKEY_free wipes it); audited. */
+void keys_epoch_forget(keys_epoch *ep, audit_log *audit);
+void keys_epoch_free(keys_epoch *ep);
+
+/* IT side: open <vault>/<id>.key.p7m with the holder's private key. */
+int keys_epoch_unseal(const char *vault_dir, const char *key_id, EVP_PKEY *holder_key,
+                      audit_log *audit, EVP_PKEY **out, mr_error *err);
+
+/* expire: shred the sealed private key (and certificate and metadata); audited.  A key
+ * that is already gone is not an error (expire may be re-run after a crash). */
+int keys_epoch_shred(const char *vault_dir, const char *key_id, audit_log *audit,
+                     mr_error *err);
+
+/* True if the sealed private key of key_id is in the vault. */
+bool keys_epoch_present(const char *vault_dir, const char *key_id);
+
+/* ---- listing ------------------------------------------------------------------------------ */
+
+struct keys_entry {
+    char id[KEYS_ID_LEN + 1];
+    char kind[24];          /* "it-cert", "reid-cert", "pseudonym", "manifest",
+                               "epoch-content", "epoch-reid" */
+    char holder[64];
+    char batch[80];
+    char created[24];       /* YYYY-MM-DDTHH:MM:SSZ or "" */
+    char expires[24];
+    bool sealed_present;    /* epoch keys: the sealed private key is in the vault */
+};
+
+struct keys_list_options {
+    const char *vault_dir;          /* may be NULL */
+    const char *it_cert, *reid_cert;    /* may be NULL */
+    const char *pseudonym_key_file, *manifest_key_file;     /* may be NULL */
+};
+/* *out is malloc'd (free()). */
+int keys_list(const struct keys_list_options *opt, struct keys_entry **out, size_t *n,
+              mr_error *err);
+
+#endif

@@ -1,0 +1,303 @@
+/* check.c — the compliance check (see check.h). */
+#include "purge/check.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backup/archive.h"
+#include "common/audit.h"
+#include "common/mrtime.h"
+#include "keys/keys.h"
+#include "purge/tombstone.h"
+
+/* Bounded copy that says so to the compiler (snprintf "%s" would warn about truncation,
+ * which is what we want here: details are one table cell). */
+static void copy(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void set(struct check_batch *b, const char *status, enum check_level level,
+                const char *detail)
+{
+    b->status = status;
+    b->level = level;
+    copy(b->detail, sizeof b->detail, detail != NULL ? detail : "");
+}
+
+static bool file_present(const char *dir, const char *name, unsigned long long *size)
+{
+    char path[4400];
+    struct stat st;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (stat(path, &st) != 0)
+        return false;
+    if (size != NULL)
+        *size = (unsigned long long)st.st_size;
+    return true;
+}
+
+static void check_tombstone(const struct check_options *opt, const char *dir,
+                            struct check_batch *b)
+{
+    struct purge_tombstone t;
+    mr_error e;
+    int rc = purge_tombstone_read(dir, opt->manifest_key, &t, &e);
+
+    if (rc == MR_E_NOTFOUND) {
+        set(b, "incomplete", CHECK_WARN, "no manifest: an interrupted run, or one running now");
+        return;
+    }
+    if (rc != 0) {
+        set(b, "damaged", CHECK_VIOLATION, e.msg);
+        return;
+    }
+    snprintf(b->batch_id, sizeof b->batch_id, "%s", t.batch_id);
+    b->period_start = t.period_start;
+    b->period_end = t.period_end;
+    b->created = t.created;
+    b->expires = t.expires;
+    b->messages = t.message_count;
+    if (keys_epoch_present(opt->vault_dir, t.content_key_id)
+        || keys_epoch_present(opt->vault_dir, t.reid_key_id))
+        set(b, "key-present-after-expiry", CHECK_VIOLATION,
+            "a sealed epoch key survived expiry: the batch is not crypto-shredded");
+    else if (file_present(dir, "vol-0001.p7m", NULL) || file_present(dir, "reid-0001.p7m", NULL))
+        set(b, "key-present-after-expiry", CHECK_VIOLATION,
+            "volumes survived expiry (keys are gone; run `mailret expire` again)");
+    else
+        set(b, "expired", CHECK_OK, "keys shredded, volumes deleted");
+}
+
+static void check_batch_dir(const struct check_options *opt, const struct archive_batch_ref *ref,
+                            struct check_batch *b)
+{
+    struct archive_manifest m;
+    const char *base = strrchr(ref->dir, '/');
+    time_t warn = (time_t)opt->warn_days * 86400;
+    char when[24], detail[256];
+    mr_error e;
+
+    memset(b, 0, sizeof *b);
+    snprintf(b->mailbox, sizeof b->mailbox, "%s", ref->mailbox);
+    base = base != NULL ? base + 1 : ref->dir;
+    /* "<YYYY-MM>-<batch id>": until a manifest says otherwise, the id is the name's tail. */
+    copy(b->batch_id, sizeof b->batch_id, strlen(base) > 8 && base[7] == '-' ? base + 8 : base);
+    if (!ref->has_manifest) {
+        check_tombstone(opt, ref->dir, b);
+        return;
+    }
+    if (archive_manifest_read(ref->dir, opt->manifest_key, &m, &e) != 0) {
+        set(b, "damaged", CHECK_VIOLATION, e.msg);
+        return;
+    }
+    snprintf(b->batch_id, sizeof b->batch_id, "%s", m.batch_id);
+    snprintf(b->mailbox, sizeof b->mailbox, "%s", m.mailbox);
+    b->period_start = m.period_start;
+    b->period_end = m.period_end;
+    b->created = m.created;
+    b->expires = m.expires;
+    b->messages = m.message_count;
+    detail[0] = '\0';
+    for (size_t i = 0; i < m.n_volumes && detail[0] == '\0'; i++) {
+        unsigned long long size = 0, rsize = 0;
+        if (!file_present(ref->dir, m.volumes[i].name, &size)
+            || !file_present(ref->dir, m.volumes[i].reid_name, &rsize))
+            snprintf(detail, sizeof detail, "%s or %s is missing", m.volumes[i].name,
+                     m.volumes[i].reid_name);
+        else if (size != m.volumes[i].size || rsize != m.volumes[i].reid_size)
+            snprintf(detail, sizeof detail, "%s or %s has the wrong size", m.volumes[i].name,
+                     m.volumes[i].reid_name);
+    }
+    mrtime_format_utc(m.expires, when, sizeof when);
+    if (detail[0] != '\0') {
+        set(b, "damaged", CHECK_VIOLATION, detail);
+    } else if (!keys_epoch_present(opt->vault_dir, m.content_key_id)
+               || !keys_epoch_present(opt->vault_dir, m.reid_key_id)) {
+        set(b, "key-missing", CHECK_VIOLATION,
+            "a sealed epoch key is missing from the vault: the batch cannot be restored");
+    } else if (m.hold) {
+        char since[24] = "";
+        if (m.hold_since != 0)
+            mrtime_format_utc(m.hold_since, since, sizeof since);
+        snprintf(detail, sizeof detail, "legal hold%s%s%s", since[0] ? " since " : "", since,
+                 m.expires <= opt->at ? "; past expiry, kept for the hold" : "");
+        set(b, "held", CHECK_OK, detail);
+    } else if (m.expires <= opt->at) {
+        snprintf(detail, sizeof detail, "expired %s and still restorable: run mailret expire",
+                 when);
+        set(b, "OVERDUE", CHECK_VIOLATION, detail);
+    } else if (m.expires - warn <= opt->at) {
+        snprintf(detail, sizeof detail, "expires %s", when);
+        set(b, "expiring", CHECK_WARN, detail);
+    } else {
+        set(b, "ok", CHECK_OK, NULL);
+    }
+    archive_manifest_clear(&m);
+}
+
+/* ---- mailboxes --------------------------------------------------------------------------- */
+
+struct older_ctx {
+    time_t cutoff;
+    size_t older;
+};
+
+static int older_cb(void *ctx, const struct imap_message *msg, mr_error *err)
+{
+    struct older_ctx *o = ctx;
+
+    (void)err;
+    if (msg->internaldate < o->cutoff)
+        o->older++;
+    return 0;
+}
+
+static void check_mailboxes(const struct check_options *opt, struct check_report *r)
+{
+    imap_conn *conn = NULL;
+    time_t cutoff = 0;
+    mr_error e;
+    int rc;
+
+    rc = mrtime_month_start(opt->at - opt->grace, opt->zone != NULL ? opt->zone
+                                                                    : MRTIME_DEFAULT_ZONE,
+                            &cutoff, &e);
+    if (rc == 0)
+        rc = imap_connect(opt->imap, &conn, &e);
+    for (size_t i = 0; i < r->n_mailboxes; i++) {
+        struct check_mailbox *mb = &r->mailboxes[i];
+        struct imap_mailbox_info info;
+        struct older_ctx oc = { .cutoff = cutoff };
+        uint32_t *uids = NULL;
+        size_t n = 0;
+        mr_error me;
+        int mrc = rc;
+
+        mb->cutoff = cutoff;
+        if (mrc != 0) {
+            me = e;
+        } else {
+            mrc = imap_examine(conn, mb->mailbox, &info, &me);
+            /* SEARCH BEFORE is a superset (whole days in the server's zone): the exact
+             * INTERNALDATE decides. */
+            if (mrc == 0)
+                mrc = imap_uid_search(conn, 1, 0, cutoff, &uids, &n, &me);
+            if (mrc == 0 && n > 0)
+                mrc = imap_uid_fetch_set(conn, uids, n, older_cb, &oc, &me);
+            free(uids);
+        }
+        if (mrc != 0) {
+            mb->status = "error";
+            mb->level = CHECK_VIOLATION;
+            snprintf(mb->detail, sizeof mb->detail, "cannot check: %s", me.msg);
+        } else if (oc.older > 0) {
+            char when[24];
+            mrtime_format_utc(cutoff, when, sizeof when);
+            mb->older = oc.older;
+            mb->status = "NOT PURGED";
+            mb->level = CHECK_VIOLATION;
+            snprintf(mb->detail, sizeof mb->detail, "%zu message(s) older than the cutoff %s",
+                     oc.older, when);
+        } else {
+            mb->status = "ok";
+            mb->level = CHECK_OK;
+        }
+    }
+    imap_close(conn);
+}
+
+static int cmp_batch(const void *a, const void *b)
+{
+    const struct check_batch *x = a, *y = b;
+    int c = strcmp(x->mailbox, y->mailbox);
+
+    if (c != 0)
+        return c;
+    return x->created < y->created ? -1 : x->created > y->created;
+}
+
+int check_run(const struct check_options *opt, struct check_report **report, mr_error *err)
+{
+    struct archive_batch_ref *refs = NULL;
+    struct check_report *r;
+    size_t n_refs = 0;
+    int rc;
+
+    *report = NULL;
+    r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    r->at = opt->at;
+    rc = archive_batch_list(opt->archive_dir, NULL, &refs, &n_refs, err);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
+    r->batches = calloc(n_refs ? n_refs : 1, sizeof *r->batches);
+    r->mailboxes = calloc(opt->n_mailboxes ? opt->n_mailboxes : 1, sizeof *r->mailboxes);
+    if (r->batches == NULL || r->mailboxes == NULL) {
+        free(refs);
+        check_report_free(r);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n_refs; i++)
+        check_batch_dir(opt, &refs[i], &r->batches[i]);
+    r->n_batches = n_refs;
+    free(refs);
+    qsort(r->batches, r->n_batches, sizeof *r->batches, cmp_batch);
+
+    r->n_mailboxes = opt->n_mailboxes;
+    for (size_t i = 0; i < opt->n_mailboxes; i++) {
+        snprintf(r->mailboxes[i].mailbox, sizeof r->mailboxes[i].mailbox, "%s",
+                 opt->mailboxes[i]);
+        r->mailboxes[i].status = "skipped";
+    }
+    r->offline = opt->imap == NULL;
+    if (!r->offline)
+        check_mailboxes(opt, r);
+
+    r->audit_status = "skipped";
+    if (opt->audit_path != NULL) {
+        mr_error e;
+        if (audit_verify(opt->audit_path, &r->audit_records, &e) == 0) {
+            r->audit_status = "ok";
+        } else {
+            r->audit_status = "BROKEN";
+            snprintf(r->audit_detail, sizeof r->audit_detail, "%s", e.msg);
+        }
+    }
+
+    for (size_t i = 0; i < r->n_batches; i++) {
+        enum check_level l = r->batches[i].level;
+        r->warnings += l == CHECK_WARN;
+        r->violations += l == CHECK_VIOLATION;
+    }
+    for (size_t i = 0; i < r->n_mailboxes; i++) {
+        enum check_level l = r->mailboxes[i].level;
+        r->warnings += l == CHECK_WARN;
+        r->violations += l == CHECK_VIOLATION;
+    }
+    if (strcmp(r->audit_status, "BROKEN") == 0)
+        r->violations++;
+    r->level = r->violations > 0 ? CHECK_VIOLATION : r->warnings > 0 ? CHECK_WARN : CHECK_OK;
+    *report = r;
+    return 0;
+}
+
+void check_report_free(struct check_report *r)
+{
+    if (r == NULL)
+        return;
+    free(r->batches);
+    free(r->mailboxes);
+    free(r);
+}

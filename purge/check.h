@@ -1,0 +1,94 @@
+/*
+ * check.h — `mailret check`, the compliance check for monitoring and auditors.
+ *
+ * Batches (every directory under the archive), one status each:
+ *   ok                        verified batch, keys present, volumes present, not expiring
+ *   expiring      (warning)   expires within warn_days
+ *   OVERDUE       (violation) past its expiry, not held: expire has not run
+ *   held                      under legal hold (kept past expiry on purpose); ok level
+ *   damaged       (violation) manifest HMAC fails, or a volume is missing or has the
+ *                             wrong size
+ *   key-missing   (violation) a sealed epoch key is gone while the batch should be
+ *                             restorable
+ *   key-present-after-expiry  (violation) an expired batch whose epoch key or volumes
+ *                             survive: it was not crypto-shredded
+ *   expired                   tombstone only, keys gone; ok level
+ *   incomplete    (warning)   a directory without manifest or tombstone (an interrupted
+ *                             purge, or one running now)
+ * Mailboxes (unless offline): nothing with INTERNALDATE before the last cutoff whose
+ * purge should have run (the month start of at - grace) — a violation otherwise.
+ * The audit log's hash chain must verify (violation otherwise).
+ * Level of the whole report: the worst item; exit status 0/1/2 in the CLI.
+ */
+#ifndef MAILRET_PURGE_CHECK_H
+#define MAILRET_PURGE_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "ingest/imap.h"
+
+enum check_level { CHECK_OK = 0, CHECK_WARN = 1, CHECK_VIOLATION = 2 };
+
+struct check_options {
+    const char *archive_dir;
+    const char *vault_dir;
+    const unsigned char *manifest_key;
+    time_t at;                          /* evaluate as of this time */
+    int warn_days;                      /* "expiring" window */
+    const char *zone;                   /* NULL = Europe/Copenhagen */
+    const struct imap_options *imap;    /* NULL = offline: mailboxes not checked */
+    const char *const *mailboxes;
+    size_t n_mailboxes;
+    time_t grace;                       /* seconds after the month start before the
+                                           purge must have run; e.g. 86400 */
+    const char *audit_path;             /* NULL = not checked */
+    mr_log *log;
+};
+
+struct check_batch {
+    char mailbox[256];
+    char batch_id[80];
+    time_t period_start, period_end, created, expires;
+    size_t messages;
+    const char *status;                 /* one of the names above */
+    enum check_level level;
+    char detail[256];
+};
+
+struct check_mailbox {
+    char mailbox[256];
+    time_t cutoff;
+    size_t older;                       /* messages before the cutoff still there */
+    const char *status;                 /* "ok", "NOT PURGED", "error", "skipped" */
+    enum check_level level;
+    char detail[MR_ERROR_MSG_MAX + 32];
+};
+
+struct check_report {
+    time_t at;
+    struct check_batch *batches;
+    size_t n_batches;
+    struct check_mailbox *mailboxes;
+    size_t n_mailboxes;
+    bool offline;
+    const char *audit_status;           /* "ok", "BROKEN", "skipped" */
+    size_t audit_records;
+    char audit_detail[MR_ERROR_MSG_MAX];
+    enum check_level level;
+    size_t warnings, violations;
+};
+
+/* Fills *report even when some part fails (that part becomes a violation or an error
+ * entry); returns non-zero only when the check itself could not run (e.g. no memory,
+ * unreadable archive directory). */
+int check_run(const struct check_options *opt, struct check_report **report, mr_error *err);
+void check_report_free(struct check_report *r);
+void check_report_print(FILE *out, const struct check_report *r);
+int check_report_json(FILE *out, const struct check_report *r, mr_error *err);
+
+#endif

@@ -1,0 +1,202 @@
+/* expire.c — crypto-shredding expired batches (see expire.h). */
+#include "purge/expire.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backup/archive.h"
+#include "common/durable.h"
+#include "common/mrtime.h"
+#include "keys/keys.h"
+#include "purge/tombstone.h"
+
+/* A new zeroed item at the end of the report, or NULL when out of memory. */
+static struct expire_item *push(struct expire_report *r, size_t *cap)
+{
+    struct expire_item *it;
+
+    if (r->n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct expire_item *nv = realloc(r->items, nc * sizeof *nv);
+        if (nv == NULL)
+            return NULL;
+        r->items = nv;
+        *cap = nc;
+    }
+    it = &r->items[r->n++];
+    memset(it, 0, sizeof *it);
+    return it;
+}
+
+/* Every volume and re-identification file, listed in the manifest or not (a stray
+ * vol-NNNN.p7m is archive content too). */
+static int remove_volumes(const char *dir, mr_error *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int rc = 0;
+
+    if (d == NULL)
+        return mr_error_errno(err, MR_E_IO, errno, "cannot read %s", dir);
+    while ((de = readdir(d)) != NULL) {
+        char path[4400];
+        if (strncmp(de->d_name, "vol-", 4) != 0 && strncmp(de->d_name, "reid-", 5) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            rc = mr_error_errno(err, MR_E_IO, errno, "cannot remove %s", path);
+            break;
+        }
+    }
+    closedir(d);
+    return rc == 0 ? durable_fsync_dir(dir, err) : rc;
+}
+
+static int expire_batch(const struct expire_options *opt, const char *dir,
+                        const struct archive_manifest *m, mr_error *err)
+{
+    struct purge_tombstone t;
+    char path[4200], exp[24];
+    int rc;
+
+    /* 1. Keys first: the moment they are gone, every copy of the volumes is noise. */
+    rc = keys_epoch_shred(opt->vault_dir, m->content_key_id, opt->audit, err);
+    if (rc == 0)
+        rc = keys_epoch_shred(opt->vault_dir, m->reid_key_id, opt->audit, err);
+    if (rc == 0 && (keys_epoch_present(opt->vault_dir, m->content_key_id)
+                    || keys_epoch_present(opt->vault_dir, m->reid_key_id)))
+        rc = mr_error_set(err, MR_E_IO, "epoch key of batch %s still present after shredding",
+                          m->batch_id);
+    /* 2. The ciphertext. */
+    if (rc == 0)
+        rc = remove_volumes(dir, err);
+    /* 3. The tombstone, then the manifest: the batch never looks complete without keys. */
+    if (rc == 0) {
+        purge_tombstone_from_manifest(m, time(NULL), &t);
+        rc = purge_tombstone_write(dir, &t, opt->manifest_key, err);
+    }
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
+        if (unlink(path) != 0 && errno != ENOENT)
+            rc = mr_error_errno(err, MR_E_IO, errno, "cannot remove %s", path);
+        if (rc == 0)
+            rc = durable_fsync_dir(dir, err);
+    }
+    if (rc == 0 && opt->audit != NULL) {
+        char cnt[24];
+        snprintf(cnt, sizeof cnt, "%zu", m->message_count);
+        mrtime_format_utc(m->expires, exp, sizeof exp);
+        const struct audit_field f[] = { { "batch", m->batch_id }, { "mailbox", m->mailbox },
+                                         { "expires", exp }, { "messages", cnt } };
+        rc = audit_append(opt->audit, "batch.expire", f, 4, err);
+    }
+    if (rc == 0)
+        log_info(opt->log, "batch %s: expired (epoch keys shredded, volumes deleted)",
+                 m->batch_id);
+    return rc;
+}
+
+int expire_run(const struct expire_options *opt, struct expire_report **report, mr_error *err)
+{
+    struct archive_batch_ref *refs = NULL;
+    struct expire_report *r;
+    size_t n_refs = 0, cap = 0;
+    int rc, first = 0;
+
+    *report = NULL;
+    r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    *report = r;
+    rc = archive_batch_list(opt->archive_dir, NULL, &refs, &n_refs, err);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n_refs; i++) {
+        struct archive_manifest m;
+        struct expire_item *it;
+        mr_error e;
+        int read_rc;
+
+        /* No manifest: an expired batch (tombstone) or an unfinished one (purge's). */
+        if (!refs[i].has_manifest)
+            continue;
+        mr_error_clear(&e);
+        read_rc = archive_manifest_read(refs[i].dir, opt->manifest_key, &m, &e);
+        if (read_rc == 0 && m.expires > opt->at) {
+            archive_manifest_clear(&m);
+            continue;
+        }
+        it = push(r, &cap);
+        if (it == NULL) {
+            if (read_rc == 0)
+                archive_manifest_clear(&m);
+            rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+            break;
+        }
+        if (read_rc != 0) {
+            /* A manifest we cannot trust is not destroyed on its say-so. */
+            const char *base = strrchr(refs[i].dir, '/');
+            snprintf(it->batch_id, sizeof it->batch_id, "%s", base != NULL ? base + 1 : "?");
+            snprintf(it->mailbox, sizeof it->mailbox, "%s", refs[i].mailbox);
+            it->action = EXPIRE_FAILED;
+            snprintf(it->detail, sizeof it->detail, "%s", e.msg);
+        } else {
+            snprintf(it->batch_id, sizeof it->batch_id, "%s", m.batch_id);
+            snprintf(it->mailbox, sizeof it->mailbox, "%s", m.mailbox);
+            it->expires = m.expires;
+            if (m.hold) {
+                it->action = EXPIRE_HELD;
+                r->held++;
+            } else if (opt->dry_run) {
+                it->action = EXPIRE_WOULD;
+            } else if (expire_batch(opt, refs[i].dir, &m, &e) == 0) {
+                it->action = EXPIRE_EXPIRED;
+                r->expired++;
+            } else {
+                it->action = EXPIRE_FAILED;
+                snprintf(it->detail, sizeof it->detail, "%s", e.msg);
+            }
+            archive_manifest_clear(&m);
+        }
+        if (it->action == EXPIRE_FAILED) {
+            r->failed++;
+            log_error(opt->log, "batch %s: not expired: %s", it->batch_id, it->detail);
+            if (first == 0) {
+                first = e.code != 0 ? e.code : MR_E_INTERNAL;
+                if (err != NULL)
+                    *err = e;
+                mr_error_prefix(err, "batch %s", it->batch_id);
+            }
+        }
+    }
+    free(refs);
+    return rc != 0 ? rc : first;
+}
+
+void expire_report_free(struct expire_report *r)
+{
+    if (r == NULL)
+        return;
+    free(r->items);
+    free(r);
+}
+
+void expire_report_print(FILE *out, const struct expire_report *r)
+{
+    static const char *const names[] = { "expired: keys shredded, volumes deleted",
+                                         "would expire (dry run)",
+                                         "HELD: kept past expiry (legal hold)", "FAILED" };
+    for (size_t i = 0; i < r->n; i++) {
+        const struct expire_item *it = &r->items[i];
+        char exp[24] = "";
+        if (it->expires != 0)
+            mrtime_format_utc(it->expires, exp, sizeof exp);
+        fprintf(out, "%s\t%s\texpires %s\t%s%s%s\n", it->mailbox, it->batch_id, exp,
+                names[it->action], it->detail[0] ? ": " : "", it->detail);
+    }
+    fprintf(out, "%zu batch(es) expired, %zu held, %zu failed\n", r->expired, r->held,
+            r->failed);
+}

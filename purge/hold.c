@@ -1,0 +1,40 @@
+/* hold.c — placing and releasing a legal hold (see hold.h). */
+#include "purge/hold.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "backup/archive.h"
+#include "common/log.h"
+
+int hold_set(const char *archive_dir, const char *batch, bool hold, const char *reason,
+             const unsigned char *manifest_key, audit_log *audit, char *dir, size_t dir_size,
+             mr_error *err)
+{
+    char found[4096], why[512];
+    int rc;
+
+    if (reason == NULL || strlen(reason) < 3)
+        return mr_error_set(err, MR_E_INVALID, "a legal hold needs a reason (--reason)");
+    if (strlen(reason) > 300)
+        return mr_error_set(err, MR_E_INVALID, "--reason is longer than 300 characters");
+    rc = archive_batch_find(archive_dir, batch, found, sizeof found, err);
+    if (rc != 0)
+        return rc;
+    snprintf(why, sizeof why, "%s", reason);
+    log_scrub_buf(why, sizeof why);
+    if (audit != NULL) {
+        const struct audit_field f[] = { { "batch", batch }, { "action", hold ? "place"
+                                                                               : "release" },
+                                         { "reason", why } };
+        rc = audit_append(audit, "batch.hold.request", f, 3, err);
+        if (rc != 0)
+            return rc;
+    }
+    rc = archive_batch_set_hold(found, hold, manifest_key, audit, err);
+    if (rc != 0)
+        return mr_error_prefix(err, "batch %s", batch);
+    if (dir != NULL)
+        snprintf(dir, dir_size, "%s", found);
+    return 0;
+}

@@ -1,0 +1,644 @@
+/* purge.c — the monthly purge run (see purge.h and docs/PURGE.md). */
+#include "purge/purge.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "common/mrtime.h"
+#include "purge/journal.h"
+
+struct purge_ctx {
+    const struct purge_options *opt;
+    imap_conn *conn;
+    purge_journal *journal;
+    const unsigned char *mkey;
+};
+
+static void hook(const struct purge_options *opt, const char *step)
+{
+    if (opt->hook != NULL)
+        opt->hook(opt->hook_ctx, step);
+}
+
+static void sha_hex(const unsigned char *data, size_t len, char out[65])
+{
+    static const char hexd[] = "0123456789abcdef";
+    unsigned char md[32];
+
+    SHA256(data, len, md);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hexd[md[i] >> 4];
+        out[2 * i + 1] = hexd[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* A growable UID list. */
+struct uid_list {
+    uint32_t *v;
+    size_t n, cap;
+};
+
+static int uids_push(struct uid_list *l, uint32_t uid, mr_error *err)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 256;
+        uint32_t *nv = realloc(l->v, nc * sizeof *nv);
+        if (nv == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory");
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = uid;
+    return 0;
+}
+
+/* ---- deleting ---------------------------------------------------------------------------- */
+
+struct deleted_scan {
+    const uint32_t *mine;
+    size_t n_mine;
+    size_t others;
+};
+
+static int scan_deleted(void *ctx, const struct imap_message *msg, mr_error *err)
+{
+    struct deleted_scan *s = ctx;
+    const char *p = msg->flags;
+
+    (void)err;
+    if (bsearch(&msg->uid, s->mine, s->n_mine, sizeof *s->mine, cmp_u32) != NULL)
+        return 0;
+    while ((p = strstr(p, "\\Deleted")) != NULL) {
+        char end = p[8];
+        if (end == '\0' || end == ' ') {
+            s->others++;
+            break;
+        }
+        p += 8;
+    }
+    return 0;
+}
+
+/* Without UIDPLUS, EXPUNGE removes every \Deleted message: allowed only when no message
+ * outside our set carries the flag.  (There is a window between this check and the
+ * EXPUNGE in which another client could set one; docs/PURGE.md says so.) */
+static int check_no_other_deleted(struct purge_ctx *c, const uint32_t *uids, size_t n,
+                                  mr_error *err)
+{
+    struct deleted_scan s = { .mine = uids, .n_mine = n };
+    int rc = imap_uid_fetch(c->conn, 1, 0, scan_deleted, &s, err);
+
+    if (rc != 0)
+        return mr_error_prefix(err, "checking for other \\Deleted messages");
+    if (s.others > 0)
+        return mr_error_set(err, MR_E_UNSUPPORTED,
+                            "server lacks UIDPLUS and %zu other message(s) carry \\Deleted: "
+                            "plain EXPUNGE would remove them too; nothing deleted", s.others);
+    return 0;
+}
+
+/* STORE \Deleted + EXPUNGE exactly uids (sorted), chunk by chunk, so that an interrupted
+ * run leaves at most one chunk flagged but not expunged (the resume finishes it). */
+static int delete_uids(struct purge_ctx *c, uint32_t *uids, size_t n, const char *resume_step,
+                       mr_error *err)
+{
+    const struct purge_options *opt = c->opt;
+    size_t chunk = opt->expunge_chunk ? opt->expunge_chunk : PURGE_DEFAULT_EXPUNGE_CHUNK;
+    bool uidplus = imap_has_capability(c->conn, "UIDPLUS");
+    int rc = 0;
+
+    if (n == 0)
+        return 0;
+    qsort(uids, n, sizeof *uids, cmp_u32);
+    if (!uidplus) {
+        if (!opt->allow_plain_expunge)
+            return mr_error_set(err, MR_E_UNSUPPORTED,
+                                "IMAP server does not support UIDPLUS: refusing to expunge "
+                                "(use --allow-plain-expunge if no one else flags \\Deleted)");
+        rc = check_no_other_deleted(c, uids, n, err);
+        if (rc != 0)
+            return rc;
+        chunk = n;  /* one EXPUNGE: each extra round widens the window for others */
+    }
+    for (size_t pos = 0; rc == 0 && pos < n; pos += chunk) {
+        size_t k = n - pos < chunk ? n - pos : chunk;
+        rc = imap_uid_store_deleted(c->conn, uids + pos, k, err);
+        if (rc == 0)
+            hook(opt, resume_step != NULL ? resume_step : "after-store");
+        if (rc == 0)
+            rc = uidplus ? imap_uid_expunge(c->conn, uids + pos, k, err)
+                         : imap_expunge(c->conn, err);
+    }
+    return rc;
+}
+
+/* ---- resuming an interrupted run --------------------------------------------------------- */
+
+struct resume_match {
+    struct purge_jmsg *msgs;    /* sorted by uid (same uidvalidity) or by sha (changed) */
+    bool *used;
+    size_t n;
+    bool by_sha;
+    time_t cutoff;
+    struct uid_list del;
+    size_t mismatched;
+};
+
+static int cmp_jmsg_sha(const void *a, const void *b)
+{
+    return strcmp(((const struct purge_jmsg *)a)->sha256, ((const struct purge_jmsg *)b)->sha256);
+}
+
+static int cmp_jmsg_uid(const void *a, const void *b)
+{
+    uint32_t x = ((const struct purge_jmsg *)a)->uid, y = ((const struct purge_jmsg *)b)->uid;
+
+    return x < y ? -1 : x > y;
+}
+
+static int resume_cb(void *ctx, const struct imap_message *msg, mr_error *err)
+{
+    struct resume_match *m = ctx;
+    struct purge_jmsg key;
+    struct purge_jmsg *hit;
+    size_t i;
+
+    if (msg->oversized)
+        return 0;   /* cannot be compared, so it is not deleted */
+    sha_hex(msg->body, msg->body_len, key.sha256);
+    if (!m->by_sha) {
+        key.uid = msg->uid;
+        hit = bsearch(&key, m->msgs, m->n, sizeof *m->msgs, cmp_jmsg_uid);
+        if (hit == NULL)
+            return 0;
+        if (strcmp(hit->sha256, key.sha256) != 0) {
+            m->mismatched++;
+            return 0;
+        }
+        return uids_push(&m->del, msg->uid, err);
+    }
+    if (msg->internaldate >= m->cutoff)
+        return 0;
+    hit = bsearch(&key, m->msgs, m->n, sizeof *m->msgs, cmp_jmsg_sha);
+    if (hit == NULL)
+        return 0;
+    /* Identical messages may be archived more than once: each archived copy allows
+     * exactly one deletion. */
+    i = (size_t)(hit - m->msgs);
+    while (i > 0 && strcmp(m->msgs[i - 1].sha256, key.sha256) == 0)
+        i--;
+    for (; i < m->n && strcmp(m->msgs[i].sha256, key.sha256) == 0; i++)
+        if (!m->used[i]) {
+            m->used[i] = true;
+            return uids_push(&m->del, msg->uid, err);
+        }
+    return 0;
+}
+
+/* A batch that reached "verified" (or "closing" with a valid manifest): delete what of it
+ * is still on the server. */
+static int resume_delete(struct purge_ctx *c, const struct purge_jbatch *b,
+                         const struct imap_mailbox_info *info, struct purge_mailbox_report *rep,
+                         mr_error *err)
+{
+    struct resume_match m;
+    uint32_t *uids = NULL;
+    size_t n_uids = 0;
+    int rc;
+
+    memset(&m, 0, sizeof m);
+    m.cutoff = b->cutoff;
+    rc = purge_journal_messages(c->journal, b->id, &m.msgs, &m.n, err);
+    if (rc != 0)
+        return rc;
+    if (m.n != b->n_messages) {
+        free(m.msgs);
+        return mr_error_set(err, MR_E_INTERNAL, "purge journal: batch %s lists %zu of %zu "
+                            "messages", b->batch_id, m.n, b->n_messages);
+    }
+    m.used = calloc(m.n ? m.n : 1, sizeof *m.used);
+    if (m.used == NULL) {
+        free(m.msgs);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    if (info->uidvalidity == b->uidvalidity) {
+        uids = malloc((m.n ? m.n : 1) * sizeof *uids);
+        if (uids == NULL)
+            rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+        for (size_t i = 0; rc == 0 && i < m.n; i++)
+            uids[n_uids++] = m.msgs[i].uid;
+        if (rc == 0 && n_uids > 0)
+            rc = imap_uid_fetch_set(c->conn, uids, n_uids, resume_cb, &m, err);
+    } else {
+        /* The UIDs mean nothing now: find the archived messages by their SHA-256. */
+        log_warn(c->opt->log, "mailbox %s: UIDVALIDITY changed since batch %s was verified; "
+                 "matching its messages by SHA-256", b->mailbox, b->batch_id);
+        m.by_sha = true;
+        qsort(m.msgs, m.n, sizeof *m.msgs, cmp_jmsg_sha);
+        rc = imap_uid_search(c->conn, 1, 0, b->cutoff, &uids, &n_uids, err);
+        if (rc == 0 && n_uids > 0)
+            rc = imap_uid_fetch_set(c->conn, uids, n_uids, resume_cb, &m, err);
+    }
+    free(uids);
+    if (rc == 0 && m.mismatched > 0)
+        log_warn(c->opt->log, "mailbox %s: %zu message(s) of batch %s no longer match the "
+                 "archived SHA-256 and are left on the server", b->mailbox, m.mismatched,
+                 b->batch_id);
+    if (rc == 0)
+        rc = purge_journal_set_state(c->journal, b->id, PJ_EXPUNGING, err);
+    if (rc == 0)
+        rc = delete_uids(c, m.del.v, m.del.n, "resume-after-store", err);
+    if (rc == 0)
+        rc = purge_journal_set_state(c->journal, b->id, PJ_DONE, err);
+    if (rc == 0) {
+        rep->resumed_batches++;
+        rep->resumed_expunged += m.del.n;
+        log_info(c->opt->log, "mailbox %s: batch %s finished: %zu message(s) expunged now",
+                 b->mailbox, b->batch_id, m.del.n);
+        if (c->opt->audit != NULL) {
+            char cnt[24];
+            snprintf(cnt, sizeof cnt, "%zu", m.del.n);
+            const struct audit_field f[] = { { "batch", b->batch_id },
+                                             { "mailbox", b->mailbox },
+                                             { "expunged", cnt }, { "resumed", "yes" } };
+            rc = audit_append(c->opt->audit, "purge.expunge", f, 4, err);
+        }
+    }
+    free(m.del.v);
+    free(m.used);
+    free(m.msgs);
+    return rc;
+}
+
+static int resume_batch(struct purge_ctx *c, const struct purge_jbatch *b,
+                        const struct imap_mailbox_info *info, struct purge_mailbox_report *rep,
+                        mr_error *err)
+{
+    const struct archive_options *ao = c->opt->archive;
+    struct archive_manifest m;
+    char dir[4096];
+    int rc;
+
+    if (c->opt->dry_run) {
+        printf("%s\twould finish interrupted batch %s (journal state %s)\n", b->mailbox,
+               b->batch_id, purge_journal_state_name(b->state));
+        return 0;
+    }
+    log_info(c->opt->log, "mailbox %s: batch %s was interrupted in state %s", b->mailbox,
+             b->batch_id, purge_journal_state_name(b->state));
+    if (b->state == PJ_FETCHING) {
+        rc = purge_batch_discard(ao->archive_dir, ao->vault_dir, b->batch_id, c->opt->audit,
+                                 c->opt->log, err);
+        if (rc == 0)
+            rc = purge_journal_set_state(c->journal, b->id, PJ_DISCARDED, err);
+        if (rc == 0)
+            rep->discarded_batches++;
+        return rc;
+    }
+    /* closing, verified, expunging: the manifest decides whether the batch exists. */
+    rc = archive_batch_find(ao->archive_dir, b->batch_id, dir, sizeof dir, err);
+    if (rc == 0)
+        rc = archive_manifest_read(dir, c->mkey, &m, err);
+    if (rc == MR_E_NOTFOUND && b->state == PJ_CLOSING) {
+        /* Killed while writing or verifying: nothing was deleted; redo it. */
+        rc = purge_batch_discard(ao->archive_dir, ao->vault_dir, b->batch_id, c->opt->audit,
+                                 c->opt->log, err);
+        if (rc == 0)
+            rc = purge_journal_set_state(c->journal, b->id, PJ_DISCARDED, err);
+        if (rc == 0)
+            rep->discarded_batches++;
+        return rc;
+    }
+    if (rc != 0)
+        return mr_error_prefix(err, "batch %s (journal state %s): refusing to delete its "
+                               "messages", b->batch_id, purge_journal_state_name(b->state));
+    if (strcmp(m.batch_id, b->batch_id) != 0 || m.message_count != b->n_messages)
+        rc = mr_error_set(err, MR_E_TAMPERED, "batch %s: manifest does not match the purge "
+                          "journal (%zu vs %zu messages); refusing to delete", b->batch_id,
+                          m.message_count, b->n_messages);
+    archive_manifest_clear(&m);
+    if (rc == 0 && b->state == PJ_CLOSING)
+        rc = purge_journal_set_state(c->journal, b->id, PJ_VERIFIED, err);
+    if (rc == 0)
+        rc = resume_delete(c, b, info, rep, err);
+    return rc;
+}
+
+/* ---- a new batch --------------------------------------------------------------------------- */
+
+struct fetch_ctx {
+    const struct purge_options *opt;
+    struct purge_ctx *c;
+    const char *mailbox;
+    struct archive_options ao;  /* the batch's options, once it is opened */
+    char batch_id[64];
+    int64_t jid;                /* journal row, 0 until the batch is opened */
+    archive_batch *batch;       /* opened at the first selected message; never in a dry
+                                   run, so that a SEARCH superset of only newer messages
+                                   makes no batch and no epoch keys */
+    uint32_t uidvalidity;
+    struct purge_jmsg *msgs;
+    size_t n, cap;
+    size_t expected;            /* candidates, for the mid-fetch hook */
+    unsigned long long bytes;
+};
+
+static int make_batch_id(time_t now, char out[64], mr_error *err)
+{
+    unsigned char rnd[4];
+    char stamp[24];
+    struct tm tm;
+
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return mr_error_set(err, MR_E_CRYPTO, "random generator failed");
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(out, 64, "%s-%02x%02x%02x%02x", stamp, rnd[0], rnd[1], rnd[2], rnd[3]);
+    return 0;
+}
+
+/* Journal first, then the archive: a batch directory never exists that the journal does
+ * not know, so a crash anywhere after this leaves something the next run can clean up. */
+static int open_batch(struct fetch_ctx *f, mr_error *err)
+{
+    const struct purge_options *opt = f->opt;
+    int rc;
+
+    f->ao = *opt->archive;
+    f->ao.mailbox = f->mailbox;
+    f->ao.period_end = opt->cutoff;
+    f->ao.created = time(NULL);
+    rc = mrtime_add_years(f->ao.created, opt->retention_years, opt->zone, &f->ao.expires, err);
+    if (rc == 0)
+        rc = make_batch_id(f->ao.created, f->batch_id, err);
+    f->ao.batch_id = f->batch_id;
+    if (rc == 0)
+        rc = purge_journal_begin(f->c->journal, f->mailbox, f->uidvalidity, opt->cutoff,
+                                 f->batch_id, &f->jid, err);
+    if (rc == 0)
+        rc = archive_batch_open(&f->ao, &f->batch, err);
+    return rc;
+}
+
+static int fetch_cb(void *ctx, const struct imap_message *msg, mr_error *err)
+{
+    struct fetch_ctx *f = ctx;
+    int rc;
+
+    if (msg->internaldate >= f->opt->cutoff)
+        return 0;   /* IMAP BEFORE is day-granular: the exact time says it stays */
+    if (msg->oversized)
+        return mr_error_set(err, MR_E_LIMIT, "UID %u is larger than [imap] max_message_size; "
+                            "nothing deleted", (unsigned)msg->uid);
+    if (f->n == f->cap) {
+        size_t nc = f->cap ? f->cap * 2 : 256;
+        struct purge_jmsg *nv = realloc(f->msgs, nc * sizeof *nv);
+        if (nv == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory");
+        f->msgs = nv;
+        f->cap = nc;
+    }
+    if (!f->opt->dry_run && f->batch == NULL) {
+        rc = open_batch(f, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (f->batch != NULL) {
+        struct archive_message am = {
+            .uidvalidity = f->uidvalidity, .uid = msg->uid, .internaldate = msg->internaldate,
+            .internaldate_tz_min = msg->internaldate_tz_min, .flags = msg->flags,
+            .bytes = msg->body, .len = msg->body_len,
+        };
+        rc = archive_batch_add(f->batch, &am, err);
+        if (rc != 0)
+            return rc;
+    }
+    f->msgs[f->n].uid = msg->uid;
+    sha_hex(msg->body, msg->body_len, f->msgs[f->n].sha256);
+    f->n++;
+    f->bytes += msg->body_len;
+    if (f->n == f->expected / 2 + 1)
+        hook(f->opt, "mid-fetch");
+    return 0;
+}
+
+static int new_batch(struct purge_ctx *c, const char *mailbox,
+                     const struct imap_mailbox_info *info, struct purge_mailbox_report *rep,
+                     mr_error *err)
+{
+    const struct purge_options *opt = c->opt;
+    struct fetch_ctx f;
+    struct archive_result *res = NULL;
+    uint32_t *uids = NULL, *del = NULL;
+    size_t n_uids = 0;
+    const char *batch_id;
+    int64_t jid;
+    int rc;
+
+    memset(&f, 0, sizeof f);
+    batch_id = f.batch_id;
+    f.opt = opt;
+    f.c = c;
+    f.mailbox = mailbox;
+    f.uidvalidity = info->uidvalidity;
+    rc = imap_uid_search(c->conn, 1, 0, opt->cutoff, &uids, &n_uids, err);
+    if (rc != 0)
+        return rc;
+    rep->candidates = n_uids;
+    hook(opt, "after-search");
+    if (n_uids == 0) {
+        free(uids);
+        return 0;
+    }
+    f.expected = n_uids;
+    /* Without UIDPLUS, refuse before archiving rather than leave a verified batch that
+     * cannot be expunged (delete_uids checks again, with the exact UIDs, right before). */
+    if (!opt->dry_run && !imap_has_capability(c->conn, "UIDPLUS")) {
+        rc = check_no_other_deleted(c, uids, n_uids, err);
+        if (rc != 0) {
+            free(uids);
+            return rc;
+        }
+    }
+    rc = imap_uid_fetch_set(c->conn, uids, n_uids, fetch_cb, &f, err);
+    free(uids);
+    rep->selected = f.n;
+    rep->bytes = f.bytes;
+    jid = f.jid;
+    if (opt->dry_run) {
+        free(f.msgs);
+        return rc;
+    }
+    if (rc != 0 || f.n == 0) {
+        if (f.batch != NULL)
+            archive_batch_abort(f.batch);
+        if (jid != 0) {
+            mr_error jerr;
+            if (purge_journal_set_state(c->journal, jid, PJ_DISCARDED, &jerr) != 0)
+                log_error(opt->log, "%s", jerr.msg);
+        }
+        free(f.msgs);
+        return rc;
+    }
+    snprintf(rep->batch_id, sizeof rep->batch_id, "%s", batch_id);
+    rc = purge_journal_record(c->journal, jid, f.msgs, f.n, err);
+    if (rc != 0) {
+        archive_batch_abort(f.batch);
+        free(f.msgs);
+        return rc;
+    }
+    hook(opt, "before-close");
+    rc = archive_batch_close(f.batch, &res, err);
+    if (rc != 0) {
+        /* No manifest: nothing may be deleted.  Clean up now (a full disk wants the space
+         * back); the error already says what went wrong. */
+        mr_error derr;
+        if (purge_batch_discard(f.ao.archive_dir, f.ao.vault_dir, batch_id, opt->audit,
+                                opt->log, &derr) == 0)
+            (void)purge_journal_set_state(c->journal, jid, PJ_DISCARDED, &derr);
+        else
+            log_error(opt->log, "%s", derr.msg);
+        free(f.msgs);
+        return mr_error_prefix(err, "batch not verified, nothing deleted");
+    }
+    hook(opt, "after-close");
+    rc = purge_journal_set_state(c->journal, jid, PJ_VERIFIED, err);
+    if (rc == 0)
+        hook(opt, "after-verified");
+    /* Exactly the verified UIDs, which must be exactly the ones journalled. */
+    if (rc == 0 && res->n_messages != f.n)
+        rc = mr_error_set(err, MR_E_INTERNAL, "batch %s verified %zu of %zu messages",
+                          batch_id, res->n_messages, f.n);
+    if (rc == 0 && (del = malloc(res->n_messages * sizeof *del)) == NULL)
+        rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < res->n_messages; i++) {
+        if (res->uids[i].uidvalidity != info->uidvalidity || res->uids[i].uid != f.msgs[i].uid)
+            rc = mr_error_set(err, MR_E_INTERNAL, "batch %s: verified UID list differs from "
+                              "the fetched one", batch_id);
+        else
+            del[i] = res->uids[i].uid;
+    }
+    rep->archived = res->n_messages;
+    if (rc == 0)
+        rc = purge_journal_set_state(c->journal, jid, PJ_EXPUNGING, err);
+    if (rc == 0)
+        rc = delete_uids(c, del, res->n_messages, NULL, err);
+    if (rc == 0)
+        hook(opt, "after-expunge");
+    if (rc == 0)
+        rc = purge_journal_set_state(c->journal, jid, PJ_DONE, err);
+    if (rc == 0) {
+        rep->expunged = res->n_messages;
+        if (opt->audit != NULL) {
+            char cnt[24], cut[24];
+            snprintf(cnt, sizeof cnt, "%zu", res->n_messages);
+            mrtime_format_utc(opt->cutoff, cut, sizeof cut);
+            const struct audit_field af[] = { { "batch", batch_id }, { "mailbox", mailbox },
+                                              { "cutoff", cut }, { "expunged", cnt } };
+            rc = audit_append(opt->audit, "purge.expunge", af, 4, err);
+        }
+    }
+    free(del);
+    free(f.msgs);
+    archive_result_free(res);
+    return rc;
+}
+
+static int purge_mailbox(struct purge_ctx *c, const char *mailbox,
+                         struct purge_mailbox_report *rep, mr_error *err)
+{
+    struct imap_mailbox_info info;
+    struct purge_jbatch *pending = NULL;
+    size_t n_pending = 0;
+    int rc;
+
+    rc = c->opt->dry_run ? imap_examine(c->conn, mailbox, &info, err)
+                         : imap_select(c->conn, mailbox, &info, err);
+    if (rc == 0)
+        rc = purge_journal_pending(c->journal, mailbox, &pending, &n_pending, err);
+    for (size_t i = 0; rc == 0 && i < n_pending; i++)
+        rc = resume_batch(c, &pending[i], &info, rep, err);
+    free(pending);
+    if (rc == 0)
+        rc = new_batch(c, mailbox, &info, rep, err);
+    return rc;
+}
+
+int purge_run(const struct purge_options *opt, struct purge_report **report, mr_error *err)
+{
+    struct purge_report *r;
+    struct purge_ctx c = { .opt = opt, .mkey = opt->archive->manifest_key };
+    int rc = 0;
+
+    *report = NULL;
+    r = calloc(1, sizeof *r);
+    if (r == NULL || (r->mailboxes = calloc(opt->n_mailboxes ? opt->n_mailboxes : 1,
+                                            sizeof *r->mailboxes)) == NULL) {
+        free(r);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    r->cutoff = opt->cutoff;
+    r->dry_run = opt->dry_run;
+    *report = r;
+    for (size_t i = 0; i < opt->n_mailboxes; i++)
+        snprintf(r->mailboxes[i].mailbox, sizeof r->mailboxes[i].mailbox, "%s",
+                 opt->mailboxes[i]);
+    r->n = opt->n_mailboxes;
+    if (opt->cutoff > time(NULL))
+        return mr_error_set(err, MR_E_INVALID, "the cutoff lies in the future");
+    /* Ingest before delete: mail not yet in the member system must not leave the server. */
+    if (opt->ingest != NULL && !opt->dry_run) {
+        struct ingest_report *ir = NULL;
+        rc = ingest_run(opt->ingest, &ir, err);
+        ingest_report_free(ir);
+        if (rc != 0)
+            return mr_error_prefix(err, "ingest before purge failed; nothing deleted");
+        r->ingested = true;
+    }
+    rc = purge_journal_open(opt->journal_path, &c.journal, err);
+    if (rc == 0)
+        rc = imap_connect(opt->imap, &c.conn, err);
+    if (rc == 0 && !opt->dry_run && !imap_has_capability(c.conn, "UIDPLUS")
+        && !opt->allow_plain_expunge)
+        rc = mr_error_set(err, MR_E_UNSUPPORTED,
+                          "IMAP server does not support UIDPLUS: refusing to purge, because "
+                          "plain EXPUNGE would also remove messages others flagged \\Deleted "
+                          "(--allow-plain-expunge overrides when no one else does); nothing "
+                          "archived or deleted");
+    for (size_t i = 0; rc == 0 && i < opt->n_mailboxes; i++) {
+        struct purge_mailbox_report *mr = &r->mailboxes[i];
+        mr->attempted = true;
+        rc = purge_mailbox(&c, opt->mailboxes[i], mr, err);
+        if (rc != 0) {
+            mr_error_prefix(err, "mailbox %s", opt->mailboxes[i]);
+            mr->status = rc;
+            snprintf(mr->error, sizeof mr->error, "%s", err->msg);
+        } else {
+            log_info(opt->log, "mailbox %s: %zu message(s) archived and expunged%s%s",
+                     mr->mailbox, mr->expunged, mr->batch_id[0] ? " in batch " : "",
+                     mr->batch_id);
+        }
+    }
+    imap_close(c.conn);
+    purge_journal_close(c.journal);
+    return rc;
+}
+
+void purge_report_free(struct purge_report *r)
+{
+    if (r == NULL)
+        return;
+    free(r->mailboxes);
+    free(r);
+}

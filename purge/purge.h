@@ -1,0 +1,105 @@
+/*
+ * purge.h — the monthly purge (`mailret purge`, docs/PURGE.md).
+ *
+ * For each mailbox, on one read-write IMAP connection:
+ *   1. finish what an interrupted run left in the journal (journal.h): a batch still being
+ *      fetched or written is discarded (files and sealed epoch keys); a batch whose
+ *      manifest is valid has its UIDs expunged now — only those whose bytes on the server
+ *      still hash to the SHA-256 recorded when they were archived, and only while the
+ *      UIDVALIDITY is the recorded one (after a UIDVALIDITY change, messages are matched
+ *      by SHA-256 instead);
+ *   2. UID SEARCH BEFORE the cutoff (a superset: IMAP dates are whole days in the server's
+ *      zone), UID FETCH those UIDs and keep the ones whose exact INTERNALDATE is before
+ *      the cutoff; archive them as one batch, recording UID + SHA-256 in the journal;
+ *   3. when archive_batch_close has verified every volume and written the manifest:
+ *      UID STORE +FLAGS.SILENT (\Deleted) and UID EXPUNGE exactly those UIDs, in chunks.
+ * Messages added after the SEARCH are never touched.  Without UIDPLUS the purge refuses
+ * (MR_E_UNSUPPORTED) unless allow_plain_expunge, and then only if no other message in the
+ * mailbox carries \Deleted.
+ * Ingest runs first (opt->ingest): if it fails nothing is deleted.
+ * The caller holds the run lock (lock.h).
+ */
+#ifndef MAILRET_PURGE_PURGE_H
+#define MAILRET_PURGE_PURGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "backup/archive.h"
+#include "common/audit.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "ingest/imap.h"
+#include "ingest/ingest.h"
+
+#define PURGE_DEFAULT_EXPUNGE_CHUNK 1000
+
+/* Called at named steps ("after-search", "mid-fetch", "before-close", "after-close",
+ * "after-verified", "after-store", "after-expunge", "resume-after-store").  The CLI
+ * installs purge_test_crash_hook (crash.h) for fault-injection tests; NULL = none. */
+typedef void (*purge_hook_fn)(void *ctx, const char *step);
+
+struct purge_options {
+    const struct imap_options *imap;
+    const char *const *mailboxes;
+    size_t n_mailboxes;
+    const struct archive_options *archive;  /* template: mailbox, batch id, period and
+                                               times are set per batch */
+    int retention_years;                    /* expires = created + years (mrtime) */
+    const char *zone;                       /* NULL = Europe/Copenhagen */
+    time_t cutoff;                          /* messages with INTERNALDATE < cutoff go */
+    const char *journal_path;
+    struct ingest_options *ingest;          /* NULL: no ingest first (unit tests only) */
+    bool dry_run;
+    bool allow_plain_expunge;
+    size_t expunge_chunk;                   /* UIDs per STORE+EXPUNGE round; 0 = default */
+    audit_log *audit;
+    mr_log *log;
+    purge_hook_fn hook;
+    void *hook_ctx;
+};
+
+struct purge_mailbox_report {
+    char mailbox[256];
+    size_t resumed_batches;     /* batches of an interrupted run finished now */
+    size_t resumed_expunged;    /* messages those expunged */
+    size_t discarded_batches;   /* unfinished batches removed */
+    size_t candidates;          /* UIDs the SEARCH returned */
+    size_t selected;            /* exact INTERNALDATE before the cutoff */
+    unsigned long long bytes;   /* of the selected messages */
+    size_t archived;            /* in the new, verified batch */
+    size_t expunged;            /* removed from the server by this run's new batch */
+    char batch_id[64];          /* the new batch, "" if none */
+    bool attempted;             /* false: the run stopped before this mailbox */
+    int status;                 /* 0 or the MR_E_* code that stopped this mailbox */
+    char error[MR_ERROR_MSG_MAX];
+};
+
+struct purge_report {
+    time_t cutoff;
+    bool dry_run;
+    bool ingested;
+    struct purge_mailbox_report *mailboxes;
+    size_t n;
+};
+
+/* Returns 0 if every mailbox completed; else the first failure (err names the mailbox).
+ * *report is filled either way (purge_report_free). */
+int purge_run(const struct purge_options *opt, struct purge_report **report, mr_error *err);
+void purge_report_free(struct purge_report *r);
+void purge_report_print(FILE *out, const struct purge_report *r);
+int purge_report_json(FILE *out, const struct purge_report *r, mr_error *err);
+
+/* Remove an unfinished batch: every file of its directory (if any), the directory, and its
+ * sealed epoch keys (found by batch id in the vault's metadata).  Audited. */
+int purge_batch_discard(const char *archive_dir, const char *vault_dir, const char *batch_id,
+                        audit_log *audit, mr_log *log, mr_error *err);
+
+/* The test crash hook: if $MAILRET_TEST_CRASH_AT names this step, raise SIGKILL (as if an
+ * operator ran kill -9 at exactly that point).  Test-only; harmless otherwise: a crash at
+ * any point is what the journal is for.  Logs nothing. */
+void purge_test_crash_hook(void *ctx, const char *step);
+
+#endif

@@ -1,0 +1,171 @@
+# purge_lib.sh — sourced by the purge_*.sh tests (not a test itself: it exits 0 when run
+# alone).  A fresh test-server user with a generated corpus spread over several months,
+# IT's key pair and the host keys, a configuration, and the invariant check: every
+# original message is on the server or in a verified batch, by SHA-256, exactly once.
+[ -n "${BASH_SOURCE[1]:-}" ] || { echo "purge_lib.sh: helper, nothing to test"; exit 0; }
+set -euo pipefail
+
+: "${MAILRET_BIN:?}" "${MAILRET_SOURCE_DIR:?}" "${MAILRET_TEST_IMAP_DIR:?}"
+ENV_FILE="$MAILRET_TEST_IMAP_DIR/env"
+[ -r "$ENV_FILE" ] || { echo "test server not running ($ENV_FILE missing)" >&2; exit 1; }
+# shellcheck disable=SC1090
+. "$ENV_FILE"
+SERVER_SCRIPT="$MAILRET_SOURCE_DIR/scripts/imap-test-server"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+T="$(mktemp -d "${TMPDIR:-/tmp}/purge-test.XXXXXX")"
+trap 'rm -rf "$T"' EXIT
+
+# new_user PREFIX: sets USER_NAME, USER_MAILDIR; password in $T/password.
+new_user() {
+    USER_NAME="$1$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    local pw
+    pw="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    printf '%s\n' "$pw" | "$SERVER_SCRIPT" add-user --dir "$MAILRET_TEST_IMAP_DIR" \
+        "$USER_NAME" - >/dev/null
+    USER_MAILDIR="${MAIL_ROOT//%u/$USER_NAME}"
+    printf '%s' "$pw" > "$T/password"
+    chmod 600 "$T/password"
+}
+
+# gen_corpus COUNT SEED [MONTHS]: mail straight into the user's INBOX, internal dates
+# spread over MONTHS months up to 2026-11-20 (so most lie before the 1 Nov cutoff).
+gen_corpus() {
+    python3 "$MAILRET_SOURCE_DIR/scripts/gen-corpus" --count "$1" --seed "$2" \
+        --months "${3:-3}" --out "$T/corpus" --maildir-into "$USER_MAILDIR" --quiet
+}
+
+# write_config [PORT] [extra lines...]
+write_config() {
+    local port="${1:-$IMAPS_PORT}"
+    shift || true
+    {
+        echo "[imap]"
+        echo "host = $HOST"
+        echo "port = $port"
+        echo "ca_file = $CA_FILE"
+        echo "user = $USER_NAME"
+        echo "password_file = $T/password"
+        echo "[mailboxes]"
+        echo "mailbox = INBOX"
+        echo "[members]"
+        echo "own_domains = akasse.example"
+        echo "[archive]"
+        echo "dir = $T/archive"
+        echo "volume_size = 1M"
+        echo "workers = 2"
+        echo "[keys]"
+        echo "vault_dir = $T/vault"
+        echo "it_cert = $T/it.crt"
+        echo "[state]"
+        echo "dir = $T/state"
+        for l in "$@"; do echo "$l"; done
+    } > "$T/mailret.conf"
+}
+
+mailret() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
+
+# setup_keys: IT's key pair (as IT would make it on its own machine) and the host keys.
+setup_keys() {
+    printf 'it-test-passphrase\n' > "$T/it.pass"
+    chmod 600 "$T/it.pass"
+    "$MAILRET_BIN" keys init-it --key "$T/it.key" --cert "$T/it-handover.crt" \
+        --passphrase-file "$T/it.pass" > /dev/null
+    mkdir -p "$T/state" && chmod 700 "$T/state"
+    mailret keys init-host --it-cert "$T/it-handover.crt" > /dev/null
+}
+
+# setup PREFIX COUNT SEED: user, corpus, config, keys, and the original set of SHA-256s
+# as IMAP serves them ($T/original.sha, sorted, one per line).
+setup() {
+    new_user "$1"
+    gen_corpus "$2" "$3"
+    write_config
+    setup_keys
+    server_shas > "$T/original.sha"
+    [ "$(wc -l < "$T/original.sha")" -eq "$2" ] || fail "corpus: $(wc -l < "$T/original.sha") of $2"
+}
+
+# server_shas: SHA-256 of every message now in the INBOX, as BODY.PEEK[] returns it.
+server_shas() {
+    python3 - "$HOST" "$IMAPS_PORT" "$CA_FILE" "$USER_NAME" "$T/password" <<'PY'
+import hashlib, imaplib, ssl, sys
+host, port, ca, user, pwf = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=ca)
+m = imaplib.IMAP4_SSL(host, int(port), ssl_context=ctx)
+m.login(user, open(pwf).read().strip())
+m.select("INBOX", readonly=True)
+typ, data = m.uid("SEARCH", None, "ALL")
+uids = data[0].split()
+out = []
+for i in range(0, len(uids), 200):
+    typ, resp = m.uid("FETCH", b",".join(uids[i:i + 200]), "(BODY.PEEK[])")
+    for part in resp:
+        if isinstance(part, tuple):
+            out.append(hashlib.sha256(part[1]).hexdigest())
+m.logout()
+for s in sorted(out):
+    print(s)
+PY
+}
+
+# server_older CUTOFF_EPOCH: number of messages with INTERNALDATE before the cutoff.
+server_older() {
+    python3 - "$HOST" "$IMAPS_PORT" "$CA_FILE" "$USER_NAME" "$T/password" "$1" <<'PY'
+import imaplib, ssl, sys, time
+host, port, ca, user, pwf, cut = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=ca)
+m = imaplib.IMAP4_SSL(host, int(port), ssl_context=ctx)
+m.login(user, open(pwf).read().strip())
+m.select("INBOX", readonly=True)
+typ, data = m.uid("FETCH", "1:*", "(INTERNALDATE)")
+n = 0
+for d in data:
+    if d is None:
+        continue
+    t = imaplib.Internaldate2tuple(d if isinstance(d, bytes) else d[0])
+    if t is not None and time.mktime(t) < int(cut):
+        n += 1
+m.logout()
+print(n)
+PY
+}
+
+# archived_shas: IT restores every batch (byte for byte) and hashes the result.
+archived_shas() {
+    rm -rf "$T/restored"
+    [ -n "$(find "$T/archive" -name manifest.json 2>/dev/null | head -1)" ] || return 0
+    mailret restore --reason "purge test" --it-key "$T/it.key" \
+        --it-passphrase-file "$T/it.pass" --maildir "$T/restored" > "$T/restore.out" 2>&1 ||
+        { cat "$T/restore.out" >&2; return 1; }
+    if [ -d "$T/restored" ]; then
+        find "$T/restored" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -print0 |
+            xargs -0 -r sha256sum | awk '{print $1}' | sort
+    fi
+}
+
+# check_invariant: server ∪ verified archive == original, as multisets of SHA-256.
+check_invariant() {
+    server_shas > "$T/now-server.sha"
+    archived_shas > "$T/now-archive.sha" || fail "restore failed"
+    sort "$T/now-server.sha" "$T/now-archive.sha" > "$T/now-all.sha"
+    if ! cmp -s "$T/now-all.sha" "$T/original.sha"; then
+        echo "server $(wc -l < "$T/now-server.sha"), archive $(wc -l < "$T/now-archive.sha"), original $(wc -l < "$T/original.sha")" >&2
+        diff "$T/original.sha" "$T/now-all.sha" | head -5 >&2
+        fail "${1:-invariant}: server + archive != original set"
+    fi
+}
+
+json_field() {  # json_field FILE EXPR  (python expression over j)
+    python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+# Cutoff of the default run: 00:00 on 1 Nov 2026 in Copenhagen when the clock is in Nov 2026.
+month_start_epoch() {
+    python3 -c "
+import datetime, zoneinfo, time
+z = zoneinfo.ZoneInfo('Europe/Copenhagen')
+n = datetime.datetime.now(z)
+print(int(datetime.datetime(n.year, n.month, 1, tzinfo=z).timestamp()))"
+}

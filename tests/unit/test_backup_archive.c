@@ -1,0 +1,583 @@
+/* test_backup_archive.c — the archive writer, reader, verify and restore end to end with
+ * real OpenSSL, zlib and files: round trip byte for byte (flags, INTERNALDATE), tampering
+ * and missing files detected and named, no key no plaintext, no planted identifier on
+ * disk, erasure ledger and selections. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "backup/archive.h"
+#include "backup/restore.h"
+#include "backup/tar.h"
+#include "backup/verify.h"
+#include "backup/volume.h"
+#include "helpers/test_helpers.h"
+#include "keys/keys.h"
+
+#define N_MSG 40
+
+struct fx {
+    char *root;
+    char archive[512], vault[512], out[512];
+    EVP_PKEY *it;
+    X509 *it_cert;
+    pseudo_key pkey;
+    unsigned char mkey[32];
+    unsigned char *msg[N_MSG];
+    size_t len[N_MSG];
+    struct archive_result *res;
+};
+
+static const char *const planted[] = {
+    "anna.jensen@example.dk", "010203-1234", "Anna Jensen", "12 34 56 78",
+    "bo.hansen@mail.example.org",
+};
+
+static void make_messages(struct fx *f)
+{
+    for (int i = 0; i < N_MSG; i++) {
+        char head[1024];
+        int n;
+        size_t extra = (i % 7 == 3) ? 30000 : 0;   /* some large ones: several volumes */
+        n = snprintf(head, sizeof head,
+                     "From: Anna Jensen <anna.jensen@example.dk>\r\n"
+                     "To: post@akasse.dk\r\n"
+                     "Cc: bo.hansen@mail.example.org\r\n"
+                     "Subject: Sag %d - mit CPR er 010203-1234\r\n"
+                     "Message-ID: <msg-%d@example.dk>\r\n"
+                     "Date: Mon, 2 Nov 2026 10:00:00 +0100\r\n"
+                     "\r\n"
+                     "Hej, ring til mig på 12 34 56 78.\r\nFrom the desk of Anna Jensen\r\n",
+                     i, i);
+        f->len[i] = (size_t)n + extra;
+        f->msg[i] = malloc(f->len[i] + 1);
+        memcpy(f->msg[i], head, (size_t)n);
+        /* incompressible filler so that volumes really fill up */
+        for (size_t k = 0; k < extra; k++)
+            f->msg[i][n + k] = (unsigned char)('a' + (k * 7919 + (size_t)i) % 26);
+    }
+    /* edge cases: an empty message, NUL bytes and bare LF */
+    f->len[5] = 0;
+    memcpy(f->msg[6], "Subject: x\n\nbinary\0\x01\xff\n", 22);
+    f->len[6] = 22;
+}
+
+static const char *flags_of(int i)
+{
+    static const char *const v[] = { "\\Seen", "", "\\Seen \\Answered", "\\Flagged $Label1" };
+    return v[i % 4];
+}
+
+static time_t date_of(int i)
+{
+    return 1790000000 + (time_t)i * 3600;
+}
+
+static int do_backup(struct fx *f, size_t volume_size, struct archive_result **res)
+{
+    struct archive_options o = {
+        .archive_dir = f->archive, .vault_dir = f->vault, .mailbox = "post@akasse.dk",
+        .period_end = 1793000000, .expires = 1793000000 + 5 * 366 * 86400,
+        .volume_size = volume_size, .compression_level = 6, .workers = 2,
+        .content_holder = f->it_cert, .reid_holder = f->it_cert,
+        .pseudonym_key = &f->pkey, .manifest_key = f->mkey,
+    };
+    archive_batch *b = NULL;
+    mr_error err;
+    int rc = archive_batch_open(&o, &b, &err);
+
+    if (rc != 0) {
+        print_error("open: %s\n", err.msg);
+        return rc;
+    }
+    for (int i = 0; i < N_MSG; i++) {
+        struct archive_message m = { .uidvalidity = 77, .uid = (uint32_t)(100 + i),
+                                     .internaldate = date_of(i), .internaldate_tz_min = 60,
+                                     .flags = flags_of(i), .bytes = f->msg[i],
+                                     .len = f->len[i] };
+        rc = archive_batch_add(b, &m, &err);
+        if (rc != 0) {
+            print_error("add: %s\n", err.msg);
+            archive_batch_abort(b);
+            return rc;
+        }
+    }
+    rc = archive_batch_close(b, res, &err);
+    if (rc != 0)
+        print_error("close: %s\n", err.msg);
+    return rc;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    mr_error err;
+
+    f->root = th_tempdir("archive");
+    snprintf(f->archive, sizeof f->archive, "%s/archive", f->root);
+    snprintf(f->vault, sizeof f->vault, "%s/vault", f->root);
+    snprintf(f->out, sizeof f->out, "%s/out", f->root);
+    assert_int_equal(keys_generate(KEYS_ALGO_P256, &f->it, &err), 0);
+    assert_int_equal(keys_self_signed(f->it, "IT", 30, &f->it_cert, &err), 0);
+    RAND_bytes(f->pkey.bytes, sizeof f->pkey.bytes);
+    RAND_bytes(f->mkey, sizeof f->mkey);
+    make_messages(f);
+    assert_int_equal(do_backup(f, 64 * 1024, &f->res), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    for (int i = 0; i < N_MSG; i++)
+        free(f->msg[i]);
+    archive_result_free(f->res);
+    EVP_PKEY_free(f->it);
+    X509_free(f->it_cert);
+    th_rmtree(f->root);
+    free(f->root);
+    free(f);
+    return 0;
+}
+
+static int restore_to(struct fx *f, const char *out, bool pseudonymised, const char *ledger,
+                      const char *const *tokens, size_t n_tokens, EVP_PKEY *key,
+                      struct restore_stats *st, mr_error *err)
+{
+    struct restore_options o = {
+        .archive_dir = f->archive, .vault_dir = f->vault, .pseudonymised = pseudonymised,
+        .it_key = key, .manifest_key = f->mkey, .ledger_path = ledger,
+        .tokens = tokens, .n_tokens = n_tokens,
+        .format = RESTORE_MAILDIR, .output = out, .reason = "unit test",
+    };
+    return restore_run(&o, st, err);
+}
+
+/* Index of the original whose SHA-256 equals this file's, or -1. */
+static int find_original(struct fx *f, const unsigned char *data, size_t len)
+{
+    unsigned char a[32], b[32];
+
+    SHA256(data, len, a);
+    for (int i = 0; i < N_MSG; i++) {
+        SHA256(f->msg[i], f->len[i], b);
+        if (memcmp(a, b, 32) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static void test_round_trip(void **state)
+{
+    struct fx *f = *state;
+    struct restore_stats st;
+    mr_error err;
+    char cur[600];
+    int seen[N_MSG] = { 0 };
+    DIR *d;
+    struct dirent *de;
+    size_t files = 0;
+
+    assert_int_equal(f->res->n_messages, N_MSG);
+    assert_true(f->res->n_volumes >= 3);    /* 64 KiB volumes, ~170 KiB of filler */
+    for (int i = 0; i < N_MSG; i++)
+        assert_int_equal(f->res->uids[i].uid, 100 + i);
+    assert_int_equal(restore_to(f, f->out, false, NULL, NULL, 0, f->it, &st, &err), 0);
+    assert_int_equal(st.restored, N_MSG);
+    snprintf(cur, sizeof cur, "%s/cur", f->out);
+    d = opendir(cur);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        char path[4400];
+        struct stat sb;
+        size_t len;
+        unsigned char *data;
+        int i;
+        const char *info;
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", cur, de->d_name);
+        data = th_read_file(path, &len);
+        assert_non_null(data);
+        i = find_original(f, data, len);
+        assert_true(i >= 0);      /* byte-identical to an original */
+        free(data);
+        if (i != 5)               /* several empty messages would collide; only one here */
+            seen[i]++;
+        assert_int_equal(stat(path, &sb), 0);
+        assert_int_equal(sb.st_mtime, date_of(i));      /* INTERNALDATE */
+        info = strstr(de->d_name, ":2,");
+        assert_non_null(info);
+        if (strcmp(flags_of(i), "\\Seen") == 0)
+            assert_string_equal(info, ":2,S");
+        else if (strcmp(flags_of(i), "\\Seen \\Answered") == 0)
+            assert_string_equal(info, ":2,RS");
+        else if (strcmp(flags_of(i), "\\Flagged $Label1") == 0)
+            assert_string_equal(info, ":2,F");
+        else
+            assert_string_equal(info, ":2,");
+        files++;
+    }
+    closedir(d);
+    assert_int_equal(files, N_MSG);
+    for (int i = 0; i < N_MSG; i++)
+        if (i != 5)
+            assert_int_equal(seen[i], 1);
+
+    /* volumes respect the size limit */
+    struct archive_manifest m;
+    assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+    assert_int_equal(m.message_count, N_MSG);
+    assert_int_equal(m.n_volumes, f->res->n_volumes);
+    for (size_t v = 0; v < m.n_volumes; v++)
+        assert_true(m.volumes[v].size <= 64 * 1024);
+    archive_manifest_clear(&m);
+
+    /* host and deep verification pass */
+    struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
+                                 .manifest_key = f->mkey };
+    struct verify_report rep;
+    assert_int_equal(verify_batch(&vo, &rep, &err), 0);
+    assert_int_equal(rep.volumes, f->res->n_volumes);
+    vo.deep = true;
+    vo.it_key = f->it;
+    assert_int_equal(verify_batch(&vo, &rep, &err), 0);
+    assert_int_equal(rep.messages, N_MSG);
+}
+
+static void test_no_identifiers_or_keys_on_disk(void **state)
+{
+    struct fx *f = *state;
+    const char *keyword[] = { "PRIVATE KEY" };
+    char *where = NULL;
+
+    size_t hits = th_find_in_tree(f->archive, planted, 5, &where);
+    if (hits)
+        print_error("identifier found: %s\n", where);
+    free(where);
+    assert_int_equal(hits, 0);
+    assert_int_equal(th_find_in_tree(f->vault, planted, 5, NULL), 0);
+    assert_int_equal(th_find_in_tree(f->archive, keyword, 1, NULL), 0);
+    assert_int_equal(th_find_in_tree(f->vault, keyword, 1, NULL), 0);
+}
+
+/* The host holds certificates only: nothing in the vault or the archive is a usable
+ * private key, and a key that is not IT's opens nothing. */
+static void test_host_cannot_decrypt(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *other = NULL;
+    struct restore_stats st;
+    mr_error err;
+    const char *dirs[] = { f->vault, f->res->dir };
+
+    for (int k = 0; k < 2; k++) {
+        DIR *d = opendir(dirs[k]);
+        struct dirent *de;
+        assert_non_null(d);
+        while ((de = readdir(d)) != NULL) {
+            char path[4400];
+            size_t len;
+            unsigned char *data;
+            if (de->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dirs[k], de->d_name);
+            data = th_read_file(path, &len);
+            BIO *bio = BIO_new_mem_buf(data, (int)len);
+            EVP_PKEY *p = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
+            const unsigned char *q = data;
+            EVP_PKEY *p2 = d2i_AutoPrivateKey(NULL, &q, (long)len);
+            assert_null(p);
+            assert_null(p2);
+            BIO_free(bio);
+            free(data);
+        }
+        closedir(d);
+    }
+    ERR_clear_error();
+    /* no IT key: a clear error */
+    assert_int_equal(restore_to(f, f->out, true, NULL, NULL, 0, NULL, &st, &err), MR_E_AUTH);
+    assert_non_null(strstr(err.msg, "IT's private key"));
+    /* the wrong key: cannot unseal */
+    assert_int_equal(keys_generate(KEYS_ALGO_P256, &other, &err), 0);
+    assert_int_equal(restore_to(f, f->out, true, NULL, NULL, 0, other, &st, &err), MR_E_CRYPTO);
+    assert_non_null(strstr(err.msg, "cannot unseal"));
+    assert_int_equal(st.restored, 0);
+    /* nor does it open a volume directly */
+    char vpath[4400];
+    volume_reader *r = NULL;
+    snprintf(vpath, sizeof vpath, "%s/vol-0001.p7m", f->res->dir);
+    int vrc = volume_open(vpath, other, f->root, NULL, &r, &err);
+    if (vrc != MR_E_CRYPTO)
+        print_error("%s\n", err.msg);
+    assert_int_equal(vrc, MR_E_CRYPTO);
+    assert_null(r);
+    EVP_PKEY_free(other);
+}
+
+static void flip(const char *path, long where)
+{
+    FILE *fp = fopen(path, "r+b");
+    long size;
+    int c;
+
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    size = ftell(fp);
+    if (where < 0)
+        where = size + where;
+    fseek(fp, where, SEEK_SET);
+    c = fgetc(fp);
+    fseek(fp, where, SEEK_SET);
+    fputc(c ^ 0x01, fp);
+    fclose(fp);
+}
+
+static void test_tamper_detected_and_named(void **state)
+{
+    struct fx *f = *state;
+    struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
+                                 .manifest_key = f->mkey };
+    struct verify_report rep;
+    struct restore_stats st;
+    mr_error err;
+    char path[4400], out2[700];
+    const char *files[] = { "vol-0002.p7m", "reid-0001.p7m", "manifest.json" };
+
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s", f->res->dir, files[k]);
+        flip(path, k == 2 ? 40 : 300);
+        assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_TAMPERED);
+        assert_non_null(strstr(err.msg, files[k]));
+        snprintf(out2, sizeof out2, "%s/out-t%d", f->root, k);
+        assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->it, &st, &err),
+                         MR_E_TAMPERED);
+        assert_non_null(strstr(err.msg, files[k]));
+        flip(path, k == 2 ? 40 : 300);     /* undo */
+        assert_int_equal(verify_batch(&vo, &rep, &err), 0);
+    }
+
+    /* The GCM tag itself (no manifest hash to lean on): body and tag bytes. */
+    for (int k = 0; k < 2; k++) {
+        volume_reader *r = NULL;
+        snprintf(path, sizeof path, "%s/vol-0001.p7m", f->res->dir);
+        EVP_PKEY *ck = NULL;
+        struct archive_manifest m;
+        assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+        assert_int_equal(keys_epoch_unseal(f->vault, m.content_key_id, f->it, NULL, &ck, &err),
+                         0);
+        archive_manifest_clear(&m);
+        flip(path, k == 0 ? 2000 : -20);
+        assert_int_equal(volume_open(path, ck, f->root, NULL, &r, &err), MR_E_TAMPERED);
+        assert_null(r);
+        assert_non_null(strstr(err.msg, "vol-0001.p7m"));
+        flip(path, k == 0 ? 2000 : -20);
+        assert_int_equal(volume_open(path, ck, f->root, NULL, &r, &err), 0);
+        volume_close(r);
+        EVP_PKEY_free(ck);
+    }
+
+    /* a missing volume */
+    char moved[4400];
+    snprintf(path, sizeof path, "%s/vol-0002.p7m", f->res->dir);
+    snprintf(moved, sizeof moved, "%s/vol-0002.moved", f->root);
+    assert_int_equal(rename(path, moved), 0);
+    assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_NOTFOUND);
+    assert_non_null(strstr(err.msg, "vol-0002.p7m is missing"));
+    snprintf(out2, sizeof out2, "%s/out-missing", f->root);
+    assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->it, &st, &err), MR_E_NOTFOUND);
+    assert_non_null(strstr(err.msg, "vol-0002.p7m"));
+    assert_int_equal(rename(moved, path), 0);
+
+    /* a stray volume not in the manifest */
+    snprintf(path, sizeof path, "%s/vol-0099.p7m", f->res->dir);
+    assert_int_equal(th_write_file(path, "x", 1), 0);
+    assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_TAMPERED);
+    assert_non_null(strstr(err.msg, "vol-0099.p7m"));
+    unlink(path);
+
+    /* another manifest key is tampering too */
+    unsigned char other[32] = { 1 };
+    vo.manifest_key = other;
+    assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_TAMPERED);
+    assert_non_null(strstr(err.msg, "HMAC"));
+}
+
+static void test_ledger_and_selection(void **state)
+{
+    struct fx *f = *state;
+    char tok[PSEUDO_TOKEN_LEN + 1], line[64], ledger[600], out2[700];
+    struct restore_stats st;
+    mr_error err;
+
+    /* Bo's address appears in every message except the empty one and the binary one. */
+    assert_int_equal(pseudo_token(&f->pkey, PSEUDO_EMAIL, "Bo.Hansen@mail.example.org", tok,
+                                  &err), 0);
+    snprintf(line, sizeof line, "# erasure requests\nemail:%s\n", tok);
+    snprintf(ledger, sizeof ledger, "%s/ledger", f->root);
+    assert_int_equal(th_write_file(ledger, line, strlen(line)), 0);
+    snprintf(out2, sizeof out2, "%s/out-ledger", f->root);
+    assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->it, &st, &err), 0);
+    assert_int_equal(st.erased, N_MSG - 2);
+    assert_int_equal(st.restored, 2);
+
+    /* selection by person: the same token selects those messages */
+    char sel[64];
+    snprintf(sel, sizeof sel, "email:%s", tok);
+    const char *toks[] = { sel };
+    snprintf(out2, sizeof out2, "%s/out-person", f->root);
+    assert_int_equal(restore_to(f, out2, false, NULL, toks, 1, f->it, &st, &err), 0);
+    assert_int_equal(st.restored, N_MSG - 2);
+    assert_int_equal(st.not_selected, 2);
+
+    /* by Message-ID and date */
+    struct restore_options o = {
+        .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
+        .message_id = "<msg-12@example.dk>", .format = RESTORE_MBOX, .reason = "unit test",
+    };
+    snprintf(out2, sizeof out2, "%s/one.mbox", f->root);
+    o.output = out2;
+    assert_int_equal(restore_run(&o, &st, &err), 0);
+    assert_int_equal(st.restored, 1);
+    {
+        /* mboxrd: a From_ line per message, body "From " lines quoted */
+        size_t mlen;
+        char *mbox = (char *)th_read_file(out2, &mlen);
+        assert_non_null(mbox);
+        assert_memory_equal(mbox, "From MAILER-DAEMON ", 19);
+        assert_non_null(strstr(mbox, "\r\n>From the desk of Anna Jensen\r\n"));
+        assert_non_null(strstr(mbox, "Message-ID: <msg-12@example.dk>"));
+        free(mbox);
+    }
+    o.message_id = NULL;
+    o.from = date_of(10);
+    o.to = date_of(20);
+    snprintf(out2, sizeof out2, "%s/range.mbox", f->root);
+    o.output = out2;
+    assert_int_equal(restore_run(&o, &st, &err), 0);
+    assert_int_equal(st.restored, 10);
+    /* a reason is required */
+    o.reason = NULL;
+    assert_int_equal(restore_run(&o, &st, &err), MR_E_INVALID);
+
+    /* pseudonymised restore: archived bytes, no identifiers */
+    snprintf(out2, sizeof out2, "%s/out-pseudo", f->root);
+    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->it, &st, &err), 0);
+    assert_int_equal(st.restored, N_MSG);
+    assert_int_equal(th_find_in_tree(out2, planted, 5, NULL), 0);
+}
+
+/* The manifest is the commit point; hold re-writes it under a fresh HMAC. */
+static void test_manifest_commit_point_and_hold(void **state)
+{
+    struct fx *f = *state;
+    struct archive_batch_ref *refs = NULL;
+    struct archive_manifest m;
+    struct restore_stats st;
+    size_t n = 0;
+    mr_error err;
+    char path[4400], saved[4400], dir[4096];
+    struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
+                                 .manifest_key = f->mkey };
+    struct verify_report rep;
+
+    assert_int_equal(archive_batch_list(f->archive, "post@akasse.dk", &refs, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_true(refs[0].has_manifest);
+    assert_string_equal(refs[0].dir, f->res->dir);
+    free(refs);
+    assert_int_equal(archive_batch_find(f->archive, f->res->batch_id, dir, sizeof dir, &err), 0);
+    assert_string_equal(dir, f->res->dir);
+
+    assert_int_equal(archive_batch_set_hold(f->res->dir, true, f->mkey, NULL, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+    assert_true(m.hold);
+    assert_true(m.hold_since > 0);
+    archive_manifest_clear(&m);
+    assert_int_equal(verify_batch(&vo, &rep, &err), 0);
+
+    snprintf(path, sizeof path, "%s/manifest.json", f->res->dir);
+    snprintf(saved, sizeof saved, "%s/manifest.saved", f->root);
+    assert_int_equal(rename(path, saved), 0);
+    assert_int_equal(archive_batch_list(f->archive, NULL, &refs, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_false(refs[0].has_manifest);
+    free(refs);
+    assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_NOTFOUND);
+    assert_non_null(strstr(err.msg, "no manifest"));
+    char out2[700];
+    snprintf(out2, sizeof out2, "%s/out-nomanifest", f->root);
+    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->it, &st, &err), MR_E_NOTFOUND);
+    assert_int_equal(rename(saved, path), 0);
+
+    /* the epoch keys were forgotten after verification; shredding one makes the batch
+     * unrecoverable even though every volume is intact */
+    assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+    assert_int_equal(keys_epoch_shred(f->vault, m.content_key_id, NULL, &err), 0);
+    archive_manifest_clear(&m);
+    assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_NOTFOUND);
+    assert_non_null(strstr(err.msg, "missing from the vault"));
+    snprintf(out2, sizeof out2, "%s/out-shredded", f->root);
+    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->it, &st, &err), MR_E_NOTFOUND);
+    assert_int_equal(st.restored, 0);
+}
+
+static void test_tar_long_names(void **state)
+{
+    struct mr_buf b = { 0 };
+    char name[201];
+    struct tar_entry e;
+    mr_error err;
+    (void)state;
+
+    memset(name, 'n', 200);
+    name[200] = '\0';
+    assert_int_equal(tar_write_entry(&b, name, 1, (const unsigned char *)"abc", 3, &err), 0);
+    assert_int_equal(tar_write_entry(&b, "short", 2, (const unsigned char *)"", 0, &err), 0);
+    assert_int_equal(tar_write_end(&b, &err), 0);
+    assert_int_equal(b.len, tar_entry_size(name, 3) + tar_entry_size("short", 0) + TAR_END_SIZE);
+    struct tar_mem_src src = { b.data, b.len, 0 };
+    assert_int_equal(tar_read_next(tar_mem_read, &src, 100, &e, &err), 1);
+    assert_string_equal(e.name, name);
+    assert_int_equal(e.len, 3);
+    assert_memory_equal(e.data, "abc", 3);
+    free(e.data);
+    assert_int_equal(tar_read_next(tar_mem_read, &src, 100, &e, &err), 1);
+    assert_string_equal(e.name, "short");
+    free(e.data);
+    assert_int_equal(tar_read_next(tar_mem_read, &src, 100, &e, &err), 0);
+    /* a corrupted header checksum is refused */
+    b.data[600 + 512] ^= 1;
+    src.pos = 0;
+    assert_int_equal(tar_read_next(tar_mem_read, &src, 100, &e, &err), MR_E_PARSE);
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tar_long_names),
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_identifiers_or_keys_on_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_cannot_decrypt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_detected_and_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_and_selection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_manifest_commit_point_and_hold, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,503 @@
+/* test_common_config.c — the configuration file and secrets (common/config.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "helpers/test_helpers.h"
+
+struct fixture {
+    char *dir;
+    char conf[512];
+};
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    if (fx == NULL || (fx->dir = th_tempdir("mrconfig")) == NULL)
+        return -1;
+    snprintf(fx->conf, sizeof fx->conf, "%s/mailret.conf", fx->dir);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    th_rmtree(fx->dir);
+    free(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* The smallest valid file; tests append or substitute lines. */
+#define MINIMAL \
+    "[imap]\n"                              /* 1 */ \
+    "host = imap.example.org\n"             /* 2 */ \
+    "user = mailret\n"                      /* 3 */ \
+    "password_file = imap.pass\n"           /* 4 */ \
+    "[mailboxes]\n"                         /* 5 */ \
+    "mailbox = INBOX\n"                     /* 6 */ \
+    "[archive]\n"                           /* 7 */ \
+    "dir = /srv/mailret/archive\n"          /* 8 */ \
+    "[keys]\n"                              /* 9 */ \
+    "vault_dir = /srv/mailret/vault\n"      /* 10 */ \
+    "it_cert = certs/it.pem\n"              /* 11 */
+
+static struct mr_config *load_text(struct fixture *fx, const char *text, int want_rc,
+                                   mr_error *err)
+{
+    struct mr_config *cfg = NULL;
+    int rc;
+
+    assert_int_equal(th_write_file(fx->conf, text, strlen(text)), 0);
+    mr_error_clear(err);
+    rc = config_load(fx->conf, &cfg, err);
+    if (rc != want_rc)
+        fail_msg("config_load returned %d (%s), wanted %d", rc, err->msg, want_rc);
+    if (rc != 0)
+        assert_null(cfg);
+    return cfg;
+}
+
+/* The error must start "<conf>:<line>: " and contain `what`. */
+static void expect_error(struct fixture *fx, const char *text, int line, const char *what)
+{
+    mr_error err;
+    char prefix[600];
+
+    load_text(fx, text, MR_E_CONFIG, &err);
+    snprintf(prefix, sizeof prefix, "%s:%d: ", fx->conf, line);
+    if (strncmp(err.msg, prefix, strlen(prefix)) != 0)
+        fail_msg("error '%s' does not start with '%s'", err.msg, prefix);
+    if (strstr(err.msg, what) == NULL)
+        fail_msg("error '%s' does not mention '%s'", err.msg, what);
+}
+
+static void test_minimal_defaults(void **state)
+{
+    struct fixture *fx = *state;
+    mr_error err;
+    struct mr_config *cfg = load_text(fx, MINIMAL, 0, &err);
+    char want[600];
+
+    assert_non_null(cfg);
+    assert_string_equal(cfg->imap.host, "imap.example.org");
+    assert_int_equal(cfg->imap.port, 993);
+    assert_int_equal(cfg->imap.tls, CONFIG_TLS_IMAPS);
+    assert_false(cfg->imap.insecure_skip_verify);
+    assert_null(cfg->imap.ca_file);
+    assert_int_equal(cfg->imap.connect_timeout, 30);
+    assert_int_equal(cfg->imap.io_timeout, 300);
+    assert_int_equal(cfg->imap.fetch_batch, 200);
+    assert_int_equal(cfg->imap.max_message_size, 64ULL << 20);
+    /* relative paths resolve against the config file's directory */
+    snprintf(want, sizeof want, "%s/imap.pass", fx->dir);
+    assert_string_equal(cfg->imap.password_file, want);
+    snprintf(want, sizeof want, "%s/certs/it.pem", fx->dir);
+    assert_string_equal(cfg->keys.it_cert, want);
+    assert_string_equal(cfg->keys.reid_cert, want);
+    assert_int_equal(cfg->mailboxes.n, 1);
+    assert_string_equal(cfg->mailboxes.items[0], "INBOX");
+    assert_int_equal(cfg->members.backend, CONFIG_MEMBERS_SQLITE);
+    assert_string_equal(cfg->members.database, "/var/lib/mailret/members.sqlite");
+    assert_null(cfg->members.case_pattern); /* ingest's built-in default applies */
+    assert_int_equal(cfg->archive.volume_size, 64ULL << 20);
+    assert_int_equal(cfg->archive.compression_level, 6);
+    assert_int_equal(cfg->archive.workers, 0);
+    assert_string_equal(cfg->keys.pseudonym_key_file, "/var/lib/mailret/pseudonym.key");
+    assert_string_equal(cfg->keys.manifest_key_file, "/var/lib/mailret/manifest.key");
+    assert_int_equal(cfg->retention.years, 5);
+    assert_string_equal(cfg->retention.timezone, "Europe/Copenhagen");
+    assert_int_equal(cfg->retention.expiring_warn_days, 30);
+    assert_true(cfg->pseudonymisation.emails && cfg->pseudonymisation.cpr &&
+                cfg->pseudonymisation.phones && cfg->pseudonymisation.names &&
+                cfg->pseudonymisation.ips);
+    assert_string_equal(cfg->state.dir, "/var/lib/mailret");
+    assert_int_equal(cfg->log.level, LOG_LEVEL_INFO);
+    assert_false(cfg->log.level_set);
+    assert_null(cfg->log.file);
+    assert_string_equal(cfg->audit.log, "/var/lib/mailret/audit.log");
+    snprintf(want, sizeof want, "%s/mailret.conf", fx->dir);
+    assert_string_equal(cfg->path, want);
+    config_free(cfg);
+}
+
+static void test_every_key(void **state)
+{
+    struct fixture *fx = *state;
+    mr_error err;
+    struct mr_config *cfg;
+    const char *text =
+        "# mailret test configuration\n"
+        "; with every key\n"
+        "[imap]\n"
+        "host = imap.example.org\n"
+        "port = 1143\n"
+        "tls = starttls\n"
+        "ca_file = ca.pem\n"
+        "insecure_skip_verify = yes-for-testing-only\n"
+        "user = mailret@example.org\n"
+        "password_env = MAILRET_IMAP_PASSWORD\n"
+        "connect_timeout = 5\n"
+        "io_timeout = 60\n"
+        "fetch_batch = 50\n"
+        "max_message_size = 10M\n"
+        "\n"
+        "[mailboxes]\n"
+        "mailbox = INBOX\n"
+        "mailbox = Sager/Indgående\n"
+        "mailbox = Shared.Medlemsservice\n"
+        "[members]\n"
+        "backend = exec\n"
+        "database = /var/lib/x/members.db\n"
+        "maildir = members-maildir\n"
+        "command = /usr/local/bin/to-member-system --case\n"
+        "case_pattern = Sag[ ]+[0-9]+\n"
+        "own_addresses = post@fund.dk, sager@fund.dk\n"
+        "own_domains = fund.dk,fund-a.dk\n"
+        "[archive]\n"
+        "dir = archive\n"
+        "volume_size = 512K\n"
+        "compression_level = 9\n"
+        "workers = 4\n"
+        "[keys]\n"
+        "vault_dir = /srv/vault\n"
+        "it_cert = /etc/mailret/it.pem\n"
+        "reid_cert = /etc/mailret/dpo.pem\n"
+        "pseudonym_key_file = /etc/mailret/pseudonym.key\n"
+        "manifest_key_file = /etc/mailret/manifest.key\n"
+        "[retention]\n"
+        "years = 7\n"
+        "timezone = UTC\n"
+        "expiring_warn_days = 60\n"
+        "[pseudonymisation]\n"
+        "emails = yes\n"
+        "cpr = true\n"
+        "phones = on\n"
+        "names = no\n"
+        "ips = off\n"
+        "own_addresses = post@fund.dk\n"
+        "own_domains =\n"
+        "[state]\n"
+        "dir = /srv/mailret/state\n"
+        "[log]\n"
+        "level = debug\n"
+        "file = /var/log/mailret.log\n"
+        "[audit]\n"
+        "log = /srv/mailret/audit/audit.log\n";
+    char want[600];
+
+    cfg = load_text(fx, text, 0, &err);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->imap.port, 1143);
+    assert_int_equal(cfg->imap.tls, CONFIG_TLS_STARTTLS);
+    snprintf(want, sizeof want, "%s/ca.pem", fx->dir);
+    assert_string_equal(cfg->imap.ca_file, want);
+    assert_true(cfg->imap.insecure_skip_verify);
+    assert_string_equal(cfg->imap.user, "mailret@example.org");
+    assert_null(cfg->imap.password_file);
+    assert_string_equal(cfg->imap.password_env, "MAILRET_IMAP_PASSWORD");
+    assert_int_equal(cfg->imap.connect_timeout, 5);
+    assert_int_equal(cfg->imap.io_timeout, 60);
+    assert_int_equal(cfg->imap.fetch_batch, 50);
+    assert_int_equal(cfg->imap.max_message_size, 10ULL << 20);
+    assert_int_equal(cfg->mailboxes.n, 3);
+    assert_string_equal(cfg->mailboxes.items[1], "Sager/Indgående");
+    assert_string_equal(cfg->mailboxes.items[2], "Shared.Medlemsservice");
+    assert_int_equal(cfg->members.backend, CONFIG_MEMBERS_EXEC);
+    assert_string_equal(cfg->members.database, "/var/lib/x/members.db");
+    snprintf(want, sizeof want, "%s/members-maildir", fx->dir);
+    assert_string_equal(cfg->members.maildir, want);
+    assert_string_equal(cfg->members.command, "/usr/local/bin/to-member-system --case");
+    assert_string_equal(cfg->members.case_pattern, "Sag[ ]+[0-9]+");
+    assert_int_equal(cfg->members.own_addresses.n, 2);
+    assert_string_equal(cfg->members.own_addresses.items[0], "post@fund.dk");
+    assert_string_equal(cfg->members.own_addresses.items[1], "sager@fund.dk");
+    assert_int_equal(cfg->members.own_domains.n, 2);
+    assert_string_equal(cfg->members.own_domains.items[1], "fund-a.dk");
+    snprintf(want, sizeof want, "%s/archive", fx->dir);
+    assert_string_equal(cfg->archive.dir, want);
+    assert_int_equal(cfg->archive.volume_size, 512 * 1024);
+    assert_int_equal(cfg->archive.compression_level, 9);
+    assert_int_equal(cfg->archive.workers, 4);
+    assert_string_equal(cfg->keys.reid_cert, "/etc/mailret/dpo.pem");
+    assert_string_equal(cfg->keys.pseudonym_key_file, "/etc/mailret/pseudonym.key");
+    assert_string_equal(cfg->keys.manifest_key_file, "/etc/mailret/manifest.key");
+    assert_int_equal(cfg->retention.years, 7);
+    assert_string_equal(cfg->retention.timezone, "UTC");
+    assert_int_equal(cfg->retention.expiring_warn_days, 60);
+    assert_true(cfg->pseudonymisation.emails);
+    assert_true(cfg->pseudonymisation.cpr);
+    assert_true(cfg->pseudonymisation.phones);
+    assert_false(cfg->pseudonymisation.names);
+    assert_false(cfg->pseudonymisation.ips);
+    /* set explicitly: not inherited from [members] */
+    assert_int_equal(cfg->pseudonymisation.own_addresses.n, 1);
+    assert_int_equal(cfg->pseudonymisation.own_domains.n, 0);
+    assert_string_equal(cfg->state.dir, "/srv/mailret/state");
+    assert_int_equal(cfg->log.level, LOG_LEVEL_DEBUG);
+    assert_true(cfg->log.level_set);
+    assert_string_equal(cfg->log.file, "/var/log/mailret.log");
+    assert_string_equal(cfg->audit.log, "/srv/mailret/audit/audit.log");
+    config_free(cfg);
+}
+
+static void test_inherited_lists_and_state_defaults(void **state)
+{
+    struct fixture *fx = *state;
+    mr_error err;
+    struct mr_config *cfg = load_text(fx, MINIMAL
+                                      "[members]\n"
+                                      "own_addresses = post@fund.dk\n"
+                                      "own_domains = fund.dk\n"
+                                      "[state]\n"
+                                      "dir = state\n"
+                                      "[imap]\n"
+                                      "tls = starttls\n"
+                                      "[log]\n"
+                                      "file = -\n",
+                                      0, &err);
+    char want[600];
+
+    assert_int_equal(cfg->pseudonymisation.own_addresses.n, 1);
+    assert_string_equal(cfg->pseudonymisation.own_addresses.items[0], "post@fund.dk");
+    assert_int_equal(cfg->pseudonymisation.own_domains.n, 1);
+    assert_string_equal(cfg->pseudonymisation.own_domains.items[0], "fund.dk");
+    snprintf(want, sizeof want, "%s/state/audit.log", fx->dir);
+    assert_string_equal(cfg->audit.log, want);
+    snprintf(want, sizeof want, "%s/state/members.sqlite", fx->dir);
+    assert_string_equal(cfg->members.database, want);
+    assert_int_equal(cfg->imap.port, 143);  /* starttls default port */
+    assert_null(cfg->log.file);
+    config_free(cfg);
+}
+
+static void test_error_lines(void **state)
+{
+    struct fixture *fx = *state;
+
+    expect_error(fx, MINIMAL "[bogus]\nx = 1\n", 12, "unknown section [bogus]");
+    expect_error(fx, MINIMAL "[retention]\n[bogus]\n", 13, "unknown section [bogus]");
+    expect_error(fx, MINIMAL "[imap]\nhots = x\n", 13, "unknown key 'hots' in [imap]");
+    expect_error(fx, "port = 1\n" MINIMAL, 1, "outside any [section]");
+    expect_error(fx, MINIMAL "[imap]\npassword = hunter2\n", 13, "use password_file");
+    expect_error(fx, MINIMAL "[imap]\nport = 99999\n", 13, "bad number '99999'");
+    expect_error(fx, MINIMAL "[imap]\nport = 12x\n", 13, "bad number");
+    expect_error(fx, MINIMAL "[imap]\nport = -1\n", 13, "bad number");
+    expect_error(fx, MINIMAL "[archive]\ncompression_level = 10\n", 13, "from 0 to 9");
+    expect_error(fx, MINIMAL "[archive]\nvolume_size = 64X\n", 13, "bad size");
+    expect_error(fx, MINIMAL "[imap]\nmax_message_size = 1\n", 13, "bad size");
+    expect_error(fx, MINIMAL "[retention]\nyears = 0\n", 13, "years: bad number");
+    expect_error(fx, MINIMAL "[pseudonymisation]\ncpr = maybe\n", 13, "bad boolean 'maybe'");
+    expect_error(fx, MINIMAL "[imap]\nhost = other\n", 13,
+                 "duplicate key 'host' in [imap] (first set on line 2)");
+    expect_error(fx, MINIMAL "[mailboxes]\nmailbox = INBOX\n", 13, "listed twice");
+    expect_error(fx, MINIMAL "[imap]\ntls = ssl\n", 13, "imaps or starttls");
+    expect_error(fx, MINIMAL "[members]\nbackend = ldap\n", 13, "sqlite, maildir or exec");
+    expect_error(fx, MINIMAL "[members]\ncase_pattern = (Sag\n", 13, "bad regular expression");
+    expect_error(fx, MINIMAL "[members]\nown_addresses = fund.dk\n", 13,
+                 "not an e-mail address");
+    expect_error(fx, MINIMAL "[members]\nown_domains = post@fund.dk\n", 13, "not a domain");
+    expect_error(fx, MINIMAL "[retention]\ntimezone = Mars/Olympus\n", 13, "timezone");
+    expect_error(fx, MINIMAL "[log]\nlevel = loud\n", 13, "unknown log level");
+    expect_error(fx, MINIMAL "[imap]\nca_file =\n", 13, "empty value");
+    expect_error(fx, MINIMAL "[imap]\nthis line has no equals sign\n", 13, "syntax error");
+    expect_error(fx, MINIMAL "[imap]\n  connect_timeout = 5\n", 13, "indented");
+    expect_error(fx, MINIMAL "[imap]\npassword_env = X\n", 13, "only one of");
+    {
+        /* a line longer than inih's buffer is an error at its own line, and the line
+         * count stays right after it */
+        char text[1200];
+        char longv[400];
+        memset(longv, 'x', sizeof longv - 1);
+        longv[sizeof longv - 1] = '\0';
+        snprintf(text, sizeof text, MINIMAL "[members]\ncommand = %s\n", longv);
+        expect_error(fx, text, 13, "line too long");
+        snprintf(text, sizeof text, MINIMAL "[members]\n# %s\nbogus = 1\n", longv);
+        expect_error(fx, text, 14, "unknown key 'bogus'");
+    }
+}
+
+static void test_insecure_spelling(void **state)
+{
+    struct fixture *fx = *state;
+    mr_error err;
+    struct mr_config *cfg;
+
+    expect_error(fx, MINIMAL "[imap]\ninsecure_skip_verify = yes\n", 13,
+                 "only the value 'yes-for-testing-only'");
+    expect_error(fx, MINIMAL "[imap]\ninsecure_skip_verify = true\n", 13, "refusing");
+    expect_error(fx, MINIMAL "[imap]\ninsecure_skip_verify = 1\n", 13, "refusing");
+    expect_error(fx, MINIMAL "[imap]\ninsecure_skip_verify = YES-FOR-TESTING-ONLY\n", 13,
+                 "bad boolean");
+    cfg = load_text(fx, MINIMAL "[imap]\ninsecure_skip_verify = no\n", 0, &err);
+    assert_false(cfg->imap.insecure_skip_verify);
+    config_free(cfg);
+}
+
+static void test_missing_required(void **state)
+{
+    struct fixture *fx = *state;
+
+    /* a missing key names its section's header line */
+    expect_error(fx,
+                 "[imap]\nuser = u\npassword_file = p\n[mailboxes]\nmailbox = INBOX\n"
+                 "[archive]\ndir = a\n[keys]\nvault_dir = v\nit_cert = c\n",
+                 1, "[imap] lacks required key 'host'");
+    expect_error(fx,
+                 "[imap]\nhost = h\nuser = u\n[mailboxes]\nmailbox = INBOX\n"
+                 "[archive]\ndir = a\n[keys]\nvault_dir = v\nit_cert = c\n",
+                 1, "password_file");
+    expect_error(fx,
+                 "[imap]\nhost = h\nuser = u\npassword_file = p\n[mailboxes]\n"
+                 "[archive]\ndir = a\n[keys]\nvault_dir = v\nit_cert = c\n",
+                 5, "[mailboxes] lacks required key 'mailbox'");
+    expect_error(fx, MINIMAL "[members]\nbackend = maildir\n", 12, "'maildir'");
+    expect_error(fx, MINIMAL "[members]\nbackend = exec\n", 12, "'command'");
+    /* a missing section: the end of the file */
+    expect_error(fx,
+                 "[imap]\nhost = h\nuser = u\npassword_file = p\n[mailboxes]\nmailbox = I\n"
+                 "[keys]\nvault_dir = v\nit_cert = c\n",
+                 9, "missing section [archive]");
+}
+
+static void test_missing_file(void **state)
+{
+    struct mr_config *cfg = NULL;
+    mr_error err;
+
+    (void)state;
+    assert_int_equal(config_load("/nonexistent/mailret.conf", &cfg, &err), MR_E_NOTFOUND);
+    assert_null(cfg);
+    assert_non_null(strstr(err.msg, "/nonexistent/mailret.conf"));
+    assert_int_equal(config_load("/tmp", &cfg, &err), MR_E_CONFIG);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+}
+
+static void test_secret_file_modes(void **state)
+{
+    struct fixture *fx = *state;
+    char path[600], *secret = NULL;
+    mr_error err;
+
+    snprintf(path, sizeof path, "%s/imap.pass", fx->dir);
+    assert_int_equal(th_write_file(path, "s3cret\n", 7), 0);
+
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_PERM);
+    assert_null(secret);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "0644"));
+    assert_null(strstr(err.msg, "s3cret"));
+
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_PERM);
+    assert_non_null(strstr(err.msg, "0640"));
+    assert_int_equal(chmod(path, 0602), 0);
+    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_PERM);
+
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(config_read_secret(path, "IGNORED_WHEN_FILE_GIVEN", &secret, &err), 0);
+    assert_string_equal(secret, "s3cret");      /* one newline stripped */
+    config_secret_free(secret);
+
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(th_write_file(path, "a b\n\n", 5), 0);
+    assert_int_equal(config_read_secret(path, NULL, &secret, &err), 0);
+    assert_string_equal(secret, "a b\n");       /* only one */
+    config_secret_free(secret);
+
+    assert_int_equal(th_write_file(path, "crlf\r\n", 6), 0);
+    assert_int_equal(config_read_secret(path, NULL, &secret, &err), 0);
+    assert_string_equal(secret, "crlf");
+    config_secret_free(secret);
+
+    assert_int_equal(th_write_file(path, "\n", 1), 0);
+    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_CONFIG);
+    assert_int_equal(th_write_file(path, "a\0b", 3), 0);
+    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_CONFIG);
+
+    snprintf(path, sizeof path, "%s/missing.pass", fx->dir);
+    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_NOTFOUND);
+    assert_int_equal(config_read_secret(fx->dir, NULL, &secret, &err), MR_E_PERM);
+    config_secret_free(NULL);
+}
+
+static void test_secret_env(void **state)
+{
+    char *secret = NULL;
+    mr_error err;
+
+    (void)state;
+    assert_int_equal(setenv("MAILRET_TEST_SECRET", "from-env", 1), 0);
+    assert_int_equal(config_read_secret(NULL, "MAILRET_TEST_SECRET", &secret, &err), 0);
+    assert_string_equal(secret, "from-env");
+    config_secret_free(secret);
+    assert_int_equal(setenv("MAILRET_TEST_SECRET", "", 1), 0);
+    assert_int_equal(config_read_secret(NULL, "MAILRET_TEST_SECRET", &secret, &err),
+                     MR_E_CONFIG);
+    unsetenv("MAILRET_TEST_SECRET");
+    assert_int_equal(config_read_secret(NULL, "MAILRET_TEST_SECRET", &secret, &err),
+                     MR_E_NOTFOUND);
+    assert_non_null(strstr(err.msg, "MAILRET_TEST_SECRET"));
+    assert_int_equal(config_read_secret(NULL, NULL, &secret, &err), MR_E_CONFIG);
+}
+
+static void test_parse_size(void **state)
+{
+    uint64_t v;
+    mr_error err;
+
+    (void)state;
+    assert_int_equal(config_parse_size("123", &v, &err), 0);
+    assert_int_equal(v, 123);
+    assert_int_equal(config_parse_size("64K", &v, &err), 0);
+    assert_int_equal(v, 65536);
+    assert_int_equal(config_parse_size("64m", &v, &err), 0);
+    assert_int_equal(v, 64ULL << 20);
+    assert_int_equal(config_parse_size("2G", &v, &err), 0);
+    assert_int_equal(v, 2ULL << 30);
+    assert_int_equal(config_parse_size("M", &v, &err), MR_E_INVALID);
+    assert_int_equal(config_parse_size("1.5M", &v, &err), MR_E_INVALID);
+    assert_int_equal(config_parse_size("99999999999999999999G", &v, &err), MR_E_INVALID);
+    assert_int_equal(config_parse_size("", &v, &err), MR_E_INVALID);
+}
+
+/* The shipped example must load as it is (with its paths pointing nowhere yet). */
+static void test_example_file_loads(void **state)
+{
+    const char *src = getenv("MAILRET_SOURCE_DIR");
+    char path[1024];
+    struct mr_config *cfg = NULL;
+    mr_error err;
+
+    (void)state;
+    if (src == NULL)
+        skip();
+    snprintf(path, sizeof path, "%s/scripts/mailret.conf.example", src);
+    if (config_load(path, &cfg, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_true(cfg->mailboxes.n >= 1);
+    config_free(cfg);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_minimal_defaults), T(test_every_key),
+        T(test_inherited_lists_and_state_defaults), T(test_error_lines),
+        T(test_insecure_spelling), T(test_missing_required), T(test_missing_file),
+        T(test_secret_file_modes), T(test_secret_env), T(test_parse_size),
+        T(test_example_file_loads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,238 @@
+/* test_ingest_sinks.c — the state database (lock, per-mailbox state, content dedup,
+ * rollback) and the sink drivers: SQLite, Maildir (tmp->new, deterministic names,
+ * idempotent) and exec (stdin, environment, non-zero exit = rejected, journal). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "helpers/test_helpers.h"
+#include "ingest/sink.h"
+#include "ingest/state.h"
+
+static const unsigned char raw[] = "From: a@b.example\r\nSubject: x\r\n\r\nbody\r\n";
+
+static void make_msg(struct sink_message *m, struct route_result *r, enum route_rule rule,
+                     uint32_t uid)
+{
+    memset(r, 0, sizeof *r);
+    r->rule = rule;
+    if (rule <= ROUTE_CPR)
+        strcpy(r->member, "M0007");
+    if (rule == ROUTE_CASE)
+        strcpy(r->case_id, "2024-00001");
+    memset(m, 0, sizeof *m);
+    m->account = "acct";
+    m->mailbox = "INBOX";
+    m->uidvalidity = 99;
+    m->uid = uid;
+    m->internaldate = 1700000000;
+    m->raw = raw;
+    m->len = sizeof raw - 1;
+    m->sha256_hex = "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899";
+    m->message_id = "<id@x>";
+    m->route = r;
+}
+
+static size_t count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void test_state(void **unused)
+{
+    char *dir = th_tempdir("test_ingest_state");
+    char path[512];
+    ingest_state *st, *st2;
+    bool found, seen;
+    uint32_t uv, last;
+    char outcome[16];
+    mr_error err;
+
+    (void)unused;
+    snprintf(path, sizeof path, "%s/state.db", dir);
+    assert_int_equal(state_open(path, &st, &err), 0);
+    /* A second run is refused while the first holds the lock. */
+    assert_int_equal(state_open(path, &st2, &err), MR_E_STATE);
+    assert_non_null(strstr(err.msg, "another ingest is running"));
+    assert_int_equal(state_get(st, "a", "INBOX", &found, &uv, &last, &err), 0);
+    assert_false(found);
+    assert_int_equal(state_begin(st, &err), 0);
+    assert_int_equal(state_set(st, "a", "INBOX", 5, 100, &err), 0);
+    assert_int_equal(state_seen_add(st, "a", "INBOX", "ff00", 5, 100, "cpr", NULL, &err), 0);
+    assert_int_equal(state_commit(st, &err), 0);
+    /* A rolled-back batch leaves the state as it was. */
+    assert_int_equal(state_begin(st, &err), 0);
+    assert_int_equal(state_set(st, "a", "INBOX", 5, 200, &err), 0);
+    assert_int_equal(state_seen_add(st, "a", "INBOX", "ee00", 5, 200, "case", NULL, &err), 0);
+    state_rollback(st);
+    assert_int_equal(state_get(st, "a", "INBOX", &found, &uv, &last, &err), 0);
+    assert_true(found);
+    assert_int_equal(uv, 5);
+    assert_int_equal(last, 100);
+    assert_int_equal(state_seen_get(st, "a", "INBOX", "ee00", &seen, outcome, &err), 0);
+    assert_false(seen);
+    /* Content dedup is per mailbox, whatever the UIDVALIDITY. */
+    assert_int_equal(state_seen_get(st, "a", "INBOX", "ff00", &seen, outcome, &err), 0);
+    assert_true(seen);
+    assert_string_equal(outcome, "cpr");
+    assert_int_equal(state_seen_get(st, "a", "Other", "ff00", &seen, outcome, &err), 0);
+    assert_false(seen);
+    state_close(st);
+    /* Lock released on close; state survives reopening. */
+    assert_int_equal(state_open(path, &st, &err), 0);
+    assert_int_equal(state_get(st, "a", "INBOX", &found, &uv, &last, &err), 0);
+    assert_int_equal(last, 100);
+    state_close(st);
+    th_rmtree(dir);
+    free(dir);
+}
+
+static void test_maildir(void **unused)
+{
+    char *dir = th_tempdir("test_ingest_maildir");
+    char path[1024];
+    struct sink_message m;
+    struct route_result r;
+    enum sink_outcome out;
+    sink *s;
+    mr_error err;
+
+    (void)unused;
+    snprintf(path, sizeof path, "%s/md", dir);
+    assert_int_equal(sink_maildir_open(path, &s, &err), 0);
+    assert_string_equal(sink_name(s), "maildir");
+    assert_int_equal(sink_begin(s, &err), 0);
+    make_msg(&m, &r, ROUTE_SENDER, 10);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DELIVERED);
+    /* The same message again (a repeated batch) is found, not written twice. */
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DUPLICATE);
+    make_msg(&m, &r, ROUTE_NONE, 11);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DELIVERED);
+    make_msg(&m, &r, ROUTE_AUTO, 12);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(sink_commit(s, &err), 0);
+
+    snprintf(path, sizeof path, "%s/md/M0007/new", dir);
+    assert_int_equal(count_files(path), 1);
+    snprintf(path, sizeof path, "%s/md/M0007/tmp", dir);
+    assert_int_equal(count_files(path), 0);
+    snprintf(path, sizeof path, "%s/md/_unrouted/new", dir);
+    assert_int_equal(count_files(path), 1);
+    /* Auto-replies are not stored anywhere. */
+    snprintf(path, sizeof path, "%s/md", dir);
+    assert_int_equal(count_files(path), 2);
+    /* The file holds the exact bytes. */
+    {
+        char f[1024];
+        size_t len;
+        snprintf(f, sizeof f, "%s/md/M0007/new/1700000000.M10V99Saabbccddeeff0011.mailret", dir);
+        unsigned char *got = th_read_file(f, &len);
+        assert_non_null(got);
+        assert_int_equal(len, sizeof raw - 1);
+        assert_memory_equal(got, raw, len);
+        free(got);
+    }
+    sink_close(s);
+    th_rmtree(dir);
+    free(dir);
+}
+
+static void test_exec(void **unused)
+{
+    char *dir = th_tempdir("test_ingest_exec");
+    char cmd[1024], journal[512], path[512];
+    struct sink_message m;
+    struct route_result r;
+    enum sink_outcome out;
+    sink *s;
+    mr_error err;
+    size_t len;
+    unsigned char *got;
+
+    (void)unused;
+    snprintf(journal, sizeof journal, "%s/exec.db", dir);
+    /* The command stores stdin and its environment; it fails for UID 13. */
+    snprintf(cmd, sizeof cmd,
+             "[ \"$MAILRET_UID\" = 13 ] && exit 3; cat > '%s/msg-'$MAILRET_UID && "
+             "printf '%%s|%%s|%%s|%%s' \"$MAILRET_MEMBER\" \"$MAILRET_CASE\" \"$MAILRET_RULE\" "
+             "\"$MAILRET_SHA256\" > '%s/env-'$MAILRET_UID; echo to-stdout",
+             dir, dir);
+    assert_int_equal(sink_exec_open(cmd, journal, 30, &s, &err), 0);
+    assert_int_equal(sink_begin(s, &err), 0);
+    make_msg(&m, &r, ROUTE_CASE, 12);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DELIVERED);
+    snprintf(path, sizeof path, "%s/msg-12", dir);
+    got = th_read_file(path, &len);
+    assert_non_null(got);
+    assert_int_equal(len, sizeof raw - 1);
+    assert_memory_equal(got, raw, len);
+    free(got);
+    snprintf(path, sizeof path, "%s/env-12", dir);
+    got = th_read_file(path, &len);
+    assert_non_null(got);
+    assert_string_equal((char *)got, "M0007|2024-00001|case|"
+                        "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899");
+    free(got);
+    /* Journal: the same message is not handed over twice. */
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DUPLICATE);
+    /* Non-zero exit: rejected (not fatal), with the status in the message. */
+    make_msg(&m, &r, ROUTE_SENDER, 13);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_REJECTED);
+    assert_non_null(strstr(err.msg, "status 3"));
+    assert_int_equal(sink_commit(s, &err), 0);
+    sink_close(s);
+    /* The journal outlives the process: a new sink still knows UID 12. */
+    assert_int_equal(sink_exec_open(cmd, journal, 30, &s, &err), 0);
+    make_msg(&m, &r, ROUTE_CASE, 12);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DUPLICATE);
+    sink_close(s);
+    /* A command that ignores stdin and a command that hangs (timeout). */
+    assert_int_equal(sink_exec_open("exit 0", journal, 30, &s, &err), 0);
+    make_msg(&m, &r, ROUTE_CPR, 20);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DELIVERED);
+    sink_close(s);
+    assert_int_equal(sink_exec_open("sleep 30", journal, 1, &s, &err), 0);
+    make_msg(&m, &r, ROUTE_CPR, 21);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_REJECTED);
+    assert_int_equal(err.code, MR_E_TIMEOUT);
+    sink_close(s);
+    th_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_state),
+        cmocka_unit_test(test_maildir),
+        cmocka_unit_test(test_exec),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,247 @@
+/* test_keys_hierarchy.c — keys/: IT key pair with passphrase, host keys, epoch keys sealed
+ * into the vault, unseal only with the holder's key, forget and shred, listing, audit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "common/audit.h"
+#include "helpers/test_helpers.h"
+#include "keys/keys.h"
+
+struct fx {
+    char *dir;
+    char it_key[512], it_cert[512], vault[512], audit_path[512];
+    audit_log *audit;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    mr_error err;
+
+    f->dir = th_tempdir("keys");
+    snprintf(f->it_key, sizeof f->it_key, "%s/it.key", f->dir);
+    snprintf(f->it_cert, sizeof f->it_cert, "%s/it.crt", f->dir);
+    snprintf(f->vault, sizeof f->vault, "%s/vault", f->dir);
+    snprintf(f->audit_path, sizeof f->audit_path, "%s/audit.log", f->dir);
+    assert_int_equal(audit_open(&f->audit, f->audit_path, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    audit_close(f->audit);
+    th_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static void make_it(struct fx *f)
+{
+    struct keys_it_options o = { .key_path = f->it_key, .cert_path = f->it_cert,
+                                 .algo = KEYS_ALGO_P256, .passphrase = "correct horse 1" };
+    char id[KEYS_ID_LEN + 1];
+    mr_error err;
+
+    assert_int_equal(keys_init_it(&o, f->audit, id, &err), 0);
+    assert_int_equal(strlen(id), KEYS_ID_LEN);
+}
+
+static void test_it_key_passphrase(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *pk = NULL;
+    X509 *cert = NULL;
+    struct stat st;
+    mr_error err;
+    unsigned char *pem;
+    size_t len;
+
+    make_it(f);
+    assert_int_equal(stat(f->it_key, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);
+    /* encrypted PKCS#8 on disk, not a bare key */
+    pem = th_read_file(f->it_key, &len);
+    assert_non_null(strstr((char *)pem, "BEGIN ENCRYPTED PRIVATE KEY"));
+    free(pem);
+    assert_int_equal(keys_private_load(f->it_key, "wrong passphrase", &pk, &err), MR_E_AUTH);
+    assert_non_null(strstr(err.msg, "wrong passphrase"));
+    assert_int_equal(keys_private_load(f->it_key, NULL, &pk, &err), MR_E_AUTH);
+    assert_int_equal(keys_private_load(f->it_key, "correct horse 1", &pk, &err), 0);
+    assert_int_equal(keys_cert_load(f->it_cert, &cert, &err), 0);
+    assert_true(keys_cert_matches(cert, pk));
+    /* refuses to overwrite */
+    {
+        struct keys_it_options o = { .key_path = f->it_key, .cert_path = f->it_cert,
+                                     .passphrase = "another one 2" };
+        char id[KEYS_ID_LEN + 1];
+        assert_int_equal(keys_init_it(&o, NULL, id, &err), MR_E_EXISTS);
+    }
+    /* a short passphrase is refused */
+    {
+        char k2[600], c2[600], id[KEYS_ID_LEN + 1];
+        snprintf(k2, sizeof k2, "%s/x.key", f->dir);
+        snprintf(c2, sizeof c2, "%s/x.crt", f->dir);
+        struct keys_it_options o = { .key_path = k2, .cert_path = c2, .passphrase = "short" };
+        assert_int_equal(keys_init_it(&o, NULL, id, &err), MR_E_INVALID);
+    }
+    /* a group-readable key file is refused */
+    chmod(f->it_key, 0640);
+    EVP_PKEY *pk2 = NULL;
+    assert_int_equal(keys_private_load(f->it_key, "correct horse 1", &pk2, &err), MR_E_PERM);
+    chmod(f->it_key, 0600);
+    EVP_PKEY_free(pk);
+    X509_free(cert);
+}
+
+static void test_secret_sources(void **state)
+{
+    struct fx *f = *state;
+    char path[600], *s = NULL;
+    mr_error err;
+
+    snprintf(path, sizeof path, "%s/pass", f->dir);
+    assert_int_equal(th_write_file(path, "s3cret pass\n", 12), 0);
+    chmod(path, 0644);
+    struct keys_secret_source src = { .file = path };
+    assert_int_equal(keys_secret_read(&src, &s, &err), MR_E_PERM);
+    assert_null(s);
+    chmod(path, 0600);
+    assert_int_equal(keys_secret_read(&src, &s, &err), 0);
+    assert_string_equal(s, "s3cret pass");
+    keys_secret_free(s);
+    setenv("MAILRET_TEST_PASS", "from env", 1);
+    struct keys_secret_source env = { .env = "MAILRET_TEST_PASS" };
+    assert_int_equal(keys_secret_read(&env, &s, &err), 0);
+    assert_string_equal(s, "from env");
+    keys_secret_free(s);
+    struct keys_secret_source none = { .env = "MAILRET_TEST_UNSET_VAR" };
+    assert_int_equal(keys_secret_read(&none, &s, &err), MR_E_CONFIG);
+}
+
+static void test_host_and_epoch(void **state)
+{
+    struct fx *f = *state;
+    char pk_path[600], mk_path[600], sealed[600], it_inst[600], reid_inst[600];
+    unsigned char pkey[KEYS_SECRET_LEN], *unsealed = NULL;
+    size_t ulen = 0, n = 0;
+    EVP_PKEY *it = NULL, *other = NULL, *ep_priv = NULL;
+    X509 *itc = NULL;
+    keys_epoch *ep = NULL;
+    struct keys_entry *list = NULL;
+    struct stat st;
+    mr_error err;
+
+    make_it(f);
+    snprintf(pk_path, sizeof pk_path, "%s/pseudonym.key", f->dir);
+    snprintf(mk_path, sizeof mk_path, "%s/manifest.key", f->dir);
+    snprintf(sealed, sizeof sealed, "%s/vault/pseudonym.key.p7m", f->dir);
+    snprintf(it_inst, sizeof it_inst, "%s/it-installed.crt", f->dir);
+    snprintf(reid_inst, sizeof reid_inst, "%s/reid-installed.crt", f->dir);
+    mkdir(f->vault, 0700);
+    struct keys_host_options ho = { .it_cert_source = f->it_cert, .it_cert = it_inst,
+                                    .reid_cert = reid_inst, .pseudonym_key_file = pk_path,
+                                    .pseudonym_key_sealed = sealed,
+                                    .manifest_key_file = mk_path };
+    assert_int_equal(keys_init_host(&ho, f->audit, &err), 0);
+    assert_int_equal(stat(pk_path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, KEYS_SECRET_LEN);
+    assert_int_equal(stat(mk_path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(keys_init_host(&ho, f->audit, &err), MR_E_EXISTS);
+    assert_int_equal(keys_secret_key_read(pk_path, pkey, &err), 0);
+
+    /* IT can open the sealed pseudonym key, and it is the host's key */
+    assert_int_equal(keys_private_load(f->it_key, "correct horse 1", &it, &err), 0);
+    assert_int_equal(keys_unseal_file(sealed, it, &unsealed, &ulen, &err), 0);
+    assert_int_equal(ulen, KEYS_SECRET_LEN);
+    assert_memory_equal(unsealed, pkey, KEYS_SECRET_LEN);
+    keys_wipe_free(unsealed, ulen);
+
+    /* epoch key: sealed before use, public cert and metadata beside it */
+    assert_int_equal(keys_cert_load(it_inst, &itc, &err), 0);
+    struct keys_epoch_options eo = { .vault_dir = f->vault, .role = KEYS_EPOCH_CONTENT,
+                                     .holder = itc, .holder_name = "it",
+                                     .batch_id = "20261101T000000Z-abcd", .created = 1790000000,
+                                     .expires = 1790000000 + 5 * 366 * 86400 };
+    assert_int_equal(keys_epoch_create(&eo, f->audit, &ep, &err), 0);
+    const char *id = keys_epoch_id(ep);
+    assert_true(keys_epoch_present(f->vault, id));
+    assert_non_null(keys_epoch_private(ep));
+    char idcopy[KEYS_ID_LEN + 1];
+    strcpy(idcopy, id);
+    keys_epoch_forget(ep, f->audit);
+    assert_null(keys_epoch_private(ep));
+    keys_epoch_free(ep);
+
+    /* No private key in the clear anywhere in the vault */
+    const char *needles[] = { "PRIVATE KEY" };
+    assert_int_equal(th_find_in_tree(f->vault, needles, 1, NULL), 0);
+
+    /* only the holder unseals */
+    assert_int_equal(keys_epoch_unseal(f->vault, idcopy, it, f->audit, &ep_priv, &err), 0);
+    char got[KEYS_ID_LEN + 1];
+    assert_int_equal(keys_key_id(ep_priv, got, &err), 0);
+    assert_string_equal(got, idcopy);
+    EVP_PKEY_free(ep_priv);
+    ep_priv = NULL;
+    assert_int_equal(keys_generate(KEYS_ALGO_P256, &other, &err), 0);
+    assert_int_equal(keys_epoch_unseal(f->vault, idcopy, other, NULL, &ep_priv, &err),
+                     MR_E_CRYPTO);
+    assert_null(ep_priv);
+
+    /* listing: ids, holders, dates */
+    struct keys_list_options lo = { .vault_dir = f->vault, .it_cert = it_inst,
+                                    .reid_cert = reid_inst, .pseudonym_key_file = pk_path,
+                                    .manifest_key_file = mk_path };
+    assert_int_equal(keys_list(&lo, &list, &n, &err), 0);
+    assert_int_equal(n, 5);
+    assert_string_equal(list[4].kind, "epoch-content");
+    assert_string_equal(list[4].id, idcopy);
+    assert_string_equal(list[4].batch, "20261101T000000Z-abcd");
+    assert_true(list[4].sealed_present);
+    free(list);
+
+    /* shred: gone for good, re-run is fine */
+    assert_int_equal(keys_epoch_shred(f->vault, idcopy, f->audit, &err), 0);
+    assert_false(keys_epoch_present(f->vault, idcopy));
+    assert_int_equal(keys_epoch_shred(f->vault, idcopy, f->audit, &err), 0);
+    assert_int_equal(keys_epoch_unseal(f->vault, idcopy, it, NULL, &ep_priv, &err),
+                     MR_E_NOTFOUND);
+
+    /* every key operation was audited, and the chain verifies */
+    size_t records = 0;
+    assert_int_equal(audit_verify(f->audit_path, &records, &err), 0);
+    /* it.create, host.init, epoch.create, forget, unseal, shred x2 */
+    assert_int_equal(records, 7);
+    unsigned char *log = th_read_file(f->audit_path, &ulen);
+    assert_non_null(strstr((char *)log, "keys.epoch.shred"));
+    assert_null(strstr((char *)log, "PRIVATE"));
+    free(log);
+
+    EVP_PKEY_free(it);
+    EVP_PKEY_free(other);
+    X509_free(itc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_it_key_passphrase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_sources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_and_epoch, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
