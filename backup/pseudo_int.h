@@ -79,6 +79,7 @@ typedef struct ptokens {
     /* HMAC-SHA-256 keyed once per message: SHA-256 states after key^ipad and key^opad,
      * copied per token (cheaper than setting up HMAC for every value). */
     struct evp_md_ctx_st *inner, *outer, *work;
+    struct evp_md_st *md;
 } ptokens;
 
 void ptokens_init(ptokens *t);

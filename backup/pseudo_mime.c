@@ -135,17 +135,19 @@ static int collect_mailbox(struct pseudo_ctx *ctx, pbuf *phrase, pbuf *addr, pbu
 {
     pbuf *a = angle ? addr : phrase;
     pbuf *name = angle ? phrase : comment;
-    unsigned char *norm = NULL;
+    unsigned char nbuf[256], *norm = NULL;
     size_t nlen = 0;
     bool own = false;
     int rc = 0;
 
     if (a->len > 0 && memchr(a->p, '@', a->len) != NULL &&
-        ptoken_normalise(PSEUDO_EMAIL, a->p, a->len, &norm, &nlen, NULL) == 0) {
+        ptoken_normalise_buf(PSEUDO_EMAIL, a->p, a->len, nbuf, sizeof nbuf, &norm, &nlen,
+                             NULL) == 0) {
         own = pseudo_is_own(ctx, norm, nlen);
         if (!own)
             rc = paddrs_add(&ctx->addrs, norm, nlen, ctx->err);
-        free(norm);
+        if (norm != nbuf)
+            free(norm);
     }
     if (rc == 0 && !own && ctx->pol->names && name->len > 0) {
         pbuf *u = &ctx->utf8;

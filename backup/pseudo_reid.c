@@ -67,6 +67,45 @@ static uint32_t get32(const unsigned char *p)
     return v;
 }
 
+/* The three digests of one record share one fetched SHA-256 and one context: fetching
+ * the algorithm and allocating a context per digest costs as much as hashing a small
+ * message. */
+struct hasher {
+    EVP_MD *md;
+    EVP_MD_CTX *ctx;
+};
+
+static int hasher_init(struct hasher *h, mr_error *err)
+{
+    h->md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    h->ctx = EVP_MD_CTX_new();
+    if (h->md == NULL || h->ctx == NULL) {
+        EVP_MD_free(h->md);
+        EVP_MD_CTX_free(h->ctx);
+        h->md = NULL;
+        h->ctx = NULL;
+        return mr_error_openssl(err, MR_E_CRYPTO, "SHA-256 unavailable");
+    }
+    return 0;
+}
+
+static void hasher_free(struct hasher *h)
+{
+    EVP_MD_free(h->md);
+    EVP_MD_CTX_free(h->ctx);
+}
+
+static int hash(struct hasher *h, const unsigned char *p, size_t len, unsigned char out[32],
+                mr_error *err)
+{
+    unsigned int n = 0;
+
+    if (EVP_DigestInit_ex(h->ctx, h->md, NULL) != 1 || EVP_DigestUpdate(h->ctx, p, len) != 1 ||
+        EVP_DigestFinal_ex(h->ctx, out, &n) != 1 || n != 32)
+        return mr_error_openssl(err, MR_E_CRYPTO, "SHA-256 failed");
+    return 0;
+}
+
 static int sha256(const unsigned char *p, size_t len, unsigned char out[32], mr_error *err)
 {
     unsigned int n = 0;
@@ -82,6 +121,7 @@ int preid_write(const unsigned char *orig, size_t orig_len, const unsigned char 
 {
     size_t total = REID_HEADER + 32, start = out->len;
     unsigned char hdr[REID_HEADER], eh[REID_EDIT_HEADER];
+    struct hasher h;
     int rc;
 
     if (n_edits > UINT32_MAX)
@@ -95,11 +135,16 @@ int preid_write(const unsigned char *orig, size_t orig_len, const unsigned char 
     memcpy(hdr, REID_MAGIC, 4);
     hdr[4] = REID_VERSION;
     put64(hdr + 8, total);
-    rc = sha256(pseudo, pseudo_len, hdr + 16, err);
-    if (rc == 0)
-        rc = sha256(orig, orig_len, hdr + 48, err);
+    rc = hasher_init(&h, err);
     if (rc != 0)
         return rc;
+    rc = hash(&h, pseudo, pseudo_len, hdr + 16, err);
+    if (rc == 0)
+        rc = hash(&h, orig, orig_len, hdr + 48, err);
+    if (rc != 0) {
+        hasher_free(&h);
+        return rc;
+    }
     put64(hdr + 80, orig_len);
     put64(hdr + 88, pseudo_len);
     put32(hdr + 96, (uint32_t)n_edits);
@@ -116,7 +161,8 @@ int preid_write(const unsigned char *orig, size_t orig_len, const unsigned char 
             memcpy(out->p + out->len, orig + edits[i].orig_off, edits[i].orig_len);
         out->len += edits[i].orig_len;
     }
-    rc = sha256(out->p + start, out->len - start, out->p + out->len, err);
+    rc = hash(&h, out->p + start, out->len - start, out->p + out->len, err);
+    hasher_free(&h);
     if (rc != 0)
         return rc;
     out->len += 32;

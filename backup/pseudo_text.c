@@ -206,7 +206,7 @@ static int replacement(struct pseudo_ctx *ctx, const unsigned char *text,
                        bool *keep)
 {
     const unsigned char *norm;
-    unsigned char *owned = NULL;
+    unsigned char nbuf[256], *owned = NULL;
     size_t nlen;
     const char *tok;
     int rc;
@@ -230,8 +230,8 @@ static int replacement(struct pseudo_ctx *ctx, const unsigned char *text,
         rc = pnames_add(&ctx->names, text + m->start, m->end - m->start, ctx->err);
         if (rc != 0)
             return rc;
-        rc = ptoken_normalise(PSEUDO_NAME, text + m->start, m->end - m->start, &owned, &nlen,
-                              ctx->err);
+        rc = ptoken_normalise_buf(PSEUDO_NAME, text + m->start, m->end - m->start, nbuf,
+                                  sizeof nbuf, &owned, &nlen, ctx->err);
         if (rc != 0)
             return rc;
         norm = owned;
@@ -239,8 +239,8 @@ static int replacement(struct pseudo_ctx *ctx, const unsigned char *text,
         norm = ctx->names.canon[m->canon];
         nlen = ctx->names.canon_len[m->canon];
     } else {
-        rc = ptoken_normalise(m->kind, text + m->start, m->end - m->start, &owned, &nlen,
-                              ctx->err);
+        rc = ptoken_normalise_buf(m->kind, text + m->start, m->end - m->start, nbuf,
+                                  sizeof nbuf, &owned, &nlen, ctx->err);
         if (rc == MR_E_INVALID) {
             *keep = true;
             return 0;
@@ -249,13 +249,15 @@ static int replacement(struct pseudo_ctx *ctx, const unsigned char *text,
             return rc;
         norm = owned;
         if (m->kind == PSEUDO_EMAIL && pseudo_is_own(ctx, norm, nlen)) {
-            free(owned);
+            if (owned != nbuf)
+                free(owned);
             *keep = true;
             return 0;
         }
     }
     rc = ptokens_get(&ctx->tokens, ctx->key, m->kind, norm, nlen, true, &tok, ctx->err);
-    free(owned);
+    if (owned != nbuf)
+        free(owned);
     if (rc != 0)
         return rc;
     *rep_len = ptoken_shape(m->kind, tok, rep);

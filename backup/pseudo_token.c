@@ -267,6 +267,7 @@ void ptokens_free(ptokens *t)
     EVP_MD_CTX_free(t->inner);
     EVP_MD_CTX_free(t->outer);
     EVP_MD_CTX_free(t->work);
+    EVP_MD_free(t->md);
     for (size_t i = 0; i < t->n_slots; i++)
         free(t->slots[i]);
     free(t->slots);
@@ -325,8 +326,12 @@ static void b32_token(const unsigned char *md, char out[PSEUDO_TOKEN_LEN + 1])
 static int tok_keyed_init(ptokens *t, const pseudo_key *key)
 {
     unsigned char pad[64];
-    const EVP_MD *md = EVP_sha256();
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 
+    /* Fetched once per message: EVP_sha256() would fetch again at every init. */
+    t->md = md;
+    if (md == NULL)
+        return -1;
     t->inner = EVP_MD_CTX_new();
     t->outer = EVP_MD_CTX_new();
     t->work = EVP_MD_CTX_new();
@@ -358,7 +363,9 @@ static int tok_compute_fast(ptokens *t, const pseudo_key *key, enum pseudo_kind 
         EVP_MD_CTX_free(t->inner);
         EVP_MD_CTX_free(t->outer);
         EVP_MD_CTX_free(t->work);
+        EVP_MD_free(t->md);
         t->inner = t->outer = t->work = NULL;
+        t->md = NULL;
         return ptoken_compute(key, kind, norm, len, out, err);
     }
     if (EVP_MD_CTX_copy_ex(t->work, t->inner) != 1 ||

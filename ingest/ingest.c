@@ -168,7 +168,7 @@ static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_erro
     } else {
         rep->routed[route.rule]++;
         if (route.rule == ROUTE_NONE)
-            log_info(log, "mailbox %s UID %u: unrouted (Message-ID hash %s), queued for manual "
+            log_debug(log, "mailbox %s UID %u: unrouted (Message-ID hash %s), queued for manual "
                           "handling", b->mailbox, msg->uid, msgid_hash[0] ? msgid_hash : "none");
         else if (route.rule <= ROUTE_CPR)
             log_debug(log, "mailbox %s UID %u: routed by %s to member %s", b->mailbox, msg->uid,

@@ -624,7 +624,7 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
             mr_error_prefix(err, "mailbox %s", opt->mailboxes[i]);
             mr->status = rc;
             snprintf(mr->error, sizeof mr->error, "%s", err->msg);
-        } else {
+        } else if (!opt->dry_run) {
             log_info(opt->log, "mailbox %s: %zu message(s) archived and expunged%s%s",
                      mr->mailbox, mr->expunged, mr->batch_id[0] ? " in batch " : "",
                      mr->batch_id);
