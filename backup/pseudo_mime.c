@@ -1,8 +1,8 @@
 /* pseudo_mime.c — walks one entity: header fields by kind, then the body by MIME type.
- * The same walk runs twice: pass 1 (ctx->collecting) only gathers display names and
- * addresses from address headers at every level; pass 2 writes the output.  Every byte of
- * the entity is written exactly once in pass 2 (copied, or replaced through an edit), so a
- * parse that goes wrong can only cost recall, never the byte-exact restore. */
+ * In the first walk (ctx->learn) display names and addresses of address headers at every
+ * level are learnt as they are met, before their own value is scanned.  Every byte of
+ * the entity is written exactly once (copied, or replaced through an edit), so a parse
+ * that goes wrong can only cost recall, never the byte-exact restore. */
 #include "backup/pseudo_int.h"
 
 #include <stdint.h>
@@ -74,11 +74,16 @@ static bool ieq(const unsigned char *a, size_t n, const char *b)
 
 static enum hclass classify(const unsigned char *name, size_t n)
 {
-    unsigned char f = lc(name[0]);
+    unsigned char low[64];
 
+    /* Runs for every header line: lower-case once, then compare lengths and bytes. */
+    if (n > sizeof low)
+        return H_GENERIC;
+    for (size_t i = 0; i < n; i++)
+        low[i] = lc(name[i]);
     for (size_t i = 0; i < sizeof HEADERS / sizeof HEADERS[0]; i++)
-        if (HEADERS[i].len == n && (unsigned char)HEADERS[i].name[0] == f &&
-            ieq(name, n, HEADERS[i].name))
+        if (HEADERS[i].len == n && (unsigned char)HEADERS[i].name[0] == low[0] &&
+            memcmp(low, HEADERS[i].name, n) == 0)
             return HEADERS[i].cls;
     return H_GENERIC;
 }
@@ -145,7 +150,7 @@ static int collect_mailbox(struct pseudo_ctx *ctx, pbuf *phrase, pbuf *addr, pbu
                              NULL) == 0) {
         own = pseudo_is_own(ctx, norm, nlen);
         if (!own)
-            rc = paddrs_add(&ctx->addrs, norm, nlen, ctx->err);
+            rc = pseudo_learn_addr(ctx, norm, nlen);
         if (norm != nbuf)
             free(norm);
     }
@@ -154,7 +159,7 @@ static int collect_mailbox(struct pseudo_ctx *ctx, pbuf *phrase, pbuf *addr, pbu
         u->len = 0;
         rc = ptext_header_utf8(name->p, name->len, u, ctx->err);
         if (rc == 0 && u->len > 0)
-            rc = pnames_add(&ctx->names, u->p, u->len, ctx->err);
+            rc = pseudo_learn_name(ctx, u->p, u->len, false);
     }
     phrase->len = addr->len = comment->len = 0;
     return rc;
@@ -267,8 +272,11 @@ static int header_field(struct pseudo_ctx *ctx, const unsigned char *p, size_t f
         parse_ctype(p + vs, fe - vs, info);
     if (cls == H_CTE)
         info->cte = parse_cte(p + vs, fe - vs);
-    if (ctx->collecting)
-        return cls == H_ADDR ? collect_addresses(ctx, p + vs, fe - vs) : 0;
+    if (ctx->learn && cls == H_ADDR) {
+        rc = collect_addresses(ctx, p + vs, fe - vs);
+        if (rc != 0)
+            return rc;
+    }
     rc = pout_copy(out, p + fs, vs - fs, ctx->err);
     if (rc != 0)
         return rc;
@@ -315,11 +323,11 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
             rc = pmime_entity(ctx, dec.p, dec.len, depth + 1, false, &tmp);
         else
             rc = ptext_plain(ctx, dec.p, dec.len,
-                             (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) |
+                             (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) | PTEXT_BODY |
                                  (strcmp(info->subtype, "html") == 0 ? PTEXT_HTML : 0),
                              &tmp);
     }
-    if (rc == 0 && !ctx->collecting) {
+    if (rc == 0) {
         if (tmp.buf.len == dec.len && (dec.len == 0 || memcmp(tmp.buf.p, dec.p, dec.len) == 0)) {
             rc = pout_copy(out, b, len, ctx->err);
         } else {
@@ -396,7 +404,7 @@ static bool next_delimiter(const unsigned char *b, size_t len, size_t from,
 static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                           const struct entity_info *info, pout *out)
 {
-    unsigned flags = pscan_policy_flags(ctx->pol) & ~PSCAN_IP;
+    unsigned flags = (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) | PTEXT_BODY;
     bool digest = strcmp(info->subtype, "digest") == 0, close = false;
     size_t ds, de, pos;
     int rc;
@@ -404,7 +412,7 @@ static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t
     if (!next_delimiter(b, len, 0, info, &ds, &de, &close))
         return ptext_plain(ctx, b, len, flags, out);   /* no parts: text as it is */
     rc = ptext_plain(ctx, b, ds, flags, out);           /* preamble */
-    if (rc == 0 && !ctx->collecting)
+    if (rc == 0)
         rc = pout_copy(out, b + ds, de - ds, ctx->err);
     pos = de;
     while (rc == 0 && !close) {
@@ -415,7 +423,7 @@ static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t
             return pmime_entity(ctx, b + pos, len - pos, depth + 1, digest, out);
         }
         rc = pmime_entity(ctx, b + pos, nds - pos, depth + 1, digest, out);
-        if (rc == 0 && !ctx->collecting)
+        if (rc == 0)
             rc = pout_copy(out, b + nds, nde - nds, ctx->err);
         pos = nde;
         close = nclose;
@@ -428,14 +436,14 @@ static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t
 static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                        const struct entity_info *info, pout *out)
 {
-    unsigned flags = pscan_policy_flags(ctx->pol) & ~PSCAN_IP;
+    unsigned flags = (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) | PTEXT_BODY;
     const char *t = info->type, *s = info->subtype;
 
     if (strcmp(t, "multipart") == 0) {
         if (info->boundary_len > 0 && info->cte == CTE_IDENTITY)
             return body_multipart(ctx, b, len, depth, info, out);
         if (info->cte != CTE_IDENTITY)   /* encoded multipart is invalid: leave it */
-            return ctx->collecting ? 0 : pout_copy(out, b, len, ctx->err);
+            return pout_copy(out, b, len, ctx->err);
         return ptext_plain(ctx, b, len, flags, out);
     }
     /* text/rfc822-headers (bounces) is a header block: walked like a message, so its
@@ -452,12 +460,10 @@ static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
         if (info->cte == CTE_IDENTITY)
             return ptext_plain(ctx, b, len, flags | (strcmp(s, "html") == 0 ? PTEXT_HTML : 0),
                                out);
-        if (ctx->collecting && !ctx->pol->names)
-            return 0;
         return body_encoded(ctx, b, len, depth, info, false, out);
     }
     /* Binary and other attachments are left alone (their file names are in headers). */
-    return ctx->collecting ? 0 : pout_copy(out, b, len, ctx->err);
+    return pout_copy(out, b, len, ctx->err);
 }
 
 int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int depth,
@@ -469,7 +475,8 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
 
     if (depth > PSEUDO_MAX_DEPTH) {
         /* Absurd nesting: opaque text, scanned raw. */
-        return ptext_plain(ctx, p, len, pscan_policy_flags(ctx->pol) & ~PSCAN_IP, out);
+        return ptext_plain(ctx, p, len,
+                           (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) | PTEXT_BODY, out);
     }
     while (i < len && rc == 0 && !blank_line(p, len, i)) {
         size_t fs = i, fe = line_end(p, len, i);
@@ -482,8 +489,7 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
         return rc;
     if (i < len) {
         size_t b = line_end(p, len, i);   /* the blank line */
-        if (!ctx->collecting)
-            rc = pout_copy(out, p + i, b - i, ctx->err);
+        rc = pout_copy(out, p + i, b - i, ctx->err);
         i = b;
     }
     if (!info.has_type) {

@@ -436,20 +436,58 @@ static size_t pat_match(const struct pname_pat *p, const unsigned char *t, size_
     return j - i;
 }
 
-size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t i, size_t we,
-                    size_t *canon)
+void pnames_word_hashes(const unsigned char *t, size_t i, size_t we, uint64_t h[2],
+                        bool *ascii)
+{
+    bool a = true;
+
+    for (size_t j = i; j < we && a; j++)
+        a = t[j] < 0x80;
+    /* Both variants fold ASCII alike: one hash for an ASCII word. */
+    h[0] = word_hash(t, i, we, false);
+    h[1] = a ? h[0] : word_hash(t, i, we, true);
+    *ascii = a;
+}
+
+/* Signature of a word as a pattern of this variant would fold it: its length and its
+ * first, second and last folded bytes.  Cheap enough for every word of every text, and
+ * equal whenever the folded words are equal (which a pattern needs to match there). */
+uint64_t pnames_sig(const unsigned char *w, size_t l, bool latin1)
+{
+    unsigned a, b = 0, z;
+
+    if (l == 0)
+        return 0;
+    if (latin1) {
+        a = fold_latin1(w[0]);
+        b = l > 1 ? fold_latin1(w[1]) : 0;
+        z = fold_latin1(w[l - 1]);
+    } else {
+        a = fold_utf8(0, w[0]);
+        b = l > 1 ? fold_utf8(w[0], w[1]) : 0;
+        z = fold_utf8(l > 1 ? w[l - 2] : 0, w[l - 1]);
+    }
+    return ((uint64_t)(l > 0xFFFF ? 0xFFFF : l) << 24 | a << 16 | b << 8 | z) *
+           0x9E3779B97F4A7C15ULL;
+}
+
+uint64_t pnames_pat_sig(const pnames *n, size_t i)
+{
+    const struct pname_pat *p = &n->pats[i];
+    size_t we = 0;
+
+    while (we < p->len && word_byte(p->pat[we]))
+        we++;
+    return pnames_sig(p->pat, we, p->latin1);
+}
+
+size_t pnames_match_h(const pnames *n, const unsigned char *t, size_t len, size_t i,
+                      const uint64_t h[2], bool ascii, size_t *canon)
 {
     size_t best = 0;
-    bool ascii = true;
-    uint64_t h[2];
 
     if (n->n_heads == 0)
         return 0;
-    for (size_t j = i; j < we && ascii; j++)
-        ascii = t[j] < 0x80;
-    /* Both variants fold ASCII alike: one hash and one chain walk for an ASCII word. */
-    h[0] = word_hash(t, i, we, false);
-    h[1] = ascii ? h[0] : word_hash(t, i, we, true);
     for (int v = 0; v < (ascii ? 1 : 2); v++) {
         for (size_t p = n->heads[h[v] & (n->n_heads - 1)]; p != SIZE_MAX; p = n->next[p]) {
             const struct pname_pat *pp = &n->pats[p];
@@ -467,6 +505,18 @@ size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t 
         }
     }
     return best;
+}
+
+size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t i, size_t we,
+                    size_t *canon)
+{
+    uint64_t h[2];
+    bool ascii;
+
+    if (n->n_heads == 0)
+        return 0;
+    pnames_word_hashes(t, i, we, h, &ascii);
+    return pnames_match_h(n, t, len, i, h, ascii, canon);
 }
 
 void paddrs_free(paddrs *a)

@@ -584,12 +584,25 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
     bool names = (flags & PSCAN_NAME) && ctx->names.n_pats > 0;
     size_t ei = 0, next_e, i = 0, forced_s = SIZE_MAX, forced_e = 0;
     bool guess = (flags & PSCAN_NAME) != 0;
+    struct ptrack *track = (ctx->track != NULL && ctx->track->on) ? ctx->track : NULL;
     int rc = 0;
 
     if (len == 0)
         return 0;
-    if (flags & PSCAN_MSGID)
-        return (flags & PSCAN_EMAIL) ? find_known(ctx, t, len, emit, arg) : 0;
+    if (flags & PSCAN_MSGID) {
+        if (!(flags & PSCAN_EMAIL))
+            return 0;
+        if (track != NULL) {
+            /* Kept (lower-cased) so that an address learnt later can be checked. */
+            rc = pbuf_reserve(&track->msgid, len + 1, err);
+            if (rc != 0)
+                return rc;
+            for (size_t k = 0; k < len; k++)
+                track->msgid.p[track->msgid.len++] = lower(t[k]);
+            track->msgid.p[track->msgid.len++] = '\0';
+        }
+        return find_known(ctx, t, len, emit, arg);
+    }
     if (flags & PSCAN_EMAIL) {
         rc = find_emails(t, len, &em, err);
         if (rc != 0) {
@@ -664,6 +677,19 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
                 m.kind = c == 'C' ? PSEUDO_CPR : c == 'T' ? PSEUDO_PHONE
                          : c == 'N' ? PSEUDO_NAME : PSEUDO_IP;
             }
+            if (end == 0 && track != NULL && (flags & PSCAN_NAME) && !is_digit(c)) {
+                /* A name learnt later that starts with this word would be compared
+                 * here: remember the word (see struct ptrack). */
+                uint64_t sg = pnames_sig(t + i, we - i, false);
+                track->seen[(sg >> 51) % (PTRACK_BITS / 64)] |= 1ull << (sg >> 45 & 63);
+                for (size_t k = i; k < we; k++) {
+                    if (t[k] >= 0x80) {
+                        sg = pnames_sig(t + i, we - i, true);
+                        track->seen[(sg >> 51) % (PTRACK_BITS / 64)] |= 1ull << (sg >> 45 & 63);
+                        break;
+                    }
+                }
+            }
             if (end == 0 && names && name_first[c] && !is_digit(c)) {
                 size_t canon = 0, ml = pnames_match(&ctx->names, t, len, i, we, &canon);
                 if (ml != 0) {
@@ -718,7 +744,7 @@ int pscan_learn(struct pseudo_ctx *ctx, const unsigned char *t, size_t len)
             we++;
         ns = kw_candidate(t, i, we) ? name_after_keyword(t, len, i, we) : 0;
         if (ns != 0 && name_words(t, len, ns, &ne)) {
-            int rc = pnames_add(&ctx->names, t + ns, ne - ns, ctx->err);
+            int rc = pseudo_learn_name(ctx, t + ns, ne - ns, false);
             if (rc != 0)
                 return rc;
             i = ne;

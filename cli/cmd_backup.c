@@ -5,17 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <openssl/crypto.h>
-
+#include "cli/cli.h"
+#include "cli/cli_setup.h"
 #include "backup/archive.h"
 #include "backup/maildir_source.h"
-#include "cli/cli.h"
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/mrtime.h"
+#include "common/secret.h"
 #include "ingest/imap.h"
+#include "ingest/ingest_setup.h"
 #include "keys/keys.h"
 
 static void usage(FILE *out)
@@ -37,47 +37,6 @@ static void usage(FILE *out)
             "  --cutoff DATE        YYYY-MM-DD (local) or YYYY-MM-DDTHH:MM:SSZ\n"
             "  --all                no cutoff: every message\n"
             "Prints one line per batch: mailbox, batch id, messages, volumes, directory.\n");
-}
-
-struct backup_keys {
-    X509 *it, *reid;
-    pseudo_key pkey;
-    unsigned char mkey[KEYS_SECRET_LEN];
-    struct pseudo_policy policy;
-};
-
-static void keys_release(struct backup_keys *k)
-{
-    X509_free(k->it);
-    X509_free(k->reid);
-    OPENSSL_cleanse(&k->pkey, sizeof k->pkey);
-    OPENSSL_cleanse(k->mkey, sizeof k->mkey);
-}
-
-static int keys_prepare(const struct mr_config *cfg, struct backup_keys *k, mr_error *err)
-{
-    int rc = keys_cert_load(cfg->keys.it_cert, &k->it, err);
-
-    if (rc == 0)
-        rc = keys_cert_load(cfg->keys.reid_cert != NULL ? cfg->keys.reid_cert
-                                                        : cfg->keys.it_cert, &k->reid, err);
-    if (rc == 0)
-        rc = keys_secret_key_read(cfg->keys.pseudonym_key_file, k->pkey.bytes, err);
-    if (rc == 0)
-        rc = keys_secret_key_read(cfg->keys.manifest_key_file, k->mkey, err);
-    if (rc != 0)
-        return mr_error_prefix(err, "keys (run `mailret keys init-host` first?)");
-    pseudo_policy_default(&k->policy);
-    k->policy.emails = cfg->pseudonymisation.emails;
-    k->policy.cpr = cfg->pseudonymisation.cpr;
-    k->policy.phones = cfg->pseudonymisation.phones;
-    k->policy.names = cfg->pseudonymisation.names;
-    k->policy.ips = cfg->pseudonymisation.ips;
-    k->policy.own_addresses = (const char *const *)cfg->pseudonymisation.own_addresses.items;
-    k->policy.n_own_addresses = cfg->pseudonymisation.own_addresses.n;
-    k->policy.own_domains = (const char *const *)cfg->pseudonymisation.own_domains.items;
-    k->policy.n_own_domains = cfg->pseudonymisation.own_domains.n;
-    return 0;
 }
 
 struct imap_feed {
@@ -112,24 +71,11 @@ static int feed_imap(void *ctx, const struct imap_message *msg, mr_error *err)
     return rc;
 }
 
-static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, struct backup_keys *k,
+static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const struct cli_keys *k,
                      audit_log *audit, const char *mailbox, const char *maildir, time_t cutoff,
                      mr_error *err)
 {
-    struct archive_options o = {
-        .archive_dir = cfg->archive.dir, .vault_dir = cfg->keys.vault_dir, .mailbox = mailbox,
-        .zone = cfg->retention.timezone, .period_end = cutoff,
-        .volume_size = (size_t)cfg->archive.volume_size,
-        .compression_level = cfg->archive.compression_level,
-        .workers = cfg->archive.workers > 0 ? (int)cfg->archive.workers
-                                            : (int)sysconf(_SC_NPROCESSORS_ONLN),
-        .content_holder = k->it, .reid_holder = k->reid,
-        .reid_holder_name = cfg->keys.reid_cert != NULL
-                                    && strcmp(cfg->keys.reid_cert, cfg->keys.it_cert) != 0
-                                ? "reid" : "it",
-        .pseudonym_key = &k->pkey, .policy = &k->policy, .manifest_key = k->mkey,
-        .audit = audit, .log = ctx->log,
-    };
+    struct archive_options o;
     archive_batch *b = NULL;
     struct archive_result *res = NULL;
     imap_conn *conn = NULL;
@@ -137,26 +83,22 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, struct ba
     size_t added = 0;
     int rc;
 
+    cli_archive_options(cfg, k, audit, ctx->log, &o);
+    o.mailbox = mailbox;
+    o.period_end = cutoff;
     o.created = time(NULL);
     rc = mrtime_add_years(o.created, cfg->retention.years, cfg->retention.timezone, &o.expires,
                           err);
     if (rc != 0)
         return rc;
     if (maildir == NULL) {
-        struct imap_options io = {
-            .host = cfg->imap.host, .port = (int)cfg->imap.port,
-            .tls = cfg->imap.tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS,
-            .ca_file = cfg->imap.ca_file, .insecure_skip_verify = cfg->imap.insecure_skip_verify,
-            .user = cfg->imap.user, .connect_timeout_s = (int)cfg->imap.connect_timeout,
-            .io_timeout_s = (int)cfg->imap.io_timeout,
-            .max_literal = (size_t)cfg->imap.max_message_size,
-        };
-        rc = config_read_secret(cfg->imap.password_file, cfg->imap.password_env, &password, err);
+        struct imap_options io;
+        rc = ingest_setup_imap_options(cfg, &io, &password, err);
         if (rc == 0) {
-            io.password = password;
+            io.log = ctx->log;
             rc = imap_connect(&io, &conn, err);
         }
-        config_secret_free(password);
+        secret_free(password);
         if (rc != 0)
             return rc;
     }
@@ -211,7 +153,7 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     };
     const char *mailbox = NULL, *maildir = NULL, *cutoff_text = NULL;
     struct mr_config *cfg = NULL;
-    struct backup_keys k;
+    struct cli_keys k;
     audit_log *audit = NULL;
     bool all = false;
     time_t cutoff = 0;
@@ -247,7 +189,8 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     else if (!all)
         rc = mrtime_month_start(time(NULL), cfg->retention.timezone, &cutoff, &err);
     if (rc == 0)
-        rc = keys_prepare(cfg, &k, &err);
+        rc = cli_keys_load(cfg, CLI_NEED_CERTS | CLI_NEED_PSEUDONYM_KEY | CLI_NEED_MANIFEST_KEY,
+                           &k, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0 && maildir != NULL)
@@ -258,7 +201,7 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
         rc = run_batch(ctx, cfg, &k, audit, cfg->mailboxes.items[i], NULL, cutoff, &err);
     }
     audit_close(audit);
-    keys_release(&k);
+    cli_keys_release(&k);
     config_free(cfg);
     return rc == 0 ? CLI_EXIT_OK : cli_fail("backup", &err);
 }

@@ -8,10 +8,12 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_setup.h"
 #include "common/config.h"
 #include "common/mrtime.h"
+#include "common/secret.h"
+#include "ingest/ingest_setup.h"
 #include "purge/check.h"
-#include "purge/setup.h"
 
 static void usage(FILE *out)
 {
@@ -45,7 +47,7 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
     struct check_options co;
     struct check_report *report = NULL;
     struct mr_config *cfg = NULL;
-    struct purge_keys keys;
+    struct cli_keys keys;
     struct imap_options io;
     const char *at_text = NULL;
     char *password = NULL;
@@ -75,9 +77,9 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0 && at_text != NULL)
         rc = mrtime_parse(at_text, cfg->retention.timezone, &co.at, &err);
     if (rc == 0)
-        rc = purge_keys_load(cfg, PURGE_NEED_MANIFEST_KEY, &keys, &err);
+        rc = cli_keys_load(cfg, CLI_NEED_MANIFEST_KEY, &keys, &err);
     if (rc == 0 && !offline)
-        rc = purge_imap_options(cfg, &io, &password, &err);
+        rc = ingest_setup_imap_options(cfg, &io, &password, &err);
     if (rc == 0) {
         io.password = password;
         io.log = ctx->log;
@@ -94,8 +96,8 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         co.log = ctx->log;
         rc = check_run(&co, &report, &err);
     }
-    config_secret_free(password);
-    purge_keys_release(&keys);
+    secret_free(password);
+    cli_keys_release(&keys);
     config_free(cfg);
     if (rc != 0) {
         cli_fail("check", &err);

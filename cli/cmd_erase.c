@@ -10,11 +10,11 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "cli/cli_setup.h"
 #include "common/audit.h"
 #include "common/config.h"
-#include "purge/ledger.h"
 #include "common/runlock.h"
-#include "purge/setup.h"
+#include "purge/ledger.h"
 
 static void usage(FILE *out)
 {
@@ -56,7 +56,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct mr_config *cfg = NULL;
-    struct purge_keys keys;
+    struct cli_keys keys;
     runlock *lock = NULL;
     audit_log *audit = NULL;
     const char *value = NULL;
@@ -93,11 +93,11 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, 60, &lock, &err);
     if (rc == 0)
-        rc = purge_keys_load(cfg, PURGE_NEED_PSEUDONYM_KEY, &keys, &err);
+        rc = cli_keys_load(cfg, CLI_NEED_PSEUDONYM_KEY, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0)
-        rc = purge_state_path(cfg, PURGE_LEDGER_FILE, ledger, sizeof ledger, &err);
+        rc = cli_state_path(cfg, PURGE_LEDGER_FILE, ledger, sizeof ledger, &err);
     if (rc == 0 && value != NULL) {
         log_warn(ctx->log, "identifier given on the command line: prefer standard input");
         rc = record(&keys.pkey, kind, value, ledger, audit, &err);
@@ -123,7 +123,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
             rc = mr_error_set(&err, MR_E_INVALID, "no identifier on standard input");
     }
     audit_close(audit);
-    purge_keys_release(&keys);
+    cli_keys_release(&keys);
     runlock_release(lock);
     config_free(cfg);
     return rc == 0 ? CLI_EXIT_OK : cli_fail("erase", &err);

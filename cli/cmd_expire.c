@@ -6,12 +6,12 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_setup.h"
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/mrtime.h"
-#include "purge/expire.h"
 #include "common/runlock.h"
-#include "purge/setup.h"
+#include "purge/expire.h"
 
 static void usage(FILE *out)
 {
@@ -45,7 +45,7 @@ int cmd_expire(struct cli_ctx *ctx, int argc, char **argv)
     struct expire_options eo;
     struct expire_report *report = NULL;
     struct mr_config *cfg = NULL;
-    struct purge_keys keys;
+    struct cli_keys keys;
     runlock *lock = NULL;
     audit_log *audit = NULL;
     const char *at_text = NULL;
@@ -86,7 +86,7 @@ int cmd_expire(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, lock_wait, &lock, &err);
     if (rc == 0)
-        rc = purge_keys_load(cfg, PURGE_NEED_MANIFEST_KEY, &keys, &err);
+        rc = cli_keys_load(cfg, CLI_NEED_MANIFEST_KEY, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0) {
@@ -103,7 +103,7 @@ int cmd_expire(struct cli_ctx *ctx, int argc, char **argv)
     }
     expire_report_free(report);
     audit_close(audit);
-    purge_keys_release(&keys);
+    cli_keys_release(&keys);
     runlock_release(lock);
     config_free(cfg);
     return rc == 0 ? CLI_EXIT_OK : cli_fail("expire", &err);

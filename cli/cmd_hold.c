@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_setup.h"
 #include "common/audit.h"
 #include "common/config.h"
-#include "purge/hold.h"
 #include "common/runlock.h"
-#include "purge/setup.h"
+#include "purge/hold.h"
 
 static void usage(FILE *out)
 {
@@ -34,7 +34,7 @@ int cmd_hold(struct cli_ctx *ctx, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct mr_config *cfg = NULL;
-    struct purge_keys keys;
+    struct cli_keys keys;
     runlock *lock = NULL;
     audit_log *audit = NULL;
     const char *reason = NULL, *batch;
@@ -65,7 +65,7 @@ int cmd_hold(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, 10, &lock, &err);
     if (rc == 0)
-        rc = purge_keys_load(cfg, PURGE_NEED_MANIFEST_KEY, &keys, &err);
+        rc = cli_keys_load(cfg, CLI_NEED_MANIFEST_KEY, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0)
@@ -74,7 +74,7 @@ int cmd_hold(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         printf("%s: legal hold %s\n", batch, release ? "released" : "placed");
     audit_close(audit);
-    purge_keys_release(&keys);
+    cli_keys_release(&keys);
     runlock_release(lock);
     config_free(cfg);
     return rc == 0 ? CLI_EXIT_OK : cli_fail("hold", &err);

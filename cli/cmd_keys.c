@@ -9,6 +9,7 @@
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/durable.h"
+#include "common/secret.h"
 #include "keys/keys.h"
 
 #define PSEUDONYM_SEALED_NAME "pseudonym-key.p7m"
@@ -82,7 +83,7 @@ static int init_it(int argc, char **argv)
         o.passphrase = pass;
         rc = keys_init_it(&o, audit, id, &err);
     }
-    keys_secret_free(pass);
+    secret_free(pass);
     audit_close(audit);
     if (rc != 0)
         return cli_fail("keys", &err);

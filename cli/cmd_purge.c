@@ -7,14 +7,15 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_setup.h"
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/mrtime.h"
+#include "common/runlock.h"
+#include "common/secret.h"
 #include "ingest/ingest_setup.h"
 #include "purge/journal.h"
-#include "common/runlock.h"
 #include "purge/purge.h"
-#include "purge/setup.h"
 
 static void usage(FILE *out)
 {
@@ -67,7 +68,7 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     };
     struct purge_options po;
     struct mr_config *cfg = NULL;
-    struct purge_keys keys;
+    struct cli_keys keys;
     struct archive_options ao;
     struct imap_options io;
     struct purge_report *report = NULL;
@@ -128,20 +129,20 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, lock_wait, &lock, &err);
     if (rc == 0)
-        rc = purge_keys_load(cfg, PURGE_NEED_CERTS | PURGE_NEED_PSEUDONYM_KEY
-                                      | PURGE_NEED_MANIFEST_KEY, &keys, &err);
+        rc = cli_keys_load(cfg, CLI_NEED_CERTS | CLI_NEED_PSEUDONYM_KEY
+                                      | CLI_NEED_MANIFEST_KEY, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0)
-        rc = purge_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err);
+        rc = cli_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err);
     if (rc == 0)
-        rc = purge_imap_options(cfg, &io, &password, &err);
+        rc = ingest_setup_imap_options(cfg, &io, &password, &err);
     if (rc == 0 && !po.dry_run)
         rc = ingest_setup_open(cfg, ctx->log, &isetup, &err);
     if (rc == 0) {
         io.password = password;
         io.log = ctx->log;
-        purge_archive_options(cfg, &keys, audit, ctx->log, &ao);
+        cli_archive_options(cfg, &keys, audit, ctx->log, &ao);
         po.imap = &io;
         po.mailboxes = n_only > 0 ? only : (const char *const *)cfg->mailboxes.items;
         po.n_mailboxes = n_only > 0 ? n_only : cfg->mailboxes.n;
@@ -173,10 +174,10 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         }
     }
     purge_report_free(report);
-    config_secret_free(password);
+    secret_free(password);
     ingest_setup_close(isetup);
     audit_close(audit);
-    purge_keys_release(&keys);
+    cli_keys_release(&keys);
     runlock_release(lock);
     config_free(cfg);
     free(only);

@@ -8,13 +8,15 @@
 
 #include <openssl/crypto.h>
 
+#include "cli/cli.h"
 #include "backup/pseudo.h"
 #include "backup/restore.h"
-#include "cli/cli.h"
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/mrtime.h"
+#include "common/secret.h"
 #include "ingest/imap.h"
+#include "ingest/ingest_setup.h"
 #include "keys/keys.h"
 
 #define PSEUDONYM_SEALED_NAME "pseudonym-key.p7m"
@@ -62,7 +64,7 @@ static int load_private(const char *path, const char *pass_file, const char *env
 
     if (rc == 0)
         rc = keys_private_load(path, pass, out, err);
-    keys_secret_free(pass);
+    secret_free(pass);
     return rc;
 }
 
@@ -96,23 +98,13 @@ static int imap_sink_put(void *ctx, const unsigned char *msg, size_t len, const 
 
 static int imap_sink_open(const struct mr_config *cfg, struct imap_sink *s, mr_error *err)
 {
-    struct imap_options io = {
-        .host = cfg->imap.host, .port = (int)cfg->imap.port,
-        .tls = cfg->imap.tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS,
-        .ca_file = cfg->imap.ca_file, .insecure_skip_verify = cfg->imap.insecure_skip_verify,
-        .user = cfg->imap.user, .connect_timeout_s = (int)cfg->imap.connect_timeout,
-        .io_timeout_s = (int)cfg->imap.io_timeout,
-        .max_literal = (size_t)cfg->imap.max_message_size,
-    };
+    struct imap_options io;
     char *password = NULL;
-    int rc = config_read_secret(cfg->imap.password_file, cfg->imap.password_env, &password,
-                                err);
+    int rc = ingest_setup_imap_options(cfg, &io, &password, err);
 
-    if (rc == 0) {
-        io.password = password;
+    if (rc == 0)
         rc = imap_connect(&io, &s->conn, err);
-    }
-    config_secret_free(password);
+    secret_free(password);
     if (rc == 0)
         rc = imap_create(s->conn, s->mailbox, true, err);
     return rc;
@@ -192,7 +184,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     struct restore_stats st;
     const char *zone = MRTIME_DEFAULT_ZONE;
     pseudo_key pk;
-    struct imap_sink sink = { 0 };
+    struct imap_sink imap_out = { 0 };
     mr_error err;
     int opt, rc = 0;
 
@@ -230,7 +222,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         case 'V': o.vault_dir = optarg; break;
         case 'L': audit_path = optarg; break;
         case 'T': o.tmp_dir = optarg; break;
-        case 'I': o.format = RESTORE_SINK; sink.mailbox = optarg; o.output = optarg; break;
+        case 'I': o.format = RESTORE_SINK; imap_out.mailbox = optarg; o.output = optarg; break;
         default: return cli_usage_error("restore", "unknown option");
         }
     }
@@ -291,9 +283,9 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = audit_open(&audit, audit_path, &err);
     if (rc == 0 && o.format == RESTORE_SINK) {
-        rc = imap_sink_open(cfg, &sink, &err);
+        rc = imap_sink_open(cfg, &imap_out, &err);
         o.sink = imap_sink_put;
-        o.sink_ctx = &sink;
+        o.sink_ctx = &imap_out;
     }
     if (rc == 0) {
         o.batches = batches;
@@ -309,7 +301,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         printf("restored %zu messages from %zu batches to %s; %zu left out by the erasure "
                "ledger\n", st.restored, st.batches, o.output, st.erased);
-    imap_close(sink.conn);
+    imap_close(imap_out.conn);
     audit_close(audit);
     EVP_PKEY_free(it);
     EVP_PKEY_free(reid);

@@ -6,11 +6,12 @@
 
 #include <openssl/crypto.h>
 
+#include "cli/cli.h"
 #include "backup/archive.h"
 #include "backup/verify.h"
-#include "cli/cli.h"
 #include "common/audit.h"
 #include "common/config.h"
+#include "common/secret.h"
 #include "keys/keys.h"
 
 static void usage(FILE *out)
@@ -75,7 +76,7 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         rc = keys_secret_read(&src, &pass, &err);
         if (rc == 0)
             rc = keys_private_load(it_key, pass, &it, &err);
-        keys_secret_free(pass);
+        secret_free(pass);
         if (rc == 0 && reid_key != NULL) {
             struct keys_secret_source rsrc = { .file = reid_pass,
                                                .env = "MAILRET_REID_PASSPHRASE",
@@ -84,7 +85,7 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
             rc = keys_secret_read(&rsrc, &pass, &err);
             if (rc == 0)
                 rc = keys_private_load(reid_key, pass, &reid, &err);
-            keys_secret_free(pass);
+            secret_free(pass);
         }
     }
     if (rc == 0)

@@ -5,7 +5,7 @@
  * "FILE:LINE: message".  The result is a plain struct with every default applied and
  * every relative path already resolved against the configuration file's directory, so
  * other modules just read fields.  Secrets (the IMAP password) are not in the struct:
- * only where they are; read them with config_read_secret when needed.
+ * only where they are; read them with secret_read_text (common/secret.h) when needed.
  */
 #ifndef MAILRET_COMMON_CONFIG_H
 #define MAILRET_COMMON_CONFIG_H
@@ -108,15 +108,6 @@ struct mr_config {
 /* Parse and check path.  On success *out is a new config (config_free it). */
 int config_load(const char *path, struct mr_config **out, mr_error *err);
 void config_free(struct mr_config *cfg);
-
-/* Read a secret from a file (preferred when both are given) or an environment variable.
- * A file must be a regular file with no group/other permission bits (else MR_E_PERM,
- * naming the file and its mode); one trailing newline is stripped; empty secrets and
- * NUL bytes are refused.  *out is malloc'd; release it with config_secret_free. */
-int config_read_secret(const char *path_or_NULL, const char *env_name_or_NULL, char **out,
-                       mr_error *err);
-/* Zero and free a secret from config_read_secret.  NULL is allowed. */
-void config_secret_free(char *secret);
 
 /* Parse a size "123", "64K", "64M", "2G" (binary multiples). */
 int config_parse_size(const char *text, uint64_t *out, mr_error *err);

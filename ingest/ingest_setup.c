@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/secret.h"
 #include "common/durable.h"
 
 struct ingest_setup {
@@ -17,6 +18,29 @@ struct ingest_setup {
     members_db *members;
     sink *sink;
 };
+
+int ingest_setup_imap_options(const struct mr_config *cfg, struct imap_options *io,
+                              char **password, mr_error *err)
+{
+    int rc;
+
+    memset(io, 0, sizeof *io);
+    io->host = cfg->imap.host;
+    io->port = (int)cfg->imap.port;
+    io->tls = cfg->imap.tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS;
+    io->ca_file = cfg->imap.ca_file;
+    io->insecure_skip_verify = cfg->imap.insecure_skip_verify;
+    io->user = cfg->imap.user;
+    io->connect_timeout_s = (int)cfg->imap.connect_timeout;
+    io->io_timeout_s = (int)cfg->imap.io_timeout;
+    io->max_literal = (size_t)cfg->imap.max_message_size;
+    *password = NULL;
+    rc = secret_read_text(cfg->imap.password_file, cfg->imap.password_env, password, err);
+    if (rc != 0)
+        return mr_error_prefix(err, "IMAP password");
+    io->password = *password;
+    return 0;
+}
 
 static char *setup_join(const char *dir, const char *name)
 {
@@ -44,22 +68,9 @@ int ingest_setup_open(const struct mr_config *cfg, mr_log *log, ingest_setup **o
         rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = config_read_secret(cfg->imap.password_file, cfg->imap.password_env, &s->password,
-                                 err)) != 0) {
-        mr_error_prefix(err, "IMAP password");
+    if ((rc = ingest_setup_imap_options(cfg, &s->imap, &s->password, err)) != 0)
         goto fail;
-    }
-    s->imap = (struct imap_options){
-        .host = cfg->imap.host,
-        .port = (int)cfg->imap.port,
-        .tls = cfg->imap.tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS,
-        .ca_file = cfg->imap.ca_file,
-        .insecure_skip_verify = cfg->imap.insecure_skip_verify,
-        .user = cfg->imap.user,
-        .password = s->password,
-        .connect_timeout_s = (int)cfg->imap.connect_timeout,
-        .io_timeout_s = (int)cfg->imap.io_timeout,
-    };
+    s->imap.log = log;     /* for the loud insecure_skip_verify warning */
     s->routing = (struct route_config){
         .case_pattern = cfg->members.case_pattern,
         .own_addresses = (const char *const *)cfg->members.own_addresses.items,
@@ -115,7 +126,7 @@ void ingest_setup_close(ingest_setup *s)
         return;
     sink_close(s->sink);
     members_close(s->members);
-    config_secret_free(s->password);
+    secret_free(s->password);
     free(s->state_path);
     free(s->journal_path);
     free(s);

@@ -21,4 +21,10 @@ int ingest_setup_open(const struct mr_config *cfg, mr_log *log, ingest_setup **o
 struct ingest_options *ingest_setup_options(ingest_setup *s);
 void ingest_setup_close(ingest_setup *s);
 
+/* The IMAP options from [imap], for every command that connects (ingest, purge, backup,
+ * restore into IMAP, check).  *password is read from password_file/password_env; release
+ * it with secret_free once connected.  The options borrow cfg's strings. */
+int ingest_setup_imap_options(const struct mr_config *cfg, struct imap_options *io,
+                              char **password, mr_error *err);
+
 #endif

@@ -13,6 +13,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "common/secret.h"
+
 int keys_generate(enum keys_algo algo, EVP_PKEY **out, mr_error *err)
 {
     EVP_PKEY *pkey;
@@ -139,7 +141,7 @@ int keys_private_load(const char *path, const char *passphrase, EVP_PKEY **out, 
 {
     BIO *bio;
     EVP_PKEY *pkey;
-    int rc = keys_secret_file_check(path, err);
+    int rc = secret_file_check(path, err);
 
     if (rc != 0)
         return mr_error_prefix(err, "private key");

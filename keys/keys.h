@@ -50,12 +50,10 @@ struct keys_secret_source {
     bool confirm;           /* terminal: ask twice (creating a key) */
 };
 
-/* *out is malloc'd, NUL-terminated, trailing newline removed; free with keys_secret_free. */
+/* File and environment go through common/secret.h (same checks as every secret); the
+ * terminal prompt is the one thing added here.  *out is malloc'd, NUL-terminated, trailing
+ * newline removed; free with secret_free. */
 int keys_secret_read(const struct keys_secret_source *src, char **out, mr_error *err);
-void keys_secret_free(char *secret);
-
-/* Refuse a secret file that group or other may read or write, or that is not a regular file. */
-int keys_secret_file_check(const char *path, mr_error *err);
 
 /* Read a raw 32-byte key file (pseudonym or manifest key), checking its mode. */
 int keys_secret_key_read(const char *path, unsigned char out[KEYS_SECRET_LEN], mr_error *err);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/secret.h"
 #include "common/config.h"
 #include "helpers/test_helpers.h"
 
@@ -392,43 +393,62 @@ static void test_secret_file_modes(void **state)
     assert_int_equal(th_write_file(path, "s3cret\n", 7), 0);
 
     assert_int_equal(chmod(path, 0644), 0);
-    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_PERM);
+    assert_int_equal(secret_read_text(path, NULL, &secret, &err), MR_E_PERM);
     assert_null(secret);
     assert_non_null(strstr(err.msg, path));
     assert_non_null(strstr(err.msg, "0644"));
     assert_null(strstr(err.msg, "s3cret"));
 
     assert_int_equal(chmod(path, 0640), 0);
-    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_PERM);
+    assert_int_equal(secret_read_text(path, NULL, &secret, &err), MR_E_PERM);
     assert_non_null(strstr(err.msg, "0640"));
     assert_int_equal(chmod(path, 0602), 0);
-    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_PERM);
+    assert_int_equal(secret_read_text(path, NULL, &secret, &err), MR_E_PERM);
 
     assert_int_equal(chmod(path, 0600), 0);
-    assert_int_equal(config_read_secret(path, "IGNORED_WHEN_FILE_GIVEN", &secret, &err), 0);
+    assert_int_equal(secret_read_text(path, "IGNORED_WHEN_FILE_GIVEN", &secret, &err), 0);
     assert_string_equal(secret, "s3cret");      /* one newline stripped */
-    config_secret_free(secret);
+    secret_free(secret);
 
     assert_int_equal(chmod(path, 0600), 0);
     assert_int_equal(th_write_file(path, "a b\n\n", 5), 0);
-    assert_int_equal(config_read_secret(path, NULL, &secret, &err), 0);
+    assert_int_equal(secret_read_text(path, NULL, &secret, &err), 0);
     assert_string_equal(secret, "a b\n");       /* only one */
-    config_secret_free(secret);
+    secret_free(secret);
 
     assert_int_equal(th_write_file(path, "crlf\r\n", 6), 0);
-    assert_int_equal(config_read_secret(path, NULL, &secret, &err), 0);
+    assert_int_equal(secret_read_text(path, NULL, &secret, &err), 0);
     assert_string_equal(secret, "crlf");
-    config_secret_free(secret);
+    secret_free(secret);
 
     assert_int_equal(th_write_file(path, "\n", 1), 0);
-    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_CONFIG);
+    assert_int_equal(secret_read_text(path, NULL, &secret, &err), MR_E_CONFIG);
     assert_int_equal(th_write_file(path, "a\0b", 3), 0);
-    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_CONFIG);
+    assert_int_equal(secret_read_text(path, NULL, &secret, &err), MR_E_CONFIG);
 
     snprintf(path, sizeof path, "%s/missing.pass", fx->dir);
-    assert_int_equal(config_read_secret(path, NULL, &secret, &err), MR_E_NOTFOUND);
-    assert_int_equal(config_read_secret(fx->dir, NULL, &secret, &err), MR_E_PERM);
-    config_secret_free(NULL);
+    assert_int_equal(secret_read_text(path, NULL, &secret, &err), MR_E_NOTFOUND);
+    assert_int_equal(secret_read_text(fx->dir, NULL, &secret, &err), MR_E_PERM);
+
+    /* A symlink in place of the secret file is refused (O_NOFOLLOW), even to a 0600
+     * file; and a file over SECRET_MAX bytes is refused, not truncated. */
+    {
+        char target[600], big[SECRET_MAX + 2];
+        snprintf(target, sizeof target, "%s/real.pass", fx->dir);
+        assert_int_equal(th_write_file(target, "s3cret\n", 7), 0);
+        assert_int_equal(chmod(target, 0600), 0);
+        snprintf(path, sizeof path, "%s/link.pass", fx->dir);
+        assert_int_equal(symlink(target, path), 0);
+        assert_int_equal(secret_read_text(path, NULL, &secret, &err), MR_E_PERM);
+        assert_null(secret);
+        memset(big, 'x', sizeof big);
+        snprintf(path, sizeof path, "%s/big.pass", fx->dir);
+        assert_int_equal(th_write_file(path, big, sizeof big), 0);
+        assert_int_equal(chmod(path, 0600), 0);
+        assert_int_equal(secret_read_text(path, NULL, &secret, &err), MR_E_LIMIT);
+        assert_null(secret);
+    }
+    secret_free(NULL);
 }
 
 static void test_secret_env(void **state)
@@ -438,17 +458,17 @@ static void test_secret_env(void **state)
 
     (void)state;
     assert_int_equal(setenv("MAILRET_TEST_SECRET", "from-env", 1), 0);
-    assert_int_equal(config_read_secret(NULL, "MAILRET_TEST_SECRET", &secret, &err), 0);
+    assert_int_equal(secret_read_text(NULL, "MAILRET_TEST_SECRET", &secret, &err), 0);
     assert_string_equal(secret, "from-env");
-    config_secret_free(secret);
+    secret_free(secret);
     assert_int_equal(setenv("MAILRET_TEST_SECRET", "", 1), 0);
-    assert_int_equal(config_read_secret(NULL, "MAILRET_TEST_SECRET", &secret, &err),
+    assert_int_equal(secret_read_text(NULL, "MAILRET_TEST_SECRET", &secret, &err),
                      MR_E_CONFIG);
     unsetenv("MAILRET_TEST_SECRET");
-    assert_int_equal(config_read_secret(NULL, "MAILRET_TEST_SECRET", &secret, &err),
+    assert_int_equal(secret_read_text(NULL, "MAILRET_TEST_SECRET", &secret, &err),
                      MR_E_NOTFOUND);
     assert_non_null(strstr(err.msg, "MAILRET_TEST_SECRET"));
-    assert_int_equal(config_read_secret(NULL, NULL, &secret, &err), MR_E_CONFIG);
+    assert_int_equal(secret_read_text(NULL, NULL, &secret, &err), MR_E_CONFIG);
 }
 
 static void test_parse_size(void **state)

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "common/secret.h"
 #include "common/audit.h"
 #include "helpers/test_helpers.h"
 #include "keys/keys.h"
@@ -120,12 +121,12 @@ static void test_secret_sources(void **state)
     chmod(path, 0600);
     assert_int_equal(keys_secret_read(&src, &s, &err), 0);
     assert_string_equal(s, "s3cret pass");
-    keys_secret_free(s);
+    secret_free(s);
     setenv("MAILRET_TEST_PASS", "from env", 1);
     struct keys_secret_source env = { .env = "MAILRET_TEST_PASS" };
     assert_int_equal(keys_secret_read(&env, &s, &err), 0);
     assert_string_equal(s, "from env");
-    keys_secret_free(s);
+    secret_free(s);
     struct keys_secret_source none = { .env = "MAILRET_TEST_UNSET_VAR" };
     assert_int_equal(keys_secret_read(&none, &s, &err), MR_E_CONFIG);
 }

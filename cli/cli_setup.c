@@ -1,34 +1,38 @@
-/* setup.c — configuration to options for purge and its sibling commands (see setup.h). */
-#include "purge/setup.h"
+/* cli_setup.c — configuration to options for the commands that write or read batches
+ * (see cli_setup.h). */
+#include "cli/cli_setup.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
-int purge_keys_load(const struct mr_config *cfg, unsigned need, struct purge_keys *k,
+#include "common/secret.h"
+
+int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k,
                     mr_error *err)
 {
     int rc = 0;
 
     memset(k, 0, sizeof *k);
-    if (need & PURGE_NEED_CERTS) {
+    if (need & CLI_NEED_CERTS) {
         rc = keys_cert_load(cfg->keys.it_cert, &k->it, err);
         if (rc == 0)
             rc = keys_cert_load(cfg->keys.reid_cert != NULL ? cfg->keys.reid_cert
                                                             : cfg->keys.it_cert, &k->reid, err);
         k->have_certs = rc == 0;
     }
-    if (rc == 0 && (need & PURGE_NEED_PSEUDONYM_KEY)) {
+    if (rc == 0 && (need & CLI_NEED_PSEUDONYM_KEY)) {
         rc = keys_secret_key_read(cfg->keys.pseudonym_key_file, k->pkey.bytes, err);
         k->have_pkey = rc == 0;
     }
-    if (rc == 0 && (need & PURGE_NEED_MANIFEST_KEY)) {
+    if (rc == 0 && (need & CLI_NEED_MANIFEST_KEY)) {
         rc = keys_secret_key_read(cfg->keys.manifest_key_file, k->mkey, err);
         k->have_mkey = rc == 0;
     }
     if (rc != 0) {
-        purge_keys_release(k);
+        cli_keys_release(k);
         return mr_error_prefix(err, "keys (run `mailret keys init-host` first?)");
     }
     pseudo_policy_default(&k->policy);
@@ -44,7 +48,7 @@ int purge_keys_load(const struct mr_config *cfg, unsigned need, struct purge_key
     return 0;
 }
 
-void purge_keys_release(struct purge_keys *k)
+void cli_keys_release(struct cli_keys *k)
 {
     X509_free(k->it);
     X509_free(k->reid);
@@ -53,24 +57,7 @@ void purge_keys_release(struct purge_keys *k)
     OPENSSL_cleanse(k->mkey, sizeof k->mkey);
 }
 
-int purge_imap_options(const struct mr_config *cfg, struct imap_options *io, char **password,
-                       mr_error *err)
-{
-    memset(io, 0, sizeof *io);
-    io->host = cfg->imap.host;
-    io->port = (int)cfg->imap.port;
-    io->tls = cfg->imap.tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS;
-    io->ca_file = cfg->imap.ca_file;
-    io->insecure_skip_verify = cfg->imap.insecure_skip_verify;
-    io->user = cfg->imap.user;
-    io->connect_timeout_s = (int)cfg->imap.connect_timeout;
-    io->io_timeout_s = (int)cfg->imap.io_timeout;
-    io->max_literal = (size_t)cfg->imap.max_message_size;
-    *password = NULL;
-    return config_read_secret(cfg->imap.password_file, cfg->imap.password_env, password, err);
-}
-
-void purge_archive_options(const struct mr_config *cfg, const struct purge_keys *k,
+void cli_archive_options(const struct mr_config *cfg, const struct cli_keys *k,
                            audit_log *audit, mr_log *log, struct archive_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -79,7 +66,9 @@ void purge_archive_options(const struct mr_config *cfg, const struct purge_keys 
     o->zone = cfg->retention.timezone;
     o->volume_size = (size_t)cfg->archive.volume_size;
     o->compression_level = cfg->archive.compression_level;
-    o->workers = (int)cfg->archive.workers;
+    /* [archive] workers = 0 means one per CPU (docs/CONFIG.md). */
+    o->workers = cfg->archive.workers > 0 ? (int)cfg->archive.workers
+                                          : (int)sysconf(_SC_NPROCESSORS_ONLN);
     o->content_holder = k->it;
     o->reid_holder = k->reid;
     o->reid_holder_name = cfg->keys.reid_cert != NULL
@@ -92,7 +81,7 @@ void purge_archive_options(const struct mr_config *cfg, const struct purge_keys 
     o->log = log;
 }
 
-int purge_state_path(const struct mr_config *cfg, const char *name, char *buf, size_t size,
+int cli_state_path(const struct mr_config *cfg, const char *name, char *buf, size_t size,
                      mr_error *err)
 {
     if ((size_t)snprintf(buf, size, "%s/%s", cfg->state.dir, name) >= size)
