@@ -424,16 +424,48 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Run UID SEARCH with key (freed here) and collect the UIDs within [first, last]
+ * (last 0 = no upper bound), sorted. */
+static int search_run(imap_conn *conn, struct mailimap_search_key *key, uint32_t first,
+                      uint32_t last, uint32_t **uids, size_t *n_uids, mr_error *err)
+{
+    clist *result = NULL;
+    clistiter *it;
+    uint32_t *out;
+    size_t n = 0;
+    int r = mailimap_uid_search(conn->imap, NULL, key, &result);
+
+    mailimap_search_key_free(key);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(conn, r, "UID SEARCH", err);
+    if (result == NULL) {
+        *uids = calloc(1, sizeof **uids);   /* empty, but never NULL on success */
+        return *uids != NULL ? 0 : mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    out = malloc(((size_t)clist_count(result) + 1) * sizeof *out);
+    if (out == NULL) {
+        mailimap_search_result_free(result);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    for (it = clist_begin(result); it != NULL; it = clist_next(it)) {
+        uint32_t uid = *(uint32_t *)clist_content(it);
+        /* "first:*" matches the highest UID even when it is below first. */
+        if (uid >= first && (last == 0 || uid <= last))
+            out[n++] = uid;
+    }
+    mailimap_search_result_free(result);
+    qsort(out, n, sizeof *out, cmp_u32);
+    *uids = out;
+    *n_uids = n;
+    return 0;
+}
+
 int imap_uid_search(imap_conn *conn, uint32_t first, uint32_t last, time_t before,
                     uint32_t **uids, size_t *n_uids, mr_error *err)
 {
     struct mailimap_search_key *key = NULL, *k;
     struct mailimap_set *set;
-    clist *result = NULL;
-    clistiter *it;
-    uint32_t *out;
-    size_t n = 0;
-    int r, rc = check_usable(conn, err);
+    int rc = check_usable(conn, err);
 
     if (rc != 0)
         return rc;
@@ -480,35 +512,31 @@ int imap_uid_search(imap_conn *conn, uint32_t first, uint32_t last, time_t befor
             goto nomem;
         }
     }
-    r = mailimap_uid_search(conn->imap, NULL, key, &result);
-    mailimap_search_key_free(key);
-    if (r != MAILIMAP_NO_ERROR)
-        return imap_fail(conn, r, "UID SEARCH", err);
-    if (result == NULL) {
-        *uids = calloc(1, sizeof **uids);   /* empty, but never NULL on success */
-        return *uids != NULL ? 0 : mr_error_set(err, MR_E_NOMEM, "out of memory");
-    }
-    out = malloc(((size_t)clist_count(result) + 1) * sizeof *out);
-    if (out == NULL) {
-        mailimap_search_result_free(result);
-        return mr_error_set(err, MR_E_NOMEM, "out of memory");
-    }
-    for (it = clist_begin(result); it != NULL; it = clist_next(it)) {
-        uint32_t uid = *(uint32_t *)clist_content(it);
-        /* "first:*" matches the highest UID even when it is below first. */
-        if (uid >= first && (last == 0 || uid <= last))
-            out[n++] = uid;
-    }
-    mailimap_search_result_free(result);
-    qsort(out, n, sizeof *out, cmp_u32);
-    *uids = out;
-    *n_uids = n;
-    return 0;
+    return search_run(conn, key, first, last, uids, n_uids, err);
 
 nomem:
     if (key != NULL)
         mailimap_search_key_free(key);
     return mr_error_set(err, MR_E_NOMEM, "out of memory");
+}
+
+int imap_uid_search_deleted(imap_conn *conn, uint32_t **uids, size_t *n_uids, mr_error *err)
+{
+    struct mailimap_search_key *key;
+    int rc = check_usable(conn, err);
+
+    if (rc != 0)
+        return rc;
+    if (uids == NULL || n_uids == NULL)
+        return mr_error_set(err, MR_E_INVALID, "imap_uid_search_deleted: no output");
+    *uids = NULL;
+    *n_uids = 0;
+    key = mailimap_search_key_new(MAILIMAP_SEARCH_KEY_DELETED, NULL, NULL, NULL, NULL, NULL,
+                                  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0,
+                                  NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL);
+    if (key == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    return search_run(conn, key, 1, 0, uids, n_uids, err);
 }
 
 /* ---------------------------------------------------------------- FETCH */

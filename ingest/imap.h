@@ -104,6 +104,10 @@ int imap_create(imap_conn *conn, const char *mailbox, bool exist_ok, mr_error *e
 int imap_uid_search(imap_conn *conn, uint32_t first, uint32_t last, time_t before,
                     uint32_t **uids, size_t *n_uids, mr_error *err);
 
+/* UID SEARCH DELETED: the UIDs that carry \Deleted (purge checks, before a plain EXPUNGE
+ * on a server without UIDPLUS, that no one else's message would go with it). */
+int imap_uid_search_deleted(imap_conn *conn, uint32_t **uids, size_t *n_uids, mr_error *err);
+
 /* UID FETCH first:last (UID INTERNALDATE RFC822.SIZE FLAGS BODY.PEEK[]); last 0 = '*'.
  * Calls fn once per message, in the server's order, streaming: one message in memory. */
 int imap_uid_fetch(imap_conn *conn, uint32_t first, uint32_t last, imap_message_fn fn,

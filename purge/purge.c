@@ -65,46 +65,23 @@ static int uids_push(struct uid_list *l, uint32_t uid, mr_error *err)
 
 /* ---- deleting ---------------------------------------------------------------------------- */
 
-struct deleted_scan {
-    const uint32_t *mine;
-    size_t n_mine;
-    size_t others;
-};
-
-static int scan_deleted(void *ctx, const struct imap_message *msg, mr_error *err)
-{
-    struct deleted_scan *s = ctx;
-    const char *p = msg->flags;
-
-    (void)err;
-    if (bsearch(&msg->uid, s->mine, s->n_mine, sizeof *s->mine, cmp_u32) != NULL)
-        return 0;
-    while ((p = strstr(p, "\\Deleted")) != NULL) {
-        char end = p[8];
-        if (end == '\0' || end == ' ') {
-            s->others++;
-            break;
-        }
-        p += 8;
-    }
-    return 0;
-}
-
-/* Without UIDPLUS, EXPUNGE removes every \Deleted message: allowed only when no message
- * outside our set carries the flag.  (There is a window between this check and the
- * EXPUNGE in which another client could set one; docs/PURGE.md says so.) */
 static int check_no_other_deleted(struct purge_ctx *c, const uint32_t *uids, size_t n,
                                   mr_error *err)
 {
-    struct deleted_scan s = { .mine = uids, .n_mine = n };
-    int rc = imap_uid_fetch(c->conn, 1, 0, scan_deleted, &s, err);
+    uint32_t *flagged = NULL;
+    size_t n_flagged = 0, others = 0;
+    int rc = imap_uid_search_deleted(c->conn, &flagged, &n_flagged, err);
 
     if (rc != 0)
         return mr_error_prefix(err, "checking for other \\Deleted messages");
-    if (s.others > 0)
+    for (size_t i = 0; i < n_flagged; i++)
+        if (bsearch(&flagged[i], uids, n, sizeof *uids, cmp_u32) == NULL)
+            others++;
+    free(flagged);
+    if (others > 0)
         return mr_error_set(err, MR_E_UNSUPPORTED,
                             "server lacks UIDPLUS and %zu other message(s) carry \\Deleted: "
-                            "plain EXPUNGE would remove them too; nothing deleted", s.others);
+                            "plain EXPUNGE would remove them too; nothing deleted", others);
     return 0;
 }
 

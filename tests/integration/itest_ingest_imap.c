@@ -332,7 +332,12 @@ static void test_uid_expunge_exact(void **state)
     assert_int_equal(uids[1], 5);
     assert_int_equal(uids[2], 6);
     free(uids);
-    /* The other \Deleted message is still there and still marked. */
+    /* The other \Deleted message is still there and still marked, and UID SEARCH DELETED
+     * (purge's check before a plain EXPUNGE) finds exactly it. */
+    assert_int_equal(imap_uid_search_deleted(c, &uids, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(uids[0], 2);
+    free(uids);
     assert_int_equal(imap_uid_fetch(c, 2, 2, it_collect_fn, &col, &err), 0);
     assert_int_equal(col.n, 1);
     assert_true(it_flag_has(col.m[0].flags, "\\Deleted"));
