@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 
+#include "common/mrtime.h"
+
 void index_member_name(char *out, size_t size, uint32_t uidvalidity, uint32_t uid,
                        const char *suffix)
 {
@@ -16,13 +18,11 @@ void index_member_name(char *out, size_t size, uint32_t uidvalidity, uint32_t ui
 int index_write_line(struct mr_buf *out, const struct index_entry *e, mr_error *err)
 {
     char date[32];
-    struct tm tm;
     json_t *o, *toks;
     char *text;
     int rc;
 
-    gmtime_r(&e->internaldate, &tm);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    mrtime_format_utc(e->internaldate, date, sizeof date);
     toks = json_array();
     for (size_t i = 0; toks != NULL && i < e->n_tokens; i++)
         json_array_append_new(toks, json_string(e->tokens[i]));

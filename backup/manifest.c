@@ -14,39 +14,26 @@
 
 #include "backup/volume.h"
 #include "common/durable.h"
+#include "common/mrtime.h"
 
 #define HMAC_TAG ",\"hmac_sha256\":\""
 #define MANIFEST_MAX (16 * 1024 * 1024)
 
+/* Times are UTC text; 0 (not set, e.g. hold_since) is the empty string. */
 static void fmt_time(time_t t, char buf[24])
 {
-    struct tm tm;
-
-    if (t == 0) {
+    if (t == 0)
         buf[0] = '\0';
-        return;
-    }
-    gmtime_r(&t, &tm);
-    strftime(buf, 24, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    else
+        mrtime_format_utc(t, buf, 24);
 }
 
 static int parse_time(const char *s, time_t *out)
 {
-    struct tm tm;
-    int n = 0;
-
-    if (s == NULL || *s == '\0') {
-        *out = 0;
+    *out = 0;
+    if (s == NULL || *s == '\0')
         return 0;
-    }
-    memset(&tm, 0, sizeof tm);
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n != 20 || s[n] != '\0')
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    *out = timegm(&tm);
-    return 0;
+    return mrtime_parse_utc(s, out, NULL) == 0 ? 0 : -1;
 }
 
 static void hmac_hex(const unsigned char *key, const void *data, size_t len, char out[65])

@@ -191,32 +191,58 @@ static int skip(tar_read_fn fn, void *ctx, size_t n, mr_error *err)
     return 0;
 }
 
-/* Apply pax records we understand; others (atime, comments, ...) are ignored. */
+/* A decimal number of at most 19 digits in [p, end), nothing else (no sign, no blanks:
+ * strtoul would skip leading white space and read past a record that is not
+ * NUL-terminated). */
+static int pax_number(const char *p, const char *end, unsigned long long *out)
+{
+    unsigned long long v = 0;
+
+    if (p >= end || end - p > 19)
+        return -1;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (unsigned)(*p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Apply pax records we understand; others (atime, comments, ...) are ignored.  A record is
+ * "<length> <key>=<value>\n" where length counts the whole record; every bound is
+ * checked against the record, never against a terminator that may not be there. */
 static int pax_apply(const char *text, size_t len, char *path, unsigned long long *size,
                      int *have_size, mr_error *err)
 {
     size_t pos = 0;
 
     while (pos < len) {
-        char *end;
-        unsigned long rec = strtoul(text + pos, &end, 10);
-        const char *kv, *eq;
+        const char *rec_start = text + pos, *digits_end, *kv, *eq, *val_end;
+        unsigned long long rec;
+        size_t ndigits = 0;
 
-        if (end == text + pos || *end != ' ' || rec == 0 || rec > len - pos
-            || text[pos + rec - 1] != '\n')
+        while (pos + ndigits < len && ndigits < 20 && text[pos + ndigits] >= '0'
+               && text[pos + ndigits] <= '9')
+            ndigits++;
+        digits_end = rec_start + ndigits;
+        if (pax_number(rec_start, digits_end, &rec) != 0 || rec > len - pos
+            || rec < ndigits + 3 || *digits_end != ' ' || rec_start[rec - 1] != '\n')
             return mr_error_set(err, MR_E_PARSE, "tar: malformed pax header");
-        kv = end + 1;
-        eq = memchr(kv, '=', (size_t)(text + pos + rec - 1 - kv));
+        kv = digits_end + 1;
+        val_end = rec_start + rec - 1;      /* the newline */
+        eq = memchr(kv, '=', (size_t)(val_end - kv));
         if (eq == NULL)
             return mr_error_set(err, MR_E_PARSE, "tar: malformed pax record");
         if ((size_t)(eq - kv) == 4 && memcmp(kv, "path", 4) == 0) {
-            size_t vlen = (size_t)(text + pos + rec - 1 - (eq + 1));
+            size_t vlen = (size_t)(val_end - (eq + 1));
             if (vlen == 0 || vlen > TAR_NAME_MAX)
                 return mr_error_set(err, MR_E_PARSE, "tar: bad pax path");
             memcpy(path, eq + 1, vlen);
             path[vlen] = '\0';
         } else if ((size_t)(eq - kv) == 4 && memcmp(kv, "size", 4) == 0) {
-            *size = strtoull(eq + 1, NULL, 10);
+            if (pax_number(eq + 1, val_end, size) != 0)
+                return mr_error_set(err, MR_E_PARSE, "tar: bad pax size");
             *have_size = 1;
         }
         pos += rec;

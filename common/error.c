@@ -16,6 +16,9 @@ void mr_error_clear(mr_error *err)
     err->msg[0] = '\0';
 }
 
+/* The format attribute lets -Wformat=2 (clang's -Wformat-nonliteral in particular) check
+ * the callers' formats through this va_list helper. */
+__attribute__((format(printf, 3, 0)))
 static void error_vformat(mr_error *err, int code, const char *fmt, va_list ap)
 {
     err->code = code;

@@ -567,6 +567,14 @@ int mrtime_parse(const char *text, const char *zone, time_t *out, mr_error *err)
     return 0;
 }
 
+int mrtime_parse_utc(const char *text, time_t *out, mr_error *err)
+{
+    if (text == NULL || strlen(text) != 20)
+        return mr_error_set(err, MR_E_PARSE, "bad time '%.32s' (use YYYY-MM-DDTHH:MM:SSZ)",
+                            text != NULL ? text : "");
+    return mrtime_parse(text, NULL, out, err);
+}
+
 void mrtime_format_utc(time_t t, char *buf, size_t size)
 {
     int64_t days = floor_div((int64_t)t, SECS_PER_DAY), sod = (int64_t)t - days * SECS_PER_DAY;

@@ -21,6 +21,10 @@ int mrtime_add_years(time_t t, int years, const char *zone, time_t *out, mr_erro
 /* Parse "YYYY-MM-DD" (00:00 local in zone) or "YYYY-MM-DDTHH:MM:SSZ" (UTC). */
 int mrtime_parse(const char *text, const char *zone, time_t *out, mr_error *err);
 
+/* Parse exactly "YYYY-MM-DDTHH:MM:SSZ": a real date and time, year 1970..9999 — what
+ * mrtime_format_utc writes, so that a stored time reads back to the same text. */
+int mrtime_parse_utc(const char *text, time_t *out, mr_error *err);
+
 /* Format as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into buf of at least 21 bytes. */
 void mrtime_format_utc(time_t t, char *buf, size_t size);
 

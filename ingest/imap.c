@@ -113,16 +113,30 @@ static void caps_free(imap_conn *c)
 
 static int caps_load(imap_conn *c, mr_error *err)
 {
-    struct mailimap_capability_data *cd = NULL;
+    struct mailimap_connection_info *info = c->imap->imap_connection_info;
+    struct mailimap_capability_data *cd;
     clistiter *it;
-    int r = mailimap_capability(c->imap, &cd);
+    int r;
 
+    /* Not mailimap_capability(): libetpan 1.9.4 dereferences the stored capability list
+     * without checking it, so a server that answers OK without an untagged CAPABILITY
+     * line crashes it (found by fuzz_ingest_imap).  We send the command ourselves and
+     * read what the parser stored, after forgetting any list from before login. */
+    if (info != NULL && info->imap_capability != NULL) {
+        mailimap_capability_data_free(info->imap_capability);
+        info->imap_capability = NULL;
+    }
+    r = mailimap_custom_command(c->imap, "CAPABILITY");
     if (r != MAILIMAP_NO_ERROR)
         return imap_fail(c, r, "CAPABILITY", err);
+    info = c->imap->imap_connection_info;
+    if (info == NULL || info->imap_capability == NULL || info->imap_capability->cap_list == NULL)
+        return mr_error_set(err, MR_E_PROTOCOL,
+                            "the server answered CAPABILITY without listing capabilities");
+    cd = info->imap_capability;     /* libetpan's; we copy the names out */
     caps_free(c);
     c->caps = calloc((size_t)clist_count(cd->cap_list) + 1, sizeof *c->caps);
     if (c->caps == NULL) {
-        mailimap_capability_data_free(cd);
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     }
     for (it = clist_begin(cd->cap_list); it != NULL; it = clist_next(it)) {
@@ -139,15 +153,12 @@ static int caps_load(imap_conn *c, mr_error *err)
             continue;
         n = strlen(name) + 6;
         copy = malloc(n);
-        if (copy == NULL) {
-            mailimap_capability_data_free(cd);
+        if (copy == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
-        }
         snprintf(copy, n, "%s%s", cap->cap_type == MAILIMAP_CAPABILITY_AUTH_TYPE ? "AUTH=" : "",
                  name);
         c->caps[c->n_caps++] = copy;
     }
-    mailimap_capability_data_free(cd);
     return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 
 #include "common/durable.h"
+#include "common/mrtime.h"
 
 struct keys_epoch {
     char id[KEYS_ID_LEN + 1];
@@ -23,14 +24,6 @@ struct keys_epoch {
 const char *keys_epoch_role_name(enum keys_epoch_role role)
 {
     return role == KEYS_EPOCH_REID ? "reid" : "content";
-}
-
-static void fmt_time(time_t t, char buf[24])
-{
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(buf, 24, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static int vault_path(char *buf, size_t size, const char *vault, const char *id,
@@ -67,8 +60,8 @@ static int write_meta(const char *path, const keys_epoch *ep,
     char *text;
     int rc;
 
-    fmt_time(opt->created, created);
-    fmt_time(opt->expires, expires);
+    mrtime_format_utc(opt->created, created, sizeof created);
+    mrtime_format_utc(opt->expires, expires, sizeof expires);
     o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", ep->id, "role",
                   keys_epoch_role_name(opt->role), "holder",
                   opt->holder_name != NULL ? opt->holder_name : "it", "batch",

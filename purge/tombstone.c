@@ -40,20 +40,10 @@ static void fmt(time_t t, char buf[24])
 
 static int parse(const char *s, time_t *out)
 {
-    struct tm tm;
-    int n = 0;
-
     *out = 0;
     if (s == NULL || *s == '\0')
         return 0;
-    memset(&tm, 0, sizeof tm);
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || s[n] != '\0')
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    *out = timegm(&tm);
-    return 0;
+    return mrtime_parse_utc(s, out, NULL) == 0 ? 0 : -1;
 }
 
 static const char *str_or_empty(json_t *v)
