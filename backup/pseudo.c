@@ -95,81 +95,36 @@ static void ctx_free(struct pseudo_ctx *ctx)
     pbuf_free(&ctx->addr);
     pbuf_free(&ctx->comment);
     pbuf_free(&ctx->utf8);
+    for (size_t i = 0; i < ctx->n_dec; i++)
+        pbuf_free(&ctx->dec_cache[i].dec);
+    ctx->n_dec = 0;
 }
 
-static bool track_seen(const struct ptrack *t, uint64_t sig)
-{
-    return (t->seen[(sig >> 51) % (PTRACK_BITS / 64)] >> (sig >> 45 & 63)) & 1u;
-}
-
-int pseudo_learn_name(struct pseudo_ctx *ctx, const unsigned char *utf8, size_t len,
-                      bool mid_scan)
-{
-    size_t before = ctx->names.n_pats;
-    int rc = pnames_add(&ctx->names, utf8, len, ctx->err);
-    struct ptrack *t = ctx->track;
-
-    if (rc != 0 || t == NULL || !t->on || t->stale)
-        return rc;
-    /* A new pattern matters to text scanned before if its first word occurred there
-     * where a name was looked up; learnt by the scanner, it also matters to the rest of
-     * the text being scanned (which does not see it). */
-    for (size_t i = before; i < ctx->names.n_pats && !t->stale; i++)
-        t->stale = mid_scan || track_seen(t, pnames_pat_sig(&ctx->names, i));
-    return 0;
-}
-
-int pseudo_learn_addr(struct pseudo_ctx *ctx, const unsigned char *norm, size_t len)
-{
-    size_t before = ctx->addrs.n;
-    int rc = paddrs_add(&ctx->addrs, norm, len, ctx->err);
-    struct ptrack *t = ctx->track;
-
-    if (rc != 0 || t == NULL || !t->on || t->stale || ctx->addrs.n == before)
-        return rc;
-    /* Known addresses are looked for (case-insensitively) only in Message-ID-like
-     * headers: a new one matters if one of those already scanned contains it. */
-    if (t->msgid.len >= len && memmem(t->msgid.p, t->msgid.len, norm, len) != NULL)
-        t->stale = true;
-    return 0;
-}
-
-/* Walks the message, learning as it goes, then walks again only if something learnt
- * late matters to text scanned earlier (see struct ptrack).  Equivalent to a collecting
- * pass followed by a writing pass: every text ends up scanned with everything the
- * message teaches, and names found by position in a walk that already knew everything
- * the headers and bodies teach get one more walk (at most three in all). */
+/* The output and edits of the two passes, or an error. */
 static int run_passes(struct pseudo_ctx *ctx, const unsigned char *msg, size_t len, pout *out)
 {
-    struct ptrack track;
-    int rc = 0;
+    pout none;
+    int rc;
 
-    memset(&track, 0, sizeof track);
-    ctx->track = &track;
-    for (int walk = 0; walk < 3; walk++) {
-        if (walk > 0) {
-            if (!track.stale)
-                break;
-            pout_free(out);
-            pout_init(out, msg, len);
-            rc = pbuf_reserve(&out->buf, len + len / 16 + 64, ctx->err);
-            if (rc != 0)
-                break;
-            ptokens_reset_list(&ctx->tokens);
-            memset(track.seen, 0, sizeof track.seen);
-            track.msgid.len = 0;
-            track.stale = false;
-        }
-        ctx->learn = walk == 0;     /* later walks start out knowing everything */
-        track.on = walk < 2;        /* the last walk is final whatever it learns */
-        rc = pmime_entity(ctx, msg, len, 0, false, out);
-        if (rc != 0)
-            break;
-    }
-    ctx->learn = false;
-    ctx->track = NULL;
-    pbuf_free(&track.msgid);
-    return rc;
+    pout_init(&none, NULL, 0);
+    ctx->collecting = true;
+    rc = pmime_entity(ctx, msg, len, 0, false, &none);
+    pout_free(&none);
+    if (rc == 0)
+        rc = pnames_prepare(&ctx->names, ctx->err);
+    if (rc != 0)
+        return rc;
+    ctx->collecting = false;
+    size_t known = ctx->names.n_canon;
+    rc = pmime_entity(ctx, msg, len, 0, false, out);
+    if (rc != 0 || ctx->names.n_canon == known)
+        return rc;
+    /* Names learnt from salutations and signatures may occur earlier in the message
+     * (subject, file names): one more pass with everything learnt. */
+    pout_free(out);
+    pout_init(out, msg, len);
+    ptokens_reset_list(&ctx->tokens);
+    return pmime_entity(ctx, msg, len, 0, false, out);
 }
 
 /* restore(out) == msg, checked without building the restored copy: the output between
@@ -222,6 +177,8 @@ int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
     *out = NULL;
     if (msg == NULL)
         msg = empty;
+    ctx.msg = msg;
+    ctx.msg_len = len;
     pnames_init(&ctx.names);
     ptokens_init(&ctx.tokens);
     pout_init(&o, msg, len);

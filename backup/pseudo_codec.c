@@ -4,7 +4,6 @@
  * stays valid MIME. */
 #include "backup/pseudo_int.h"
 
-#include <stdint.h>
 #include <string.h>
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -60,8 +59,9 @@ int pcodec_b64_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *
     if (rc != 0)
         return rc;
     o = out->p + out->len;
-    /* Whole groups of four data characters (the bulk of every line) at once. */
-    while (bits == 0 && len - i >= 4) {
+    /* Whole groups of four data characters (the bulk of every line) at once; the rest
+     * (line ends, junk, padding, a short tail) byte by byte below. */
+    while (len - i >= 4) {
         unsigned a = B64V[in[i]], b = B64V[in[i + 1]], c = B64V[in[i + 2]], d = B64V[in[i + 3]];
         if ((a | b | c | d) >= 64)
             break;
@@ -212,6 +212,11 @@ int pcodec_qp_encode(const unsigned char *in, size_t len, const char *eol, pbuf 
         size_t n;
         bool hard = false;
 
+        if (c >= 33 && c <= 126 && c != '=' && col < 75) {
+            out->p[out->len++] = c;     /* the common case, as below but without checks */
+            col++;
+            continue;
+        }
         if (crlf && c == '\r' && i + 1 < len && in[i + 1] == '\n') {
             hard = true;
             i++;

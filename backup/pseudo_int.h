@@ -152,7 +152,10 @@ typedef struct pnames {
     unsigned char **canon;  /* normalised (NFC, case-folded) value per distinct name */
     size_t *canon_len;
     size_t n_canon, cap_canon;
-    unsigned char first[256];   /* a text byte that can start some pattern */
+    /* Per text byte: bit l (l < 63; bit 63: 63 or longer) set when some pattern can start
+     * with that byte and has a first word of l bytes.  A word that passes neither is not
+     * hashed at all (see pnames_could_match). */
+    uint64_t first[256];
     /* Patterns chained by the hash of their folded first word (longest first), so a word
      * of text is compared only with patterns that begin with that same word.  The arrays
      * are kept between prepares (cap_index entries of khash/next, 2 * cap_heads of heads:
@@ -173,16 +176,15 @@ int pnames_prepare(pnames *n, mr_error *err);
  * the canon index. */
 size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t i, size_t we,
                     size_t *canon);
-/* The two hashes pnames_match looks a word up by (UTF-8 and Latin-1 folding; equal for an
- * ASCII word), and pnames_match given them. */
-void pnames_word_hashes(const unsigned char *t, size_t i, size_t we, uint64_t h[2],
-                        bool *ascii);
-size_t pnames_match_h(const pnames *n, const unsigned char *t, size_t len, size_t i,
-                      const uint64_t h[2], bool ascii, size_t *canon);
-/* Signature of the word w[0, l) folded as a UTF-8 or Latin-1 pattern, and of pattern i's
- * first word: a pattern can only match where the word's signature equals its own. */
-uint64_t pnames_sig(const unsigned char *w, size_t l, bool latin1);
-uint64_t pnames_pat_sig(const pnames *n, size_t i);
+
+/* Quick filter before pnames_match: can a pattern start with the word t[i, we)? */
+static inline bool pnames_could_match(const pnames *n, const unsigned char *t, size_t i,
+                                      size_t we)
+{
+    size_t l = we - i;
+
+    return (n->first[t[i]] >> (l < 63 ? l : 63)) & 1u;
+}
 
 /* Known personal addresses (normalised), for Message-ID rules. */
 typedef struct paddrs {
@@ -195,39 +197,32 @@ int paddrs_add(paddrs *a, const unsigned char *norm, size_t len, mr_error *err);
 
 /* ---- context ----------------------------------------------------------------------- */
 
-/* One walk normally does everything: names and addresses are learnt as the walk meets
- * them (address headers, salutations in bodies), and text is scanned with what is known
- * by then.  Knowledge learnt later matters to text already scanned only if that text
- * held a word a new name pattern starts with (or a new address, in Message-ID-like
- * headers).  The walk records exactly that, and when it happened the walk is repeated
- * with everything known (as a collecting pass would have known it). */
-#define PTRACK_BITS 8192
+/* Decoded (base64 / quoted-printable) bodies kept from pass 1 for the passes after it:
+ * decoding twice costs more than keeping them, up to these bounds. */
+#define PDEC_CACHE_MAX 32
+#define PDEC_CACHE_BYTES (4u << 20)
 
-struct ptrack {
-    bool on;                /* record and check in this walk */
-    bool stale;             /* some scanned text may now scan differently: walk again */
-    uint64_t seen[PTRACK_BITS / 64];   /* signatures of words names were looked up at */
-    pbuf msgid;             /* lower-cased Message-ID-like texts scanned so far */
+struct pdec_entry {
+    const unsigned char *src;   /* the encoded body, in the message itself */
+    size_t src_len;
+    pbuf dec;
 };
 
 struct pseudo_ctx {
     const pseudo_key *key;
     const struct pseudo_policy *pol;
-    bool learn;             /* collect names and addresses while walking (first walk) */
-    struct ptrack *track;   /* NULL: nothing recorded */
+    bool collecting;        /* pass 1: only collect names and addresses */
     pnames names;
     paddrs addrs;
     ptokens tokens;
-    /* Scratch buffers reused for every address header, freed with the context. */
+    /* Scratch buffers reused for every address header (pass 1), freed with the context. */
     pbuf phrase, addr, comment, utf8;
+    const unsigned char *msg;   /* the whole message (bodies inside it can be cached) */
+    size_t msg_len;
+    struct pdec_entry dec_cache[PDEC_CACHE_MAX];
+    size_t n_dec, dec_bytes;
     mr_error *err;
 };
-
-/* Learn a name (pnames_add) or a personal address (paddrs_add) and check it against what
- * was scanned before; mid_scan: learnt by the scanner itself, in the middle of a text. */
-int pseudo_learn_name(struct pseudo_ctx *ctx, const unsigned char *utf8, size_t len,
-                      bool mid_scan);
-int pseudo_learn_addr(struct pseudo_ctx *ctx, const unsigned char *norm, size_t len);
 
 /* Is a normalised (lower-case) address the fund's own? */
 bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size_t len);
@@ -256,7 +251,7 @@ typedef int (*pscan_emit)(void *arg, const struct pmatch *m);
 int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
               unsigned flags, pscan_emit emit, void *arg, mr_error *err);
 
-/* Learn names from salutations and signatures ("Hej Søren", "Mvh\nMette Hansen"). */
+/* Pass 1: learn names from salutations and signatures ("Hej Søren", "Mvh\nMette Hansen"). */
 int pscan_learn(struct pseudo_ctx *ctx, const unsigned char *t, size_t len);
 
 /* Flags for a policy (everything the policy turns on, plus escaping). */
@@ -265,7 +260,6 @@ unsigned pscan_policy_flags(const struct pseudo_policy *pol);
 /* ---- pseudo_text.c ----------------------------------------------------------------- */
 
 #define PTEXT_HTML   0x100u  /* decode HTML entities and %XX before scanning */
-#define PTEXT_BODY   0x200u  /* body text: names in salutations are learnt from it */
 
 /* Scan plain (already decoded) text and write it with replacements to out. */
 int ptext_plain(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, unsigned flags,

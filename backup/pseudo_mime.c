@@ -1,8 +1,8 @@
 /* pseudo_mime.c — walks one entity: header fields by kind, then the body by MIME type.
- * In the first walk (ctx->learn) display names and addresses of address headers at every
- * level are learnt as they are met, before their own value is scanned.  Every byte of
- * the entity is written exactly once (copied, or replaced through an edit), so a parse
- * that goes wrong can only cost recall, never the byte-exact restore. */
+ * The same walk runs twice: pass 1 (ctx->collecting) only gathers display names and
+ * addresses from address headers at every level; pass 2 writes the output.  Every byte of
+ * the entity is written exactly once in pass 2 (copied, or replaced through an edit), so a
+ * parse that goes wrong can only cost recall, never the byte-exact restore. */
 #include "backup/pseudo_int.h"
 
 #include <stdint.h>
@@ -150,7 +150,7 @@ static int collect_mailbox(struct pseudo_ctx *ctx, pbuf *phrase, pbuf *addr, pbu
                              NULL) == 0) {
         own = pseudo_is_own(ctx, norm, nlen);
         if (!own)
-            rc = pseudo_learn_addr(ctx, norm, nlen);
+            rc = paddrs_add(&ctx->addrs, norm, nlen, ctx->err);
         if (norm != nbuf)
             free(norm);
     }
@@ -159,7 +159,7 @@ static int collect_mailbox(struct pseudo_ctx *ctx, pbuf *phrase, pbuf *addr, pbu
         u->len = 0;
         rc = ptext_header_utf8(name->p, name->len, u, ctx->err);
         if (rc == 0 && u->len > 0)
-            rc = pseudo_learn_name(ctx, u->p, u->len, false);
+            rc = pnames_add(&ctx->names, u->p, u->len, ctx->err);
     }
     phrase->len = addr->len = comment->len = 0;
     return rc;
@@ -272,11 +272,8 @@ static int header_field(struct pseudo_ctx *ctx, const unsigned char *p, size_t f
         parse_ctype(p + vs, fe - vs, info);
     if (cls == H_CTE)
         info->cte = parse_cte(p + vs, fe - vs);
-    if (ctx->learn && cls == H_ADDR) {
-        rc = collect_addresses(ctx, p + vs, fe - vs);
-        if (rc != 0)
-            return rc;
-    }
+    if (ctx->collecting)
+        return cls == H_ADDR ? collect_addresses(ctx, p + vs, fe - vs) : 0;
     rc = pout_copy(out, p + fs, vs - fs, ctx->err);
     if (rc != 0)
         return rc;
@@ -305,6 +302,35 @@ static int header_field(struct pseudo_ctx *ctx, const unsigned char *p, size_t f
 static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                        const struct entity_info *info, pout *out);
 
+/* The decoded form of an encoded body: from the cache (decoded in pass 1), else decoded
+ * now.  *cached tells the caller not to free it. */
+static int body_decode(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                       const struct entity_info *info, pbuf *dec, bool *cached)
+{
+    int rc;
+
+    *cached = false;
+    for (size_t i = 0; i < ctx->n_dec; i++) {
+        if (ctx->dec_cache[i].src == b && ctx->dec_cache[i].src_len == len) {
+            *dec = ctx->dec_cache[i].dec;
+            *cached = true;
+            return 0;
+        }
+    }
+    rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, len, dec, ctx->err)
+                              : pcodec_qp_decode(b, len, dec, ctx->err);
+    /* Only bodies in the message itself: a body inside a decoded (and freed) buffer has
+     * no stable address to be found again by. */
+    if (rc == 0 && ctx->collecting && b >= ctx->msg && len <= ctx->msg_len &&
+        (size_t)(b - ctx->msg) <= ctx->msg_len - len && ctx->n_dec < PDEC_CACHE_MAX &&
+        dec->len <= PDEC_CACHE_BYTES - ctx->dec_bytes) {
+        ctx->dec_cache[ctx->n_dec++] = (struct pdec_entry){.src = b, .src_len = len, .dec = *dec};
+        ctx->dec_bytes += dec->len;
+        *cached = true;
+    }
+    return rc;
+}
+
 /* A body in base64 or quoted-printable: decode, process, and if anything changed
  * re-encode in the same encoding; the edit covers the whole encoded body. */
 static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
@@ -313,21 +339,21 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
     pbuf dec = {0}, enc = {0};
     pout tmp;
     const char *eol = pcodec_eol_of(b, len);
+    bool cached = false;
     int rc;
 
     pout_init(&tmp, NULL, 0);
-    rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, len, &dec, ctx->err)
-                              : pcodec_qp_decode(b, len, &dec, ctx->err);
+    rc = body_decode(ctx, b, len, info, &dec, &cached);
     if (rc == 0 && dec.len > 0) {
         if (as_message)
             rc = pmime_entity(ctx, dec.p, dec.len, depth + 1, false, &tmp);
         else
             rc = ptext_plain(ctx, dec.p, dec.len,
-                             (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) | PTEXT_BODY |
+                             (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) |
                                  (strcmp(info->subtype, "html") == 0 ? PTEXT_HTML : 0),
                              &tmp);
     }
-    if (rc == 0) {
+    if (rc == 0 && !ctx->collecting) {
         if (tmp.buf.len == dec.len && (dec.len == 0 || memcmp(tmp.buf.p, dec.p, dec.len) == 0)) {
             rc = pout_copy(out, b, len, ctx->err);
         } else {
@@ -340,7 +366,8 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
                 rc = pout_replace(out, b, len, enc.p, enc.len, ctx->err);
         }
     }
-    pbuf_free(&dec);
+    if (!cached)
+        pbuf_free(&dec);
     pbuf_free(&enc);
     pout_free(&tmp);
     return rc;
@@ -374,11 +401,19 @@ static bool next_delimiter(const unsigned char *b, size_t len, size_t from,
                            const struct entity_info *info, size_t *dstart, size_t *dend,
                            bool *close)
 {
-    size_t at = from;
-    bool line_start = from == 0 || b[from - 1] == '\n';
+    unsigned char needle[2 + sizeof info->boundary];
+    size_t nl = 2 + info->boundary_len, at = from;
 
+    /* Candidates are the places "--boundary" occurs that begin a line (found with
+     * memmem rather than by looking at every line). */
+    needle[0] = needle[1] = '-';
+    memcpy(needle + 2, info->boundary, info->boundary_len);
     while (at < len) {
-        if (line_start) {
+        const unsigned char *hit = memmem(b + at, len - at, needle, nl);
+        if (hit == NULL)
+            return false;
+        at = (size_t)(hit - b);
+        if (at == 0 || b[at - 1] == '\n') {
             size_t e = delimiter_at(b, len, at, info->boundary, info->boundary_len, close);
             if (e != 0) {
                 size_t ds = at;
@@ -392,11 +427,12 @@ static bool next_delimiter(const unsigned char *b, size_t len, size_t from,
                 return true;
             }
         }
-        const unsigned char *nl = memchr(b + at, '\n', len - at);
-        if (nl == NULL)
+        /* Nothing else on this line can begin it: go on at the next line, which keeps
+         * the search linear whatever the boundary and the text. */
+        const unsigned char *eol = memchr(b + at, '\n', len - at);
+        if (eol == NULL)
             return false;
-        at = (size_t)(nl - b) + 1;
-        line_start = true;
+        at = (size_t)(eol - b) + 1;
     }
     return false;
 }
@@ -404,7 +440,7 @@ static bool next_delimiter(const unsigned char *b, size_t len, size_t from,
 static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                           const struct entity_info *info, pout *out)
 {
-    unsigned flags = (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) | PTEXT_BODY;
+    unsigned flags = pscan_policy_flags(ctx->pol) & ~PSCAN_IP;
     bool digest = strcmp(info->subtype, "digest") == 0, close = false;
     size_t ds, de, pos;
     int rc;
@@ -412,7 +448,7 @@ static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t
     if (!next_delimiter(b, len, 0, info, &ds, &de, &close))
         return ptext_plain(ctx, b, len, flags, out);   /* no parts: text as it is */
     rc = ptext_plain(ctx, b, ds, flags, out);           /* preamble */
-    if (rc == 0)
+    if (rc == 0 && !ctx->collecting)
         rc = pout_copy(out, b + ds, de - ds, ctx->err);
     pos = de;
     while (rc == 0 && !close) {
@@ -423,7 +459,7 @@ static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t
             return pmime_entity(ctx, b + pos, len - pos, depth + 1, digest, out);
         }
         rc = pmime_entity(ctx, b + pos, nds - pos, depth + 1, digest, out);
-        if (rc == 0)
+        if (rc == 0 && !ctx->collecting)
             rc = pout_copy(out, b + nds, nde - nds, ctx->err);
         pos = nde;
         close = nclose;
@@ -436,14 +472,14 @@ static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t
 static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                        const struct entity_info *info, pout *out)
 {
-    unsigned flags = (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) | PTEXT_BODY;
+    unsigned flags = pscan_policy_flags(ctx->pol) & ~PSCAN_IP;
     const char *t = info->type, *s = info->subtype;
 
     if (strcmp(t, "multipart") == 0) {
         if (info->boundary_len > 0 && info->cte == CTE_IDENTITY)
             return body_multipart(ctx, b, len, depth, info, out);
         if (info->cte != CTE_IDENTITY)   /* encoded multipart is invalid: leave it */
-            return pout_copy(out, b, len, ctx->err);
+            return ctx->collecting ? 0 : pout_copy(out, b, len, ctx->err);
         return ptext_plain(ctx, b, len, flags, out);
     }
     /* text/rfc822-headers (bounces) is a header block: walked like a message, so its
@@ -460,10 +496,12 @@ static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
         if (info->cte == CTE_IDENTITY)
             return ptext_plain(ctx, b, len, flags | (strcmp(s, "html") == 0 ? PTEXT_HTML : 0),
                                out);
+        if (ctx->collecting && !ctx->pol->names)
+            return 0;
         return body_encoded(ctx, b, len, depth, info, false, out);
     }
     /* Binary and other attachments are left alone (their file names are in headers). */
-    return pout_copy(out, b, len, ctx->err);
+    return ctx->collecting ? 0 : pout_copy(out, b, len, ctx->err);
 }
 
 int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int depth,
@@ -475,8 +513,7 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
 
     if (depth > PSEUDO_MAX_DEPTH) {
         /* Absurd nesting: opaque text, scanned raw. */
-        return ptext_plain(ctx, p, len,
-                           (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) | PTEXT_BODY, out);
+        return ptext_plain(ctx, p, len, pscan_policy_flags(ctx->pol) & ~PSCAN_IP, out);
     }
     while (i < len && rc == 0 && !blank_line(p, len, i)) {
         size_t fs = i, fe = line_end(p, len, i);
@@ -489,7 +526,8 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
         return rc;
     if (i < len) {
         size_t b = line_end(p, len, i);   /* the blank line */
-        rc = pout_copy(out, p + i, b - i, ctx->err);
+        if (!ctx->collecting)
+            rc = pout_copy(out, p + i, b - i, ctx->err);
         i = b;
     }
     if (!info.has_type) {

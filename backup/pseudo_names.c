@@ -326,7 +326,6 @@ int pnames_prepare(pnames *n, mr_error *err)
 {
     struct len_idx stack_li[64], *li = stack_li;
     size_t nh = 16;
-    bool keys[2][256];
 
     if (n->prepared)
         return 0;
@@ -369,7 +368,6 @@ int pnames_prepare(pnames *n, mr_error *err)
         n->n_heads = nh;
         for (size_t h = 0; h < nh; h++)
             n->heads[h] = tails[h] = SIZE_MAX;
-        memset(keys, 0, sizeof keys);
         /* Appending in longest-first order keeps every chain longest first. */
         for (size_t i = 0; i < n->n_pats; i++) {
             size_t p = li[i].idx, slot;
@@ -381,16 +379,22 @@ int pnames_prepare(pnames *n, mr_error *err)
             else
                 n->next[tails[slot]] = p;
             tails[slot] = p;
-            keys[n->pats[p].latin1][first_key(&n->pats[p])] = true;
+            /* The text bytes that fold (as this pattern's variant folds) to its folded
+             * first byte can start it; a word can only match it when it is as long as
+             * its first word (they are compared up to the word's end). */
+            const struct pname_pat *pp = &n->pats[p];
+            unsigned char k = first_key(pp);
+            size_t fw = 0;
+            while (fw < pp->len && word_byte(pp->pat[fw]))
+                fw++;
+            uint64_t bit = 1ull << (fw < 63 ? fw : 63);
+            n->first[k] |= bit;
+            if ((k >= 'a' && k <= 'z') || (pp->latin1 && k >= 0xE0 && k <= 0xFE && k != 0xF7))
+                n->first[k - 32] |= bit;
         }
     }
     if (li != stack_li)
         free(li);
-    /* A text byte can start a pattern when it folds (as that pattern's variant folds) to
-     * some pattern's folded first byte. */
-    for (int b = 0; b < 256; b++)
-        n->first[b] = keys[0][fold_ascii((unsigned char)b)] ||
-                      keys[1][fold_latin1((unsigned char)b)];
     n->prepared = true;
     return 0;
 }
@@ -436,58 +440,20 @@ static size_t pat_match(const struct pname_pat *p, const unsigned char *t, size_
     return j - i;
 }
 
-void pnames_word_hashes(const unsigned char *t, size_t i, size_t we, uint64_t h[2],
-                        bool *ascii)
-{
-    bool a = true;
-
-    for (size_t j = i; j < we && a; j++)
-        a = t[j] < 0x80;
-    /* Both variants fold ASCII alike: one hash for an ASCII word. */
-    h[0] = word_hash(t, i, we, false);
-    h[1] = a ? h[0] : word_hash(t, i, we, true);
-    *ascii = a;
-}
-
-/* Signature of a word as a pattern of this variant would fold it: its length and its
- * first, second and last folded bytes.  Cheap enough for every word of every text, and
- * equal whenever the folded words are equal (which a pattern needs to match there). */
-uint64_t pnames_sig(const unsigned char *w, size_t l, bool latin1)
-{
-    unsigned a, b = 0, z;
-
-    if (l == 0)
-        return 0;
-    if (latin1) {
-        a = fold_latin1(w[0]);
-        b = l > 1 ? fold_latin1(w[1]) : 0;
-        z = fold_latin1(w[l - 1]);
-    } else {
-        a = fold_utf8(0, w[0]);
-        b = l > 1 ? fold_utf8(w[0], w[1]) : 0;
-        z = fold_utf8(l > 1 ? w[l - 2] : 0, w[l - 1]);
-    }
-    return ((uint64_t)(l > 0xFFFF ? 0xFFFF : l) << 24 | a << 16 | b << 8 | z) *
-           0x9E3779B97F4A7C15ULL;
-}
-
-uint64_t pnames_pat_sig(const pnames *n, size_t i)
-{
-    const struct pname_pat *p = &n->pats[i];
-    size_t we = 0;
-
-    while (we < p->len && word_byte(p->pat[we]))
-        we++;
-    return pnames_sig(p->pat, we, p->latin1);
-}
-
-size_t pnames_match_h(const pnames *n, const unsigned char *t, size_t len, size_t i,
-                      const uint64_t h[2], bool ascii, size_t *canon)
+size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t i, size_t we,
+                    size_t *canon)
 {
     size_t best = 0;
+    bool ascii = true;
+    uint64_t h[2];
 
     if (n->n_heads == 0)
         return 0;
+    for (size_t j = i; j < we && ascii; j++)
+        ascii = t[j] < 0x80;
+    /* Both variants fold ASCII alike: one hash and one chain walk for an ASCII word. */
+    h[0] = word_hash(t, i, we, false);
+    h[1] = ascii ? h[0] : word_hash(t, i, we, true);
     for (int v = 0; v < (ascii ? 1 : 2); v++) {
         for (size_t p = n->heads[h[v] & (n->n_heads - 1)]; p != SIZE_MAX; p = n->next[p]) {
             const struct pname_pat *pp = &n->pats[p];
@@ -505,18 +471,6 @@ size_t pnames_match_h(const pnames *n, const unsigned char *t, size_t len, size_
         }
     }
     return best;
-}
-
-size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t i, size_t we,
-                    size_t *canon)
-{
-    uint64_t h[2];
-    bool ascii;
-
-    if (n->n_heads == 0)
-        return 0;
-    pnames_word_hashes(t, i, we, h, &ascii);
-    return pnames_match_h(n, t, len, i, h, ascii, canon);
 }
 
 void paddrs_free(paddrs *a)

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 static inline bool is_digit(unsigned char c)
 {
     return c >= '0' && c <= '9';
@@ -46,6 +50,42 @@ static const unsigned char WORD[256] = {
 static inline bool word_byte(unsigned char c)
 {
     return WORD[c] != 0;
+}
+
+#ifdef __SSE2__
+/* Bit k set when t[k] (0 <= k < 16) is a word byte (the classes of WORD[]). */
+static inline unsigned word_mask16(const unsigned char *t)
+{
+    const __m128i lo_d = _mm_set1_epi8('0' - 1), hi_d = _mm_set1_epi8('9' + 1);
+    const __m128i lo_a = _mm_set1_epi8('a' - 1), hi_a = _mm_set1_epi8('z' + 1);
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)t);
+    /* Signed compares: bytes >= 0x80 are negative, so only ASCII falls in the ranges;
+     * those bytes are word bytes through the sign-bit mask instead. */
+    __m128i dig = _mm_and_si128(_mm_cmpgt_epi8(b, lo_d), _mm_cmplt_epi8(b, hi_d));
+    __m128i l = _mm_or_si128(b, _mm_set1_epi8(0x20));
+    __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(l, lo_a), _mm_cmplt_epi8(l, hi_a));
+    __m128i w = _mm_or_si128(_mm_or_si128(dig, alpha), _mm_cmpeq_epi8(b, _mm_set1_epi8('_')));
+
+    return (unsigned)_mm_movemask_epi8(w) | (unsigned)_mm_movemask_epi8(b);
+}
+#endif
+
+/* End of the word that continues at t[j]: the first non-word byte at or after j.  Words
+ * end unpredictably, so a byte-at-a-time loop mispredicts once per word; with SSE2 the
+ * bytes are classified 16 at a time. */
+static inline size_t word_end(const unsigned char *t, size_t len, size_t j)
+{
+#ifdef __SSE2__
+    while (len - j >= 16) {
+        unsigned m = word_mask16(t + j) ^ 0xFFFFu;
+        if (m != 0)
+            return j + (size_t)__builtin_ctz(m);
+        j += 16;
+    }
+#endif
+    while (j < len && WORD[t[j]])
+        j++;
+    return j;
 }
 
 static inline bool local_char(unsigned char c)
@@ -86,23 +126,41 @@ struct span {
     size_t start, end;
 };
 
+/* Address spans of one text: a few fit in the inline array (most texts are header
+ * values and short bodies), more go to the heap. */
+#define SPANS_INLINE 16
+
 struct spans {
     struct span *v;
     size_t n, cap;
+    struct span inl[SPANS_INLINE];
 };
 
 static int spans_push(struct spans *s, size_t a, size_t b, mr_error *err)
 {
+    if (s->v == NULL) {
+        s->v = s->inl;
+        s->cap = SPANS_INLINE;
+    }
     if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        struct span *nv = realloc(s->v, cap * sizeof *nv);
+        size_t cap = s->cap * 2;
+        struct span *nv = s->v == s->inl ? malloc(cap * sizeof *nv)
+                                         : realloc(s->v, cap * sizeof *nv);
         if (nv == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory scanning addresses");
+        if (s->v == s->inl)
+            memcpy(nv, s->inl, sizeof s->inl);
         s->v = nv;
         s->cap = cap;
     }
     s->v[s->n++] = (struct span){a, b};
     return 0;
+}
+
+static void spans_free(struct spans *s)
+{
+    if (s->v != s->inl)
+        free(s->v);
 }
 
 /* The address around t[at] == '@', not starting before lo; false if it is none. */
@@ -431,12 +489,17 @@ static size_t cap_word(const unsigned char *t, size_t len, size_t i)
 
 static bool stop_word(const unsigned char *t, size_t len)
 {
-    static const char *const words[] = {"Medlem", "Kunde", "Alle", "Jer", "Team", "Sir",
-                                        "Madam", "Tak", "Jeg", "Vi", "Du", "De", "Med",
-                                        "Venlig", "Hilsen", "Mvh", "Kontakt"};
+#define SW(s) {s, sizeof s - 1}
+    static const struct {
+        const char *w;
+        size_t len;
+    } words[] = {SW("Medlem"), SW("Kunde"), SW("Alle"), SW("Jer"), SW("Team"), SW("Sir"),
+                 SW("Madam"), SW("Tak"), SW("Jeg"), SW("Vi"), SW("Du"), SW("De"), SW("Med"),
+                 SW("Venlig"), SW("Hilsen"), SW("Mvh"), SW("Kontakt")};
+#undef SW
 
     for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
-        if (strlen(words[k]) == len && memcmp(words[k], t, len) == 0)
+        if (words[k].len == len && memcmp(words[k].w, t, len) == 0)
             return true;
     return false;
 }
@@ -580,40 +643,28 @@ static size_t name_after_keyword(const unsigned char *t, size_t len, size_t i, s
 int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
               unsigned flags, pscan_emit emit, void *arg, mr_error *err)
 {
-    struct spans em = {0};
+    struct spans em;
     bool names = (flags & PSCAN_NAME) && ctx->names.n_pats > 0;
     size_t ei = 0, next_e, i = 0, forced_s = SIZE_MAX, forced_e = 0;
     bool guess = (flags & PSCAN_NAME) != 0;
-    struct ptrack *track = (ctx->track != NULL && ctx->track->on) ? ctx->track : NULL;
     int rc = 0;
 
     if (len == 0)
         return 0;
-    if (flags & PSCAN_MSGID) {
-        if (!(flags & PSCAN_EMAIL))
-            return 0;
-        if (track != NULL) {
-            /* Kept (lower-cased) so that an address learnt later can be checked. */
-            rc = pbuf_reserve(&track->msgid, len + 1, err);
-            if (rc != 0)
-                return rc;
-            for (size_t k = 0; k < len; k++)
-                track->msgid.p[track->msgid.len++] = lower(t[k]);
-            track->msgid.p[track->msgid.len++] = '\0';
-        }
-        return find_known(ctx, t, len, emit, arg);
-    }
+    if (flags & PSCAN_MSGID)
+        return (flags & PSCAN_EMAIL) ? find_known(ctx, t, len, emit, arg) : 0;
+    em.v = NULL;
+    em.n = em.cap = 0;
     if (flags & PSCAN_EMAIL) {
         rc = find_emails(t, len, &em, err);
         if (rc != 0) {
-            free(em.v);
+            spans_free(&em);
             return rc;
         }
     }
     /* Names learnt since the last prepare are not in the buckets yet: then no name
      * matching in this text (callers prepare before each text; see ptext_plain). */
     names = names && ctx->names.prepared;
-    const unsigned char *name_first = ctx->names.first;
     next_e = em.n ? em.v[0].start : len;
     while (i < len) {
         unsigned char c = t[i];
@@ -642,14 +693,16 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
                        (end = ipv6_at(t, len, i)) != 0) {
                 m.kind = PSEUDO_IP;
             } else {
+                /* A run of separators (blanks, punctuation) starts nothing: skip it,
+                 * stopping at the next address. */
                 i++;
+                while (i < next_e && !WORD[t[i]] && t[i] != '+' && t[i] != ':')
+                    i++;
                 continue;
             }
             we = i + 1;
         } else {
-            we = i + 1;
-            while (we < len && WORD[t[we]])
-                we++;
+            we = word_end(t, len, i + 1);
             if ((flags & PSCAN_IP) && is_hex(c) &&
                 (i == 0 || !(t[i - 1] == ':' || t[i - 1] == '.') ||
                  (i >= 5 && lower(t[i - 5]) == 'i' && lower(t[i - 4]) == 'p' &&
@@ -677,20 +730,7 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
                 m.kind = c == 'C' ? PSEUDO_CPR : c == 'T' ? PSEUDO_PHONE
                          : c == 'N' ? PSEUDO_NAME : PSEUDO_IP;
             }
-            if (end == 0 && track != NULL && (flags & PSCAN_NAME) && !is_digit(c)) {
-                /* A name learnt later that starts with this word would be compared
-                 * here: remember the word (see struct ptrack). */
-                uint64_t sg = pnames_sig(t + i, we - i, false);
-                track->seen[(sg >> 51) % (PTRACK_BITS / 64)] |= 1ull << (sg >> 45 & 63);
-                for (size_t k = i; k < we; k++) {
-                    if (t[k] >= 0x80) {
-                        sg = pnames_sig(t + i, we - i, true);
-                        track->seen[(sg >> 51) % (PTRACK_BITS / 64)] |= 1ull << (sg >> 45 & 63);
-                        break;
-                    }
-                }
-            }
-            if (end == 0 && names && name_first[c] && !is_digit(c)) {
+            if (end == 0 && names && !is_digit(c) && pnames_could_match(&ctx->names, t, i, we)) {
                 size_t canon = 0, ml = pnames_match(&ctx->names, t, len, i, we, &canon);
                 if (ml != 0) {
                     end = i + ml;
@@ -725,7 +765,7 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
         /* Nothing starts inside a word: go to its end (never past the next address). */
         i = we < next_e ? we : (i < next_e ? next_e : i + 1);
     }
-    free(em.v);
+    spans_free(&em);
     return rc;
 }
 
@@ -737,14 +777,14 @@ int pscan_learn(struct pseudo_ctx *ctx, const unsigned char *t, size_t len)
         size_t we, ns, ne = 0;
         if (!WORD[t[i]]) {
             i++;
+            while (i < len && !WORD[t[i]])
+                i++;
             continue;
         }
-        we = i + 1;
-        while (we < len && WORD[t[we]])
-            we++;
+        we = word_end(t, len, i + 1);
         ns = kw_candidate(t, i, we) ? name_after_keyword(t, len, i, we) : 0;
         if (ns != 0 && name_words(t, len, ns, &ne)) {
-            int rc = pseudo_learn_name(ctx, t + ns, ne - ns, false);
+            int rc = pnames_add(&ctx->names, t + ns, ne - ns, ctx->err);
             if (rc != 0)
                 return rc;
             i = ne;

@@ -227,7 +227,7 @@ static int replacement(struct pseudo_ctx *ctx, const unsigned char *text,
     }
     if (m->kind == PSEUDO_NAME && m->canon == SIZE_MAX) {
         /* A name found by position: learn it (and its parts) for the rest of the message. */
-        rc = pseudo_learn_name(ctx, text + m->start, m->end - m->start, true);
+        rc = pnames_add(&ctx->names, text + m->start, m->end - m->start, ctx->err);
         if (rc != 0)
             return rc;
         rc = ptoken_normalise_buf(PSEUDO_NAME, text + m->start, m->end - m->start, nbuf,
@@ -359,13 +359,8 @@ int ptext_plain(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, un
 {
     int rc;
 
-    if (ctx->learn && (flags & PTEXT_BODY) && ctx->pol->names) {
-        /* Salutations and signatures in a body name people: learnt before the body is
-         * scanned, so the name is replaced everywhere in it. */
-        rc = pscan_learn(ctx, src, len);
-        if (rc != 0)
-            return rc;
-    }
+    if (ctx->collecting)
+        return ctx->pol->names ? pscan_learn(ctx, src, len) : 0;
     if ((flags & PTEXT_HTML) && len > PTEXT_HTML_CHUNK) {
         /* The HTML view costs 17 bytes per byte: bound it by working in pieces that end
          * at a line break (identifiers other than names never span one). */
@@ -533,6 +528,8 @@ int ptext_header(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, u
     struct eword w;
     int rc = 0;
 
+    if (ctx->collecting)
+        return 0;
     while (rc == 0 && next_run(src, len, i, &w, &run_end, &n_words)) {
         rc = ptext_plain(ctx, src + i, w.start - i, flags, out);
         if (rc == 0)
@@ -755,6 +752,8 @@ int ptext_ctype_params(struct pseudo_ctx *ctx, const unsigned char *src, size_t 
     size_t n, cursor = 0;
     int rc = 0;
 
+    if (ctx->collecting)
+        return 0;
     rc = pnames_prepare(&ctx->names, ctx->err);
     if (rc != 0)
         return rc;
