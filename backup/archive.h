@@ -41,7 +41,7 @@
 #include "common/error.h"
 #include "common/log.h"
 
-#define ARCHIVE_DEFAULT_VOLUME_MIB 64
+#define ARCHIVE_DEFAULT_VOLUME_MIB 8
 #define ARCHIVE_MANIFEST "manifest.json"
 #define ARCHIVE_FORMAT "mailret-batch/1"
 #define ARCHIVE_KEY_LEN 32
@@ -67,7 +67,7 @@ struct archive_options {
     time_t period_end;              /* the cutoff: messages before this */
     time_t created;                 /* 0 = now */
     time_t expires;                 /* required: created + retention, computed by caller */
-    size_t volume_size;             /* bytes, 0 = 64 MiB; see docs/ARCHIVE.md on the bound */
+    size_t volume_size;             /* bytes, 0 = 8 MiB; see docs/ARCHIVE.md on the bound */
     int compression_level;          /* 0-9; -1 = zlib default (6) */
     int workers;                    /* compression/encryption threads; 0 = 2 */
     X509 *content_holder;           /* IT's certificate */

@@ -119,6 +119,21 @@ int audit_open(audit_log **out, const char *path, mr_error *err)
         audit_close(log);
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     }
+    /* The first command on a fresh host (keys init-host) creates the state directory the
+     * log lives in; private, like everything else there. */
+    {
+        char *slash = strrchr(log->path, '/');
+        if (slash != NULL && slash != log->path) {
+            int rc;
+            *slash = '\0';
+            rc = durable_mkdirs(log->path, 0700, err);
+            *slash = '/';
+            if (rc != 0) {
+                audit_close(log);
+                return mr_error_prefix(err, "audit log");
+            }
+        }
+    }
     log->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, AUDIT_MODE);
     if (log->fd < 0) {
         int e = errno;

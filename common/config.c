@@ -598,7 +598,7 @@ static void apply_defaults(struct mr_config *cfg)
     cfg->imap.fetch_batch = 200;
     cfg->imap.max_message_size = 64 * MIB;
     cfg->members.backend = CONFIG_MEMBERS_SQLITE;
-    cfg->archive.volume_size = 64 * MIB;
+    cfg->archive.volume_size = 8 * MIB;
     cfg->archive.compression_level = 6;
     cfg->archive.workers = 0;
     cfg->retention.years = 5;

@@ -65,7 +65,7 @@ struct mr_config {
 
     struct {
         char *dir;                  /* required */
-        uint64_t volume_size;       /* bytes, default 64 MiB */
+        uint64_t volume_size;       /* bytes, default 8 MiB (memory: see docs/CONFIG.md) */
         int compression_level;      /* 0-9, default 6 */
         unsigned workers;           /* 0 = number of CPUs (default) */
     } archive;

@@ -332,6 +332,28 @@ static void test_missing_head(void **state)
 }
 
 /* A crash between the log fsync and the head write: accepted and adopted. */
+/* On a fresh host the state directory does not exist yet: opening the log creates it,
+ * private (0700), and the first record verifies. */
+static void test_open_creates_private_dir(void **state)
+{
+    struct fixture *fx = *state;
+    char path[700], dir[600];
+    audit_log *log = NULL;
+    struct stat st;
+    mr_error err;
+    size_t n = 0;
+
+    snprintf(dir, sizeof dir, "%s/new/state", fx->dir);
+    snprintf(path, sizeof path, "%s/audit.log", dir);
+    assert_int_equal(audit_open(&log, path, &err), 0);
+    assert_int_equal(audit_append(log, "test.first", NULL, 0, &err), 0);
+    audit_close(log);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(audit_verify(path, &n, &err), 0);
+    assert_int_equal(n, 1);
+}
+
 static void test_interrupted_append(void **state)
 {
     struct fixture *fx = *state;
@@ -415,7 +437,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_append_and_format), T(test_bad_fields_and_exact_values), T(test_edited_record),
         T(test_edited_every_byte), T(test_edited_last_record), T(test_removed_middle),
-        T(test_removed_tail), T(test_reordered), T(test_broken_json), T(test_missing_head),
+        T(test_removed_tail), T(test_reordered), T(test_broken_json), T(test_missing_head), T(test_open_creates_private_dir),
         T(test_interrupted_append), T(test_torn_append), T(test_concurrent_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

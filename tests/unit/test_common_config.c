@@ -110,7 +110,7 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(cfg->members.backend, CONFIG_MEMBERS_SQLITE);
     assert_string_equal(cfg->members.database, "/var/lib/mailret/members.sqlite");
     assert_null(cfg->members.case_pattern); /* ingest's built-in default applies */
-    assert_int_equal(cfg->archive.volume_size, 64ULL << 20);
+    assert_int_equal(cfg->archive.volume_size, 8ULL << 20);
     assert_int_equal(cfg->archive.compression_level, 6);
     assert_int_equal(cfg->archive.workers, 0);
     assert_string_equal(cfg->keys.pseudonym_key_file, "/var/lib/mailret/pseudonym.key");
