@@ -2,36 +2,9 @@
 # run alone).  A fresh test-server user with a generated corpus, a configuration for it,
 # and the routing check against the corpus's truth.
 [ -n "${BASH_SOURCE[1]:-}" ] || { echo "ingest_lib.sh: helper, nothing to test"; exit 0; }
-set -euo pipefail
-
-: "${MAILRET_BIN:?}" "${MAILRET_SOURCE_DIR:?}" "${MAILRET_TEST_IMAP_DIR:?}"
-ENV_FILE="$MAILRET_TEST_IMAP_DIR/env"
-[ -r "$ENV_FILE" ] || { echo "test server not running ($ENV_FILE missing)" >&2; exit 1; }
-# shellcheck disable=SC1090
-. "$ENV_FILE"
-SERVER_SCRIPT="$MAILRET_SOURCE_DIR/scripts/imap-test-server"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-T="$(mktemp -d "${TMPDIR:-/tmp}/ingest-test.XXXXXX")"
-trap 'rm -rf "$T"' EXIT
-
-# new_user NAME: create a user; sets USER_NAME, USER_PW, USER_MAILDIR.
-new_user() {
-    USER_NAME="$1$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    USER_PW="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    printf '%s\n' "$USER_PW" | "$SERVER_SCRIPT" add-user --dir "$MAILRET_TEST_IMAP_DIR" \
-        "$USER_NAME" - >/dev/null
-    USER_MAILDIR="${MAIL_ROOT//%u/$USER_NAME}"
-    printf '%s' "$USER_PW" > "$T/password"
-    chmod 600 "$T/password"
-}
-
-# gen_corpus COUNT SEED: generated mail straight into the user's INBOX; truth in $T/corpus.
-gen_corpus() {
-    python3 "$MAILRET_SOURCE_DIR/scripts/gen-corpus" --count "$1" --seed "$2" --out "$T/corpus" \
-        --maildir-into "$USER_MAILDIR" --quiet
-}
+TEST_PREFIX=ingest-test
+# shellcheck source=tests/integration/server_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/server_lib.sh"
 
 # write_config [extra [members] lines...]: $T/mailret.conf for the current user.
 write_config() {

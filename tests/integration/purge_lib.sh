@@ -3,38 +3,9 @@
 # IT's key pair and the host keys, a configuration, and the invariant check: every
 # original message is on the server or in a verified batch, by SHA-256, exactly once.
 [ -n "${BASH_SOURCE[1]:-}" ] || { echo "purge_lib.sh: helper, nothing to test"; exit 0; }
-set -euo pipefail
-
-: "${MAILRET_BIN:?}" "${MAILRET_SOURCE_DIR:?}" "${MAILRET_TEST_IMAP_DIR:?}"
-ENV_FILE="$MAILRET_TEST_IMAP_DIR/env"
-[ -r "$ENV_FILE" ] || { echo "test server not running ($ENV_FILE missing)" >&2; exit 1; }
-# shellcheck disable=SC1090
-. "$ENV_FILE"
-SERVER_SCRIPT="$MAILRET_SOURCE_DIR/scripts/imap-test-server"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-T="$(mktemp -d "${TMPDIR:-/tmp}/purge-test.XXXXXX")"
-trap 'rm -rf "$T"' EXIT
-
-# new_user PREFIX: sets USER_NAME, USER_MAILDIR; password in $T/password.
-new_user() {
-    USER_NAME="$1$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    local pw
-    pw="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    printf '%s\n' "$pw" | "$SERVER_SCRIPT" add-user --dir "$MAILRET_TEST_IMAP_DIR" \
-        "$USER_NAME" - >/dev/null
-    USER_MAILDIR="${MAIL_ROOT//%u/$USER_NAME}"
-    printf '%s' "$pw" > "$T/password"
-    chmod 600 "$T/password"
-}
-
-# gen_corpus COUNT SEED [MONTHS]: mail straight into the user's INBOX, internal dates
-# spread over MONTHS months up to 2026-11-20 (so most lie before the 1 Nov cutoff).
-gen_corpus() {
-    python3 "$MAILRET_SOURCE_DIR/scripts/gen-corpus" --count "$1" --seed "$2" \
-        --months "${3:-3}" --out "$T/corpus" --maildir-into "$USER_MAILDIR" --quiet
-}
+TEST_PREFIX=purge-test
+# shellcheck source=tests/integration/server_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/server_lib.sh"
 
 # write_config [PORT] [extra lines...]
 write_config() {
