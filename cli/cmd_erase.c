@@ -26,7 +26,7 @@ static void usage(FILE *out)
             "IT: record a person's erasure request.  Each identifier (one per line on\n"
             "standard input) is turned into its token under the pseudonym key and the line\n"
             "\"email:<token>\" or \"cpr:<token>\" is added to the erasure ledger\n"
-            "(<state dir>/erasure.ledger) unless already there.  The identifier itself is\n"
+            "([state] erasure_ledger) unless already there.  The identifier itself is\n"
             "stored nowhere.  Archives are immutable; every later restore leaves out the\n"
             "messages that carry a ledger token and reports how many.  Audited.\n"
             "Give the identifier on standard input (the default): a value on the command\n"
@@ -63,7 +63,6 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
     enum pseudo_kind kind = PSEUDO_EMAIL;
     int kinds = 0, o, rc;
     size_t n = 0;
-    char ledger[4096];
     mr_error err;
 
     if (cli_wants_help(argc, argv)) {
@@ -96,11 +95,9 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
         rc = cli_keys_load(cfg, CLI_NEED_PSEUDONYM_KEY, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
-    if (rc == 0)
-        rc = cli_state_path(cfg, PURGE_LEDGER_FILE, ledger, sizeof ledger, &err);
     if (rc == 0 && value != NULL) {
         log_warn(ctx->log, "identifier given on the command line: prefer standard input");
-        rc = record(&keys.pkey, kind, value, ledger, audit, &err);
+        rc = record(&keys.pkey, kind, value, cfg->state.erasure_ledger, audit, &err);
         n = 1;
     } else if (rc == 0) {
         char *line = NULL;
@@ -112,7 +109,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
                 line[--len] = '\0';
             if (len == 0)
                 continue;
-            rc = record(&keys.pkey, kind, line, ledger, audit, &err);
+            rc = record(&keys.pkey, kind, line, cfg->state.erasure_ledger, audit, &err);
             n++;
         }
         if (line != NULL) {

@@ -46,7 +46,7 @@ static void usage(FILE *out)
             "                     needs the pseudonym key: --pseudonym-key, [keys], or the\n"
             "                     copy sealed to IT in the vault)\n"
             "  --pseudonymised    no re-identification: the archived bytes (content key only)\n"
-            "  --ledger FILE      erasure ledger (default <state dir>/erasure.ledger);\n"
+            "  --ledger FILE      erasure ledger (default [state] erasure_ledger);\n"
             "                     messages carrying a listed token are always left out\n"
             "  --imap-mailbox NAME  APPEND into this mailbox on the configured [imap] server\n"
             "                     (created if missing) with original flags and INTERNALDATE\n"
@@ -250,7 +250,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         if (pkey_file == NULL)
             pkey_file = cfg->keys.pseudonym_key_file;
         if (o.ledger_path == NULL) {
-            snprintf(ledger_default, sizeof ledger_default, "%s/erasure.ledger", cfg->state.dir);
+            snprintf(ledger_default, sizeof ledger_default, "%s", cfg->state.erasure_ledger);
             if (access(ledger_default, F_OK) == 0)
                 o.ledger_path = ledger_default;
             else

@@ -100,6 +100,7 @@ static const struct key_def KEYS[] = {
     K("pseudonymisation", "own_addresses", KT_ADDRLIST, pseudonymisation.own_addresses),
     K("pseudonymisation", "own_domains", KT_DOMLIST, pseudonymisation.own_domains),
     K("state", "dir", KT_PATH, state.dir),
+    K("state", "erasure_ledger", KT_PATH, state.erasure_ledger),
     K("log", "level", KT_LEVEL, log.level),
     K("log", "file", KT_PATH, log.file),
     K("audit", "log", KT_PATH, audit.log),
@@ -577,6 +578,9 @@ static int finish(struct parse_ctx *c)
     if (cfg->retention.timezone == NULL &&
         (cfg->retention.timezone = strdup(MRTIME_DEFAULT_ZONE)) == NULL)
         goto nomem;
+    if (cfg->state.erasure_ledger == NULL &&
+        (cfg->state.erasure_ledger = join(cfg->state.dir, "erasure.ledger")) == NULL)
+        goto nomem;
     if (cfg->audit.log == NULL && (cfg->audit.log = join(cfg->state.dir, "audit.log")) == NULL)
         goto nomem;
     if (!key_set(c, "pseudonymisation", "own_addresses") &&
@@ -711,6 +715,7 @@ void config_free(struct mr_config *cfg)
     list_free(&cfg->pseudonymisation.own_domains);
     free(cfg->state.dir);
     free(cfg->log.file);
+    free(cfg->state.erasure_ledger);
     free(cfg->audit.log);
     free(cfg);
 }

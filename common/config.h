@@ -92,6 +92,7 @@ struct mr_config {
 
     struct {
         char *dir;                  /* default /var/lib/mailret */
+        char *erasure_ledger;       /* default <state dir>/erasure.ledger */
     } state;
 
     struct {

@@ -1,5 +1,5 @@
 /*
- * ledger.h — the erasure ledger, <state dir>/erasure.ledger: one "kind:token" per line
+ * ledger.h — the erasure ledger ([state] erasure_ledger): one "kind:token" per line
  * (the format restore_ledger_load in backup/restore.h reads), e.g. "email:ab12...".
  * A person's erasure request is recorded as the tokens their identifiers get under the
  * pseudonym key — never the identifier itself.  Archives stay immutable; every restore
@@ -16,7 +16,6 @@
 #include "common/audit.h"
 #include "common/error.h"
 
-#define PURGE_LEDGER_FILE "erasure.ledger"
 
 /* The ledger entry for one identifier: "<kind>:<token>" into out (at least 48 bytes). */
 int ledger_entry(const pseudo_key *key, enum pseudo_kind kind, const char *identifier,

@@ -126,6 +126,7 @@ static void test_minimal_defaults(void **state)
     assert_false(cfg->log.level_set);
     assert_null(cfg->log.file);
     assert_string_equal(cfg->audit.log, "/var/lib/mailret/audit.log");
+    assert_string_equal(cfg->state.erasure_ledger, "/var/lib/mailret/erasure.ledger");
     snprintf(want, sizeof want, "%s/mailret.conf", fx->dir);
     assert_string_equal(cfg->path, want);
     config_free(cfg);
@@ -189,6 +190,7 @@ static void test_every_key(void **state)
         "own_domains =\n"
         "[state]\n"
         "dir = /srv/mailret/state\n"
+        "erasure_ledger = ledger/erasure\n"
         "[log]\n"
         "level = debug\n"
         "file = /var/log/mailret.log\n"
@@ -244,6 +246,8 @@ static void test_every_key(void **state)
     assert_int_equal(cfg->pseudonymisation.own_addresses.n, 1);
     assert_int_equal(cfg->pseudonymisation.own_domains.n, 0);
     assert_string_equal(cfg->state.dir, "/srv/mailret/state");
+    snprintf(want, sizeof want, "%s/ledger/erasure", fx->dir);    /* relative to the file */
+    assert_string_equal(cfg->state.erasure_ledger, want);
     assert_int_equal(cfg->log.level, LOG_LEVEL_DEBUG);
     assert_true(cfg->log.level_set);
     assert_string_equal(cfg->log.file, "/var/log/mailret.log");
