@@ -339,6 +339,55 @@ static int parse_list(struct parse_ctx *c, const struct key_def *k, const char *
     return 1;
 }
 
+/* Patterns come from the operator, but glibc's regcomp can take unbounded memory on
+ * stacked repetition operators ("a+++++..."; found by fuzz_common_config), which POSIX
+ * leaves undefined in an ERE anyway.  Refuse them before regcomp sees them (the length
+ * is already bounded by the line limit).  Returns NULL or the reason. */
+static const char *regex_shape_problem(const char *v)
+{
+    bool prev_repeat = false;
+    size_t len = strlen(v);
+
+    for (size_t i = 0; i < len; i++) {
+        char ch = v[i];
+        bool repeat = false;
+
+        if (ch == '\\') {
+            i++;                        /* an escaped character is a literal */
+        } else if (ch == '[') {
+            /* A bracket expression: ']' right after '[' or '[^' is literal; [:class:],
+             * [=x=] and [.x.] hold no closing bracket of their own. */
+            i++;
+            if (i < len && v[i] == '^')
+                i++;
+            if (i < len && v[i] == ']')
+                i++;
+            while (i < len && v[i] != ']') {
+                if (v[i] == '[' && i + 1 < len && strchr(":=.", v[i + 1]) != NULL) {
+                    const char *end = strstr(v + i + 2, (char[]){ v[i + 1], ']', '\0' });
+                    if (end == NULL)
+                        break;
+                    i = (size_t)(end - v) + 1;
+                } else {
+                    i++;
+                }
+            }
+        } else if (ch == '*' || ch == '+' || ch == '?') {
+            repeat = true;
+        } else if (ch == '{') {
+            const char *close = strchr(v + i, '}');
+            if (close != NULL) {
+                i = (size_t)(close - v);
+                repeat = true;
+            }
+        }
+        if (repeat && prev_repeat)
+            return "consecutive repetition operators (undefined in a POSIX ERE)";
+        prev_repeat = repeat;
+    }
+    return NULL;
+}
+
 static int set_value(struct parse_ctx *c, const struct key_def *k, const char *v)
 {
     void *field = (char *)c->cfg + k->off;
@@ -351,8 +400,14 @@ static int set_value(struct parse_ctx *c, const struct key_def *k, const char *v
     case KT_ZONE: {
         char **s = field;
         if (k->type == KT_REGEX) {
+            const char *problem = regex_shape_problem(v);
             regex_t re;
-            int rc = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
+            int rc;
+
+            if (problem != NULL)
+                return ctx_error(c, c->line, MR_E_CONFIG, "%s: bad regular expression: %s",
+                                 k->name, problem);
+            rc = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
             if (rc != 0) {
                 char why[128];
                 regerror(rc, &re, why, sizeof why);

@@ -308,6 +308,20 @@ static void test_error_lines(void **state)
     expect_error(fx, MINIMAL "[imap]\ntls = ssl\n", 13, "imaps or starttls");
     expect_error(fx, MINIMAL "[members]\nbackend = ldap\n", 13, "sqlite, maildir or exec");
     expect_error(fx, MINIMAL "[members]\ncase_pattern = (Sag\n", 13, "bad regular expression");
+    /* Stacked repetition operators made glibc's regcomp take unbounded memory (found by
+     * fuzz_common_config): refused before regcomp. */
+    expect_error(fx, MINIMAL "[members]\ncase_pattern = s++++++++ag\n", 13,
+                 "consecutive repetition operators");
+    expect_error(fx, MINIMAL "[members]\ncase_pattern = (Sag)*{2}\n", 13,
+                 "consecutive repetition operators");
+    {
+        /* Repetition characters inside a bracket expression or escaped stay legal. */
+        mr_error ok_err;
+        struct mr_config *ok = load_text(fx, MINIMAL "[members]\ncase_pattern = [*+]+x\\++y\n", 0,
+                                         &ok_err);
+        assert_string_equal(ok->members.case_pattern, "[*+]+x\\++y");
+        config_free(ok);
+    }
     expect_error(fx, MINIMAL "[members]\nown_addresses = fund.dk\n", 13,
                  "not an e-mail address");
     expect_error(fx, MINIMAL "[members]\nown_domains = post@fund.dk\n", 13, "not a domain");
