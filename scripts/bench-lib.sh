@@ -65,7 +65,7 @@ PY
 
 # bl_bytes PATH...: total size in bytes of the regular files under PATH.
 bl_bytes() {
-    find "$@" -type f -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {printf "%d\n", s}'
+    find "$@" -type f -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {printf "%.0f\n", s}'
 }
 
 # bl_div A B [DIGITS]: A/B, or "null" when either is empty/null or B is 0.
