@@ -68,7 +68,14 @@ struct archive_batch {
     mr_error first_err;
     pthread_t threads[MAX_WORKERS];
     int n_threads;
+    /* Tar images (content, reid) whose volume is written, kept for the next volume:
+     * allocating 8 MiB afresh per volume costs page faults and lets every thread's malloc
+     * arena keep its own peak.  At most one per job alive, so bounded like the queue. */
+    struct mr_buf spare[2][MAX_WORKERS * 2 + 2];
+    size_t n_spare[2];
 };
+
+enum { SPARE_TAR, SPARE_REID };
 
 /* Plaintext budget per volume.  The ciphertext is gzip (worst case +0.03% and a few header
  * bytes) plus CMS framing (recipient info < 1 KiB, ~4 bytes of BER per 4 KiB chunk), so a
@@ -78,6 +85,31 @@ static size_t volume_plain_limit(size_t volume_size)
     size_t margin = volume_size / 256 + 4096;
 
     return volume_size > 2 * margin ? volume_size - margin : volume_size / 2;
+}
+
+/* A buffer from the spares (under b->mu), or an empty one. */
+static struct mr_buf spare_take(archive_batch *b, int kind)
+{
+    struct mr_buf out = { 0 };
+
+    pthread_mutex_lock(&b->mu);
+    if (b->n_spare[kind] > 0)
+        out = b->spare[kind][--b->n_spare[kind]];
+    pthread_mutex_unlock(&b->mu);
+    return out;
+}
+
+/* Wipe a tar image and keep its allocation for the next volume (or free it). */
+static void spare_give(archive_batch *b, int kind, struct mr_buf *buf)
+{
+    buf_wipe_reset(buf);
+    pthread_mutex_lock(&b->mu);
+    if (buf->data != NULL && b->n_spare[kind] < sizeof b->spare[kind] / sizeof b->spare[kind][0]) {
+        b->spare[kind][b->n_spare[kind]++] = *buf;
+        *buf = (struct mr_buf){ 0 };
+    }
+    pthread_mutex_unlock(&b->mu);
+    buf_free(buf);
 }
 
 static void job_free(struct vol_job *j)
@@ -98,9 +130,11 @@ static int job_new(archive_batch *b, mr_error *err)
     if (j == NULL)
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     j->no = ++b->next_no;
+    j->tar = spare_take(b, SPARE_TAR);
+    j->reid = spare_take(b, SPARE_REID);
     j->tar.cap_hint = b->plain_limit;
     if (j->no > 9999) {
-        free(j);
+        job_free(j);
         return mr_error_set(err, MR_E_LIMIT, "batch would need more than 9999 volumes");
     }
     b->cur = j;
@@ -110,17 +144,23 @@ static int job_new(archive_batch *b, mr_error *err)
 /* ---- worker side ---------------------------------------------------------------------- */
 
 static int verify_job(archive_batch *b, struct vol_job *j, const char *vpath,
-                      const char *rpath, mr_error *err)
+                      const char *rpath, volume_reader *cv, volume_reader *rv, mr_error *err)
 {
-    volume_reader *cv = NULL, *rv = NULL;
     struct tar_entry ce, re;
     unsigned char md[32];
     int rc;
 
-    rc = volume_open(vpath, keys_epoch_private(b->content), b->dir, j->vol.sha256, &cv, err);
-    if (rc == 0)
-        rc = volume_open(rpath, keys_epoch_private(b->reid), b->dir, j->vol.reid_sha256, &rv,
-                         err);
+    /* The one read of each file serves the manifest's size and SHA-256 and the check. */
+    rc = volume_reader_open(cv, vpath, keys_epoch_private(b->content), NULL, err);
+    if (rc == 0) {
+        volume_reader_file(cv, &j->vol.size, j->vol.sha256);
+        rc = volume_reader_open(rv, rpath, keys_epoch_private(b->reid), NULL, err);
+    }
+    if (rc == 0) {
+        volume_reader_file(rv, &j->vol.reid_size, j->vol.reid_sha256);
+        if (j->vol.size > b->opt.volume_size && j->n_msgs > 1)
+            rc = mr_error_set(err, MR_E_INTERNAL, "%s exceeds the volume size", j->vol.name);
+    }
     for (size_t i = 0; rc == 0 && i < j->n_msgs; i++) {
         const struct vol_msg *m = &j->msgs[i];
         unsigned char *orig = NULL;
@@ -193,12 +233,13 @@ static int verify_job(archive_batch *b, struct vol_job *j, const char *vpath,
         rc = volume_check_end(cv, err);
     if (rc == 0)
         rc = volume_check_end(rv, err);
-    volume_close(cv);
-    volume_close(rv);
+    volume_reader_close(cv);
+    volume_reader_close(rv);
     return rc;
 }
 
-static int process_job(archive_batch *b, struct vol_job *j, mr_error *err)
+static int process_job(archive_batch *b, struct vol_job *j, volume_reader *cv,
+                       volume_reader *rv, mr_error *err)
 {
     char vpath[4200], rpath[4200];
     struct archive_volume *v = &j->vol;
@@ -215,17 +256,16 @@ static int process_job(archive_batch *b, struct vol_job *j, mr_error *err)
         rc = volume_write(rpath, j->reid.data, j->reid.len, b->opt.compression_level,
                           keys_epoch_cert(b->reid), err);
     /* The plaintext images are no longer needed: verification reads what the disk holds. */
-    buf_free(&j->tar);
-    buf_free(&j->reid);
+    spare_give(b, SPARE_TAR, &j->tar);
+    spare_give(b, SPARE_REID, &j->reid);
     if (rc == 0)
-        rc = volume_file_hash(vpath, &v->size, v->sha256, err);
-    if (rc == 0)
-        rc = volume_file_hash(rpath, &v->reid_size, v->reid_sha256, err);
-    if (rc == 0 && v->size > b->opt.volume_size && j->n_msgs > 1)
-        rc = mr_error_set(err, MR_E_INTERNAL, "%s exceeds the volume size", v->name);
-    if (rc == 0)
-        rc = verify_job(b, j, vpath, rpath, err);
+        rc = verify_job(b, j, vpath, rpath, cv, rv, err);
     buf_free(&j->index);
+    /* Only the volume's summary stays until close: the per-message records would
+     * otherwise grow with the batch (about 110 bytes a message). */
+    free(j->msgs);
+    j->msgs = NULL;
+    j->cap_msgs = 0;
     if (rc != 0)
         return mr_error_prefix(err, "batch %s volume %u", b->batch_id, j->no);
     if (v->size > b->opt.volume_size)
@@ -239,6 +279,8 @@ static int process_job(archive_batch *b, struct vol_job *j, mr_error *err)
 static void *worker_main(void *arg)
 {
     archive_batch *b = arg;
+    /* This thread's readers for verification, reused for every volume it checks. */
+    volume_reader *cv = volume_reader_new(), *rv = volume_reader_new();
 
     for (;;) {
         struct vol_job *j;
@@ -248,6 +290,8 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&b->cv_work, &b->mu);
         if (b->q_head == NULL) {
             pthread_mutex_unlock(&b->mu);
+            volume_reader_free(cv);
+            volume_reader_free(rv);
             return NULL;
         }
         j = b->q_head;
@@ -261,8 +305,10 @@ static void *worker_main(void *arg)
 
         if (skip)
             j->rc = MR_E_STATE;
+        else if (cv == NULL || rv == NULL)
+            j->rc = mr_error_set(&j->err, MR_E_NOMEM, "out of memory for volume readers");
         else
-            j->rc = process_job(b, j, &j->err);
+            j->rc = process_job(b, j, cv, rv, &j->err);
 
         pthread_mutex_lock(&b->mu);
         if (j->rc != 0 && !b->failed && !skip) {
@@ -373,6 +419,9 @@ static void batch_free(archive_batch *b)
         job_free(j);
     }
     job_free(b->cur);
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < b->n_spare[k]; i++)
+            buf_free(&b->spare[k][i]);
     keys_epoch_free(b->content);
     keys_epoch_free(b->reid);
     pthread_mutex_destroy(&b->mu);
@@ -431,7 +480,7 @@ int archive_batch_open(const struct archive_options *opt, archive_batch **out, m
     else
         pseudo_policy_default(&b->policy);
     b->plain_limit = volume_plain_limit(b->opt.volume_size);
-    b->q_max = (size_t)b->opt.workers;
+    b->q_max = 1;
     b->created = opt->created != 0 ? opt->created : time(NULL);
     snprintf(b->mailbox, sizeof b->mailbox, "%s", opt->mailbox);
     rc = make_batch_id(b, err);
@@ -508,6 +557,7 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     const unsigned char *pb, *rb;
     size_t plen, rlen, need;
     char rname[48];
+    unsigned char sha[32], psha[32];
     struct vol_job *j;
     struct vol_msg *vm;
     int rc;
@@ -534,13 +584,11 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     e.flags = (char *)(msg->flags != NULL ? msg->flags : "");
     e.size = msg->len;
     e.pseudo_size = plen;
-    {
-        unsigned char md[32];
-        SHA256(msg->bytes, msg->len, md);
-        volume_hex(md, 32, e.sha256);
-        SHA256(pb, plen, md);
-        volume_hex(md, 32, e.pseudo_sha256);
-    }
+    /* Each digest once: the index line and the read-back check both use them. */
+    SHA256(msg->bytes, msg->len, sha);
+    volume_hex(sha, 32, e.sha256);
+    SHA256(pb, plen, psha);
+    volume_hex(psha, 32, e.pseudo_sha256);
     rc = add_token_list(res, &e, err);
     if (rc == 0)
         rc = index_write_line(&line, &e, err);
@@ -587,8 +635,8 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
         goto done;
     vm = &j->msgs[j->n_msgs++];
     snprintf(vm->name, sizeof vm->name, "%s", e.file);
-    SHA256(msg->bytes, msg->len, vm->sha);
-    SHA256(pb, plen, vm->psha);
+    memcpy(vm->sha, sha, sizeof sha);
+    memcpy(vm->psha, psha, sizeof psha);
     b->uids[b->n_uids].uidvalidity = msg->uidvalidity;
     b->uids[b->n_uids].uid = msg->uid;
     b->n_uids++;

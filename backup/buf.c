@@ -6,7 +6,7 @@
 
 #include <openssl/crypto.h>
 
-static int buf_reserve(struct mr_buf *b, size_t extra, mr_error *err)
+int buf_reserve(struct mr_buf *b, size_t extra, mr_error *err)
 {
     size_t need, cap;
     unsigned char *p;
@@ -60,4 +60,11 @@ void buf_free(struct mr_buf *b)
     }
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+void buf_wipe_reset(struct mr_buf *b)
+{
+    if (b->data != NULL)
+        OPENSSL_cleanse(b->data, b->len);
+    b->len = 0;
 }

@@ -28,14 +28,14 @@ static void entries_free(struct entries *e)
 }
 
 static int read_all(const char *dir, const char *name, EVP_PKEY *key, const char *sha,
-                    const char *tmp_dir, struct entries *out, mr_error *err)
+                    struct entries *out, mr_error *err)
 {
     char path[4400];
     volume_reader *r = NULL;
     int rc;
 
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    rc = volume_open(path, key, tmp_dir, sha, &r, err);
+    rc = volume_open(path, key, sha, &r, err);
     while (rc == 0) {
         struct tar_entry e;
         rc = tar_read_next(volume_read, r, (size_t)1 << 31, &e, err);
@@ -81,7 +81,7 @@ static int run_volume(const struct reader_options *opt, const struct archive_vol
     size_t n_idx = 0;
     int rc;
 
-    rc = read_all(opt->dir, vol->name, opt->content_key, vol->sha256, opt->tmp_dir, &c, err);
+    rc = read_all(opt->dir, vol->name, opt->content_key, vol->sha256, &c, err);
     if (rc != 0)
         goto done;
     if (c.n == 0 || strcmp(c.v[c.n - 1].name, INDEX_FILE) != 0) {
@@ -99,8 +99,7 @@ static int run_volume(const struct reader_options *opt, const struct archive_vol
         goto done;
     }
     if (opt->reid_key != NULL) {
-        rc = read_all(opt->dir, vol->reid_name, opt->reid_key, vol->reid_sha256, opt->tmp_dir,
-                      &r, err);
+        rc = read_all(opt->dir, vol->reid_name, opt->reid_key, vol->reid_sha256, &r, err);
         if (rc != 0)
             goto done;
         if (r.n != n_idx) {

@@ -36,7 +36,6 @@ struct reader_options {
     const struct archive_manifest *manifest;
     EVP_PKEY *content_key;              /* the batch's content epoch private key */
     EVP_PKEY *reid_key;                 /* its reid epoch private key, or NULL */
-    const char *tmp_dir;                /* for decrypted temporary files; NULL = $TMPDIR */
     reader_want_fn want;
     reader_fn fn;
     void *ctx;

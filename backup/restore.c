@@ -193,7 +193,7 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
     {
         struct reader_options ro = {
             .dir = dir, .manifest = &m, .content_key = ck, .reid_key = rk,
-            .tmp_dir = o->tmp_dir, .want = want, .fn = emit, .ctx = r,
+            .want = want, .fn = emit, .ctx = r,
         };
         rc = reader_run(&ro, err);
         if (rc != 0)

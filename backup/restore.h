@@ -54,7 +54,6 @@ struct restore_options {
     restore_sink_fn sink;           /* RESTORE_SINK only */
     void *sink_ctx;
     const char *reason;             /* required, goes to the audit log */
-    const char *tmp_dir;
     audit_log *audit;               /* required outside unit tests */
     mr_log *log;
 };

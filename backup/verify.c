@@ -110,8 +110,7 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
                                    opt->audit, &rk, err);
         if (rc == 0) {
             struct reader_options ro = { .dir = opt->dir, .manifest = &m, .content_key = ck,
-                                         .reid_key = rk, .tmp_dir = opt->tmp_dir,
-                                         .fn = count_msg, .ctx = &dc };
+                                         .reid_key = rk, .fn = count_msg, .ctx = &dc };
             rc = reader_run(&ro, err);
         }
         if (rc == 0 && dc.messages != m.message_count)

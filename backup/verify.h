@@ -25,7 +25,6 @@ struct verify_options {
     bool deep;
     EVP_PKEY *it_key;                   /* deep only */
     EVP_PKEY *reid_key;                 /* deep only; NULL = it_key */
-    const char *tmp_dir;
     audit_log *audit;
 };
 

@@ -168,7 +168,6 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "archive-dir", required_argument, NULL, 'A' },
         { "vault-dir", required_argument, NULL, 'V' },
         { "audit-log", required_argument, NULL, 'L' },
-        { "tmp-dir", required_argument, NULL, 'T' },
         { "imap-mailbox", required_argument, NULL, 'I' },
         { NULL, 0, NULL, 0 },
     };
@@ -221,7 +220,6 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         case 'A': o.archive_dir = optarg; break;
         case 'V': o.vault_dir = optarg; break;
         case 'L': audit_path = optarg; break;
-        case 'T': o.tmp_dir = optarg; break;
         case 'I': o.format = RESTORE_SINK; imap_out.mailbox = optarg; o.output = optarg; break;
         default: return cli_usage_error("restore", "unknown option");
         }

@@ -322,7 +322,7 @@ static void test_host_cannot_decrypt(void **state)
     char vpath[4400];
     volume_reader *r = NULL;
     snprintf(vpath, sizeof vpath, "%s/vol-0001.p7m", f->res->dir);
-    int vrc = volume_open(vpath, other, f->root, NULL, &r, &err);
+    int vrc = volume_open(vpath, other, NULL, &r, &err);
     if (vrc != MR_E_CRYPTO)
         print_error("%s\n", err.msg);
     assert_int_equal(vrc, MR_E_CRYPTO);
@@ -383,11 +383,11 @@ static void test_tamper_detected_and_named(void **state)
                          0);
         archive_manifest_clear(&m);
         flip(path, k == 0 ? 2000 : -20);
-        assert_int_equal(volume_open(path, ck, f->root, NULL, &r, &err), MR_E_TAMPERED);
+        assert_int_equal(volume_open(path, ck, NULL, &r, &err), MR_E_TAMPERED);
         assert_null(r);
         assert_non_null(strstr(err.msg, "vol-0001.p7m"));
         flip(path, k == 0 ? 2000 : -20);
-        assert_int_equal(volume_open(path, ck, f->root, NULL, &r, &err), 0);
+        assert_int_equal(volume_open(path, ck, NULL, &r, &err), 0);
         volume_close(r);
         EVP_PKEY_free(ck);
     }
