@@ -55,7 +55,10 @@ int buf_zeros(struct mr_buf *b, size_t len, mr_error *err)
 void buf_free(struct mr_buf *b)
 {
     if (b->data != NULL) {
-        OPENSSL_cleanse(b->data, b->cap);
+        /* Only the bytes in use: len never shrinks without a wipe (buf_wipe_reset), so
+         * nothing sensitive lies beyond it, and wiping the whole capacity would touch (and
+         * fault in) pages that were never written. */
+        OPENSSL_cleanse(b->data, b->len);
         free(b->data);
     }
     b->data = NULL;

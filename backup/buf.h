@@ -18,7 +18,8 @@ int buf_append(struct mr_buf *b, const void *data, size_t len, mr_error *err);
 int buf_reserve(struct mr_buf *b, size_t extra, mr_error *err);
 /* Append len zero bytes. */
 int buf_zeros(struct mr_buf *b, size_t len, mr_error *err);
-/* Free (wiping first: buffers may hold message plaintext) and reset. */
+/* Free (wiping the bytes in use first: buffers may hold message plaintext) and reset.
+ * Rule for every user: shrink len only through buf_wipe_reset. */
 void buf_free(struct mr_buf *b);
 /* Wipe the bytes in use and set len to 0, keeping the allocation for reuse. */
 void buf_wipe_reset(struct mr_buf *b);

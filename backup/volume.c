@@ -26,7 +26,7 @@
  * verifies): fresh multi-megabyte allocations per volume cost page faults and leave each
  * thread's malloc arena holding its own peak. */
 struct volume_reader {
-    struct mr_buf cipher;           /* the file as read, until it is parsed */
+    struct mr_buf cipher;           /* the file as read */
     BUF_MEM *gz;                    /* the decrypted gzip bytes */
     size_t gz_off;                  /* start of the next member in gz */
     struct libdeflate_decompressor *decomp;
@@ -175,14 +175,17 @@ static int read_whole(const char *path, struct mr_buf *out, mr_error *err)
     struct stat st;
     int rc = 0;
 
-    out->len = 0;
+    out->len = 0;           /* ciphertext: nothing to wipe */
     if (fd < 0)
         return mr_error_errno(err, errno == ENOENT ? MR_E_NOTFOUND : MR_E_IO, errno,
                               "cannot open %s", base_name(path));
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     /* Room for the whole file at once (plus one byte to see EOF without growing). */
-    if (fstat(fd, &st) == 0 && st.st_size > 0 && (unsigned long long)st.st_size < SIZE_MAX)
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && (unsigned long long)st.st_size < SIZE_MAX) {
+        if (out->cap < (size_t)st.st_size + 1)
+            out->cap_hint = (size_t)st.st_size + 1;     /* exactly, not the next power of 2 */
         rc = buf_reserve(out, (size_t)st.st_size + 1, err);
+    }
     while (rc == 0) {
         if (out->len == out->cap && (rc = buf_reserve(out, CHUNK, err)) != 0)
             break;
@@ -265,8 +268,6 @@ static int decrypt_volume(volume_reader *r, EVP_PKEY *pkey, mr_error *err)
     /* Parsed straight from the buffer: d2i_CMS_bio would copy the file into a growing
      * buffer first (and wipe every old copy as it grows). */
     cms = d2i_CMS_ContentInfo(NULL, &p, (long)r->cipher.len);
-    /* The parsed structure holds its own copy of the ciphertext: one copy less at peak. */
-    buf_free(&r->cipher);
     if (cms == NULL)
         return mr_error_openssl(err, MR_E_TAMPERED, "%s is damaged (not a CMS structure)",
                                 r->name);
@@ -345,7 +346,6 @@ int volume_reader_open(volume_reader *r, const char *path, EVP_PKEY *pkey,
         rc = mr_error_set(err, MR_E_NOMEM, "out of memory for a decrypted volume");
     if (rc == 0)
         rc = decrypt_volume(r, pkey, err);
-    buf_free(&r->cipher);
     if (rc == 0 && r->gz->length == 0)
         rc = mr_error_set(err, MR_E_TAMPERED, "%s: compressed data is empty", r->name);
     ERR_clear_error();
@@ -364,7 +364,7 @@ void volume_reader_free(volume_reader *r)
     if (r->gz != NULL)
         reader_reset(r);
     buf_free(&r->plain);
-    buf_free(&r->cipher);
+    free(r->cipher.data);       /* ciphertext: no need to wipe */
     BUF_MEM_free(r->gz);        /* wipes */
     libdeflate_free_decompressor(r->decomp);
     free(r);

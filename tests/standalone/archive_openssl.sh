@@ -4,9 +4,14 @@
 # (byte-exact, flags, INTERNALDATE), one volume opened with only `openssl cms` and `tar`
 # and compared with `restore --pseudonymised`, no planted identifier or private key on the
 # host, tampering and a missing volume named, wrong passphrase and no key refused.
+# Runs twice: with a P-256 IT key (CMS key agreement) and an RSA-3072 one (key transport).
 set -euo pipefail
 
 : "${MAILRET_BIN:?}"
+if [ -z "${ARCHIVE_IT_ALGO:-}" ]; then
+  for algo in p256 rsa3072; do ARCHIVE_IT_ALGO=$algo bash "$0" || exit 1; done
+  exit 0
+fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/archive-openssl.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
@@ -16,8 +21,13 @@ sha_list() { (cd "$1" && find . -type f -exec sha256sum {} + | awk '{print $1}' 
 # --- IT's machine: the restore key pair ----------------------------------------------
 umask 077
 printf 'it passphrase 123\n' > it.pass
-"$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
+"$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass \
+  --algo "$ARCHIVE_IT_ALGO" >/dev/null
 grep -q 'BEGIN ENCRYPTED PRIVATE KEY' it.key || fail "IT key is not encrypted"
+want_type=EC; [ "$ARCHIVE_IT_ALGO" = rsa3072 ] && want_type=RSA
+openssl pkey -in it.key -passin "file:$T/it.pass" -noout -text 2>/dev/null \
+  | grep -q "$([ $want_type = RSA ] && echo 'Private-Key: (3072 bit' || echo 'ASN1 OID: prime256v1')" \
+  || fail "IT key is not $ARCHIVE_IT_ALGO"
 chmod 644 it.pass
 if "$MAILRET_BIN" keys init-it --key it2.key --cert it2.crt --passphrase-file it.pass \
        2>err.txt; then fail "a group-readable passphrase file was accepted"; fi
@@ -152,4 +162,4 @@ M verify all >/dev/null || fail "restored batch does not verify"
 # every key operation and restore is in the audit log, and the chain holds
 grep -q '"event":"restore.done"' state/audit.log || fail "restore not audited"
 grep -q '"event":"keys.epoch.create"' state/audit.log || fail "epoch keys not audited"
-echo "archive_openssl: ok"
+echo "archive_openssl ($ARCHIVE_IT_ALGO): ok"

@@ -48,15 +48,20 @@ static int teardown(void **state)
     return 0;
 }
 
-static void make_it(struct fx *f)
+static void make_it_algo(struct fx *f, enum keys_algo algo)
 {
     struct keys_it_options o = { .key_path = f->it_key, .cert_path = f->it_cert,
-                                 .algo = KEYS_ALGO_P256, .passphrase = "correct horse 1" };
+                                 .algo = algo, .passphrase = "correct horse 1" };
     char id[KEYS_ID_LEN + 1];
     mr_error err;
 
     assert_int_equal(keys_init_it(&o, f->audit, id, &err), 0);
     assert_int_equal(strlen(id), KEYS_ID_LEN);
+}
+
+static void make_it(struct fx *f)
+{
+    make_it_algo(f, KEYS_ALGO_P256);
 }
 
 static void test_it_key_passphrase(void **state)
@@ -131,9 +136,10 @@ static void test_secret_sources(void **state)
     assert_int_equal(keys_secret_read(&none, &s, &err), MR_E_CONFIG);
 }
 
-static void test_host_and_epoch(void **state)
+/* The whole host and epoch key life cycle with an IT key of the given kind: P-256 (ECDH,
+ * KeyAgreeRecipientInfo) or RSA-3072 (KeyTransRecipientInfo). */
+static void host_and_epoch(struct fx *f, enum keys_algo algo)
 {
-    struct fx *f = *state;
     char pk_path[600], mk_path[600], sealed[600], it_inst[600], reid_inst[600];
     unsigned char pkey[KEYS_SECRET_LEN], *unsealed = NULL;
     size_t ulen = 0, n = 0;
@@ -144,7 +150,7 @@ static void test_host_and_epoch(void **state)
     struct stat st;
     mr_error err;
 
-    make_it(f);
+    make_it_algo(f, algo);
     snprintf(pk_path, sizeof pk_path, "%s/pseudonym.key", f->dir);
     snprintf(mk_path, sizeof mk_path, "%s/manifest.key", f->dir);
     snprintf(sealed, sizeof sealed, "%s/vault/pseudonym.key.p7m", f->dir);
@@ -166,6 +172,9 @@ static void test_host_and_epoch(void **state)
 
     /* IT can open the sealed pseudonym key, and it is the host's key */
     assert_int_equal(keys_private_load(f->it_key, "correct horse 1", &it, &err), 0);
+    assert_true(EVP_PKEY_is_a(it, algo == KEYS_ALGO_RSA3072 ? "RSA" : "EC"));
+    if (algo == KEYS_ALGO_RSA3072)
+        assert_int_equal(EVP_PKEY_get_bits(it), 3072);
     assert_int_equal(keys_unseal_file(sealed, it, &unsealed, &ulen, &err), 0);
     assert_int_equal(ulen, KEYS_SECRET_LEN);
     assert_memory_equal(unsealed, pkey, KEYS_SECRET_LEN);
@@ -237,12 +246,23 @@ static void test_host_and_epoch(void **state)
     X509_free(itc);
 }
 
+static void test_host_and_epoch(void **state)
+{
+    host_and_epoch(*state, KEYS_ALGO_P256);
+}
+
+static void test_host_and_epoch_rsa3072(void **state)
+{
+    host_and_epoch(*state, KEYS_ALGO_RSA3072);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_it_key_passphrase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_and_epoch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_and_epoch_rsa3072, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
