@@ -584,8 +584,9 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     e.flags = (char *)(msg->flags != NULL ? msg->flags : "");
     e.size = msg->len;
     e.pseudo_size = plen;
-    /* Each digest once: the index line and the read-back check both use them. */
-    SHA256(msg->bytes, msg->len, sha);
+    /* Each digest once: the index line and the read-back check both use them (the
+     * original's comes from the pseudonymiser, which hashed it for the reid record). */
+    memcpy(sha, pseudo_result_original_sha256(res), sizeof sha);
     volume_hex(sha, 32, e.sha256);
     SHA256(pb, plen, psha);
     volume_hex(psha, 32, e.pseudo_sha256);

@@ -14,6 +14,7 @@
 struct pseudo_result {
     pbuf bytes;
     pbuf reid;
+    unsigned char orig_sha256[32];  /* as recorded in the reid data */
     struct {
         enum pseudo_kind kind;
         char token[PSEUDO_TOKEN_LEN + 1];
@@ -88,9 +89,12 @@ bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size
 
 static void ctx_free(struct pseudo_ctx *ctx)
 {
+    pscratch_free(ctx);
+    pmime_cache_free(ctx);
     pnames_free(&ctx->names);
     paddrs_free(&ctx->addrs);
     ptokens_free(&ctx->tokens);
+    psha_free(&ctx->sha);
     pbuf_free(&ctx->phrase);
     pbuf_free(&ctx->addr);
     pbuf_free(&ctx->comment);
@@ -98,6 +102,7 @@ static void ctx_free(struct pseudo_ctx *ctx)
     for (size_t i = 0; i < ctx->n_dec; i++)
         pbuf_free(&ctx->dec_cache[i].dec);
     ctx->n_dec = 0;
+    parena_free(&ctx->arena);   /* last: names, addresses and tokens live in it */
 }
 
 /* The output and edits of the two passes, or an error. */
@@ -179,8 +184,10 @@ int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
         msg = empty;
     ctx.msg = msg;
     ctx.msg_len = len;
-    pnames_init(&ctx.names);
-    ptokens_init(&ctx.tokens);
+    parena_init(&ctx.arena);
+    pnames_init(&ctx.names, &ctx.arena);
+    ptokens_init(&ctx.tokens, &ctx.sha, &ctx.arena);
+    ctx.addrs.arena = &ctx.arena;
     pout_init(&o, msg, len);
     rc = pbuf_reserve(&o.buf, len + len / 16 + 64, err);
     if (rc == 0)
@@ -209,8 +216,8 @@ int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
         return mr_error_set(err, MR_E_NOMEM, "out of memory for a pseudonymiser result");
     }
     res->whole = whole;
-    rc = preid_write(msg, len, o.buf.p ? o.buf.p : empty, o.buf.len, o.edits, o.n_edits,
-                     &res->reid, err);
+    rc = preid_write(&ctx.sha, msg, len, o.buf.len, o.edits, o.n_edits, &res->reid,
+                     res->orig_sha256, err);
     if (rc == 0) {
         res->n_tokens = ptokens_count(&ctx.tokens);
         res->tokens = calloc(res->n_tokens ? res->n_tokens : 1, sizeof *res->tokens);
@@ -253,6 +260,11 @@ const unsigned char *pseudo_result_reid(const pseudo_result *res, size_t *len)
 {
     *len = res->reid.len;
     return res->reid.p;
+}
+
+const unsigned char *pseudo_result_original_sha256(const pseudo_result *res)
+{
+    return res->orig_sha256;
 }
 
 size_t pseudo_result_token_count(const pseudo_result *res)

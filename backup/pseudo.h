@@ -63,6 +63,12 @@ const unsigned char *pseudo_result_bytes(const pseudo_result *res, size_t *len);
 /* The re-identification data (an opaque, self-delimiting byte string, versioned). */
 const unsigned char *pseudo_result_reid(const pseudo_result *res, size_t *len);
 
+/* The SHA-256 (32 bytes) of the original message, as computed for the reid data (which
+ * holds it to verify the restore): callers that need the original's digest, e.g. for an
+ * index, take it from here instead of hashing the message a second time.  Valid until
+ * pseudo_result_free. */
+const unsigned char *pseudo_result_original_sha256(const pseudo_result *res);
+
 /* Distinct tokens found in the message, in first-seen order (kind + token, never value). */
 size_t pseudo_result_token_count(const pseudo_result *res);
 int pseudo_result_token(const pseudo_result *res, size_t i, enum pseudo_kind *kind,

@@ -186,6 +186,20 @@ int pcodec_b64_encode(const unsigned char *in, size_t len, const char *eol, bool
     return 0;
 }
 
+/* Is in[i] written as it is: printable and not '=', or a blank that does not end a line
+ * (it would be stripped there)?  The same decision as the general case below. */
+static inline bool qp_literal(const unsigned char *in, size_t len, size_t i, bool crlf)
+{
+    unsigned char c = in[i];
+
+    if (c >= 33 && c <= 126)
+        return c != '=';
+    if (c != ' ' && c != '\t')
+        return false;
+    return !(i + 1 == len || (crlf ? (in[i + 1] == '\r' && i + 2 < len && in[i + 2] == '\n')
+                                   : in[i + 1] == '\n'));
+}
+
 /* Quoted-printable per RFC 2045: hard breaks where the text has the part's line ending,
  * soft breaks to keep lines at most 76 characters. */
 int pcodec_qp_encode(const unsigned char *in, size_t len, const char *eol, pbuf *out,
@@ -212,9 +226,18 @@ int pcodec_qp_encode(const unsigned char *in, size_t len, const char *eol, pbuf 
         size_t n;
         bool hard = false;
 
-        if (c >= 33 && c <= 126 && c != '=' && col < 75) {
-            out->p[out->len++] = c;     /* the common case, as below but without checks */
-            col++;
+        if (col < 75 && qp_literal(in, len, i, crlf)) {
+            /* The common case, as below but without checks: a run of characters written
+             * as they are, up to the line's soft limit (or the reserved block's end). */
+            size_t room = 75 - col, r = 1;
+            if (room > reserved_to - i)
+                room = reserved_to - i;
+            while (r < room && qp_literal(in, len, i + r, crlf))
+                r++;
+            memcpy(out->p + out->len, in + i, r);
+            out->len += r;
+            col += r;
+            i += r - 1;
             continue;
         }
         if (crlf && c == '\r' && i + 1 < len && in[i + 1] == '\n') {

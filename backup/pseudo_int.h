@@ -2,13 +2,16 @@
  * pseudo_int.h — private to backup/pseudo*.c: the pieces the pseudonymiser is built from.
  *
  *   pseudo_out.c    growable output buffer that records edits (the reversal data)
+ *   pseudo_arena.c  per-message memory: bump allocator and a pool of scratch buffers
  *   pseudo_token.c  normalisation, HMAC tokens, per-message token cache and list
  *   pseudo_codec.c  base64, quoted-printable, RFC 2047 decode/encode
  *   pseudo_names.c  display names collected from address headers, matched in text
+ *   pseudo_find.c   candidate positions for the scanner, 64 bytes at a time (SSE2 or plain)
  *   pseudo_scan.c   linear-time identifier detection in one text buffer
  *   pseudo_text.c   text views (HTML entities, RFC 2231), replacement, header values
  *   pseudo_mime.c   header and MIME tree walk, dispatch per part
  *   pseudo_reid.c   the versioned reversal format and pseudo_restore()
+ *   pseudo_sha.c    SHA-256 fetched once per message (tokens and reid record)
  *   pseudo.c        public API: pseudo_message(), verification, whole-message fallback
  */
 #ifndef MAILRET_BACKUP_PSEUDO_INT_H
@@ -67,6 +70,38 @@ int pout_replace(pout *o, const unsigned char *orig, size_t orig_len,
 int pedits_apply(const unsigned char *pseudo, size_t pseudo_len, const struct pedit *edits,
                  size_t n_edits, const unsigned char *orig_base, pbuf *out, mr_error *err);
 
+/* ---- pseudo_sha.c ------------------------------------------------------------------ */
+
+/* SHA-256 fetched at most once per pseudo_message call (lazily) and shared by the HMAC
+ * tokens and the reid record; ctx is a scratch context for whole-buffer digests. */
+typedef struct psha {
+    struct evp_md_st *md;
+    struct evp_md_ctx_st *ctx;
+} psha;
+
+/* Fetch s->md if not yet done. */
+int psha_md(psha *s, mr_error *err);
+int psha_digest(psha *s, const unsigned char *p, size_t len, unsigned char out[32],
+                mr_error *err);
+void psha_free(psha *s);
+
+/* ---- pseudo_arena.c ---------------------------------------------------------------- */
+
+/* Bump allocator for objects that live until the end of the message; freed as a whole. */
+struct parena_block;
+typedef struct parena {
+    struct parena_block *blocks;    /* newest first */
+    unsigned char *cur;             /* the newest block's bytes */
+    size_t used, cap;
+} parena;
+
+void parena_init(parena *a);
+/* n bytes, aligned for any type; NULL (err set) when out of memory. */
+void *parena_alloc(parena *a, size_t n, mr_error *err);
+/* A copy of n bytes plus a NUL. */
+void *parena_dup(parena *a, const void *p, size_t n, mr_error *err);
+void parena_free(parena *a);
+
 /* ---- pseudo_token.c ---------------------------------------------------------------- */
 
 struct ptok_entry;
@@ -79,10 +114,11 @@ typedef struct ptokens {
     /* HMAC-SHA-256 keyed once per message: SHA-256 states after key^ipad and key^opad,
      * copied per token (cheaper than setting up HMAC for every value). */
     struct evp_md_ctx_st *inner, *outer, *work;
-    struct evp_md_st *md;
+    psha *sha;                  /* the message's SHA-256 (not owned) */
+    parena *arena;              /* where the entries live (not owned) */
 } ptokens;
 
-void ptokens_init(ptokens *t);
+void ptokens_init(ptokens *t, psha *sha, parena *arena);
 void ptokens_free(ptokens *t);
 
 /* Normalise a raw value of a kind into out (malloc'd).  Email: trimmed, lower-cased;
@@ -138,6 +174,8 @@ const char *pcodec_eol_of(const unsigned char *p, size_t len);
 
 /* ---- pseudo_names.c ---------------------------------------------------------------- */
 
+#define PNAMES_FIRST_PAIRS 16
+
 struct pname_pat {
     unsigned char *pat;     /* folded pattern bytes (see pnames_match) */
     size_t len;
@@ -156,6 +194,13 @@ typedef struct pnames {
      * with that byte and has a first word of l bytes.  A word that passes neither is not
      * hashed at all (see pnames_could_match). */
     uint64_t first[256];
+    /* The first two bytes of every pattern, both with bit 5 set (0x20: what folding
+     * either variant can do to a letter), the second 0 when it is a blank (it matches any
+     * blanks): a text word can only match a pattern if its first two bytes, with bit 5
+     * set, are such a pair.  For the scanner's prefilter (pseudo_find.c);
+     * n_first_pairs > PNAMES_FIRST_PAIRS: too many to list. */
+    unsigned char first_pairs[PNAMES_FIRST_PAIRS][2];
+    unsigned n_first_pairs;
     /* Patterns chained by the hash of their folded first word (longest first), so a word
      * of text is compared only with patterns that begin with that same word.  The arrays
      * are kept between prepares (cap_index entries of khash/next, 2 * cap_heads of heads:
@@ -164,9 +209,10 @@ typedef struct pnames {
     size_t *next, *heads;
     size_t n_heads, cap_index, cap_heads;
     bool prepared;
+    parena *arena;          /* patterns and canonical values live here (not owned) */
 } pnames;
 
-void pnames_init(pnames *n);
+void pnames_init(pnames *n, parena *arena);
 void pnames_free(pnames *n);
 /* Add a display name given in UTF-8 (the full name and its parts). */
 int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err);
@@ -188,9 +234,10 @@ static inline bool pnames_could_match(const pnames *n, const unsigned char *t, s
 
 /* Known personal addresses (normalised), for Message-ID rules. */
 typedef struct paddrs {
-    unsigned char **v;
+    unsigned char **v;      /* the addresses live in arena */
     size_t *lens;
     size_t n, cap;
+    parena *arena;
 } paddrs;
 void paddrs_free(paddrs *a);
 int paddrs_add(paddrs *a, const unsigned char *norm, size_t len, mr_error *err);
@@ -208,12 +255,20 @@ struct pdec_entry {
     pbuf dec;
 };
 
+/* Scratch buffers kept for reuse within a message (see pscratch_get). */
+#define PSCRATCH_MAX 8
+#define PSCRATCH_KEEP (1u << 20)
+
 struct pseudo_ctx {
     const pseudo_key *key;
     const struct pseudo_policy *pol;
     bool collecting;        /* pass 1: only collect names and addresses */
+    parena arena;
+    pbuf scratch[PSCRATCH_MAX];
+    size_t n_scratch;
     pnames names;
     paddrs addrs;
+    psha sha;
     ptokens tokens;
     /* Scratch buffers reused for every address header (pass 1), freed with the context. */
     pbuf phrase, addr, comment, utf8;
@@ -221,11 +276,98 @@ struct pseudo_ctx {
     size_t msg_len;
     struct pdec_entry dec_cache[PDEC_CACHE_MAX];
     size_t n_dec, dec_bytes;
+    struct pmime_cache *hcache;     /* header blocks parsed in pass 1 (pseudo_mime.c) */
     mr_error *err;
 };
 
+/* A temporary buffer (empty, perhaps with capacity) and its return; pscratch_free at the
+ * end of the message. */
+pbuf pscratch_get(struct pseudo_ctx *ctx);
+void pscratch_put(struct pseudo_ctx *ctx, pbuf *b);
+void pscratch_free(struct pseudo_ctx *ctx);
+
 /* Is a normalised (lower-case) address the fund's own? */
 bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size_t len);
+
+/* ---- pseudo_find.c ----------------------------------------------------------------- */
+
+/* The candidate search uses SSE2 where the compiler targets it (x86-64 always), else a
+ * plain loop; -DPSEUDO_NO_SIMD (CMake option MAILRET_PSEUDO_NO_SIMD) forces the latter. */
+#if defined(__SSE2__) && !defined(PSEUDO_NO_SIMD)
+#define PFIND_SSE2 1
+#endif
+
+/* Bytes that continue a word: ASCII letters and digits, '_' and every 8-bit byte. */
+extern const unsigned char pfind_word[256];
+
+/* What can start a match, for pfind_next: first-byte classes of a word and two non-word
+ * bytes. */
+#define PFIND_HEX    0x01u   /* [0-9A-Fa-f]: IPv6 / IPv4 */
+#define PFIND_DIGIT  0x02u   /* [0-9]: CPR, phone */
+#define PFIND_CTNI   0x04u   /* 'C' 'T' 'N' 'I': token-shaped text */
+#define PFIND_PLUS   0x08u   /* '+': international phone number */
+#define PFIND_COLON  0x10u   /* ':': IPv6 */
+
+struct pfilter {
+    unsigned cls;               /* PFIND_* */
+    const uint64_t *first;      /* per first byte, word lengths of learnt names (pnames) */
+    const unsigned char (*name_pairs)[2];   /* pnames.first_pairs ... */
+    unsigned n_name_pairs;                  /* ... (more than PNAMES_FIRST_PAIRS: all pass) */
+    unsigned kw_mask;           /* 0xFF: greeting and sign-off words, else 0 */
+    uint64_t class_len[8];      /* word lengths per set of HEX / DIGIT / CTNI asked for */
+};
+
+/* names: the learnt names (prepared), or NULL for none; keywords: greetings and sign-offs. */
+void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, bool keywords);
+
+/* Bit l set (2 <= l <= 7) when a greeting or sign-off word starting with c (either case)
+ * is l bytes long. */
+unsigned pfind_kw_lengths(unsigned char c);
+
+/* An iterator over the candidate positions of one text under one filter: the bit masks of
+ * the current 64-byte window are kept, so a scanner that resumes after each candidate does
+ * not classify the same bytes again. */
+struct pfind {
+    const struct pfilter *f;
+    const unsigned char *t;
+    size_t len;
+    size_t base, n;             /* the window t[base, base + n) */
+    uint64_t hits;              /* its candidates */
+};
+
+void pfind_start(struct pfind *it, const struct pfilter *f, const unsigned char *t, size_t len);
+
+/* The first position p in [from, limit) where the scanner has to look: a word start (a
+ * word byte after a non-word byte; from itself counts as one) whose first byte and length
+ * pass the filter, or a '+' / ':' that it asks for.  limit if there is none.  Word
+ * lengths are measured to the end of the word even past limit. */
+size_t pfind_next(struct pfind *it, size_t from, size_t limit);
+
+/* The definition pfind_next follows, one position at a time (for the tests): is p a
+ * candidate when the scanner resumes at from (from <= p)? */
+bool pfind_candidate(const struct pfilter *f, const unsigned char *t, size_t len, size_t from,
+                     size_t p);
+
+/* First non-word byte at or after j (len if none). */
+size_t pfind_word_end(const unsigned char *t, size_t len, size_t j);
+
+/* The masks of up to 64 bytes: bit k set when t[k] is a word byte, an ASCII letter or
+ * digit, a hex digit, '+', ':', '.'.  Exposed so that the tests can compare the two
+ * implementations. */
+struct pfind_masks {
+    uint64_t word, alnum, hex, plus, colon, dot;
+};
+void pfind_masks_scalar(const unsigned char *t, size_t n, struct pfind_masks *m);
+/* Bit k set when t[k] and t[k + 1] may begin a word that f can want: the first two bytes
+ * of a greeting, of a learnt name, or a first byte of a class f asks for.  A word start
+ * is a candidate when it passes this and the exact test of its first byte and length
+ * (see pfind_candidate).  t: 65 bytes. */
+uint64_t pfind_prefilter_scalar(const struct pfilter *f, const unsigned char *t);
+#ifdef PFIND_SSE2
+/* The same for blocks * 16 bytes (1 <= blocks <= 4; the prefilter reads one more). */
+void pfind_masks_sse2(const unsigned char *t, unsigned blocks, struct pfind_masks *m);
+uint64_t pfind_prefilter_sse2(const struct pfilter *f, const unsigned char *t, unsigned blocks);
+#endif
 
 /* ---- pseudo_scan.c ----------------------------------------------------------------- */
 
@@ -285,11 +427,21 @@ int ptext_header_utf8(const unsigned char *src, size_t len, pbuf *out, mr_error 
 int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int depth,
                  bool msg_default, pout *out);
 
+void pmime_cache_free(struct pseudo_ctx *ctx);
+
+/* Class of a header field name (H_* in pseudo_mime.c), by hash; the linear search it
+ * replaced, and the table's names (NULL past the end), for the tests. */
+unsigned pmime_classify(const unsigned char *name, size_t n);
+unsigned pmime_classify_linear(const unsigned char *name, size_t n);
+const char *pmime_header_name(size_t i);
+
 /* ---- pseudo_reid.c ----------------------------------------------------------------- */
 
-int preid_write(const unsigned char *orig, size_t orig_len, const unsigned char *pseudo,
-                size_t pseudo_len, const struct pedit *edits, size_t n_edits, pbuf *out,
-                mr_error *err);
+/* Append the reid record (current format version) to out; orig_sha256 receives the
+ * SHA-256 of the original that the record holds. */
+int preid_write(psha *sha, const unsigned char *orig, size_t orig_len, size_t pseudo_len,
+                const struct pedit *edits, size_t n_edits, pbuf *out,
+                unsigned char orig_sha256[32], mr_error *err);
 
 /* ---- pseudo.c (test hooks) ---------------------------------------------------------- */
 

@@ -72,20 +72,73 @@ static bool ieq(const unsigned char *a, size_t n, const char *b)
     return true;
 }
 
-static enum hclass classify(const unsigned char *name, size_t n)
+/* Slot of a lower-cased header name: the top byte of a 32-bit FNV-1a hash with a seed
+ * chosen so that the names of HEADERS fall into distinct slots (HSLOT, generated from
+ * the table; test_backup_pseudo_find checks it against the linear search below). */
+#define HSEED 1624u
+static inline uint32_t hstep(uint32_t h, unsigned char c)
+{
+    return (h ^ c) * 16777619u;
+}
+
+/* HEADERS index + 1 per slot, 0 for none. */
+static const unsigned char HSLOT[256] = {
+     0,  0, 40,  0, 61,  0,  0,  0,  0,  0,  0,  0,  0, 30,  0,  0,
+    37,  0,  0,  0,  0,  0,  8,  0,  0,  0,  0,  0,  0, 33,  0,  0,
+     0,  0, 42,  0,  0,  0,  0, 58,  0,  0,  0,  0,  0, 20,  0, 48,
+     0,  0, 34,  0,  0,  0,  0, 35, 39,  0, 19,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0, 32,  0, 47,  0,  0,  0,  0,
+     0,  0,  0, 24,  0,  0,  0,  0, 57,  0,  0,  0,  0, 60,  0,  0,
+     0, 41,  0,  0,  0,  0,  0,  0,  7,  0,  0, 22,  0,  0,  0,  0,
+    18,  5,  3,  0, 49,  0,  0,  0,  0,  0,  0,  0,  0,  0,  2, 21,
+     0,  0,  0,  0,  0,  0,  0,  0, 26,  0, 25, 51,  6,  0,  0,  0,
+     0,  0,  0, 38, 50,  0,  0,  0,  0,  0, 52,  0, 31,  0,  0,  4,
+     0,  0, 15,  0, 28,  0,  0,  0, 55, 54, 27,  0, 44,  0, 46,  0,
+     0,  0, 13,  0,  0, 23,  0,  0,  0,  0,  0,  0, 36, 14, 56,  0,
+     0,  0,  0,  0, 17,  0, 12,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0, 10,  0,  0,  0,  0,  0,  0, 29,  0,  1, 45, 43,  0,  0,
+     0,  0, 11,  0,  0,  0,  0, 53,  0,  0,  0, 16,  0,  0,  0,  0,
+     0,  0,  0, 59,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  9,
+};
+
+unsigned pmime_classify(const unsigned char *name, size_t n)
+{
+    unsigned char low[64];
+    uint32_t h = HSEED;
+    unsigned k;
+
+    /* Runs for every header line, in both passes: one loop lower-cases and hashes, one
+     * comparison confirms. */
+    if (n > sizeof low)
+        return H_GENERIC;
+    for (size_t i = 0; i < n; i++) {
+        low[i] = lc(name[i]);
+        h = hstep(h, low[i]);
+    }
+    k = HSLOT[h >> 24];
+    if (k != 0 && HEADERS[k - 1].len == n && memcmp(low, HEADERS[k - 1].name, n) == 0)
+        return HEADERS[k - 1].cls;
+    return H_GENERIC;
+}
+
+/* The reference: every table entry in turn. */
+unsigned pmime_classify_linear(const unsigned char *name, size_t n)
 {
     unsigned char low[64];
 
-    /* Runs for every header line: lower-case once, then compare lengths and bytes. */
     if (n > sizeof low)
         return H_GENERIC;
     for (size_t i = 0; i < n; i++)
         low[i] = lc(name[i]);
     for (size_t i = 0; i < sizeof HEADERS / sizeof HEADERS[0]; i++)
-        if (HEADERS[i].len == n && (unsigned char)HEADERS[i].name[0] == low[0] &&
-            memcmp(low, HEADERS[i].name, n) == 0)
+        if (HEADERS[i].len == n && memcmp(low, HEADERS[i].name, n) == 0)
             return HEADERS[i].cls;
     return H_GENERIC;
+}
+
+const char *pmime_header_name(size_t i)
+{
+    return i < sizeof HEADERS / sizeof HEADERS[0] ? HEADERS[i].name : NULL;
 }
 
 static size_t skip_ws(const unsigned char *s, size_t len, size_t i)
@@ -247,15 +300,16 @@ static bool blank_line(const unsigned char *p, size_t len, size_t i)
     return (i < len && p[i] == '\n') || (i + 1 < len && p[i] == '\r' && p[i + 1] == '\n');
 }
 
-static int header_field(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs, size_t fe,
-                        struct entity_info *info, pout *out)
+/* Parse the header line p[fs, fe): its value start (0: not a header field) and class;
+ * the entity's Content-Type and Content-Transfer-Encoding go into info. */
+static size_t header_parse(const unsigned char *p, size_t fs, size_t fe, enum hclass *cls,
+                           struct entity_info *info)
 {
     const unsigned char *colon = memchr(p + fs, ':', fe - fs);
-    unsigned flags = pscan_policy_flags(ctx->pol);
     size_t ne, vs;
     bool ok = colon != NULL;
-    int rc;
 
+    *cls = H_GENERIC;
     if (ok) {
         ne = (size_t)(colon - p);
         while (ne > fs && (p[ne - 1] == ' ' || p[ne - 1] == '\t'))
@@ -264,14 +318,27 @@ static int header_field(struct pseudo_ctx *ctx, const unsigned char *p, size_t f
             ok = p[i] > ' ' && p[i] < 127;
         ok = ok && ne > fs;
     }
-    if (!ok)   /* not a header field: scan it as text */
-        return ptext_header(ctx, p + fs, fe - fs, flags, out);
+    if (!ok)
+        return 0;
     vs = (size_t)(colon - p) + 1;
-    enum hclass cls = classify(p + fs, ne - fs);
-    if (cls == H_CTYPE && !info->has_type)
+    *cls = (enum hclass)pmime_classify(p + fs, ne - fs);
+    if (*cls == H_CTYPE && !info->has_type)
         parse_ctype(p + vs, fe - vs, info);
-    if (cls == H_CTE)
+    if (*cls == H_CTE)
         info->cte = parse_cte(p + vs, fe - vs);
+    return vs;
+}
+
+/* The header line p[fs, fe) once parsed: pass 1 collects from it, the later passes write
+ * it. */
+static int header_use(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs, size_t fe,
+                      size_t vs, enum hclass cls, pout *out)
+{
+    unsigned flags = pscan_policy_flags(ctx->pol);
+    int rc;
+
+    if (vs == 0)   /* not a header field: scan it as text */
+        return ptext_header(ctx, p + fs, fe - fs, flags, out);
     if (ctx->collecting)
         return cls == H_ADDR ? collect_addresses(ctx, p + vs, fe - vs) : 0;
     rc = pout_copy(out, p + fs, vs - fs, ctx->err);
@@ -297,6 +364,120 @@ static int header_field(struct pseudo_ctx *ctx, const unsigned char *p, size_t f
     return ptext_header(ctx, p + vs, fe - vs, flags & ~PSCAN_IP, out);
 }
 
+/* ---- the header block of each entity, kept from pass 1 --------------------------------- */
+
+/* Pass 1 parses every header block (line ends, folding, field names, classes, Content-Type
+ * parameters); the passes after it walk the same entities in the same order and take
+ * that from here instead of parsing again.  Only entities whose bytes stay put for the
+ * whole message are kept (in the message itself or in a cached decoded body), so that an
+ * address and a length name the same bytes in every pass. */
+#define PHCACHE_FIELDS 4096
+#define PHCACHE_ENTITIES 256
+
+struct phfield {
+    size_t fs, fe, vs;          /* line; value start, 0: not a header field */
+    enum hclass cls;
+};
+
+struct phentity {
+    const unsigned char *p;
+    size_t len;
+    bool msg_default;
+    size_t first, n;            /* its fields */
+    size_t end;                 /* where the header block ends (the blank line) */
+    struct entity_info info;
+};
+
+struct pmime_cache {
+    struct phfield *f;
+    size_t n_f, cap_f;
+    struct phentity *e;
+    size_t n_e, cap_e;
+    size_t cursor;              /* next entity expected by a later pass */
+};
+
+void pmime_cache_free(struct pseudo_ctx *ctx)
+{
+    if (ctx->hcache != NULL) {
+        free(ctx->hcache->f);
+        free(ctx->hcache->e);
+        free(ctx->hcache);
+        ctx->hcache = NULL;
+    }
+}
+
+static bool stable_bytes(const struct pseudo_ctx *ctx, const unsigned char *p, size_t len)
+{
+    if (p >= ctx->msg && len <= ctx->msg_len && (size_t)(p - ctx->msg) <= ctx->msg_len - len)
+        return true;
+    for (size_t i = 0; i < ctx->n_dec; i++) {
+        const pbuf *d = &ctx->dec_cache[i].dec;
+        if (d->p != NULL && p >= d->p && len <= d->len && (size_t)(p - d->p) <= d->len - len)
+            return true;
+    }
+    return false;
+}
+
+/* Pass 1 records the header block of p[0, len) ... */
+static int phcache_record(struct pseudo_ctx *ctx, const unsigned char *p, size_t len,
+                          bool msg_default, const struct phfield *fields, size_t n,
+                          size_t end, const struct entity_info *info)
+{
+    struct pmime_cache *c = ctx->hcache;
+
+    if (!stable_bytes(ctx, p, len))
+        return 0;
+    if (c == NULL) {
+        c = ctx->hcache = calloc(1, sizeof *c);
+        if (c == NULL)
+            return mr_error_set(ctx->err, MR_E_NOMEM, "out of memory for the header cache");
+    }
+    if (c->n_e >= PHCACHE_ENTITIES || n > PHCACHE_FIELDS - c->n_f)
+        return 0;   /* parsed again later: only slower */
+    if (c->n_f + n > c->cap_f) {
+        size_t cap = c->cap_f ? c->cap_f : 64;
+        while (cap < c->n_f + n)
+            cap *= 2;
+        struct phfield *nf = realloc(c->f, cap * sizeof *nf);
+        if (nf == NULL)
+            return mr_error_set(ctx->err, MR_E_NOMEM, "out of memory for the header cache");
+        c->f = nf;
+        c->cap_f = cap;
+    }
+    if (c->n_e == c->cap_e) {
+        size_t cap = c->cap_e ? c->cap_e * 2 : 8;
+        struct phentity *ne = realloc(c->e, cap * sizeof *ne);
+        if (ne == NULL)
+            return mr_error_set(ctx->err, MR_E_NOMEM, "out of memory for the header cache");
+        c->e = ne;
+        c->cap_e = cap;
+    }
+    if (n > 0)
+        memcpy(c->f + c->n_f, fields, n * sizeof *fields);
+    c->e[c->n_e++] = (struct phentity){.p = p, .len = len, .msg_default = msg_default,
+                                       .first = c->n_f, .n = n, .end = end, .info = *info};
+    c->n_f += n;
+    return 0;
+}
+
+/* ... and the later passes find it: the next entity in walk order, normally. */
+static const struct phentity *phcache_find(struct pseudo_ctx *ctx, const unsigned char *p,
+                                           size_t len, bool msg_default)
+{
+    struct pmime_cache *c = ctx->hcache;
+
+    if (c == NULL)
+        return NULL;
+    for (size_t k = c->cursor; k < c->n_e; k++) {
+        const struct phentity *e = &c->e[k];
+        if (e->p == p && e->len == len && e->msg_default == msg_default) {
+            c->cursor = k + 1;
+            return e;
+        }
+    }
+    return NULL;
+}
+
 /* ---- bodies -------------------------------------------------------------------------- */
 
 static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
@@ -317,6 +498,7 @@ static int body_decode(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
             return 0;
         }
     }
+    *dec = pscratch_get(ctx);   /* kept by the cache below, or returned by the caller */
     rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, len, dec, ctx->err)
                               : pcodec_qp_decode(b, len, dec, ctx->err);
     /* Only bodies in the message itself: a body inside a decoded (and freed) buffer has
@@ -345,6 +527,7 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
     pout_init(&tmp, NULL, 0);
     rc = body_decode(ctx, b, len, info, &dec, &cached);
     if (rc == 0 && dec.len > 0) {
+        tmp.buf = pscratch_get(ctx);
         if (as_message)
             rc = pmime_entity(ctx, dec.p, dec.len, depth + 1, false, &tmp);
         else
@@ -357,6 +540,7 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
         if (tmp.buf.len == dec.len && (dec.len == 0 || memcmp(tmp.buf.p, dec.p, dec.len) == 0)) {
             rc = pout_copy(out, b, len, ctx->err);
         } else {
+            enc = pscratch_get(ctx);
             if (info->cte == CTE_B64)
                 rc = pcodec_b64_encode(tmp.buf.p, tmp.buf.len, eol,
                                        len > 0 && b[len - 1] == '\n', &enc, ctx->err);
@@ -366,9 +550,11 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
                 rc = pout_replace(out, b, len, enc.p, enc.len, ctx->err);
         }
     }
+    /* A cached decoded body belongs to the cache. */
     if (!cached)
-        pbuf_free(&dec);
-    pbuf_free(&enc);
+        pscratch_put(ctx, &dec);
+    pscratch_put(ctx, &enc);
+    pscratch_put(ctx, &tmp.buf);
     pout_free(&tmp);
     return rc;
 }
@@ -508,6 +694,7 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
                  bool msg_default, pout *out)
 {
     struct entity_info info = {.cte = CTE_IDENTITY};
+    const struct phentity *known = NULL;
     size_t i = 0;
     int rc = 0;
 
@@ -515,12 +702,40 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
         /* Absurd nesting: opaque text, scanned raw. */
         return ptext_plain(ctx, p, len, pscan_policy_flags(ctx->pol) & ~PSCAN_IP, out);
     }
-    while (i < len && rc == 0 && !blank_line(p, len, i)) {
-        size_t fs = i, fe = line_end(p, len, i);
-        while (fe < len && (p[fe] == ' ' || p[fe] == '\t'))
-            fe = line_end(p, len, fe);
-        rc = header_field(ctx, p, fs, fe, &info, out);
-        i = fe;
+    if (depth == 0 && ctx->hcache != NULL)
+        ctx->hcache->cursor = 0;    /* a pass starts */
+    if (!ctx->collecting)
+        known = phcache_find(ctx, p, len, msg_default);
+    if (known != NULL) {
+        const struct phfield *f = known->n > 0 ? ctx->hcache->f + known->first : NULL;
+        for (size_t k = 0; k < known->n && rc == 0; k++)
+            rc = header_use(ctx, p, f[k].fs, f[k].fe, f[k].vs, f[k].cls, out);
+        i = known->end;
+        info = known->info;
+    } else {
+        struct phfield fields[64], *fv = fields;
+        size_t n = 0, cap = sizeof fields / sizeof fields[0];
+        /* Pass 1 keeps what it parsed; a block too long for the stack is parsed again. */
+        bool keep = ctx->collecting;
+        while (i < len && rc == 0 && !blank_line(p, len, i)) {
+            size_t fs = i, fe = line_end(p, len, i), vs;
+            enum hclass cls;
+            while (fe < len && (p[fe] == ' ' || p[fe] == '\t'))
+                fe = line_end(p, len, fe);
+            vs = header_parse(p, fs, fe, &cls, &info);
+            rc = header_use(ctx, p, fs, fe, vs, cls, out);
+            if (keep && n == cap)
+                keep = false;
+            if (keep)
+                fv[n++] = (struct phfield){.fs = fs, .fe = fe, .vs = vs, .cls = cls};
+            i = fe;
+        }
+        if (!info.has_type) {
+            strcpy(info.type, msg_default ? "message" : "text");
+            strcpy(info.subtype, msg_default ? "rfc822" : "plain");
+        }
+        if (rc == 0 && keep)
+            rc = phcache_record(ctx, p, len, msg_default, fv, n, i, &info);
     }
     if (rc != 0)
         return rc;
@@ -529,10 +744,6 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
         if (!ctx->collecting)
             rc = pout_copy(out, p + i, b - i, ctx->err);
         i = b;
-    }
-    if (!info.has_type) {
-        strcpy(info.type, msg_default ? "message" : "text");
-        strcpy(info.subtype, msg_default ? "rfc822" : "plain");
     }
     if (rc == 0 && i < len)
         rc = body_entity(ctx, p + i, len - i, depth, &info, out);

@@ -13,17 +13,17 @@
 /* Bounds the work per word start on hostile input (thousands of recipients). */
 #define PNAMES_MAX_PATTERNS 1024
 
-void pnames_init(pnames *n)
+void pnames_init(pnames *n, parena *arena)
 {
     memset(n, 0, sizeof *n);
+    n->arena = arena;
 }
 
 void pnames_free(pnames *n)
 {
-    for (size_t i = 0; i < n->n_pats; i++)
-        free(n->pats[i].pat);
-    for (size_t i = 0; i < n->n_canon; i++)
-        free(n->canon[i]);
+    parena *arena = n->arena;
+
+    /* Patterns and canonical values live in the arena. */
     free(n->pats);
     free(n->canon);
     free(n->canon_len);
@@ -31,6 +31,7 @@ void pnames_free(pnames *n)
     free(n->next);
     free(n->heads);
     memset(n, 0, sizeof *n);
+    n->arena = arena;
 }
 
 static unsigned char fold_ascii(unsigned char c)
@@ -79,53 +80,53 @@ static bool has_letter(const unsigned char *s, size_t len)
 static int canon_add(pnames *n, const unsigned char *v, size_t len, size_t *idx,
                      mr_error *err)
 {
-    unsigned char *norm = NULL;
+    unsigned char buf[256], *norm = NULL, *kept;
     size_t nlen = 0;
-    int rc = ptoken_normalise(PSEUDO_NAME, v, len, &norm, &nlen, err);
+    int rc = ptoken_normalise_buf(PSEUDO_NAME, v, len, buf, sizeof buf, &norm, &nlen, err);
 
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n->n_canon; i++) {
         if (n->canon_len[i] == nlen && memcmp(n->canon[i], norm, nlen) == 0) {
-            free(norm);
+            if (norm != buf)
+                free(norm);
             *idx = i;
             return 0;
         }
     }
+    kept = parena_dup(n->arena, norm, nlen, err);
+    if (norm != buf)
+        free(norm);
+    if (kept == NULL)
+        return MR_E_NOMEM;
     if (n->n_canon == n->cap_canon) {
         size_t cap = n->cap_canon ? n->cap_canon * 2 : 16;
         unsigned char **nc = realloc(n->canon, cap * sizeof *nc);
         size_t *nl;
-        if (nc == NULL) {
-            free(norm);
+        if (nc == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
-        }
         n->canon = nc;
         nl = realloc(n->canon_len, cap * sizeof *nl);
-        if (nl == NULL) {
-            free(norm);
+        if (nl == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
-        }
         n->canon_len = nl;
         n->cap_canon = cap;
     }
-    n->canon[n->n_canon] = norm;
+    n->canon[n->n_canon] = kept;
     n->canon_len[n->n_canon] = nlen;
     *idx = n->n_canon++;
     return 0;
 }
 
-/* Takes ownership of pat; the caller has checked that it is new. */
+/* pat lives in the arena; the caller has checked that it is new. */
 static int pat_push(pnames *n, unsigned char *pat, size_t len, bool latin1, bool exact,
                     size_t canon, mr_error *err)
 {
     if (n->n_pats == n->cap_pats) {
         size_t cap = n->cap_pats ? n->cap_pats * 2 : 16;
         struct pname_pat *np = realloc(n->pats, cap * sizeof *np);
-        if (np == NULL) {
-            free(pat);
+        if (np == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
-        }
         n->pats = np;
         n->cap_pats = cap;
     }
@@ -154,10 +155,9 @@ static int pat_push_copy(pnames *n, const unsigned char *pat, size_t len, bool l
 
     if (pat_exists(n, pat, len, latin1, exact))
         return 0;
-    c = malloc(len ? len : 1);
+    c = parena_dup(n->arena, pat, len, err);
     if (c == NULL)
-        return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
-    memcpy(c, pat, len);
+        return MR_E_NOMEM;
     return pat_push(n, c, len, latin1, exact, canon, err);
 }
 
@@ -319,6 +319,23 @@ static uint64_t pat_key_hash(const struct pname_pat *p)
     return word_hash(p->pat, 0, we, p->latin1);
 }
 
+/* The pattern's first two bytes, with bit 5 set, into first_pairs (once each). */
+static void first_pair(pnames *n, const struct pname_pat *p)
+{
+    unsigned char x = (unsigned char)(p->pat[0] | 0x20);
+    unsigned char y = p->len > 1 && p->pat[1] != ' ' ? (unsigned char)(p->pat[1] | 0x20) : 0;
+
+    for (unsigned i = 0; i < n->n_first_pairs && i < PNAMES_FIRST_PAIRS; i++)
+        if (n->first_pairs[i][0] == x && n->first_pairs[i][1] == y)
+            return;
+    if (n->n_first_pairs < PNAMES_FIRST_PAIRS) {
+        n->first_pairs[n->n_first_pairs][0] = x;
+        n->first_pairs[n->n_first_pairs][1] = y;
+    }
+    if (n->n_first_pairs <= PNAMES_FIRST_PAIRS)
+        n->n_first_pairs++;
+}
+
 /* Runs before every text is scanned, and again whenever a name was learnt: kept cheap
  * (no per-byte-value buckets, only what pnames_match and the scanner's first-byte filter
  * use). */
@@ -330,6 +347,7 @@ int pnames_prepare(pnames *n, mr_error *err)
     if (n->prepared)
         return 0;
     memset(n->first, 0, sizeof n->first);
+    n->n_first_pairs = 0;
     if (n->n_pats == 0) {
         n->n_heads = 0;
         n->prepared = true;
@@ -391,6 +409,7 @@ int pnames_prepare(pnames *n, mr_error *err)
             n->first[k] |= bit;
             if ((k >= 'a' && k <= 'z') || (pp->latin1 && k >= 0xE0 && k <= 0xFE && k != 0xF7))
                 n->first[k - 32] |= bit;
+            first_pair(n, pp);
         }
     }
     if (li != stack_li)
@@ -475,11 +494,13 @@ size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t 
 
 void paddrs_free(paddrs *a)
 {
-    for (size_t i = 0; i < a->n; i++)
-        free(a->v[i]);
+    parena *arena = a->arena;
+
+    /* The addresses live in the arena. */
     free(a->v);
     free(a->lens);
     memset(a, 0, sizeof *a);
+    a->arena = arena;
 }
 
 int paddrs_add(paddrs *a, const unsigned char *norm, size_t len, mr_error *err)
@@ -506,11 +527,9 @@ int paddrs_add(paddrs *a, const unsigned char *norm, size_t len, mr_error *err)
         a->lens = nl;
         a->cap = cap;
     }
-    c = malloc(len + 1);
+    c = parena_dup(a->arena, norm, len, err);
     if (c == NULL)
-        return mr_error_set(err, MR_E_NOMEM, "out of memory for addresses");
-    memcpy(c, norm, len);
-    c[len] = '\0';
+        return MR_E_NOMEM;
     a->v[a->n] = c;
     a->lens[a->n++] = len;
     return 0;

@@ -9,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
 static inline bool is_digit(unsigned char c)
 {
     return c >= '0' && c <= '9';
@@ -33,59 +29,12 @@ static inline bool is_hex(unsigned char c)
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* Bytes that continue a word: ASCII letters and digits, '_' and every 8-bit byte. */
-#define W16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
-static const unsigned char WORD[256] = {
-    W16(0), W16(0),
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,          /* ' ' .. '/' */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,          /* '0' .. '?' */
-    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,          /* '@' .. 'O' */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,          /* 'P' .. '_' */
-    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,          /* '`' .. 'o' */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,          /* 'p' .. DEL */
-    W16(1), W16(1), W16(1), W16(1), W16(1), W16(1), W16(1), W16(1),
-};
-#undef W16
+/* Word bytes (pseudo_find.c). */
+#define WORD pfind_word
 
 static inline bool word_byte(unsigned char c)
 {
-    return WORD[c] != 0;
-}
-
-#ifdef __SSE2__
-/* Bit k set when t[k] (0 <= k < 16) is a word byte (the classes of WORD[]). */
-static inline unsigned word_mask16(const unsigned char *t)
-{
-    const __m128i lo_d = _mm_set1_epi8('0' - 1), hi_d = _mm_set1_epi8('9' + 1);
-    const __m128i lo_a = _mm_set1_epi8('a' - 1), hi_a = _mm_set1_epi8('z' + 1);
-    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)t);
-    /* Signed compares: bytes >= 0x80 are negative, so only ASCII falls in the ranges;
-     * those bytes are word bytes through the sign-bit mask instead. */
-    __m128i dig = _mm_and_si128(_mm_cmpgt_epi8(b, lo_d), _mm_cmplt_epi8(b, hi_d));
-    __m128i l = _mm_or_si128(b, _mm_set1_epi8(0x20));
-    __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(l, lo_a), _mm_cmplt_epi8(l, hi_a));
-    __m128i w = _mm_or_si128(_mm_or_si128(dig, alpha), _mm_cmpeq_epi8(b, _mm_set1_epi8('_')));
-
-    return (unsigned)_mm_movemask_epi8(w) | (unsigned)_mm_movemask_epi8(b);
-}
-#endif
-
-/* End of the word that continues at t[j]: the first non-word byte at or after j.  Words
- * end unpredictably, so a byte-at-a-time loop mispredicts once per word; with SSE2 the
- * bytes are classified 16 at a time. */
-static inline size_t word_end(const unsigned char *t, size_t len, size_t j)
-{
-#ifdef __SSE2__
-    while (len - j >= 16) {
-        unsigned m = word_mask16(t + j) ^ 0xFFFFu;
-        if (m != 0)
-            return j + (size_t)__builtin_ctz(m);
-        j += 16;
-    }
-#endif
-    while (j < len && WORD[t[j]])
-        j++;
-    return j;
+    return pfind_word[c] != 0;
 }
 
 static inline bool local_char(unsigned char c)
@@ -556,28 +505,12 @@ static const struct keyword KEYWORDS[] = {
 };
 #undef KW
 
-/* A greeting or sign-off word at i: where the name after it starts, or 0. */
-/* Bit n set: some keyword starting with this letter is n bytes long (quick rejection). */
-static unsigned kw_lengths(unsigned char f)
-{
-    switch (f) {
-    case 'h': return 1u << 2 | 1u << 3 | 1u << 5 | 1u << 6 | 1u << 7;
-    case 'k': return 1u << 2 | 1u << 4 | 1u << 5;
-    case 'd': return 1u << 4;
-    case 'g': return 1u << 6;
-    case 'm': return 1u << 3;
-    case 'v': return 1u << 2;
-    case 'r': return 1u << 7;
-    case 'c': return 1u << 6;
-    default: return 0;
-    }
-}
-
+/* Can the word t[i, we) be a greeting or sign-off (first letter and length)? */
 static inline bool kw_candidate(const unsigned char *t, size_t i, size_t we)
 {
     size_t wl = we - i;
 
-    return wl >= 2 && wl <= 7 && (kw_lengths(lower(t[i])) >> wl & 1u);
+    return wl >= 2 && wl <= 7 && (pfind_kw_lengths(t[i]) >> wl & 1u);
 }
 
 /* The greeting or sign-off word t[i, we) (a whole word): where the name after it
@@ -644,6 +577,8 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
               unsigned flags, pscan_emit emit, void *arg, mr_error *err)
 {
     struct spans em;
+    struct pfilter pf;
+    struct pfind it;
     bool names = (flags & PSCAN_NAME) && ctx->names.n_pats > 0;
     size_t ei = 0, next_e, i = 0, forced_s = SIZE_MAX, forced_e = 0;
     bool guess = (flags & PSCAN_NAME) != 0;
@@ -665,9 +600,17 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
     /* Names learnt since the last prepare are not in the buckets yet: then no name
      * matching in this text (callers prepare before each text; see ptext_plain). */
     names = names && ctx->names.prepared;
+    /* The positions where a rule below can fire; everything else is skipped in bulk. */
+    pfind_filter_init(&pf,
+                      ((flags & PSCAN_IP) ? PFIND_HEX | PFIND_COLON : 0) |
+                          ((flags & (PSCAN_CPR | PSCAN_PHONE)) ? PFIND_DIGIT : 0) |
+                          ((flags & PSCAN_PHONE) ? PFIND_PLUS : 0) |
+                          ((flags & PSCAN_ESCAPE) ? PFIND_CTNI : 0),
+                      names ? &ctx->names : NULL, guess);
+    pfind_start(&it, &pf, t, len);
     next_e = em.n ? em.v[0].start : len;
     while (i < len) {
-        unsigned char c = t[i];
+        unsigned char c;
         struct pmatch m = {0};
         size_t end = 0, we;
 
@@ -683,6 +626,19 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
             next_e = ei < em.n ? em.v[ei].start : len;
             continue;
         }
+        {
+            /* Up to the next candidate, stopping at the next address and at a name found
+             * by position (a word start the rules below must see). */
+            size_t lim = next_e, p;
+            if (forced_s != SIZE_MAX && forced_s >= i && forced_s < lim)
+                lim = forced_s;
+            p = pfind_next(&it, i, lim);
+            if (p != i) {
+                i = p;
+                continue;
+            }
+        }
+        c = t[i];
         /* Candidates start at a word start, or at '+' (phone) or ':' (IPv6). */
         if (!WORD[c]) {
             if (c == '+' && (flags & PSCAN_PHONE) && (i == 0 || !is_alnum(t[i - 1])) &&
@@ -702,7 +658,7 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
             }
             we = i + 1;
         } else {
-            we = word_end(t, len, i + 1);
+            we = pfind_word_end(t, len, i + 1);
             if ((flags & PSCAN_IP) && is_hex(c) &&
                 (i == 0 || !(t[i - 1] == ':' || t[i - 1] == '.') ||
                  (i >= 5 && lower(t[i - 5]) == 'i' && lower(t[i - 4]) == 'p' &&
@@ -771,17 +727,15 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
 
 int pscan_learn(struct pseudo_ctx *ctx, const unsigned char *t, size_t len)
 {
+    struct pfilter pf;
+    struct pfind it;
     size_t i = 0;
 
-    while (i < len) {
-        size_t we, ns, ne = 0;
-        if (!WORD[t[i]]) {
-            i++;
-            while (i < len && !WORD[t[i]])
-                i++;
-            continue;
-        }
-        we = word_end(t, len, i + 1);
+    /* Only greeting and sign-off words matter here. */
+    pfind_filter_init(&pf, 0, NULL, true);
+    pfind_start(&it, &pf, t, len);
+    while ((i = pfind_next(&it, i, len)) < len) {
+        size_t we = pfind_word_end(t, len, i + 1), ns, ne = 0;
         ns = kw_candidate(t, i, we) ? name_after_keyword(t, len, i, we) : 0;
         if (ns != 0 && name_words(t, len, ns, &ne)) {
             int rc = pnames_add(&ctx->names, t + ns, ne - ns, ctx->err);

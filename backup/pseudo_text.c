@@ -38,11 +38,9 @@ static void view_free(struct pview *v)
     memset(v, 0, sizeof *v);
 }
 
-static int view_push(struct pview *v, const unsigned char *bytes, size_t n, size_t s, size_t e,
-                     bool ext, mr_error *err)
+/* Room for n more view bytes (and their maps). */
+static int view_reserve(struct pview *v, size_t n, mr_error *err)
 {
-    int rc;
-
     if (v->text.len + n > v->cap) {
         size_t cap = v->cap ? v->cap : 64;
         while (cap < v->text.len + n)
@@ -61,13 +59,22 @@ static int view_push(struct pview *v, const unsigned char *bytes, size_t n, size
         v->ext = nx;
         v->cap = cap;
     }
+    return pbuf_reserve(&v->text, n, err);
+}
+
+static int view_push(struct pview *v, const unsigned char *bytes, size_t n, size_t s, size_t e,
+                     bool ext, mr_error *err)
+{
+    int rc = view_reserve(v, n, err);
+
+    if (rc != 0)
+        return rc;
     for (size_t k = 0; k < n; k++) {
         v->vs[v->text.len + k] = s;
         v->ve[v->text.len + k] = e;
         v->ext[v->text.len + k] = ext;
     }
-    rc = pbuf_append(&v->text, bytes, n, err);
-    return rc;
+    return pbuf_append(&v->text, bytes, n, err);
 }
 
 static int hexv(unsigned char c)
@@ -158,7 +165,8 @@ static size_t entity_at(const unsigned char *src, size_t len, size_t i, unsigned
 static int html_view(const unsigned char *src, size_t len, struct pview *v, mr_error *err)
 {
     size_t i = 0, run = 0;
-    int rc = 0;
+    /* The view is never longer than the source: one allocation per map. */
+    int rc = view_reserve(v, len, err);
 
     while (i < len && rc == 0) {
         unsigned char u[4];
@@ -486,12 +494,13 @@ static int ptext_eword_run(struct pseudo_ctx *ctx, const unsigned char *s, size_
                            const struct eword *first, size_t run_end, unsigned flags,
                            const char *eol, pout *out)
 {
-    pbuf dec = {0}, enc = {0};
+    pbuf dec = pscratch_get(ctx), enc = {0};
     pout tmp;
     size_t i = first->start;
     int rc = 0;
 
     pout_init(&tmp, NULL, 0);
+    tmp.buf = pscratch_get(ctx);
     while (rc == 0 && i < run_end) {
         struct eword w;
         if (!eword_at(s, len, i, &w)) {
@@ -507,6 +516,7 @@ static int ptext_eword_run(struct pseudo_ctx *ctx, const unsigned char *s, size_
         if (dec.len == 0 || (tmp.buf.len == dec.len && memcmp(tmp.buf.p, dec.p, dec.len) == 0)) {
             rc = pout_copy(out, s + first->start, run_end - first->start, ctx->err);
         } else {
+            enc = pscratch_get(ctx);
             rc = pcodec_2047_encode(tmp.buf.p, tmp.buf.len, s + first->cs, first->cs_len,
                                     first->enc, eol, &enc, ctx->err);
             if (rc == 0)
@@ -514,8 +524,9 @@ static int ptext_eword_run(struct pseudo_ctx *ctx, const unsigned char *s, size_
                                   enc.len, ctx->err);
         }
     }
-    pbuf_free(&dec);
-    pbuf_free(&enc);
+    pscratch_put(ctx, &dec);
+    pscratch_put(ctx, &enc);
+    pscratch_put(ctx, &tmp.buf);
     pout_free(&tmp);
     return rc;
 }

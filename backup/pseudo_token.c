@@ -257,22 +257,27 @@ int ptoken_compute(const pseudo_key *key, enum pseudo_kind kind, const unsigned 
     return 0;
 }
 
-void ptokens_init(ptokens *t)
+void ptokens_init(ptokens *t, psha *sha, parena *arena)
 {
     memset(t, 0, sizeof *t);
+    t->sha = sha;
+    t->arena = arena;
 }
 
 void ptokens_free(ptokens *t)
 {
+    psha *sha = t->sha;
+    parena *arena = t->arena;
+
     EVP_MD_CTX_free(t->inner);
     EVP_MD_CTX_free(t->outer);
     EVP_MD_CTX_free(t->work);
-    EVP_MD_free(t->md);
-    for (size_t i = 0; i < t->n_slots; i++)
-        free(t->slots[i]);
+    /* The entries live in the arena. */
     free(t->slots);
     free(t->order);
     memset(t, 0, sizeof *t);
+    t->sha = sha;
+    t->arena = arena;
 }
 
 static uint64_t tok_hash(enum pseudo_kind kind, const unsigned char *v, size_t len)
@@ -326,12 +331,12 @@ static void b32_token(const unsigned char *md, char out[PSEUDO_TOKEN_LEN + 1])
 static int tok_keyed_init(ptokens *t, const pseudo_key *key)
 {
     unsigned char pad[64];
-    EVP_MD *md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    const EVP_MD *md;
 
-    /* Fetched once per message: EVP_sha256() would fetch again at every init. */
-    t->md = md;
-    if (md == NULL)
+    /* The message's SHA-256, fetched once for the tokens and the reid record. */
+    if (psha_md(t->sha, NULL) != 0)
         return -1;
+    md = t->sha->md;
     t->inner = EVP_MD_CTX_new();
     t->outer = EVP_MD_CTX_new();
     t->work = EVP_MD_CTX_new();
@@ -363,9 +368,7 @@ static int tok_compute_fast(ptokens *t, const pseudo_key *key, enum pseudo_kind 
         EVP_MD_CTX_free(t->inner);
         EVP_MD_CTX_free(t->outer);
         EVP_MD_CTX_free(t->work);
-        EVP_MD_free(t->md);
         t->inner = t->outer = t->work = NULL;
-        t->md = NULL;
         return ptoken_compute(key, kind, norm, len, out, err);
     }
     if (EVP_MD_CTX_copy_ex(t->work, t->inner) != 1 ||
@@ -400,9 +403,9 @@ int ptokens_get(ptokens *t, const pseudo_key *key, enum pseudo_kind kind,
         }
     }
     if (e == NULL) {
-        e = malloc(sizeof *e + len + 1);
+        e = parena_alloc(t->arena, sizeof *e + len + 1, err);
         if (e == NULL)
-            return mr_error_set(err, MR_E_NOMEM, "out of memory for tokens");
+            return MR_E_NOMEM;
         e->kind = kind;
         e->listed = false;
         e->hash = h;
@@ -410,10 +413,8 @@ int ptokens_get(ptokens *t, const pseudo_key *key, enum pseudo_kind kind,
         memcpy(e->norm, norm, len);
         e->norm[len] = '\0';
         rc = tok_compute_fast(t, key, kind, norm, len, e->token, err);
-        if (rc != 0) {
-            free(e);
-            return rc;
-        }
+        if (rc != 0)
+            return rc;      /* the entry stays in the arena, unused */
         t->slots[j] = e;
         t->n_used++;
     }

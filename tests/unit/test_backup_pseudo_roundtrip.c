@@ -1,11 +1,14 @@
 /*
  * test_backup_pseudo_roundtrip.c — restore(pseudo(m)) == m byte for byte: the hand-written
  * nasty corpus (tests/data/nasty), edge inputs, a huge message, thousands of seeded random
- * mutations, the whole-message fallback, and tampered or mismatched reid data.
+ * mutations, the whole-message fallback, tampered or mismatched reid data, and reid data
+ * of format version 1 (tests/data/reid-v1) that must restore forever.
  */
 #include "unit/test_backup_pseudo_util.h"
 
 #include <dirent.h>
+
+#include <openssl/evp.h>
 
 #include "backup/pseudo_int.h"
 #include "helpers/test_helpers.h"
@@ -412,7 +415,7 @@ static void test_reid_tamper(void **state)
     d1 = pseudo_result_reid(r1, &d1l);
     o2 = pseudo_result_bytes(r2, &o2l);
     d2 = pseudo_result_reid(r2, &d2l);
-    assert_memory_equal(d1, "MRPR\x01", 5);
+    assert_memory_equal(d1, "MRPR\x02", 5);
     po = malloc(o1l);
     pd = malloc(d1l);
     assert_non_null(po);
@@ -422,23 +425,42 @@ static void test_reid_tamper(void **state)
     assert_int_equal(pseudo_restore(o1, o1l, d2, d2l, &back, &bl, &err), MR_E_TAMPERED);
     assert_null(back);
     assert_int_equal(pseudo_restore(o2, o2l, d1, d1l, &back, &bl, &err), MR_E_TAMPERED);
-    /* One flipped bit in the pseudonymised bytes. */
+    /* Other pseudonymised bytes of another length. */
+    assert_int_equal(pseudo_restore(o1, o1l - 1, d1, d1l, &back, &bl, &err), MR_E_TAMPERED);
+    assert_null(back);
+    /* One flipped bit in the pseudonymised bytes that the restore keeps ("From"). */
     memcpy(po, o1, o1l);
-    po[o1l / 2] ^= 1;
+    po[0] ^= 1;
     assert_int_equal(pseudo_restore(po, o1l, d1, d1l, &back, &bl, &err), MR_E_TAMPERED);
-    /* One flipped bit anywhere in the reid data. */
-    for (size_t i = 0; i < d1l; i += 7) {
+    /* A flipped bit inside a replaced span (the token of the address) is dropped by the
+     * restore: the result is still exactly the original (format version 2 does not hash
+     * the pseudonymised bytes; it never gives wrong bytes). */
+    {
+        const unsigned char *tok = memchr(o1, '@', o1l);
+        assert_non_null(tok);
+        memcpy(po, o1, o1l);
+        po[tok - o1 - 3] ^= 1;
+        assert_int_equal(pseudo_restore(po, o1l, d1, d1l, &back, &bl, &err), 0);
+        assert_int_equal(bl, strlen(m1));
+        assert_memory_equal(back, m1, bl);
+        free(back);
+        back = NULL;
+    }
+    /* One flipped bit anywhere in the reid data (every byte, every bit position). */
+    for (size_t i = 0; i < d1l; i++) {
         memcpy(pd, d1, d1l);
-        pd[i] ^= 0x10;
+        pd[i] ^= (unsigned char)(1u << (i % 8));
         int rc = pseudo_restore(o1, o1l, pd, d1l, &back, &bl, &err);
-        assert_true(rc == MR_E_TAMPERED || rc == MR_E_PARSE || rc == MR_E_UNSUPPORTED);
+        if (!(rc == MR_E_TAMPERED || rc == MR_E_PARSE || rc == MR_E_UNSUPPORTED))
+            fail_msg("flipped bit in reid byte %zu not detected (rc %d)", i, rc);
         assert_null(back);
     }
     /* Truncated, empty, unknown version. */
     assert_int_equal(pseudo_restore(o1, o1l, d1, d1l - 1, &back, &bl, &err), MR_E_PARSE);
     assert_int_equal(pseudo_restore(o1, o1l, d1, 0, &back, &bl, &err), MR_E_PARSE);
+    assert_int_equal(pseudo_restore(o1, o1l, d1, 20, &back, &bl, &err), MR_E_PARSE);
     memcpy(pd, d1, d1l);
-    pd[4] = 2;
+    pd[4] = 3;
     assert_int_equal(pseudo_restore(o1, o1l, pd, d1l, &back, &bl, &err), MR_E_UNSUPPORTED);
     /* The untouched pair still restores. */
     assert_int_equal(pseudo_restore(o1, o1l, d1, d1l, &back, &bl, &err), 0);
@@ -448,6 +470,93 @@ static void test_reid_tamper(void **state)
     free(pd);
     pseudo_result_free(r1);
     pseudo_result_free(r2);
+}
+
+/* pseudo_result_original_sha256 is the SHA-256 of the input, for every path (part by
+ * part, empty, whole-message fallback). */
+static void test_original_sha256(void **state)
+{
+    static const char *const msgs[] = {
+        "", "From: Mette Hansen <mette@example.dk>\r\n\r\nHej Mette, CPR 010203-1234\r\n",
+    };
+    pseudo_key key;
+    struct pseudo_policy pol;
+
+    (void)state;
+    tp_key(&key, 4);
+    pseudo_policy_default(&pol);
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        for (unsigned flags = 0; flags <= PSEUDO_TEST_FORCE_WHOLE; flags++) {
+            unsigned char md[32];
+            unsigned int mdl = 0;
+            pseudo_result *res = NULL;
+            mr_error err = {0};
+            size_t len = strlen(msgs[i]);
+            assert_int_equal(pseudo_message_ex(&key, &pol, (const unsigned char *)msgs[i], len,
+                                               flags, &res, &err), 0);
+            assert_int_equal(EVP_Digest(msgs[i], len, md, &mdl, EVP_sha256(), NULL), 1);
+            assert_memory_equal(pseudo_result_original_sha256(res), md, 32);
+            pseudo_result_free(res);
+        }
+    }
+}
+
+/* Reid data of format version 1, written by the version-1 writer (tests/data/reid-v1,
+ * see its README): archives are kept five years, so it must restore byte for byte, and
+ * its checks (record checksum, digest of the pseudonymised bytes) must still hold. */
+static unsigned char *fixture(const char *name, size_t *len)
+{
+    char dir[4096], path[8192];
+    unsigned char *p;
+
+    tp_data_dir(dir, sizeof dir, "reid-v1");
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    p = th_read_file(path, len);
+    if (p == NULL)
+        fail_msg("cannot read %s", path);
+    return p;
+}
+
+static void test_reid_v1(void **state)
+{
+    size_t ml, pl, rl, bl;
+    unsigned char *msg = fixture("message.eml", &ml), *ps = fixture("message.pseudo", &pl);
+    unsigned char *rd = fixture("message.reid", &rl), *back = NULL, *cp;
+    mr_error err = {0};
+
+    (void)state;
+    assert_memory_equal(rd, "MRPR\x01", 5);
+    assert_int_equal(pseudo_restore(ps, pl, rd, rl, &back, &bl, &err), 0);
+    assert_int_equal(bl, ml);
+    assert_memory_equal(back, msg, ml);
+    free(back);
+    back = NULL;
+    /* A flipped bit anywhere in the record, or anywhere in the pseudonymised bytes
+     * (version 1 hashes them), is refused. */
+    cp = malloc(rl > pl ? rl : pl);
+    assert_non_null(cp);
+    for (size_t i = 0; i < rl; i++) {
+        memcpy(cp, rd, rl);
+        cp[i] ^= (unsigned char)(1u << (i % 8));
+        int rc = pseudo_restore(ps, pl, cp, rl, &back, &bl, &err);
+        if (!(rc == MR_E_TAMPERED || rc == MR_E_PARSE || rc == MR_E_UNSUPPORTED))
+            fail_msg("flipped bit in v1 reid byte %zu not detected (rc %d)", i, rc);
+        assert_null(back);
+    }
+    for (size_t i = 0; i < pl; i += 3) {
+        memcpy(cp, ps, pl);
+        cp[i] ^= 0x04;
+        assert_int_equal(pseudo_restore(cp, pl, rd, rl, &back, &bl, &err), MR_E_TAMPERED);
+        assert_null(back);
+    }
+    /* Truncated record or output. */
+    assert_int_equal(pseudo_restore(ps, pl, rd, rl - 1, &back, &bl, &err), MR_E_PARSE);
+    assert_int_equal(pseudo_restore(ps, pl, rd, 120, &back, &bl, &err), MR_E_PARSE);
+    assert_int_equal(pseudo_restore(ps, pl - 1, rd, rl, &back, &bl, &err), MR_E_TAMPERED);
+    free(cp);
+    free(msg);
+    free(ps);
+    free(rd);
 }
 
 int main(void)
@@ -462,6 +571,8 @@ int main(void)
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_reid_tamper),
+        cmocka_unit_test(test_original_sha256),
+        cmocka_unit_test(test_reid_v1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

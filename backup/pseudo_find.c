@@ -1,0 +1,476 @@
+/* pseudo_find.c — where the scanner has to look.  Most words of a text start nothing: no
+ * digit, no token prefix, no learnt name, no greeting.  Visiting them one by one (finding
+ * the word's end, then testing each rule) was most of the scanner's time, with a
+ * mispredicted branch per word.  Here up to 64 bytes at a time are classified into bit
+ * masks (word bytes, letters and digits, hex digits, '+', ':', '.'), and a prefilter marks
+ * the positions whose first two bytes can begin anything wanted (a digit, a token
+ * prefix, the first two letters of a greeting or of a learnt name).  Word starts are read
+ * off the masks; those that pass the prefilter get the exact test of first byte and word
+ * length (a table lookup, no branch); only the positions that pass both go to the
+ * scanner's rules (pseudo_scan.c), which decide as before.  Skipped positions are ones
+ * where no rule can fire, so the output is the same as visiting every word.
+ *
+ * The masks come from SSE2 (baseline on x86-64) or from a plain loop elsewhere (also with
+ * -DPSEUDO_NO_SIMD, CMake option MAILRET_PSEUDO_NO_SIMD); where SSE2 is there both are
+ * compiled and test_backup_pseudo_find compares them, and compares the search with
+ * pfind_candidate (the definition, one position at a time) in either build. */
+#include "backup/pseudo_int.h"
+
+#include <string.h>
+
+#ifdef PFIND_SSE2
+#include <emmintrin.h>
+#endif
+
+/* Bytes that continue a word: ASCII letters and digits, '_' and every 8-bit byte. */
+#define W16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+const unsigned char pfind_word[256] = {
+    W16(0), W16(0),
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,          /* ' ' .. '/' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,          /* '0' .. '?' */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,          /* '@' .. 'O' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,          /* 'P' .. '_' */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,          /* '`' .. 'o' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,          /* 'p' .. DEL */
+    W16(1), W16(1), W16(1), W16(1), W16(1), W16(1), W16(1), W16(1),
+};
+
+/* Class of a first byte: PFIND_HEX, PFIND_DIGIT, PFIND_CTNI (first letters of the token
+ * prefixes "CPR-", "TLF-", "Navn-", "IP-"). */
+#define HX PFIND_HEX
+#define DG (PFIND_HEX | PFIND_DIGIT)
+#define HC (PFIND_HEX | PFIND_CTNI)
+#define CT PFIND_CTNI
+static const unsigned char CLASS[256] = {
+    W16(0), W16(0), W16(0),
+    DG, DG, DG, DG, DG, DG, DG, DG, DG, DG, 0, 0, 0, 0, 0, 0,          /* '0' .. '?' */
+    0, HX, HX, HC, HX, HX, HX, 0, 0, CT, 0, 0, 0, 0, CT, 0,            /* '@' .. 'O' */
+    0, 0, 0, 0, CT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,                   /* 'P' .. '_' */
+    0, HX, HX, HX, HX, HX, HX, 0, 0, 0, 0, 0, 0, 0, 0, 0,              /* '`' .. 'o' */
+    W16(0),
+    W16(0), W16(0), W16(0), W16(0), W16(0), W16(0), W16(0), W16(0),
+};
+#undef HX
+#undef DG
+#undef HC
+#undef CT
+#undef W16
+
+/* Greeting and sign-off words by first letter (either case): bit n set when one of them is
+ * n bytes long (the KEYWORDS of pseudo_scan.c: hej, hi, hello, hilsen, ...). */
+static const unsigned char KW_LEN[26] = {
+    ['c' - 'a'] = 1u << 6,
+    ['d' - 'a'] = 1u << 4,
+    ['g' - 'a'] = 1u << 6,
+    ['h' - 'a'] = 1u << 2 | 1u << 3 | 1u << 5 | 1u << 6 | 1u << 7,
+    ['k' - 'a'] = 1u << 2 | 1u << 4 | 1u << 5,
+    ['m' - 'a'] = 1u << 3,
+    ['r' - 'a'] = 1u << 7,
+    ['v' - 'a'] = 1u << 2,
+};
+
+/* The same by the first two letters (ASCII, either case), which rejects most ordinary
+ * words that share a first letter and a length with a keyword ("har", "min", "vi"). */
+#define L(c) ((c) - 'a')
+static const unsigned char KW_LEN2[26][26] = {
+    [L('c')][L('h')] = 1u << 6,                         /* cheers */
+    [L('d')][L('a')] = 1u << 4,                         /* davs */
+    [L('d')][L('e')] = 1u << 4,                         /* dear */
+    [L('g')][L('o')] = 1u << 6,                         /* goddag */
+    [L('h')][L('a')] = 1u << 5,                         /* hallo */
+    [L('h')][L('e')] = 1u << 3 | 1u << 5,               /* hej, hello, hejsa */
+    [L('h')][L('i')] = 1u << 2 | 1u << 6 | 1u << 7,     /* hi, hilsen, hilsner */
+    [L('k')][L('a')] = 1u << 5,                         /* kaere */
+    [L('k')][L('h')] = 1u << 2,                         /* kh */
+    [L('m')][L('v')] = 1u << 3,                         /* mvh */
+    [L('r')][L('e')] = 1u << 7,                         /* regards */
+    [L('v')][L('h')] = 1u << 2,                         /* vh */
+};
+#undef L
+
+static inline unsigned kw_lengths(unsigned char c)
+{
+    unsigned i = (unsigned)(c | 0x20) - 'a';   /* a letter of either case, else >= 26 */
+
+    return i < 26 ? KW_LEN[i] : 0;
+}
+
+unsigned pfind_kw_lengths(unsigned char c)
+{
+    return kw_lengths(c);
+}
+
+static inline unsigned kw_lengths2(unsigned char c0, unsigned char c1)
+{
+    unsigned i0 = (unsigned)(c0 | 0x20) - 'a', i1 = (unsigned)(c1 | 0x20) - 'a';
+    unsigned v = (i0 < 26 && i1 < 26) ? KW_LEN2[i0][i1] : 0;
+
+    /* "kære" in UTF-8 (k C3 A6 r e) and in Latin-1 (k E6 r e). */
+    if (i0 == 'k' - 'a')
+        v |= c1 == 0xC3 ? 1u << 5 : c1 == 0xE6 ? 1u << 4 : 0;
+    return v;
+}
+
+static const uint64_t NO_NAMES[256];
+
+_Static_assert(PFIND_CTNI == 0x4u && PFIND_HEX == 0x1u && PFIND_DIGIT == 0x2u,
+               "hit() indexes class_len by these bits");
+
+/* Word lengths at which a class of first byte can start something:
+ *   IPv4 / IPv6: a group of at most 4 hex digits ("2001:db8::1", "192.0.2.1");
+ *   CPR / phone: "12 34 56 78", "1234 5678", "010203-1234" end the word after 2, 4, 6
+ *     digits; 8, 10 and 12 digits ("+4512345678" is '+'; "004512345678") may be followed
+ *     by letters in the same word;
+ *   token prefixes: "IP", "CPR", "TLF", "Navn" (and the byte after them is '-'). */
+#define LEN_HEX (UINT64_C(1) << 1 | UINT64_C(1) << 2 | UINT64_C(1) << 3 | UINT64_C(1) << 4)
+#define LEN_DIGIT (UINT64_C(1) << 2 | UINT64_C(1) << 4 | UINT64_C(1) << 6 | ~((UINT64_C(1) << 8) - 1))
+#define LEN_CTNI (UINT64_C(1) << 2 | UINT64_C(1) << 3 | UINT64_C(1) << 4)
+
+void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, bool keywords)
+{
+    f->cls = cls;
+    f->first = names != NULL ? names->first : NO_NAMES;
+    f->name_pairs = names != NULL ? names->first_pairs : NULL;
+    f->n_name_pairs = names != NULL ? names->n_first_pairs : 0;
+    f->kw_mask = keywords ? 0xFFu : 0;
+    /* The lengths of every combination of the three word classes that cls asks for. */
+    for (unsigned k = 0; k < 8; k++) {
+        unsigned on = k & cls;
+        f->class_len[k] = ((on & PFIND_HEX) ? LEN_HEX : 0) | ((on & PFIND_DIGIT) ? LEN_DIGIT : 0) |
+                          ((on & PFIND_CTNI) ? LEN_CTNI : 0);
+    }
+}
+
+/* The prefilter at one position: first byte c, second c1. */
+static bool pre_one(const struct pfilter *f, unsigned char c, unsigned char c1)
+{
+    unsigned char x = (unsigned char)(c | 0x20), y = (unsigned char)(c1 | 0x20);
+    bool on = f->n_name_pairs > PNAMES_FIRST_PAIRS ||
+              (CLASS[c] & f->cls & (PFIND_HEX | PFIND_DIGIT | PFIND_CTNI)) != 0 ||
+              (f->kw_mask != 0 && kw_lengths2(c, c1) != 0);
+
+    for (unsigned i = 0; i < f->n_name_pairs && i < PNAMES_FIRST_PAIRS && !on; i++)
+        on = f->name_pairs[i][0] == x && (f->name_pairs[i][1] == 0 || f->name_pairs[i][1] == y);
+    return on;
+}
+
+uint64_t pfind_prefilter_scalar(const struct pfilter *f, const unsigned char *t)
+{
+    uint64_t pre = 0;
+
+    for (unsigned k = 0; k < 64; k++)
+        pre |= (uint64_t)pre_one(f, t[k], t[k + 1]) << k;
+    return pre;
+}
+
+/* Can the word t[p, p + l) start something under f?  hex: it may consist of hex digits
+ * only.  Branch-free: it runs for every word. */
+static inline uint64_t hit(const struct pfilter *f, const unsigned char *t, size_t len, size_t p,
+                           size_t l, bool hex)
+{
+    unsigned char c = t[p];
+    unsigned char c1 = p + 1 < len ? t[p + 1] : 0;
+    unsigned char after = p + l < len ? t[p + l] : 0;
+    /* A token prefix only counts before its '-'; an IP address group is all hex digits
+     * and goes on with ':' or '.'. */
+    unsigned cls = CLASS[c] & f->cls &
+                   (PFIND_DIGIT | (unsigned)(after == '-') << 2 |
+                    (unsigned)(hex && (after == ':' || after == '.')));
+    uint64_t bits = f->first[c] | (kw_lengths2(c, c1) & f->kw_mask) | f->class_len[cls];
+    unsigned lc = l < 63 ? (unsigned)l : 63;
+
+    return (bits >> lc) & 1u;
+}
+
+static inline bool is_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (unsigned)((c | 0x20) - 'a') < 26;
+}
+
+void pfind_masks_scalar(const unsigned char *t, size_t n, struct pfind_masks *m)
+{
+    uint64_t w = 0, a = 0, h = 0, plus = 0, colon = 0, dot = 0;
+
+    for (size_t k = 0; k < n && k < 64; k++) {
+        unsigned char c = t[k];
+        w |= (uint64_t)pfind_word[c] << k;
+        a |= (uint64_t)is_alnum(c) << k;
+        h |= (uint64_t)((CLASS[c] & PFIND_HEX) != 0) << k;
+        plus |= (uint64_t)(c == '+') << k;
+        colon |= (uint64_t)(c == ':') << k;
+        dot |= (uint64_t)(c == '.') << k;
+    }
+    m->word = w;
+    m->alnum = a;
+    m->hex = h;
+    m->plus = plus;
+    m->colon = colon;
+    m->dot = dot;
+}
+
+#ifdef PFIND_SSE2
+/* Bit k set when t[k] (0 <= k < 16) is an ASCII letter or digit; *word gets the word
+ * bytes (those, '_' and every 8-bit byte: the classes of pfind_word[]). */
+static inline unsigned alnum_mask16(__m128i b, unsigned *word, unsigned *hex)
+{
+    const __m128i lo_d = _mm_set1_epi8('0' - 1), hi_d = _mm_set1_epi8('9' + 1);
+    const __m128i lo_a = _mm_set1_epi8('a' - 1), hi_a = _mm_set1_epi8('z' + 1);
+    const __m128i hi_h = _mm_set1_epi8('f' + 1);
+    /* Signed compares: bytes >= 0x80 are negative, so only ASCII falls in the ranges;
+     * those bytes are word bytes through the sign-bit mask instead. */
+    __m128i dig = _mm_and_si128(_mm_cmpgt_epi8(b, lo_d), _mm_cmplt_epi8(b, hi_d));
+    __m128i l = _mm_or_si128(b, _mm_set1_epi8(0x20));
+    __m128i above_a = _mm_cmpgt_epi8(l, lo_a);
+    __m128i alpha = _mm_and_si128(above_a, _mm_cmplt_epi8(l, hi_a));
+    unsigned a = (unsigned)_mm_movemask_epi8(_mm_or_si128(dig, alpha));
+
+    *word = a | (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('_'))) |
+            (unsigned)_mm_movemask_epi8(b);
+    *hex = (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(dig, _mm_and_si128(above_a, _mm_cmplt_epi8(l, hi_h))));
+    return a;
+}
+
+static inline unsigned word_mask16(__m128i b)
+{
+    unsigned w, h;
+
+    (void)alnum_mask16(b, &w, &h);
+    return w;
+}
+
+void pfind_masks_sse2(const unsigned char *t, unsigned blocks, struct pfind_masks *m)
+{
+    const __m128i plus = _mm_set1_epi8('+'), colon = _mm_set1_epi8(':');
+    const __m128i dot = _mm_set1_epi8('.');
+    uint64_t w = 0, a = 0, h = 0, p = 0, c = 0, d = 0;
+
+    for (unsigned k = 0; k < 16 * blocks; k += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(t + k));
+        unsigned wk, hk;
+        a |= (uint64_t)alnum_mask16(b, &wk, &hk) << k;
+        w |= (uint64_t)wk << k;
+        h |= (uint64_t)hk << k;
+        p |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, plus)) << k;
+        c |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, colon)) << k;
+        d |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, dot)) << k;
+    }
+    m->word = w;
+    m->alnum = a;
+    m->hex = h;
+    m->plus = p;
+    m->colon = c;
+    m->dot = d;
+}
+
+static inline __m128i eq8(__m128i b, unsigned char c)
+{
+    return _mm_cmpeq_epi8(b, _mm_set1_epi8((char)c));
+}
+
+uint64_t pfind_prefilter_sse2(const struct pfilter *f, const unsigned char *t, unsigned blocks)
+{
+    uint64_t pre = 0;
+
+    if (f->n_name_pairs > PNAMES_FIRST_PAIRS)
+        return ~(uint64_t)0;
+    for (unsigned k = 0; k < 16 * blocks; k += 16) {
+        __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)(t + k));
+        __m128i p = _mm_setzero_si128();
+        if (f->cls & (PFIND_DIGIT | PFIND_HEX)) {
+            p = _mm_and_si128(_mm_cmpgt_epi8(b0, _mm_set1_epi8('0' - 1)),
+                              _mm_cmplt_epi8(b0, _mm_set1_epi8('9' + 1)));
+            if (f->cls & PFIND_HEX) {
+                __m128i l0 = _mm_or_si128(b0, _mm_set1_epi8(0x20));
+                p = _mm_or_si128(p, _mm_and_si128(_mm_cmpgt_epi8(l0, _mm_set1_epi8('a' - 1)),
+                                                  _mm_cmplt_epi8(l0, _mm_set1_epi8('f' + 1))));
+            }
+        }
+        if (f->cls & PFIND_CTNI)
+            p = _mm_or_si128(p, _mm_or_si128(_mm_or_si128(eq8(b0, 'C'), eq8(b0, 'T')),
+                                             _mm_or_si128(eq8(b0, 'N'), eq8(b0, 'I'))));
+        __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(t + k + 1));
+        __m128i f0 = _mm_or_si128(b0, _mm_set1_epi8(0x20));
+        __m128i f1 = _mm_or_si128(b1, _mm_set1_epi8(0x20));
+        if (f->kw_mask != 0) {
+            /* The first two letters of a greeting or sign-off (KW_LEN2), both folded. */
+            __m128i sa = eq8(f1, 'a'), se = eq8(f1, 'e'), sh = eq8(f1, 'h');
+            __m128i kw = _mm_and_si128(eq8(f0, 'c'), sh);
+            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'd'), _mm_or_si128(sa, se)));
+            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'g'), eq8(f1, 'o')));
+            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'h'),
+                                                _mm_or_si128(_mm_or_si128(sa, se), eq8(f1, 'i'))));
+            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'k'),
+                                                _mm_or_si128(_mm_or_si128(sa, sh),
+                                                             _mm_or_si128(eq8(b1, 0xC3),
+                                                                          eq8(b1, 0xE6)))));
+            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'm'), eq8(f1, 'v')));
+            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'r'), se));
+            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'v'), sh));
+            p = _mm_or_si128(p, kw);
+        }
+        /* The first two bytes of a learnt name (see pnames.first_pairs). */
+        for (unsigned i = 0; i < f->n_name_pairs; i++) {
+            __m128i x = eq8(f0, f->name_pairs[i][0]);
+            p = _mm_or_si128(p, f->name_pairs[i][1] == 0
+                                    ? x : _mm_and_si128(x, eq8(f1, f->name_pairs[i][1])));
+        }
+        pre |= (uint64_t)(unsigned)_mm_movemask_epi8(p) << k;
+    }
+    return pre;
+}
+#endif
+
+/* Masks of t[0, n), n <= 64, and the prefilter of the word starts there: with SSE2 the
+ * first bytes that can begin a candidate are found 16 at a time, so that the table test
+ * (hit) runs only for them; the plain build tests every word start. */
+static inline void masks(const struct pfilter *f, const unsigned char *t, size_t n,
+                         size_t avail, struct pfind_masks *m, uint64_t *pre)
+{
+#ifdef PFIND_SSE2
+    /* As many 16-byte blocks as the window has bytes: most texts (header values) are
+     * short. */
+    unsigned blocks = (unsigned)((n + 15) / 16);
+
+    if (avail > 16 * blocks) {
+        pfind_masks_sse2(t, blocks, m);
+        *pre = pfind_prefilter_sse2(f, t, blocks);
+    } else {
+        /* The tail of a text: padded with NULs (nothing of interest), which costs less
+         * than classifying byte by byte.  The prefilter reads one byte more. */
+        unsigned char pad[80] = {0};
+        memcpy(pad, t, avail);
+        pfind_masks_sse2(pad, blocks, m);
+        *pre = pfind_prefilter_sse2(f, pad, blocks);
+    }
+#else
+    unsigned char pad[80] = {0};
+
+    memcpy(pad, t, avail < 65 ? avail : 65);
+    pfind_masks_scalar(pad, n, m);
+    *pre = pfind_prefilter_scalar(f, pad);
+#endif
+}
+
+size_t pfind_word_end(const unsigned char *t, size_t len, size_t j)
+{
+    /* Words end unpredictably, so a byte-at-a-time loop mispredicts once per word; with
+     * SSE2 the bytes are classified 16 at a time. */
+#ifdef PFIND_SSE2
+    while (len - j >= 16) {
+        unsigned m = word_mask16(_mm_loadu_si128((const __m128i *)(const void *)(t + j))) ^ 0xFFFFu;
+        if (m != 0)
+            return j + (size_t)__builtin_ctz(m);
+        j += 16;
+    }
+#endif
+    while (j < len && pfind_word[t[j]])
+        j++;
+    return j;
+}
+
+void pfind_start(struct pfind *it, const struct pfilter *f, const unsigned char *t, size_t len)
+{
+    it->f = f;
+    it->t = t;
+    it->len = len;
+    it->base = it->n = 0;
+    it->hits = 0;
+}
+
+static bool all_hex(const unsigned char *w, size_t l)
+{
+    for (size_t k = 0; k < l; k++)
+        if (!(CLASS[w[k]] & PFIND_HEX))
+            return false;
+    return true;
+}
+
+/* Load the window t[base, base + 64) (or to the end): its candidates.  A word start is a
+ * word byte after a non-word byte; the byte before base counts. */
+static void window(struct pfind *it, size_t base)
+{
+    const unsigned char *t = it->t;
+    const struct pfilter *f = it->f;
+    size_t len = it->len, n = len - base < 64 ? len - base : 64;
+    uint64_t valid = n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1);
+    unsigned char prev = base > 0 ? t[base - 1] : 0;
+    uint64_t nonword, nonhex, starts, hits = 0, pre;
+    struct pfind_masks m;
+
+    masks(f, t + base, n, len - base, &m, &pre);
+    nonword = ~m.word & valid;
+    nonhex = m.word & ~m.hex;
+    starts = m.word & ~((m.word << 1) | pfind_word[prev]) & pre;
+    /* '+' of a phone number and ':' of an IPv6 address, where the scanner would try
+     * them: not right after a letter or digit (nor, for ':', after ':' or '.'). */
+    if (f->cls & PFIND_PLUS)
+        hits |= m.plus & ~((m.alnum << 1) | is_alnum(prev));
+    if (f->cls & PFIND_COLON)
+        hits |= m.colon & ~(((m.alnum | m.colon | m.dot) << 1) |
+                            (is_alnum(prev) || prev == ':' || prev == '.'));
+    /* Each word start against the table: no branch per word, only per window. */
+    while (starts != 0) {
+        unsigned b = (unsigned)__builtin_ctzll(starts);
+        uint64_t rest = nonword >> b;
+        size_t l = rest != 0 ? (size_t)__builtin_ctzll(rest)
+                             : pfind_word_end(t, len, base + n) - (base + b);
+        /* All hex digits?  From the masks, or for a word that runs past the window from
+         * its bytes. */
+        uint64_t in_word = l < 64 ? ((uint64_t)1 << l) - 1 : ~(uint64_t)0;
+        bool hex = b + l <= n ? ((nonhex >> b) & in_word) == 0 : all_hex(t + base + b, l);
+        starts &= starts - 1;
+        hits |= hit(f, t, len, base + b, l, hex) << b;
+    }
+    it->base = base;
+    it->n = n;
+    it->hits = hits;
+}
+
+size_t pfind_next(struct pfind *it, size_t from, size_t limit)
+{
+    const unsigned char *t = it->t;
+    size_t len = it->len;
+
+    if (limit > len)
+        limit = len;
+    if (from >= limit)
+        return limit;
+    /* A position the scanner resumes at inside a word (after a match) counts as a word
+     * start too; the windows only know the real ones. */
+    if (from > 0 && pfind_word[t[from]] && pfind_word[t[from - 1]] &&
+        pfind_candidate(it->f, t, len, from, from))
+        return from;
+    if (from < it->base || from >= it->base + it->n)
+        window(it, from);
+    for (;;) {
+        uint64_t h = it->hits & (~(uint64_t)0 << (from - it->base));
+        if (h != 0) {
+            size_t p = it->base + (size_t)__builtin_ctzll(h);
+            return p < limit ? p : limit;
+        }
+        if (it->base + it->n >= limit)
+            return limit;
+        from = it->base + it->n;
+        window(it, from);
+    }
+}
+
+bool pfind_candidate(const struct pfilter *f, const unsigned char *t, size_t len, size_t from,
+                     size_t p)
+{
+    unsigned char c = t[p], prev = p > 0 ? t[p - 1] : 0;
+    size_t l;
+
+    if (c == '+')
+        return (f->cls & PFIND_PLUS) && !(p > 0 && is_alnum(prev));
+    if (c == ':')
+        return (f->cls & PFIND_COLON) &&
+               !(p > 0 && (is_alnum(prev) || prev == ':' || prev == '.'));
+    if (!pfind_word[c] || (p > from && pfind_word[prev]) ||
+        !pre_one(f, c, p + 1 < len ? t[p + 1] : 0))
+        return false;
+    for (l = 1; p + l < len && pfind_word[t[p + l]]; l++)
+        ;
+    return hit(f, t, len, p, l, all_hex(t + p, l)) != 0;
+}

@@ -1,0 +1,246 @@
+/*
+ * test_backup_pseudo_find.c — the scanner's candidate search (backup/pseudo_find.c) and the
+ * header classification by hash (pseudo_mime.c) against their plain definitions:
+ *   - SSE2 masks and prefilter == the byte-by-byte ones (where SSE2 is built in);
+ *   - pfind_next == the first position that pfind_candidate accepts, on random text with
+ *     random filters, from random resume points (in the SSE2 and in the plain build:
+ *     configure with -DMAILRET_PSEUDO_NO_SIMD=ON for the latter);
+ *   - pmime_classify == the linear search over the header table, for every name in it,
+ *     its case variants and near misses.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backup/pseudo_int.h"
+
+/* Deterministic generator (xorshift64*), so that a failure can be reproduced. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ull;
+}
+
+/* Text biased towards what the search looks at: words, digits, greetings, token prefixes,
+ * IP-like groups, '+', ':', '.', '-', 8-bit bytes, NULs. */
+static void random_text(unsigned char *t, size_t n)
+{
+    static const char *const pieces[] = {
+        "Hej ", "hej", "Mvh\r\n", "vh", "KH", "k\xc3\xa6re ", "k\xe6re", "Kaere", "dear", "Davs",
+        "goddag", "Hilsen", "hilsner", "regards", "Cheers", "hi", "hello", "hallo", "hejsa",
+        "CPR-", "TLF-", "Navn-", "IP-", "2001:db8::1", "fe80::", "192.0.2.1", "+45 ", "0045",
+        "12 34 56 78", "1234 5678", "010203-1234", "0102031234", "Mette", "Hansen", "S\xc3\xb8ren",
+        "\xd8jvind", "Anne-Mette", "ab", "cd", "ef", ":", ".", "-", "_", " ", "\t", "\n", "<br>",
+        "har", "min", "det", "vi",
+    };
+    size_t i = 0;
+
+    while (i < n) {
+        uint64_t r = rnd();
+        if (r % 3 == 0) {
+            const char *p = pieces[(r >> 8) % (sizeof pieces / sizeof pieces[0])];
+            for (size_t k = 0; p[k] != '\0' && i < n; k++)
+                t[i++] = (unsigned char)p[k];
+        } else if (r % 3 == 1) {
+            t[i++] = (unsigned char)(r >> 16);
+        } else {
+            t[i++] = (unsigned char)("abcdefghijklmnopqrstuvwxyz0123456789 "[(r >> 16) % 37]);
+        }
+    }
+}
+
+/* A names table as pnames_prepare leaves it: a few first bytes with length bits, and the
+ * first two bytes of the patterns (some with a blank second byte: any). */
+static void random_names(pnames *n, unsigned count)
+{
+    memset(n, 0, sizeof *n);
+    for (unsigned i = 0; i < count; i++) {
+        unsigned char c = (unsigned char)"MmHhSs\xc3\xd8\xf8" "AaBbOo"[rnd() % 15];
+        unsigned char c1 = (unsigned char)"eaiy\xb8\xf8 -"[rnd() % 8];
+        n->first[c] |= 1ull << (1 + rnd() % 8);
+        if (n->n_first_pairs < PNAMES_FIRST_PAIRS) {
+            n->first_pairs[n->n_first_pairs][0] = (unsigned char)(c | 0x20);
+            n->first_pairs[n->n_first_pairs][1] = c1 == ' ' ? 0 : (unsigned char)(c1 | 0x20);
+        }
+        if (n->n_first_pairs <= PNAMES_FIRST_PAIRS)
+            n->n_first_pairs++;
+    }
+}
+
+static void random_filter(struct pfilter *f, pnames *names)
+{
+    unsigned cls = (unsigned)(rnd() & 0x1F), n = (unsigned)(rnd() % 4);
+
+    random_names(names, n == 3 ? 20 : n * 3);
+    pfind_filter_init(f, cls, n == 0 ? NULL : names, (rnd() & 1) != 0);
+}
+
+static void test_masks(void **state)
+{
+    unsigned char t[80];
+
+    (void)state;
+    for (int round = 0; round < 20000; round++) {
+        struct pfind_masks a;
+        random_text(t, sizeof t);
+        pfind_masks_scalar(t, 64, &a);
+        /* every mask against its definition */
+        for (unsigned k = 0; k < 64; k++) {
+            unsigned char c = t[k];
+            assert_int_equal((a.word >> k) & 1, pfind_word[c] != 0);
+            assert_int_equal((a.plus >> k) & 1, c == '+');
+            assert_int_equal((a.colon >> k) & 1, c == ':');
+            assert_int_equal((a.dot >> k) & 1, c == '.');
+        }
+#ifdef PFIND_SSE2
+        for (unsigned blocks = 1; blocks <= 4; blocks++) {
+            struct pfind_masks b, s;
+            uint64_t keep = blocks == 4 ? ~0ull : (1ull << (16 * blocks)) - 1;
+            pfind_masks_scalar(t, 16 * blocks, &s);
+            pfind_masks_sse2(t, blocks, &b);
+            assert_true(b.word == s.word && b.alnum == s.alnum && b.hex == s.hex &&
+                        b.plus == s.plus && b.colon == s.colon && b.dot == s.dot);
+            assert_int_equal(b.word & ~keep, 0);
+        }
+#endif
+    }
+}
+
+static void test_prefilter(void **state)
+{
+    unsigned char t[80];
+    pnames names;
+
+    (void)state;
+    for (int round = 0; round < 20000; round++) {
+        struct pfilter f;
+        uint64_t s;
+        random_text(t, sizeof t);
+        random_filter(&f, &names);
+        s = pfind_prefilter_scalar(&f, t);
+        /* Every candidate word start passes it. */
+        for (size_t p = 0; p < 64; p++)
+            if (pfind_candidate(&f, t, sizeof t, p, p) && pfind_word[t[p]])
+                assert_true((s >> p) & 1);
+#ifdef PFIND_SSE2
+        for (unsigned blocks = 1; blocks <= 4; blocks++) {
+            uint64_t keep = blocks == 4 ? ~0ull : (1ull << (16 * blocks)) - 1;
+            assert_true((pfind_prefilter_sse2(&f, t, blocks) & keep) == (s & keep));
+        }
+#endif
+    }
+}
+
+/* pfind_next against pfind_candidate over whole texts, as the scanner uses it: resuming
+ * at the candidate's word end or at a random later point, with random limits. */
+static void test_next(void **state)
+{
+    static unsigned char t[700];
+    pnames names;
+
+    (void)state;
+    for (int round = 0; round < 3000; round++) {
+        size_t len = (size_t)(rnd() % sizeof t), from = 0;
+        struct pfilter f;
+        struct pfind it;
+        random_text(t, len);
+        random_filter(&f, &names);
+        pfind_start(&it, &f, t, len);
+        while (from < len) {
+            size_t limit = (rnd() & 3) == 0 ? from + (size_t)(rnd() % 80) : len, want, got;
+            if (limit > len)
+                limit = len;
+            for (want = from; want < limit && !pfind_candidate(&f, t, len, from, want); want++)
+                ;
+            got = pfind_next(&it, from, limit);
+            if (got != want)
+                fail_msg("round %d: from %zu limit %zu: got %zu, want %zu", round, from, limit,
+                         got, want);
+            if (got >= len)
+                break;
+            /* Resume like the scanner: after the word, at a match end inside a word, or
+             * at the limit. */
+            switch (rnd() % 3) {
+            case 0:
+                from = pfind_word_end(t, len, got + 1);
+                break;
+            case 1:
+                from = got + 1 + (size_t)(rnd() % 5);
+                break;
+            default:
+                from = got == from ? got + 1 : got;
+                break;
+            }
+        }
+    }
+}
+
+static void test_word_end(void **state)
+{
+    unsigned char t[200];
+
+    (void)state;
+    for (int round = 0; round < 20000; round++) {
+        size_t len = (size_t)(rnd() % sizeof t), j = len ? (size_t)(rnd() % len) : 0, want = j;
+        random_text(t, len);
+        while (want < len && pfind_word[t[want]])
+            want++;
+        assert_int_equal(pfind_word_end(t, len, j), want);
+    }
+}
+
+static void test_classify(void **state)
+{
+    char name[80];
+
+    (void)state;
+    for (size_t i = 0; pmime_header_name(i) != NULL; i++) {
+        const char *h = pmime_header_name(i);
+        size_t n = strlen(h);
+        assert_int_equal(pmime_classify((const unsigned char *)h, n),
+                         pmime_classify_linear((const unsigned char *)h, n));
+        assert_int_not_equal(pmime_classify((const unsigned char *)h, n), 0);
+        /* upper case, mixed case, one byte off, one byte short */
+        for (size_t k = 0; k < n; k++)
+            name[k] = (char)((h[k] >= 'a' && h[k] <= 'z') ? h[k] - 32 : h[k]);
+        assert_int_equal(pmime_classify((const unsigned char *)name, n),
+                         pmime_classify_linear((const unsigned char *)h, n));
+        for (size_t k = 0; k < n; k++) {
+            memcpy(name, h, n);
+            name[k] = (char)(name[k] ^ 1);
+            assert_int_equal(pmime_classify((const unsigned char *)name, n),
+                             pmime_classify_linear((const unsigned char *)name, n));
+        }
+        assert_int_equal(pmime_classify((const unsigned char *)h, n - 1),
+                         pmime_classify_linear((const unsigned char *)h, n - 1));
+    }
+    for (int round = 0; round < 100000; round++) {
+        size_t n = (size_t)(rnd() % 70);
+        for (size_t k = 0; k < n; k++)
+            name[k] = "abcdefghijklmnoprstuvwxyz-ABCDEFGHIJKLMNOPRSTUVWXYZ"[rnd() % 51];
+        assert_int_equal(pmime_classify((const unsigned char *)name, n),
+                         pmime_classify_linear((const unsigned char *)name, n));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_prefilter),
+        cmocka_unit_test(test_next),
+        cmocka_unit_test(test_word_end),
+        cmocka_unit_test(test_classify),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
