@@ -80,6 +80,12 @@ void pseudo_result_free(pseudo_result *res);
  * the reid data does not belong to these bytes. */
 int pseudo_restore(const unsigned char *pseudo, size_t pseudo_len, const unsigned char *reid,
                    size_t reid_len, unsigned char **out, size_t *out_len, mr_error *err);
+/* The same, and sha256 (32 bytes) receives the SHA-256 of the restored bytes, which the
+ * restore has just computed to check them against the reid data: a caller comparing the
+ * original with a digest it holds (an index, the fetched bytes) need not hash it again. */
+int pseudo_restore_digest(const unsigned char *pseudo, size_t pseudo_len,
+                          const unsigned char *reid, size_t reid_len, unsigned char **out,
+                          size_t *out_len, unsigned char sha256[32], mr_error *err);
 
 /* The token a value gets (for restore selection and erasure requests).  value is raw
  * (e.g. "Anna@Example.DK" or "010203-1234"); it is normalised as the scanner does.

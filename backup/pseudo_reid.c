@@ -178,8 +178,9 @@ static int frame_v2(size_t pseudo_len, const unsigned char *reid, size_t reid_le
     return 0;
 }
 
-int pseudo_restore(const unsigned char *pseudo, size_t pseudo_len, const unsigned char *reid,
-                   size_t reid_len, unsigned char **out, size_t *out_len, mr_error *err)
+int pseudo_restore_digest(const unsigned char *pseudo, size_t pseudo_len,
+                          const unsigned char *reid, size_t reid_len, unsigned char **out,
+                          size_t *out_len, unsigned char sha256[32], mr_error *err)
 {
     unsigned char digest[32];
     struct pedit *edits = NULL;
@@ -266,9 +267,17 @@ int pseudo_restore(const unsigned char *pseudo, size_t pseudo_len, const unsigne
     *out = res.p;
     *out_len = res.len;
     res.p = NULL;
+    if (sha256 != NULL)
+        memcpy(sha256, digest, 32);
 done:
     psha_free(&sha);
     free(edits);
     pbuf_free(&res);
     return rc;
+}
+
+int pseudo_restore(const unsigned char *pseudo, size_t pseudo_len, const unsigned char *reid,
+                   size_t reid_len, unsigned char **out, size_t *out_len, mr_error *err)
+{
+    return pseudo_restore_digest(pseudo, pseudo_len, reid, reid_len, out, out_len, NULL, err);
 }

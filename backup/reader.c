@@ -63,14 +63,20 @@ static int read_all(const char *dir, const char *name, EVP_PKEY *key, const char
     return rc;
 }
 
+static int digest_matches(const unsigned char md[32], const char *hex)
+{
+    char h[65];
+
+    volume_hex(md, 32, h);
+    return strcmp(h, hex) == 0;
+}
+
 static int sha_matches(const unsigned char *data, size_t len, const char *hex)
 {
     unsigned char md[32];
-    char h[65];
 
     SHA256(data, len, md);
-    volume_hex(md, 32, h);
-    return strcmp(h, hex) == 0;
+    return digest_matches(md, hex);
 }
 
 static int run_volume(const struct reader_options *opt, const struct archive_volume *vol,
@@ -132,12 +138,14 @@ static int run_volume(const struct reader_options *opt, const struct archive_vol
                                   vol->reid_name, i + 1, idx[i].file);
                 break;
             }
-            rc = pseudo_restore(ce->data, ce->len, re->data, re->len, &orig, &orig_len, err);
+            unsigned char md[32];
+            rc = pseudo_restore_digest(ce->data, ce->len, re->data, re->len, &orig, &orig_len,
+                                       md, err);
             if (rc != 0) {
                 mr_error_prefix(err, "%s: %s", vol->name, idx[i].file);
                 break;
             }
-            if (orig_len != idx[i].size || !sha_matches(orig, orig_len, idx[i].sha256)) {
+            if (orig_len != idx[i].size || !digest_matches(md, idx[i].sha256)) {
                 rc = mr_error_set(err, MR_E_TAMPERED,
                                   "%s: %s does not re-identify to its original SHA-256",
                                   vol->name, idx[i].file);

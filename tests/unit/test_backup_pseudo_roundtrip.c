@@ -391,6 +391,16 @@ static void test_fallback(void **state)
     assert_int_equal(blen, strlen(msg));
     assert_memory_equal(back, msg, blen);
     free(back);
+    /* The digest variant hands out the SHA-256 of the restored original, the same one
+     * the result reports and the same as hashing the message. */
+    unsigned char md[32], want[32];
+    unsigned int n = 0;
+    assert_int_equal(EVP_Digest(msg, strlen(msg), want, &n, EVP_sha256(), NULL), 1);
+    assert_int_equal(pseudo_restore_digest(o, olen, r, rlen, &back, &blen, md, &err), 0);
+    assert_memory_equal(md, want, 32);
+    assert_memory_equal(pseudo_result_original_sha256(res), want, 32);
+    assert_memory_equal(back, msg, blen);
+    free(back);
     pseudo_result_free(res);
 }
 
