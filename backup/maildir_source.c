@@ -10,8 +10,13 @@
 
 #include "backup/buf.h"
 
+/* Every file name of cur/ and new/, to be sorted before the first message is read (the
+ * UIDs follow that order).  Packed: the names ("cur/<name>\0" ...) in one buffer and an
+ * array of offsets into it, ~50 bytes a message instead of a malloc'd string each (a
+ * 200,000-message import held 20 MB of names that way). */
 struct name_list {
-    char **v;
+    struct mr_buf text;
+    size_t *off;
     size_t n, cap;
 };
 
@@ -20,40 +25,45 @@ static int collect(const char *dir, const char *sub, struct name_list *l, mr_err
     char path[4096];
     DIR *d;
     struct dirent *de;
+    int rc = 0;
 
     snprintf(path, sizeof path, "%s/%s", dir, sub);
     d = opendir(path);
     if (d == NULL)
         return errno == ENOENT ? 0 : mr_error_errno(err, MR_E_IO, errno, "cannot read %s", path);
-    while ((de = readdir(d)) != NULL) {
-        char *s;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
         if (l->n == l->cap) {
             size_t nc = l->cap ? l->cap * 2 : 128;
-            char **nv = realloc(l->v, nc * sizeof *nv);
+            size_t *nv = realloc(l->off, nc * sizeof *nv);
             if (nv == NULL) {
-                closedir(d);
-                return mr_error_set(err, MR_E_NOMEM, "out of memory");
+                rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+                break;
             }
-            l->v = nv;
+            l->off = nv;
             l->cap = nc;
         }
-        s = malloc(strlen(sub) + strlen(de->d_name) + 2);
-        if (s == NULL) {
-            closedir(d);
-            return mr_error_set(err, MR_E_NOMEM, "out of memory");
-        }
-        sprintf(s, "%s/%s", sub, de->d_name);
-        l->v[l->n++] = s;
+        l->off[l->n] = l->text.len;
+        rc = buf_append(&l->text, sub, strlen(sub), err);
+        if (rc == 0)
+            rc = buf_append(&l->text, "/", 1, err);
+        if (rc == 0)
+            rc = buf_append(&l->text, de->d_name, strlen(de->d_name) + 1, err);
+        if (rc == 0)
+            l->n++;
     }
     closedir(d);
-    return 0;
+    return rc;
 }
 
-static int cmp_base(const void *a, const void *b)
+/* qsort_r: the offsets are sorted by the names they point to, without the "cur/" or
+ * "new/" prefix. */
+static int cmp_base(const void *a, const void *b, void *arg)
 {
-    const char *x = strchr(*(char *const *)a, '/') + 1, *y = strchr(*(char *const *)b, '/') + 1;
+    const char *text = arg;
+    const char *x = strchr(text + *(const size_t *)a, '/') + 1;
+    const char *y = strchr(text + *(const size_t *)b, '/') + 1;
 
     return strcmp(x, y);
 }
@@ -103,18 +113,19 @@ int maildir_source_feed(const char *dir, time_t before, archive_batch *b, size_t
     if (rc == 0)
         rc = collect(dir, "new", &l, err);
     if (rc == 0 && l.n > 1)
-        qsort(l.v, l.n, sizeof *l.v, cmp_base);
+        qsort_r(l.off, l.n, sizeof *l.off, cmp_base, l.text.data);
     for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        const char *name = (const char *)l.text.data + l.off[i];
         char path[4600], flags[80];
         struct stat st;
         struct mr_buf body = { 0 };
 
-        snprintf(path, sizeof path, "%s/%s", dir, l.v[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         if (before != 0 && st.st_mtime >= before)
             continue;
-        flags_from_name(l.v[i], flags, sizeof flags);
+        flags_from_name(name, flags, sizeof flags);
         rc = read_file(path, &body, err);
         if (rc == 0) {
             struct archive_message m = {
@@ -128,8 +139,7 @@ int maildir_source_feed(const char *dir, time_t before, archive_batch *b, size_t
         if (rc == 0)
             (*n_added)++;
     }
-    for (size_t i = 0; i < l.n; i++)
-        free(l.v[i]);
-    free(l.v);
+    buf_free(&l.text);
+    free(l.off);
     return rc;
 }

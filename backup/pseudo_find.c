@@ -187,6 +187,14 @@ static inline bool is_alnum(unsigned char c)
     return (c >= '0' && c <= '9') || (unsigned)((c | 0x20) - 'a') < 26;
 }
 
+/* Both classifiers (scalar and SSE2) end here, with one bit per byte in each mask. */
+static inline void masks_store(struct pfind_masks *m, uint64_t word, uint64_t alnum,
+                               uint64_t hex, uint64_t plus, uint64_t colon, uint64_t dot)
+{
+    *m = (struct pfind_masks){ .word = word, .alnum = alnum, .hex = hex, .plus = plus,
+                               .colon = colon, .dot = dot };
+}
+
 void pfind_masks_scalar(const unsigned char *t, size_t n, struct pfind_masks *m)
 {
     uint64_t w = 0, a = 0, h = 0, plus = 0, colon = 0, dot = 0;
@@ -200,12 +208,7 @@ void pfind_masks_scalar(const unsigned char *t, size_t n, struct pfind_masks *m)
         colon |= (uint64_t)(c == ':') << k;
         dot |= (uint64_t)(c == '.') << k;
     }
-    m->word = w;
-    m->alnum = a;
-    m->hex = h;
-    m->plus = plus;
-    m->colon = colon;
-    m->dot = dot;
+    masks_store(m, w, a, h, plus, colon, dot);
 }
 
 #ifdef PFIND_SSE2
@@ -255,12 +258,7 @@ void pfind_masks_sse2(const unsigned char *t, unsigned blocks, struct pfind_mask
         c |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, colon)) << k;
         d |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, dot)) << k;
     }
-    m->word = w;
-    m->alnum = a;
-    m->hex = h;
-    m->plus = p;
-    m->colon = c;
-    m->dot = d;
+    masks_store(m, w, a, h, p, c, d);
 }
 
 static inline __m128i eq8(__m128i b, unsigned char c)
