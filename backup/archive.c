@@ -1,8 +1,9 @@
 /* archive.c — the batch writer (see archive.h).  The calling thread pseudonymises and
- * packs messages into the current volume's tar image; full volumes go through a bounded
- * queue to worker threads that compress, encrypt, fsync, read back and verify them.  At
- * most `workers` volumes wait in the queue, so memory stays at a few volumes' worth
- * whatever the batch size. */
+ * packs messages into the current volume's tar image; full volumes go through a queue of
+ * one to worker threads that compress, encrypt, fsync, read back and verify them.  At
+ * most workers + 2 tar images exist at once (one filling, one waiting, one per worker
+ * compressing), reused from volume to volume, so memory stays at a few volumes' worth
+ * whatever the batch size (docs/ARCHIVE.md, "Parallelism and memory"). */
 #include "backup/archive.h"
 
 #include <dirent.h>
@@ -24,7 +25,7 @@
 #include "common/mrtime.h"
 #include "keys/keys.h"
 
-#define MAX_WORKERS 16
+#define MAX_WORKERS ARCHIVE_MAX_WORKERS
 
 struct vol_msg {
     char name[48];
@@ -482,6 +483,8 @@ int archive_batch_open(const struct archive_options *opt, archive_batch **out, m
     else
         pseudo_policy_default(&b->policy);
     b->plain_limit = volume_plain_limit(b->opt.volume_size);
+    /* One volume waiting is enough to keep the workers busy (the producer fills the
+     * next while they compress); each more would hold another tar image in memory. */
     b->q_max = 1;
     b->created = opt->created != 0 ? opt->created : time(NULL);
     snprintf(b->mailbox, sizeof b->mailbox, "%s", opt->mailbox);

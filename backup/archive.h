@@ -42,6 +42,7 @@
 #include "common/log.h"
 
 #define ARCHIVE_DEFAULT_VOLUME_MIB 8
+#define ARCHIVE_MAX_WORKERS 16
 #define ARCHIVE_MANIFEST "manifest.json"
 #define ARCHIVE_FORMAT "mailret-batch/1"
 #define ARCHIVE_KEY_LEN 32
@@ -69,7 +70,8 @@ struct archive_options {
     time_t expires;                 /* required: created + retention, computed by caller */
     size_t volume_size;             /* bytes, 0 = 8 MiB; see docs/ARCHIVE.md on the bound */
     int compression_level;          /* 0-9; -1 = zlib default (6) */
-    int workers;                    /* compression/encryption threads; 0 = 2 */
+    int workers;                    /* compression/encryption threads; 0 = 2; at most
+                                       ARCHIVE_MAX_WORKERS (more are clamped) */
     X509 *content_holder;           /* IT's certificate */
     X509 *reid_holder;              /* re-identification holder's certificate (may = IT) */
     const char *reid_holder_name;   /* role name for listings; NULL = "it" */

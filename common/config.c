@@ -83,7 +83,7 @@ static const struct key_def KEYS[] = {
     K("archive", "dir", KT_PATH, archive.dir),
     KR("archive", "volume_size", KT_SIZE, archive.volume_size, 64 * 1024, 4096 * MIB),
     KR("archive", "compression_level", KT_INT, archive.compression_level, 0, 9),
-    KR("archive", "workers", KT_UINT, archive.workers, 0, 256),
+    KR("archive", "workers", KT_UINT, archive.workers, 0, 16),   /* ARCHIVE_MAX_WORKERS */
     K("keys", "vault_dir", KT_PATH, keys.vault_dir),
     K("keys", "it_cert", KT_PATH, keys.it_cert),
     K("keys", "reid_cert", KT_PATH, keys.reid_cert),

@@ -298,6 +298,7 @@ static void test_error_lines(void **state)
     expect_error(fx, MINIMAL "[imap]\nport = 12x\n", 13, "bad number");
     expect_error(fx, MINIMAL "[imap]\nport = -1\n", 13, "bad number");
     expect_error(fx, MINIMAL "[archive]\ncompression_level = 10\n", 13, "from 0 to 9");
+    expect_error(fx, MINIMAL "[archive]\nworkers = 17\n", 13, "from 0 to 16");
     expect_error(fx, MINIMAL "[archive]\nvolume_size = 64X\n", 13, "bad size");
     expect_error(fx, MINIMAL "[imap]\nmax_message_size = 1\n", 13, "bad size");
     expect_error(fx, MINIMAL "[retention]\nyears = 0\n", 13, "years: bad number");
