@@ -307,7 +307,12 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
     for (size_t i = 0; rc == 0 && i < n_dirs; i++)
         rc = restore_batch(&r, dirs[i], err);
     if (r.out != NULL) {
-        int crc = restore_out_close(r.out, rc == 0 ? err : &aerr);
+        int crc;
+        stats->keywords_dropped = restore_out_keywords_dropped(r.out);
+        if (stats->keywords_dropped > 0)
+            log_warn(opt->log, "restore: %zu keyword flags left out (a Maildir has letters for "
+                     "26 keywords)", stats->keywords_dropped);
+        crc = restore_out_close(r.out, rc == 0 ? err : &aerr);
         if (rc == 0)
             rc = crc;
     }

@@ -63,6 +63,7 @@ struct restore_stats {
     size_t restored;
     size_t erased;          /* left out because of the erasure ledger */
     size_t not_selected;
+    size_t keywords_dropped;    /* Maildir: keyword occurrences past the 26 letters */
 };
 
 int restore_run(const struct restore_options *opt, struct restore_stats *stats,
@@ -82,5 +83,7 @@ int restore_out_write(restore_out *o, const unsigned char *msg, size_t len, cons
                       time_t internaldate, const char *unique, mr_error *err);
 /* fsync and close; frees o. */
 int restore_out_close(restore_out *o, mr_error *err);
+/* Keyword occurrences a Maildir had no letter left for (0 for other formats). */
+size_t restore_out_keywords_dropped(const restore_out *o);
 
 #endif

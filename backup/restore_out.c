@@ -13,12 +13,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backup/maildir_keywords.h"
 #include "common/durable.h"
 
 struct restore_out {
     enum restore_format format;
     char path[4096];
     FILE *mbox;
+    maildir_keywords *keywords;     /* Maildir only */
     unsigned long seq;
 };
 
@@ -39,6 +41,8 @@ int restore_out_open(enum restore_format format, const char *path, restore_out *
             snprintf(d, sizeof d, "%s/%s", path, subs[i]);
             rc = durable_mkdirs(d, 0700, err);
         }
+        if (rc == 0)
+            rc = maildir_keywords_open(path, &o->keywords, err);
     } else {
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd < 0 || (o->mbox = fdopen(fd, "a")) == NULL) {
@@ -55,7 +59,8 @@ int restore_out_open(enum restore_format format, const char *path, restore_out *
     return 0;
 }
 
-/* IMAP system flags -> Maildir info letters, in ASCII order as the spec requires. */
+/* IMAP system flags -> Maildir info letters, in ASCII order as the spec requires (the
+ * keywords' lower-case letters follow, see maildir_keywords.h). */
 static void maildir_info(const char *flags, char *out)
 {
     static const struct { const char *imap; char letter; } map[] = {
@@ -86,12 +91,15 @@ static void maildir_info(const char *flags, char *out)
 static int write_maildir(restore_out *o, const unsigned char *msg, size_t len,
                          const char *flags, time_t date, const char *unique, mr_error *err)
 {
-    char info[8], name[512], tmp[4700], dst[4700];
+    char info[8 + MAILDIR_KEYWORDS_MAX], name[512], tmp[4700], dst[4700];
     struct timespec ts[2] = { { .tv_sec = date }, { .tv_sec = date } };
     size_t done = 0;
-    int fd, rc = 0;
+    int fd, rc;
 
     maildir_info(flags != NULL ? flags : "", info);
+    rc = maildir_keywords_letters(o->keywords, flags, info + strlen(info), err);
+    if (rc != 0)
+        return rc;
     snprintf(name, sizeof name, "%lld.M%luP%d.%s.mailret:2,%s", (long long)date, ++o->seq,
              (int)getpid(), unique, info);
     snprintf(tmp, sizeof tmp, "%s/tmp/%s", o->path, name);
@@ -99,6 +107,7 @@ static int write_maildir(restore_out *o, const unsigned char *msg, size_t len,
     if (access(dst, F_OK) == 0)
         return mr_error_set(err, MR_E_EXISTS, "refusing to overwrite %s", dst);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    rc = 0;
     if (fd < 0)
         return mr_error_errno(err, MR_E_IO, errno, "cannot create %s", tmp);
     while (rc == 0 && done < len) {
@@ -196,8 +205,17 @@ int restore_out_close(restore_out *o, mr_error *err)
     } else {
         char d[4200];
         snprintf(d, sizeof d, "%s/cur", o->path);
-        rc = sync_maildir(d, err);
+        /* The keyword table first: the sync then covers it with the messages. */
+        rc = maildir_keywords_save(o->keywords, err);
+        if (rc == 0)
+            rc = sync_maildir(d, err);
     }
+    maildir_keywords_free(o->keywords);
     free(o);
     return rc;
+}
+
+size_t restore_out_keywords_dropped(const restore_out *o)
+{
+    return o->keywords != NULL ? maildir_keywords_dropped(o->keywords) : 0;
 }

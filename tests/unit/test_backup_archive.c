@@ -228,7 +228,7 @@ static void test_round_trip(void **state)
         else if (strcmp(flags_of(i), "\\Seen \\Answered") == 0)
             assert_string_equal(info, ":2,RS");
         else if (strcmp(flags_of(i), "\\Flagged $Label1") == 0)
-            assert_string_equal(info, ":2,F");
+            assert_string_equal(info, ":2,Fa");     /* keyword 0 ('a'), see below */
         else
             assert_string_equal(info, ":2,");
         files++;
@@ -238,6 +238,17 @@ static void test_round_trip(void **state)
     for (int i = 0; i < N_MSG; i++)
         if (i != 5)
             assert_int_equal(seen[i], 1);
+    /* the keyword's letter is Dovecot's: dovecot-keywords maps it back */
+    {
+        char kw[700];
+        size_t kl;
+        snprintf(kw, sizeof kw, "%s/dovecot-keywords", f->out);
+        unsigned char *table = th_read_file(kw, &kl);
+        assert_non_null(table);
+        assert_string_equal((char *)table, "0 $Label1\n");
+        free(table);
+        assert_int_equal(st.keywords_dropped, 0);
+    }
 
     /* volumes respect the size limit */
     struct archive_manifest m;
