@@ -47,6 +47,7 @@ struct vol_job {
 struct archive_batch {
     struct archive_options opt;
     struct pseudo_policy policy;
+    pseudo_session *pseudo;         /* the producer's: archive_batch_add runs on one thread */
     char batch_id[64];
     char dir[4096];
     char mailbox[256];
@@ -427,6 +428,7 @@ static void batch_free(archive_batch *b)
             buf_free(&b->spare[k][i]);
     keys_epoch_free(b->content);
     keys_epoch_free(b->reid);
+    pseudo_session_free(b->pseudo);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv_work);
     pthread_cond_destroy(&b->cv_space);
@@ -482,6 +484,11 @@ int archive_batch_open(const struct archive_options *opt, archive_batch **out, m
         b->policy = *opt->policy;
     else
         pseudo_policy_default(&b->policy);
+    rc = pseudo_session_new(opt->pseudonym_key, &b->policy, &b->pseudo, err);
+    if (rc != 0) {
+        batch_free(b);
+        return rc;
+    }
     b->plain_limit = volume_plain_limit(b->opt.volume_size);
     /* One volume waiting is enough to keep the workers busy (the producer fills the
      * next while they compress); each more would hold another tar image in memory. */
@@ -575,7 +582,7 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     if (rc != 0)
         return rc;
     memset(&e, 0, sizeof e);
-    rc = pseudo_message(b->opt.pseudonym_key, &b->policy, msg->bytes, msg->len, &res, err);
+    rc = pseudo_session_message(b->pseudo, msg->bytes, msg->len, &res, err);
     if (rc != 0)
         return mr_error_prefix(err, "UID %u", (unsigned)msg->uid);
     pb = pseudo_result_bytes(res, &plen);

@@ -14,7 +14,7 @@
  *
  * Writing (purge and `backup` both use this):
  *     archive_batch_open(&opt, &b, &err);
- *     for each fetched message: archive_batch_add(b, &msg, &err);
+ *     for each fetched message: archive_batch_add(b, &msg, &err);   (one thread)
  *     archive_batch_close(b, &result, &err);   // 0 = every message verified
  *     ... expunge exactly result->uids ...
  *     archive_result_free(result);

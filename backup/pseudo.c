@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 struct pseudo_result {
     pbuf bytes;
     pbuf reid;
@@ -87,6 +89,61 @@ bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size
     return false;
 }
 
+/* The state of a session between messages: the key's copy, the policy, and a context
+ * whose buffers, arena block and HMAC key schedule are kept from one message to the
+ * next (a message allocated about fifty buffers and keyed the HMAC afresh: 3 µs of a
+ * 2.5 KB message's 20). */
+struct pseudo_session {
+    pseudo_key key;
+    struct pseudo_policy pol;
+    struct pseudo_ctx ctx;
+};
+
+static void ctx_init(struct pseudo_ctx *ctx, const pseudo_key *key,
+                     const struct pseudo_policy *pol)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->key = key;
+    ctx->pol = pol;
+    parena_init(&ctx->arena);
+    pnames_init(&ctx->names, &ctx->arena);
+    ptokens_init(&ctx->tokens, &ctx->sha, &ctx->arena);
+    ctx->addrs.arena = &ctx->arena;
+}
+
+/* A buffer kept between messages unless a big message grew it. */
+static void keep_small(pbuf *b)
+{
+    if (b->cap > PSCRATCH_KEEP)
+        pbuf_free(b);
+    else
+        b->len = 0;
+}
+
+/* Between two messages of a session: forget everything the last one taught (names,
+ * addresses, tokens, decoded bodies, header blocks), keep the capacity.  The objects in
+ * the arena go last, since names, addresses and tokens point into it. */
+static void ctx_reset(struct pseudo_ctx *ctx)
+{
+    pmime_cache_reset(ctx);
+    pnames_reset(&ctx->names);
+    paddrs_reset(&ctx->addrs);
+    ptokens_reset(&ctx->tokens);
+    keep_small(&ctx->phrase);
+    keep_small(&ctx->addr);
+    keep_small(&ctx->comment);
+    keep_small(&ctx->utf8);
+    for (size_t i = 0; i < ctx->n_dec; i++)
+        pscratch_put(ctx, &ctx->dec_cache[i].dec);
+    ctx->n_dec = 0;
+    ctx->dec_bytes = 0;
+    ctx->collecting = false;
+    ctx->msg = NULL;
+    ctx->msg_len = 0;
+    ctx->err = NULL;
+    parena_reset(&ctx->arena);
+}
+
 static void ctx_free(struct pseudo_ctx *ctx)
 {
     pscratch_free(ctx);
@@ -103,6 +160,32 @@ static void ctx_free(struct pseudo_ctx *ctx)
         pbuf_free(&ctx->dec_cache[i].dec);
     ctx->n_dec = 0;
     parena_free(&ctx->arena);   /* last: names, addresses and tokens live in it */
+}
+
+int pseudo_session_new(const pseudo_key *key, const struct pseudo_policy *policy,
+                       pseudo_session **out, mr_error *err)
+{
+    pseudo_session *s;
+
+    if (key == NULL || policy == NULL || out == NULL)
+        return mr_error_set(err, MR_E_INVALID, "pseudo_session_new: bad argument");
+    s = malloc(sizeof *s);
+    if (s == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory for a pseudonymiser session");
+    s->key = *key;
+    s->pol = *policy;
+    ctx_init(&s->ctx, &s->key, &s->pol);
+    *out = s;
+    return 0;
+}
+
+void pseudo_session_free(pseudo_session *s)
+{
+    if (s == NULL)
+        return;
+    ctx_free(&s->ctx);
+    OPENSSL_cleanse(&s->key, sizeof s->key);
+    free(s);
 }
 
 /* The output and edits of the two passes, or an error. */
@@ -166,35 +249,26 @@ static int whole_replacement(pout *out, const unsigned char *msg, size_t len, mr
                         sizeof PLACEHOLDER - 1, err);
 }
 
-int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
-                      const unsigned char *msg, size_t len, unsigned test_flags,
-                      pseudo_result **out, mr_error *err)
+/* One message in a context that is clean (new or reset) and reset again on return,
+ * whatever happened. */
+static int session_run(struct pseudo_ctx *ctx, const unsigned char *msg, size_t len,
+                       unsigned test_flags, pseudo_result **out, mr_error *err)
 {
-    static const unsigned char empty[1] = {0};
-    struct pseudo_ctx ctx = {.key = key, .pol = policy, .err = err};
     pseudo_result *res;
     pout o;
     bool whole = false;
     int rc;
 
-    if (key == NULL || policy == NULL || out == NULL || (msg == NULL && len > 0))
-        return mr_error_set(err, MR_E_INVALID, "pseudo_message: bad argument");
-    *out = NULL;
-    if (msg == NULL)
-        msg = empty;
-    ctx.msg = msg;
-    ctx.msg_len = len;
-    parena_init(&ctx.arena);
-    pnames_init(&ctx.names, &ctx.arena);
-    ptokens_init(&ctx.tokens, &ctx.sha, &ctx.arena);
-    ctx.addrs.arena = &ctx.arena;
+    ctx->msg = msg;
+    ctx->msg_len = len;
+    ctx->err = err;
     pout_init(&o, msg, len);
     rc = pbuf_reserve(&o.buf, len + len / 16 + 64, err);
     if (rc == 0)
-        rc = run_passes(&ctx, msg, len, &o);
+        rc = run_passes(ctx, msg, len, &o);
     if (rc == MR_E_NOMEM) {
         pout_free(&o);
-        ctx_free(&ctx);
+        ctx_reset(ctx);
         return rc;
     }
     if (rc != 0 || (test_flags & PSEUDO_TEST_FORCE_WHOLE) || !verified(&o, msg, len)) {
@@ -205,28 +279,28 @@ int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
             rc = mr_error_set(err, MR_E_INTERNAL, "pseudonymiser fallback does not verify");
         if (rc != 0) {
             pout_free(&o);
-            ctx_free(&ctx);
+            ctx_reset(ctx);
             return rc;
         }
     }
     res = calloc(1, sizeof *res);
     if (res == NULL) {
         pout_free(&o);
-        ctx_free(&ctx);
+        ctx_reset(ctx);
         return mr_error_set(err, MR_E_NOMEM, "out of memory for a pseudonymiser result");
     }
     res->whole = whole;
-    rc = preid_write(&ctx.sha, msg, len, o.buf.len, o.edits, o.n_edits, &res->reid,
+    rc = preid_write(&ctx->sha, msg, len, o.buf.len, o.edits, o.n_edits, &res->reid,
                      res->orig_sha256, err);
     if (rc == 0) {
-        res->n_tokens = ptokens_count(&ctx.tokens);
+        res->n_tokens = ptokens_count(&ctx->tokens);
         res->tokens = calloc(res->n_tokens ? res->n_tokens : 1, sizeof *res->tokens);
         if (res->tokens == NULL)
             rc = mr_error_set(err, MR_E_NOMEM, "out of memory for the token list");
     }
     for (size_t i = 0; rc == 0 && i < res->n_tokens; i++) {
         const char *tok;
-        ptokens_at(&ctx.tokens, i, &res->tokens[i].kind, &tok);
+        ptokens_at(&ctx->tokens, i, &res->tokens[i].kind, &tok);
         memcpy(res->tokens[i].token, tok, PSEUDO_TOKEN_LEN + 1);
     }
     if (rc == 0 && o.buf.p == NULL)
@@ -234,7 +308,7 @@ int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
     res->bytes = o.buf;
     o.buf = (pbuf){0};
     pout_free(&o);
-    ctx_free(&ctx);
+    ctx_reset(ctx);
     if (rc != 0) {
         pseudo_result_free(res);
         return rc;
@@ -243,6 +317,47 @@ int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
     *out = res;
     return 0;
 }
+
+static bool message_args_ok(const unsigned char *msg, size_t len, pseudo_result **out)
+{
+    return out != NULL && (msg != NULL || len == 0);
+}
+
+static const unsigned char EMPTY[1] = {0};
+
+int pseudo_session_message_ex(pseudo_session *s, const unsigned char *msg, size_t len,
+                              unsigned test_flags, pseudo_result **out, mr_error *err)
+{
+    if (s == NULL || !message_args_ok(msg, len, out))
+        return mr_error_set(err, MR_E_INVALID, "pseudo_session_message: bad argument");
+    *out = NULL;
+    return session_run(&s->ctx, msg != NULL ? msg : EMPTY, len, test_flags, out, err);
+}
+
+int pseudo_session_message(pseudo_session *s, const unsigned char *msg, size_t len,
+                           pseudo_result **out, mr_error *err)
+{
+    return pseudo_session_message_ex(s, msg, len, 0, out, err);
+}
+
+/* One message without a session: the same code on a context that lives for the call. */
+int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
+                      const unsigned char *msg, size_t len, unsigned test_flags,
+                      pseudo_result **out, mr_error *err)
+{
+    struct pseudo_ctx ctx;
+    int rc;
+
+    if (key == NULL || policy == NULL || !message_args_ok(msg, len, out))
+        return mr_error_set(err, MR_E_INVALID, "pseudo_message: bad argument");
+    *out = NULL;
+    ctx_init(&ctx, key, policy);
+    rc = session_run(&ctx, msg != NULL ? msg : EMPTY, len, test_flags, out, err);
+    ctx_free(&ctx);
+    return rc;
+}
+
+
 
 int pseudo_message(const pseudo_key *key, const struct pseudo_policy *policy,
                    const unsigned char *msg, size_t len, pseudo_result **out, mr_error *err)

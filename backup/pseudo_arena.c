@@ -5,7 +5,9 @@
  * temporary buffers (decoded parts, re-encoded parts, RFC 2047 runs).  With malloc/free
  * per object that was about a hundred calls per message; here small objects come from a
  * bump allocator (one block for an ordinary message, more for big ones) and temporary
- * buffers from a small pool that keeps their capacity. */
+ * buffers from a small pool that keeps their capacity.  A pseudo_session keeps both from
+ * one message to the next (parena_reset), so an ordinary message allocates almost
+ * nothing. */
 #include "backup/pseudo_int.h"
 
 #include <stddef.h>
@@ -73,6 +75,29 @@ void *parena_dup(parena *a, const void *p, size_t n, mr_error *err)
         c[n] = '\0';
     }
     return c;
+}
+
+void parena_reset(parena *a)
+{
+    struct parena_block *keep = NULL;
+
+    /* The oldest block is the standard size unless the message's first object was
+     * bigger: keep it, free the rest (a big message should not pin its memory). */
+    while (a->blocks != NULL) {
+        struct parena_block *b = a->blocks;
+        a->blocks = b->next;
+        if (a->blocks == NULL && b->cap == PARENA_BLOCK)
+            keep = b;
+        else
+            free(b);
+    }
+    parena_init(a);
+    if (keep != NULL) {
+        keep->next = NULL;
+        a->blocks = keep;
+        a->cur = keep->bytes;
+        a->cap = keep->cap;
+    }
 }
 
 void parena_free(parena *a)

@@ -2,13 +2,13 @@
  * digit, no token prefix, no learnt name, no greeting.  Visiting them one by one (finding
  * the word's end, then testing each rule) was most of the scanner's time, with a
  * mispredicted branch per word.  Here up to 64 bytes at a time are classified into bit
- * masks (word bytes, letters and digits, hex digits, '+', ':', '.'), and a prefilter marks
- * the positions whose first two bytes can begin anything wanted (a digit, a token
- * prefix, the first two letters of a greeting or of a learnt name).  Word starts are read
- * off the masks; those that pass the prefilter get the exact test of first byte and word
- * length (a table lookup, no branch); only the positions that pass both go to the
+ * masks (word bytes, letters and digits, hex digits, '+', ':', '.').  Word starts and
+ * their lengths are read off the masks, and each gets the exact test of its first two
+ * bytes and its length (table lookups, no branch); only the positions that pass go to the
  * scanner's rules (pseudo_scan.c), which decide as before.  Skipped positions are ones
- * where no rule can fire, so the output is the same as visiting every word.
+ * where no rule can fire, so the output is the same as visiting every word.  (A SIMD
+ * prefilter of first-byte pairs before the table test cost more than the test it saved:
+ * the test is a handful of loads and shifts per word.)
  *
  * The masks come from SSE2 (baseline on x86-64) or from a plain loop elsewhere (also with
  * -DPSEUDO_NO_SIMD, CMake option MAILRET_PSEUDO_NO_SIMD); where SSE2 is there both are
@@ -20,6 +20,9 @@
 
 #ifdef PFIND_SSE2
 #include <emmintrin.h>
+#endif
+#ifdef PFIND_AVX2
+#include <immintrin.h>
 #endif
 
 /* Bytes that continue a word: ASCII letters and digits, '_' and every 8-bit byte. */
@@ -112,6 +115,25 @@ static inline unsigned kw_lengths2(unsigned char c0, unsigned char c1)
 }
 
 static const uint64_t NO_NAMES[256];
+static const uint32_t NO_PAIRS[32];
+
+/* The greetings' first two bytes (the pairs of KW_LEN2 and kw_lengths2) as rows of a
+ * pairs table (see pnames.pairs), folded to groups: row (first & 31), bit (second & 7). */
+#define R(c) ((c) & 31)
+#define B(c) (UINT32_C(1) << ((c) & 31))
+static const unsigned char KW_GROUPS[32] = {
+    [R('c')] = PFIND_GROUPS(B('h')),
+    [R('d')] = PFIND_GROUPS(B('a') | B('e')),
+    [R('g')] = PFIND_GROUPS(B('o')),
+    [R('h')] = PFIND_GROUPS(B('a') | B('e') | B('i')),
+    [R('k')] = PFIND_GROUPS(B('a') | B('h') | B(0xC3) | B(0xE6)),
+    [R('m')] = PFIND_GROUPS(B('v')),
+    [R('r')] = PFIND_GROUPS(B('e')),
+    [R('v')] = PFIND_GROUPS(B('h')),
+};
+static const unsigned char NO_GROUPS[32];
+#undef R
+#undef B
 
 _Static_assert(PFIND_CTNI == 0x4u && PFIND_HEX == 0x1u && PFIND_DIGIT == 0x2u,
                "hit() indexes class_len by these bits");
@@ -130,37 +152,26 @@ void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, boo
 {
     f->cls = cls;
     f->first = names != NULL ? names->first : NO_NAMES;
-    f->name_pairs = names != NULL ? names->first_pairs : NULL;
-    f->n_name_pairs = names != NULL ? names->n_first_pairs : 0;
+    f->name_pairs = names != NULL ? names->pairs : NO_PAIRS;
     f->kw_mask = keywords ? 0xFFu : 0;
+#ifdef PFIND_AVX2
+    f->avx2 = __builtin_cpu_supports("avx2");
+#else
+    f->avx2 = false;
+#endif
+    /* The prefilter tests the group of the second byte, the exact test (hit) the pair. */
+    {
+        const unsigned char *ng = names != NULL ? names->pair_groups : NO_GROUPS;
+        const unsigned char *kg = keywords ? KW_GROUPS : NO_GROUPS;
+        for (unsigned x = 0; x < 32; x++)
+            f->pair_groups[x] = ng[x] | kg[x];
+    }
     /* The lengths of every combination of the three word classes that cls asks for. */
     for (unsigned k = 0; k < 8; k++) {
         unsigned on = k & cls;
         f->class_len[k] = ((on & PFIND_HEX) ? LEN_HEX : 0) | ((on & PFIND_DIGIT) ? LEN_DIGIT : 0) |
                           ((on & PFIND_CTNI) ? LEN_CTNI : 0);
     }
-}
-
-/* The prefilter at one position: first byte c, second c1. */
-static bool pre_one(const struct pfilter *f, unsigned char c, unsigned char c1)
-{
-    unsigned char x = (unsigned char)(c | 0x20), y = (unsigned char)(c1 | 0x20);
-    bool on = f->n_name_pairs > PNAMES_FIRST_PAIRS ||
-              (CLASS[c] & f->cls & (PFIND_HEX | PFIND_DIGIT | PFIND_CTNI)) != 0 ||
-              (f->kw_mask != 0 && kw_lengths2(c, c1) != 0);
-
-    for (unsigned i = 0; i < f->n_name_pairs && i < PNAMES_FIRST_PAIRS && !on; i++)
-        on = f->name_pairs[i][0] == x && (f->name_pairs[i][1] == 0 || f->name_pairs[i][1] == y);
-    return on;
-}
-
-uint64_t pfind_prefilter_scalar(const struct pfilter *f, const unsigned char *t)
-{
-    uint64_t pre = 0;
-
-    for (unsigned k = 0; k < 64; k++)
-        pre |= (uint64_t)pre_one(f, t[k], t[k + 1]) << k;
-    return pre;
 }
 
 /* Can the word t[p, p + l) start something under f?  hex: it may consist of hex digits
@@ -176,7 +187,9 @@ static inline uint64_t hit(const struct pfilter *f, const unsigned char *t, size
     unsigned cls = CLASS[c] & f->cls &
                    (PFIND_DIGIT | (unsigned)(after == '-') << 2 |
                     (unsigned)(hex && (after == ':' || after == '.')));
-    uint64_t bits = f->first[c] | (kw_lengths2(c, c1) & f->kw_mask) | f->class_len[cls];
+    /* A learnt name's lengths count only when the first two bytes are a name's. */
+    uint64_t names = f->first[c] & (UINT64_C(0) - ((f->name_pairs[c & 31] >> (c1 & 31)) & 1u));
+    uint64_t bits = names | (kw_lengths2(c, c1) & f->kw_mask) | f->class_len[cls];
     unsigned lc = l < 63 ? (unsigned)l : 63;
 
     return (bits >> lc) & 1u;
@@ -261,93 +274,121 @@ void pfind_masks_sse2(const unsigned char *t, unsigned blocks, struct pfind_mask
     masks_store(m, w, a, h, p, c, d);
 }
 
-static inline __m128i eq8(__m128i b, unsigned char c)
+#endif
+
+#ifdef PFIND_AVX2
+__attribute__((target("avx2"))) static inline __m256i eq32(__m256i b, unsigned char c)
 {
-    return _mm_cmpeq_epi8(b, _mm_set1_epi8((char)c));
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi8((char)c));
 }
 
-uint64_t pfind_prefilter_sse2(const struct pfilter *f, const unsigned char *t, unsigned blocks)
+__attribute__((target("avx2")))
+void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, struct pfind_masks *m,
+                         uint64_t *pre)
 {
-    uint64_t pre = 0;
+    const __m128i g_lo = _mm_loadu_si128((const __m128i *)(const void *)f->pair_groups);
+    const __m128i g_hi = _mm_loadu_si128((const __m128i *)(const void *)(f->pair_groups + 16));
+    const __m256i groups_lo = _mm256_broadcastsi128_si256(g_lo);
+    const __m256i groups_hi = _mm256_broadcastsi128_si256(g_hi);
+    /* Bit (i & 7) for index i: the group of a second byte. */
+    const __m256i group_bit = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16,
+                                               32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128, 1, 2,
+                                               4, 8, 16, 32, 64, -128);
+    const __m256i low5 = _mm256_set1_epi8(0x1F), low3 = _mm256_set1_epi8(7);
+    const __m256i bit4 = _mm256_set1_epi8(0x10), zero = _mm256_setzero_si256();
+    const bool want_digit = (f->cls & (PFIND_DIGIT | PFIND_HEX)) != 0;
+    const bool want_hex = (f->cls & PFIND_HEX) != 0, want_ctni = (f->cls & PFIND_CTNI) != 0;
+    uint64_t w = 0, a = 0, h = 0, p = 0, c = 0, d = 0, pr = 0;
 
-    if (f->n_name_pairs > PNAMES_FIRST_PAIRS)
-        return ~(uint64_t)0;
-    for (unsigned k = 0; k < 16 * blocks; k += 16) {
-        __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)(t + k));
-        __m128i p = _mm_setzero_si128();
-        if (f->cls & (PFIND_DIGIT | PFIND_HEX)) {
-            p = _mm_and_si128(_mm_cmpgt_epi8(b0, _mm_set1_epi8('0' - 1)),
-                              _mm_cmplt_epi8(b0, _mm_set1_epi8('9' + 1)));
-            if (f->cls & PFIND_HEX) {
-                __m128i l0 = _mm_or_si128(b0, _mm_set1_epi8(0x20));
-                p = _mm_or_si128(p, _mm_and_si128(_mm_cmpgt_epi8(l0, _mm_set1_epi8('a' - 1)),
-                                                  _mm_cmplt_epi8(l0, _mm_set1_epi8('f' + 1))));
-            }
-        }
-        if (f->cls & PFIND_CTNI)
-            p = _mm_or_si128(p, _mm_or_si128(_mm_or_si128(eq8(b0, 'C'), eq8(b0, 'T')),
-                                             _mm_or_si128(eq8(b0, 'N'), eq8(b0, 'I'))));
-        __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(t + k + 1));
-        __m128i f0 = _mm_or_si128(b0, _mm_set1_epi8(0x20));
-        __m128i f1 = _mm_or_si128(b1, _mm_set1_epi8(0x20));
-        if (f->kw_mask != 0) {
-            /* The first two letters of a greeting or sign-off (KW_LEN2), both folded. */
-            __m128i sa = eq8(f1, 'a'), se = eq8(f1, 'e'), sh = eq8(f1, 'h');
-            __m128i kw = _mm_and_si128(eq8(f0, 'c'), sh);
-            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'd'), _mm_or_si128(sa, se)));
-            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'g'), eq8(f1, 'o')));
-            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'h'),
-                                                _mm_or_si128(_mm_or_si128(sa, se), eq8(f1, 'i'))));
-            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'k'),
-                                                _mm_or_si128(_mm_or_si128(sa, sh),
-                                                             _mm_or_si128(eq8(b1, 0xC3),
-                                                                          eq8(b1, 0xE6)))));
-            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'm'), eq8(f1, 'v')));
-            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'r'), se));
-            kw = _mm_or_si128(kw, _mm_and_si128(eq8(f0, 'v'), sh));
-            p = _mm_or_si128(p, kw);
-        }
-        /* The first two bytes of a learnt name (see pnames.first_pairs). */
-        for (unsigned i = 0; i < f->n_name_pairs; i++) {
-            __m128i x = eq8(f0, f->name_pairs[i][0]);
-            p = _mm_or_si128(p, f->name_pairs[i][1] == 0
-                                    ? x : _mm_and_si128(x, eq8(f1, f->name_pairs[i][1])));
-        }
-        pre |= (uint64_t)(unsigned)_mm_movemask_epi8(p) << k;
+    for (unsigned k = 0; k < 64; k += 32) {
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(t + k));
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(t + k + 1));
+        /* The classes, as alnum_mask16 (signed compares: 8-bit bytes are negative). */
+        __m256i dig = _mm256_and_si256(_mm256_cmpgt_epi8(b, _mm256_set1_epi8('0' - 1)),
+                                       _mm256_cmpgt_epi8(_mm256_set1_epi8('9' + 1), b));
+        __m256i l = _mm256_or_si256(b, _mm256_set1_epi8(0x20));
+        __m256i above_a = _mm256_cmpgt_epi8(l, _mm256_set1_epi8('a' - 1));
+        __m256i alpha = _mm256_and_si256(above_a,
+                                         _mm256_cmpgt_epi8(_mm256_set1_epi8('z' + 1), l));
+        __m256i hexl = _mm256_and_si256(above_a,
+                                        _mm256_cmpgt_epi8(_mm256_set1_epi8('f' + 1), l));
+        __m256i alnum = _mm256_or_si256(dig, alpha);
+        uint64_t ak = (uint32_t)_mm256_movemask_epi8(alnum);
+        a |= ak << k;
+        w |= (ak | (uint32_t)_mm256_movemask_epi8(eq32(b, '_')) |
+              (uint32_t)_mm256_movemask_epi8(b)) << k;
+        h |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_or_si256(dig, hexl)) << k;
+        p |= (uint64_t)(uint32_t)_mm256_movemask_epi8(eq32(b, '+')) << k;
+        c |= (uint64_t)(uint32_t)_mm256_movemask_epi8(eq32(b, ':')) << k;
+        d |= (uint64_t)(uint32_t)_mm256_movemask_epi8(eq32(b, '.')) << k;
+
+        /* The prefilter: a first byte of a class asked for, or a first byte whose row
+         * has the second byte's group. */
+        __m256i x = _mm256_and_si256(b, low5);
+        __m256i row = _mm256_blendv_epi8(_mm256_shuffle_epi8(groups_lo, x),
+                                         _mm256_shuffle_epi8(groups_hi, x),
+                                         _mm256_cmpeq_epi8(_mm256_and_si256(x, bit4), bit4));
+        __m256i grp = _mm256_shuffle_epi8(group_bit, _mm256_and_si256(b1, low3));
+        __m256i miss = _mm256_cmpeq_epi8(_mm256_and_si256(row, grp), zero);
+        uint64_t pk = ~(uint64_t)(uint32_t)_mm256_movemask_epi8(miss) & 0xFFFFFFFFu;
+        if (want_digit)
+            pk |= (uint32_t)_mm256_movemask_epi8(dig);
+        if (want_hex)
+            pk |= (uint32_t)_mm256_movemask_epi8(hexl);
+        if (want_ctni)
+            pk |= (uint32_t)_mm256_movemask_epi8(
+                _mm256_or_si256(_mm256_or_si256(eq32(b, 'C'), eq32(b, 'T')),
+                                _mm256_or_si256(eq32(b, 'N'), eq32(b, 'I'))));
+        pr |= pk << k;
     }
-    return pre;
+    masks_store(m, w, a, h, p, c, d);
+    *pre = pr;
 }
 #endif
 
-/* Masks of t[0, n), n <= 64, and the prefilter of the word starts there: with SSE2 the
- * first bytes that can begin a candidate are found 16 at a time, so that the table test
- * (hit) runs only for them; the plain build tests every word start. */
-static inline void masks(const struct pfilter *f, const unsigned char *t, size_t n,
-                         size_t avail, struct pfind_masks *m, uint64_t *pre)
+/* Masks of t[0, n), n <= 64: with SSE2 16 bytes at a time. */
+static inline void masks_plain(const unsigned char *t, size_t n, struct pfind_masks *m)
 {
 #ifdef PFIND_SSE2
     /* As many 16-byte blocks as the window has bytes: most texts (header values) are
      * short. */
     unsigned blocks = (unsigned)((n + 15) / 16);
 
-    if (avail > 16 * blocks) {
+    if (n >= 16 * blocks) {
         pfind_masks_sse2(t, blocks, m);
-        *pre = pfind_prefilter_sse2(f, t, blocks);
     } else {
         /* The tail of a text: padded with NULs (nothing of interest), which costs less
-         * than classifying byte by byte.  The prefilter reads one byte more. */
-        unsigned char pad[80] = {0};
-        memcpy(pad, t, avail);
+         * than classifying byte by byte. */
+        unsigned char pad[64] = {0};
+        memcpy(pad, t, n);
         pfind_masks_sse2(pad, blocks, m);
-        *pre = pfind_prefilter_sse2(f, pad, blocks);
     }
 #else
-    unsigned char pad[80] = {0};
-
-    memcpy(pad, t, avail < 65 ? avail : 65);
-    pfind_masks_scalar(pad, n, m);
-    *pre = pfind_prefilter_scalar(f, pad);
+    pfind_masks_scalar(t, n, m);
 #endif
+}
+
+/* Masks of t[0, n), n <= 64 (avail bytes readable), and the prefilter of the word starts
+ * there: with AVX2 the prefilter lets the exact test (hit) run only for the few word
+ * starts whose first two bytes can begin something; without it every word start gets
+ * the exact test. */
+static inline void masks(const struct pfilter *f, const unsigned char *t, size_t n,
+                         size_t avail, struct pfind_masks *m, uint64_t *pre)
+{
+#ifdef PFIND_AVX2
+    if (f->avx2) {
+        if (avail > 64) {
+            pfind_classify_avx2(f, t, m, pre);
+        } else {
+            unsigned char pad[65] = {0};
+            memcpy(pad, t, avail);
+            pfind_classify_avx2(f, pad, m, pre);
+        }
+        return;
+    }
+#endif
+    *pre = ~(uint64_t)0;
+    masks_plain(t, n, m);
 }
 
 size_t pfind_word_end(const unsigned char *t, size_t len, size_t j)
@@ -397,6 +438,7 @@ static void window(struct pfind *it, size_t base)
     struct pfind_masks m;
 
     masks(f, t + base, n, len - base, &m, &pre);
+    m.word &= valid;
     nonword = ~m.word & valid;
     nonhex = m.word & ~m.hex;
     starts = m.word & ~((m.word << 1) | pfind_word[prev]) & pre;
@@ -465,8 +507,7 @@ bool pfind_candidate(const struct pfilter *f, const unsigned char *t, size_t len
     if (c == ':')
         return (f->cls & PFIND_COLON) &&
                !(p > 0 && (is_alnum(prev) || prev == ':' || prev == '.'));
-    if (!pfind_word[c] || (p > from && pfind_word[prev]) ||
-        !pre_one(f, c, p + 1 < len ? t[p + 1] : 0))
+    if (!pfind_word[c] || (p > from && pfind_word[prev]))
         return false;
     for (l = 1; p + l < len && pfind_word[t[p + l]]; l++)
         ;

@@ -100,6 +100,8 @@ void parena_init(parena *a);
 void *parena_alloc(parena *a, size_t n, mr_error *err);
 /* A copy of n bytes plus a NUL. */
 void *parena_dup(parena *a, const void *p, size_t n, mr_error *err);
+/* Forget every object but keep one standard block for the next message. */
+void parena_reset(parena *a);
 void parena_free(parena *a);
 
 /* ---- pseudo_token.c ---------------------------------------------------------------- */
@@ -118,7 +120,13 @@ typedef struct ptokens {
     parena *arena;              /* where the entries live (not owned) */
 } ptokens;
 
+/* A hash table bigger than this is freed between messages, not cleared. */
+#define PTOKENS_KEEP_SLOTS 1024
+
 void ptokens_init(ptokens *t, psha *sha, parena *arena);
+/* Forget the tokens of a message (before the arena is reset); the HMAC key schedule is
+ * kept for the next message under the same key. */
+void ptokens_reset(ptokens *t);
 void ptokens_free(ptokens *t);
 
 /* Normalise a raw value of a kind into out (malloc'd).  Email: trimmed, lower-cased;
@@ -174,8 +182,6 @@ const char *pcodec_eol_of(const unsigned char *p, size_t len);
 
 /* ---- pseudo_names.c ---------------------------------------------------------------- */
 
-#define PNAMES_FIRST_PAIRS 16
-
 struct pname_pat {
     unsigned char *pat;     /* folded pattern bytes (see pnames_match) */
     size_t len;
@@ -194,13 +200,14 @@ typedef struct pnames {
      * with that byte and has a first word of l bytes.  A word that passes neither is not
      * hashed at all (see pnames_could_match). */
     uint64_t first[256];
-    /* The first two bytes of every pattern, both with bit 5 set (0x20: what folding
-     * either variant can do to a letter), the second 0 when it is a blank (it matches any
-     * blanks): a text word can only match a pattern if its first two bytes, with bit 5
-     * set, are such a pair.  For the scanner's prefilter (pseudo_find.c);
-     * n_first_pairs > PNAMES_FIRST_PAIRS: too many to list. */
-    unsigned char first_pairs[PNAMES_FIRST_PAIRS][2];
-    unsigned n_first_pairs;
+    /* The first two bytes of every pattern, by their low five bits: bit (b1 & 31) of
+     * pairs[b0 & 31], a whole row when the second byte is a blank (it matches any
+     * blanks).  Folding a letter either way only touches bit 5, so a text word can only
+     * match a pattern if its own first two bytes pass this (pfind's exact test). */
+    uint32_t pairs[32];
+    /* The same rows folded to eight groups by the second byte's low three bits: bit
+     * (b1 & 7) of pair_groups[b0 & 31] (for the AVX2 prefilter, pseudo_find.c). */
+    unsigned char pair_groups[32];
     /* Patterns chained by the hash of their folded first word (longest first), so a word
      * of text is compared only with patterns that begin with that same word.  The arrays
      * are kept between prepares (cap_index entries of khash/next, 2 * cap_heads of heads:
@@ -212,7 +219,12 @@ typedef struct pnames {
     parena *arena;          /* patterns and canonical values live here (not owned) */
 } pnames;
 
+/* Arrays of more entries than this are freed between messages, not kept. */
+#define PNAMES_KEEP 1024
+
 void pnames_init(pnames *n, parena *arena);
+/* Forget the names (before the arena is reset), keep the arrays' capacity. */
+void pnames_reset(pnames *n);
 void pnames_free(pnames *n);
 /* Add a display name given in UTF-8 (the full name and its parts). */
 int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err);
@@ -239,6 +251,7 @@ typedef struct paddrs {
     size_t n, cap;
     parena *arena;
 } paddrs;
+void paddrs_reset(paddrs *a);
 void paddrs_free(paddrs *a);
 int paddrs_add(paddrs *a, const unsigned char *norm, size_t len, mr_error *err);
 
@@ -292,9 +305,14 @@ bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size
 /* ---- pseudo_find.c ----------------------------------------------------------------- */
 
 /* The candidate search uses SSE2 where the compiler targets it (x86-64 always), else a
- * plain loop; -DPSEUDO_NO_SIMD (CMake option MAILRET_PSEUDO_NO_SIMD) forces the latter. */
+ * plain loop; -DPSEUDO_NO_SIMD (CMake option MAILRET_PSEUDO_NO_SIMD) forces the latter.
+ * With GCC or Clang on x86-64 an AVX2 classifier is compiled too and used when the CPU
+ * has AVX2 (checked at run time): it also computes the prefilter of word starts. */
 #if defined(__SSE2__) && !defined(PSEUDO_NO_SIMD)
 #define PFIND_SSE2 1
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define PFIND_AVX2 1
+#endif
 #endif
 
 /* Bytes that continue a word: ASCII letters and digits, '_' and every 8-bit byte. */
@@ -311,13 +329,20 @@ extern const unsigned char pfind_word[256];
 struct pfilter {
     unsigned cls;               /* PFIND_* */
     const uint64_t *first;      /* per first byte, word lengths of learnt names (pnames) */
-    const unsigned char (*name_pairs)[2];   /* pnames.first_pairs ... */
-    unsigned n_name_pairs;                  /* ... (more than PNAMES_FIRST_PAIRS: all pass) */
+    const uint32_t *name_pairs; /* pnames.pairs: their first two bytes */
     unsigned kw_mask;           /* 0xFF: greeting and sign-off words, else 0 */
+    bool avx2;                  /* classify with AVX2 and prefilter (the CPU has it) */
+    /* For the AVX2 prefilter: per low five bits of a first byte, bit (b & 7) set when a
+     * greeting or a learnt name has such a first byte and a second byte b. */
+    unsigned char pair_groups[32];
     uint64_t class_len[8];      /* word lengths per set of HEX / DIGIT / CTNI asked for */
 };
 
-/* names: the learnt names (prepared), or NULL for none; keywords: greetings and sign-offs. */
+/* A pairs row folded to the groups of pnames.pair_groups. */
+#define PFIND_GROUPS(row) ((unsigned char)(((row) | (row) >> 8 | (row) >> 16 | (row) >> 24) & 0xFFu))
+
+/* names: the learnt names (prepared), or NULL for none; keywords: greetings and sign-offs.
+ * f->avx2 is set when the CPU has AVX2 (a test may clear it to try the other path). */
 void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, bool keywords);
 
 /* Bit l set (2 <= l <= 7) when a greeting or sign-off word starting with c (either case)
@@ -358,15 +383,16 @@ struct pfind_masks {
     uint64_t word, alnum, hex, plus, colon, dot;
 };
 void pfind_masks_scalar(const unsigned char *t, size_t n, struct pfind_masks *m);
-/* Bit k set when t[k] and t[k + 1] may begin a word that f can want: the first two bytes
- * of a greeting, of a learnt name, or a first byte of a class f asks for.  A word start
- * is a candidate when it passes this and the exact test of its first byte and length
- * (see pfind_candidate).  t: 65 bytes. */
-uint64_t pfind_prefilter_scalar(const struct pfilter *f, const unsigned char *t);
 #ifdef PFIND_SSE2
-/* The same for blocks * 16 bytes (1 <= blocks <= 4; the prefilter reads one more). */
+/* The same for blocks * 16 bytes (1 <= blocks <= 4). */
 void pfind_masks_sse2(const unsigned char *t, unsigned blocks, struct pfind_masks *m);
-uint64_t pfind_prefilter_sse2(const struct pfilter *f, const unsigned char *t, unsigned blocks);
+#endif
+#ifdef PFIND_AVX2
+/* The same for 64 bytes with AVX2 (only where the CPU has it), and *pre: bit k set when
+ * t[k], t[k + 1] may begin something f wants (a superset of the candidates: every word
+ * start that passes the exact test passes this).  Reads t[0, 65). */
+void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, struct pfind_masks *m,
+                         uint64_t *pre);
 #endif
 
 /* ---- pseudo_scan.c ----------------------------------------------------------------- */
@@ -427,6 +453,8 @@ int ptext_header_utf8(const unsigned char *src, size_t len, pbuf *out, mr_error 
 int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int depth,
                  bool msg_default, pout *out);
 
+/* Forget the header blocks of a message, keep the arrays (bounded by PHCACHE_*). */
+void pmime_cache_reset(struct pseudo_ctx *ctx);
 void pmime_cache_free(struct pseudo_ctx *ctx);
 
 /* Class of a header field name (H_* in pseudo_mime.c), by hash; the linear search it
@@ -450,6 +478,8 @@ int preid_write(psha *sha, const unsigned char *orig, size_t orig_len, size_t ps
 int pseudo_message_ex(const pseudo_key *key, const struct pseudo_policy *policy,
                       const unsigned char *msg, size_t len, unsigned test_flags,
                       pseudo_result **out, mr_error *err);
+int pseudo_session_message_ex(pseudo_session *s, const unsigned char *msg, size_t len,
+                              unsigned test_flags, pseudo_result **out, mr_error *err);
 /* True when the message was replaced as a whole (fallback). */
 bool pseudo_result_is_whole(const pseudo_result *res);
 

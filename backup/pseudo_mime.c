@@ -396,6 +396,12 @@ struct pmime_cache {
     size_t cursor;              /* next entity expected by a later pass */
 };
 
+void pmime_cache_reset(struct pseudo_ctx *ctx)
+{
+    if (ctx->hcache != NULL)
+        ctx->hcache->n_f = ctx->hcache->n_e = ctx->hcache->cursor = 0;
+}
+
 void pmime_cache_free(struct pseudo_ctx *ctx)
 {
     if (ctx->hcache != NULL) {

@@ -19,6 +19,20 @@ void pnames_init(pnames *n, parena *arena)
     n->arena = arena;
 }
 
+void pnames_reset(pnames *n)
+{
+    /* The patterns and canonical values were in the arena, which is reset with them; the
+     * arrays keep their capacity unless an unusual message made them big. */
+    if (n->cap_pats > PNAMES_KEEP || n->cap_canon > PNAMES_KEEP || n->cap_index > PNAMES_KEEP ||
+        n->cap_heads > 2 * PNAMES_KEEP) {
+        pnames_free(n);
+        return;
+    }
+    n->n_pats = n->n_canon = 0;
+    n->n_heads = 0;
+    n->prepared = false;
+}
+
 void pnames_free(pnames *n)
 {
     parena *arena = n->arena;
@@ -319,21 +333,13 @@ static uint64_t pat_key_hash(const struct pname_pat *p)
     return word_hash(p->pat, 0, we, p->latin1);
 }
 
-/* The pattern's first two bytes, with bit 5 set, into first_pairs (once each). */
+/* The pattern's first two bytes into the pairs table (see pnames.pairs). */
 static void first_pair(pnames *n, const struct pname_pat *p)
 {
-    unsigned char x = (unsigned char)(p->pat[0] | 0x20);
-    unsigned char y = p->len > 1 && p->pat[1] != ' ' ? (unsigned char)(p->pat[1] | 0x20) : 0;
-
-    for (unsigned i = 0; i < n->n_first_pairs && i < PNAMES_FIRST_PAIRS; i++)
-        if (n->first_pairs[i][0] == x && n->first_pairs[i][1] == y)
-            return;
-    if (n->n_first_pairs < PNAMES_FIRST_PAIRS) {
-        n->first_pairs[n->n_first_pairs][0] = x;
-        n->first_pairs[n->n_first_pairs][1] = y;
-    }
-    if (n->n_first_pairs <= PNAMES_FIRST_PAIRS)
-        n->n_first_pairs++;
+    if (p->len > 1 && p->pat[1] != ' ')
+        n->pairs[p->pat[0] & 31] |= UINT32_C(1) << (p->pat[1] & 31);
+    else
+        n->pairs[p->pat[0] & 31] = UINT32_MAX;
 }
 
 /* Runs before every text is scanned, and again whenever a name was learnt: kept cheap
@@ -347,7 +353,8 @@ int pnames_prepare(pnames *n, mr_error *err)
     if (n->prepared)
         return 0;
     memset(n->first, 0, sizeof n->first);
-    n->n_first_pairs = 0;
+    memset(n->pairs, 0, sizeof n->pairs);
+    memset(n->pair_groups, 0, sizeof n->pair_groups);
     if (n->n_pats == 0) {
         n->n_heads = 0;
         n->prepared = true;
@@ -412,6 +419,8 @@ int pnames_prepare(pnames *n, mr_error *err)
             first_pair(n, pp);
         }
     }
+    for (unsigned x = 0; x < 32; x++)
+        n->pair_groups[x] = PFIND_GROUPS(n->pairs[x]);
     if (li != stack_li)
         free(li);
     n->prepared = true;
@@ -490,6 +499,14 @@ size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t 
         }
     }
     return best;
+}
+
+void paddrs_reset(paddrs *a)
+{
+    if (a->cap > PNAMES_KEEP)
+        paddrs_free(a);
+    else
+        a->n = 0;
 }
 
 void paddrs_free(paddrs *a)

@@ -264,6 +264,20 @@ void ptokens_init(ptokens *t, psha *sha, parena *arena)
     t->arena = arena;
 }
 
+void ptokens_reset(ptokens *t)
+{
+    /* The entries were in the arena.  The keyed states stay: same key, next message. */
+    if (t->n_slots > PTOKENS_KEEP_SLOTS) {
+        free(t->slots);
+        t->slots = NULL;
+        t->n_slots = 0;
+    } else if (t->n_used > 0) {
+        memset(t->slots, 0, t->n_slots * sizeof *t->slots);
+    }
+    t->n_used = 0;
+    t->n_order = 0;
+}
+
 void ptokens_free(ptokens *t)
 {
     psha *sha = t->sha;

@@ -277,6 +277,114 @@ static void test_many_names(void **state)
     free(buf);
 }
 
+/* The session's result for msg equals pseudo_message's: bytes, reid data, tokens. */
+static void session_same(pseudo_session *s, const pseudo_key *key,
+                         const struct pseudo_policy *pol, const void *msg, size_t len)
+{
+    pseudo_result *a = tp_run(key, pol, msg, len), *b = NULL;
+    mr_error err = {0};
+    const unsigned char *pa, *pb;
+    size_t la, lb;
+
+    assert_int_equal(pseudo_session_message(s, msg, len, &b, &err), 0);
+    pa = pseudo_result_bytes(a, &la);
+    pb = pseudo_result_bytes(b, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(pa, pb, la);
+    pa = pseudo_result_reid(a, &la);
+    pb = pseudo_result_reid(b, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(pa, pb, la);
+    assert_int_equal(pseudo_result_token_count(a), pseudo_result_token_count(b));
+    for (size_t i = 0; i < pseudo_result_token_count(a); i++) {
+        enum pseudo_kind ka, kb;
+        const char *ta, *tb;
+        assert_int_equal(pseudo_result_token(a, i, &ka, &ta), 0);
+        assert_int_equal(pseudo_result_token(b, i, &kb, &tb), 0);
+        assert_int_equal(ka, kb);
+        assert_string_equal(ta, tb);
+    }
+    pseudo_result_free(a);
+    pseudo_result_free(b);
+}
+
+/* A session gives every message the result pseudo_message gives it, whatever came
+ * before: nothing learnt from one message (a name, an address, a token) carries over,
+ * and the buffers kept after a big message do not change a small one. */
+static void test_session(void **state)
+{
+    static const char learn[] =
+        "From: Kasper Holm <kasper@example.dk>\r\nTo: post@akasse.example\r\n\r\n"
+        "Hej Kasper, ring 12 34 56 78.\r\nMvh\r\nLinnea Bach\r\n";
+    static const char later[] =
+        "From: x@example.dk\r\n\r\nKasper Holm og Linnea Bach kommer i morgen.\r\n";
+    char dir[4096];
+    DIR *d;
+    struct dirent *de;
+    pseudo_key key;
+    struct pseudo_policy pol;
+    pseudo_session *s = NULL;
+    mr_error err = {0};
+    size_t files = 0;
+
+    (void)state;
+    tp_key(&key, 3);
+    pseudo_policy_default(&pol);
+    assert_int_equal(pseudo_session_new(&key, &pol, &s, &err), 0);
+    session_same(s, &key, &pol, learn, sizeof learn - 1);
+    /* The names of the first message are not the second's: they stay. */
+    {
+        pseudo_result *r = NULL;
+        size_t olen;
+        const unsigned char *o;
+        assert_int_equal(pseudo_session_message(s, (const unsigned char *)later,
+                                                sizeof later - 1, &r, &err), 0);
+        o = pseudo_result_bytes(r, &olen);
+        assert_true(has(o, olen, "Kasper Holm og Linnea Bach"));
+        assert_int_equal(pseudo_result_token_count(r), 1);   /* the address only */
+        pseudo_result_free(r);
+    }
+    tp_data_dir(dir, sizeof dir, "nasty");
+    d = opendir(dir);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        char path[8192];
+        size_t len;
+        unsigned char *msg;
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        msg = th_read_file(path, &len);
+        assert_non_null(msg);
+        session_same(s, &key, &pol, msg, len);
+        session_same(s, &key, &pol, later, sizeof later - 1);
+        free(msg);
+        files++;
+    }
+    closedir(d);
+    assert_true(files >= 19);
+    /* A message that grows every table past what a session keeps, then small ones. */
+    {
+        size_t cap = 256u << 10, len = 0;
+        char *big = malloc(cap + 256);
+        assert_non_null(big);
+        len += (size_t)sprintf(big + len, "To: ");
+        for (int i = 0; i < 1500 && len + 128 < cap; i++)
+            len += (size_t)sprintf(big + len, "\"Navn%04d Efter%04d\" <n%d@example.dk>,\r\n ",
+                                   i, i, i);
+        len += (size_t)sprintf(big + len, "x@example.dk\r\n\r\nNavn0001 Efter0001 ringer.\r\n");
+        session_same(s, &key, &pol, big, len);
+        free(big);
+    }
+    session_same(s, &key, &pol, later, sizeof later - 1);
+    session_same(s, &key, &pol, learn, sizeof learn - 1);
+    session_same(s, &key, &pol, "", 0);
+    assert_int_equal(pseudo_session_message(s, NULL, 3, &(pseudo_result *){NULL}, &err),
+                     MR_E_INVALID);
+    pseudo_session_free(s);
+    pseudo_session_free(NULL);
+}
+
 static uint64_t rng_next(uint64_t *s)
 {
     uint64_t x = *s;
@@ -578,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_huge),
         cmocka_unit_test(test_huge_html),
         cmocka_unit_test(test_many_names),
+        cmocka_unit_test(test_session),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_reid_tamper),
