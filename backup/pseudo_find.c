@@ -136,7 +136,7 @@ static const unsigned char NO_GROUPS[32];
 #undef B
 
 _Static_assert(PFIND_CTNI == 0x4u && PFIND_HEX == 0x1u && PFIND_DIGIT == 0x2u,
-               "hit() indexes class_len by these bits");
+               "hit() indexes CLASS_LEN by these bits");
 
 /* Word lengths at which a class of first byte can start something:
  *   IPv4 / IPv6: a group of at most 4 hex digits ("2001:db8::1", "192.0.2.1");
@@ -147,6 +147,13 @@ _Static_assert(PFIND_CTNI == 0x4u && PFIND_HEX == 0x1u && PFIND_DIGIT == 0x2u,
 #define LEN_HEX (UINT64_C(1) << 1 | UINT64_C(1) << 2 | UINT64_C(1) << 3 | UINT64_C(1) << 4)
 #define LEN_DIGIT (UINT64_C(1) << 2 | UINT64_C(1) << 4 | UINT64_C(1) << 6 | ~((UINT64_C(1) << 8) - 1))
 #define LEN_CTNI (UINT64_C(1) << 2 | UINT64_C(1) << 3 | UINT64_C(1) << 4)
+
+/* The lengths of every combination of the three classes (hit() masks the combination
+ * with what the filter asks for first). */
+static const uint64_t CLASS_LEN[8] = {
+    0, LEN_HEX, LEN_DIGIT, LEN_HEX | LEN_DIGIT, LEN_CTNI, LEN_CTNI | LEN_HEX,
+    LEN_CTNI | LEN_DIGIT, LEN_CTNI | LEN_HEX | LEN_DIGIT,
+};
 
 void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, bool keywords)
 {
@@ -161,16 +168,12 @@ void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, boo
 #endif
     /* The prefilter tests the group of the second byte, the exact test (hit) the pair. */
     {
-        const unsigned char *ng = names != NULL ? names->pair_groups : NO_GROUPS;
-        const unsigned char *kg = keywords ? KW_GROUPS : NO_GROUPS;
-        for (unsigned x = 0; x < 32; x++)
-            f->pair_groups[x] = ng[x] | kg[x];
-    }
-    /* The lengths of every combination of the three word classes that cls asks for. */
-    for (unsigned k = 0; k < 8; k++) {
-        unsigned on = k & cls;
-        f->class_len[k] = ((on & PFIND_HEX) ? LEN_HEX : 0) | ((on & PFIND_DIGIT) ? LEN_DIGIT : 0) |
-                          ((on & PFIND_CTNI) ? LEN_CTNI : 0);
+        uint64_t g[4], k[4];
+        memcpy(g, names != NULL ? names->pair_groups : NO_GROUPS, sizeof g);
+        memcpy(k, keywords ? KW_GROUPS : NO_GROUPS, sizeof k);
+        for (unsigned x = 0; x < 4; x++)
+            g[x] |= k[x];
+        memcpy(f->pair_groups, g, sizeof g);
     }
 }
 
@@ -189,7 +192,7 @@ static inline uint64_t hit(const struct pfilter *f, const unsigned char *t, size
                     (unsigned)(hex && (after == ':' || after == '.')));
     /* A learnt name's lengths count only when the first two bytes are a name's. */
     uint64_t names = f->first[c] & (UINT64_C(0) - ((f->name_pairs[c & 31] >> (c1 & 31)) & 1u));
-    uint64_t bits = names | (kw_lengths2(c, c1) & f->kw_mask) | f->class_len[cls];
+    uint64_t bits = names | (kw_lengths2(c, c1) & f->kw_mask) | CLASS_LEN[cls];
     unsigned lc = l < 63 ? (unsigned)l : 63;
 
     return (bits >> lc) & 1u;
@@ -386,6 +389,9 @@ static inline void masks(const struct pfilter *f, const unsigned char *t, size_t
         }
         return;
     }
+#else
+    (void)f;
+    (void)avail;
 #endif
     *pre = ~(uint64_t)0;
     masks_plain(t, n, m);

@@ -335,7 +335,6 @@ struct pfilter {
     /* For the AVX2 prefilter: per low five bits of a first byte, bit (b & 7) set when a
      * greeting or a learnt name has such a first byte and a second byte b. */
     unsigned char pair_groups[32];
-    uint64_t class_len[8];      /* word lengths per set of HEX / DIGIT / CTNI asked for */
 };
 
 /* A pairs row folded to the groups of pnames.pair_groups. */
