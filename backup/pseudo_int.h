@@ -11,7 +11,7 @@
  *   pseudo_text.c   text views (HTML entities, RFC 2231), replacement, header values
  *   pseudo_mime.c   header and MIME tree walk, dispatch per part
  *   pseudo_reid.c   the versioned reversal format and pseudo_restore()
- *   pseudo_sha.c    SHA-256 fetched once per message (tokens and reid record)
+ *   pseudo_sha.c    SHA-256 of the reid record, keyed HMAC-SHA-256 of the tokens
  *   pseudo.c        public API: pseudo_message(), verification, whole-message fallback
  */
 #ifndef MAILRET_BACKUP_PSEUDO_INT_H
@@ -85,6 +85,17 @@ int psha_digest(psha *s, const unsigned char *p, size_t len, unsigned char out[3
                 mr_error *err);
 void psha_free(psha *s);
 
+/* HMAC-SHA-256 under one key, keyed once (the states after key^ipad and key^opad) and
+ * wiped by psha_hmac_free.  s: for the algorithm where the EVP path needs it. */
+typedef struct psha_hmac psha_hmac;
+int psha_hmac_new(psha *s, const unsigned char *key, size_t key_len, psha_hmac **out,
+                  mr_error *err);
+/* HMAC over a || b. */
+int psha_hmac_compute(psha_hmac *h, const unsigned char *a, size_t a_len,
+                      const unsigned char *b, size_t b_len, unsigned char out[32],
+                      mr_error *err);
+void psha_hmac_free(psha_hmac *h);
+
 /* ---- pseudo_arena.c ---------------------------------------------------------------- */
 
 /* Bump allocator for objects that live until the end of the message; freed as a whole. */
@@ -113,9 +124,8 @@ typedef struct ptokens {
     size_t n_slots, n_used;
     struct ptok_entry **order;   /* distinct tokens actually used, first-seen order */
     size_t n_order, cap_order;
-    /* HMAC-SHA-256 keyed once per message: SHA-256 states after key^ipad and key^opad,
-     * copied per token (cheaper than setting up HMAC for every value). */
-    struct evp_md_ctx_st *inner, *outer, *work;
+    /* HMAC-SHA-256 keyed at the first token (for a session, once for all messages). */
+    psha_hmac *hmac;
     psha *sha;                  /* the message's SHA-256 (not owned) */
     parena *arena;              /* where the entries live (not owned) */
 } ptokens;

@@ -283,9 +283,7 @@ void ptokens_free(ptokens *t)
     psha *sha = t->sha;
     parena *arena = t->arena;
 
-    EVP_MD_CTX_free(t->inner);
-    EVP_MD_CTX_free(t->outer);
-    EVP_MD_CTX_free(t->work);
+    psha_hmac_free(t->hmac);
     /* The entries live in the arena. */
     free(t->slots);
     free(t->order);
@@ -340,58 +338,27 @@ static void b32_token(const unsigned char *md, char out[PSEUDO_TOKEN_LEN + 1])
     out[PSEUDO_TOKEN_LEN] = '\0';
 }
 
-/* HMAC (RFC 2104) by hand over two prepared SHA-256 states: the same bytes as
- * ptoken_compute (the test suite checks both against OpenSSL's HMAC()). */
-static int tok_keyed_init(ptokens *t, const pseudo_key *key)
-{
-    unsigned char pad[64];
-    const EVP_MD *md;
-
-    /* The message's SHA-256, fetched once for the tokens and the reid record. */
-    if (psha_md(t->sha, NULL) != 0)
-        return -1;
-    md = t->sha->md;
-    t->inner = EVP_MD_CTX_new();
-    t->outer = EVP_MD_CTX_new();
-    t->work = EVP_MD_CTX_new();
-    if (t->inner == NULL || t->outer == NULL || t->work == NULL)
-        return -1;
-    memset(pad, 0x36, sizeof pad);
-    for (int i = 0; i < PSEUDO_KEY_LEN; i++)
-        pad[i] ^= key->bytes[i];
-    if (EVP_DigestInit_ex(t->inner, md, NULL) != 1 || EVP_DigestUpdate(t->inner, pad, 64) != 1)
-        return -1;
-    memset(pad, 0x5c, sizeof pad);
-    for (int i = 0; i < PSEUDO_KEY_LEN; i++)
-        pad[i] ^= key->bytes[i];
-    if (EVP_DigestInit_ex(t->outer, md, NULL) != 1 || EVP_DigestUpdate(t->outer, pad, 64) != 1)
-        return -1;
-    OPENSSL_cleanse(pad, sizeof pad);
-    return 0;
-}
-
+/* The token of a normalised value under the keyed HMAC (set up at the first token):
+ * the same bytes as ptoken_compute (the test suite checks both against HMAC()). */
 static int tok_compute_fast(ptokens *t, const pseudo_key *key, enum pseudo_kind kind,
                             const unsigned char *norm, size_t len,
                             char out[PSEUDO_TOKEN_LEN + 1], mr_error *err)
 {
     const char *kn = pseudo_kind_name(kind);
-    unsigned char ih[32], md[32];
-    unsigned int n1 = 0, n2 = 0;
+    unsigned char md[32];
+    int rc;
 
-    if (t->inner == NULL && tok_keyed_init(t, key) != 0) {
-        EVP_MD_CTX_free(t->inner);
-        EVP_MD_CTX_free(t->outer);
-        EVP_MD_CTX_free(t->work);
-        t->inner = t->outer = t->work = NULL;
-        return ptoken_compute(key, kind, norm, len, out, err);
+    if (t->hmac == NULL) {
+        rc = psha_hmac_new(t->sha, key->bytes, PSEUDO_KEY_LEN, &t->hmac, err);
+        if (rc != 0)
+            return rc;
     }
-    if (EVP_MD_CTX_copy_ex(t->work, t->inner) != 1 ||
-        EVP_DigestUpdate(t->work, kn, strlen(kn) + 1) != 1 ||
-        EVP_DigestUpdate(t->work, norm, len) != 1 || EVP_DigestFinal_ex(t->work, ih, &n1) != 1 ||
-        EVP_MD_CTX_copy_ex(t->work, t->outer) != 1 || EVP_DigestUpdate(t->work, ih, 32) != 1 ||
-        EVP_DigestFinal_ex(t->work, md, &n2) != 1 || n1 != 32 || n2 != 32)
-        return mr_error_openssl(err, MR_E_CRYPTO, "HMAC-SHA-256 failed");
+    rc = psha_hmac_compute(t->hmac, (const unsigned char *)kn, strlen(kn) + 1, norm, len, md,
+                           err);
+    if (rc != 0)
+        return rc;
     b32_token(md, out);
+    OPENSSL_cleanse(md, sizeof md);
     return 0;
 }
 
