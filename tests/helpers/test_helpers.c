@@ -95,6 +95,39 @@ unsigned char *th_read_file(const char *path, size_t *len)
     return buf;
 }
 
+int th_each_file(const char *dir,
+                 int (*fn)(const char *name, const unsigned char *data, size_t len, void *arg),
+                 void *arg)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        char path[8192];
+        size_t len;
+        unsigned char *data;
+        int stop;
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        data = th_read_file(path, &len);
+        if (data == NULL) {
+            n = -1;
+            break;
+        }
+        stop = fn(de->d_name, data, len, arg);
+        free(data);
+        n++;
+        if (stop != 0)
+            break;
+    }
+    closedir(d);
+    return n;
+}
+
 int th_write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");

@@ -17,6 +17,13 @@ void th_rmtree(const char *path);
 /* Read a whole file; returns malloc'd buffer (NUL-terminated beyond len) or NULL. */
 unsigned char *th_read_file(const char *path, size_t *len);
 
+/* Every file in dir (not below it; names starting with '.' skipped), read whole and handed
+ * to fn with its name; a non-zero return from fn stops the walk.  Returns the number of
+ * files handed over, or -1 if dir or a file cannot be read. */
+int th_each_file(const char *dir,
+                 int (*fn)(const char *name, const unsigned char *data, size_t len, void *arg),
+                 void *arg);
+
 /* Write a whole file (no fsync; tests only). Returns 0 or -1. */
 int th_write_file(const char *path, const void *data, size_t len);
 

@@ -6,7 +6,6 @@
  */
 #include "unit/test_backup_pseudo_util.h"
 
-#include <dirent.h>
 
 #include <openssl/evp.h>
 
@@ -56,59 +55,52 @@ static const struct nasty_expect NASTY[] = {
     {"19-msgid.eml", {"mette.hansen@example.dk"}, {"<abc123@mail.gmail.com>", "<CAF+12345678@mail.gmail.com>"}},
 };
 
+struct nasty_run {
+    pseudo_key key;
+    struct pseudo_policy pol;
+    size_t checked;
+};
+
+static int nasty_one(const char *name, const unsigned char *msg, size_t len, void *arg)
+{
+    struct nasty_run *nr = arg;
+    pseudo_result *res = tp_run(&nr->key, &nr->pol, msg, len);
+    const unsigned char *o;
+    size_t olen;
+
+    /* Every nasty message is handled part by part, never by the fallback. */
+    assert_false(pseudo_result_is_whole(res));
+    o = pseudo_result_bytes(res, &olen);
+    for (size_t i = 0; i < sizeof NASTY / sizeof NASTY[0]; i++) {
+        if (strcmp(NASTY[i].file, name) != 0)
+            continue;
+        for (size_t g = 0; g < 6 && NASTY[i].gone[g]; g++) {
+            if (has(o, olen, NASTY[i].gone[g]))
+                fail_msg("%s: \"%s\" survived", name, NASTY[i].gone[g]);
+            /* and it was really in the input (the test would prove nothing otherwise) */
+            if (!has(msg, len, NASTY[i].gone[g]))
+                fail_msg("%s: \"%s\" not in the input", name, NASTY[i].gone[g]);
+        }
+        for (size_t k = 0; k < 4 && NASTY[i].kept[k]; k++)
+            if (!has(o, olen, NASTY[i].kept[k]))
+                fail_msg("%s: \"%s\" was lost", name, NASTY[i].kept[k]);
+        nr->checked++;
+    }
+    pseudo_result_free(res);
+    return 0;
+}
+
 static void test_nasty_corpus(void **state)
 {
     char dir[4096];
-    DIR *d;
-    struct dirent *de;
-    size_t files = 0, checked = 0;
-    pseudo_key key;
-    struct pseudo_policy pol;
+    struct nasty_run nr = {.checked = 0};
 
     (void)state;
-    tp_key(&key, 1);
-    pseudo_policy_default(&pol);
+    tp_key(&nr.key, 1);
+    pseudo_policy_default(&nr.pol);
     tp_data_dir(dir, sizeof dir, "nasty");
-    d = opendir(dir);
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL) {
-        char path[8192];
-        size_t len, olen;
-        unsigned char *msg;
-        pseudo_result *res;
-        const unsigned char *o;
-
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        msg = th_read_file(path, &len);
-        assert_non_null(msg);
-        res = tp_run(&key, &pol, msg, len);
-        /* Every nasty message is handled part by part, never by the fallback. */
-        assert_false(pseudo_result_is_whole(res));
-        o = pseudo_result_bytes(res, &olen);
-        for (size_t i = 0; i < sizeof NASTY / sizeof NASTY[0]; i++) {
-            if (strcmp(NASTY[i].file, de->d_name) != 0)
-                continue;
-            for (size_t g = 0; g < 6 && NASTY[i].gone[g]; g++) {
-                if (has(o, olen, NASTY[i].gone[g]))
-                    fail_msg("%s: \"%s\" survived", de->d_name, NASTY[i].gone[g]);
-                /* and it was really in the input (the test would prove nothing otherwise) */
-                if (!has(msg, len, NASTY[i].gone[g]))
-                    fail_msg("%s: \"%s\" not in the input", de->d_name, NASTY[i].gone[g]);
-            }
-            for (size_t k = 0; k < 4 && NASTY[i].kept[k]; k++)
-                if (!has(o, olen, NASTY[i].kept[k]))
-                    fail_msg("%s: \"%s\" was lost", de->d_name, NASTY[i].kept[k]);
-            checked++;
-        }
-        pseudo_result_free(res);
-        free(msg);
-        files++;
-    }
-    closedir(d);
-    assert_true(files >= 19);
-    assert_int_equal(checked, sizeof NASTY / sizeof NASTY[0]);
+    assert_true(th_each_file(dir, nasty_one, &nr) >= 19);
+    assert_int_equal(nr.checked, sizeof NASTY / sizeof NASTY[0]);
 }
 
 static void test_edge_inputs(void **state)
@@ -308,6 +300,23 @@ static void session_same(pseudo_session *s, const pseudo_key *key,
     pseudo_result_free(b);
 }
 
+struct session_run {
+    pseudo_session *s;
+    const pseudo_key *key;
+    const struct pseudo_policy *pol;
+    const char *after;          /* a small message done after each */
+};
+
+static int session_one(const char *name, const unsigned char *msg, size_t len, void *arg)
+{
+    struct session_run *sr = arg;
+
+    (void)name;
+    session_same(sr->s, sr->key, sr->pol, msg, len);
+    session_same(sr->s, sr->key, sr->pol, sr->after, strlen(sr->after));
+    return 0;
+}
+
 /* A session gives every message the result pseudo_message gives it, whatever came
  * before: nothing learnt from one message (a name, an address, a token) carries over,
  * and the buffers kept after a big message do not change a small one. */
@@ -319,18 +328,17 @@ static void test_session(void **state)
     static const char later[] =
         "From: x@example.dk\r\n\r\nKasper Holm og Linnea Bach kommer i morgen.\r\n";
     char dir[4096];
-    DIR *d;
-    struct dirent *de;
     pseudo_key key;
     struct pseudo_policy pol;
     pseudo_session *s = NULL;
     mr_error err = {0};
-    size_t files = 0;
+    struct session_run sr = {.key = &key, .pol = &pol, .after = later};
 
     (void)state;
     tp_key(&key, 3);
     pseudo_policy_default(&pol);
     assert_int_equal(pseudo_session_new(&key, &pol, &s, &err), 0);
+    sr.s = s;
     session_same(s, &key, &pol, learn, sizeof learn - 1);
     /* The names of the first message are not the second's: they stay. */
     {
@@ -345,24 +353,7 @@ static void test_session(void **state)
         pseudo_result_free(r);
     }
     tp_data_dir(dir, sizeof dir, "nasty");
-    d = opendir(dir);
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL) {
-        char path[8192];
-        size_t len;
-        unsigned char *msg;
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        msg = th_read_file(path, &len);
-        assert_non_null(msg);
-        session_same(s, &key, &pol, msg, len);
-        session_same(s, &key, &pol, later, sizeof later - 1);
-        free(msg);
-        files++;
-    }
-    closedir(d);
-    assert_true(files >= 19);
+    assert_true(th_each_file(dir, session_one, &sr) >= 19);
     /* A message that grows every table past what a session keeps, then small ones. */
     {
         size_t cap = 256u << 10, len = 0;
