@@ -8,6 +8,12 @@
  *                                        checked, outputs mirrored under OUTDIR
  *   pseudo_tool bench [-r N] PATH...     MB/s over files (directories recursed),
  *                                        single thread, and peak RSS
+ *   pseudo_tool digest PATH...           per file (sorted) and per policy (8 fixed ones),
+ *                                        a digest of the output and token list and the
+ *                                        round trip's verdict, through pseudo_message
+ *                                        and through a session: two builds that print
+ *                                        the same lines pseudonymise alike
+ *                                        (scripts/pseudo-equiv compares them)
  *
  * The key is fixed (32 bytes of 0x42) unless MAILRET_PSEUDO_KEY_HEX is set; the fund's
  * own domains come from MAILRET_PSEUDO_OWN (comma-separated).
@@ -21,6 +27,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include <openssl/evp.h>
 
 #include "backup/pseudo.h"
 
@@ -348,6 +356,135 @@ static int cmd_bench(struct setup *s, int reps, int argc, char **argv)
     return 0;
 }
 
+/* The eight policies of `digest`: default, the fund's domain kept, everything off, each
+ * kind alone, and own addresses with IPs off. */
+#define DIGEST_POLICIES 8
+
+static void digest_policy(unsigned i, struct pseudo_policy *pol)
+{
+    static const char *const domains[] = {"akasse.example"};
+    static const char *const addresses[] = {"post@akasse.example", "Anna@Example.dk"};
+
+    pseudo_policy_default(pol);
+    switch (i) {
+    case 1:
+        pol->own_domains = domains;
+        pol->n_own_domains = 1;
+        break;
+    case 2:
+        pol->emails = pol->cpr = pol->phones = pol->names = pol->ips = false;
+        break;
+    case 3: case 4: case 5: case 6:
+        pol->emails = i == 3;
+        pol->cpr = i == 4;
+        pol->phones = i == 5;
+        pol->names = i == 6;
+        pol->ips = false;
+        break;
+    case 7:
+        pol->own_domains = domains;
+        pol->n_own_domains = 1;
+        pol->own_addresses = addresses;
+        pol->n_own_addresses = 2;
+        pol->ips = false;
+        break;
+    default:
+        break;
+    }
+}
+
+/* "<16 hex of SHA-256(bytes || kind, token ...)> <tokens> ok|RESTORE-FAILED", or NULL
+ * when res is NULL. */
+static void digest_line(const pseudo_result *res, const unsigned char *msg, size_t len,
+                        char *out, size_t cap)
+{
+    const unsigned char *b, *r;
+    unsigned char md[32], *back = NULL;
+    size_t bl, rl, back_len = 0, n = pseudo_result_token_count(res);
+    unsigned int mdl = 0;
+    mr_error err = {0};
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    bool ok;
+
+    b = pseudo_result_bytes(res, &bl);
+    r = pseudo_result_reid(res, &rl);
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    EVP_DigestUpdate(c, b, bl);
+    for (size_t i = 0; i < n; i++) {
+        enum pseudo_kind k;
+        const char *t;
+        unsigned char kb = 0;
+        if (pseudo_result_token(res, i, &k, &t) == 0) {
+            kb = (unsigned char)k;
+            EVP_DigestUpdate(c, &kb, 1);
+            EVP_DigestUpdate(c, t, strlen(t));
+        }
+    }
+    EVP_DigestFinal_ex(c, md, &mdl);
+    EVP_MD_CTX_free(c);
+    ok = pseudo_restore(b, bl, r, rl, &back, &back_len, &err) == 0 && back_len == len &&
+         (len == 0 || memcmp(back, msg, len) == 0);
+    free(back);
+    snprintf(out, cap, "%02x%02x%02x%02x%02x%02x%02x%02x %zu %s", md[0], md[1], md[2], md[3],
+             md[4], md[5], md[6], md[7], n, ok ? "ok" : "RESTORE-FAILED");
+}
+
+static int cmd_digest(struct setup *s, int argc, char **argv)
+{
+    struct file_list l = {0};
+    pseudo_session *sess[DIGEST_POLICIES] = {0};
+    struct pseudo_policy pols[DIGEST_POLICIES];
+    int rc = 0;
+
+    for (int i = 0; i < argc; i++)
+        if (walk(argv[i], &l) != 0) {
+            fprintf(stderr, "pseudo_tool: cannot list %s\n", argv[i]);
+            return 1;
+        }
+    qsort(l.v, l.n, sizeof *l.v, cmp_str);
+    for (unsigned p = 0; p < DIGEST_POLICIES; p++) {
+        mr_error err = {0};
+        digest_policy(p, &pols[p]);
+        if (pseudo_session_new(&s->key, &pols[p], &sess[p], &err) != 0) {
+            fprintf(stderr, "pseudo_tool: %s\n", err.msg);
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        size_t len;
+        unsigned char *msg = read_all(l.v[i], &len);
+        if (msg == NULL) {
+            fprintf(stderr, "pseudo_tool: cannot read %s\n", l.v[i]);
+            rc = 1;
+            break;
+        }
+        for (unsigned p = 0; p < DIGEST_POLICIES; p++) {
+            pseudo_result *a = NULL, *b = NULL;
+            mr_error err = {0};
+            char la[128], lb[128];
+            if (pseudo_message(&s->key, &pols[p], msg, len, &a, &err) != 0 ||
+                pseudo_session_message(sess[p], msg, len, &b, &err) != 0) {
+                printf("%s %u ERROR %s\n", l.v[i], p, err.msg);
+                pseudo_result_free(a);
+                continue;
+            }
+            digest_line(a, msg, len, la, sizeof la);
+            digest_line(b, msg, len, lb, sizeof lb);
+            /* The session must agree with the call. */
+            printf("%s %u %s%s\n", l.v[i], p, la, strcmp(la, lb) == 0 ? "" : " SESSION-DIFFERS");
+            pseudo_result_free(a);
+            pseudo_result_free(b);
+        }
+        free(msg);
+    }
+    for (unsigned p = 0; p < DIGEST_POLICIES; p++)
+        pseudo_session_free(sess[p]);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i]);
+    free(l.v);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct setup s;
@@ -367,9 +504,11 @@ int main(int argc, char **argv)
             first = 4;
         }
         rc = cmd_bench(&s, reps > 0 ? reps : 1, argc - first, argv + first);
-    } else
+    } else if (argc >= 3 && strcmp(argv[1], "digest") == 0)
+        rc = cmd_digest(&s, argc - 2, argv + 2);
+    else
         fprintf(stderr, "usage: pseudo_tool pseudo IN OUT | restore P R OUT | corpus IN OUT | "
-                        "bench [-r N] PATH...\n");
+                        "bench [-r N] PATH... | digest PATH...\n");
     free(s.own_buf);
     return rc;
 }
