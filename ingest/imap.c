@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <libetpan/libetpan.h>
 
@@ -213,12 +214,9 @@ static int do_starttls(imap_conn *c, const struct imap_options *opt, mr_error *e
     return 0;
 }
 
-int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
+/* What both ways in check: a host to name in messages, a user and a password. */
+static int options_check(const struct imap_options *opt, imap_conn **out, mr_error *err)
 {
-    imap_conn *c;
-    mailstream *s = NULL;
-    int rc, r, port, cto, ioto;
-
     if (out == NULL || opt == NULL)
         return mr_error_set(err, MR_E_INVALID, "imap_connect: missing argument");
     *out = NULL;
@@ -226,6 +224,65 @@ int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
         return mr_error_set(err, MR_E_CONFIG, "no IMAP server host configured");
     if (opt->user == NULL || *opt->user == '\0' || opt->password == NULL)
         return mr_error_set(err, MR_E_CONFIG, "no IMAP user or password configured");
+    return 0;
+}
+
+static int conn_new(const struct imap_options *opt, imap_conn **out, mr_error *err)
+{
+    imap_conn *c = calloc(1, sizeof *c);
+
+    if (c == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    c->host = strdup(opt->host);
+    c->max_literal = opt->max_literal != 0 ? opt->max_literal : IMAP_DEFAULT_MAX_LITERAL;
+    c->log = opt->log;
+    c->imap = mailimap_new(0, NULL);
+    *out = c;
+    if (c->host == NULL || c->imap == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    return 0;
+}
+
+/* Greeting, STARTTLS when asked for, LOGIN unless pre-authenticated, capabilities: the
+ * session on a stream that is connected (and for IMAPS already encrypted).  c->imap owns
+ * the stream from the greeting on. */
+static int session_start(imap_conn *c, mailstream *s, const struct imap_options *opt,
+                         bool starttls, mr_error *err)
+{
+    int rc, r = mailimap_connect(c->imap, s);
+
+    if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED)
+        return imap_fail(c, r, "greeting", err);
+    if (starttls) {
+        if (r == MAILIMAP_NO_ERROR_AUTHENTICATED)
+            return mr_error_set(err, MR_E_TLS, "IMAP server %s pre-authenticated the plain "
+                                "connection; refusing to continue without TLS", c->host);
+        rc = do_starttls(c, opt, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
+        r = mailimap_login(c->imap, opt->user, opt->password);
+        if (r != MAILIMAP_NO_ERROR) {
+            /* No user name here: a shared mailbox's login is often an address. */
+            if (r == MAILIMAP_ERROR_LOGIN)
+                return mr_error_set(err, MR_E_AUTH, "IMAP server %s: login failed for the "
+                                    "configured user (wrong user name or password)", c->host);
+            return imap_fail(c, r, "LOGIN", err);
+        }
+    }
+    return caps_load(c, err);
+}
+
+int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
+{
+    imap_conn *c = NULL;
+    mailstream *s = NULL;
+    int rc, port, cto, ioto;
+
+    rc = options_check(opt, out, err);
+    if (rc != 0)
+        return rc;
     if (opt->tls != IMAP_TLS_IMAPS && opt->tls != IMAP_TLS_STARTTLS)
         return mr_error_set(err, MR_E_CONFIG, "unknown IMAP TLS mode");
     port = opt->port != 0 ? opt->port : (opt->tls == IMAP_TLS_IMAPS ? 993 : 143);
@@ -234,17 +291,9 @@ int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
     cto = opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 30;
     ioto = opt->io_timeout_s > 0 ? opt->io_timeout_s : 120;
 
-    c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return mr_error_set(err, MR_E_NOMEM, "out of memory");
-    c->host = strdup(opt->host);
-    c->max_literal = opt->max_literal != 0 ? opt->max_literal : IMAP_DEFAULT_MAX_LITERAL;
-    c->log = opt->log;
-    c->imap = mailimap_new(0, NULL);
-    if (c->host == NULL || c->imap == NULL) {
-        rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+    rc = conn_new(opt, &c, err);
+    if (rc != 0)
         goto fail;
-    }
     if (opt->insecure_skip_verify)
         log_warn(c->log, "IMAP: TLS certificate and host-name verification are DISABLED for "
                  "%s (insecure_skip_verify); use only in tests", c->host);
@@ -261,43 +310,49 @@ int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
             goto fail;
         }
     }
-    r = mailimap_connect(c->imap, s);   /* from here on c->imap owns the stream */
-    if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
-        rc = imap_fail(c, r, "greeting", err);
-        goto fail;
-    }
-    if (opt->tls == IMAP_TLS_STARTTLS) {
-        if (r == MAILIMAP_NO_ERROR_AUTHENTICATED) {
-            rc = mr_error_set(err, MR_E_TLS, "IMAP server %s pre-authenticated the plain "
-                              "connection; refusing to continue without TLS", c->host);
-            goto fail;
-        }
-        rc = do_starttls(c, opt, err);
-        if (rc != 0)
-            goto fail;
-    }
-    if (r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
-        r = mailimap_login(c->imap, opt->user, opt->password);
-        if (r != MAILIMAP_NO_ERROR) {
-            if (r == MAILIMAP_ERROR_LOGIN) {
-                /* No user name here: a shared mailbox's login is often an address. */
-                rc = mr_error_set(err, MR_E_AUTH, "IMAP server %s: login failed for the "
-                                  "configured user (wrong user name or password)", c->host);
-            } else {
-                rc = imap_fail(c, r, "LOGIN", err);
-            }
-            goto fail;
-        }
-    }
-    rc = caps_load(c, err);
+    rc = session_start(c, s, opt, opt->tls == IMAP_TLS_STARTTLS, err);
     if (rc != 0)
         goto fail;
     *out = c;
     return 0;
 
 fail:
-    c->broken = true;
-    imap_close(c);
+    if (c != NULL) {
+        c->broken = true;
+        imap_close(c);
+    }
+    return rc;
+}
+
+int imap_connect_fd(int fd, const struct imap_options *opt, imap_conn **out, mr_error *err)
+{
+    imap_conn *c = NULL;
+    mailstream *s = NULL;
+    int rc = options_check(opt, out, err);
+
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    rc = conn_new(opt, &c, err);
+    if (rc != 0) {
+        close(fd);
+        goto fail;
+    }
+    rc = imap_stream_adopt_fd(fd, opt->io_timeout_s > 0 ? opt->io_timeout_s : 120, &s, &c->st,
+                              err);
+    if (rc == 0)
+        rc = session_start(c, s, opt, false, err);
+    if (rc != 0)
+        goto fail;
+    *out = c;
+    return 0;
+
+fail:
+    if (c != NULL) {
+        c->broken = true;
+        imap_close(c);
+    }
     return rc;
 }
 

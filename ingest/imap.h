@@ -79,6 +79,13 @@ typedef int (*imap_message_fn)(void *ctx, const struct imap_message *msg, mr_err
 /* Connect, negotiate TLS, verify the server's certificate and host name, log in. */
 int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err);
 
+/* The same session over a socket that is already connected, in plain text: greeting,
+ * LOGIN unless pre-authenticated, capabilities (opt->host only names the server in
+ * messages; port, tls and ca_file are not used).  For tests that bring their own
+ * transport — the fuzz target runs it on a socketpair — never for a real server.  The
+ * connection owns fd from here, and on failure fd is closed. */
+int imap_connect_fd(int fd, const struct imap_options *opt, imap_conn **out, mr_error *err);
+
 /* LOGOUT (best effort) and free.  NULL is allowed. */
 void imap_close(imap_conn *conn);
 

@@ -1,5 +1,6 @@
 /* imap_stream.c — see imap_stream.h. */
 #include "ingest/imap_stream.h"
+#include "ingest/imap_guard.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +31,7 @@ struct imap_stream {
     SSL_CTX *ctx;
     SSL *ssl;
     BIO_METHOD *bio_method;
+    struct imap_guard guard;    /* what the server sends passes it before libetpan */
     bool failed;        /* sticky: after EOF/error/timeout every call returns -1 */
     bool eof;           /* the peer closed the socket */
     mr_error last;      /* why it failed */
@@ -195,12 +197,16 @@ static ssize_t drv_read(mailstream_low *low, void *buf, size_t count)
 
         if (st->ssl == NULL) {
             ssize_t n = sock_recv_once(st, buf, count);
+            if (n > 0)
+                (void)imap_guard_filter(&st->guard, buf, (size_t)n);
             if (n != 0)
                 return n;   /* > 0 data, -1 failure (never 0: libetpan would spin) */
         } else {
             int n = SSL_read(st->ssl, buf, (int)count);
-            if (n > 0)
+            if (n > 0) {
+                (void)imap_guard_filter(&st->guard, buf, (size_t)n);
                 return n;
+            }
             switch (SSL_get_error(st->ssl, n)) {
             case SSL_ERROR_WANT_READ:
                 break;
@@ -374,9 +380,6 @@ int imap_stream_open(const char *host, int port, int connect_timeout_s, int io_t
     char portstr[16];
     long long deadline = now_ms() + (long long)connect_timeout_s * 1000;
     int fd = -1, rc = MR_E_NETWORK, errnum = 0, one = 1;
-    imap_stream *st;
-    mailstream_low *low;
-    mailstream *s;
 
     *out = NULL;
     *st_out = NULL;
@@ -399,7 +402,18 @@ int imap_stream_open(const char *host, int port, int connect_timeout_s, int io_t
         return mr_error_errno(err, MR_E_NETWORK, errnum, "cannot connect to IMAP server %s:%d",
                               host, port);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return imap_stream_adopt_fd(fd, io_timeout_s, out, st_out, err);
+}
 
+int imap_stream_adopt_fd(int fd, int io_timeout_s, mailstream **out, imap_stream **st_out,
+                         mr_error *err)
+{
+    imap_stream *st;
+    mailstream_low *low;
+    mailstream *s;
+
+    *out = NULL;
+    *st_out = NULL;
     st = calloc(1, sizeof *st);
     if (st == NULL) {
         close(fd);
@@ -407,6 +421,7 @@ int imap_stream_open(const char *host, int port, int connect_timeout_s, int io_t
     }
     st->fd = fd;
     st->io_timeout_ms = io_timeout_s * 1000;
+    imap_guard_init(&st->guard);
     st->driver.mailstream_read = drv_read;
     st->driver.mailstream_write = drv_write;
     st->driver.mailstream_close = drv_close;

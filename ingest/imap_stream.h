@@ -26,6 +26,11 @@ typedef struct imap_stream imap_stream;
 int imap_stream_open(const char *host, int port, int connect_timeout_s, int io_timeout_s,
                      mailstream **out, imap_stream **st, mr_error *err);
 
+/* The same on a socket that is already connected (imap_connect_fd): the mailstream owns
+ * fd from here, and on failure fd is closed. */
+int imap_stream_adopt_fd(int fd, int io_timeout_s, mailstream **out, imap_stream **st,
+                         mr_error *err);
+
 /* TLS handshake on the connected socket: TLS >= 1.2, SNI, and unless insecure the chain
  * against ca_file (NULL = system store) plus the host name.  From then on the mailstream
  * reads and writes through TLS.  Fails with MR_E_TLS on any handshake or verification

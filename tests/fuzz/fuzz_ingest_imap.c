@@ -2,59 +2,36 @@
  * fuzz_ingest_imap.c — libFuzzer target for mailret's handling of IMAP server responses
  * (ingest/imap.c over ingest/imap_stream.c), without a network or TLS.
  *
- * Seam: neither file exposes a socket-free entry point, so this target compiles both
- * into itself (#include of the .c files, so their static functions and struct layouts are
- * visible) and builds an imap_conn on one end of a socketpair(2).  The fuzz input is the
- * server's whole byte stream: it is written to the other end, which is then shut down
- * for writing, so the client reads exactly the input and then EOF (the stream's EOF
- * handling is part of what is tested).  What the client sends is never read.
+ * Seam: imap_connect_fd, the session of imap_connect on a socket that is already
+ * connected.  The target makes a socketpair(2); the fuzz input is the server's whole byte
+ * stream: it is written to one end, which is then shut down for writing, so the client
+ * reads exactly the input and then EOF (the stream's EOF handling is part of what is
+ * tested).  What the client sends is never read.
  * The session driven over that stream is what ingest, backup and purge do:
- *   greeting, CAPABILITY, EXAMINE INBOX, UID SEARCH 1:* BEFORE, UID FETCH 1:* (streaming
- *   bodies to a callback, max literal 4 KiB so that the oversized path runs), UID FETCH of
- *   a UID set, UID STORE \Deleted + UID EXPUNGE, APPEND, LOGOUT.
+ *   greeting, LOGIN (unless the greeting is PREAUTH), CAPABILITY, EXAMINE INBOX,
+ *   UID SEARCH 1:* BEFORE, UID FETCH 1:* (streaming bodies to a callback, max literal
+ *   4 KiB so that the oversized path runs), UID FETCH of a UID set, UID STORE \Deleted +
+ *   UID EXPUNGE, APPEND, LOGOUT.
  * As the callers do (ingest, backup, purge), the session stops at the first error; every
- * error must follow common/error.h (negative code, one-line message).  The callback reads every body byte
- * (ASan checks the pointer and length) and checks the promised invariants (UID in the
- * requested range or set, flags without \Recent, body NULL only when oversized).
- *
- * A cleaner seam for the owner of ingest/: an `imap_conn_from_mailstream(mailstream *,
- * const struct imap_options *, imap_conn **, mr_error *)` (or a test-only constructor in
- * imap_stream.h taking a connected fd) would let this target link the library instead of
- * including its sources.
+ * error must follow common/error.h (negative code, one-line message).  The callback reads
+ * every body byte (ASan checks the pointer and length) and checks the promised invariants
+ * (UID in the requested range or set, flags without \Recent, body NULL only when
+ * oversized).
  */
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#include "../../ingest/imap_stream.c"
-#include "../../ingest/imap.c"
+#include "common/error.h"
+#include "ingest/imap.h"
 
-/* An imap_stream on an fd that is already connected (plain, no TLS). */
-static int fuzz_stream_on_fd(int fd, mailstream **out, imap_stream **st_out)
+static int cmp_u32(const void *a, const void *b)
 {
-    imap_stream *st = calloc(1, sizeof *st);
-    mailstream_low *low;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
-    if (st == NULL)
-        return -1;
-    st->fd = fd;
-    st->io_timeout_ms = 2000;
-    st->driver.mailstream_read = drv_read;
-    st->driver.mailstream_write = drv_write;
-    st->driver.mailstream_close = drv_close;
-    st->driver.mailstream_get_fd = drv_get_fd;
-    st->driver.mailstream_free = drv_free;
-    low = mailstream_low_new(st, &st->driver);
-    if (low == NULL) {
-        stream_free(st);
-        return -1;
-    }
-    *out = mailstream_new(low, 8192);
-    if (*out == NULL) {
-        drv_free(low);
-        return -1;
-    }
-    *st_out = st;
-    return 0;
+    return x < y ? -1 : x > y;
 }
 
 struct fuzz_cb {
@@ -99,10 +76,13 @@ static void check_rc(int rc, const mr_error *err)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint32_t set[] = { 1, 2, 3, 7, 8, 100, 4294967295u };
-    int sv[2], r, rc, sndbuf = 4 * 1024 * 1024;
+    int sv[2], rc, sndbuf = 4 * 1024 * 1024;
     unsigned stop_after = 0;
-    imap_conn *c;
-    mailstream *s = NULL;
+    imap_conn *c = NULL;
+    struct imap_options opt = {
+        .host = "imap.fuzz.invalid", .user = "fuzz", .password = "fuzz",
+        .io_timeout_s = 2, .max_literal = 4096,
+    };
     mr_error err;
 
     /* The first byte is not server data: it picks when the callback stops the fetch. */
@@ -125,24 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     shutdown(sv[1], SHUT_WR);
 
-    c = calloc(1, sizeof *c);
-    if (c == NULL)
-        abort();
-    c->host = strdup("imap.fuzz.invalid");
-    c->max_literal = 4096;
-    c->imap = mailimap_new(0, NULL);
-    if (c->host == NULL || c->imap == NULL || fuzz_stream_on_fd(sv[0], &s, &c->st) != 0)
-        abort();
-
     mr_error_clear(&err);
-    r = mailimap_connect(c->imap, s);   /* c->imap owns the stream from here */
-    if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
-        rc = imap_fail(c, r, "greeting", &err);
-        check_rc(rc, &err);
-        c->broken = true;
-        goto out;
-    }
-    rc = caps_load(c, &err);
+    rc = imap_connect_fd(sv[0], &opt, &c, &err);   /* owns sv[0] from here */
     check_rc(rc, &err);
     if (rc != 0)
         goto out;
@@ -189,8 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_rc(rc, &err);
     }
 out:
-    /* The stream is dead by now (EOF): imap_close must not wait for the I/O timeout. */
-    c->broken = true;
+    /* The stream ends with the input: LOGOUT's answer is EOF at once, not a wait. */
     imap_close(c);
     close(sv[1]);
     return 0;

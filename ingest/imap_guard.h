@@ -1,0 +1,39 @@
+/*
+ * imap_guard.h — private to ingest/imap_stream.c: a filter on the bytes the IMAP server
+ * sends, before libetpan parses them, against a crash in Debian's libetpan 1.9.4.
+ *
+ * The crash: a PERMANENTFLAGS response code whose flag list does not parse
+ * ("* OK [PERMANENTFLAGS (*] ..."; found by fuzz_ingest_imap) makes the parser's cleanup
+ * call clist_foreach on a NULL list (fixed upstream in 266d59f, May 2026, after the last
+ * release).  mailret never uses the permanent flags, so the guard renames every
+ * PERMANENTFLAGS response code to PERMANENTFLAGX — one byte, in place — and libetpan
+ * reads it as an unknown response code, which it skips.  Only response codes of status
+ * responses ("<tag or *> OK|NO|BAD|BYE|PREAUTH [PERMANENTFLAGS") are touched, never the
+ * contents of a literal (a message body that contains the same text arrives unchanged):
+ * the guard follows the line and literal framing of the stream, byte by byte, across any
+ * split into reads.  Where the two could disagree it errs towards leaving bytes alone:
+ * any "{N}" at the end of a line is taken for a literal (even where libetpan would not),
+ * so a doubt means a byte not rewritten, never a body byte changed.
+ */
+#ifndef MAILRET_INGEST_IMAP_GUARD_H
+#define MAILRET_INGEST_IMAP_GUARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct imap_guard {
+    int state;              /* where in a line (see imap_guard.c) */
+    size_t pos;             /* bytes of the current field matched so far */
+    char status[8];         /* the status word, upper-cased */
+    int lit;                /* literal announcement "{N}" CRLF being read */
+    uint64_t lit_n;         /* its N */
+    uint64_t literal_left;  /* bytes of a literal still to pass untouched */
+};
+
+void imap_guard_init(struct imap_guard *g);
+
+/* The next n bytes from the server, in order; rewrites the one byte described above
+ * where it occurs.  Returns how many bytes were rewritten. */
+size_t imap_guard_filter(struct imap_guard *g, unsigned char *buf, size_t n);
+
+#endif

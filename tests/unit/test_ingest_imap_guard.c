@@ -1,0 +1,135 @@
+/*
+ * test_ingest_imap_guard.c — the filter between the IMAP server's bytes and libetpan
+ * (ingest/imap_guard.c):
+ *  - a PERMANENTFLAGS response code of a status response, tagged or untagged, in any
+ *    case, is renamed PERMANENTFLAGX (one byte), valid or not;
+ *  - nothing else changes: the same text in a literal (a message body), after other
+ *    words, in other responses; a literal announced with LF only; an empty literal;
+ *  - the result does not depend on how the stream is split into reads (every split
+ *    into one-byte reads and random ones are compared with one read of the whole).
+ * End to end, fuzz_ingest_imap replays the input that crashed libetpan 1.9.4
+ * (tests/data/fuzz-regressions/fuzz_ingest_imap/permanentflags-star.bin).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest/imap_guard.h"
+
+/* in through the guard in pieces of the given sizes (cycled), compared with want. */
+static void check_split(const char *in, const char *want, const size_t *sizes, size_t n_sizes)
+{
+    size_t len = strlen(in), at = 0, k = 0;
+    unsigned char *buf = malloc(len + 1);
+    struct imap_guard g;
+
+    assert_non_null(buf);
+    assert_int_equal(strlen(want), len);
+    memcpy(buf, in, len + 1);
+    imap_guard_init(&g);
+    while (at < len) {
+        size_t step = sizes[k++ % n_sizes];
+        if (step > len - at)
+            step = len - at;
+        (void)imap_guard_filter(&g, buf + at, step);
+        at += step;
+    }
+    if (memcmp(buf, want, len) != 0)
+        fail_msg("guard output differs:\n got: %s\nwant: %s", (char *)buf, want);
+    free(buf);
+}
+
+/* One read of the whole, one byte at a time, and 200 random splits. */
+static void check(const char *in, const char *want)
+{
+    static const size_t whole[] = {SIZE_MAX}, ones[] = {1};
+    uint64_t s = 0x9E3779B97F4A7C15ull ^ strlen(in);
+
+    check_split(in, want, whole, 1);
+    check_split(in, want, ones, 1);
+    for (int round = 0; round < 200; round++) {
+        size_t sizes[7];
+        for (size_t i = 0; i < 7; i++) {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            sizes[i] = 1 + (size_t)((s * 2685821657736338717ull) >> 58);
+        }
+        check_split(in, want, sizes, 7);
+    }
+}
+
+static void test_renamed(void **state)
+{
+    (void)state;
+    /* the input that crashed libetpan 1.9.4, and valid codes too */
+    check("* OK [PERMANENTFLAGS (*] Read-only mailbox.\r\n",
+          "* OK [PERMANENTFLAGX (*] Read-only mailbox.\r\n");
+    check("* OK [PERMANENTFLAGS (\\Seen \\*)] Flags permitted.\r\n",
+          "* OK [PERMANENTFLAGX (\\Seen \\*)] Flags permitted.\r\n");
+    check("* ok [permanentflags ()] x\r\n", "* ok [permanentflagX ()] x\r\n");
+    check("A0003 NO [PERMANENTFLAGS (] y\r\n", "A0003 NO [PERMANENTFLAGX (] y\r\n");
+    check("* PREAUTH [PERMANENTFLAGS (*] hi\r\n", "* PREAUTH [PERMANENTFLAGX (*] hi\r\n");
+    /* line after line, LF-only lines too */
+    check("* 3 EXISTS\r\n* OK [PERMANENTFLAGS (*] a\n* OK [PERMANENTFLAGS (] b\r\n",
+          "* 3 EXISTS\r\n* OK [PERMANENTFLAGX (*] a\n* OK [PERMANENTFLAGX (] b\r\n");
+}
+
+static void test_left_alone(void **state)
+{
+    static const char *const same[] = {
+        /* not a status response, or not its response code */
+        "* FLAGS (\\Seen) [PERMANENTFLAGS (*]\r\n",
+        "* OK text [PERMANENTFLAGS (*]\r\n",
+        "* OKAY [PERMANENTFLAGS (*]\r\n",
+        "* OK  [PERMANENTFLAGS (*]\r\n",
+        " * OK [PERMANENTFLAGS (*]\r\n",
+        "* OK [PERMANENTFLAG (*]\r\n",
+        "* OK [UIDVALIDITY 3] [PERMANENTFLAGS (*]\r\n",
+        /* in a literal: a message body is never changed, and framing goes on after it */
+        "* 1 FETCH (UID 5 BODY[] {41}\r\n* OK [PERMANENTFLAGS (*] in a body\r\nxxxxx FLAGS ())\r\n",
+        "* 1 FETCH (BODY[] {28}\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n",
+        "* 1 FETCH (BODY[] ~{28}\r\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n",
+        "* 2 FETCH (BODY[] {0}\r\n)\r\n* 3 FETCH (BODY[] {30}\r\n\r\n* NO [PERMANENTFLAGS (*] c\r\n)\r\n",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+        check(same[i], same[i]);
+    /* after a literal and its line, the next line is looked at again */
+    check("* 1 FETCH (BODY[] {28}\r\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n"
+          "* OK [PERMANENTFLAGS (*] after\r\n",
+          "* 1 FETCH (BODY[] {28}\r\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n"
+          "* OK [PERMANENTFLAGX (*] after\r\n");
+}
+
+/* The count of rewritten bytes, and a literal longer than the data seen so far. */
+static void test_count_and_long_literal(void **state)
+{
+    struct imap_guard g;
+    char a[] = "* OK [PERMANENTFLAGS (*] x\r\n* 1 FETCH (BODY[] {1000000}\r\n";
+    char b[] = "* OK [PERMANENTFLAGS (*] inside the literal\r\n";
+
+    (void)state;
+    imap_guard_init(&g);
+    assert_int_equal(imap_guard_filter(&g, (unsigned char *)a, strlen(a)), 1);
+    assert_int_equal(imap_guard_filter(&g, (unsigned char *)b, strlen(b)), 0);
+    assert_non_null(strstr(b, "PERMANENTFLAGS"));
+    assert_int_equal(g.literal_left, 1000000 - strlen(b));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_renamed),
+        cmocka_unit_test(test_left_alone),
+        cmocka_unit_test(test_count_and_long_literal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
