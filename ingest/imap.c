@@ -274,6 +274,21 @@ static int session_start(imap_conn *c, mailstream *s, const struct imap_options 
     return caps_load(c, err);
 }
 
+/* The end of both ways in: the connection on success, else it is closed (as broken: no
+ * LOGOUT on a stream in an unknown state). */
+static int conn_finish(imap_conn *c, int rc, imap_conn **out)
+{
+    if (rc == 0) {
+        *out = c;
+        return 0;
+    }
+    if (c != NULL) {
+        c->broken = true;
+        imap_close(c);
+    }
+    return rc;
+}
+
 int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
 {
     imap_conn *c = NULL;
@@ -311,17 +326,8 @@ int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
         }
     }
     rc = session_start(c, s, opt, opt->tls == IMAP_TLS_STARTTLS, err);
-    if (rc != 0)
-        goto fail;
-    *out = c;
-    return 0;
-
 fail:
-    if (c != NULL) {
-        c->broken = true;
-        imap_close(c);
-    }
-    return rc;
+    return conn_finish(c, rc, out);
 }
 
 int imap_connect_fd(int fd, const struct imap_options *opt, imap_conn **out, mr_error *err)
@@ -343,17 +349,8 @@ int imap_connect_fd(int fd, const struct imap_options *opt, imap_conn **out, mr_
                               err);
     if (rc == 0)
         rc = session_start(c, s, opt, false, err);
-    if (rc != 0)
-        goto fail;
-    *out = c;
-    return 0;
-
 fail:
-    if (c != NULL) {
-        c->broken = true;
-        imap_close(c);
-    }
-    return rc;
+    return conn_finish(c, rc, out);
 }
 
 void imap_close(imap_conn *conn)
