@@ -110,6 +110,13 @@ static int keyword_index(maildir_keywords *k, const char *name, size_t len, mr_e
     return free_slot;
 }
 
+const char *maildir_keywords_name(const maildir_keywords *k, char letter)
+{
+    if (k == NULL || letter < 'a' || letter >= 'a' + MAILDIR_KEYWORDS_MAX)
+        return NULL;
+    return k->names[letter - 'a'];
+}
+
 int maildir_keywords_letters(maildir_keywords *k, const char *flags,
                              char out[MAILDIR_KEYWORDS_MAX + 1], mr_error *err)
 {

@@ -4,7 +4,8 @@
  * name ('a' to 'z', after the upper-case system flags), and the letter-to-keyword table
  * in <maildir>/dovecot-keywords, one "<index> <keyword>" line each (index 0 is 'a').
  * A restore into a Maildir uses this so that keywords come back with the message, as they
- * do when restoring over IMAP.  An existing table is extended, never renumbered.
+ * do when restoring over IMAP, and `backup --from-maildir` reads them back into the
+ * archived flags.  An existing table is extended, never renumbered.
  */
 #ifndef MAILRET_BACKUP_MAILDIR_KEYWORDS_H
 #define MAILRET_BACKUP_MAILDIR_KEYWORDS_H
@@ -26,6 +27,9 @@ int maildir_keywords_open(const char *dir, maildir_keywords **out, mr_error *err
  * counted (maildir_keywords_dropped). */
 int maildir_keywords_letters(maildir_keywords *k, const char *flags,
                              char out[MAILDIR_KEYWORDS_MAX + 1], mr_error *err);
+
+/* The keyword a letter ('a' .. 'z') stands for, or NULL when the table has none. */
+const char *maildir_keywords_name(const maildir_keywords *k, char letter);
 
 /* How many keyword occurrences had no letter left. */
 size_t maildir_keywords_dropped(const maildir_keywords *k);

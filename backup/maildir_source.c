@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "backup/buf.h"
+#include "backup/maildir_keywords.h"
 
 /* Every file name of cur/ and new/, to be sorted before the first message is read (the
  * UIDs follow that order).  Packed: the names ("cur/<name>\0" ...) in one buffer and an
@@ -68,22 +69,40 @@ static int cmp_base(const void *a, const void *b, void *arg)
     return strcmp(x, y);
 }
 
-static void flags_from_name(const char *name, char *out, size_t size)
+/* One more flag in a space-separated list. */
+static int flag_add(struct mr_buf *out, const char *flag, mr_error *err)
+{
+    int rc = out->len > 0 ? buf_append(out, " ", 1, err) : 0;
+
+    return rc == 0 ? buf_append(out, flag, strlen(flag), err) : rc;
+}
+
+/* The IMAP flags of a message from its file name's ":2," info: the system flags by their
+ * upper-case letters, then the keywords by their lower-case letters through the
+ * Maildir's dovecot-keywords table (a letter the table does not name is left out, as
+ * Dovecot does).  out is a space-separated list, NUL-terminated. */
+static int flags_from_name(const char *name, const maildir_keywords *kw, struct mr_buf *out,
+                           mr_error *err)
 {
     static const struct { char letter; const char *flag; } map[] = {
         { 'S', "\\Seen" }, { 'R', "\\Answered" }, { 'F', "\\Flagged" },
         { 'T', "\\Deleted" }, { 'D', "\\Draft" },
     };
     const char *info = strstr(name, ":2,");
+    int rc = 0;
 
-    out[0] = '\0';
-    if (info == NULL)
-        return;
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (strchr(info + 3, map[i].letter) != NULL) {
-            size_t used = strlen(out);
-            snprintf(out + used, size - used, "%s%s", used ? " " : "", map[i].flag);
+    buf_wipe_reset(out);
+    if (info != NULL) {
+        for (size_t i = 0; rc == 0 && i < sizeof map / sizeof map[0]; i++)
+            if (strchr(info + 3, map[i].letter) != NULL)
+                rc = flag_add(out, map[i].flag, err);
+        for (char c = 'a'; rc == 0 && c < 'a' + MAILDIR_KEYWORDS_MAX; c++) {
+            const char *k = strchr(info + 3, c) != NULL ? maildir_keywords_name(kw, c) : NULL;
+            if (k != NULL)
+                rc = flag_add(out, k, err);
         }
+    }
+    return rc == 0 ? buf_append(out, "", 1, err) : rc;   /* the NUL */
 }
 
 static int read_file(const char *path, struct mr_buf *b, mr_error *err)
@@ -107,16 +126,20 @@ int maildir_source_feed(const char *dir, time_t before, archive_batch *b, size_t
                         mr_error *err)
 {
     struct name_list l = { 0 };
+    struct mr_buf flags = { 0 };
+    maildir_keywords *kw = NULL;
     int rc = collect(dir, "cur", &l, err);
 
     *n_added = 0;
     if (rc == 0)
         rc = collect(dir, "new", &l, err);
+    if (rc == 0)
+        rc = maildir_keywords_open(dir, &kw, err);
     if (rc == 0 && l.n > 1)
         qsort_r(l.off, l.n, sizeof *l.off, cmp_base, l.text.data);
     for (size_t i = 0; rc == 0 && i < l.n; i++) {
         const char *name = (const char *)l.text.data + l.off[i];
-        char path[4600], flags[80];
+        char path[4600];
         struct stat st;
         struct mr_buf body = { 0 };
 
@@ -125,12 +148,14 @@ int maildir_source_feed(const char *dir, time_t before, archive_batch *b, size_t
             continue;
         if (before != 0 && st.st_mtime >= before)
             continue;
-        flags_from_name(name, flags, sizeof flags);
-        rc = read_file(path, &body, err);
+        rc = flags_from_name(name, kw, &flags, err);
+        if (rc == 0)
+            rc = read_file(path, &body, err);
         if (rc == 0) {
             struct archive_message m = {
                 .uidvalidity = 1, .uid = (uint32_t)(i + 1), .internaldate = st.st_mtime,
-                .flags = flags, .bytes = body.data != NULL ? body.data : (unsigned char *)"",
+                .flags = (const char *)flags.data,
+                .bytes = body.data != NULL ? body.data : (unsigned char *)"",
                 .len = body.len,
             };
             rc = archive_batch_add(b, &m, err);
@@ -140,6 +165,8 @@ int maildir_source_feed(const char *dir, time_t before, archive_batch *b, size_t
             (*n_added)++;
     }
     buf_free(&l.text);
+    buf_free(&flags);
     free(l.off);
+    maildir_keywords_free(kw);
     return rc;
 }

@@ -33,7 +33,8 @@ static void usage(FILE *out)
             "  --mailbox NAME       only this configured mailbox (with --from-maildir: the\n"
             "                       name the batch is filed under)\n"
             "  --from-maildir DIR   read a Maildir instead of IMAP (UIDVALIDITY 1, UIDs in\n"
-            "                       file-name order, INTERNALDATE = mtime)\n"
+            "                       file-name order, INTERNALDATE = mtime, flags and\n"
+            "                       keywords from the file name and dovecot-keywords)\n"
             "  --cutoff DATE        YYYY-MM-DD (local) or YYYY-MM-DDTHH:MM:SSZ\n"
             "  --all                no cutoff: every message\n"
             "Prints one line per batch: mailbox, batch id, messages, volumes, directory.\n");

@@ -16,7 +16,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/archive-openssl.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
 fail() { echo "FAIL: $*" >&2; exit 1; }
-sha_list() { (cd "$1" && find . -type f -exec sha256sum {} + | awk '{print $1}' | sort); }
+# The messages' digests (dovecot-keywords, the keyword table of a Maildir, is checked apart)
+sha_list() { (cd "$1" && find . -type f ! -name dovecot-keywords -exec sha256sum {} + | awk '{print $1}' | sort); }
 
 # --- IT's machine: the restore key pair ----------------------------------------------
 umask 077
@@ -67,10 +68,14 @@ test "$(stat -c %a host/pseudonym.key)" = 600 || fail "pseudonym key mode"
 M keys init-host --it-cert it.crt 2>/dev/null && fail "init-host replaced existing keys"
 M keys list | grep -q pseudonym || fail "keys list"
 
-# A Maildir with planted identifiers and some bulk so that there are several volumes.
+# A Maildir with planted identifiers and some bulk so that there are several volumes,
+# and IMAP keywords the way Dovecot keeps them (letters + dovecot-keywords).
 mkdir -p md/cur md/new md/tmp
+printf '0 $Forwarded\n1 NonJunk\n' > md/dovecot-keywords
 for i in $(seq 1 30); do
   f="md/cur/17000000$i.M$i.host:2,S"
+  [ $((i % 7)) = 1 ] && f="md/cur/17000000$i.M$i.host:2,Sa"
+  [ $((i % 7)) = 2 ] && f="md/cur/17000000$i.M$i.host:2,Sab"
   [ $((i % 3)) = 0 ] && f="md/cur/17000000$i.M$i.host:2,RS"
   [ $((i % 5)) = 0 ] && f="md/new/17000000$i.M$i.host"
   {
@@ -120,6 +125,13 @@ for f in out-full/cur/*; do
 done
 [ "$(ls out-full/cur | grep -c ':2,RS$')" = "$(ls md/cur | grep -c ':2,RS$')" ] || fail "flags"
 [ "$(ls out-full/cur | grep -c ':2,$')" = "$(ls md/new | wc -l)" ] || fail "unflagged"
+# keywords: read from the source's letters and table, archived by name, written back
+[ "$(ls md/cur | grep -c ':2,Sa$')" = 4 ] && [ "$(ls md/cur | grep -c ':2,Sab$')" = 3 ] ||
+  fail "test set-up: keyword letters"
+[ "$(ls out-full/cur | grep -c ':2,Sa$')" = 4 ] || fail "keyword \$Forwarded lost"
+[ "$(ls out-full/cur | grep -c ':2,Sab$')" = 3 ] || fail "keywords \$Forwarded NonJunk lost"
+grep -qx '0 $Forwarded' out-full/dovecot-keywords && grep -qx '1 NonJunk' out-full/dovecot-keywords ||
+  fail "restored dovecot-keywords: $(cat out-full/dovecot-keywords 2>&1)"
 
 M restore --reason "integration test" --it-key it.key --it-passphrase-file it.pass \
   --pseudonymised --maildir out-pseudo >/dev/null
