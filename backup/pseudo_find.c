@@ -6,14 +6,21 @@
  * their lengths are read off the masks, and each gets the exact test of its first two
  * bytes and its length (table lookups, no branch); only the positions that pass go to the
  * scanner's rules (pseudo_scan.c), which decide as before.  Skipped positions are ones
- * where no rule can fire, so the output is the same as visiting every word.  (A SIMD
- * prefilter of first-byte pairs before the table test cost more than the test it saved:
- * the test is a handful of loads and shifts per word.)
+ * where no rule can fire, so the output is the same as visiting every word.
  *
- * The masks come from SSE2 (baseline on x86-64) or from a plain loop elsewhere (also with
- * -DPSEUDO_NO_SIMD, CMake option MAILRET_PSEUDO_NO_SIMD); where SSE2 is there both are
- * compiled and test_backup_pseudo_find compares them, and compares the search with
- * pfind_candidate (the definition, one position at a time) in either build. */
+ * With AVX2 (where the CPU has it, checked at run time) the classification also yields a
+ * prefilter, in the same pass: a word start is tested only if its first byte is of a class
+ * the text is scanned for, or if the row of its first byte (low five bits) holds the
+ * group (low three bits) of its second byte in the table of greetings and learnt names —
+ * a superset of the exact test, so that most words skip it.  Without AVX2 every word start
+ * gets the exact test (an SSE2 prefilter of the pairs, 16 bytes at a time, cost as much as
+ * it saved).
+ *
+ * The masks come from AVX2, from SSE2 (baseline on x86-64) or from a plain loop elsewhere
+ * (also with -DPSEUDO_NO_SIMD, CMake option MAILRET_PSEUDO_NO_SIMD); test_backup_pseudo_find
+ * compares whichever are compiled and usable with the plain loop, checks that the
+ * prefilter keeps every candidate, and compares the search with pfind_candidate (the
+ * definition, one position at a time), with and without AVX2, in either build. */
 #include "backup/pseudo_int.h"
 
 #include <string.h>
