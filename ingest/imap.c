@@ -722,6 +722,21 @@ static int flag_append(char *buf, size_t size, size_t *used, const char *name)
     return 0;
 }
 
+/* An IMAP atom (RFC 3501): one or more CHARs but atom-specials — "(" ")" "{" SP CTL "%"
+ * "*" DQUOTE "\" "]".  libetpan's parser lets more through as a keyword; such a "flag"
+ * would break the space-separated list and could not be APPENDed back, so it is left out. */
+static bool is_atom(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7F || strchr("(){%*\"\\]", c) != NULL)
+            return false;
+    }
+    return true;
+}
+
 static int flags_format(clist *flags, char *buf, size_t size)
 {
     size_t used = 0;
@@ -744,10 +759,15 @@ static int flags_format(clist *flags, char *buf, size_t size)
         case MAILIMAP_FLAG_DELETED: name = "\\Deleted"; break;
         case MAILIMAP_FLAG_SEEN: name = "\\Seen"; break;
         case MAILIMAP_FLAG_DRAFT: name = "\\Draft"; break;
-        case MAILIMAP_FLAG_KEYWORD: name = fl->fl_data.fl_keyword; break;
+        case MAILIMAP_FLAG_KEYWORD:
+            name = is_atom(fl->fl_data.fl_keyword) ? fl->fl_data.fl_keyword : NULL;
+            break;
         case MAILIMAP_FLAG_EXTENSION:
-            snprintf(ext, sizeof ext, "\\%s", fl->fl_data.fl_extension);
-            name = ext;
+            if (is_atom(fl->fl_data.fl_extension) &&
+                strcasecmp(fl->fl_data.fl_extension, "Recent") != 0) {
+                snprintf(ext, sizeof ext, "\\%s", fl->fl_data.fl_extension);
+                name = ext;
+            }
             break;
         default: break;
         }

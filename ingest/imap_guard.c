@@ -10,9 +10,11 @@
 
 enum {
     G_LINE_START,   /* at the first byte of a line */
-    G_TAG,          /* in the tag ("*" or the client's tag) */
+    G_TAG,          /* in the tag ("*", "+" or the client's tag) */
+    G_SPACE1,       /* blanks after the tag */
     G_STATUS,       /* in the status word */
-    G_CODE,         /* after "<status> ": matching "[PERMANENTFLAGS" */
+    G_SPACE2,       /* blanks after the status word */
+    G_CODE,         /* matching "[PERMANENTFLAGS" */
     G_REST,         /* the rest of the line: nothing to match */
 };
 
@@ -21,9 +23,6 @@ enum { LIT_NONE, LIT_DIGITS, LIT_CLOSED, LIT_CR };
 static const char CODE[] = "[PERMANENTFLAGS";
 #define CODE_LEN (sizeof CODE - 1)
 
-/* Literals longer than this are not literals (libetpan refuses them anyway); the guard
- * then treats the bytes as an ordinary line. */
-#define LITERAL_MAX (UINT64_C(1) << 40)
 
 void imap_guard_init(struct imap_guard *g)
 {
@@ -34,6 +33,25 @@ void imap_guard_init(struct imap_guard *g)
 static unsigned char upper(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') ? (unsigned char)(c - 32) : c;
+}
+
+/* libetpan 1.9.4 (built with UNSTRICT_SYNTAX) takes any run of blanks for the one SP
+ * between the fields of a response. */
+static int is_blank(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* One byte of "[PERMANENTFLAGS": rewrites the last one.  Returns the next state. */
+static int code_step(struct imap_guard *g, unsigned char *p, size_t *rewritten)
+{
+    if (upper(*p) != (unsigned char)CODE[g->pos])
+        return G_REST;
+    if (++g->pos < CODE_LEN)
+        return G_CODE;
+    *p = 'X';       /* PERMANENTFLAGS -> PERMANENTFLAGX */
+    (*rewritten)++;
+    return G_REST;
 }
 
 static int is_status(const struct imap_guard *g)
@@ -57,8 +75,11 @@ static int literal_step(struct imap_guard *g, unsigned char c)
     }
     switch (g->lit) {
     case LIT_DIGITS:
-        if (c >= '0' && c <= '9' && g->lit_n < LITERAL_MAX) {
-            g->lit_n = g->lit_n * 10 + (uint64_t)(c - '0');
+        if (c >= '0' && c <= '9') {
+            /* As libetpan 1.9.4 reads the number: 32 bits, wrapping (upstream only
+             * refuses an overflow since 6da0610, August 2026).  The guard must skip
+             * exactly the bytes the parser takes for the literal. */
+            g->lit_n = (uint32_t)(g->lit_n * 10 + (uint32_t)(c - '0'));
             return 0;
         }
         /* "{N+}" is the client's form; accepted here too, it costs nothing. */
@@ -104,32 +125,44 @@ size_t imap_guard_filter(struct imap_guard *g, unsigned char *buf, size_t n)
         }
         switch (g->state) {
         case G_LINE_START:
-            g->state = c == ' ' ? G_REST : G_TAG;
+            /* "+": a continuation request, whose text may begin with a code at once */
+            g->plus = c == '+';
+            g->state = is_blank(c) ? G_REST : G_TAG;
             break;
         case G_TAG:
-            if (c == ' ') {
+            if (is_blank(c))
+                g->state = G_SPACE1;
+            else
+                g->plus = 0;
+            break;
+        case G_SPACE1:
+            if (is_blank(c))
+                break;
+            g->pos = 0;
+            if (g->plus) {
+                g->state = code_step(g, &buf[i], &rewritten);
+            } else {
+                g->status[g->pos++] = (char)upper(c);
                 g->state = G_STATUS;
-                g->pos = 0;
             }
             break;
         case G_STATUS:
-            if (c == ' ') {
-                g->state = is_status(g) ? G_CODE : G_REST;
-                g->pos = 0;
+            if (is_blank(c)) {
+                g->state = is_status(g) ? G_SPACE2 : G_REST;
             } else if (g->pos < sizeof g->status) {
                 g->status[g->pos++] = (char)upper(c);
             } else {
                 g->state = G_REST;
             }
             break;
+        case G_SPACE2:
+            if (is_blank(c))
+                break;
+            g->pos = 0;
+            g->state = code_step(g, &buf[i], &rewritten);
+            break;
         case G_CODE:
-            if (upper(c) != (unsigned char)CODE[g->pos]) {
-                g->state = G_REST;
-            } else if (++g->pos == CODE_LEN) {
-                buf[i] = 'X';       /* PERMANENTFLAGS -> PERMANENTFLAGX */
-                rewritten++;
-                g->state = G_REST;
-            }
+            g->state = code_step(g, &buf[i], &rewritten);
             break;
         default:
             break;

@@ -8,7 +8,9 @@
  * release).  mailret never uses the permanent flags, so the guard renames every
  * PERMANENTFLAGS response code to PERMANENTFLAGX — one byte, in place — and libetpan
  * reads it as an unknown response code, which it skips.  Only response codes of status
- * responses ("<tag or *> OK|NO|BAD|BYE|PREAUTH [PERMANENTFLAGS") are touched, never the
+ * responses ("<tag or *> OK|NO|BAD|BYE|PREAUTH [PERMANENTFLAGS", any run of blanks
+ * between the fields, as libetpan accepts) and of continuation requests ("+ [...") are
+ * touched, never the
  * contents of a literal (a message body that contains the same text arrives unchanged):
  * the guard follows the line and literal framing of the stream, byte by byte, across any
  * split into reads.  Where the two could disagree it errs towards leaving bytes alone:
@@ -23,10 +25,11 @@
 
 struct imap_guard {
     int state;              /* where in a line (see imap_guard.c) */
+    int plus;               /* the line's tag is "+" (a continuation request) */
     size_t pos;             /* bytes of the current field matched so far */
     char status[8];         /* the status word, upper-cased */
     int lit;                /* literal announcement "{N}" CRLF being read */
-    uint64_t lit_n;         /* its N */
+    uint32_t lit_n;         /* its N, modulo 2^32 as libetpan 1.9.4 reads it */
     uint64_t literal_left;  /* bytes of a literal still to pass untouched */
 };
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,12 +44,32 @@ struct fuzz_cb {
     volatile unsigned char sink;
 };
 
+/* Promised of the flags: a space-separated list of "\\atom" and atom, never \\Recent. */
+static void check_flags(const char *flags)
+{
+    const char *p = flags;
+
+    if (flags == NULL)
+        abort();
+    while (*p != '\0') {
+        size_t n = strcspn(p, " "), k = *p == '\\' ? 1 : 0;
+        if (n == k || (n == 7 && strncasecmp(p, "\\Recent", 7) == 0))
+            abort();
+        for (; k < n; k++)
+            if ((unsigned char)p[k] <= 0x20 || (unsigned char)p[k] >= 0x7F ||
+                strchr("(){%*\"\\]", p[k]) != NULL)
+                abort();
+        p += n;
+        if (*p == ' ' && *++p == '\0')
+            abort();    /* a trailing blank */
+    }
+}
+
 static int fuzz_on_message(void *ctx, const struct imap_message *m, mr_error *err)
 {
     struct fuzz_cb *cb = ctx;
 
-    if (m->flags == NULL || strstr(m->flags, "\\Recent") != NULL)
-        abort();
+    check_flags(m->flags);
     if (m->oversized ? (m->body != NULL || m->body_len != 0) : m->body == NULL)
         abort();
     if (m->body_len > 4096)

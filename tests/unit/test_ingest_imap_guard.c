@@ -76,6 +76,12 @@ static void test_renamed(void **state)
     check("* ok [permanentflags ()] x\r\n", "* ok [permanentflagX ()] x\r\n");
     check("A0003 NO [PERMANENTFLAGS (] y\r\n", "A0003 NO [PERMANENTFLAGX (] y\r\n");
     check("* PREAUTH [PERMANENTFLAGS (*] hi\r\n", "* PREAUTH [PERMANENTFLAGX (*] hi\r\n");
+    /* blanks: libetpan takes any run of spaces and tabs for one SP (found by the fuzzer) */
+    check("* OK  [PERMANENTFLAGS (*] x\r\n", "* OK  [PERMANENTFLAGX (*] x\r\n");
+    check("*\t OK\t[PERMANENTFLAGS (*] x\r\n", "*\t OK\t[PERMANENTFLAGX (*] x\r\n");
+    /* a continuation request carries a code right after "+" */
+    check("+ [PERMANENTFLAGS (*] go on\r\n", "+ [PERMANENTFLAGX (*] go on\r\n");
+    check("+  [permanentflags (*]\r\n", "+  [permanentflagX (*]\r\n");
     /* line after line, LF-only lines too */
     check("* 3 EXISTS\r\n* OK [PERMANENTFLAGS (*] a\n* OK [PERMANENTFLAGS (] b\r\n",
           "* 3 EXISTS\r\n* OK [PERMANENTFLAGX (*] a\n* OK [PERMANENTFLAGX (] b\r\n");
@@ -88,10 +94,11 @@ static void test_left_alone(void **state)
         "* FLAGS (\\Seen) [PERMANENTFLAGS (*]\r\n",
         "* OK text [PERMANENTFLAGS (*]\r\n",
         "* OKAY [PERMANENTFLAGS (*]\r\n",
-        "* OK  [PERMANENTFLAGS (*]\r\n",
         " * OK [PERMANENTFLAGS (*]\r\n",
         "* OK [PERMANENTFLAG (*]\r\n",
         "* OK [UIDVALIDITY 3] [PERMANENTFLAGS (*]\r\n",
+        "+ OK [PERMANENTFLAGS (*]\r\n",
+        "++ [PERMANENTFLAGS (*]\r\n",
         /* in a literal: a message body is never changed, and framing goes on after it */
         "* 1 FETCH (UID 5 BODY[] {41}\r\n* OK [PERMANENTFLAGS (*] in a body\r\nxxxxx FLAGS ())\r\n",
         "* 1 FETCH (BODY[] {28}\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n",
@@ -122,6 +129,14 @@ static void test_count_and_long_literal(void **state)
     assert_int_equal(imap_guard_filter(&g, (unsigned char *)b, strlen(b)), 0);
     assert_non_null(strstr(b, "PERMANENTFLAGS"));
     assert_int_equal(g.literal_left, 1000000 - strlen(b));
+
+    /* a size past 32 bits: libetpan 1.9.4 wraps it (4294967301 -> 5), so must the guard */
+    {
+        char c[] = "* 1 FETCH (BODY[] {4294967301}\r\n";
+        imap_guard_init(&g);
+        (void)imap_guard_filter(&g, (unsigned char *)c, strlen(c));
+        assert_int_equal(g.literal_left, 5);
+    }
 }
 
 int main(void)
