@@ -18,7 +18,7 @@ enum {
     G_REST,         /* the rest of the line: nothing to match */
 };
 
-enum { LIT_NONE, LIT_DIGITS, LIT_CLOSED, LIT_CR };
+enum { LIT_NONE, LIT_OPEN, LIT_SIGN, LIT_DIGITS, LIT_AFTER, LIT_CLOSED, LIT_CR };
 
 static const char CODE[] = "[PERMANENTFLAGS";
 #define CODE_LEN (sizeof CODE - 1)
@@ -64,46 +64,125 @@ static int is_status(const struct imap_guard *g)
     return 0;
 }
 
-/* The literal announcement: "{" digits "}" then CRLF (or LF).  Returns 1 when c is the
- * LF that starts a literal. */
+/* Where a body section ends: "BODY[" ... "]", then an optional "<origin>" and blanks; a
+ * literal announced right there is a message body. */
+static void section_step(struct imap_guard *g, unsigned char c)
+{
+    static const char BODY[] = "BODY[";
+
+    if (c == '\n') {
+        g->body_match = 0;
+        g->in_section = g->after_section = 0;
+        return;
+    }
+    if (g->in_section) {
+        if (c == ']') {
+            g->in_section = 0;
+            g->after_section = 1;
+        }
+        return;
+    }
+    if (g->after_section && !(is_blank(c) || c == '<' || c == '>' || (c >= '0' && c <= '9')))
+        g->after_section = 0;
+    if (upper(c) == (unsigned char)BODY[g->body_match]) {
+        if (++g->body_match == sizeof BODY - 1) {
+            g->body_match = 0;
+            g->in_section = 1;
+        }
+    } else {
+        g->body_match = upper(c) == 'B' ? 1 : 0;
+    }
+}
+
+/* The literal announcement as libetpan 1.9.4 reads it (mailimap_literal_parse_progress,
+ * UNSTRICT_SYNTAX): "{", blanks, an optional "-" (the size is then 0), digits (32 bits,
+ * wrapping; upstream refuses an overflow only since 6da0610, August 2026), blanks, "}",
+ * then blanks and CRLF or LF — or, failing that (its Lotus Domino workaround), blanks
+ * and the literal at once.  The guard must take exactly the bytes the parser takes.
+ * Returns -1 when no literal starts here, else how many of the literal's bytes this byte
+ * and the one before it already are: 0 (it starts after this byte), 1 (this byte is its
+ * first), 2 (the CR before this byte was its first). */
 static int literal_step(struct imap_guard *g, unsigned char c)
 {
-    if (c == '{') {
-        g->lit = LIT_DIGITS;
-        g->lit_n = 0;
-        return 0;
-    }
+    int digit = c >= '0' && c <= '9';
+
     switch (g->lit) {
-    case LIT_DIGITS:
-        if (c >= '0' && c <= '9') {
-            /* As libetpan 1.9.4 reads the number: 32 bits, wrapping (upstream only
-             * refuses an overflow since 6da0610, August 2026).  The guard must skip
-             * exactly the bytes the parser takes for the literal. */
-            g->lit_n = (uint32_t)(g->lit_n * 10 + (uint32_t)(c - '0'));
-            return 0;
+    case LIT_OPEN:          /* after "{" */
+        if (is_blank(c))
+            return -1;
+        if (c == '-') {
+            g->lit = LIT_SIGN;
+            g->lit_neg = 1;
+            return -1;
         }
-        /* "{N+}" is the client's form; accepted here too, it costs nothing. */
-        g->lit = c == '}' ? LIT_CLOSED : c == '+' ? LIT_DIGITS : LIT_NONE;
-        return 0;
-    case LIT_CLOSED:
+        if (digit) {
+            g->lit = LIT_DIGITS;
+            g->lit_n = (uint32_t)(c - '0');
+            return -1;
+        }
+        break;
+    case LIT_SIGN:          /* after "{-": the size is 0 */
+        if (digit) {
+            g->lit = LIT_DIGITS;
+            return -1;
+        }
+        break;
+    case LIT_DIGITS:
+        if (digit) {
+            if (!g->lit_neg)
+                g->lit_n = (uint32_t)(g->lit_n * 10 + (uint32_t)(c - '0'));
+            return -1;
+        }
+        if (is_blank(c)) {
+            g->lit = LIT_AFTER;
+            return -1;
+        }
+        if (c == '}') {
+            g->lit = LIT_CLOSED;
+            return -1;
+        }
+        break;
+    case LIT_AFTER:         /* blanks after the digits */
+        if (is_blank(c))
+            return -1;
+        if (c == '}') {
+            g->lit = LIT_CLOSED;
+            return -1;
+        }
+        break;
+    case LIT_CLOSED:        /* after "}" (and blanks) */
+        if (is_blank(c))
+            return -1;
         if (c == '\r') {
             g->lit = LIT_CR;
-            return 0;
+            return -1;
         }
         g->lit = LIT_NONE;
-        return c == '\n';     /* LF right after "}" also starts it */
+        return c == '\n' ? 0 : 1;
     case LIT_CR:
         g->lit = LIT_NONE;
-        return c == '\n';
+        return c == '\n' ? 0 : 2;
     default:
-        return 0;
+        break;
     }
+    /* Not (or no longer) an announcement; "{" may begin one. */
+    g->lit = LIT_NONE;
+    if (c == '{') {
+        g->lit = LIT_OPEN;
+        g->lit_n = 0;
+        g->lit_neg = 0;
+        /* A message body comes as "BODY[...] {N}" (or "BODY[...]<origin> {N}"). */
+        g->lit_body = g->after_section;
+    }
+    return -1;
 }
 
 size_t imap_guard_filter(struct imap_guard *g, unsigned char *buf, size_t n)
 {
     size_t rewritten = 0;
 
+    if (g->refused != 0)
+        return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c;
 
@@ -114,11 +193,20 @@ size_t imap_guard_filter(struct imap_guard *g, unsigned char *buf, size_t n)
             continue;
         }
         c = buf[i];
-        if (literal_step(g, c)) {
-            g->literal_left = g->lit_n;
+        int taken = literal_step(g, c);
+        if (taken >= 0) {
+            if (!g->lit_body && g->lit_n > IMAP_GUARD_STRING_MAX) {
+                g->refused = g->lit_n;
+                return rewritten;
+            }
             g->state = G_REST;      /* the line goes on after the literal */
-            continue;
+            if ((uint32_t)taken <= g->lit_n) {
+                g->literal_left = g->lit_n - (uint32_t)taken;
+                continue;           /* this byte is the announcement's or the literal's */
+            }
+            /* An empty literal (or one taken by the CR before): this byte is after it. */
         }
+        section_step(g, c);
         if (c == '\n') {
             g->state = G_LINE_START;
             continue;

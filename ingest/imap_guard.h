@@ -13,15 +13,26 @@
  * touched, never the
  * contents of a literal (a message body that contains the same text arrives unchanged):
  * the guard follows the line and literal framing of the stream, byte by byte, across any
- * split into reads.  Where the two could disagree it errs towards leaving bytes alone:
- * any "{N}" at the end of a line is taken for a literal (even where libetpan would not),
- * so a doubt means a byte not rewritten, never a body byte changed.
+ * split into reads.  Literals are recognised as libetpan 1.9.4 reads them, leniency
+ * included ("{ N }", "{-N}", no CRLF after "}"), anywhere in a line, even where the
+ * grammar has no literal: where the two could disagree the guard errs towards leaving
+ * bytes alone, so a doubt means a byte not rewritten, never a body byte changed.
+ *
+ * The guard also refuses a literal of more than IMAP_GUARD_STRING_MAX bytes anywhere but
+ * after a body section ("BODY[] {N}"): 1.9.4 allocates a string literal's announced size
+ * at once (up to 4 GiB; found by the fuzz target; upstream 7bb634c, May 2026), while
+ * mailret takes bodies through a handler, piece by piece.  Nothing mailret asks for holds
+ * a string that long (mailbox names, capabilities, flags); the stream then fails with a
+ * protocol error.
  */
 #ifndef MAILRET_INGEST_IMAP_GUARD_H
 #define MAILRET_INGEST_IMAP_GUARD_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The longest literal accepted outside a message body. */
+#define IMAP_GUARD_STRING_MAX (1u << 20)
 
 struct imap_guard {
     int state;              /* where in a line (see imap_guard.c) */
@@ -30,13 +41,20 @@ struct imap_guard {
     char status[8];         /* the status word, upper-cased */
     int lit;                /* literal announcement "{N}" CRLF being read */
     uint32_t lit_n;         /* its N, modulo 2^32 as libetpan 1.9.4 reads it */
+    int lit_neg;            /* "{-N}": libetpan takes it for 0 */
     uint64_t literal_left;  /* bytes of a literal still to pass untouched */
+    unsigned body_match;    /* bytes of "BODY[" matched */
+    int in_section;         /* inside "BODY[...]" */
+    int after_section;      /* right after its "]" (and an "<origin>", blanks) */
+    int lit_body;           /* the literal being announced follows a body section */
+    uint32_t refused;       /* size of a refused literal (0: none); the stream is dead */
 };
 
 void imap_guard_init(struct imap_guard *g);
 
 /* The next n bytes from the server, in order; rewrites the one byte described above
- * where it occurs.  Returns how many bytes were rewritten. */
+ * where it occurs.  Returns how many bytes were rewritten.  After a refused literal
+ * (g->refused != 0) it stops: the caller must fail the stream. */
 size_t imap_guard_filter(struct imap_guard *g, unsigned char *buf, size_t n);
 
 #endif

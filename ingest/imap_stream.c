@@ -180,6 +180,21 @@ static int bio_create(BIO *b)
 
 /* ---- the mailstream_low driver ---- */
 
+/* n bytes just read, through the guard (imap_guard.h): n, or -1 when it refused them. */
+static ssize_t guarded(imap_stream *st, void *buf, size_t n)
+{
+    char what[160];
+
+    (void)imap_guard_filter(&st->guard, buf, n);
+    if (st->guard.refused == 0)
+        return (ssize_t)n;
+    snprintf(what, sizeof what, "the IMAP server announced a literal of %u bytes outside a "
+             "message body (at most %u are accepted)", (unsigned)st->guard.refused,
+             IMAP_GUARD_STRING_MAX);
+    stream_fail(st, MR_E_PROTOCOL, 0, what);
+    return -1;
+}
+
 static ssize_t drv_read(mailstream_low *low, void *buf, size_t count)
 {
     imap_stream *st = low->data;
@@ -198,15 +213,13 @@ static ssize_t drv_read(mailstream_low *low, void *buf, size_t count)
         if (st->ssl == NULL) {
             ssize_t n = sock_recv_once(st, buf, count);
             if (n > 0)
-                (void)imap_guard_filter(&st->guard, buf, (size_t)n);
+                return guarded(st, buf, (size_t)n);
             if (n != 0)
-                return n;   /* > 0 data, -1 failure (never 0: libetpan would spin) */
+                return n;   /* -1 failure (never 0: libetpan would spin) */
         } else {
             int n = SSL_read(st->ssl, buf, (int)count);
-            if (n > 0) {
-                (void)imap_guard_filter(&st->guard, buf, (size_t)n);
-                return n;
-            }
+            if (n > 0)
+                return guarded(st, buf, (size_t)n);
             switch (SSL_get_error(st->ssl, n)) {
             case SSL_ERROR_WANT_READ:
                 break;

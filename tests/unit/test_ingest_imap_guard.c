@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,11 +105,19 @@ static void test_left_alone(void **state)
         "* 1 FETCH (BODY[] {28}\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n",
         "* 1 FETCH (BODY[] ~{28}\r\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n",
         "* 2 FETCH (BODY[] {0}\r\n)\r\n* 3 FETCH (BODY[] {30}\r\n\r\n* NO [PERMANENTFLAGS (*] c\r\n)\r\n",
+        /* libetpan's leniencies: blanks inside, and no CRLF after "}" (its Lotus Domino
+         * workaround: the literal starts at the first byte that is not a blank) */
+        "* 1 FETCH (BODY[] { 28 } \r\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n",
+        "* 1 FETCH (BODY[] {28}* OK [PERMANENTFLAGS (*] b\r\n)\r\n",
+        "* 1 FETCH (BODY[] {30}  \r\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n",
     };
 
     (void)state;
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
         check(same[i], same[i]);
+    /* "{-5}" is an empty literal for libetpan: the next line is looked at again */
+    check("* 1 FETCH (BODY[] {-5}\r\n)\r\n* OK [PERMANENTFLAGS (*] x\r\n",
+          "* 1 FETCH (BODY[] {-5}\r\n)\r\n* OK [PERMANENTFLAGX (*] x\r\n");
     /* after a literal and its line, the next line is looked at again */
     check("* 1 FETCH (BODY[] {28}\r\n* OK [PERMANENTFLAGS (*] b\r\n)\r\n"
           "* OK [PERMANENTFLAGS (*] after\r\n",
@@ -129,6 +138,33 @@ static void test_count_and_long_literal(void **state)
     assert_int_equal(imap_guard_filter(&g, (unsigned char *)b, strlen(b)), 0);
     assert_non_null(strstr(b, "PERMANENTFLAGS"));
     assert_int_equal(g.literal_left, 1000000 - strlen(b));
+
+    /* big literals: a body may be any size, anything else at most IMAP_GUARD_STRING_MAX */
+    {
+        static const char *const ok[] = {
+            "* 1 FETCH (UID 3 BODY[] {2000000}\r\n",
+            "* 1 FETCH (BODY[]<0> {2000000}\r\n",
+            "* LIST () \"/\" {1048576}\r\n",
+        };
+        static const char *const refused[] = {
+            "* LIST () \"/\" {1048577}\r\n",
+            "* OK [UIDVALIDITY 3]{2147483648}\r\n",   /* a "]" that closes no body section */
+            "* OK x {777777777777}C\r\n",              /* wraps to 388697201; no CRLF */
+        };
+        for (size_t i = 0; i < 3; i++) {
+            char x[64];
+            snprintf(x, sizeof x, "%s", ok[i]);
+            imap_guard_init(&g);
+            (void)imap_guard_filter(&g, (unsigned char *)x, strlen(x));
+            assert_int_equal(g.refused, 0);
+            snprintf(x, sizeof x, "%s", refused[i]);
+            imap_guard_init(&g);
+            (void)imap_guard_filter(&g, (unsigned char *)x, strlen(x));
+            assert_true(g.refused > IMAP_GUARD_STRING_MAX);
+            /* and nothing more is looked at */
+            assert_int_equal(imap_guard_filter(&g, (unsigned char *)a, strlen(a)), 0);
+        }
+    }
 
     /* a size past 32 bits: libetpan 1.9.4 wraps it (4294967301 -> 5), so must the guard */
     {

@@ -10,6 +10,7 @@
  *  - a plain-text peer on an IMAPS connection is a TLS error, quickly.
  *  - STARTTLS: bytes the server sent after "OK Begin TLS" but before the handshake are
  *    refused (command injection), and a server without STARTTLS is refused.
+ *  - a literal of more than 1 MiB outside a message body is refused (imap_guard.h).
  *  - argument checks of imap_connect.
  */
 #include <setjmp.h>
@@ -253,6 +254,15 @@ static void test_preauth_on_starttls_refused(void **state)
     connect_canned("* PREAUTH welcome\r\n", MR_E_TLS, "pre-authenticated");
 }
 
+/* A huge literal where no message body can be (1.9.4 would allocate its size at once):
+ * refused before libetpan sees it, as a protocol error that says why. */
+static void test_huge_string_literal_refused(void **state)
+{
+    (void)state;
+    connect_canned("* OK ready\r\n* CAPABILITY IMAP4rev1 {2147483648}\r\nSTARTTLS\r\n",
+                   MR_E_PROTOCOL, "outside a message body");
+}
+
 static void test_connect_argument_checks(void **state)
 {
     struct imap_options o = { 0 };
@@ -285,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_starttls_injection_refused),
         cmocka_unit_test(test_no_starttls_capability_refused),
         cmocka_unit_test(test_preauth_on_starttls_refused),
+        cmocka_unit_test(test_huge_string_literal_refused),
         cmocka_unit_test(test_connect_argument_checks),
     };
 
