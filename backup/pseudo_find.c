@@ -168,6 +168,9 @@ void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, boo
     f->first = names != NULL ? names->first : NO_NAMES;
     f->name_pairs = names != NULL ? names->pairs : NO_PAIRS;
     f->kw_mask = keywords ? 0xFFu : 0;
+    /* A text scanned for addresses only (a DKIM signature's b= and bh=): the scanner
+     * goes from address to address without classifying a byte. */
+    f->none = cls == 0 && names == NULL && !keywords;
 #ifdef PFIND_AVX2
     f->avx2 = __builtin_cpu_supports("avx2");
 #else
@@ -293,8 +296,8 @@ __attribute__((target("avx2"))) static inline __m256i eq32(__m256i b, unsigned c
 }
 
 __attribute__((target("avx2")))
-void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, struct pfind_masks *m,
-                         uint64_t *pre)
+void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsigned halves,
+                         struct pfind_masks *m, uint64_t *pre)
 {
     const __m128i g_lo = _mm_loadu_si128((const __m128i *)(const void *)f->pair_groups);
     const __m128i g_hi = _mm_loadu_si128((const __m128i *)(const void *)(f->pair_groups + 16));
@@ -310,7 +313,7 @@ void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, struct
     const bool want_hex = (f->cls & PFIND_HEX) != 0, want_ctni = (f->cls & PFIND_CTNI) != 0;
     uint64_t w = 0, a = 0, h = 0, p = 0, c = 0, d = 0, pr = 0;
 
-    for (unsigned k = 0; k < 64; k += 32) {
+    for (unsigned k = 0; k < 32 * halves; k += 32) {
         __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(t + k));
         __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(t + k + 1));
         /* The classes, as alnum_mask16 (signed compares: 8-bit bytes are negative). */
@@ -388,11 +391,13 @@ static inline void masks(const struct pfilter *f, const unsigned char *t, size_t
 #ifdef PFIND_AVX2
     if (f->avx2) {
         if (avail > 64) {
-            pfind_classify_avx2(f, t, m, pre);
+            pfind_classify_avx2(f, t, 2, m, pre);
         } else {
+            /* The end of a text (most header values are all of one): padded with NULs,
+             * and only the 32-byte halves that hold some of it classified. */
             unsigned char pad[65] = {0};
             memcpy(pad, t, avail);
-            pfind_classify_avx2(f, pad, m, pre);
+            pfind_classify_avx2(f, pad, n > 32 ? 2 : 1, m, pre);
         }
         return;
     }
@@ -487,7 +492,7 @@ size_t pfind_next(struct pfind *it, size_t from, size_t limit)
 
     if (limit > len)
         limit = len;
-    if (from >= limit)
+    if (from >= limit || it->f->none)
         return limit;
     /* A position the scanner resumes at inside a word (after a match) counts as a word
      * start too; the windows only know the real ones. */

@@ -342,6 +342,7 @@ struct pfilter {
     const uint32_t *name_pairs; /* pnames.pairs: their first two bytes */
     unsigned kw_mask;           /* 0xFF: greeting and sign-off words, else 0 */
     bool avx2;                  /* classify with AVX2 and prefilter (the CPU has it) */
+    bool none;                  /* nothing asked for: no position is a candidate */
     /* For the AVX2 prefilter: per low five bits of a first byte, bit (b & 7) set when a
      * greeting or a learnt name has such a first byte and a second byte b. */
     unsigned char pair_groups[32];
@@ -397,11 +398,12 @@ void pfind_masks_scalar(const unsigned char *t, size_t n, struct pfind_masks *m)
 void pfind_masks_sse2(const unsigned char *t, unsigned blocks, struct pfind_masks *m);
 #endif
 #ifdef PFIND_AVX2
-/* The same for 64 bytes with AVX2 (only where the CPU has it), and *pre: bit k set when
- * t[k], t[k + 1] may begin something f wants (a superset of the candidates: every word
- * start that passes the exact test passes this).  Reads t[0, 65). */
-void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, struct pfind_masks *m,
-                         uint64_t *pre);
+/* The same for 32 * halves bytes (halves 1 or 2) with AVX2 (only where the CPU has it),
+ * and *pre: bit k set when t[k], t[k + 1] may begin something f wants (a superset of the
+ * candidates: every word start that passes the exact test passes this).  Reads
+ * t[0, 32 * halves + 1); the bits of a half not read are 0. */
+void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsigned halves,
+                         struct pfind_masks *m, uint64_t *pre);
 #endif
 
 /* ---- pseudo_scan.c ----------------------------------------------------------------- */

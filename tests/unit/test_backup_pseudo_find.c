@@ -121,9 +121,19 @@ static void test_masks(void **state)
             pnames names;
             uint64_t pre;
             random_filter(&f, &names);
-            pfind_classify_avx2(&f, t, &v, &pre);
+            pfind_classify_avx2(&f, t, 2, &v, &pre);
             assert_true(v.word == a.word && v.alnum == a.alnum && v.hex == a.hex &&
                         v.plus == a.plus && v.colon == a.colon && v.dot == a.dot);
+            {
+                /* One half: the low 32 bits of each mask, nothing above. */
+                struct pfind_masks h;
+                uint64_t pre1, lo = 0xFFFFFFFFu;
+                pfind_classify_avx2(&f, t, 1, &h, &pre1);
+                assert_true(h.word == (a.word & lo) && h.alnum == (a.alnum & lo) &&
+                            h.hex == (a.hex & lo) && h.plus == (a.plus & lo) &&
+                            h.colon == (a.colon & lo) && h.dot == (a.dot & lo) &&
+                            pre1 == (pre & lo));
+            }
             /* Every candidate word start passes the prefilter (t has 80 bytes, so the
              * candidate test sees the same bytes as the prefilter). */
             for (size_t p = 0; p < 64; p++)
