@@ -6,11 +6,14 @@
  * their lengths are read off the masks, and each gets the exact test of its first two
  * bytes and its length (table lookups, no branch); only the positions that pass go to the
  * scanner's rules (pseudo_scan.c), which decide as before.  Skipped positions are ones
- * where no rule can fire, so the output is the same as visiting every word.
+ * where no rule can fire, so the output is the same as visiting every word: a CPR or
+ * phone number starts with two digits ("+45" is '+'), an IP address group is all hex
+ * digits followed by ':' or '.', a token prefix is "CPR-", "TLF-", "Navn-" or "IP-".
  *
  * With AVX2 (where the CPU has it, checked at run time) the classification also yields a
- * prefilter, in the same pass: a word start is tested only if its first byte is of a class
- * the text is scanned for, or if the row of its first byte (low five bits) holds the
+ * prefilter, in the same pass: a word start is tested only if its first two bytes can
+ * begin a class the text is scanned for (two digits; a hex digit and a hex digit, ':' or
+ * '.'; a token prefix's pair), or if the row of its first byte (low five bits) holds the
  * group (low three bits) of its second byte in the table of greetings and learnt names —
  * a superset of the exact test, so that most words skip it.  Without AVX2 every word start
  * gets the exact test (an SSE2 prefilter of the pairs, 16 bytes at a time, cost as much as
@@ -65,6 +68,9 @@ static const unsigned char CLASS[256] = {
 #undef HC
 #undef CT
 #undef W16
+
+/* The second byte of each token prefix ("CPR-", "TLF-", "Navn-", "IP-") by its first. */
+static const unsigned char CTNI_SECOND[256] = {['C'] = 'P', ['T'] = 'L', ['N'] = 'a', ['I'] = 'P'};
 
 /* Greeting and sign-off words by first letter (either case): bit n set when one of them is
  * n bytes long (the KEYWORDS of pseudo_scan.c: hej, hi, hello, hilsen, ...). */
@@ -195,10 +201,12 @@ static inline uint64_t hit(const struct pfilter *f, const unsigned char *t, size
     unsigned char c = t[p];
     unsigned char c1 = p + 1 < len ? t[p + 1] : 0;
     unsigned char after = p + l < len ? t[p + l] : 0;
-    /* A token prefix only counts before its '-'; an IP address group is all hex digits
-     * and goes on with ':' or '.'. */
+    /* A CPR or phone number has a second digit; a token prefix is one of four pairs and
+     * only counts before its '-'; an IP address group is all hex digits and goes on with
+     * ':' or '.'. */
     unsigned cls = CLASS[c] & f->cls &
-                   (PFIND_DIGIT | (unsigned)(after == '-') << 2 |
+                   ((unsigned)((unsigned)c1 - '0' < 10u) << 1 |
+                    (unsigned)(after == '-' && CTNI_SECOND[c] == c1) << 2 |
                     (unsigned)(hex && (after == ':' || after == '.')));
     /* A learnt name's lengths count only when the first two bytes are a name's. */
     uint64_t names = f->first[c] & (UINT64_C(0) - ((f->name_pairs[c & 31] >> (c1 & 31)) & 1u));
@@ -309,7 +317,7 @@ void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsign
                                                4, 8, 16, 32, 64, -128);
     const __m256i low5 = _mm256_set1_epi8(0x1F), low3 = _mm256_set1_epi8(7);
     const __m256i bit4 = _mm256_set1_epi8(0x10), zero = _mm256_setzero_si256();
-    const bool want_digit = (f->cls & (PFIND_DIGIT | PFIND_HEX)) != 0;
+    const bool want_digit = (f->cls & PFIND_DIGIT) != 0;
     const bool want_hex = (f->cls & PFIND_HEX) != 0, want_ctni = (f->cls & PFIND_CTNI) != 0;
     uint64_t w = 0, a = 0, h = 0, p = 0, c = 0, d = 0, pr = 0;
 
@@ -344,14 +352,28 @@ void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsign
         __m256i grp = _mm256_shuffle_epi8(group_bit, _mm256_and_si256(b1, low3));
         __m256i miss = _mm256_cmpeq_epi8(_mm256_and_si256(row, grp), zero);
         uint64_t pk = ~(uint64_t)(uint32_t)_mm256_movemask_epi8(miss) & 0xFFFFFFFFu;
-        if (want_digit)
-            pk |= (uint32_t)_mm256_movemask_epi8(dig);
-        if (want_hex)
-            pk |= (uint32_t)_mm256_movemask_epi8(hexl);
+        if (want_digit || want_hex) {
+            /* The classes of the second byte, as hit() asks for them. */
+            __m256i dig1 = _mm256_and_si256(_mm256_cmpgt_epi8(b1, _mm256_set1_epi8('0' - 1)),
+                                            _mm256_cmpgt_epi8(_mm256_set1_epi8('9' + 1), b1));
+            if (want_digit)
+                pk |= (uint32_t)_mm256_movemask_epi8(_mm256_and_si256(dig, dig1));
+            if (want_hex) {
+                __m256i l1 = _mm256_or_si256(b1, _mm256_set1_epi8(0x20));
+                __m256i hex1 = _mm256_or_si256(
+                    dig1, _mm256_and_si256(_mm256_cmpgt_epi8(l1, _mm256_set1_epi8('a' - 1)),
+                                           _mm256_cmpgt_epi8(_mm256_set1_epi8('f' + 1), l1)));
+                __m256i go_on = _mm256_or_si256(hex1, _mm256_or_si256(eq32(b1, ':'), eq32(b1, '.')));
+                pk |= (uint32_t)_mm256_movemask_epi8(
+                    _mm256_and_si256(_mm256_or_si256(dig, hexl), go_on));
+            }
+        }
         if (want_ctni)
-            pk |= (uint32_t)_mm256_movemask_epi8(
-                _mm256_or_si256(_mm256_or_si256(eq32(b, 'C'), eq32(b, 'T')),
-                                _mm256_or_si256(eq32(b, 'N'), eq32(b, 'I'))));
+            pk |= (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
+                _mm256_or_si256(_mm256_and_si256(eq32(b, 'C'), eq32(b1, 'P')),
+                                _mm256_and_si256(eq32(b, 'T'), eq32(b1, 'L'))),
+                _mm256_or_si256(_mm256_and_si256(eq32(b, 'N'), eq32(b1, 'a')),
+                                _mm256_and_si256(eq32(b, 'I'), eq32(b1, 'P')))));
         pr |= pk << k;
     }
     masks_store(m, w, a, h, p, c, d);
