@@ -95,40 +95,73 @@ int pcodec_b64_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *
     return 0;
 }
 
+/* What the '=' at in[i] of a quoted-printable body stands for: the number of input bytes
+ * it takes, and in *byte the decoded byte, or -1 for a soft line break ('=', optional
+ * blanks, a line end; or '=' at the very end of the body).  1 with *byte '=' when it is
+ * neither (a lone '=' is kept, leniently).  It never looks past a '\n', so a body decodes
+ * line by line: pqp_patch relies on that to re-encode only the lines that changed. */
+static inline size_t qp_escape(const unsigned char *in, size_t len, size_t i, int *byte)
+{
+    size_t j = i + 1;
+
+    if (j + 1 < len && hex_val(in[j]) >= 0 && hex_val(in[j + 1]) >= 0) {
+        *byte = hex_val(in[j]) * 16 + hex_val(in[j + 1]);
+        return 3;
+    }
+    while (j < len && (in[j] == ' ' || in[j] == '\t'))
+        j++;
+    *byte = -1;
+    if (j < len && in[j] == '\n')
+        return j + 1 - i;
+    if (j + 1 < len && in[j] == '\r' && in[j + 1] == '\n')
+        return j + 2 - i;
+    if (j == len)
+        return j - i;
+    *byte = '=';
+    return 1;
+}
+
 int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err)
 {
     int rc = pbuf_reserve(out, len, err);
 
     if (rc != 0)
         return rc;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = in[i];
-        if (c == '=') {
-            size_t j = i + 1;
-            if (j + 1 < len && hex_val(in[j]) >= 0 && hex_val(in[j + 1]) >= 0) {
-                out->p[out->len++] = (unsigned char)(hex_val(in[j]) * 16 + hex_val(in[j + 1]));
-                i = j + 1;
-                continue;
-            }
-            /* Soft line break: '=' then optional trailing blanks then a line end. */
-            while (j < len && (in[j] == ' ' || in[j] == '\t'))
-                j++;
-            if (j < len && in[j] == '\n') {
-                i = j;
-                continue;
-            }
-            if (j + 1 < len && in[j] == '\r' && in[j + 1] == '\n') {
-                i = j + 1;
-                continue;
-            }
-            if (j == len) {
-                i = j;  /* '=' at the very end: a soft break without its line end */
-                continue;
-            }
-        }
-        out->p[out->len++] = c;
+    for (size_t i = 0; i < len;) {
+        const unsigned char *eq = memchr(in + i, '=', len - i);
+        size_t run = eq != NULL ? (size_t)(eq - in) - i : len - i;
+        int byte;
+        memcpy(out->p + out->len, in + i, run);
+        out->len += run;
+        i += run;
+        if (i == len)
+            break;
+        i += qp_escape(in, len, i, &byte);
+        if (byte >= 0)
+            out->p[out->len++] = (unsigned char)byte;
     }
     return 0;
+}
+
+size_t pcodec_qp_line(const unsigned char *in, size_t len, size_t i, size_t *decoded)
+{
+    const unsigned char *nl = memchr(in + i, '\n', len - i);
+    size_t end = nl != NULL ? (size_t)(nl - in) + 1 : len, n = 0;
+
+    while (i < end) {
+        const unsigned char *eq = memchr(in + i, '=', end - i);
+        int byte;
+        if (eq == NULL) {
+            n += end - i;
+            break;
+        }
+        n += (size_t)(eq - in) - i;
+        i = (size_t)(eq - in);
+        i += qp_escape(in, len, i, &byte);
+        n += byte >= 0;
+    }
+    *decoded = n;
+    return end;
 }
 
 int pcodec_q_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err)

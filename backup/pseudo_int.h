@@ -173,6 +173,10 @@ size_t ptoken_shape(enum pseudo_kind kind, const char *token, char out[PSEUDO_SH
 /* Lenient decoders: skip what is not part of the encoding, never fail on content. */
 int pcodec_b64_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err);
 int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err);
+/* The encoded line of a quoted-printable body starting at in[i]: its end (after its '\n',
+ * or len) and in *decoded how many bytes it decodes to.  Decoding the body line by line
+ * gives what pcodec_qp_decode gives for the whole. */
+size_t pcodec_qp_line(const unsigned char *in, size_t len, size_t i, size_t *decoded);
 /* Q encoding of RFC 2047 ('_' is space). */
 int pcodec_q_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err);
 
@@ -189,6 +193,16 @@ int pcodec_2047_encode(const unsigned char *in, size_t len, const unsigned char 
 
 /* The line ending used in a span: "\r\n" if its first line break is CRLF, else "\n". */
 const char *pcodec_eol_of(const unsigned char *p, size_t len);
+
+/* ---- pseudo_qppatch.c --------------------------------------------------------------- */
+
+/* The quoted-printable body b[0, len) with eol as its line ending, decoded to dec_len bytes
+ * that text (a pout whose base was the decoded body, so its edits are in decoded offsets)
+ * has rewritten: written to out as the original's lines, except that each run of lines
+ * holding an edit is replaced by the encoding of its new text.  MR_E_INTERNAL if the edits
+ * do not fit the body. */
+int pqp_patch(const unsigned char *b, size_t len, const char *eol, size_t dec_len,
+              const pout *text, pbuf *scratch, pout *out, mr_error *err);
 
 /* ---- pseudo_names.c ---------------------------------------------------------------- */
 

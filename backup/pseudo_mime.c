@@ -520,19 +520,24 @@ static int body_decode(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
 }
 
 /* A body in base64 or quoted-printable: decode, process, and if anything changed
- * re-encode in the same encoding; the edit covers the whole encoded body. */
+ * re-encode in the same encoding.  A quoted-printable text gets only its changed lines
+ * re-encoded (pqp_patch), for which the text's edits are kept in decoded offsets; any
+ * other body is re-encoded whole and its edit covers the whole encoded body (base64
+ * groups run across lines, and a message's edits lie in other buffers). */
 static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                         const struct entity_info *info, bool as_message, pout *out)
 {
     pbuf dec = {0}, enc = {0};
     pout tmp;
     const char *eol = pcodec_eol_of(b, len);
-    bool cached = false;
+    bool cached = false, patch = info->cte == CTE_QP && !as_message && !ctx->collecting;
     int rc;
 
     pout_init(&tmp, NULL, 0);
     rc = body_decode(ctx, b, len, info, &dec, &cached);
     if (rc == 0 && dec.len > 0) {
+        if (patch)
+            pout_init(&tmp, dec.p, dec.len);
         tmp.buf = pscratch_get(ctx);
         if (as_message)
             rc = pmime_entity(ctx, dec.p, dec.len, depth + 1, false, &tmp);
@@ -547,12 +552,14 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
             rc = pout_copy(out, b, len, ctx->err);
         } else {
             enc = pscratch_get(ctx);
-            if (info->cte == CTE_B64)
+            if (patch)
+                rc = pqp_patch(b, len, eol, dec.len, &tmp, &enc, out, ctx->err);
+            else if (info->cte == CTE_B64)
                 rc = pcodec_b64_encode(tmp.buf.p, tmp.buf.len, eol,
                                        len > 0 && b[len - 1] == '\n', &enc, ctx->err);
             else
                 rc = pcodec_qp_encode(tmp.buf.p, tmp.buf.len, eol, &enc, ctx->err);
-            if (rc == 0)
+            if (rc == 0 && !patch)
                 rc = pout_replace(out, b, len, enc.p, enc.len, ctx->err);
         }
     }
