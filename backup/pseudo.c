@@ -135,6 +135,9 @@ static void ctx_reset(struct pseudo_ctx *ctx)
     keep_small(&ctx->utf8);
     for (size_t i = 0; i < ctx->n_dec; i++)
         pscratch_put(ctx, &ctx->dec_cache[i].dec);
+    for (size_t i = 0; i < PDEC_CACHE_MAX; i++)
+        if (ctx->dec_cache[i].lines.cap * sizeof *ctx->dec_cache[i].lines.v > PSCRATCH_KEEP)
+            pqp_lines_free(&ctx->dec_cache[i].lines);
     ctx->n_dec = 0;
     ctx->dec_bytes = 0;
     ctx->collecting = false;
@@ -158,6 +161,8 @@ static void ctx_free(struct pseudo_ctx *ctx)
     pbuf_free(&ctx->utf8);
     for (size_t i = 0; i < ctx->n_dec; i++)
         pbuf_free(&ctx->dec_cache[i].dec);
+    for (size_t i = 0; i < PDEC_CACHE_MAX; i++)
+        pqp_lines_free(&ctx->dec_cache[i].lines);
     ctx->n_dec = 0;
     parena_free(&ctx->arena);   /* last: names, addresses and tokens live in it */
 }

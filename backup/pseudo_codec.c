@@ -4,6 +4,7 @@
  * stays valid MIME. */
 #include "backup/pseudo_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -121,47 +122,64 @@ static inline size_t qp_escape(const unsigned char *in, size_t len, size_t i, in
     return 1;
 }
 
-int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err)
+static int line_push(pqp_lines *lines, size_t enc_end, size_t dec_end, mr_error *err)
 {
-    int rc = pbuf_reserve(out, len, err);
-
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < len;) {
-        const unsigned char *eq = memchr(in + i, '=', len - i);
-        size_t run = eq != NULL ? (size_t)(eq - in) - i : len - i;
-        int byte;
-        memcpy(out->p + out->len, in + i, run);
-        out->len += run;
-        i += run;
-        if (i == len)
-            break;
-        i += qp_escape(in, len, i, &byte);
-        if (byte >= 0)
-            out->p[out->len++] = (unsigned char)byte;
+    if (lines->n == lines->cap) {
+        size_t cap = lines->cap ? lines->cap * 2 : 64;
+        struct pqp_line *nv = realloc(lines->v, cap * sizeof *nv);
+        if (nv == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory for quoted-printable lines");
+        lines->v = nv;
+        lines->cap = cap;
     }
+    lines->v[lines->n++] = (struct pqp_line){.enc_end = enc_end, .dec_end = dec_end};
     return 0;
 }
 
-size_t pcodec_qp_line(const unsigned char *in, size_t len, size_t i, size_t *decoded)
+int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, pqp_lines *lines,
+                     mr_error *err)
 {
-    const unsigned char *nl = memchr(in + i, '\n', len - i);
-    size_t end = nl != NULL ? (size_t)(nl - in) + 1 : len, n = 0;
+    int rc = pbuf_reserve(out, len, err);
+    unsigned char *o;
 
-    while (i < end) {
-        const unsigned char *eq = memchr(in + i, '=', end - i);
+    if (rc != 0)
+        return rc;
+    if (lines != NULL)
+        lines->n = 0;
+    o = out->p + out->len;
+    /* Byte by byte (text in Danish has an escape every few bytes, too often for memchr to
+     * pay), the output through a local pointer. */
+    for (size_t i = 0; i < len;) {
+        unsigned char c = in[i];
         int byte;
-        if (eq == NULL) {
-            n += end - i;
-            break;
+        if (c != '=') {
+            *o++ = c;
+            i++;
+            if (c == '\n' && lines != NULL &&
+                (rc = line_push(lines, i, (size_t)(o - out->p), err)) != 0)
+                break;
+            continue;
         }
-        n += (size_t)(eq - in) - i;
-        i = (size_t)(eq - in);
         i += qp_escape(in, len, i, &byte);
-        n += byte >= 0;
+        if (byte >= 0)
+            *o++ = (unsigned char)byte;
+        else if (in[i - 1] == '\n' && lines != NULL &&
+                 (rc = line_push(lines, i, (size_t)(o - out->p), err)) != 0)
+            break;
     }
-    *decoded = n;
-    return end;
+    out->len = (size_t)(o - out->p);
+    /* The last line, when the body does not end with a line end. */
+    if (rc == 0 && lines != NULL && len > 0 &&
+        (lines->n == 0 || lines->v[lines->n - 1].enc_end != len))
+        rc = line_push(lines, len, out->len, err);
+    return rc;
+}
+
+void pqp_lines_free(pqp_lines *lines)
+{
+    free(lines->v);
+    lines->v = NULL;
+    lines->n = lines->cap = 0;
 }
 
 int pcodec_q_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err)

@@ -172,11 +172,21 @@ size_t ptoken_shape(enum pseudo_kind kind, const char *token, char out[PSEUDO_SH
 
 /* Lenient decoders: skip what is not part of the encoding, never fail on content. */
 int pcodec_b64_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err);
-int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err);
-/* The encoded line of a quoted-printable body starting at in[i]: its end (after its '\n',
- * or len) and in *decoded how many bytes it decodes to.  Decoding the body line by line
- * gives what pcodec_qp_decode gives for the whole. */
-size_t pcodec_qp_line(const unsigned char *in, size_t len, size_t i, size_t *decoded);
+/* Where each encoded line of a quoted-printable body ends (after its '\n', or at the end
+ * of the body) and where its decoded bytes end.  The decoder never looks past a line end,
+ * so each line decodes on its own to the bytes between its decoded end and the line
+ * before's: pqp_patch re-encodes single lines by it. */
+struct pqp_line {
+    size_t enc_end, dec_end;
+};
+typedef struct pqp_lines {
+    struct pqp_line *v;
+    size_t n, cap;
+} pqp_lines;
+void pqp_lines_free(pqp_lines *lines);
+/* lines: NULL, or filled with the body's lines. */
+int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, pqp_lines *lines,
+                     mr_error *err);
 /* Q encoding of RFC 2047 ('_' is space). */
 int pcodec_q_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err);
 
@@ -196,12 +206,12 @@ const char *pcodec_eol_of(const unsigned char *p, size_t len);
 
 /* ---- pseudo_qppatch.c --------------------------------------------------------------- */
 
-/* The quoted-printable body b[0, len) with eol as its line ending, decoded to dec_len bytes
- * that text (a pout whose base was the decoded body, so its edits are in decoded offsets)
- * has rewritten: written to out as the original's lines, except that each run of lines
- * holding an edit is replaced by the encoding of its new text.  MR_E_INTERNAL if the edits
- * do not fit the body. */
-int pqp_patch(const unsigned char *b, size_t len, const char *eol, size_t dec_len,
+/* The quoted-printable body b[0, len) with eol as its line ending and lines as
+ * pcodec_qp_decode gave them, whose decoded text a pout has rewritten (text: its base was
+ * the decoded body, so its edits are in decoded offsets): written to out as the body's
+ * lines, except that each run of lines holding an edit is replaced by the encoding of its
+ * new text.  MR_E_INTERNAL if the lines or the edits do not fit the body. */
+int pqp_patch(const unsigned char *b, size_t len, const char *eol, const pqp_lines *lines,
               const pout *text, pbuf *scratch, pout *out, mr_error *err);
 
 /* ---- pseudo_names.c ---------------------------------------------------------------- */
@@ -290,6 +300,7 @@ struct pdec_entry {
     const unsigned char *src;   /* the encoded body, in the message itself */
     size_t src_len;
     pbuf dec;
+    pqp_lines lines;            /* quoted-printable: its lines (kept with their capacity) */
 };
 
 /* Scratch buffers kept for reuse within a message (see pscratch_get). */

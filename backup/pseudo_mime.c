@@ -489,33 +489,48 @@ static const struct phentity *phcache_find(struct pseudo_ctx *ctx, const unsigne
 static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                        const struct entity_info *info, pout *out);
 
-/* The decoded form of an encoded body: from the cache (decoded in pass 1), else decoded
- * now.  *cached tells the caller not to free it. */
+/* The decoded form of an encoded body, and for quoted-printable where its lines are: from
+ * the cache (decoded in pass 1), else decoded now (the lines into own).  *cached tells the
+ * caller not to free the decoded body.  *lines is NULL where they are not needed (pass 1,
+ * base64). */
 static int body_decode(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
-                       const struct entity_info *info, pbuf *dec, bool *cached)
+                       const struct entity_info *info, pbuf *dec, pqp_lines *own,
+                       const pqp_lines **lines, bool *cached)
 {
+    bool cacheable;
+    pqp_lines *l = NULL;
     int rc;
 
     *cached = false;
+    *lines = NULL;
     for (size_t i = 0; i < ctx->n_dec; i++) {
         if (ctx->dec_cache[i].src == b && ctx->dec_cache[i].src_len == len) {
             *dec = ctx->dec_cache[i].dec;
+            if (info->cte == CTE_QP)
+                *lines = &ctx->dec_cache[i].lines;
             *cached = true;
             return 0;
         }
     }
-    *dec = pscratch_get(ctx);   /* kept by the cache below, or returned by the caller */
-    rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, len, dec, ctx->err)
-                              : pcodec_qp_decode(b, len, dec, ctx->err);
     /* Only bodies in the message itself: a body inside a decoded (and freed) buffer has
      * no stable address to be found again by. */
-    if (rc == 0 && ctx->collecting && b >= ctx->msg && len <= ctx->msg_len &&
-        (size_t)(b - ctx->msg) <= ctx->msg_len - len && ctx->n_dec < PDEC_CACHE_MAX &&
-        dec->len <= PDEC_CACHE_BYTES - ctx->dec_bytes) {
-        ctx->dec_cache[ctx->n_dec++] = (struct pdec_entry){.src = b, .src_len = len, .dec = *dec};
+    cacheable = ctx->collecting && b >= ctx->msg && len <= ctx->msg_len &&
+                (size_t)(b - ctx->msg) <= ctx->msg_len - len && ctx->n_dec < PDEC_CACHE_MAX;
+    if (info->cte == CTE_QP)
+        l = cacheable ? &ctx->dec_cache[ctx->n_dec].lines : own;
+    *dec = pscratch_get(ctx);   /* kept by the cache below, or returned by the caller */
+    rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, len, dec, ctx->err)
+                              : pcodec_qp_decode(b, len, dec, l, ctx->err);
+    if (rc == 0 && cacheable && dec->len <= PDEC_CACHE_BYTES - ctx->dec_bytes) {
+        struct pdec_entry *e = &ctx->dec_cache[ctx->n_dec++];
+        e->src = b;
+        e->src_len = len;
+        e->dec = *dec;
         ctx->dec_bytes += dec->len;
         *cached = true;
     }
+    if (!ctx->collecting)
+        *lines = l;
     return rc;
 }
 
@@ -528,13 +543,16 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
                         const struct entity_info *info, bool as_message, pout *out)
 {
     pbuf dec = {0}, enc = {0};
+    pqp_lines own = {0};
+    const pqp_lines *lines = NULL;
     pout tmp;
     const char *eol = pcodec_eol_of(b, len);
-    bool cached = false, patch = info->cte == CTE_QP && !as_message && !ctx->collecting;
+    bool cached = false, patch;
     int rc;
 
     pout_init(&tmp, NULL, 0);
-    rc = body_decode(ctx, b, len, info, &dec, &cached);
+    rc = body_decode(ctx, b, len, info, &dec, &own, &lines, &cached);
+    patch = lines != NULL && !as_message;
     if (rc == 0 && dec.len > 0) {
         if (patch)
             pout_init(&tmp, dec.p, dec.len);
@@ -553,7 +571,7 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
         } else {
             enc = pscratch_get(ctx);
             if (patch)
-                rc = pqp_patch(b, len, eol, dec.len, &tmp, &enc, out, ctx->err);
+                rc = pqp_patch(b, len, eol, lines, &tmp, &enc, out, ctx->err);
             else if (info->cte == CTE_B64)
                 rc = pcodec_b64_encode(tmp.buf.p, tmp.buf.len, eol,
                                        len > 0 && b[len - 1] == '\n', &enc, ctx->err);
@@ -566,6 +584,7 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
     /* A cached decoded body belongs to the cache. */
     if (!cached)
         pscratch_put(ctx, &dec);
+    pqp_lines_free(&own);
     pscratch_put(ctx, &enc);
     pscratch_put(ctx, &tmp.buf);
     pout_free(&tmp);

@@ -1,7 +1,7 @@
 /*
  * test_backup_pseudo_qppatch.c — quoted-printable bodies written back with only their
  * changed lines re-encoded (pqp_patch), and the property that makes it sound: the decoder
- * decodes a body line by line (pcodec_qp_line).  Random bodies, well-formed and broken,
+ * decodes a body line by line, and says where the lines are (pcodec_qp_decode).  Random bodies, well-formed and broken,
  * with random edits; every patched body must decode to the edited text, keep every line
  * it did not replace byte for byte, keep the lines it wrote within 76 characters, and give
  * the original back through its edits.  And, through pseudo_message, that a real message
@@ -46,44 +46,56 @@ static void random_body(uint64_t *s, pbuf *b)
         assert_int_equal(pbuf_append(b, "=", 1, &err), 0);   /* '=' at the very end */
 }
 
-/* Split into lines after each '\n', as pcodec_qp_line does. */
+/* Lines end after each '\n' (pcodec_qp_decode's lines). */
 static bool is_line_start(const unsigned char *p, size_t len, size_t off)
 {
     return off == 0 || off == len || p[off - 1] == '\n';
 }
 
-static void test_decoder_is_line_local(void **state)
+/* The lines the decoder records tile the body and the decoded text, each ends after a
+ * '\n' or at the end of the body, and each decodes on its own to its share of the text:
+ * what pqp_patch relies on. */
+static void test_decoder_lines(void **state)
 {
     uint64_t s = 0x9E3779B97F4A7C15ULL;
-    pbuf body = {0}, whole = {0}, part = {0}, joined = {0};
+    pbuf body = {0}, whole = {0}, part = {0}, plain = {0};
+    pqp_lines lines = {0};
     mr_error err = {0};
 
     (void)state;
     for (int iter = 0; iter < 20000; iter++) {
-        size_t total = 0;
+        size_t enc = 0, dec = 0;
         random_body(&s, &body);
-        whole.len = joined.len = 0;
-        assert_int_equal(pcodec_qp_decode(body.p, body.len, &whole, &err), 0);
-        for (size_t i = 0; i < body.len;) {
-            size_t n = 0, end = pcodec_qp_line(body.p, body.len, i, &n);
-            assert_true(end > i && end <= body.len);
-            assert_true(end == body.len || body.p[end - 1] == '\n');
+        whole.len = plain.len = 0;
+        assert_int_equal(pcodec_qp_decode(body.p, body.len, &whole, &lines, &err), 0);
+        /* Recording the lines changes nothing in the decoding. */
+        assert_int_equal(pcodec_qp_decode(body.p, body.len, &plain, NULL, &err), 0);
+        assert_int_equal(plain.len, whole.len);
+        assert_true(whole.len == 0 || memcmp(plain.p, whole.p, whole.len) == 0);
+        assert_true(body.len == 0 ? lines.n == 0 : lines.n > 0);
+        for (size_t k = 0; k < lines.n; k++) {
+            const struct pqp_line *l = &lines.v[k];
+            assert_true(l->enc_end > enc && l->enc_end <= body.len);
+            assert_true(l->dec_end >= dec && l->dec_end <= whole.len);
+            assert_true(l->enc_end == body.len || body.p[l->enc_end - 1] == '\n');
+            /* No '\n' inside a line. */
+            assert_null(memchr(body.p + enc, '\n', l->enc_end - enc - 1));
             part.len = 0;
-            /* The line decoded on its own (the last one as the end of the body). */
-            assert_int_equal(pcodec_qp_decode(body.p + i, end - i, &part, &err), 0);
-            assert_int_equal(part.len, n);
-            assert_int_equal(pbuf_append(&joined, part.p, part.len, &err), 0);
-            total += n;
-            i = end;
+            assert_int_equal(pcodec_qp_decode(body.p + enc, l->enc_end - enc, &part, NULL, &err),
+                             0);
+            assert_int_equal(part.len, l->dec_end - dec);
+            assert_true(part.len == 0 || memcmp(part.p, whole.p + dec, part.len) == 0);
+            enc = l->enc_end;
+            dec = l->dec_end;
         }
-        assert_int_equal(total, whole.len);
-        assert_int_equal(joined.len, whole.len);
-        assert_true(whole.len == 0 || memcmp(joined.p, whole.p, whole.len) == 0);
+        assert_int_equal(enc, body.len);
+        assert_int_equal(dec, whole.len);
     }
+    pqp_lines_free(&lines);
     pbuf_free(&body);
     pbuf_free(&whole);
     pbuf_free(&part);
-    pbuf_free(&joined);
+    pbuf_free(&plain);
 }
 
 /* Random edits over the decoded text dec, written into text (base dec). */
@@ -115,7 +127,7 @@ static void check_patch(const pbuf *body, const char *eol, const pout *text, con
     mr_error err = {0};
 
     /* Decodes to the edited text. */
-    assert_int_equal(pcodec_qp_decode(out->buf.p, out->buf.len, &dec, &err), 0);
+    assert_int_equal(pcodec_qp_decode(out->buf.p, out->buf.len, &dec, NULL, &err), 0);
     assert_int_equal(dec.len, text->buf.len);
     assert_true(dec.len == 0 || memcmp(dec.p, text->buf.p, dec.len) == 0);
     /* The edits give the original back, and each replaces whole lines. */
@@ -164,6 +176,7 @@ static void test_patch_random(void **state)
 {
     uint64_t s = 0xD1B54A32D192ED03ULL;
     pbuf body = {0}, dec = {0}, scratch = {0};
+    pqp_lines lines = {0};
     mr_error err = {0};
     int patched = 0;
 
@@ -176,12 +189,12 @@ static void test_patch_random(void **state)
             continue;
         eol = pcodec_eol_of(body.p, body.len);
         dec.len = 0;
-        assert_int_equal(pcodec_qp_decode(body.p, body.len, &dec, &err), 0);
+        assert_int_equal(pcodec_qp_decode(body.p, body.len, &dec, &lines, &err), 0);
         pout_init(&text, dec.p, dec.len);
         random_edits(&s, &dec, &text);
         pout_init(&out, body.p, body.len);
         if (text.n_edits > 0) {
-            int prc = pqp_patch(body.p, body.len, eol, dec.len, &text, &scratch, &out, &err);
+            int prc = pqp_patch(body.p, body.len, eol, &lines, &text, &scratch, &out, &err);
             if (prc != 0)
                 print_case(&body, &text, &err);
             assert_int_equal(prc, 0);
@@ -192,29 +205,46 @@ static void test_patch_random(void **state)
         pout_free(&out);
     }
     assert_true(patched > 5000);   /* the loop did test something */
+    pqp_lines_free(&lines);
     pbuf_free(&body);
     pbuf_free(&dec);
     pbuf_free(&scratch);
 }
 
-/* Edits that do not fit the body are refused, not written somewhere. */
-static void test_patch_refuses_bad_edits(void **state)
+/* Lines or edits that do not fit the body are refused, not written somewhere. */
+static void test_patch_refuses_bad_input(void **state)
 {
-    const char *b = "abc\r\ndef\r\n";
+    const unsigned char b[] = "abc\r\ndef\r\n";
+    unsigned char dec[16] = "abc\r\ndef\r\n";
+    struct pqp_line short_lines[] = {{5, 5}, {8, 8}}, ok_lines[] = {{5, 5}, {10, 10}};
+    pqp_lines bad = {short_lines, 2, 2}, good = {ok_lines, 2, 2}, none = {0};
     pbuf scratch = {0};
     pout text, out;
     mr_error err = {0};
-    unsigned char dec[16] = "abc\r\ndef\r\n";
 
     (void)state;
     pout_init(&text, dec, 10);
+    assert_int_equal(pout_copy(&text, dec, 5, &err), 0);
     assert_int_equal(pout_replace(&text, dec + 5, 3, (const unsigned char *)"X", 1, &err), 0);
-    pout_init(&out, (const unsigned char *)b, strlen(b));
-    /* Claimed to decode to fewer bytes than the edit needs. */
-    assert_int_equal(pqp_patch((const unsigned char *)b, strlen(b), "\r\n", 6, &text, &scratch,
-                               &out, &err), MR_E_INTERNAL);
-    assert_int_equal(pqp_patch((const unsigned char *)b, 0, "\r\n", 10, &text, &scratch, &out,
-                               &err), MR_E_INTERNAL);
+    assert_int_equal(pout_copy(&text, dec + 8, 2, &err), 0);
+    pout_init(&out, b, 10);
+    /* Lines that end before the body does, or none. */
+    assert_int_equal(pqp_patch(b, 10, "\r\n", &bad, &text, &scratch, &out, &err),
+                     MR_E_INTERNAL);
+    assert_int_equal(pqp_patch(b, 10, "\r\n", &none, &text, &scratch, &out, &err),
+                     MR_E_INTERNAL);
+    /* An edit past the decoded text. */
+    text.edits[0].orig_off = 9;
+    assert_int_equal(pqp_patch(b, 10, "\r\n", &good, &text, &scratch, &out, &err),
+                     MR_E_INTERNAL);
+    /* And the same edit in place is written: line 2 replaced, line 1 kept. */
+    text.edits[0].orig_off = 5;
+    assert_int_equal(pqp_patch(b, 10, "\r\n", &good, &text, &scratch, &out, &err), 0);
+    assert_int_equal(out.buf.len, 8);
+    assert_memory_equal(out.buf.p, "abc\r\nX\r\n", 8);
+    assert_int_equal(out.n_edits, 1);
+    assert_int_equal(out.edits[0].orig_off, 5);
+    assert_int_equal(out.edits[0].orig_len, 5);
     pout_free(&text);
     pout_free(&out);
     pbuf_free(&scratch);
@@ -272,9 +302,9 @@ static void test_message_keeps_untouched_lines(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decoder_is_line_local),
+        cmocka_unit_test(test_decoder_lines),
         cmocka_unit_test(test_patch_random),
-        cmocka_unit_test(test_patch_refuses_bad_edits),
+        cmocka_unit_test(test_patch_refuses_bad_input),
         cmocka_unit_test(test_message_keeps_untouched_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
