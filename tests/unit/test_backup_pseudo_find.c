@@ -9,27 +9,16 @@
  *   - pmime_classify == the linear search over the header table, for every name in it,
  *     its case variants and near misses.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
+#include "unit/test_backup_pseudo_util.h"
 
 #include "backup/pseudo_int.h"
 
-/* Deterministic generator (xorshift64*), so that a failure can be reproduced. */
+/* Deterministic generator (tp_rnd), so that a failure can be reproduced. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
 static uint64_t rnd(void)
 {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
+    return tp_rnd(&rng_state);
 }
 
 /* Text biased towards what the search looks at: words, digits, greetings, token prefixes,

@@ -11,18 +11,9 @@
 
 #include "backup/pseudo_int.h"
 
-/* xorshift64*: reproducible inputs without global state. */
-static uint64_t rnd_next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1DULL;
-}
-
 static size_t rnd_below(uint64_t *s, size_t n)
 {
-    return n == 0 ? 0 : (size_t)(rnd_next(s) % n);
+    return n == 0 ? 0 : (size_t)(tp_rnd(s) % n);
 }
 
 /* A body an encoder or a broken sender might write: QP escapes (valid and not), soft

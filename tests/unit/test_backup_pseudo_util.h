@@ -18,6 +18,15 @@
 
 #include "backup/pseudo.h"
 
+/* xorshift64*: reproducible random inputs (a failure replays), the state the caller's. */
+static inline uint64_t tp_rnd(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1DULL;
+}
+
 static inline void tp_key(pseudo_key *k, unsigned char fill)
 {
     memset(k->bytes, fill, sizeof k->bytes);
