@@ -305,6 +305,26 @@ static int cmp_len_desc(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* Longest first, then in order of addition (a total order: any sort gives the same).  A
+ * message has a few dozen patterns, where insertion sort beats qsort's calls through a
+ * function pointer; a hostile one with hundreds gets qsort. */
+static void sort_len_desc(struct len_idx *li, size_t n)
+{
+    if (n > 64) {
+        qsort(li, n, sizeof *li, cmp_len_desc);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct len_idx x = li[i];
+        size_t j = i;
+        while (j > 0 && cmp_len_desc(&li[j - 1], &x) > 0) {
+            li[j] = li[j - 1];
+            j--;
+        }
+        li[j] = x;
+    }
+}
+
 static unsigned char first_key(const struct pname_pat *p)
 {
     return p->latin1 ? fold_latin1(p->pat[0]) : fold_ascii(p->pat[0]);
@@ -387,7 +407,7 @@ int pnames_prepare(pnames *n, mr_error *err)
     }
     for (size_t i = 0; i < n->n_pats; i++)
         li[i] = (struct len_idx){n->pats[i].len, i};
-    qsort(li, n->n_pats, sizeof *li, cmp_len_desc);
+    sort_len_desc(li, n->n_pats);
     {
         size_t *tails = n->heads + nh;
         n->n_heads = nh;

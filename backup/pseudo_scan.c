@@ -659,7 +659,10 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
             we = i + 1;
         } else {
             we = pfind_word_end(t, len, i + 1);
-            if ((flags & PSCAN_IP) && is_hex(c) &&
+            /* An IP address goes on after its first group with ':' or '.', which end the
+             * word (ipv4_at and ipv6_at return 0 for any other word: tried first, it is
+             * their commonest answer, and the cheapest to give). */
+            if ((flags & PSCAN_IP) && is_hex(c) && we < len && (t[we] == ':' || t[we] == '.') &&
                 (i == 0 || !(t[i - 1] == ':' || t[i - 1] == '.') ||
                  (i >= 5 && lower(t[i - 5]) == 'i' && lower(t[i - 4]) == 'p' &&
                   lower(t[i - 3]) == 'v' && t[i - 2] == '6' && t[i - 1] == ':'))) {
