@@ -185,10 +185,14 @@ static int pattern_add(pnames *n, const unsigned char *s, size_t len, mr_error *
 
     if (len == 0 || n->n_pats + 2 > PNAMES_MAX_PATTERNS || !has_letter(s, len))
         return 0;
-    if (u8_check(s, len) != NULL)
-        return 0;
-    for (size_t i = 0; i < len; i++)
+    /* Valid UTF-8 only (ASCII, most names, is: no library call for it). */
+    bool ascii = true;
+    for (size_t i = 0; i < len; i++) {
         chars += !utf8_cont_byte(s[i]);
+        ascii = ascii && s[i] < 0x80;
+    }
+    if (!ascii && u8_check(s, len) != NULL)
+        return 0;
     if (chars < 2)
         return 0;
     /* Two-letter names ("Bo") are also ordinary words; only their capitalised form is
@@ -223,9 +227,12 @@ static int pattern_add(pnames *n, const unsigned char *s, size_t len, mr_error *
      * folded pattern), so there is nothing to normalise or add. */
     rc = 0;
     if (!pat_exists(n, u, len, false, exact)) {
+        unsigned char *c;
         rc = canon_add(n, s, len, &canon, err);
         if (rc == 0)
-            rc = pat_push_copy(n, u, len, false, exact, canon, err);
+            rc = (c = parena_dup(n->arena, u, len, err)) != NULL
+                     ? pat_push(n, c, len, false, exact, canon, err)
+                     : MR_E_NOMEM;
         if (rc == 0 && latin1_ok && any8)
             rc = pat_push_copy(n, l, ll, true, exact, canon, err);
     }
