@@ -124,6 +124,12 @@ static inline size_t qp_escape(const unsigned char *in, size_t len, size_t i, in
 
 static int line_push(pqp_lines *lines, size_t enc_end, size_t dec_end, mr_error *err)
 {
+    if (lines->partial)
+        return 0;
+    if (lines->n == lines->max) {
+        lines->partial = true;   /* see pqp_lines: such a body is re-encoded whole */
+        return 0;
+    }
     if (lines->n == lines->cap) {
         size_t cap = lines->cap ? lines->cap * 2 : 64;
         struct pqp_line *nv = realloc(lines->v, cap * sizeof *nv);
@@ -144,8 +150,11 @@ int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, pqp_lines *
 
     if (rc != 0)
         return rc;
-    if (lines != NULL)
+    if (lines != NULL) {
         lines->n = 0;
+        lines->partial = false;
+        lines->max = len / PQP_LINE_MIN + 1;
+    }
     o = out->p + out->len;
     /* Byte by byte (text in Danish has an escape every few bytes, too often for memchr to
      * pay), the output through a local pointer. */
@@ -168,8 +177,8 @@ int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, pqp_lines *
             break;
     }
     out->len = (size_t)(o - out->p);
-    /* The last line, when the body does not end with a line end. */
-    if (rc == 0 && lines != NULL && len > 0 &&
+    /* The last line, when the body does not end with a line end (room is left for it). */
+    if (rc == 0 && lines != NULL && len > 0 && !lines->partial &&
         (lines->n == 0 || lines->v[lines->n - 1].enc_end != len))
         rc = line_push(lines, len, out->len, err);
     return rc;
@@ -178,8 +187,7 @@ int pcodec_qp_decode(const unsigned char *in, size_t len, pbuf *out, pqp_lines *
 void pqp_lines_free(pqp_lines *lines)
 {
     free(lines->v);
-    lines->v = NULL;
-    lines->n = lines->cap = 0;
+    memset(lines, 0, sizeof *lines);
 }
 
 int pcodec_q_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *err)

@@ -179,9 +179,15 @@ int pcodec_b64_decode(const unsigned char *in, size_t len, pbuf *out, mr_error *
 struct pqp_line {
     size_t enc_end, dec_end;
 };
+/* A table entry costs 16 bytes; a body of very short lines (hostile: a megabyte of line
+ * ends) would cost 16 times its size.  So no more than one line per PQP_LINE_MIN bytes of
+ * body is recorded (real mail has 60 to 76): a body with more is left partial, and
+ * re-encoded whole as before the table existed. */
+#define PQP_LINE_MIN 8
 typedef struct pqp_lines {
     struct pqp_line *v;
-    size_t n, cap;
+    size_t n, cap, max;
+    bool partial;           /* lines after the n-th were not recorded */
 } pqp_lines;
 void pqp_lines_free(pqp_lines *lines);
 /* lines: NULL, or filled with the body's lines. */

@@ -552,7 +552,7 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
 
     pout_init(&tmp, NULL, 0);
     rc = body_decode(ctx, b, len, info, &dec, &own, &lines, &cached);
-    patch = lines != NULL && !as_message;
+    patch = lines != NULL && !lines->partial && !as_message;
     if (rc == 0 && dec.len > 0) {
         if (patch)
             pout_init(&tmp, dec.p, dec.len);
