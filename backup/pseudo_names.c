@@ -162,14 +162,12 @@ static bool pat_exists(const pnames *n, const unsigned char *pat, size_t len, bo
     return false;
 }
 
+/* The caller has checked that the pattern is new. */
 static int pat_push_copy(pnames *n, const unsigned char *pat, size_t len, bool latin1,
                          bool exact, size_t canon, mr_error *err)
 {
-    unsigned char *c;
+    unsigned char *c = parena_dup(n->arena, pat, len, err);
 
-    if (pat_exists(n, pat, len, latin1, exact))
-        return 0;
-    c = parena_dup(n->arena, pat, len, err);
     if (c == NULL)
         return MR_E_NOMEM;
     return pat_push(n, c, len, latin1, exact, canon, err);
@@ -227,13 +225,10 @@ static int pattern_add(pnames *n, const unsigned char *s, size_t len, mr_error *
      * folded pattern), so there is nothing to normalise or add. */
     rc = 0;
     if (!pat_exists(n, u, len, false, exact)) {
-        unsigned char *c;
         rc = canon_add(n, s, len, &canon, err);
         if (rc == 0)
-            rc = (c = parena_dup(n->arena, u, len, err)) != NULL
-                     ? pat_push(n, c, len, false, exact, canon, err)
-                     : MR_E_NOMEM;
-        if (rc == 0 && latin1_ok && any8)
+            rc = pat_push_copy(n, u, len, false, exact, canon, err);
+        if (rc == 0 && latin1_ok && any8 && !pat_exists(n, l, ll, true, exact))
             rc = pat_push_copy(n, l, ll, true, exact, canon, err);
     }
     if (u != ubuf) {

@@ -33,6 +33,7 @@
 #include <libdeflate.h>
 #include <openssl/evp.h>
 
+#include "backup/buf.h"
 #include "backup/pseudo.h"
 #include "backup/volume.h"   /* VOLUME_DEFAULT_LEVEL */
 
@@ -306,8 +307,10 @@ static int bench_compression(pseudo_session *ps, unsigned char **msgs, const siz
                              size_t n, size_t total, int reps)
 {
     struct libdeflate_compressor *c = libdeflate_alloc_compressor(VOLUME_DEFAULT_LEVEL);
-    unsigned char *all = NULL, *gz = NULL;
-    size_t len = 0, cap = 0, gz_len = 0, bound;
+    struct mr_buf all = {0};
+    unsigned char *gz = NULL;
+    size_t gz_len = 0, bound;
+    mr_error err = {0};
     double c0, c1;
     int rc = 1;
 
@@ -315,44 +318,34 @@ static int bench_compression(pseudo_session *ps, unsigned char **msgs, const siz
         return 1;
     for (size_t i = 0; i < n; i++) {
         pseudo_result *res = NULL;
-        mr_error err = {0};
         const unsigned char *b;
         size_t bl;
         if (pseudo_session_message(ps, msgs[i], lens[i], &res, &err) != 0)
             goto out;
         b = pseudo_result_bytes(res, &bl);
-        if (len + bl > cap) {
-            size_t ncap = (len + bl) * 2;
-            unsigned char *na = realloc(all, ncap);
-            if (na == NULL) {
-                pseudo_result_free(res);
-                goto out;
-            }
-            all = na;
-            cap = ncap;
-        }
-        memcpy(all + len, b, bl);
-        len += bl;
+        int arc = buf_append(&all, b, bl, &err);
         pseudo_result_free(res);
+        if (arc != 0)
+            goto out;
     }
-    bound = libdeflate_gzip_compress_bound(c, len);
+    bound = libdeflate_gzip_compress_bound(c, all.len);
     gz = malloc(bound ? bound : 1);
     if (gz == NULL)
         goto out;
     c0 = now(CLOCK_PROCESS_CPUTIME_ID);
     for (int r = 0; r < reps; r++)
-        gz_len = libdeflate_gzip_compress(c, all, len, gz, bound);
+        gz_len = libdeflate_gzip_compress(c, all.data, all.len, gz, bound);
     c1 = now(CLOCK_PROCESS_CPUTIME_ID);
     if (gz_len == 0)
         goto out;
     printf("compression: %.1f MB/s per core (libdeflate gzip level %d, the archive's default, "
            "of the pseudonymised messages; MB of original per second), %.1f MB -> %.1f MB\n",
-           (double)total * reps / 1e6 / (c1 - c0), VOLUME_DEFAULT_LEVEL, (double)len / 1e6,
+           (double)total * reps / 1e6 / (c1 - c0), VOLUME_DEFAULT_LEVEL, (double)all.len / 1e6,
            (double)gz_len / 1e6);
     rc = 0;
 out:
     libdeflate_free_compressor(c);
-    free(all);
+    buf_free(&all);
     free(gz);
     return rc;
 }
