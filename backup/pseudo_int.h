@@ -228,6 +228,10 @@ struct pname_pat {
     bool latin1;            /* pattern is ISO-8859-1, else UTF-8 */
     bool exact_case;        /* short parts: must match as written */
     size_t canon;           /* index into canon[] */
+    /* Computed once when the pattern is added, not at every prepare: the hash of its
+     * folded first word (the chain it goes in) and that word's length. */
+    uint64_t khash;
+    size_t first_word;
 };
 
 typedef struct pnames {
@@ -250,9 +254,8 @@ typedef struct pnames {
     unsigned char pair_groups[32];
     /* Patterns chained by the hash of their folded first word (longest first), so a word
      * of text is compared only with patterns that begin with that same word.  The arrays
-     * are kept between prepares (cap_index entries of khash/next, 2 * cap_heads of heads:
-     * the second half is scratch). */
-    uint64_t *khash;
+     * are kept between prepares (cap_index entries of next, 2 * cap_heads of heads: the
+     * second half is scratch). */
     size_t *next, *heads;
     size_t n_heads, cap_index, cap_heads;
     bool prepared;

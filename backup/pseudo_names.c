@@ -41,7 +41,6 @@ void pnames_free(pnames *n)
     free(n->pats);
     free(n->canon);
     free(n->canon_len);
-    free(n->khash);
     free(n->next);
     free(n->heads);
     memset(n, 0, sizeof *n);
@@ -83,33 +82,44 @@ static bool word_byte(unsigned char c)
            c == '_' || c >= 0x80;
 }
 
-static bool has_letter(const unsigned char *s, size_t len)
+/* Patterns and names are a few bytes long and most comparisons fail at the first: a loop
+ * here costs less than a call to memcmp. */
+static bool same_bytes(const unsigned char *a, const unsigned char *b, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] >= 0xC0)
-            return true;
-    return false;
+        if (a[i] != b[i])
+            return false;
+    return true;
 }
 
-static int canon_add(pnames *n, const unsigned char *v, size_t len, size_t *idx,
-                     mr_error *err)
+/* The canonical value of a name: its token's input (ptoken_normalise_buf: blanks
+ * collapsed, NFC, case-folded), stored once per distinct value.  folded, when not NULL, is
+ * that value already: the caller folded a name of ASCII and precomposed Latin-1 letters,
+ * for which NFC and case folding are the byte folding of fold_utf8 (see simple_utf8). */
+static int canon_add(pnames *n, const unsigned char *v, size_t len, const unsigned char *folded,
+                     size_t *idx, mr_error *err)
 {
     unsigned char buf[256], *norm = NULL, *kept;
     size_t nlen = 0;
-    int rc = ptoken_normalise_buf(PSEUDO_NAME, v, len, buf, sizeof buf, &norm, &nlen, err);
 
-    if (rc != 0)
-        return rc;
+    if (folded != NULL) {
+        norm = (unsigned char *)folded;   /* not written: only compared and copied */
+        nlen = len;
+    } else {
+        int rc = ptoken_normalise_buf(PSEUDO_NAME, v, len, buf, sizeof buf, &norm, &nlen, err);
+        if (rc != 0)
+            return rc;
+    }
     for (size_t i = 0; i < n->n_canon; i++) {
-        if (n->canon_len[i] == nlen && memcmp(n->canon[i], norm, nlen) == 0) {
-            if (norm != buf)
+        if (n->canon_len[i] == nlen && same_bytes(n->canon[i], norm, nlen)) {
+            if (norm != buf && norm != folded)
                 free(norm);
             *idx = i;
             return 0;
         }
     }
     kept = parena_dup(n->arena, norm, nlen, err);
-    if (norm != buf)
+    if (norm != buf && norm != folded)
         free(norm);
     if (kept == NULL)
         return MR_E_NOMEM;
@@ -132,10 +142,15 @@ static int canon_add(pnames *n, const unsigned char *v, size_t len, size_t *idx,
     return 0;
 }
 
-/* pat lives in the arena; the caller has checked that it is new. */
-static int pat_push(pnames *n, unsigned char *pat, size_t len, bool latin1, bool exact,
-                    size_t canon, mr_error *err)
+static uint64_t pat_key_hash(const unsigned char *pat, size_t len, bool latin1, size_t *fw);
+
+/* Copy pat (the caller has checked that it is new) into the arena as a pattern. */
+static int pat_push_copy(pnames *n, const unsigned char *pat, size_t len, bool latin1,
+                         bool exact, size_t canon, mr_error *err)
 {
+    unsigned char *c;
+    size_t fw = 0;
+
     if (n->n_pats == n->cap_pats) {
         size_t cap = n->cap_pats ? n->cap_pats * 2 : 16;
         struct pname_pat *np = realloc(n->pats, cap * sizeof *np);
@@ -144,8 +159,13 @@ static int pat_push(pnames *n, unsigned char *pat, size_t len, bool latin1, bool
         n->pats = np;
         n->cap_pats = cap;
     }
-    n->pats[n->n_pats++] = (struct pname_pat){
-        .pat = pat, .len = len, .latin1 = latin1, .exact_case = exact, .canon = canon};
+    c = parena_dup(n->arena, pat, len, err);
+    if (c == NULL)
+        return MR_E_NOMEM;
+    uint64_t kh = pat_key_hash(c, len, latin1, &fw);
+    n->pats[n->n_pats++] = (struct pname_pat){.pat = c, .len = len, .latin1 = latin1,
+                                              .exact_case = exact, .canon = canon,
+                                              .khash = kh, .first_word = fw};
     n->prepared = false;
     return 0;
 }
@@ -156,87 +176,106 @@ static bool pat_exists(const pnames *n, const unsigned char *pat, size_t len, bo
     for (size_t i = 0; i < n->n_pats; i++) {
         const struct pname_pat *p = &n->pats[i];
         if (p->len == len && p->latin1 == latin1 && p->exact_case == exact &&
-            memcmp(p->pat, pat, len) == 0)
+            same_bytes(p->pat, pat, len))
             return true;
     }
     return false;
 }
 
-/* The caller has checked that the pattern is new. */
-static int pat_push_copy(pnames *n, const unsigned char *pat, size_t len, bool latin1,
-                         bool exact, size_t canon, mr_error *err)
+/* Valid UTF-8 whose only non-ASCII letters are the precomposed Latin-1 ones (C3 80..BF,
+ * without ß, which folds to "ss"): NFC already, and case-folded byte by byte as fold_utf8
+ * does.  Almost every name in Danish mail is. */
+static bool simple_utf8(const unsigned char *s, size_t len)
 {
-    unsigned char *c = parena_dup(n->arena, pat, len, err);
-
-    if (c == NULL)
-        return MR_E_NOMEM;
-    return pat_push(n, c, len, latin1, exact, canon, err);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x80)
+            continue;
+        if (s[i] != 0xC3 || i + 1 >= len || s[i + 1] < 0x80 || s[i + 1] > 0xBF ||
+            s[i + 1] == 0x9F)
+            return false;
+        i++;
+    }
+    return true;
 }
 
 /* One pattern (a whole name or a part) in UTF-8, plus its Latin-1 form when it has one. */
 static int pattern_add(pnames *n, const unsigned char *s, size_t len, mr_error *err)
 {
-    size_t canon = 0, chars = 0;
-    bool exact, latin1_ok = true, any8 = false;
-    unsigned char ubuf[256], lbuf[256], *u = ubuf, *l = lbuf;
-    int rc;
+    size_t canon = 0, chars = 0, ll = 0;
+    bool exact, letter = false, ascii = true, simple, latin1_ok = true, any8 = false;
+    unsigned char fbuf[256], lbuf[256], *f = fbuf, *l = lbuf;
+    int rc = 0;
 
-    if (len == 0 || n->n_pats + 2 > PNAMES_MAX_PATTERNS || !has_letter(s, len))
+    if (len == 0 || n->n_pats + 2 > PNAMES_MAX_PATTERNS)
         return 0;
-    /* Valid UTF-8 only (ASCII, most names, is: no library call for it). */
-    bool ascii = true;
-    for (size_t i = 0; i < len; i++) {
-        chars += !utf8_cont_byte(s[i]);
-        ascii = ascii && s[i] < 0x80;
-    }
-    if (!ascii && u8_check(s, len) != NULL)
-        return 0;
-    if (chars < 2)
-        return 0;
-    /* Two-letter names ("Bo") are also ordinary words; only their capitalised form is
-     * taken as the name. */
-    exact = chars < 3;
-    if (len > sizeof ubuf) {
-        u = malloc(len);
+    if (len > sizeof fbuf) {
+        f = malloc(len);
         l = malloc(len);
-        if (u == NULL || l == NULL) {
-            free(u);
+        if (f == NULL || l == NULL) {
+            free(f);
             free(l);
             return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
         }
     }
-    size_t ll = 0;
+    /* One walk: letters, characters, ASCII, and the folded UTF-8 form. */
     for (size_t i = 0; i < len; i++) {
-        u[i] = exact ? s[i] : fold_utf8(i > 0 ? s[i - 1] : 0, s[i]);
-        if (s[i] < 0x80) {
-            l[ll++] = exact ? s[i] : fold_latin1(s[i]);
-        } else if ((s[i] == 0xC2 || s[i] == 0xC3) && i + 1 < len && utf8_cont_byte(s[i + 1])) {
-            unsigned char c = (unsigned char)(((s[i] & 0x1F) << 6) | (s[i + 1] & 0x3F));
-            l[ll++] = exact ? c : fold_latin1(c);
-            any8 = true;
-            i++;
-            u[i] = exact ? s[i] : fold_utf8(s[i - 1], s[i]);
-        } else {
-            latin1_ok = false;
+        unsigned char c = s[i];
+        letter = letter || (unsigned)((c | 0x20) - 'a') < 26u || c >= 0xC0;
+        chars += (c & 0xC0) != 0x80;
+        ascii = ascii && c < 0x80;
+        f[i] = fold_utf8(i > 0 ? s[i - 1] : 0, c);
+    }
+    /* Names with a letter, of two characters or more, in valid UTF-8. */
+    simple = ascii || simple_utf8(s, len);
+    if (!letter || (!simple && u8_check(s, len) != NULL) || chars < 2)
+        goto done;
+    /* Two-letter names ("Bo") are also ordinary words; only their capitalised form is
+     * taken as the name. */
+    exact = chars < 3;
+    if (!ascii) {
+        for (size_t i = 0; i < len; i++) {
+            if (s[i] < 0x80) {
+                l[ll++] = exact ? s[i] : fold_latin1(s[i]);
+            } else if ((s[i] == 0xC2 || s[i] == 0xC3) && i + 1 < len &&
+                       utf8_cont_byte(s[i + 1])) {
+                unsigned char c = (unsigned char)(((s[i] & 0x1F) << 6) | (s[i + 1] & 0x3F));
+                l[ll++] = exact ? c : fold_latin1(c);
+                any8 = true;
+                i++;
+            } else {
+                latin1_ok = false;
+            }
         }
     }
-    /* The same name seen again (every header, every pass): its folded pattern already
-     * exists, and with it its canonical value and Latin-1 form (both follow from the
-     * folded pattern), so there is nothing to normalise or add. */
-    rc = 0;
-    if (!pat_exists(n, u, len, false, exact)) {
-        rc = canon_add(n, s, len, &canon, err);
-        if (rc == 0)
-            rc = pat_push_copy(n, u, len, false, exact, canon, err);
-        if (rc == 0 && latin1_ok && any8 && !pat_exists(n, l, ll, true, exact))
-            rc = pat_push_copy(n, l, ll, true, exact, canon, err);
+    /* The same name seen again (every header, every pass): its pattern already exists,
+     * and with it its canonical value and Latin-1 form (both follow from the pattern), so
+     * there is nothing to normalise or add.  Exact-case patterns are the name as written. */
+    {
+        const unsigned char *u = exact ? s : f;
+        if (!pat_exists(n, u, len, false, exact)) {
+            rc = canon_add(n, s, len, simple ? f : NULL, &canon, err);
+            if (rc == 0)
+                rc = pat_push_copy(n, u, len, false, exact, canon, err);
+            if (rc == 0 && latin1_ok && any8 && !pat_exists(n, l, ll, true, exact))
+                rc = pat_push_copy(n, l, ll, true, exact, canon, err);
+        }
     }
-    if (u != ubuf) {
-        free(u);
+done:
+    if (f != fbuf) {
+        free(f);
         free(l);
     }
     return rc;
 }
+
+/* What pnames_add does with a byte of a display name: most bytes are kept; quotes,
+ * escapes, parentheses and angle brackets dropped; blanks collapsed (one table lookup
+ * instead of ten compares a byte). */
+enum { NB_KEEP, NB_DROP, NB_BLANK };
+static const unsigned char NAME_BYTE[256] = {
+    ['"'] = NB_DROP, ['\\'] = NB_DROP, ['('] = NB_DROP, [')'] = NB_DROP, ['<'] = NB_DROP,
+    ['>'] = NB_DROP, [' '] = NB_BLANK, ['\t'] = NB_BLANK, ['\r'] = NB_BLANK, ['\n'] = NB_BLANK,
+};
 
 int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err)
 {
@@ -255,9 +294,9 @@ int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err)
     /* Drop quotes and escapes, collapse blanks: what a reader sees of the name. */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = utf8[i];
-        if (c == '"' || c == '\\' || c == '(' || c == ')' || c == '<' || c == '>')
+        if (NAME_BYTE[c] == NB_DROP)
             continue;
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+        if (NAME_BYTE[c] == NB_BLANK) {
             pending = k > 0;
             continue;
         }
@@ -344,15 +383,18 @@ static uint64_t word_hash(const unsigned char *t, size_t i, size_t we, bool lati
     return h;
 }
 
-static uint64_t pat_key_hash(const struct pname_pat *p)
+/* The chain key of a pattern (the hash of its first word, as word_hash folds a text word
+ * of its variant) and, in *fw, that word's length. */
+static uint64_t pat_key_hash(const unsigned char *pat, size_t len, bool latin1, size_t *fw)
 {
     size_t we = 0;
 
-    while (we < p->len && we < 256 && word_byte(p->pat[we]))
+    while (we < len && word_byte(pat[we]))
         we++;
+    *fw = we;
     /* Patterns are stored folded unless exact_case; hash the folded form either way.
      * Folding is idempotent, so folding a folded pattern changes nothing. */
-    return word_hash(p->pat, 0, we, p->latin1);
+    return word_hash(pat, 0, we < 256 ? we : 256, latin1);
 }
 
 /* The pattern's first two bytes into the pairs table (see pnames.pairs). */
@@ -387,10 +429,6 @@ int pnames_prepare(pnames *n, mr_error *err)
     if (n->n_pats > n->cap_index || nh > n->cap_heads) {
         size_t cap = n->n_pats > n->cap_index ? n->cap_pats : n->cap_index;
         size_t hcap = nh > n->cap_heads ? nh : n->cap_heads;
-        uint64_t *kh = realloc(n->khash, cap * sizeof *kh);
-        if (kh == NULL)
-            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
-        n->khash = kh;
         size_t *nx = realloc(n->next, cap * sizeof *nx);
         if (nx == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
@@ -418,9 +456,8 @@ int pnames_prepare(pnames *n, mr_error *err)
         /* Appending in longest-first order keeps every chain longest first. */
         for (size_t i = 0; i < n->n_pats; i++) {
             size_t p = li[i].idx, slot;
-            n->khash[p] = pat_key_hash(&n->pats[p]);
             n->next[p] = SIZE_MAX;
-            slot = n->khash[p] & (nh - 1);
+            slot = n->pats[p].khash & (nh - 1);
             if (tails[slot] == SIZE_MAX)
                 n->heads[slot] = p;
             else
@@ -431,10 +468,7 @@ int pnames_prepare(pnames *n, mr_error *err)
              * its first word (they are compared up to the word's end). */
             const struct pname_pat *pp = &n->pats[p];
             unsigned char k = first_key(pp);
-            size_t fw = 0;
-            while (fw < pp->len && word_byte(pp->pat[fw]))
-                fw++;
-            uint64_t bit = 1ull << (fw < 63 ? fw : 63);
+            uint64_t bit = 1ull << (pp->first_word < 63 ? pp->first_word : 63);
             n->first[k] |= bit;
             if ((k >= 'a' && k <= 'z') || (pp->latin1 && k >= 0xE0 && k <= 0xFE && k != 0xF7))
                 n->first[k - 32] |= bit;
@@ -494,21 +528,24 @@ size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t 
                     size_t *canon)
 {
     size_t best = 0;
-    bool ascii = true;
-    uint64_t h[2];
+    unsigned char any8 = 0;
+    uint64_t h[2] = {1469598103934665603ULL, 0};   /* word_hash's seed */
 
     if (n->n_heads == 0)
         return 0;
-    for (size_t j = i; j < we && ascii; j++)
-        ascii = t[j] < 0x80;
+    /* The UTF-8 variant's hash (word_hash), and whether the word is ASCII, in one walk. */
+    for (size_t j = i; j < we; j++) {
+        h[0] = (h[0] ^ fold_utf8(j > i ? t[j - 1] : 0, t[j])) * 1099511628211ULL;
+        any8 |= t[j];
+    }
+    bool ascii = any8 < 0x80;
     /* Both variants fold ASCII alike: one hash and one chain walk for an ASCII word. */
-    h[0] = word_hash(t, i, we, false);
     h[1] = ascii ? h[0] : word_hash(t, i, we, true);
     for (int v = 0; v < (ascii ? 1 : 2); v++) {
         for (size_t p = n->heads[h[v] & (n->n_heads - 1)]; p != SIZE_MAX; p = n->next[p]) {
             const struct pname_pat *pp = &n->pats[p];
             size_t m;
-            if (n->khash[p] != h[pp->latin1] || (!ascii && pp->latin1 != (v == 1)))
+            if (pp->khash != h[pp->latin1] || (!ascii && pp->latin1 != (v == 1)))
                 continue;
             if (pp->len <= best)
                 break;  /* longest first: nothing longer follows in this chain */
