@@ -72,21 +72,10 @@ static const unsigned char CLASS[256] = {
 /* The second byte of each token prefix ("CPR-", "TLF-", "Navn-", "IP-") by its first. */
 static const unsigned char CTNI_SECOND[256] = {['C'] = 'P', ['T'] = 'L', ['N'] = 'a', ['I'] = 'P'};
 
-/* Greeting and sign-off words by first letter (either case): bit n set when one of them is
- * n bytes long (the KEYWORDS of pseudo_scan.c: hej, hi, hello, hilsen, ...). */
-static const unsigned char KW_LEN[26] = {
-    ['c' - 'a'] = 1u << 6,
-    ['d' - 'a'] = 1u << 4,
-    ['g' - 'a'] = 1u << 6,
-    ['h' - 'a'] = 1u << 2 | 1u << 3 | 1u << 5 | 1u << 6 | 1u << 7,
-    ['k' - 'a'] = 1u << 2 | 1u << 4 | 1u << 5,
-    ['m' - 'a'] = 1u << 3,
-    ['r' - 'a'] = 1u << 7,
-    ['v' - 'a'] = 1u << 2,
-};
-
-/* The same by the first two letters (ASCII, either case), which rejects most ordinary
- * words that share a first letter and a length with a keyword ("har", "min", "vi"). */
+/* Greeting and sign-off words by their first two letters (ASCII, either case): bit n set
+ * when one of them is n bytes long (the words of keyword() in pseudo_scan.c: hej, hi,
+ * hello, hilsen, ...).  This rejects most ordinary words that share a first letter and a
+ * length with a keyword ("har", "min", "vi"). */
 #define L(c) ((c) - 'a')
 static const unsigned char KW_LEN2[26][26] = {
     [L('c')][L('h')] = 1u << 6,                         /* cheers */
@@ -103,18 +92,6 @@ static const unsigned char KW_LEN2[26][26] = {
     [L('v')][L('h')] = 1u << 2,                         /* vh */
 };
 #undef L
-
-static inline unsigned kw_lengths(unsigned char c)
-{
-    unsigned i = (unsigned)(c | 0x20) - 'a';   /* a letter of either case, else >= 26 */
-
-    return i < 26 ? KW_LEN[i] : 0;
-}
-
-unsigned pfind_kw_lengths(unsigned char c)
-{
-    return kw_lengths(c);
-}
 
 static inline unsigned kw_lengths2(unsigned char c0, unsigned char c1)
 {

@@ -389,10 +389,6 @@ struct pfilter {
  * f->avx2 is set when the CPU has AVX2 (a test may clear it to try the other path). */
 void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, bool keywords);
 
-/* Bit l set (2 <= l <= 7) when a greeting or sign-off word starting with c (either case)
- * is l bytes long. */
-unsigned pfind_kw_lengths(unsigned char c);
-
 /* An iterator over the candidate positions of one text under one filter: the bit masks of
  * the current 64-byte window are kept, so a scanner that resumes after each candidate does
  * not classify the same bytes again. */

@@ -436,21 +436,29 @@ static size_t cap_word(const unsigned char *t, size_t len, size_t i)
     return j;
 }
 
+/* Capitalised words that are not names although they follow a greeting ("Hej Alle",
+ * "Kære Kunde") or stand where a signature's name would ("Med venlig hilsen").  By
+ * length, so that a word is compared with at most six of them. */
 static bool stop_word(const unsigned char *t, size_t len)
 {
-#define SW(s) {s, sizeof s - 1}
-    static const struct {
-        const char *w;
-        size_t len;
-    } words[] = {SW("Medlem"), SW("Kunde"), SW("Alle"), SW("Jer"), SW("Team"), SW("Sir"),
-                 SW("Madam"), SW("Tak"), SW("Jeg"), SW("Vi"), SW("Du"), SW("De"), SW("Med"),
-                 SW("Venlig"), SW("Hilsen"), SW("Mvh"), SW("Kontakt")};
-#undef SW
-
-    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
-        if (words[k].len == len && memcmp(words[k].w, t, len) == 0)
-            return true;
-    return false;
+#define IS(s) (memcmp(t, s, sizeof s - 1) == 0)
+    switch (len) {
+    case 2:
+        return IS("Vi") || IS("Du") || IS("De");
+    case 3:
+        return IS("Jer") || IS("Sir") || IS("Tak") || IS("Jeg") || IS("Med") || IS("Mvh");
+    case 4:
+        return IS("Alle") || IS("Team");
+    case 5:
+        return IS("Kunde") || IS("Madam");
+    case 6:
+        return IS("Medlem") || IS("Venlig") || IS("Hilsen");
+    case 7:
+        return IS("Kontakt");
+    default:
+        return false;
+    }
+#undef IS
 }
 
 /* One to three capitalised words on one line from i; end in *end, false if none. */
@@ -475,66 +483,74 @@ static bool name_words(const unsigned char *t, size_t len, size_t i, size_t *end
     return true;
 }
 
-static bool word_is(const unsigned char *t, size_t len, size_t i, const char *w, size_t l,
-                    size_t *end)
+/* t[0, l) is w (lower case), ASCII letters in either case. */
+static inline bool same_word(const unsigned char *t, const char *w, size_t l)
 {
-    if (len - i < l)
-        return false;
     for (size_t k = 0; k < l; k++)
-        if (lower(t[i + k]) != (unsigned char)w[k])
+        if (lower(t[k]) != (unsigned char)w[k])
             return false;
-    if (i + l < len && (is_alnum(t[i + l]) || t[i + l] >= 0x80))
-        return false;
-    *end = i + l;
     return true;
 }
 
-struct keyword {
-    const char *w;
-    size_t len;
-    bool sign;      /* sign-off (name on a following line) rather than greeting */
-};
+enum keyword { KW_NONE, KW_GREETING, KW_SIGN_OFF };
 
-#define KW(s, sign) {s, sizeof s - 1, sign}
-static const struct keyword KEYWORDS[] = {
-    KW("hej", false), KW("k\xc3\xa6re", false), KW("k\xe6re", false), KW("kaere", false),
-    KW("hi", false), KW("hello", false), KW("dear", false), KW("goddag", false),
-    KW("hejsa", false), KW("hallo", false), KW("davs", false),
-    KW("hilsen", true), KW("hilsner", true), KW("mvh", true), KW("vh", true), KW("kh", true),
-    KW("regards", true), KW("cheers", true),
-};
-#undef KW
-
-/* Can the word t[i, we) be a greeting or sign-off (first letter and length)? */
-static inline bool kw_candidate(const unsigned char *t, size_t i, size_t we)
+/* Is the whole word w[0, wl) a greeting ("hej", "kære" in UTF-8 and Latin-1, ...) or a
+ * sign-off ("hilsen", "mvh", ...), in either case?  It runs at most word starts the
+ * scanner visits, so it dispatches on first letter and length (a jump table): an ordinary
+ * word costs one lookup, a word that shares both with a keyword at most three compares.
+ * pseudo_find.c's KW_LEN2 and KW_GROUPS list the same words by their first two bytes. */
+static enum keyword keyword(const unsigned char *w, size_t wl)
 {
-    size_t wl = we - i;
-
-    return wl >= 2 && wl <= 7 && (pfind_kw_lengths(t[i]) >> wl & 1u);
+#define KEY(c, l) ((unsigned)(c) << 3 | (l))
+#define IS(s) same_word(w, s, sizeof s - 1)
+    if (wl < 2 || wl > 7)
+        return KW_NONE;
+    switch (KEY(lower(w[0]), wl)) {
+    case KEY('c', 6):
+        return IS("cheers") ? KW_SIGN_OFF : KW_NONE;
+    case KEY('d', 4):
+        return IS("dear") || IS("davs") ? KW_GREETING : KW_NONE;
+    case KEY('g', 6):
+        return IS("goddag") ? KW_GREETING : KW_NONE;
+    case KEY('h', 2):
+        return IS("hi") ? KW_GREETING : KW_NONE;
+    case KEY('h', 3):
+        return IS("hej") ? KW_GREETING : KW_NONE;
+    case KEY('h', 5):
+        return IS("hello") || IS("hejsa") || IS("hallo") ? KW_GREETING : KW_NONE;
+    case KEY('h', 6):
+        return IS("hilsen") ? KW_SIGN_OFF : KW_NONE;
+    case KEY('h', 7):
+        return IS("hilsner") ? KW_SIGN_OFF : KW_NONE;
+    case KEY('k', 2):
+        return IS("kh") ? KW_SIGN_OFF : KW_NONE;
+    case KEY('k', 4):
+        return IS("k\xe6re") ? KW_GREETING : KW_NONE;
+    case KEY('k', 5):
+        return IS("k\xc3\xa6re") || IS("kaere") ? KW_GREETING : KW_NONE;
+    case KEY('m', 3):
+        return IS("mvh") ? KW_SIGN_OFF : KW_NONE;
+    case KEY('r', 7):
+        return IS("regards") ? KW_SIGN_OFF : KW_NONE;
+    case KEY('v', 2):
+        return IS("vh") ? KW_SIGN_OFF : KW_NONE;
+    default:
+        return KW_NONE;
+    }
+#undef IS
+#undef KEY
 }
 
-/* The greeting or sign-off word t[i, we) (a whole word): where the name after it
- * starts, or 0. */
+/* The word t[i, we) (a whole word: t[we] is not a word byte): if it is a greeting or
+ * sign-off, where the name after it starts, else 0. */
 static size_t name_after_keyword(const unsigned char *t, size_t len, size_t i, size_t we)
 {
-    unsigned char f = lower(t[i]);
-    size_t e = 0, j, wl = we - i;
-    const struct keyword *kw = NULL;
+    enum keyword kw = keyword(t + i, we - i);
+    size_t e = we, j;
 
-    /* Cheap filters first: this runs at every word start.  Keywords are 2 to 7 bytes. */
-    if (wl < 2 || wl > 7 || (f != 'h' && f != 'k' && f != 'd' && f != 'g' && f != 'm' &&
-                             f != 'v' && f != 'r' && f != 'c'))
+    if (kw == KW_NONE)
         return 0;
-    for (size_t k = 0; k < sizeof KEYWORDS / sizeof KEYWORDS[0]; k++) {
-        if ((unsigned char)KEYWORDS[k].w[0] == f && KEYWORDS[k].len == wl &&
-            word_is(t, len, i, KEYWORDS[k].w, KEYWORDS[k].len, &e)) {
-            kw = &KEYWORDS[k];
-            break;
-        }
-    }
-    if (kw == NULL)
-        return 0;
-    if (!kw->sign) {
+    if (kw == KW_GREETING) {
         j = e;
         while (j < len && (t[j] == ' ' || t[j] == '\t'))
             j++;
@@ -704,7 +720,7 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
                 m.canon = SIZE_MAX;
             }
             if (guess && end == 0 && is_alpha(c) && (forced_s == SIZE_MAX || i >= forced_e)) {
-                size_t ns = kw_candidate(t, i, we) ? name_after_keyword(t, len, i, we) : 0, ne = 0;
+                size_t ns = name_after_keyword(t, len, i, we), ne = 0;
                 if (ns != 0 && name_words(t, len, ns, &ne) && ne <= next_e) {
                     forced_s = ns;
                     forced_e = ne;
@@ -739,7 +755,7 @@ int pscan_learn(struct pseudo_ctx *ctx, const unsigned char *t, size_t len)
     pfind_start(&it, &pf, t, len);
     while ((i = pfind_next(&it, i, len)) < len) {
         size_t we = pfind_word_end(t, len, i + 1), ns, ne = 0;
-        ns = kw_candidate(t, i, we) ? name_after_keyword(t, len, i, we) : 0;
+        ns = name_after_keyword(t, len, i, we);
         if (ns != 0 && name_words(t, len, ns, &ne)) {
             int rc = pnames_add(&ctx->names, t + ns, ne - ns, ctx->err);
             if (rc != 0)
