@@ -17,12 +17,14 @@
  * group (low three bits) of its second byte in the table of greetings and learnt names —
  * a superset of the exact test, so that most words skip it.  Without AVX2 every word start
  * gets the exact test (an SSE2 prefilter of the pairs, 16 bytes at a time, cost as much as
- * it saved).
+ * it saved).  A filter of greetings and sign-offs alone (pass 1's learning scan) has a
+ * classifier of its own that computes only the word mask and the keywords' first two
+ * bytes (pfind_classify_kw_avx2): pass 1 no longer pays for masks it does not use.
  *
  * The masks come from AVX2, from SSE2 (baseline on x86-64) or from a plain loop elsewhere
  * (also with -DPSEUDO_NO_SIMD, CMake option MAILRET_PSEUDO_NO_SIMD); test_backup_pseudo_find
  * compares whichever are compiled and usable with the plain loop, checks that the
- * prefilter keeps every candidate, and compares the search with pfind_candidate (the
+ * prefilters keep every candidate, and compares the search with pfind_candidate (the
  * definition, one position at a time), with and without AVX2, in either build. */
 #include "backup/pseudo_int.h"
 
@@ -358,6 +360,95 @@ void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsign
 }
 #endif
 
+#ifdef PFIND_AVX2
+/* The keyword-only search (pass 1 looks for greetings and sign-offs, nothing else) needs
+ * the word bytes and the keywords' first two bytes, not the six masks and the group
+ * prefilter of pfind_classify_avx2.  Both come from nibble tables: a byte's classes are
+ * LO[b & 15] & HI[b >> 4], one bit per class, two shuffles for 32 bytes.
+ *
+ * Word bytes (pfind_word[]): digits (row 3), 'A'-'O' and 'a'-'o' (rows 4, 6, low nibble
+ * 1-F), 'P'-'Z' and 'p'-'z' (rows 5, 7, low nibble 0-A), '_' (row 5, F), 8-bit bytes. */
+enum { WB_DIGIT = 1, WB_AO = 2, WB_PZ = 4, WB_UNDER = 8, WB_HIGH = 16 };
+static const unsigned char WORD_LO[16] = {
+    [0] = WB_DIGIT | WB_PZ | WB_HIGH,
+    [1] = WB_DIGIT | WB_AO | WB_PZ | WB_HIGH, [2] = WB_DIGIT | WB_AO | WB_PZ | WB_HIGH,
+    [3] = WB_DIGIT | WB_AO | WB_PZ | WB_HIGH, [4] = WB_DIGIT | WB_AO | WB_PZ | WB_HIGH,
+    [5] = WB_DIGIT | WB_AO | WB_PZ | WB_HIGH, [6] = WB_DIGIT | WB_AO | WB_PZ | WB_HIGH,
+    [7] = WB_DIGIT | WB_AO | WB_PZ | WB_HIGH, [8] = WB_DIGIT | WB_AO | WB_PZ | WB_HIGH,
+    [9] = WB_DIGIT | WB_AO | WB_PZ | WB_HIGH, [10] = WB_AO | WB_PZ | WB_HIGH,
+    [11] = WB_AO | WB_HIGH, [12] = WB_AO | WB_HIGH, [13] = WB_AO | WB_HIGH,
+    [14] = WB_AO | WB_HIGH, [15] = WB_AO | WB_UNDER | WB_HIGH,
+};
+static const unsigned char WORD_HI[16] = {
+    [3] = WB_DIGIT, [4] = WB_AO, [5] = WB_PZ | WB_UNDER, [6] = WB_AO, [7] = WB_PZ,
+    [8] = WB_HIGH, [9] = WB_HIGH, [10] = WB_HIGH, [11] = WB_HIGH, [12] = WB_HIGH,
+    [13] = WB_HIGH, [14] = WB_HIGH, [15] = WB_HIGH,
+};
+
+/* The keywords' first letters (either case), one bit each; their low nibbles differ, so
+ * FIRST_LO & FIRST_HI is exact.  SECOND_LO & SECOND_HI of a second byte: the first
+ * letters it follows in a keyword (the pairs of KW_LEN2 and kw_lengths2: "ch", "da", "de",
+ * "go", "ha", "he", "hi", "ka", "kh", "k\xc3", "k\xe6", "mv", "re", "vh"), a superset
+ * ("kf" passes too): the exact test follows. */
+enum { KB_C = 1, KB_D = 2, KB_G = 4, KB_H = 8, KB_K = 16, KB_M = 32, KB_R = 64, KB_V = 128 };
+static const unsigned char FIRST_LO[16] = {
+    [2] = KB_R, [3] = KB_C, [4] = KB_D, [6] = KB_V, [7] = KB_G, [8] = KB_H, [11] = KB_K,
+    [13] = KB_M,
+};
+static const unsigned char FIRST_HI[16] = {
+    [4] = KB_C | KB_D | KB_G | KB_H | KB_K | KB_M, [5] = KB_R | KB_V,
+    [6] = KB_C | KB_D | KB_G | KB_H | KB_K | KB_M, [7] = KB_R | KB_V,
+};
+static const unsigned char SECOND_LO[16] = {
+    [1] = KB_D | KB_H | KB_K,          /* a */
+    [3] = KB_K,                        /* 0xC3 */
+    [5] = KB_D | KB_H | KB_R,          /* e */
+    [6] = KB_M | KB_K,                 /* v, 0xE6 */
+    [8] = KB_C | KB_K | KB_V,          /* h */
+    [9] = KB_H,                        /* i */
+    [15] = KB_G,                       /* o */
+};
+static const unsigned char SECOND_HI[16] = {
+    [4] = (unsigned char)~KB_M, [5] = KB_M, [6] = (unsigned char)~KB_M, [7] = KB_M,
+    [12] = KB_K, [14] = KB_K,
+};
+
+__attribute__((target("avx2"))) static inline __m256i table16(const unsigned char *tab)
+{
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)tab));
+}
+
+__attribute__((target("avx2")))
+void pfind_classify_kw_avx2(const unsigned char *t, unsigned halves, uint64_t *word,
+                            uint64_t *pre)
+{
+    const __m256i word_lo = table16(WORD_LO), word_hi = table16(WORD_HI);
+    const __m256i first_lo = table16(FIRST_LO), first_hi = table16(FIRST_HI);
+    const __m256i second_lo = table16(SECOND_LO), second_hi = table16(SECOND_HI);
+    const __m256i nib = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
+    uint64_t w = 0, pr = 0;
+
+    for (unsigned k = 0; k < 32 * halves; k += 32) {
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(t + k));
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(t + k + 1));
+        __m256i lo = _mm256_and_si256(b, nib);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), nib);
+        __m256i lo1 = _mm256_and_si256(b1, nib);
+        __m256i hi1 = _mm256_and_si256(_mm256_srli_epi16(b1, 4), nib);
+        __m256i wd = _mm256_and_si256(_mm256_shuffle_epi8(word_lo, lo),
+                                      _mm256_shuffle_epi8(word_hi, hi));
+        __m256i pair = _mm256_and_si256(
+            _mm256_and_si256(_mm256_shuffle_epi8(first_lo, lo), _mm256_shuffle_epi8(first_hi, hi)),
+            _mm256_and_si256(_mm256_shuffle_epi8(second_lo, lo1),
+                             _mm256_shuffle_epi8(second_hi, hi1)));
+        w |= (uint64_t)(~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(wd, zero))) << k;
+        pr |= (uint64_t)(~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(pair, zero))) << k;
+    }
+    *word = w;
+    *pre = pr;
+}
+#endif
+
 /* Masks of t[0, n), n <= 64: with SSE2 16 bytes at a time. */
 static inline void masks_plain(const unsigned char *t, size_t n, struct pfind_masks *m)
 {
@@ -442,6 +533,52 @@ static bool all_hex(const unsigned char *w, size_t l)
     return true;
 }
 
+#ifdef PFIND_AVX2
+/* Does f ask for greetings and sign-offs only (pass 1's scan, or a text scanned for names
+ * before any is learnt)? */
+static inline bool kw_only(const struct pfilter *f)
+{
+    return f->cls == 0 && f->first == NO_NAMES && f->kw_mask != 0;
+}
+
+/* window() under such a filter, with AVX2: the word mask and the keywords' pairs
+ * (pfind_classify_kw_avx2, about a quarter of the instructions of pfind_classify_avx2),
+ * then the length test of the few word starts that pass. */
+static void window_kw(struct pfind *it, size_t base)
+{
+    const unsigned char *t = it->t;
+    size_t len = it->len, n = len - base < 64 ? len - base : 64;
+    uint64_t valid = n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1);
+    unsigned char prev = base > 0 ? t[base - 1] : 0;
+    uint64_t word, pre, nonword, starts, hits = 0;
+
+    if (len - base > 64) {
+        pfind_classify_kw_avx2(t + base, 2, &word, &pre);
+    } else {
+        unsigned char pad[65] = {0};
+        memcpy(pad, t + base, len - base);
+        pfind_classify_kw_avx2(pad, n > 32 ? 2 : 1, &word, &pre);
+    }
+    word &= valid;
+    nonword = ~word & valid;
+    starts = word & ~((word << 1) | pfind_word[prev]) & pre;
+    while (starts != 0) {
+        unsigned b = (unsigned)__builtin_ctzll(starts);
+        uint64_t rest = nonword >> b;
+        size_t p = base + b;
+        size_t l = rest != 0 ? (size_t)__builtin_ctzll(rest) : pfind_word_end(t, len, base + n) - p;
+        unsigned char c1 = p + 1 < len ? t[p + 1] : 0;
+        /* hit() with no class and no names: the keywords' lengths for the first two bytes
+         * (at most 7; the shift stays inside the 32 bits of kw_lengths2). */
+        hits |= (uint64_t)((kw_lengths2(t[p], c1) >> (l < 8 ? l : 8)) & 1u) << b;
+        starts &= starts - 1;
+    }
+    it->base = base;
+    it->n = n;
+    it->hits = hits;
+}
+#endif
+
 /* Load the window t[base, base + 64) (or to the end): its candidates.  A word start is a
  * word byte after a non-word byte; the byte before base counts. */
 static void window(struct pfind *it, size_t base)
@@ -454,6 +591,12 @@ static void window(struct pfind *it, size_t base)
     uint64_t nonword, nonhex, starts, hits = 0, pre;
     struct pfind_masks m;
 
+#ifdef PFIND_AVX2
+    if (f->avx2 && kw_only(f)) {
+        window_kw(it, base);
+        return;
+    }
+#endif
     masks(f, t + base, n, len - base, &m, &pre);
     m.word &= valid;
     nonword = ~m.word & valid;

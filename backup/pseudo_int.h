@@ -434,6 +434,11 @@ void pfind_masks_sse2(const unsigned char *t, unsigned blocks, struct pfind_mask
  * t[0, 32 * halves + 1); the bits of a half not read are 0. */
 void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsigned halves,
                          struct pfind_masks *m, uint64_t *pre);
+/* For a filter of greetings and sign-offs only (no class, no names): *word as
+ * pfind_masks.word, and *pre bit k set when t[k], t[k + 1] may begin such a word (a
+ * superset, as above).  Reads as pfind_classify_avx2. */
+void pfind_classify_kw_avx2(const unsigned char *t, unsigned halves, uint64_t *word,
+                            uint64_t *pre);
 #endif
 
 /* ---- pseudo_scan.c ----------------------------------------------------------------- */

@@ -2,10 +2,12 @@
  * test_backup_pseudo_find.c — the scanner's candidate search (backup/pseudo_find.c) and the
  * header classification by hash (pseudo_mime.c) against their plain definitions:
  *   - SSE2 and AVX2 masks == the byte-by-byte ones (where built in and, for AVX2, where
- *     the CPU has it), and the AVX2 prefilter passes every candidate word start;
+ *     the CPU has it), and the AVX2 prefilters (the general one and the keyword-only one
+ *     of pass 1) pass every candidate word start;
  *   - pfind_next == the first position that pfind_candidate accepts, on random text with
- *     random filters, from random resume points (in the SSE2 and in the plain build:
- *     configure with -DMAILRET_PSEUDO_NO_SIMD=ON for the latter);
+ *     random filters (a quarter of them keyword-only), from random resume points (in
+ *     the SSE2 and in the plain build: configure with -DMAILRET_PSEUDO_NO_SIMD=ON for
+ *     the latter);
  *   - pmime_classify == the linear search over the header table, for every name in it,
  *     its case variants and near misses.
  */
@@ -71,6 +73,12 @@ static void random_filter(struct pfilter *f, pnames *names)
 {
     unsigned cls = (unsigned)(rnd() & 0x1F), n = (unsigned)(rnd() % 4);
 
+    /* A quarter of the filters ask for greetings and sign-offs only (pass 1's scan, which
+     * has a search of its own with AVX2). */
+    if (rnd() % 4 == 0) {
+        pfind_filter_init(f, 0, NULL, true);
+        return;
+    }
     random_names(names, n == 3 ? 20 : n * 3);
     pfind_filter_init(f, cls, n == 0 ? NULL : names, (rnd() & 1) != 0);
 }
@@ -129,6 +137,21 @@ static void test_masks(void **state)
                 if (pfind_word[t[p]] && pfind_candidate(&f, t, sizeof t, p, p) &&
                     !((pre >> p) & 1))
                     fail_msg("round %d: candidate at %zu not in the prefilter", round, p);
+        }
+        if (__builtin_cpu_supports("avx2")) {
+            /* The keyword-only classifier: the same word mask, one half or two, and a
+             * prefilter that keeps every candidate of a keyword-only filter. */
+            struct pfilter kw;
+            uint64_t w, pre, w1, pre1;
+            pfind_filter_init(&kw, 0, NULL, true);
+            pfind_classify_kw_avx2(t, 2, &w, &pre);
+            pfind_classify_kw_avx2(t, 1, &w1, &pre1);
+            assert_true(w == a.word && w1 == (a.word & 0xFFFFFFFFu) &&
+                        pre1 == (pre & 0xFFFFFFFFu));
+            for (size_t p = 0; p < 64; p++)
+                if (pfind_word[t[p]] && pfind_candidate(&kw, t, sizeof t, p, p) &&
+                    !((pre >> p) & 1))
+                    fail_msg("round %d: keyword at %zu not in the prefilter", round, p);
         }
 #endif
     }
