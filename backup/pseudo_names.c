@@ -99,28 +99,27 @@ static bool same_bytes(const unsigned char *a, const unsigned char *b, size_t le
 static int canon_add(pnames *n, const unsigned char *v, size_t len, const unsigned char *folded,
                      size_t *idx, mr_error *err)
 {
-    unsigned char buf[256], *norm = NULL, *kept;
-    size_t nlen = 0;
+    unsigned char buf[256], *made = NULL, *kept;
+    const unsigned char *norm = folded;
+    size_t nlen = len;
 
-    if (folded != NULL) {
-        norm = (unsigned char *)folded;   /* not written: only compared and copied */
-        nlen = len;
-    } else {
-        int rc = ptoken_normalise_buf(PSEUDO_NAME, v, len, buf, sizeof buf, &norm, &nlen, err);
+    if (folded == NULL) {
+        int rc = ptoken_normalise_buf(PSEUDO_NAME, v, len, buf, sizeof buf, &made, &nlen, err);
         if (rc != 0)
             return rc;
+        norm = made;
     }
     for (size_t i = 0; i < n->n_canon; i++) {
         if (n->canon_len[i] == nlen && same_bytes(n->canon[i], norm, nlen)) {
-            if (norm != buf && norm != folded)
-                free(norm);
+            if (made != buf)
+                free(made);
             *idx = i;
             return 0;
         }
     }
     kept = parena_dup(n->arena, norm, nlen, err);
-    if (norm != buf && norm != folded)
-        free(norm);
+    if (made != buf)
+        free(made);
     if (kept == NULL)
         return MR_E_NOMEM;
     if (n->n_canon == n->cap_canon) {
