@@ -589,6 +589,25 @@ static size_t name_after_keyword(const unsigned char *t, size_t len, size_t i, s
 
 /* ---- the pass ------------------------------------------------------------------------ */
 
+/* Can anything but the addresses em start a match in t?  Every rule below starts at a
+ * word byte, '+' or ':'.  Short header values ("<a@b.dk>", " post@fund.dk") often have
+ * nothing else, and then need no classification; in other text the first word byte
+ * answers. */
+static bool only_addresses(const unsigned char *t, size_t len, const struct spans *em)
+{
+    size_t i = 0;
+
+    for (size_t k = 0; k <= em->n; k++) {
+        size_t end = k < em->n ? em->v[k].start : len;
+        for (; i < end; i++)
+            if (WORD[t[i]] || t[i] == '+' || t[i] == ':')
+                return false;
+        if (k < em->n)
+            i = em->v[k].end;
+    }
+    return true;
+}
+
 int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
               unsigned flags, pscan_emit emit, void *arg, mr_error *err)
 {
@@ -612,6 +631,14 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
             spans_free(&em);
             return rc;
         }
+    }
+    if (only_addresses(t, len, &em)) {
+        for (size_t k = 0; k < em.n && rc == 0; k++) {
+            struct pmatch m = {.start = em.v[k].start, .end = em.v[k].end, .kind = PSEUDO_EMAIL};
+            rc = emit(arg, &m);
+        }
+        spans_free(&em);
+        return rc;
     }
     /* Names learnt since the last prepare are not in the buckets yet: then no name
      * matching in this text (callers prepare before each text; see ptext_plain). */

@@ -336,7 +336,6 @@ static int ptext_piece(struct pseudo_ctx *ctx, const unsigned char *src, size_t 
                        unsigned flags, pout *out)
 {
     struct emitter em = {.ctx = ctx, .src = src, .src_len = len, .out = out, .text = src};
-    struct pview v = {0};
     unsigned scan = flags & 0xFFu;
     int rc;
 
@@ -344,20 +343,19 @@ static int ptext_piece(struct pseudo_ctx *ctx, const unsigned char *src, size_t 
     if (rc != 0)
         return rc;
     if ((flags & PTEXT_HTML) && (memchr(src, '&', len) != NULL || memchr(src, '%', len) != NULL)) {
+        struct pview v = {0};
         rc = html_view(src, len, &v, ctx->err);
-        if (rc != 0) {
-            view_free(&v);
-            return rc;
+        if (rc == 0) {
+            em.view = &v;
+            em.text = v.text.p;
+            rc = pscan_run(ctx, v.text.p, v.text.len, scan, emit_cb, &em, ctx->err);
         }
-        em.view = &v;
-        em.text = v.text.p;
-        rc = pscan_run(ctx, v.text.p, v.text.len, scan, emit_cb, &em, ctx->err);
+        view_free(&v);
     } else {
         rc = pscan_run(ctx, src, len, scan, emit_cb, &em, ctx->err);
     }
     if (rc == 0)
         rc = pout_copy(out, src + em.cursor, len - em.cursor, ctx->err);
-    view_free(&v);
     return rc;
 }
 
@@ -534,7 +532,7 @@ static int ptext_eword_run(struct pseudo_ctx *ctx, const unsigned char *s, size_
 int ptext_header(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, unsigned flags,
                  pout *out)
 {
-    const char *eol = pcodec_eol_of(src, len);
+    const char *eol = NULL;     /* looked up at the first encoded-word: most have none */
     size_t i = 0, n_words, run_end;
     struct eword w;
     int rc = 0;
@@ -542,6 +540,8 @@ int ptext_header(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, u
     if (ctx->collecting)
         return 0;
     while (rc == 0 && next_run(src, len, i, &w, &run_end, &n_words)) {
+        if (eol == NULL)
+            eol = pcodec_eol_of(src, len);
         rc = ptext_plain(ctx, src + i, w.start - i, flags, out);
         if (rc == 0)
             rc = ptext_eword_run(ctx, src, len, &w, run_end, flags, eol, out);
