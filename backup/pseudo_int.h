@@ -234,6 +234,8 @@ struct pname_pat {
     size_t first_word;
 };
 
+#define PNAMES_SEEN 16
+
 typedef struct pnames {
     struct pname_pat *pats; /* sorted longest first before scanning */
     size_t n_pats, cap_pats;
@@ -259,6 +261,16 @@ typedef struct pnames {
     size_t *next, *heads;
     size_t n_heads, cap_index, cap_heads;
     bool prepared;
+    /* The display names most recently added, cleaned: most are added again (every
+     * address header, signature and pass names the same person), and a name added before
+     * adds nothing, so it is recognised before it is split and folded.  A ring; the bytes
+     * live in the arena. */
+    struct pname_seen {
+        uint64_t hash;
+        const unsigned char *p;
+        size_t len;
+    } seen[PNAMES_SEEN];
+    size_t n_seen;
     parena *arena;          /* patterns and canonical values live here (not owned) */
 } pnames;
 

@@ -30,6 +30,7 @@ void pnames_reset(pnames *n)
     }
     n->n_pats = n->n_canon = 0;
     n->n_heads = 0;
+    n->n_seen = 0;
     n->prepared = false;
 }
 
@@ -276,6 +277,31 @@ static const unsigned char NAME_BYTE[256] = {
     ['>'] = NB_DROP, [' '] = NB_BLANK, ['\t'] = NB_BLANK, ['\r'] = NB_BLANK, ['\n'] = NB_BLANK,
 };
 
+/* Was the cleaned name c added already (and is it still in the ring)?  Else remember
+ * it. */
+static int seen_before(pnames *n, const unsigned char *c, size_t len, bool *seen,
+                       mr_error *err)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);   /* FNV-1a */
+    unsigned char *copy;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ c[i]) * UINT64_C(0x100000001b3);
+    for (size_t i = 0; i < n->n_seen && i < PNAMES_SEEN; i++) {
+        const struct pname_seen *s = &n->seen[i];
+        if (s->hash == h && s->len == len && same_bytes(s->p, c, len)) {
+            *seen = true;
+            return 0;
+        }
+    }
+    *seen = false;
+    copy = parena_dup(n->arena, c, len, err);
+    if (copy == NULL)
+        return MR_E_NOMEM;
+    n->seen[n->n_seen++ % PNAMES_SEEN] = (struct pname_seen){.hash = h, .p = copy, .len = len};
+    return 0;
+}
+
 int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err)
 {
     unsigned char stack[512], *clean = stack;
@@ -306,6 +332,14 @@ int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err)
     }
     while (k > 0 && (clean[k - 1] == ',' || clean[k - 1] == '.' || clean[k - 1] == ' '))
         k--;
+    /* Adding a name twice adds nothing (test_backup_pseudo_names checks it). */
+    bool seen = false;
+    rc = k > 0 ? seen_before(n, clean, k, &seen, err) : 0;
+    if (rc != 0 || seen || k == 0) {
+        if (clean != stack)
+            free(clean);
+        return rc;
+    }
     rc = pattern_add(n, clean, k, err);
     /* Parts: "Mette Hansen" -> "Mette", "Hansen"; "Hansen, Mette"; "Anne-Mette" also
      * gives "Anne" and "Mette". */
