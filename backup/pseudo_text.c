@@ -77,6 +77,23 @@ static int view_push(struct pview *v, const unsigned char *bytes, size_t n, size
     return pbuf_append(&v->text, bytes, n, err);
 }
 
+/* n source bytes src[i, i + n) as they are: each maps to itself. */
+static int view_push_run(struct pview *v, const unsigned char *src, size_t i, size_t n,
+                         mr_error *err)
+{
+    int rc = view_reserve(v, n, err);
+    size_t base = v->text.len;
+
+    if (rc != 0)
+        return rc;
+    for (size_t k = 0; k < n; k++) {
+        v->vs[base + k] = i + k;
+        v->ve[base + k] = i + k + 1;
+    }
+    memset(v->ext + base, 0, n);
+    return pbuf_append(&v->text, src + i, n, err);
+}
+
 static int hexv(unsigned char c)
 {
     if (c >= '0' && c <= '9')
@@ -162,9 +179,18 @@ static size_t entity_at(const unsigned char *src, size_t len, size_t i, unsigned
 }
 
 /* View of HTML text with entities and %XX decoded. */
+static size_t next_byte(const unsigned char *src, size_t len, size_t from, unsigned char c)
+{
+    const unsigned char *p = from < len ? memchr(src + from, c, len - from) : NULL;
+
+    return p != NULL ? (size_t)(p - src) : len;
+}
+
 static int html_view(const unsigned char *src, size_t len, struct pview *v, mr_error *err)
 {
-    size_t i = 0, run = 0;
+    /* The next '&' and '%' at or after a position, each found by memchr and kept until
+     * passed (most text is long runs between them). */
+    size_t i = 0, run = 0, amp = 0, pct = 0;
     /* The view is never longer than the source: one allocation per map. */
     int rc = view_reserve(v, len, err);
 
@@ -183,14 +209,12 @@ static int html_view(const unsigned char *src, size_t len, struct pview *v, mr_e
             i += 3;
         } else {
             /* Plain bytes in bulk up to the next '&' or '%'. */
-            for (run = i + 1; run < len && src[run] != '&' && src[run] != '%'; run++)
-                ;
-            size_t base = v->text.len;
-            rc = view_push(v, src + i, run - i, 0, 0, false, err);
-            for (size_t k = 0; rc == 0 && k < run - i; k++) {
-                v->vs[base + k] = i + k;
-                v->ve[base + k] = i + k + 1;
-            }
+            if (amp <= i)
+                amp = next_byte(src, len, i + 1, '&');
+            if (pct <= i)
+                pct = next_byte(src, len, i + 1, '%');
+            run = amp < pct ? amp : pct;
+            rc = view_push_run(v, src, i, run - i, err);
             i = run;
         }
     }
