@@ -240,33 +240,44 @@ int pcodec_b64_encode(const unsigned char *in, size_t len, const char *eol, bool
                       pbuf *out, mr_error *err)
 {
     size_t eol_len = strlen(eol), lines = len / 57 + 1;
-    size_t col = 0;
+    size_t i = 0;
+    unsigned char *o;
     int rc = pbuf_reserve(out, (len + 2) / 3 * 4 + lines * eol_len + eol_len, err);
 
     if (rc != 0)
         return rc;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        size_t n = len - i < 3 ? len - i : 3;
-        if (n > 1)
-            v |= (unsigned)in[i + 1] << 8;
-        if (n > 2)
-            v |= in[i + 2];
-        if (col == 76) {
-            memcpy(out->p + out->len, eol, eol_len);
-            out->len += eol_len;
-            col = 0;
+    /* Whole lines of 57 bytes (76 characters), then the rest; through a local pointer
+     * (stores through out->p would make the compiler reload it after each). */
+    o = out->p + out->len;
+    while (i < len) {
+        size_t line_end = len - i > 57 ? i + 57 : len;
+        if (i > 0) {
+            memcpy(o, eol, eol_len);
+            o += eol_len;
         }
-        out->p[out->len++] = (unsigned char)B64[(v >> 18) & 63];
-        out->p[out->len++] = (unsigned char)B64[(v >> 12) & 63];
-        out->p[out->len++] = n > 1 ? (unsigned char)B64[(v >> 6) & 63] : '=';
-        out->p[out->len++] = n > 2 ? (unsigned char)B64[v & 63] : '=';
-        col += 4;
+        for (; line_end - i >= 3; i += 3) {
+            unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+            o[0] = (unsigned char)B64[v >> 18];
+            o[1] = (unsigned char)B64[(v >> 12) & 63];
+            o[2] = (unsigned char)B64[(v >> 6) & 63];
+            o[3] = (unsigned char)B64[v & 63];
+            o += 4;
+        }
+        if (i < line_end) {   /* the last one or two bytes of the whole input */
+            unsigned v = (unsigned)in[i] << 16 | (line_end - i > 1 ? (unsigned)in[i + 1] << 8 : 0);
+            o[0] = (unsigned char)B64[v >> 18];
+            o[1] = (unsigned char)B64[(v >> 12) & 63];
+            o[2] = line_end - i > 1 ? (unsigned char)B64[(v >> 6) & 63] : '=';
+            o[3] = '=';
+            o += 4;
+            i = line_end;
+        }
     }
     if (final_eol && len > 0) {
-        memcpy(out->p + out->len, eol, eol_len);
-        out->len += eol_len;
+        memcpy(o, eol, eol_len);
+        o += eol_len;
     }
+    out->len = (size_t)(o - out->p);
     return 0;
 }
 
