@@ -37,14 +37,35 @@ static inline bool word_byte(unsigned char c)
     return pfind_word[c] != 0;
 }
 
+/* The bytes of an address: a table, since the runs around every '@' are walked byte by
+ * byte.  EC_LOCAL: letters, digits, ". _ + -"; EC_DOMAIN: letters, digits, '-' (and
+ * EC_DOT: '.'); EC_ALPHA: letters. */
+enum { EC_LOCAL = 1, EC_DOMAIN = 2, EC_DOT = 4, EC_ALPHA = 8 };
+#define EC_LETTER (EC_LOCAL | EC_DOMAIN | EC_ALPHA)
+#define EC_DIGIT (EC_LOCAL | EC_DOMAIN)
+static const unsigned char ECHAR[256] = {
+    ['0'] = EC_DIGIT, ['1'] = EC_DIGIT, ['2'] = EC_DIGIT, ['3'] = EC_DIGIT, ['4'] = EC_DIGIT,
+    ['5'] = EC_DIGIT, ['6'] = EC_DIGIT, ['7'] = EC_DIGIT, ['8'] = EC_DIGIT, ['9'] = EC_DIGIT,
+    ['a'] = EC_LETTER, ['b'] = EC_LETTER, ['c'] = EC_LETTER, ['d'] = EC_LETTER,
+    ['e'] = EC_LETTER, ['f'] = EC_LETTER, ['g'] = EC_LETTER, ['h'] = EC_LETTER,
+    ['i'] = EC_LETTER, ['j'] = EC_LETTER, ['k'] = EC_LETTER, ['l'] = EC_LETTER,
+    ['m'] = EC_LETTER, ['n'] = EC_LETTER, ['o'] = EC_LETTER, ['p'] = EC_LETTER,
+    ['q'] = EC_LETTER, ['r'] = EC_LETTER, ['s'] = EC_LETTER, ['t'] = EC_LETTER,
+    ['u'] = EC_LETTER, ['v'] = EC_LETTER, ['w'] = EC_LETTER, ['x'] = EC_LETTER,
+    ['y'] = EC_LETTER, ['z'] = EC_LETTER,
+    ['A'] = EC_LETTER, ['B'] = EC_LETTER, ['C'] = EC_LETTER, ['D'] = EC_LETTER,
+    ['E'] = EC_LETTER, ['F'] = EC_LETTER, ['G'] = EC_LETTER, ['H'] = EC_LETTER,
+    ['I'] = EC_LETTER, ['J'] = EC_LETTER, ['K'] = EC_LETTER, ['L'] = EC_LETTER,
+    ['M'] = EC_LETTER, ['N'] = EC_LETTER, ['O'] = EC_LETTER, ['P'] = EC_LETTER,
+    ['Q'] = EC_LETTER, ['R'] = EC_LETTER, ['S'] = EC_LETTER, ['T'] = EC_LETTER,
+    ['U'] = EC_LETTER, ['V'] = EC_LETTER, ['W'] = EC_LETTER, ['X'] = EC_LETTER,
+    ['Y'] = EC_LETTER, ['Z'] = EC_LETTER,
+    ['.'] = EC_LOCAL | EC_DOT, ['_'] = EC_LOCAL, ['+'] = EC_LOCAL, ['-'] = EC_LOCAL | EC_DOMAIN,
+};
+
 static inline bool local_char(unsigned char c)
 {
-    return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '-';
-}
-
-static inline bool domain_char(unsigned char c)
-{
-    return is_alnum(c) || c == '-';
+    return (ECHAR[c] & EC_LOCAL) != 0;
 }
 
 static unsigned char lower(unsigned char c)
@@ -125,7 +146,7 @@ static bool email_at(const unsigned char *t, size_t len, size_t at, size_t lo, s
         s++;
     if (s == at)
         return false;
-    while (e < len && (domain_char(t[e]) || t[e] == '.'))
+    while (e < len && (ECHAR[t[e]] & (EC_DOMAIN | EC_DOT)))
         e++;
     while (e > at + 1 && (t[e - 1] == '.' || t[e - 1] == '-'))
         e--;
@@ -139,18 +160,18 @@ static bool email_at(const unsigned char *t, size_t len, size_t at, size_t lo, s
                 return false;
             labels++;
             last_label = i - label_start;
-            tld_alpha = true;
-            for (size_t k = label_start; k < i; k++)
-                if (!is_alpha(t[k]))
-                    tld_alpha = false;
-            if (i - label_start >= 4 && lower(t[label_start]) == 'x' &&
-                lower(t[label_start + 1]) == 'n' && t[label_start + 2] == '-' &&
-                t[label_start + 3] == '-')
-                tld_alpha = true;   /* IDN top-level domain in punycode */
             label_start = i + 1;
         }
     }
-    if (labels < 2 || last_label < 2 || !tld_alpha)
+    if (labels < 2 || last_label < 2)
+        return false;
+    /* The top-level label: letters only, or an IDN one in punycode ("xn--..."). */
+    label_start = e - last_label;
+    for (size_t k = label_start; k < e && tld_alpha; k++)
+        tld_alpha = (ECHAR[t[k]] & EC_ALPHA) != 0;
+    if (!tld_alpha && !(last_label >= 4 && lower(t[label_start]) == 'x' &&
+                        lower(t[label_start + 1]) == 'n' && t[label_start + 2] == '-' &&
+                        t[label_start + 3] == '-'))
         return false;
     *s_out = s;
     *e_out = e;
