@@ -388,18 +388,46 @@ struct phentity {
     struct entity_info info;
 };
 
+/* The delimiter lines of each multipart body, kept from pass 1 the same way (searching
+ * for them is a memmem over the whole body, in every pass).  A body with more delimiters
+ * than PDCACHE_PER_BODY is searched again. */
+#define PDCACHE_BODIES 256
+#define PDCACHE_DELIMS 4096
+#define PDCACHE_PER_BODY 32
+
+struct pdelim {
+    size_t ds, de;              /* as next_delimiter gives them */
+    bool close;
+};
+
+/* A body is found again by its address and length, as an entity is (the boundary's
+ * length is compared as well: a cheap guard). */
+struct pdbody {
+    const unsigned char *b;
+    size_t len, boundary_len;
+    size_t first, n;            /* its delimiters, in the order pass 1 found them */
+    bool known;                 /* false: pass 1 did not finish the body (searched again) */
+};
+
 struct pmime_cache {
     struct phfield *f;
     size_t n_f, cap_f;
     struct phentity *e;
     size_t n_e, cap_e;
     size_t cursor;              /* next entity expected by a later pass */
+    struct pdelim *d;
+    size_t n_d, cap_d;
+    struct pdbody *db;
+    size_t n_db, cap_db;
+    size_t db_cursor;           /* next multipart body expected by a later pass */
 };
 
 void pmime_cache_reset(struct pseudo_ctx *ctx)
 {
-    if (ctx->hcache != NULL)
-        ctx->hcache->n_f = ctx->hcache->n_e = ctx->hcache->cursor = 0;
+    struct pmime_cache *c = ctx->hcache;
+
+    if (c != NULL)
+        c->n_f = c->n_e = c->cursor = c->n_d = c->n_db = c->db_cursor = 0;
 }
 
 void pmime_cache_free(struct pseudo_ctx *ctx)
@@ -407,9 +435,22 @@ void pmime_cache_free(struct pseudo_ctx *ctx)
     if (ctx->hcache != NULL) {
         free(ctx->hcache->f);
         free(ctx->hcache->e);
+        free(ctx->hcache->d);
+        free(ctx->hcache->db);
         free(ctx->hcache);
         ctx->hcache = NULL;
     }
+}
+
+/* The cache, made at its first use. */
+static int cache_get(struct pseudo_ctx *ctx, struct pmime_cache **out)
+{
+    if (ctx->hcache == NULL)
+        ctx->hcache = calloc(1, sizeof *ctx->hcache);
+    *out = ctx->hcache;
+    if (*out == NULL)
+        return mr_error_set(ctx->err, MR_E_NOMEM, "out of memory for the header cache");
+    return 0;
 }
 
 static bool stable_bytes(const struct pseudo_ctx *ctx, const unsigned char *p, size_t len)
@@ -429,15 +470,14 @@ static int phcache_record(struct pseudo_ctx *ctx, const unsigned char *p, size_t
                           bool msg_default, const struct phfield *fields, size_t n,
                           size_t end, const struct entity_info *info)
 {
-    struct pmime_cache *c = ctx->hcache;
+    struct pmime_cache *c;
+    int rc;
 
     if (!stable_bytes(ctx, p, len))
         return 0;
-    if (c == NULL) {
-        c = ctx->hcache = calloc(1, sizeof *c);
-        if (c == NULL)
-            return mr_error_set(ctx->err, MR_E_NOMEM, "out of memory for the header cache");
-    }
+    rc = cache_get(ctx, &c);
+    if (rc != 0)
+        return rc;
     if (c->n_e >= PHCACHE_ENTITIES || n > PHCACHE_FIELDS - c->n_f)
         return 0;   /* parsed again later: only slower */
     if (c->n_f + n > c->cap_f) {
@@ -655,16 +695,133 @@ static bool next_delimiter(const unsigned char *b, size_t len, size_t from,
     return false;
 }
 
+/* Where body_multipart gets the delimiters of one body: pass 1 searches and notes what it
+ * finds; a later pass replays that when pass 1 noted the whole body, else searches.  The
+ * walk asks for them in the same order in every pass (each search starts where the last
+ * delimiter ended), so the k-th answer of pass 1 is the k-th answer of the next pass, and
+ * "none" after the last one noted. */
+struct delim_walk {
+    bool replaying;
+    const struct pdelim *replay;    /* a later pass: what pass 1 found */
+    size_t n_replay, next;
+    size_t slot;                    /* pass 1: the body's pdbody, SIZE_MAX: not noted */
+    struct pdelim found[PDCACHE_PER_BODY];
+    size_t n_found;
+};
+
+/* Pass 1 reserves the body's entry before its parts are walked, so that the entries are
+ * in the order a later pass meets the bodies (a part's own multipart body comes after
+ * its parent's); a later pass looks the body up. */
+static int delim_walk_start(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                            const struct entity_info *info, struct delim_walk *w)
+{
+    struct pmime_cache *c = ctx->hcache;
+    int rc;
+
+    w->replaying = false;
+    w->slot = SIZE_MAX;
+    w->n_found = 0;
+    if (!ctx->collecting) {
+        for (size_t k = c != NULL ? c->db_cursor : 0; c != NULL && k < c->n_db; k++) {
+            const struct pdbody *e = &c->db[k];
+            if (e->b == b && e->len == len && e->boundary_len == info->boundary_len) {
+                c->db_cursor = k + 1;
+                w->replaying = e->known;
+                w->replay = c->d + e->first;
+                w->n_replay = e->n;
+                w->next = 0;
+                break;
+            }
+        }
+        return 0;
+    }
+    if (!stable_bytes(ctx, b, len))
+        return 0;
+    rc = cache_get(ctx, &c);
+    if (rc != 0)
+        return rc;
+    if (c->n_db >= PDCACHE_BODIES)
+        return 0;   /* searched again later: only slower */
+    if (c->n_db == c->cap_db) {
+        size_t cap = c->cap_db ? c->cap_db * 2 : 8;
+        struct pdbody *nb = realloc(c->db, cap * sizeof *nb);
+        if (nb == NULL)
+            return mr_error_set(ctx->err, MR_E_NOMEM, "out of memory for the delimiter cache");
+        c->db = nb;
+        c->cap_db = cap;
+    }
+    c->db[c->n_db] = (struct pdbody){.b = b, .len = len, .boundary_len = info->boundary_len};
+    w->slot = c->n_db++;
+    return 0;
+}
+
+static bool delim_next(struct delim_walk *w, const unsigned char *b, size_t len, size_t from,
+                       const struct entity_info *info, size_t *dstart, size_t *dend,
+                       bool *close)
+{
+    if (w->replaying) {
+        if (w->next == w->n_replay)
+            return false;
+        *dstart = w->replay[w->next].ds;
+        *dend = w->replay[w->next].de;
+        *close = w->replay[w->next].close;
+        w->next++;
+        return true;
+    }
+    if (!next_delimiter(b, len, from, info, dstart, dend, close))
+        return false;
+    if (w->slot != SIZE_MAX) {
+        if (w->n_found < PDCACHE_PER_BODY)
+            w->found[w->n_found++] = (struct pdelim){.ds = *dstart, .de = *dend, .close = *close};
+        else
+            w->slot = SIZE_MAX;   /* too many to keep: the body stays unknown */
+    }
+    return true;
+}
+
+/* Pass 1, after the body's last search: its delimiters into the cache. */
+static int delim_walk_end(struct pseudo_ctx *ctx, struct delim_walk *w)
+{
+    struct pmime_cache *c = ctx->hcache;
+
+    if (w->slot == SIZE_MAX || w->n_found > PDCACHE_DELIMS - c->n_d)
+        return 0;
+    if (c->n_d + w->n_found > c->cap_d) {
+        size_t cap = c->cap_d ? c->cap_d : 16;
+        while (cap < c->n_d + w->n_found)
+            cap *= 2;
+        struct pdelim *nd = realloc(c->d, cap * sizeof *nd);
+        if (nd == NULL)
+            return mr_error_set(ctx->err, MR_E_NOMEM, "out of memory for the delimiter cache");
+        c->d = nd;
+        c->cap_d = cap;
+    }
+    if (w->n_found > 0)
+        memcpy(c->d + c->n_d, w->found, w->n_found * sizeof *w->found);
+    c->db[w->slot].first = c->n_d;
+    c->db[w->slot].n = w->n_found;
+    c->db[w->slot].known = true;
+    c->n_d += w->n_found;
+    return 0;
+}
+
 static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                           const struct entity_info *info, pout *out)
 {
     unsigned flags = pscan_policy_flags(ctx->pol) & ~PSCAN_IP;
     bool digest = strcmp(info->subtype, "digest") == 0, close = false;
+    struct delim_walk w;
     size_t ds, de, pos;
     int rc;
 
-    if (!next_delimiter(b, len, 0, info, &ds, &de, &close))
-        return ptext_plain(ctx, b, len, flags, out);   /* no parts: text as it is */
+    rc = delim_walk_start(ctx, b, len, info, &w);
+    if (rc != 0)
+        return rc;
+    if (!delim_next(&w, b, len, 0, info, &ds, &de, &close)) {
+        rc = delim_walk_end(ctx, &w);
+        /* no parts: text as it is */
+        return rc != 0 ? rc : ptext_plain(ctx, b, len, flags, out);
+    }
     rc = ptext_plain(ctx, b, ds, flags, out);           /* preamble */
     if (rc == 0 && !ctx->collecting)
         rc = pout_copy(out, b + ds, de - ds, ctx->err);
@@ -672,9 +829,10 @@ static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t
     while (rc == 0 && !close) {
         size_t nds, nde;
         bool nclose = false;
-        if (!next_delimiter(b, len, pos, info, &nds, &nde, &nclose)) {
+        if (!delim_next(&w, b, len, pos, info, &nds, &nde, &nclose)) {
             /* Unterminated: the last part runs to the end. */
-            return pmime_entity(ctx, b + pos, len - pos, depth + 1, digest, out);
+            rc = delim_walk_end(ctx, &w);
+            return rc != 0 ? rc : pmime_entity(ctx, b + pos, len - pos, depth + 1, digest, out);
         }
         rc = pmime_entity(ctx, b + pos, nds - pos, depth + 1, digest, out);
         if (rc == 0 && !ctx->collecting)
@@ -682,6 +840,8 @@ static int body_multipart(struct pseudo_ctx *ctx, const unsigned char *b, size_t
         pos = nde;
         close = nclose;
     }
+    if (rc == 0)
+        rc = delim_walk_end(ctx, &w);
     if (rc == 0)
         rc = ptext_plain(ctx, b + pos, len - pos, flags, out);   /* epilogue */
     return rc;
@@ -735,7 +895,7 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
         return ptext_plain(ctx, p, len, pscan_policy_flags(ctx->pol) & ~PSCAN_IP, out);
     }
     if (depth == 0 && ctx->hcache != NULL)
-        ctx->hcache->cursor = 0;    /* a pass starts */
+        ctx->hcache->cursor = ctx->hcache->db_cursor = 0;    /* a pass starts */
     if (!ctx->collecting)
         known = phcache_find(ctx, p, len, msg_default);
     if (known != NULL) {
