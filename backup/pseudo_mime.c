@@ -186,104 +186,8 @@ static enum cte parse_cte(const unsigned char *v, size_t len)
     return CTE_IDENTITY;
 }
 
-/* ---- pass 1: names and addresses from an address header ------------------------------- */
-
-static int collect_mailbox(struct pseudo_ctx *ctx, pbuf *phrase, pbuf *addr, pbuf *comment,
-                           bool angle)
-{
-    pbuf *a = angle ? addr : phrase;
-    pbuf *name = angle ? phrase : comment;
-    unsigned char nbuf[256], *norm = NULL;
-    size_t nlen = 0;
-    bool own = false;
-    int rc = 0;
-
-    if (a->len > 0 && memchr(a->p, '@', a->len) != NULL &&
-        ptoken_normalise_buf(PSEUDO_EMAIL, a->p, a->len, nbuf, sizeof nbuf, &norm, &nlen,
-                             NULL) == 0) {
-        own = pseudo_is_own(ctx, norm, nlen);
-        if (!own)
-            rc = paddrs_add(&ctx->addrs, norm, nlen, ctx->err);
-        if (norm != nbuf)
-            free(norm);
-    }
-    if (rc == 0 && !own && ctx->pol->names && name->len > 0) {
-        pbuf *u = &ctx->utf8;
-        u->len = 0;
-        rc = ptext_header_utf8(name->p, name->len, u, ctx->err);
-        if (rc == 0 && u->len > 0)
-            rc = pnames_add(&ctx->names, u->p, u->len, ctx->err);
-    }
-    phrase->len = addr->len = comment->len = 0;
-    return rc;
-}
-
-/* One byte onto a scratch buffer: the common case is a store (address headers are
- * parsed byte by byte). */
-static inline int put1(pbuf *b, unsigned char c, mr_error *err)
-{
-    if (b->len < b->cap) {
-        b->p[b->len++] = c;
-        return 0;
-    }
-    return pbuf_append(b, &c, 1, err);
-}
-
-static int collect_addresses(struct pseudo_ctx *ctx, const unsigned char *v, size_t len)
-{
-    pbuf *phrase = &ctx->phrase, *addr = &ctx->addr, *comment = &ctx->comment;
-    bool angle = false, in_angle = false;
-    int rc = 0;
-
-    phrase->len = addr->len = comment->len = 0;
-    for (size_t i = 0; i < len && rc == 0; i++) {
-        unsigned char c = v[i];
-        if (c == '"' && !in_angle) {
-            size_t j = i + 1;
-            while (j < len && v[j] != '"') {
-                if (v[j] == '\\' && j + 1 < len)
-                    j++;
-                j++;
-            }
-            rc = pbuf_append(phrase, v + i, (j < len ? j + 1 : len) - i, ctx->err);
-            i = j < len ? j : len;
-        } else if (c == '(') {
-            int depth = 0;
-            size_t j = i;
-            for (; j < len; j++) {
-                if (v[j] == '\\' && j + 1 < len) {
-                    j++;
-                    continue;
-                }
-                if (v[j] == '(')
-                    depth++;
-                else if (v[j] == ')' && --depth == 0)
-                    break;
-            }
-            if (comment->len > 0)
-                rc = put1(comment, ' ', ctx->err);
-            if (rc == 0 && j > i + 1)
-                rc = pbuf_append(comment, v + i + 1, (j < len ? j : len) - i - 1, ctx->err);
-            i = j < len ? j : len;
-        } else if (c == '<') {
-            in_angle = angle = true;
-        } else if (c == '>') {
-            in_angle = false;
-        } else if (in_angle) {
-            rc = put1(addr, c, ctx->err);
-        } else if (c == ',' || c == ';') {
-            rc = collect_mailbox(ctx, phrase, addr, comment, angle);
-            angle = false;
-        } else if (c == ':' && !angle) {
-            phrase->len = comment->len = 0;   /* a group name is not a person */
-        } else {
-            rc = put1(phrase, c, ctx->err);
-        }
-    }
-    if (rc == 0)
-        rc = collect_mailbox(ctx, phrase, addr, comment, angle);
-    return rc;
-}
+/* Pass 1's reading of an address header (below, after the per-message cache it uses). */
+static int collect_addresses(struct pseudo_ctx *ctx, const unsigned char *v, size_t len);
 
 /* ---- headers ------------------------------------------------------------------------- */
 
@@ -364,7 +268,7 @@ static int header_use(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs,
     return ptext_header(ctx, p + vs, fe - vs, flags & ~PSCAN_IP, out);
 }
 
-/* ---- the header block of each entity, kept from pass 1 --------------------------------- */
+/* ---- what pass 1 keeps of a message: header blocks, delimiters, addresses seen ------- */
 
 /* Pass 1 parses every header block (line ends, folding, field names, classes, Content-Type
  * parameters); the passes after it walk the same entities in the same order and take
@@ -409,6 +313,20 @@ struct pdbody {
     bool known;                 /* false: pass 1 did not finish the body (searched again) */
 };
 
+/* The addresses pass 1 has taken from the message's address headers, by their bytes as
+ * written: the same address comes back in Return-Path and From, Delivered-To and To, and
+ * in every header of a quoted message.  Taking one again changes nothing (the address
+ * list skips what it has), so pass 1 only remembers whether it was the fund's own, which
+ * decides whether its display name is taken.  Bounded: what does not fit is normalised
+ * again, only slower. */
+#define PSEEN_MAX 16
+#define PSEEN_BYTES 1024
+
+struct pseen {
+    unsigned short off, len;    /* in seen_bytes */
+    bool own;
+};
+
 struct pmime_cache {
     struct phfield *f;
     size_t n_f, cap_f;
@@ -420,6 +338,9 @@ struct pmime_cache {
     struct pdbody *db;
     size_t n_db, cap_db;
     size_t db_cursor;           /* next multipart body expected by a later pass */
+    struct pseen seen[PSEEN_MAX];
+    size_t n_seen, n_seen_bytes;
+    unsigned char seen_bytes[PSEEN_BYTES];
 };
 
 void pmime_cache_reset(struct pseudo_ctx *ctx)
@@ -427,7 +348,8 @@ void pmime_cache_reset(struct pseudo_ctx *ctx)
     struct pmime_cache *c = ctx->hcache;
 
     if (c != NULL)
-        c->n_f = c->n_e = c->cursor = c->n_d = c->n_db = c->db_cursor = 0;
+        c->n_f = c->n_e = c->cursor = c->n_d = c->n_db = c->db_cursor = c->n_seen =
+            c->n_seen_bytes = 0;
 }
 
 void pmime_cache_free(struct pseudo_ctx *ctx)
@@ -522,6 +444,153 @@ static const struct phentity *phcache_find(struct pseudo_ctx *ctx, const unsigne
         }
     }
     return NULL;
+}
+
+/* ---- pass 1: names and addresses from an address header ------------------------------- */
+
+static const struct pseen *seen_find(const struct pmime_cache *c, const unsigned char *p,
+                                     size_t len)
+{
+    for (size_t k = 0; k < c->n_seen; k++) {
+        const struct pseen *s = &c->seen[k];
+        if (s->len == len && memcmp(c->seen_bytes + s->off, p, len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static void seen_add(struct pmime_cache *c, const unsigned char *p, size_t len, bool own)
+{
+    if (c->n_seen == PSEEN_MAX || len > PSEEN_BYTES - c->n_seen_bytes)
+        return;
+    memcpy(c->seen_bytes + c->n_seen_bytes, p, len);
+    c->seen[c->n_seen++] = (struct pseen){.off = (unsigned short)c->n_seen_bytes,
+                                          .len = (unsigned short)len, .own = own};
+    c->n_seen_bytes += len;
+}
+
+static int collect_mailbox(struct pseudo_ctx *ctx, pbuf *phrase, pbuf *addr, pbuf *comment,
+                           bool angle)
+{
+    pbuf *a = angle ? addr : phrase;
+    pbuf *name = angle ? phrase : comment;
+    struct pmime_cache *c;
+    bool own = false;
+    int rc = cache_get(ctx, &c);
+
+    if (rc == 0 && a->len > 0 && memchr(a->p, '@', a->len) != NULL) {
+        const struct pseen *s = seen_find(c, a->p, a->len);
+        unsigned char nbuf[256], *norm = NULL;
+        size_t nlen = 0;
+        if (s != NULL) {
+            own = s->own;
+        } else if (ptoken_normalise_buf(PSEUDO_EMAIL, a->p, a->len, nbuf, sizeof nbuf, &norm,
+                                        &nlen, NULL) == 0) {
+            own = pseudo_is_own(ctx, norm, nlen);
+            if (!own)
+                rc = paddrs_add(&ctx->addrs, norm, nlen, ctx->err);
+            if (norm != nbuf)
+                free(norm);
+            if (rc == 0)
+                seen_add(c, a->p, a->len, own);
+        }
+    }
+    if (rc == 0 && !own && ctx->pol->names && name->len > 0) {
+        pbuf *u = &ctx->utf8;
+        u->len = 0;
+        rc = ptext_header_utf8(name->p, name->len, u, ctx->err);
+        if (rc == 0 && u->len > 0)
+            rc = pnames_add(&ctx->names, u->p, u->len, ctx->err);
+    }
+    phrase->len = addr->len = comment->len = 0;
+    return rc;
+}
+
+/* A run of bytes onto a scratch buffer: the common case is a copy into its capacity
+ * (kept between headers). */
+static inline int put_run(pbuf *b, const void *p, size_t n, mr_error *err)
+{
+    if (n <= b->cap - b->len) {
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
+    return pbuf_append(b, p, n, err);
+}
+
+/* What ends a run of bytes that collect_addresses copies as they are: bit 1 outside
+ * angle brackets (quotes, comments, brackets, list and group separators), bit 2 inside
+ * (only comments and brackets).  Runs are appended whole, not byte by byte. */
+#define ASTOP_OUT 1u
+#define ASTOP_IN 2u
+static const unsigned char ADDR_STOP[256] = {
+    ['"'] = ASTOP_OUT, [','] = ASTOP_OUT, [';'] = ASTOP_OUT, [':'] = ASTOP_OUT,
+    ['('] = ASTOP_OUT | ASTOP_IN, ['<'] = ASTOP_OUT | ASTOP_IN, ['>'] = ASTOP_OUT | ASTOP_IN,
+};
+
+static int collect_addresses(struct pseudo_ctx *ctx, const unsigned char *v, size_t len)
+{
+    pbuf *phrase = &ctx->phrase, *addr = &ctx->addr, *comment = &ctx->comment;
+    bool angle = false, in_angle = false;
+    int rc = 0;
+
+    phrase->len = addr->len = comment->len = 0;
+    for (size_t i = 0; i < len && rc == 0; i++) {
+        unsigned stop = in_angle ? ASTOP_IN : ASTOP_OUT;
+        size_t r = i;
+        while (r < len && !(ADDR_STOP[v[r]] & stop))
+            r++;
+        if (r > i) {
+            /* Inside angle brackets the address, else the phrase (or a bare address). */
+            rc = put_run(in_angle ? addr : phrase, v + i, r - i, ctx->err);
+            if (rc != 0 || r == len)
+                break;
+            i = r;
+        }
+        unsigned char c = v[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < len && v[j] != '"') {
+                if (v[j] == '\\' && j + 1 < len)
+                    j++;
+                j++;
+            }
+            rc = put_run(phrase, v + i, (j < len ? j + 1 : len) - i, ctx->err);
+            i = j < len ? j : len;
+        } else if (c == '(') {
+            int depth = 0;
+            size_t j = i;
+            for (; j < len; j++) {
+                if (v[j] == '\\' && j + 1 < len) {
+                    j++;
+                    continue;
+                }
+                if (v[j] == '(')
+                    depth++;
+                else if (v[j] == ')' && --depth == 0)
+                    break;
+            }
+            if (comment->len > 0)
+                rc = put_run(comment, " ", 1, ctx->err);
+            if (rc == 0 && j > i + 1)
+                rc = put_run(comment, v + i + 1, (j < len ? j : len) - i - 1, ctx->err);
+            i = j < len ? j : len;
+        } else if (c == '<') {
+            in_angle = angle = true;
+        } else if (c == '>') {
+            in_angle = false;
+        } else if (c == ',' || c == ';') {
+            rc = collect_mailbox(ctx, phrase, addr, comment, angle);
+            angle = false;
+        } else if (c == ':' && !angle) {
+            phrase->len = comment->len = 0;   /* a group name is not a person */
+        } else {
+            rc = put_run(phrase, &c, 1, ctx->err);   /* ':' after an address */
+        }
+    }
+    if (rc == 0)
+        rc = collect_mailbox(ctx, phrase, addr, comment, angle);
+    return rc;
 }
 
 /* ---- bodies -------------------------------------------------------------------------- */
