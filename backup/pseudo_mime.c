@@ -101,30 +101,53 @@ static const unsigned char HSLOT[256] = {
      0,  0,  0, 59,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  9,
 };
 
+/* Longest name the table is looked up for (longer ones are H_GENERIC). */
+#define HNAME_MAX 64
+
+/* Per byte, what it is in a field name: 0 where it cannot be in one (controls, blanks,
+ * the colon, DEL, 8-bit), else the byte lower-cased.  One load per byte of every header
+ * name in pass 1, instead of four comparisons and a lower-casing. */
+#define HN1(c) ((c) > ' ' && (c) < 127 && (c) != ':' ? \
+                ((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c)) : 0)
+#define HN4(c) HN1(c), HN1((c) + 1), HN1((c) + 2), HN1((c) + 3)
+#define HN16(c) HN4(c), HN4((c) + 4), HN4((c) + 8), HN4((c) + 12)
+#define HN64(c) HN16(c), HN16((c) + 16), HN16((c) + 32), HN16((c) + 48)
+static const unsigned char HNAME_LOWER[256] = {HN64(0), HN64(64), HN64(128), HN64(192)};
+#undef HN64
+#undef HN16
+#undef HN4
+#undef HN1
+
+/* The class of a lower-cased name low[0, n) (n <= HNAME_MAX) whose hash is h: one
+ * comparison confirms the slot. */
+static inline unsigned classify_lowered(const unsigned char *low, size_t n, uint32_t h)
+{
+    unsigned k = HSLOT[h >> 24];
+
+    if (k != 0 && HEADERS[k - 1].len == n && memcmp(low, HEADERS[k - 1].name, n) == 0)
+        return HEADERS[k - 1].cls;
+    return H_GENERIC;
+}
+
+/* header_parse does the same walk fused with its check of the name. */
 unsigned pmime_classify(const unsigned char *name, size_t n)
 {
-    unsigned char low[64];
+    unsigned char low[HNAME_MAX];
     uint32_t h = HSEED;
-    unsigned k;
 
-    /* Runs for every header line, in both passes: one loop lower-cases and hashes, one
-     * comparison confirms. */
     if (n > sizeof low)
         return H_GENERIC;
     for (size_t i = 0; i < n; i++) {
         low[i] = lc(name[i]);
         h = hstep(h, low[i]);
     }
-    k = HSLOT[h >> 24];
-    if (k != 0 && HEADERS[k - 1].len == n && memcmp(low, HEADERS[k - 1].name, n) == 0)
-        return HEADERS[k - 1].cls;
-    return H_GENERIC;
+    return classify_lowered(low, n, h);
 }
 
 /* The reference: every table entry in turn. */
 unsigned pmime_classify_linear(const unsigned char *name, size_t n)
 {
-    unsigned char low[64];
+    unsigned char low[HNAME_MAX];
 
     if (n > sizeof low)
         return H_GENERIC;
@@ -205,27 +228,36 @@ static bool blank_line(const unsigned char *p, size_t len, size_t i)
 }
 
 /* Parse the header line p[fs, fe): its value start (0: not a header field) and class;
- * the entity's Content-Type and Content-Transfer-Encoding go into info. */
+ * the entity's Content-Type and Content-Transfer-Encoding go into info.  A field is a
+ * name of printable ASCII, blanks, then the colon.  Pass 1 runs this for every header
+ * line, so one walk over the name checks it and lower-cases and hashes it for the table
+ * (as pmime_classify does). */
 static size_t header_parse(const unsigned char *p, size_t fs, size_t fe, enum hclass *cls,
                            struct entity_info *info)
 {
-    const unsigned char *colon = memchr(p + fs, ':', fe - fs);
-    size_t ne, vs;
-    bool ok = colon != NULL;
+    unsigned char low[HNAME_MAX], c;
+    uint32_t h = HSEED;
+    size_t ne = fs, end = fe - fs > sizeof low ? fs + sizeof low : fe, colon, vs;
 
     *cls = H_GENERIC;
-    if (ok) {
-        ne = (size_t)(colon - p);
-        while (ne > fs && (p[ne - 1] == ' ' || p[ne - 1] == '\t'))
-            ne--;
-        for (size_t i = fs; i < ne && ok; i++)
-            ok = p[i] > ' ' && p[i] < 127;
-        ok = ok && ne > fs;
+    /* The name ends at the first byte that cannot be in it: the colon if the line is a
+     * field, or blanks before the colon.  Past HNAME_MAX bytes it is only checked. */
+    while (ne < end && (c = HNAME_LOWER[p[ne]]) != 0) {
+        low[ne - fs] = c;
+        h = hstep(h, c);
+        ne++;
     }
-    if (!ok)
+    if (ne == end)
+        while (ne < fe && HNAME_LOWER[p[ne]] != 0)
+            ne++;
+    colon = ne;
+    while (colon < fe && (p[colon] == ' ' || p[colon] == '\t'))
+        colon++;
+    if (ne == fs || colon == fe || p[colon] != ':')
         return 0;
-    vs = (size_t)(colon - p) + 1;
-    *cls = (enum hclass)pmime_classify(p + fs, ne - fs);
+    vs = colon + 1;
+    if (ne - fs <= sizeof low)
+        *cls = (enum hclass)classify_lowered(low, ne - fs, h);
     if (*cls == H_CTYPE && !info->has_type)
         parse_ctype(p + vs, fe - vs, info);
     if (*cls == H_CTE)
