@@ -265,18 +265,16 @@ static size_t header_parse(const unsigned char *p, size_t fs, size_t fe, enum hc
     return vs;
 }
 
-/* The header line p[fs, fe) once parsed: pass 1 collects from it, the later passes write
- * it. */
-static int header_use(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs, size_t fe,
-                      size_t vs, enum hclass cls, pout *out)
+/* The header line p[fs, fe) once parsed, written (the later passes), or a line that is
+ * not a header field, in any pass. */
+static int header_write(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs, size_t fe,
+                        size_t vs, enum hclass cls, pout *out)
 {
     unsigned flags = pscan_policy_flags(ctx->pol);
     int rc;
 
     if (vs == 0)   /* not a header field: scan it as text */
         return ptext_header(ctx, p + fs, fe - fs, flags, out);
-    if (ctx->collecting)
-        return cls == H_ADDR ? collect_addresses(ctx, p + vs, fe - vs) : 0;
     rc = pout_copy(out, p + fs, vs - fs, ctx->err);
     if (rc != 0)
         return rc;
@@ -298,6 +296,17 @@ static int header_use(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs,
         break;
     }
     return ptext_header(ctx, p + vs, fe - vs, flags & ~PSCAN_IP, out);
+}
+
+/* The header line p[fs, fe) once parsed: pass 1 collects from it, the later passes write
+ * it.  Pass 1 reads only address fields, so for the others it returns here, without a
+ * call per header line. */
+static inline int header_use(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs,
+                             size_t fe, size_t vs, enum hclass cls, pout *out)
+{
+    if (ctx->collecting && vs != 0)
+        return cls == H_ADDR ? collect_addresses(ctx, p + vs, fe - vs) : 0;
+    return header_write(ctx, p, fs, fe, vs, cls, out);
 }
 
 /* ---- what pass 1 keeps of a message: header blocks, delimiters, addresses seen ------- */
