@@ -463,8 +463,15 @@ static int phcache_record(struct pseudo_ctx *ctx, const unsigned char *p, size_t
     }
     if (n > 0)
         memcpy(c->f + c->n_f, fields, n * sizeof *fields);
-    c->e[c->n_e++] = (struct phentity){.p = p, .len = len, .msg_default = msg_default,
-                                       .first = c->n_f, .n = n, .end = end, .info = *info};
+    /* Field by field: a compound literal would be built and then copied, info twice. */
+    struct phentity *e = &c->e[c->n_e++];
+    e->p = p;
+    e->len = len;
+    e->msg_default = msg_default;
+    e->first = c->n_f;
+    e->n = n;
+    e->end = end;
+    e->info = *info;
     c->n_f += n;
     return 0;
 }
@@ -995,11 +1002,20 @@ static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
 int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int depth,
                  bool msg_default, pout *out)
 {
-    struct entity_info info = {.cte = CTE_IDENTITY};
+    /* The entity's type and encoding: parsed here, or those pass 1 kept (not copied: the
+     * later passes add nothing to the cache, so its entries stay where they are).  Of a
+     * parse only the fields that say what is set are cleared: the arrays are written
+     * before they are read (the boundary up to boundary_len), and clearing or copying
+     * the whole struct (its 256-byte boundary) cost more than a small header. */
+    struct entity_info parsed;
+    const struct entity_info *info = &parsed;
     const struct phentity *known = NULL;
     size_t i = 0;
     int rc = 0;
 
+    parsed.has_type = false;
+    parsed.boundary_len = 0;
+    parsed.cte = CTE_IDENTITY;
     if (depth > PSEUDO_MAX_DEPTH) {
         /* Absurd nesting: opaque text, scanned raw. */
         return ptext_plain(ctx, p, len, pscan_policy_flags(ctx->pol) & ~PSCAN_IP, out);
@@ -1013,7 +1029,7 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
         for (size_t k = 0; k < known->n && rc == 0; k++)
             rc = header_use(ctx, p, f[k].fs, f[k].fe, f[k].vs, f[k].cls, out);
         i = known->end;
-        info = known->info;
+        info = &known->info;
     } else {
         struct phfield fields[64], *fv = fields;
         size_t n = 0, cap = sizeof fields / sizeof fields[0];
@@ -1024,7 +1040,7 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
             enum hclass cls;
             while (fe < len && (p[fe] == ' ' || p[fe] == '\t'))
                 fe = line_end(p, len, fe);
-            vs = header_parse(p, fs, fe, &cls, &info);
+            vs = header_parse(p, fs, fe, &cls, &parsed);
             rc = header_use(ctx, p, fs, fe, vs, cls, out);
             if (keep && n == cap)
                 keep = false;
@@ -1032,12 +1048,12 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
                 fv[n++] = (struct phfield){.fs = fs, .fe = fe, .vs = vs, .cls = cls};
             i = fe;
         }
-        if (!info.has_type) {
-            strcpy(info.type, msg_default ? "message" : "text");
-            strcpy(info.subtype, msg_default ? "rfc822" : "plain");
+        if (!parsed.has_type) {
+            strcpy(parsed.type, msg_default ? "message" : "text");
+            strcpy(parsed.subtype, msg_default ? "rfc822" : "plain");
         }
         if (rc == 0 && keep)
-            rc = phcache_record(ctx, p, len, msg_default, fv, n, i, &info);
+            rc = phcache_record(ctx, p, len, msg_default, fv, n, i, &parsed);
     }
     if (rc != 0)
         return rc;
@@ -1048,6 +1064,6 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
         i = b;
     }
     if (rc == 0 && i < len)
-        rc = body_entity(ctx, p + i, len - i, depth, &info, out);
+        rc = body_entity(ctx, p + i, len - i, depth, info, out);
     return rc;
 }
