@@ -107,8 +107,8 @@ static const unsigned char HSLOT[256] = {
 /* Per byte, what it is in a field name: 0 where it cannot be in one (controls, blanks,
  * the colon, DEL, 8-bit), else the byte lower-cased.  One load per byte of every header
  * name in pass 1, instead of four comparisons and a lower-casing. */
-#define HN1(c) ((c) > ' ' && (c) < 127 && (c) != ':' ? \
-                ((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c)) : 0)
+#define HN1(c) ((unsigned char)((c) > ' ' && (c) < 127 && (c) != ':' ? \
+                                 ((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c)) : 0))
 #define HN4(c) HN1(c), HN1((c) + 1), HN1((c) + 2), HN1((c) + 3)
 #define HN16(c) HN4(c), HN4((c) + 4), HN4((c) + 8), HN4((c) + 12)
 #define HN64(c) HN16(c), HN16((c) + 16), HN16((c) + 32), HN16((c) + 48)
