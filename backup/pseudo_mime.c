@@ -844,7 +844,7 @@ static int delim_walk_start(struct pseudo_ctx *ctx, const unsigned char *b, size
             if (e->b == b && e->len == len && e->boundary_len == info->boundary_len) {
                 c->db_cursor = k + 1;
                 w->replaying = e->known;
-                w->replay = c->d + e->first;
+                w->replay = e->n > 0 ? c->d + e->first : NULL;   /* c->d may be NULL */
                 w->n_replay = e->n;
                 w->next = 0;
                 break;
