@@ -292,15 +292,28 @@ void ptokens_free(ptokens *t)
     t->arena = arena;
 }
 
+/* The table's hash of a value: eight bytes per multiply.  FNV-1a, a multiply per byte
+ * and each waiting for the last, was half of this file's time for values of 20-30 bytes.
+ * Only the slot depends on it (the token list keeps the order of first use), so it may
+ * change freely; the length is mixed in first so that a zero-padded tail differs from a
+ * longer value. */
 static uint64_t tok_hash(enum pseudo_kind kind, const unsigned char *v, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;
+    const uint64_t mul = 0x9E3779B97F4A7C15ULL;
+    uint64_t h = ((uint64_t)len << 8 | (uint64_t)kind) * mul, w;
 
-    for (size_t i = 0; i < len; i++) {
-        h ^= v[i];
-        h *= 1099511628211ULL;
+    for (; len >= 8; v += 8, len -= 8) {
+        memcpy(&w, v, 8);
+        h = (h ^ w) * mul;
+        h ^= h >> 29;
     }
-    return h;
+    if (len > 0) {
+        w = 0;
+        memcpy(&w, v, len);
+        h = (h ^ w) * mul;
+        h ^= h >> 29;
+    }
+    return h ^ (h >> 32);
 }
 
 static int tok_grow(ptokens *t, mr_error *err)
