@@ -21,11 +21,17 @@
  * classifier of its own that computes only the word mask and the keywords' first two
  * bytes (pfind_classify_kw_avx2): pass 1 no longer pays for masks it does not use.
  *
- * The masks come from AVX2, from SSE2 (baseline on x86-64) or from a plain loop elsewhere
- * (also with -DPSEUDO_NO_SIMD, CMake option MAILRET_PSEUDO_NO_SIMD); test_backup_pseudo_find
- * compares whichever are compiled and usable with the plain loop, checks that the
- * prefilters keep every candidate, and compares the search with pfind_candidate (the
- * definition, one position at a time), with and without AVX2, in either build. */
+ * Where the CPU has AVX-512BW both classifiers have a 64-byte form (pfind_classify_avx512,
+ * pfind_classify_kw_avx512) that gives the same bits: one register for the window, each
+ * class compared straight into a mask, and the end of a text read with masked loads
+ * instead of copied into a buffer padded with NULs (most header values are all end).
+ *
+ * The masks come from AVX-512BW, AVX2, from SSE2 (baseline on x86-64) or from a plain loop
+ * elsewhere (also with -DPSEUDO_NO_SIMD, CMake option MAILRET_PSEUDO_NO_SIMD);
+ * test_backup_pseudo_find compares whichever are compiled and usable with the plain loop
+ * (AVX-512 with AVX2, at every length of a text's end), checks that the prefilters keep
+ * every candidate, and compares the search with pfind_candidate (the definition, one
+ * position at a time) by each path the CPU has, in either build. */
 #include "backup/pseudo_int.h"
 
 #include <string.h>
@@ -160,6 +166,11 @@ void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, boo
     f->avx2 = __builtin_cpu_supports("avx2");
 #else
     f->avx2 = false;
+#endif
+#ifdef PFIND_AVX512
+    f->avx512 = f->avx2 && __builtin_cpu_supports("avx512bw");
+#else
+    f->avx512 = false;
 #endif
     /* The prefilter tests the group of the second byte, the exact test (hit) the pair. */
     {
@@ -449,6 +460,121 @@ void pfind_classify_kw_avx2(const unsigned char *t, unsigned halves, uint64_t *w
 }
 #endif
 
+#ifdef PFIND_AVX512
+/* 64 bytes in one register, and each class straight into a 64-bit mask register (a
+ * compare or a test into a mask): no movemask, shift and or per half.  The end of a text
+ * is read with masked loads, which do not fault on the bytes masked off and read them as
+ * 0, so no copy into a padded buffer.  Only AVX-512BW (and AVX-512F) instructions:
+ * the group lookup uses vpshufb on 16-byte tables, as the AVX2 code does, not vpermb
+ * (VBMI), so that one path serves every AVX-512BW CPU. */
+#define PFIND_TARGET_AVX512 __attribute__((target("avx512bw")))
+
+/* The bytes to load from t + 0 and from t + 1 for a window of avail bytes (avail > 64:
+ * all of both). */
+PFIND_TARGET_AVX512 static inline void load_avx512(const unsigned char *t, size_t avail,
+                                                   __m512i *b, __m512i *b1)
+{
+    __mmask64 in = avail >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << avail) - 1;
+    __mmask64 in1 = avail > 64 ? ~(__mmask64)0 : in >> 1;
+
+    *b = _mm512_maskz_loadu_epi8(in, t);
+    *b1 = _mm512_maskz_loadu_epi8(in1, t + 1);
+}
+
+PFIND_TARGET_AVX512 static inline __m512i table16_avx512(const unsigned char *tab)
+{
+    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)tab));
+}
+
+PFIND_TARGET_AVX512 static inline __mmask64 eq64(__m512i b, unsigned char c)
+{
+    return _mm512_cmpeq_epi8_mask(b, _mm512_set1_epi8((char)c));
+}
+
+/* Bytes b with lo <= b < lo + count (unsigned: one subtraction and one compare). */
+PFIND_TARGET_AVX512 static inline __mmask64 range64(__m512i b, unsigned char lo,
+                                                    unsigned char count)
+{
+    return _mm512_cmplt_epu8_mask(_mm512_sub_epi8(b, _mm512_set1_epi8((char)lo)),
+                                  _mm512_set1_epi8((char)count));
+}
+
+PFIND_TARGET_AVX512
+void pfind_classify_avx512(const struct pfilter *f, const unsigned char *t, size_t avail,
+                           struct pfind_masks *m, uint64_t *pre)
+{
+    const __m512i groups_lo = table16_avx512(f->pair_groups);
+    const __m512i groups_hi = table16_avx512(f->pair_groups + 16);
+    /* Bit (i & 7) for index i: the group of a second byte. */
+    const __m512i group_bit = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128));
+    const __m512i case_bit = _mm512_set1_epi8(0x20);
+    __m512i b, b1;
+
+    load_avx512(t, avail, &b, &b1);
+    /* The classes, as pfind_classify_avx2: letters either case by (b | 0x20), and the
+     * unsigned ranges leave out every 8-bit byte, which is a word byte by its sign bit. */
+    __m512i l = _mm512_or_si512(b, case_bit);
+    __mmask64 dig = range64(b, '0', 10);
+    __mmask64 alnum = dig | range64(l, 'a', 26);
+    __mmask64 hex = dig | range64(l, 'a', 6);
+
+    *m = (struct pfind_masks){
+        .word = alnum | eq64(b, '_') | _mm512_movepi8_mask(b),
+        .alnum = alnum, .hex = hex,
+        .plus = eq64(b, '+'), .colon = eq64(b, ':'), .dot = eq64(b, '.'),
+    };
+
+    /* The prefilter: a first byte of a class asked for, or a first byte whose row has
+     * the second byte's group.  vpshufb looks at the low four bits of an index (and
+     * gives 0 for bit 7 set): rows 16-31 come from the second table where bit 4 is set. */
+    __m512i x = _mm512_and_si512(b, _mm512_set1_epi8(0x0F));
+    __m512i row = _mm512_mask_shuffle_epi8(_mm512_shuffle_epi8(groups_lo, x),
+                                           _mm512_test_epi8_mask(b, _mm512_set1_epi8(0x10)),
+                                           groups_hi, x);
+    __m512i grp = _mm512_shuffle_epi8(group_bit, _mm512_and_si512(b1, _mm512_set1_epi8(7)));
+    __mmask64 pk = _mm512_test_epi8_mask(row, grp);
+
+    if (f->cls & (PFIND_DIGIT | PFIND_HEX)) {
+        /* The classes of the second byte, as hit() asks for them. */
+        __mmask64 dig1 = range64(b1, '0', 10);
+        if (f->cls & PFIND_DIGIT)
+            pk |= dig & dig1;
+        if (f->cls & PFIND_HEX)
+            pk |= hex & (dig1 | range64(_mm512_or_si512(b1, case_bit), 'a', 6) |
+                         eq64(b1, ':') | eq64(b1, '.'));
+    }
+    if (f->cls & PFIND_CTNI)
+        pk |= (eq64(b, 'C') & eq64(b1, 'P')) | (eq64(b, 'T') & eq64(b1, 'L')) |
+              (eq64(b, 'N') & eq64(b1, 'a')) | (eq64(b, 'I') & eq64(b1, 'P'));
+    *pre = pk;
+}
+
+/* pfind_classify_kw_avx2 in one pass of 64 bytes: the same nibble tables, and a byte's
+ * classes tested straight into a mask (LO[b & 15] & HI[b >> 4] != 0). */
+PFIND_TARGET_AVX512
+void pfind_classify_kw_avx512(const unsigned char *t, size_t avail, uint64_t *word,
+                              uint64_t *pre)
+{
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    __m512i b, b1;
+
+    load_avx512(t, avail, &b, &b1);
+    __m512i lo = _mm512_and_si512(b, nib);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), nib);
+    __m512i lo1 = _mm512_and_si512(b1, nib);
+    __m512i hi1 = _mm512_and_si512(_mm512_srli_epi16(b1, 4), nib);
+
+    *word = _mm512_test_epi8_mask(_mm512_shuffle_epi8(table16_avx512(WORD_LO), lo),
+                                  _mm512_shuffle_epi8(table16_avx512(WORD_HI), hi));
+    *pre = _mm512_test_epi8_mask(
+        _mm512_and_si512(_mm512_shuffle_epi8(table16_avx512(FIRST_LO), lo),
+                         _mm512_shuffle_epi8(table16_avx512(FIRST_HI), hi)),
+        _mm512_and_si512(_mm512_shuffle_epi8(table16_avx512(SECOND_LO), lo1),
+                         _mm512_shuffle_epi8(table16_avx512(SECOND_HI), hi1)));
+}
+#endif
+
 /* Masks of t[0, n), n <= 64: with SSE2 16 bytes at a time. */
 static inline void masks_plain(const unsigned char *t, size_t n, struct pfind_masks *m)
 {
@@ -478,6 +604,12 @@ static inline void masks_plain(const unsigned char *t, size_t n, struct pfind_ma
 static inline void masks(const struct pfilter *f, const unsigned char *t, size_t n,
                          size_t avail, struct pfind_masks *m, uint64_t *pre)
 {
+#ifdef PFIND_AVX512
+    if (f->avx512) {
+        pfind_classify_avx512(f, t, avail, m, pre);
+        return;
+    }
+#endif
 #ifdef PFIND_AVX2
     if (f->avx2) {
         if (avail > 64) {
@@ -541,6 +673,28 @@ static inline bool kw_only(const struct pfilter *f)
     return f->cls == 0 && f->first == NO_NAMES && f->kw_mask != 0;
 }
 
+/* The word mask and the keywords' pairs of t[0, n), n <= 64 (avail bytes readable), as
+ * masks() does for the general filter. */
+static inline void kw_masks(const struct pfilter *f, const unsigned char *t, size_t n,
+                            size_t avail, uint64_t *word, uint64_t *pre)
+{
+#ifdef PFIND_AVX512
+    if (f->avx512) {
+        pfind_classify_kw_avx512(t, avail, word, pre);
+        return;
+    }
+#else
+    (void)f;
+#endif
+    if (avail > 64) {
+        pfind_classify_kw_avx2(t, 2, word, pre);
+    } else {
+        unsigned char pad[65] = {0};
+        memcpy(pad, t, avail);
+        pfind_classify_kw_avx2(pad, n > 32 ? 2 : 1, word, pre);
+    }
+}
+
 /* window() under such a filter, with AVX2: the word mask and the keywords' pairs
  * (pfind_classify_kw_avx2, about a quarter of the instructions of pfind_classify_avx2),
  * then the length test of the few word starts that pass. */
@@ -552,13 +706,7 @@ static void window_kw(struct pfind *it, size_t base)
     unsigned char prev = base > 0 ? t[base - 1] : 0;
     uint64_t word, pre, nonword, starts, hits = 0;
 
-    if (len - base > 64) {
-        pfind_classify_kw_avx2(t + base, 2, &word, &pre);
-    } else {
-        unsigned char pad[65] = {0};
-        memcpy(pad, t + base, len - base);
-        pfind_classify_kw_avx2(pad, n > 32 ? 2 : 1, &word, &pre);
-    }
+    kw_masks(it->f, t + base, n, len - base, &word, &pre);
     word &= valid;
     nonword = ~word & valid;
     starts = word & ~((word << 1) | pfind_word[prev]) & pre;

@@ -363,11 +363,14 @@ bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size
 /* The candidate search uses SSE2 where the compiler targets it (x86-64 always), else a
  * plain loop; -DPSEUDO_NO_SIMD (CMake option MAILRET_PSEUDO_NO_SIMD) forces the latter.
  * With GCC or Clang on x86-64 an AVX2 classifier is compiled too and used when the CPU
- * has AVX2 (checked at run time): it also computes the prefilter of word starts. */
+ * has AVX2 (checked at run time): it also computes the prefilter of word starts.  An
+ * AVX-512BW one (64 bytes at once, masks straight from the compares) is used before it
+ * where the CPU has that. */
 #if defined(__SSE2__) && !defined(PSEUDO_NO_SIMD)
 #define PFIND_SSE2 1
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define PFIND_AVX2 1
+#define PFIND_AVX512 1
 #endif
 #endif
 
@@ -388,6 +391,7 @@ struct pfilter {
     const uint32_t *name_pairs; /* pnames.pairs: their first two bytes */
     unsigned kw_mask;           /* 0xFF: greeting and sign-off words, else 0 */
     bool avx2;                  /* classify with AVX2 and prefilter (the CPU has it) */
+    bool avx512;                /* with AVX-512BW instead (the CPU has it; implies avx2) */
     bool none;                  /* nothing asked for: no position is a candidate */
     /* For the AVX2 prefilter: per low five bits of a first byte, bit (b & 7) set when a
      * greeting or a learnt name has such a first byte and a second byte b. */
@@ -398,7 +402,8 @@ struct pfilter {
 #define PFIND_GROUPS(row) ((unsigned char)(((row) | (row) >> 8 | (row) >> 16 | (row) >> 24) & 0xFFu))
 
 /* names: the learnt names (prepared), or NULL for none; keywords: greetings and sign-offs.
- * f->avx2 is set when the CPU has AVX2 (a test may clear it to try the other path). */
+ * f->avx2 is set when the CPU has AVX2, f->avx512 when it has AVX-512BW too (a test may
+ * clear either to try the other paths: avx512 first, then avx2). */
 void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, bool keywords);
 
 /* An iterator over the candidate positions of one text under one filter: the bit masks of
@@ -451,6 +456,16 @@ void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsign
  * superset, as above).  Reads as pfind_classify_avx2. */
 void pfind_classify_kw_avx2(const unsigned char *t, unsigned halves, uint64_t *word,
                             uint64_t *pre);
+#endif
+#ifdef PFIND_AVX512
+/* The same with AVX-512BW (only where the CPU has it) for t[0, avail), 64 bytes or fewer:
+ * reads t[0, min(avail, 65)) and no byte more (masked loads), and classifies the bytes
+ * from avail on as NULs.  So each is bit for bit pfind_classify_avx2 (halves 2) or
+ * pfind_classify_kw_avx2 (halves 2) of t padded with NULs to 65 bytes. */
+void pfind_classify_avx512(const struct pfilter *f, const unsigned char *t, size_t avail,
+                           struct pfind_masks *m, uint64_t *pre);
+void pfind_classify_kw_avx512(const unsigned char *t, size_t avail, uint64_t *word,
+                              uint64_t *pre);
 #endif
 
 /* ---- pseudo_scan.c ----------------------------------------------------------------- */

@@ -4,16 +4,21 @@
  *   - SSE2 and AVX2 masks == the byte-by-byte ones (where built in and, for AVX2, where
  *     the CPU has it), and the AVX2 prefilters (the general one and the keyword-only one
  *     of pass 1) pass every candidate word start;
+ *   - the AVX-512BW classifiers (where the CPU has it) == the AVX2 ones on the same bytes
+ *     padded with NULs, bit for bit, for every length of a text's end (masked loads);
  *   - pfind_next == the first position that pfind_candidate accepts, on random text with
- *     random filters (a quarter of them keyword-only), from random resume points (in
- *     the SSE2 and in the plain build: configure with -DMAILRET_PSEUDO_NO_SIMD=ON for
- *     the latter);
+ *     random filters (a quarter of them keyword-only), from random resume points, by
+ *     each path the CPU has (AVX-512BW, AVX2, SSE2) and in the plain build (configure
+ *     with -DMAILRET_PSEUDO_NO_SIMD=ON for that);
  *   - pmime_classify == the linear search over the header table, for every name in it,
  *     its case variants and near misses.
  */
 #include "unit/test_backup_pseudo_util.h"
 
 #include "backup/pseudo_int.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Deterministic generator (tp_rnd), so that a failure can be reproduced. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -157,6 +162,56 @@ static void test_masks(void **state)
     }
 }
 
+#ifdef PFIND_AVX512
+/* The AVX-512BW classifiers against the AVX2 ones (which test_masks checks against the
+ * definitions): for a text's end of avail bytes, the AVX2 ones see a copy padded with
+ * NULs, the AVX-512 ones the bytes in place, ending where an unreadable page begins (a
+ * masked load must neither need nor use a byte past them). */
+static void test_avx512(void **state)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char *map, *end;
+
+    (void)state;
+    if (!__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx2")) {
+        print_message("no AVX-512BW on this CPU: its classifiers not tested\n");
+        return;
+    }
+    map = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+               -1, 0);
+    assert_true(map != MAP_FAILED);
+    end = map + page;
+    assert_int_equal(mprotect(end, (size_t)page, PROT_NONE), 0);
+    for (int round = 0; round < 20000; round++) {
+        /* 1 to 64 bytes: a text's end; 65 to 80: a window with more after it (the AVX-512
+         * classifier then reads 65 bytes, as the AVX2 one does). */
+        size_t avail = 1 + (size_t)(rnd() % 80), readable = avail < 65 ? avail : 65;
+        const unsigned char *t = end - readable;
+        unsigned char pad[65] = {0};
+        struct pfind_masks v, w;
+        struct pfilter f;
+        pnames names;
+        uint64_t pre_v, pre_w, kw_v, kw_w, kpre_v, kpre_w;
+
+        random_text(end - readable, readable);
+        memcpy(pad, t, readable);
+        random_filter(&f, &names);
+        pfind_classify_avx2(&f, pad, 2, &w, &pre_w);
+        pfind_classify_avx512(&f, t, avail, &v, &pre_v);
+        if (v.word != w.word || v.alnum != w.alnum || v.hex != w.hex || v.plus != w.plus ||
+            v.colon != w.colon || v.dot != w.dot || pre_v != pre_w)
+            fail_msg("round %d, %zu bytes: AVX-512 masks or prefilter differ from AVX2", round,
+                     avail);
+        pfind_classify_kw_avx2(pad, 2, &kw_w, &kpre_w);
+        pfind_classify_kw_avx512(t, avail, &kw_v, &kpre_v);
+        if (kw_v != kw_w || kpre_v != kpre_w)
+            fail_msg("round %d, %zu bytes: AVX-512 keyword masks differ from AVX2", round,
+                     avail);
+    }
+    munmap(map, 2 * (size_t)page);
+}
+#endif
+
 /* pfind_next against pfind_candidate over whole texts, as the scanner uses it: resuming
  * at the candidate's word end or at a random later point, with random limits. */
 static void test_next(void **state)
@@ -171,8 +226,11 @@ static void test_next(void **state)
         struct pfind it;
         random_text(t, len);
         random_filter(&f, &names);
-        /* Half the rounds without the AVX2 path (where the CPU has it, else always). */
-        if (round & 1)
+        /* A third of the rounds by each path: the best the CPU has, without AVX-512BW
+         * (AVX2, where the CPU has it) and without either (SSE2 or the plain loop). */
+        if (round % 3 != 0)
+            f.avx512 = false;
+        if (round % 3 == 2)
             f.avx2 = false;
         pfind_start(&it, &f, t, len);
         while (from < len) {
@@ -256,6 +314,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_masks),
+#ifdef PFIND_AVX512
+        cmocka_unit_test(test_avx512),
+#endif
         cmocka_unit_test(test_next),
         cmocka_unit_test(test_word_end),
         cmocka_unit_test(test_classify),
