@@ -792,17 +792,82 @@ static size_t delimiter_at(const unsigned char *b, size_t len, size_t i, const u
     return 0;
 }
 
+/* How far from where a search starts next_delimiter looks at the line starts itself
+ * before it leaves the rest to memmem (below). */
+#define PDELIM_SCAN 4096
+
+/* The first k in [at, lim) (at < lim <= len) where a line begins with "--" (k == 0
+ * begins one): where a delimiter can start.  With SSE2 16 positions at a time, each
+ * from the byte before it and the two at it. */
+static size_t dash_line(const unsigned char *b, size_t len, size_t at, size_t lim)
+{
+    if (at == 0) {
+        if (len >= 2 && b[0] == '-' && b[1] == '-')
+            return 0;
+        at = 1;
+    }
+#ifdef PFIND_SSE2
+    const __m128i nl = _mm_set1_epi8('\n'), dash = _mm_set1_epi8('-');
+
+    /* Positions [at, at + 16) read b[at - 1, at + 17). */
+    for (; at < lim && len - at >= 17; at += 16) {
+        const unsigned char *q = b + at;
+        __m128i before = _mm_loadu_si128((const __m128i *)(const void *)(q - 1));
+        __m128i first = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i second = _mm_loadu_si128((const __m128i *)(const void *)(q + 1));
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(before, nl),
+                          _mm_and_si128(_mm_cmpeq_epi8(first, dash),
+                                        _mm_cmpeq_epi8(second, dash))));
+        if (m != 0) {
+            size_t k = at + (size_t)__builtin_ctz(m);
+            return k < lim ? k : lim;
+        }
+    }
+#endif
+    for (; at < lim && at + 1 < len; at++)
+        if (b[at - 1] == '\n' && b[at] == '-' && b[at + 1] == '-')
+            return at;
+    return lim;
+}
+
+/* The delimiter line found at at: its start goes back over the line break before it
+ * (which belongs to the delimiter), not before from. */
+static size_t delimiter_start(const unsigned char *b, size_t from, size_t at)
+{
+    if (at > from && b[at - 1] == '\n') {
+        at--;
+        if (at > from && b[at - 1] == '\r')
+            at--;
+    }
+    return at;
+}
+
 /* Next delimiter at a line start at or after from: its start (including the line break
- * before it, which belongs to the delimiter) in *dstart, its end in *dend. */
+ * before it, which belongs to the delimiter) in *dstart, its end in *dend.  It is the
+ * first line start at or after from where delimiter_at holds, however it is found.
+ * A part is mostly short: its first PDELIM_SCAN bytes are searched by line starts that
+ * begin with "--" (one pass, no setup); a long one (an attachment) goes on with memmem,
+ * whose skips by the boundary's length pay there more than its setup costs. */
 static bool next_delimiter(const unsigned char *b, size_t len, size_t from,
                            const struct entity_info *info, size_t *dstart, size_t *dend,
                            bool *close)
 {
     unsigned char needle[2 + sizeof info->boundary];
     size_t nl = 2 + info->boundary_len, at = from;
+    size_t lim = len - from > PDELIM_SCAN ? from + PDELIM_SCAN : len;
 
-    /* Candidates are the places "--boundary" occurs that begin a line (found with
-     * memmem rather than by looking at every line). */
+    while (at < lim && (at = dash_line(b, len, at, lim)) < lim) {
+        size_t e = delimiter_at(b, len, at, info->boundary, info->boundary_len, close);
+        if (e != 0) {
+            *dstart = delimiter_start(b, from, at);
+            *dend = e;
+            return true;
+        }
+        at++;
+    }
+    /* Candidates past lim are the places "--boundary" occurs that begin a line. */
+    at = lim;
     needle[0] = needle[1] = '-';
     memcpy(needle + 2, info->boundary, info->boundary_len);
     while (at < len) {
@@ -813,13 +878,7 @@ static bool next_delimiter(const unsigned char *b, size_t len, size_t from,
         if (at == 0 || b[at - 1] == '\n') {
             size_t e = delimiter_at(b, len, at, info->boundary, info->boundary_len, close);
             if (e != 0) {
-                size_t ds = at;
-                if (ds > from && b[ds - 1] == '\n') {
-                    ds--;
-                    if (ds > from && b[ds - 1] == '\r')
-                        ds--;
-                }
-                *dstart = ds;
+                *dstart = delimiter_start(b, from, at);
                 *dend = e;
                 return true;
             }
