@@ -76,33 +76,40 @@ static bool ieq(const unsigned char *a, size_t n, const char *b)
     return true;
 }
 
-/* Slot of a lower-cased header name: the top byte of a 32-bit FNV-1a hash with a seed
- * chosen so that the names of HEADERS fall into distinct slots (HSLOT, generated from
- * the table; test_backup_pseudo_find checks it against the linear search below). */
-#define HSEED 1624u
-static inline uint32_t hstep(uint32_t h, unsigned char c)
+/* Slot of a lower-cased header name low[0, n) (2 <= n <= HNAME_MAX): the top byte of
+ * its length and five of its bytes (the first two, the middle one, the last two) times a
+ * multiplier chosen so that the names of HEADERS fall into distinct slots (HSLOT,
+ * generated from the table; test_backup_pseudo_find checks it against the linear search
+ * below).  Not a hash of every byte: FNV-1a was a multiplication per byte, each waiting
+ * for the one before, in the walk over every field name of pass 1; the comparison that
+ * confirms a slot reads the whole name anyway. */
+#define HMUL UINT64_C(0xbe40f38e4a945555)
+static inline unsigned hslot(const unsigned char *low, size_t n)
 {
-    return (h ^ c) * 16777619u;
+    uint64_t k = (uint64_t)low[0] | (uint64_t)low[1] << 8 | (uint64_t)low[n - 2] << 16 |
+                 (uint64_t)low[n - 1] << 24 | (uint64_t)low[n / 2] << 32 | (uint64_t)n << 40;
+
+    return (unsigned)((k * HMUL) >> 56);
 }
 
 /* HEADERS index + 1 per slot, 0 for none. */
 static const unsigned char HSLOT[256] = {
-     0,  0, 40,  0, 61,  0,  0,  0,  0,  0,  0,  0,  0, 30,  0,  0,
-    37,  0,  0,  0,  0,  0,  8,  0,  0,  0,  0,  0,  0, 33,  0,  0,
-     0,  0, 42,  0,  0,  0,  0, 58,  0,  0,  0,  0,  0, 20,  0, 48,
-     0,  0, 34,  0,  0,  0,  0, 35, 39,  0, 19,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0, 32,  0, 47,  0,  0,  0,  0,
-     0,  0,  0, 24,  0,  0,  0,  0, 57,  0,  0,  0,  0, 60,  0,  0,
-     0, 41,  0,  0,  0,  0,  0,  0,  7,  0,  0, 22,  0,  0,  0,  0,
-    18,  5,  3,  0, 49,  0,  0,  0,  0,  0,  0,  0,  0,  0,  2, 21,
-     0,  0,  0,  0,  0,  0,  0,  0, 26,  0, 25, 51,  6,  0,  0,  0,
-     0,  0,  0, 38, 50,  0,  0,  0,  0,  0, 52,  0, 31,  0,  0,  4,
-     0,  0, 15,  0, 28,  0,  0,  0, 55, 54, 27,  0, 44,  0, 46,  0,
-     0,  0, 13,  0,  0, 23,  0,  0,  0,  0,  0,  0, 36, 14, 56,  0,
-     0,  0,  0,  0, 17,  0, 12,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0, 10,  0,  0,  0,  0,  0,  0, 29,  0,  1, 45, 43,  0,  0,
-     0,  0, 11,  0,  0,  0,  0, 53,  0,  0,  0, 16,  0,  0,  0,  0,
-     0,  0,  0, 59,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  9,
+    32,  0,  0, 56,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 35,  0,
+     0,  0,  0,  0, 50,  0,  0,  0,  0, 34,  0,  0, 58,  0,  0,  0,
+    53,  0,  0,  0, 27,  0, 13,  6,  0,  0,  8,  0,  0, 49, 57, 29,
+     0,  0, 61, 60,  0,  0,  0,  0, 43,  0,  0,  0,  0,  0, 38,  0,
+    40,  0,  0,  0,  0, 23, 39,  0,  0, 37,  5,  0,  0,  0, 15,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0, 47,  0,  0,  0, 24,  0,  0,  0,  0, 45,  0,  0,
+     0, 14,  0,  0,  0, 42, 59, 17, 44,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0, 21,  0,  0,  0, 55, 41,  0,  0,  0,  0,
+     0,  0,  1, 33,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    51, 25,  0,  0,  0,  0, 19,  0, 36,  0, 11,  0,  0,  0, 26,  0,
+    30,  0,  0,  0, 10,  0,  0,  0,  0,  0,  0,  0, 22, 20,  4,  0,
+     0,  0,  0,  0, 52,  0,  0,  9,  0,  0,  0,  0,  0,  0,  0,  0,
+     0, 18, 12,  0,  0,  0,  0,  0,  0,  0,  0, 54,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  3, 31,  0,  0,  2,  0,  0,  7,
+     0,  0, 48,  0,  0,  0,  0,  0,  0, 46, 28,  0,  0,  0,  0, 16,
 };
 
 /* Longest name the table is looked up for (longer ones are H_GENERIC). */
@@ -122,13 +129,53 @@ static const unsigned char HNAME_LOWER[256] = {HN64(0), HN64(64), HN64(128), HN6
 #undef HN4
 #undef HN1
 
-/* The class of a lower-cased name low[0, n) (n <= HNAME_MAX) whose hash is h: one
- * comparison confirms the slot. */
-static inline unsigned classify_lowered(const unsigned char *low, size_t n, uint32_t h)
+/* a[0, n) == b[0, n) for 2 <= n: by loads of 8, 4 or 2 bytes, the last one overlapping,
+ * rather than a call to memcmp for a name of a dozen bytes. */
+static inline bool same_name(const unsigned char *a, const char *b, size_t n)
 {
-    unsigned k = HSLOT[h >> 24];
+    uint64_t x, y;
+    uint32_t s, t;
+    uint16_t u, v;
 
-    if (k != 0 && HEADERS[k - 1].len == n && memcmp(low, HEADERS[k - 1].name, n) == 0)
+    if (n >= 8) {
+        for (size_t j = 0; j + 8 < n; j += 8) {
+            memcpy(&x, a + j, 8);
+            memcpy(&y, b + j, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&s, a, 4);
+        memcpy(&t, b, 4);
+        if (s != t)
+            return false;
+        memcpy(&s, a + n - 4, 4);
+        memcpy(&t, b + n - 4, 4);
+        return s == t;
+    }
+    memcpy(&u, a, 2);
+    memcpy(&v, b, 2);
+    if (u != v)
+        return false;
+    memcpy(&u, a + n - 2, 2);
+    memcpy(&v, b + n - 2, 2);
+    return u == v;
+}
+
+/* The class of a lower-cased name low[0, n) (n <= HNAME_MAX): one comparison confirms
+ * the slot.  No name in HEADERS is shorter than two bytes. */
+static inline unsigned classify_lowered(const unsigned char *low, size_t n)
+{
+    unsigned k;
+
+    if (n < 2)
+        return H_GENERIC;
+    k = HSLOT[hslot(low, n)];
+    if (k != 0 && HEADERS[k - 1].len == n && same_name(low, HEADERS[k - 1].name, n))
         return HEADERS[k - 1].cls;
     return H_GENERIC;
 }
@@ -137,15 +184,12 @@ static inline unsigned classify_lowered(const unsigned char *low, size_t n, uint
 unsigned pmime_classify(const unsigned char *name, size_t n)
 {
     unsigned char low[HNAME_MAX];
-    uint32_t h = HSEED;
 
     if (n > sizeof low)
         return H_GENERIC;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         low[i] = lc(name[i]);
-        h = hstep(h, low[i]);
-    }
-    return classify_lowered(low, n, h);
+    return classify_lowered(low, n);
 }
 
 /* The reference: every table entry in turn. */
@@ -252,13 +296,12 @@ static bool blank_line(const unsigned char *p, size_t len, size_t i)
 /* Parse the header line p[fs, fe): its value start (0: not a header field) and class;
  * the entity's Content-Type and Content-Transfer-Encoding go into info.  A field is a
  * name of printable ASCII, blanks, then the colon.  Pass 1 runs this for every header
- * line, so one walk over the name checks it and lower-cases and hashes it for the table
- * (as pmime_classify does). */
+ * line, so one walk over the name checks it and lower-cases it for the table (as
+ * pmime_classify does). */
 static size_t header_parse(const unsigned char *p, size_t fs, size_t fe, enum hclass *cls,
                            struct entity_info *info)
 {
     unsigned char low[HNAME_MAX], c;
-    uint32_t h = HSEED;
     size_t ne = fs, end = fe - fs > sizeof low ? fs + sizeof low : fe, colon, vs;
 
     *cls = H_GENERIC;
@@ -266,7 +309,6 @@ static size_t header_parse(const unsigned char *p, size_t fs, size_t fe, enum hc
      * field, or blanks before the colon.  Past HNAME_MAX bytes it is only checked. */
     while (ne < end && (c = HNAME_LOWER[p[ne]]) != 0) {
         low[ne - fs] = c;
-        h = hstep(h, c);
         ne++;
     }
     if (ne == end)
@@ -279,7 +321,7 @@ static size_t header_parse(const unsigned char *p, size_t fs, size_t fe, enum hc
         return 0;
     vs = colon + 1;
     if (ne - fs <= sizeof low)
-        *cls = (enum hclass)classify_lowered(low, ne - fs, h);
+        *cls = (enum hclass)classify_lowered(low, ne - fs);
     if (*cls == H_CTYPE && !info->has_type)
         parse_ctype(p + vs, fe - vs, info);
     if (*cls == H_CTE)
