@@ -238,6 +238,10 @@ static void parse_ctype(const unsigned char *v, size_t len, struct entity_info *
     memcpy(info->type, type, sizeof type);
     memcpy(info->subtype, sub, sizeof sub);
     info->has_type = true;
+    /* Only a multipart body is split at its boundary: for any other type the parameters
+     * are not parsed (a call to parse_params for every Content-Type of a text part). */
+    if (strcmp(type, "multipart") != 0)
+        return;
     info->boundary_len = ptext_param_get(v, len, "boundary", info->boundary,
                                          sizeof info->boundary);
     if (info->boundary_len == SIZE_MAX)
@@ -535,7 +539,13 @@ static int phcache_record(struct pseudo_ctx *ctx, const unsigned char *p, size_t
     e->first = c->n_f;
     e->n = n;
     e->end = end;
-    e->info = *info;
+    /* The boundary only as far as it is set: the whole struct is a 256-byte copy. */
+    e->info.has_type = info->has_type;
+    memcpy(e->info.type, info->type, sizeof info->type);
+    memcpy(e->info.subtype, info->subtype, sizeof info->subtype);
+    e->info.boundary_len = info->boundary_len;
+    memcpy(e->info.boundary, info->boundary, info->boundary_len);
+    e->info.cte = info->cte;
     c->n_f += n;
     return 0;
 }
