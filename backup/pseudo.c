@@ -39,33 +39,50 @@ void pseudo_policy_default(struct pseudo_policy *policy)
     policy->emails = policy->cpr = policy->phones = policy->names = policy->ips = true;
 }
 
-static bool domain_matches(const unsigned char *dom, size_t dlen, const char *own)
+/* own (a domain, "@fund.dk" or "fund.dk") against the normalised address norm, whose
+ * first '@' is found only when the domain's bytes already match norm's tail: most
+ * addresses differ from the fund's domain in their last bytes, so most calls end after
+ * a strlen and a byte or two, with no memchr. */
+static bool domain_matches(const unsigned char *norm, size_t len, const unsigned char **at,
+                           bool *at_known, const char *own)
 {
-    size_t ol = strlen(own);
+    size_t ol = strlen(own), dlen;
 
-    while (ol > 0 && own[0] == '@') {   /* "@fund.dk" and "fund.dk" mean the same */
+    while (ol > 0 && own[0] == '@') {
         own++;
         ol--;
     }
-    if (ol == 0 || ol > dlen)
+    if (ol == 0 || ol > len)
         return false;
-    for (size_t i = 0; i < ol; i++) {
+    /* The domain is a tail of norm: compared from its end (lower-cased as it goes). */
+    for (size_t i = ol; i-- > 0;) {
         unsigned char c = (unsigned char)own[i];
-        if (c >= 'A' && c <= 'Z')
+        if ((unsigned char)(c - 'A') < 26u)
             c = (unsigned char)(c + 32);
-        if (dom[dlen - ol + i] != c)
+        if (norm[len - ol + i] != c)
             return false;
     }
+    if (!*at_known) {
+        *at = memchr(norm, '@', len);
+        *at_known = true;
+    }
+    if (*at == NULL)
+        return false;
+    dlen = len - (size_t)(*at + 1 - norm);
+    if (ol > dlen)
+        return false;
     /* Exact domain or a subdomain of it: "mail.fund.dk" is the fund's, "xfund.dk" not. */
-    return ol == dlen || dom[dlen - ol - 1] == '.';
+    return ol == dlen || norm[len - ol - 1] == '.';
 }
 
 bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size_t len)
 {
-    const unsigned char *at = memchr(norm, '@', len);
+    const struct pseudo_policy *pol = ctx->pol;
+    const unsigned char *at = NULL;
+    bool at_known = false;
 
-    for (size_t i = 0; i < ctx->pol->n_own_addresses; i++) {
-        const char *a = ctx->pol->own_addresses[i];
+    for (size_t i = 0; i < pol->n_own_addresses; i++) {
+        const char *a = pol->own_addresses[i];
         size_t al = a ? strlen(a) : 0;
         size_t k;
         if (al != len)
@@ -80,11 +97,9 @@ bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size
         if (k == len)
             return true;
     }
-    if (at == NULL)
-        return false;
-    for (size_t i = 0; i < ctx->pol->n_own_domains; i++)
-        if (ctx->pol->own_domains[i] != NULL &&
-            domain_matches(at + 1, len - (size_t)(at + 1 - norm), ctx->pol->own_domains[i]))
+    for (size_t i = 0; i < pol->n_own_domains; i++)
+        if (pol->own_domains[i] != NULL &&
+            domain_matches(norm, len, &at, &at_known, pol->own_domains[i]))
             return true;
     return false;
 }

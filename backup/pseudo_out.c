@@ -33,8 +33,14 @@ int pbuf_append(pbuf *b, const void *data, size_t n, mr_error *err)
 {
     int rc;
 
-    if (n == 0)
+    /* Room already there (nearly always): no call, no overflow check (n <= cap - len). */
+    if (n <= b->cap - b->len) {
+        if (n > 0) {
+            memcpy(b->p + b->len, data, n);
+            b->len += n;
+        }
         return 0;
+    }
     rc = pbuf_reserve(b, n, err);
     if (rc != 0)
         return rc;
@@ -67,7 +73,18 @@ void pout_free(pout *o)
 
 int pout_copy(pout *o, const unsigned char *p, size_t n, mr_error *err)
 {
-    return pbuf_append(&o->buf, p, n, err);
+    pbuf *b = &o->buf;
+
+    /* As pbuf_append, its common case here: most copies are the few bytes between two
+     * matches, into a buffer that has room. */
+    if (n <= b->cap - b->len) {
+        if (n > 0) {
+            memcpy(b->p + b->len, p, n);
+            b->len += n;
+        }
+        return 0;
+    }
+    return pbuf_append(b, p, n, err);
 }
 
 int pout_replace(pout *o, const unsigned char *orig, size_t orig_len,
