@@ -260,6 +260,7 @@ typedef struct pnames {
      * second half is scratch). */
     size_t *next, *heads;
     size_t n_heads, cap_index, cap_heads;
+    size_t n_indexed;       /* patterns in the tables (pnames_prepare adds the rest) */
     bool prepared;
     /* The display names most recently added, cleaned: most are added again (every
      * address header, signature and pass names the same person), and a name added before

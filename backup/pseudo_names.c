@@ -19,6 +19,8 @@ void pnames_init(pnames *n, parena *arena)
     n->arena = arena;
 }
 
+static unsigned char first_key(const struct pname_pat *p);
+
 void pnames_reset(pnames *n)
 {
     /* The patterns and canonical values were in the arena, which is reset with them; the
@@ -28,8 +30,17 @@ void pnames_reset(pnames *n)
         pnames_free(n);
         return;
     }
+    /* The first-byte filter is cleared where these patterns set it (a few entries, not
+     * 2 KB; pnames_prepare counts on it being clear when nothing is indexed). */
+    for (size_t i = 0; i < n->n_indexed; i++) {
+        unsigned char k = first_key(&n->pats[i]);
+        n->first[k] = 0;
+        if (k >= 32)
+            n->first[k - 32] = 0;
+    }
     n->n_pats = n->n_canon = 0;
     n->n_heads = 0;
+    n->n_indexed = 0;
     n->n_seen = 0;
     n->prepared = false;
 }
@@ -144,9 +155,10 @@ static int canon_add(pnames *n, const unsigned char *v, size_t len, const unsign
 
 static uint64_t pat_key_hash(const unsigned char *pat, size_t len, bool latin1, size_t *fw);
 
-/* Copy pat (the caller has checked that it is new) into the arena as a pattern. */
+/* Copy pat (the caller has checked that it is new) into the arena as a pattern; kept,
+ * when not NULL, is the same bytes in the arena already (a canonical value). */
 static int pat_push_copy(pnames *n, const unsigned char *pat, size_t len, bool latin1,
-                         bool exact, size_t canon, mr_error *err)
+                         bool exact, size_t canon, unsigned char *kept, mr_error *err)
 {
     unsigned char *c;
     size_t fw = 0;
@@ -159,7 +171,7 @@ static int pat_push_copy(pnames *n, const unsigned char *pat, size_t len, bool l
         n->pats = np;
         n->cap_pats = cap;
     }
-    c = parena_dup(n->arena, pat, len, err);
+    c = kept != NULL ? kept : parena_dup(n->arena, pat, len, err);
     if (c == NULL)
         return MR_E_NOMEM;
     uint64_t kh = pat_key_hash(c, len, latin1, &fw);
@@ -254,10 +266,13 @@ static int pattern_add(pnames *n, const unsigned char *s, size_t len, mr_error *
         const unsigned char *u = exact ? s : f;
         if (!pat_exists(n, u, len, false, exact)) {
             rc = canon_add(n, s, len, simple ? f : NULL, &canon, err);
+            /* A simple name's canonical value is its folded pattern: the same bytes, stored
+             * once (neither is ever written). */
             if (rc == 0)
-                rc = pat_push_copy(n, u, len, false, exact, canon, err);
+                rc = pat_push_copy(n, u, len, false, exact, canon,
+                                   simple && !exact ? n->canon[canon] : NULL, err);
             if (rc == 0 && latin1_ok && any8 && !pat_exists(n, l, ll, true, exact))
-                rc = pat_push_copy(n, l, ll, true, exact, canon, err);
+                rc = pat_push_copy(n, l, ll, true, exact, canon, NULL, err);
         }
     }
 done:
@@ -366,92 +381,118 @@ int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err)
     return rc;
 }
 
-struct len_idx {
-    size_t len, idx;
-};
-
-static int cmp_len_desc(const void *a, const void *b)
-{
-    const struct len_idx *x = a, *y = b;
-
-    if (x->len != y->len)
-        return x->len < y->len ? 1 : -1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-/* Longest first, then in order of addition (a total order: any sort gives the same).  A
- * message has a few dozen patterns, where insertion sort beats qsort's calls through a
- * function pointer; a hostile one with hundreds gets qsort. */
-static void sort_len_desc(struct len_idx *li, size_t n)
-{
-    if (n > 64) {
-        qsort(li, n, sizeof *li, cmp_len_desc);
-        return;
-    }
-    for (size_t i = 1; i < n; i++) {
-        struct len_idx x = li[i];
-        size_t j = i;
-        while (j > 0 && cmp_len_desc(&li[j - 1], &x) > 0) {
-            li[j] = li[j - 1];
-            j--;
-        }
-        li[j] = x;
-    }
-}
-
 static unsigned char first_key(const struct pname_pat *p)
 {
     return p->latin1 ? fold_latin1(p->pat[0]) : fold_ascii(p->pat[0]);
 }
 
-/* Hash of the folded first word of t[i, we) as a pattern of this variant would have it. */
-static uint64_t word_hash(const unsigned char *t, size_t i, size_t we, bool latin1)
+/* The chain key of a word: a hash of its bytes with bit 5 set in each (0x20: ASCII
+ * letters so fold alike in both variants, as do the capitals of the Latin-1 supplement in
+ * Latin-1 and in UTF-8), eight bytes per multiply instead of FNV-1a's one.  Coarser than
+ * either variant's folding: a text word's chain holds every pattern whose first word folds
+ * (as that pattern's variant folds) to the word, and perhaps some others, which
+ * pnames_match compares with the text and finds different (a pattern that matches has
+ * the word's key either way), so which pattern matches is the same as with an exact key.
+ * One key for both variants: one hash per text word.  avail >= len bytes are readable at
+ * w. */
+static uint64_t key_hash(const unsigned char *w, size_t len, size_t avail)
 {
-    uint64_t h = 1469598103934665603ULL;   /* same seed: ASCII words hash alike in both */
+    const uint64_t K = UINT64_C(0x9E3779B97F4A7C15), B5 = UINT64_C(0x2020202020202020);
+    uint64_t h = len * K, x;
+    size_t j = 0;
 
-    for (size_t j = i; j < we; j++) {
-        unsigned char c = latin1 ? fold_latin1(t[j]) : fold_utf8(j > i ? t[j - 1] : 0, t[j]);
-        h = (h ^ c) * 1099511628211ULL;
+    for (; j + 8 <= len; j += 8) {
+        memcpy(&x, w + j, 8);
+        h = (h ^ (x | B5)) * K;
+        h ^= h >> 29;
     }
-    return h;
+    if (j < len) {
+        size_t r = len - j;
+        if (avail - j >= 8) {
+            memcpy(&x, w + j, 8);
+        } else {
+            x = 0;
+            for (size_t k = 0; k < r; k++)
+                x |= (uint64_t)w[j + k] << (8 * k);
+        }
+        x = (x | B5) & (~UINT64_C(0) >> (64 - 8 * r));
+        h = (h ^ x) * K;
+    }
+    h ^= h >> 32;
+    h *= K;
+    return h ^ (h >> 29);
 }
 
-/* The chain key of a pattern (the hash of its first word, as word_hash folds a text word
- * of its variant) and, in *fw, that word's length. */
+/* The chain key of a pattern (key_hash of its first word) and, in *fw, that word's
+ * length.  A first word is hashed up to 256 bytes, a text word in full (as always): a
+ * pattern whose first word is longer is not found. */
 static uint64_t pat_key_hash(const unsigned char *pat, size_t len, bool latin1, size_t *fw)
 {
     size_t we = 0;
 
+    (void)latin1;
     while (we < len && word_byte(pat[we]))
         we++;
     *fw = we;
-    /* Patterns are stored folded unless exact_case; hash the folded form either way.
-     * Folding is idempotent, so folding a folded pattern changes nothing. */
-    return word_hash(pat, 0, we < 256 ? we : 256, latin1);
+    return key_hash(pat, we < 256 ? we : 256, len);
 }
 
-/* The pattern's first two bytes into the pairs table (see pnames.pairs). */
-static void first_pair(pnames *n, const struct pname_pat *p)
+/* Pattern p into its chain, which stays longest first, then in order of addition (p was
+ * added after every pattern already there, so it goes after all that are as long: where
+ * a sort of all would put it), and its first byte and first two bytes into the filters. */
+static void index_pat(pnames *n, size_t p, size_t nh)
 {
-    if (p->len > 1 && p->pat[1] != ' ')
-        n->pairs[p->pat[0] & 31] |= UINT32_C(1) << (p->pat[1] & 31);
+    size_t *tails = n->heads + nh;
+    const struct pname_pat *pp = &n->pats[p];
+    size_t slot = pp->khash & (nh - 1);
+
+    n->next[p] = SIZE_MAX;
+    if (n->heads[slot] == SIZE_MAX) {
+        n->heads[slot] = tails[slot] = p;
+    } else if (n->pats[tails[slot]].len >= pp->len) {
+        n->next[tails[slot]] = p;
+        tails[slot] = p;
+    } else {
+        /* Before the first shorter pattern (there is one: the tail). */
+        size_t *link = &n->heads[slot];
+        while (n->pats[*link].len >= pp->len)
+            link = &n->next[*link];
+        n->next[p] = *link;
+        *link = p;
+    }
+    /* The text bytes that fold (as this pattern's variant folds) to its folded first
+     * byte can start it; a word can only match it when it is as long as its first word
+     * (they are compared up to the word's end). */
+    unsigned char k = first_key(pp);
+    uint64_t bit = 1ull << (pp->first_word < 63 ? pp->first_word : 63);
+    n->first[k] |= bit;
+    if ((k >= 'a' && k <= 'z') || (pp->latin1 && k >= 0xE0 && k <= 0xFE && k != 0xF7))
+        n->first[k - 32] |= bit;
+    /* The first two bytes into the pairs table (see pnames.pairs), and its row into the
+     * groups. */
+    unsigned row = pp->pat[0] & 31;
+    if (pp->len > 1 && pp->pat[1] != ' ')
+        n->pairs[row] |= UINT32_C(1) << (pp->pat[1] & 31);
     else
-        n->pairs[p->pat[0] & 31] = UINT32_MAX;
+        n->pairs[row] = UINT32_MAX;
+    n->pair_groups[row] = PFIND_GROUPS(n->pairs[row]);
 }
 
-/* Runs before every text is scanned, and again whenever a name was learnt: kept cheap
- * (no per-byte-value buckets, only what pnames_match and the scanner's first-byte filter
- * use). */
+/* Runs before every text is scanned, and again whenever a name was learnt: only the
+ * patterns added since the last prepare go into the tables (filter bits are only ever
+ * added; a new pattern goes into its chain where a sort by length would put it).  The
+ * chains are built again, in order of addition, only when the table of heads grows. */
 int pnames_prepare(pnames *n, mr_error *err)
 {
-    struct len_idx stack_li[64], *li = stack_li;
-    size_t nh = 16;
+    size_t nh = 16, from = n->n_indexed;
 
     if (n->prepared)
         return 0;
-    memset(n->first, 0, sizeof n->first);
-    memset(n->pairs, 0, sizeof n->pairs);
-    memset(n->pair_groups, 0, sizeof n->pair_groups);
+    if (from == 0) {
+        /* first[] is clear: pnames_init, pnames_free and pnames_reset leave it so. */
+        memset(n->pairs, 0, sizeof n->pairs);
+        memset(n->pair_groups, 0, sizeof n->pair_groups);
+    }
     if (n->n_pats == 0) {
         n->n_heads = 0;
         n->prepared = true;
@@ -473,45 +514,16 @@ int pnames_prepare(pnames *n, mr_error *err)
         n->heads = hd;
         n->cap_heads = hcap;
     }
-    if (n->n_pats > sizeof stack_li / sizeof stack_li[0]) {
-        li = malloc(n->n_pats * sizeof *li);
-        if (li == NULL)
-            return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
-    }
-    for (size_t i = 0; i < n->n_pats; i++)
-        li[i] = (struct len_idx){n->pats[i].len, i};
-    sort_len_desc(li, n->n_pats);
-    {
-        size_t *tails = n->heads + nh;
+    if (nh != n->n_heads || from == 0) {
+        /* New heads (and tails, the second half): every pattern again; setting its filter
+         * bits again changes nothing. */
+        memset(n->heads, 0xFF, 2 * nh * sizeof *n->heads);   /* SIZE_MAX */
         n->n_heads = nh;
-        for (size_t h = 0; h < nh; h++)
-            n->heads[h] = tails[h] = SIZE_MAX;
-        /* Appending in longest-first order keeps every chain longest first. */
-        for (size_t i = 0; i < n->n_pats; i++) {
-            size_t p = li[i].idx, slot;
-            n->next[p] = SIZE_MAX;
-            slot = n->pats[p].khash & (nh - 1);
-            if (tails[slot] == SIZE_MAX)
-                n->heads[slot] = p;
-            else
-                n->next[tails[slot]] = p;
-            tails[slot] = p;
-            /* The text bytes that fold (as this pattern's variant folds) to its folded
-             * first byte can start it; a word can only match it when it is as long as
-             * its first word (they are compared up to the word's end). */
-            const struct pname_pat *pp = &n->pats[p];
-            unsigned char k = first_key(pp);
-            uint64_t bit = 1ull << (pp->first_word < 63 ? pp->first_word : 63);
-            n->first[k] |= bit;
-            if ((k >= 'a' && k <= 'z') || (pp->latin1 && k >= 0xE0 && k <= 0xFE && k != 0xF7))
-                n->first[k - 32] |= bit;
-            first_pair(n, pp);
-        }
+        from = 0;
     }
-    for (unsigned x = 0; x < 32; x++)
-        n->pair_groups[x] = PFIND_GROUPS(n->pairs[x]);
-    if (li != stack_li)
-        free(li);
+    for (size_t p = from; p < n->n_pats; p++)
+        index_pat(n, p, nh);
+    n->n_indexed = n->n_pats;
     n->prepared = true;
     return 0;
 }
@@ -562,23 +574,21 @@ size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t 
 {
     size_t best = 0;
     unsigned char any8 = 0;
-    uint64_t h[2] = {1469598103934665603ULL, 0};   /* word_hash's seed */
+    uint64_t h;
 
     if (n->n_heads == 0)
         return 0;
-    /* The UTF-8 variant's hash (word_hash), and whether the word is ASCII, in one walk. */
-    for (size_t j = i; j < we; j++) {
-        h[0] = (h[0] ^ fold_utf8(j > i ? t[j - 1] : 0, t[j])) * 1099511628211ULL;
+    for (size_t j = i; j < we; j++)
         any8 |= t[j];
-    }
     bool ascii = any8 < 0x80;
-    /* Both variants fold ASCII alike: one hash and one chain walk for an ASCII word. */
-    h[1] = ascii ? h[0] : word_hash(t, i, we, true);
+    /* One key for both variants (key_hash); for an ASCII word both fold alike, so one
+     * chain walk. */
+    h = key_hash(t + i, we - i, len - i);
     for (int v = 0; v < (ascii ? 1 : 2); v++) {
-        for (size_t p = n->heads[h[v] & (n->n_heads - 1)]; p != SIZE_MAX; p = n->next[p]) {
+        for (size_t p = n->heads[h & (n->n_heads - 1)]; p != SIZE_MAX; p = n->next[p]) {
             const struct pname_pat *pp = &n->pats[p];
             size_t m;
-            if (pp->khash != h[pp->latin1] || (!ascii && pp->latin1 != (v == 1)))
+            if (pp->khash != h || (!ascii && pp->latin1 != (v == 1)))
                 continue;
             if (pp->len <= best)
                 break;  /* longest first: nothing longer follows in this chain */
