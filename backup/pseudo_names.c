@@ -210,11 +210,30 @@ static bool simple_utf8(const unsigned char *s, size_t len)
     return true;
 }
 
+/* A byte's classes for pattern_add's walk over a name, one table lookup instead of a
+ * dozen compares: a character's first byte (not a UTF-8 continuation byte), a letter
+ * (ASCII, or 0xC0 and up: a lead byte of a letter beyond ASCII), not ASCII, a word byte
+ * (word_byte), and the 32
+ * that fold_utf8 adds to it (an ASCII capital, or after C3 one of 80..9E but 97). */
+enum { NC_LEAD = 1, NC_LETTER = 2, NC_HIGH = 4, NC_WORD = 8, NC_FOLD = 32 };
+#define NC_IS_WORD(c) (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') ||          \
+                       ((c) >= 'A' && (c) <= 'Z') || (c) == '_' || (c) >= 0x80)
+#define NC_IS_FOLD(c) (((c) >= 'A' && (c) <= 'Z') || ((c) >= 0x80 && (c) <= 0x9E && (c) != 0x97))
+#define NC1(c)                                                                                  \
+    ((unsigned char)((((c) & 0xC0) != 0x80 ? NC_LEAD : 0) |                                     \
+                     ((unsigned)(((c) | 0x20) - 'a') < 26u || (c) >= 0xC0 ? NC_LETTER : 0) |   \
+                     ((c) >= 0x80 ? NC_HIGH : 0) | (NC_IS_WORD(c) ? NC_WORD : 0) |              \
+                     (NC_IS_FOLD(c) ? NC_FOLD : 0)))
+#define NC4(c) NC1(c), NC1((c) + 1), NC1((c) + 2), NC1((c) + 3)
+#define NC16(c) NC4(c), NC4((c) + 4), NC4((c) + 8), NC4((c) + 12)
+#define NC64(c) NC16(c), NC16((c) + 16), NC16((c) + 32), NC16((c) + 48)
+static const unsigned char NAME_CLASS[256] = {NC64(0), NC64(64), NC64(128), NC64(192)};
+
 /* One pattern (a whole name or a part) in UTF-8, plus its Latin-1 form when it has one. */
 static int pattern_add(pnames *n, const unsigned char *s, size_t len, mr_error *err)
 {
     size_t canon = 0, chars = 0, ll = 0;
-    bool exact, letter = false, ascii = true, simple, latin1_ok = true, any8 = false;
+    bool exact, letter, ascii, simple, latin1_ok = true, any8 = false;
     unsigned char fbuf[256], lbuf[256], *f = fbuf, *l = lbuf;
     int rc = 0;
 
@@ -229,13 +248,20 @@ static int pattern_add(pnames *n, const unsigned char *s, size_t len, mr_error *
             return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
         }
     }
-    /* One walk: letters, characters, ASCII, and the folded UTF-8 form. */
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = s[i];
-        letter = letter || (unsigned)((c | 0x20) - 'a') < 26u || c >= 0xC0;
-        chars += (c & 0xC0) != 0x80;
-        ascii = ascii && c < 0x80;
-        f[i] = fold_utf8(i > 0 ? s[i - 1] : 0, c);
+    /* One walk: letters, characters, ASCII, and the folded UTF-8 form (fold_utf8: the
+     * fold of a byte from 80 up applies only after C3). */
+    {
+        unsigned acc = 0;
+        unsigned char prev = 0;
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = s[i], k = NAME_CLASS[c];
+            acc |= k;
+            chars += k & NC_LEAD;
+            f[i] = (unsigned char)(c + ((c < 0x80 || prev == 0xC3) ? (k & NC_FOLD) : 0));
+            prev = c;
+        }
+        letter = (acc & NC_LETTER) != 0;
+        ascii = (acc & NC_HIGH) == 0;
     }
     /* Names with a letter, of two characters or more, in valid UTF-8. */
     simple = ascii || simple_utf8(s, len);
@@ -284,24 +310,25 @@ done:
 }
 
 /* What pnames_add does with a byte of a display name: most bytes are kept; quotes,
- * escapes, parentheses and angle brackets dropped; blanks collapsed (one table lookup
- * instead of ten compares a byte). */
-enum { NB_KEEP, NB_DROP, NB_BLANK };
+ * escapes, parentheses and angle brackets dropped; blanks collapsed; an '@' makes it no
+ * name (one table lookup instead of ten compares a byte). */
+enum { NB_KEEP, NB_DROP, NB_BLANK, NB_AT };
 static const unsigned char NAME_BYTE[256] = {
     ['"'] = NB_DROP, ['\\'] = NB_DROP, ['('] = NB_DROP, [')'] = NB_DROP, ['<'] = NB_DROP,
     ['>'] = NB_DROP, [' '] = NB_BLANK, ['\t'] = NB_BLANK, ['\r'] = NB_BLANK, ['\n'] = NB_BLANK,
+    ['@'] = NB_AT,
 };
 
+static uint64_t key_hash(const unsigned char *w, size_t len, size_t avail);
+
 /* Was the cleaned name c added already (and is it still in the ring)?  Else remember
- * it. */
+ * it.  The ring's hash only saves comparisons: key_hash, eight bytes per multiply. */
 static int seen_before(pnames *n, const unsigned char *c, size_t len, bool *seen,
                        mr_error *err)
 {
-    uint64_t h = UINT64_C(0xcbf29ce484222325);   /* FNV-1a */
+    uint64_t h = key_hash(c, len, len);
     unsigned char *copy;
 
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ c[i]) * UINT64_C(0x100000001b3);
     for (size_t i = 0; i < n->n_seen && i < PNAMES_SEEN; i++) {
         const struct pname_seen *s = &n->seen[i];
         if (s->hash == h && s->len == len && same_bytes(s->p, c, len)) {
@@ -321,29 +348,29 @@ int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err)
 {
     unsigned char stack[512], *clean = stack;
     size_t k = 0;
-    bool pending = false;
     int rc;
 
-    if (memchr(utf8, '@', len) != NULL)
-        return 0;   /* an address used as display name is replaced as an address */
     if (len + 1 > sizeof stack) {
         clean = malloc(len + 1);
         if (clean == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory for names");
     }
-    /* Drop quotes and escapes, collapse blanks: what a reader sees of the name. */
+    /* Drop quotes and escapes, collapse blanks: what a reader sees of the name.  A run of
+     * blanks (and dropped bytes) after a kept byte is one blank; one at the end is
+     * trimmed below with the commas and full stops. */
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = utf8[i];
-        if (NAME_BYTE[c] == NB_DROP)
-            continue;
-        if (NAME_BYTE[c] == NB_BLANK) {
-            pending = k > 0;
-            continue;
+        unsigned char c = utf8[i], b = NAME_BYTE[c];
+        if (b == NB_KEEP) {
+            clean[k++] = c;
+        } else if (b == NB_BLANK) {
+            if (k > 0 && clean[k - 1] != ' ')
+                clean[k++] = ' ';
+        } else if (b == NB_AT) {
+            /* an address used as display name is replaced as an address */
+            if (clean != stack)
+                free(clean);
+            return 0;
         }
-        if (pending)
-            clean[k++] = ' ';
-        pending = false;
-        clean[k++] = c;
     }
     while (k > 0 && (clean[k - 1] == ',' || clean[k - 1] == '.' || clean[k - 1] == ' '))
         k--;
@@ -431,7 +458,7 @@ static uint64_t pat_key_hash(const unsigned char *pat, size_t len, bool latin1, 
     size_t we = 0;
 
     (void)latin1;
-    while (we < len && word_byte(pat[we]))
+    while (we < len && (NAME_CLASS[pat[we]] & NC_WORD))
         we++;
     *fw = we;
     return key_hash(pat, we < 256 ? we : 256, len);
