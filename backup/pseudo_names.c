@@ -319,14 +319,18 @@ static const unsigned char NAME_BYTE[256] = {
     ['@'] = NB_AT,
 };
 
-static uint64_t key_hash(const unsigned char *w, size_t len, size_t avail);
+static uint64_t key_hash(const unsigned char *w, size_t len, size_t avail, bool *high);
+
+/* The bytes that end a part of a cleaned name (a table, not four compares a byte). */
+static const bool PART_END[256] = {[' '] = true, [','] = true, ['.'] = true, ['/'] = true};
 
 /* Was the cleaned name c added already (and is it still in the ring)?  Else remember
  * it.  The ring's hash only saves comparisons: key_hash, eight bytes per multiply. */
 static int seen_before(pnames *n, const unsigned char *c, size_t len, bool *seen,
                        mr_error *err)
 {
-    uint64_t h = key_hash(c, len, len);
+    bool high;
+    uint64_t h = key_hash(c, len, len, &high);
     unsigned char *copy;
 
     for (size_t i = 0; i < n->n_seen && i < PNAMES_SEEN; i++) {
@@ -387,8 +391,7 @@ int pnames_add(pnames *n, const unsigned char *utf8, size_t len, mr_error *err)
      * gives "Anne" and "Mette". */
     for (size_t s = 0; rc == 0 && s < k;) {
         size_t e = s;
-        while (e < k && clean[e] != ' ' && clean[e] != ',' && clean[e] != '.' &&
-               clean[e] != '/')
+        while (e < k && !PART_END[clean[e]])
             e++;
         if (e > s && e - s < k) {
             rc = pattern_add(n, clean + s, e - s, err);
@@ -421,15 +424,16 @@ static unsigned char first_key(const struct pname_pat *p)
  * pnames_match compares with the text and finds different (a pattern that matches has
  * the word's key either way), so which pattern matches is the same as with an exact key.
  * One key for both variants: one hash per text word.  avail >= len bytes are readable at
- * w. */
-static uint64_t key_hash(const unsigned char *w, size_t len, size_t avail)
+ * w; *high tells whether any of the len bytes is beyond ASCII. */
+static uint64_t key_hash(const unsigned char *w, size_t len, size_t avail, bool *high)
 {
     const uint64_t K = UINT64_C(0x9E3779B97F4A7C15), B5 = UINT64_C(0x2020202020202020);
-    uint64_t h = len * K, x;
+    uint64_t h = len * K, x, all = 0;
     size_t j = 0;
 
     for (; j + 8 <= len; j += 8) {
         memcpy(&x, w + j, 8);
+        all |= x;
         h = (h ^ (x | B5)) * K;
         h ^= h >> 29;
     }
@@ -437,14 +441,17 @@ static uint64_t key_hash(const unsigned char *w, size_t len, size_t avail)
         size_t r = len - j;
         if (avail - j >= 8) {
             memcpy(&x, w + j, 8);
+            x &= ~UINT64_C(0) >> (64 - 8 * r);
         } else {
             x = 0;
             for (size_t k = 0; k < r; k++)
                 x |= (uint64_t)w[j + k] << (8 * k);
         }
+        all |= x;
         x = (x | B5) & (~UINT64_C(0) >> (64 - 8 * r));
         h = (h ^ x) * K;
     }
+    *high = (all & UINT64_C(0x8080808080808080)) != 0;
     h ^= h >> 32;
     h *= K;
     return h ^ (h >> 29);
@@ -461,7 +468,8 @@ static uint64_t pat_key_hash(const unsigned char *pat, size_t len, bool latin1, 
     while (we < len && (NAME_CLASS[pat[we]] & NC_WORD))
         we++;
     *fw = we;
-    return key_hash(pat, we < 256 ? we : 256, len);
+    bool high;
+    return key_hash(pat, we < 256 ? we : 256, len, &high);
 }
 
 /* Pattern p into its chain, which stays longest first, then in order of addition (p was
@@ -600,17 +608,15 @@ size_t pnames_match(const pnames *n, const unsigned char *t, size_t len, size_t 
                     size_t *canon)
 {
     size_t best = 0;
-    unsigned char any8 = 0;
+    bool high;
     uint64_t h;
 
     if (n->n_heads == 0)
         return 0;
-    for (size_t j = i; j < we; j++)
-        any8 |= t[j];
-    bool ascii = any8 < 0x80;
     /* One key for both variants (key_hash); for an ASCII word both fold alike, so one
      * chain walk. */
-    h = key_hash(t + i, we - i, len - i);
+    h = key_hash(t + i, we - i, len - i, &high);
+    bool ascii = !high;
     for (int v = 0; v < (ascii ? 1 : 2); v++) {
         for (size_t p = n->heads[h & (n->n_heads - 1)]; p != SIZE_MAX; p = n->next[p]) {
             const struct pname_pat *pp = &n->pats[p];
