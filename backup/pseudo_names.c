@@ -439,10 +439,19 @@ static uint64_t key_hash(const unsigned char *w, size_t len, size_t avail, bool 
     }
     if (j < len) {
         size_t r = len - j;
+        /* The tail as a little-endian number of its r bytes, whichever way it is read:
+         * one load where 8 bytes are readable (on a little-endian CPU the load is that
+         * number once masked), else byte by byte.  A word must get one key however much
+         * of the text follows it. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         if (avail - j >= 8) {
             memcpy(&x, w + j, 8);
             x &= ~UINT64_C(0) >> (64 - 8 * r);
-        } else {
+        } else
+#else
+        (void)avail;
+#endif
+        {
             x = 0;
             for (size_t k = 0; k < r; k++)
                 x |= (uint64_t)w[j + k] << (8 * k);
