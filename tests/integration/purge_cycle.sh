@@ -13,7 +13,7 @@ old=$(server_older "$cut")
 
 mailret purge --dry-run > "$T/dry.out" 2> "$T/dry.log" || fail "dry run: $(tail -3 "$T/dry.log")"
 grep -q "would archive and expunge $old message" "$T/dry.out" || { cat "$T/dry.out"; fail "dry run plan"; }
-[ "$(server_shas | wc -l)" -eq 300 ] || fail "dry run deleted something"
+[ "$(server_shas | wc -l)" -eq "$TOTAL" ] || fail "dry run deleted something"
 [ ! -d "$T/archive" ] || [ -z "$(ls -A "$T/archive")" ] || fail "dry run archived something"
 
 start=$(date +%s)
@@ -22,7 +22,7 @@ echo "purge of $old messages took $(( $(date +%s) - start )) s"
 [ "$(json_field "$T/purge.json" 'j["mailboxes"][0]["expunged"]')" = "$old" ] || fail "expunged count"
 [ "$(json_field "$T/purge.json" 'j["ingested"]')" = True ] || fail "ingest did not run first"
 [ "$(server_older "$cut")" = 0 ] || fail "messages older than the cutoff remain"
-[ "$(server_shas | wc -l)" -eq $((300 - old)) ] || fail "newer messages were touched"
+[ "$(server_shas | wc -l)" -eq $((TOTAL - old)) ] || fail "newer messages were touched"
 check_invariant "after purge"
 grep -q "left out by the erasure" "$T/restore.out" || true
 
@@ -53,4 +53,4 @@ for p in sys.argv[2:]:
         if n in data:
             print("identifier found in", p); sys.exit(1)
 PY
-echo "PASS purge_cycle ($old archived and expunged, $((300 - old)) kept)"
+echo "PASS purge_cycle ($old archived and expunged, $((TOTAL - old)) kept)"

@@ -9,7 +9,8 @@ setup faults 120 purge-faults-1
 cut=$(month_start_epoch)
 old=$(server_older "$cut")
 
-# imap_flag UID-SELECTOR +FLAGS|-FLAGS: set/clear \Deleted on the newest message.
+# flag_newest +FLAGS|-FLAGS: set/clear \Deleted on the newest message (one of the recent
+# ones setup appended: newer than the cutoff whatever the day).
 flag_newest() {
     python3 - "$HOST" "$IMAPS_PORT" "$CA_FILE" "$USER_NAME" "$T/password" "$1" <<'PY'
 import imaplib, ssl, sys
@@ -31,7 +32,7 @@ set +e; mailret purge > "$T/o1" 2> "$T/e1"; rc=$?; set -e
 [ "$rc" = 1 ] || fail "noplus: exit $rc"
 grep -q "UIDPLUS" "$T/e1" || fail "noplus: error does not name UIDPLUS: $(cat "$T/e1")"
 [ "$(wc -l < "$T/e1")" -le 3 ] || true
-[ "$(server_shas | wc -l)" = 120 ] || fail "noplus: something was deleted"
+[ "$(server_shas | wc -l)" = "$TOTAL" ] || fail "noplus: something was deleted"
 [ -z "$(find "$T/archive" -name manifest.json 2>/dev/null)" ] || fail "noplus: archived anyway"
 
 # 2. --allow-plain-expunge while another (newer) message carries \Deleted: refused.
@@ -39,13 +40,13 @@ flag_newest "+FLAGS"
 set +e; mailret purge --allow-plain-expunge > "$T/o2" 2> "$T/e2"; rc=$?; set -e
 [ "$rc" = 1 ] || fail "plain with foreign \\Deleted: exit $rc"
 grep -q "carry \\\\Deleted" "$T/e2" || fail "plain: error: $(cat "$T/e2")"
-[ "$(server_shas | wc -l)" = 120 ] || fail "plain with foreign \\Deleted: something was deleted"
+[ "$(server_shas | wc -l)" = "$TOTAL" ] || fail "plain with foreign \\Deleted: something was deleted"
 
 # 3. The flag cleared: plain EXPUNGE is allowed and takes exactly the old messages.
 flag_newest "-FLAGS"
 mailret purge --allow-plain-expunge > "$T/o3" 2> "$T/e3" || fail "plain: $(tail -2 "$T/e3")"
 [ "$(server_older "$cut")" = 0 ] || fail "plain: old messages remain"
-[ "$(server_shas | wc -l)" = $((120 - old)) ] || fail "plain: wrong number left"
+[ "$(server_shas | wc -l)" = $((TOTAL - old)) ] || fail "plain: wrong number left"
 check_invariant "plain expunge"
 
 # 4. A cutoff in the future is refused.

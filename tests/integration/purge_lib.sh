@@ -47,15 +47,20 @@ setup_keys() {
     mailret keys init-host --it-cert "$T/it-handover.crt" > /dev/null
 }
 
-# setup PREFIX COUNT SEED: user, corpus, config, keys, and the original set of SHA-256s
-# as IMAP serves them ($T/original.sha, sorted, one per line).
+# setup PREFIX COUNT SEED: user, corpus (COUNT generated messages over the three months
+# before today, and RECENT=3 appended now, newer than any cutoff), config, keys, and the
+# original set of SHA-256s as IMAP serves them ($T/original.sha, sorted, one per line);
+# TOTAL is the number of messages.
+RECENT=3
 setup() {
     new_user "$1"
     gen_corpus "$2" "$3"
+    append_recent "$RECENT"
+    TOTAL=$(( $2 + RECENT ))
     write_config
     setup_keys
     server_shas > "$T/original.sha"
-    [ "$(wc -l < "$T/original.sha")" -eq "$2" ] || fail "corpus: $(wc -l < "$T/original.sha") of $2"
+    [ "$(wc -l < "$T/original.sha")" -eq "$TOTAL" ] || fail "corpus: $(wc -l < "$T/original.sha") of $TOTAL"
 }
 
 # server_shas: SHA-256 of every message now in the INBOX, as BODY.PEEK[] returns it.
@@ -130,13 +135,4 @@ check_invariant() {
 
 json_field() {  # json_field FILE EXPR  (python expression over j)
     python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"
-}
-
-# Cutoff of the default run: 00:00 on 1 Nov 2026 in Copenhagen when the clock is in Nov 2026.
-month_start_epoch() {
-    python3 -c "
-import datetime, zoneinfo, time
-z = zoneinfo.ZoneInfo('Europe/Copenhagen')
-n = datetime.datetime.now(z)
-print(int(datetime.datetime(n.year, n.month, 1, tzinfo=z).timestamp()))"
 }

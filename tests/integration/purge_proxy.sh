@@ -41,7 +41,7 @@ faulty_purge() {
     [ "$rc" = 1 ] || fail "$1: purge exited $rc: $(cat "$T/err")"
     [ "$(wc -l < "$T/err")" = 1 ] || fail "$1: error is not one line: $(cat "$T/err")"
     grep -qiE "$3" "$T/err" || fail "$1: error does not name the cause: $(cat "$T/err")"
-    [ "$(server_shas | wc -l)" = 200 ] || fail "$1: messages were deleted"
+    [ "$(server_shas | wc -l)" = "$TOTAL" ] || fail "$1: messages were deleted"
     check_invariant "after $1"
     echo "$1 after $2 bytes: $(cat "$T/err")"
 }
@@ -57,7 +57,7 @@ mailret purge > "$T/final.out" 2> "$T/final.log" || fail "purge through pass pro
 stop_proxy
 write_config
 [ "$(server_older "$cut")" = 0 ] || fail "messages older than the cutoff remain"
-[ "$(server_shas | wc -l)" = $((200 - old)) ] || fail "newer messages were touched"
+[ "$(server_shas | wc -l)" = $((TOTAL - old)) ] || fail "newer messages were touched"
 check_invariant "after the final purge"
 [ "$(find "$T/archive" -name manifest.json | wc -l)" = 1 ] || fail "not exactly one verified batch"
 mailret check --offline > /dev/null || fail "check after the final purge"

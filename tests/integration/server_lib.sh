@@ -30,9 +30,49 @@ new_user() {
     chmod 600 "$T/password"
 }
 
+# The tests' clock.  Every date a test uses is derived from the clock its processes see
+# (the real one, or a fixed one that scripts/test-dates sets for the whole run with
+# libfaketime), never written into the test, so that no month boundary, DST change or year
+# end can turn a test red on its own.
+#
+# month_start_epoch [MONTHS_BACK]: 00:00 on the 1st of the current month (minus MONTHS_BACK
+# months) in Europe/Copenhagen, as epoch seconds: the purge's default cutoff.
+month_start_epoch() {
+    python3 - "${1:-0}" <<'PY'
+import datetime, sys, zoneinfo
+z = zoneinfo.ZoneInfo("Europe/Copenhagen")
+n = datetime.datetime.now(z)
+m = n.year * 12 + (n.month - 1) - int(sys.argv[1])
+print(int(datetime.datetime(m // 12, m % 12 + 1, 1, tzinfo=z).timestamp()))
+PY
+}
+# epoch_iso EPOCH: the same instant as mailret takes it on the command line (UTC).
+epoch_iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+
 # gen_corpus COUNT SEED [MONTHS]: generated mail straight into the user's INBOX, internal
-# dates spread over MONTHS (default 3) months up to 2026-11-20; truth in $T/corpus.
+# dates spread over the MONTHS (default 3) months before today (00:00 UTC: never in the
+# future, where a server would not keep them as dates); truth in $T/corpus.
 gen_corpus() {
     python3 "$MAILRET_SOURCE_DIR/scripts/gen-corpus" --count "$1" --seed "$2" \
-        --months "${3:-3}" --out "$T/corpus" --maildir-into "$USER_MAILDIR" --quiet
+        --months "${3:-3}" --end "$(date -u +%F)" --out "$T/corpus" \
+        --maildir-into "$USER_MAILDIR" --quiet
+}
+
+# append_recent N: N small messages appended to the user's INBOX, dated now (given, not left
+# to the server: a Maildir server takes the file's time), so that there is mail newer than
+# any cutoff up to now, even on the 1st.
+append_recent() {
+    python3 - "$HOST" "$IMAPS_PORT" "$CA_FILE" "$USER_NAME" "$T/password" "$1" <<'PY'
+import imaplib, ssl, sys, time
+host, port, ca, user, pwf, n = sys.argv[1:]
+m = imaplib.IMAP4_SSL(host, int(port), ssl_context=ssl.create_default_context(cafile=ca))
+m.login(user, open(pwf).read().strip())
+for i in range(int(n)):
+    typ, _ = m.append("INBOX", None, imaplib.Time2Internaldate(time.time()),
+                      b"From: post@akasse.example\r\nTo: post@akasse.example\r\n"
+                      b"Subject: recent %d\r\nMessage-ID: <recent-%d@akasse.example>\r\n\r\n"
+                      b"New this month.\r\n" % (i, i))
+    assert typ == "OK", typ
+m.logout()
+PY
 }
