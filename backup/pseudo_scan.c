@@ -928,9 +928,10 @@ static int learn_words_before(struct pseudo_ctx *ctx, const unsigned char *t, si
 static size_t bracket_address(const unsigned char *t, size_t len, size_t i, unsigned char close)
 {
     size_t lim = len - i > 256 ? i + 256 : len, s, e;
-    const unsigned char *at = memchr(t + i, '@', lim - i);
+    const unsigned char *cl = memchr(t + i, close, lim - i), *at;
 
-    if (at == NULL)
+    /* Most '<' in HTML open a tag: its '>' comes before any '@'. */
+    if (cl == NULL || (at = memchr(t + i, '@', (size_t)(cl - t) - i)) == NULL)
         return 0;
     if (!email_at(t, len, (size_t)(at - t), i + 1, &s, &e) || s != i + 1 || e >= len ||
         t[e] != close)
@@ -943,9 +944,22 @@ static int learn_quoted_headers(struct pseudo_ctx *ctx, const unsigned char *t, 
     int rc = 0;
 
     /* Names before an address: "Name <addr>", "\"Name\" <addr>", "Name [mailto:addr]". */
+    size_t next_lt = 0, next_sq = 0;
     for (size_t i = 0; rc == 0 && i < len; i++) {
         size_t open;
         unsigned char close;
+        /* the next '<' or '[' (each found by memchr and kept until passed) */
+        if (next_lt < i) {
+            const unsigned char *q = memchr(t + i, '<', len - i);
+            next_lt = q ? (size_t)(q - t) : len;
+        }
+        if (next_sq < i) {
+            const unsigned char *q = memchr(t + i, '[', len - i);
+            next_sq = q ? (size_t)(q - t) : len;
+        }
+        i = next_lt < next_sq ? next_lt : next_sq;
+        if (i >= len)
+            break;
         if (t[i] == '<') {
             open = i;
             close = '>';
