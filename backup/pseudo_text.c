@@ -225,6 +225,42 @@ static int html_view(const unsigned char *src, size_t len, struct pview *v, mr_e
     return rc;
 }
 
+/* HTML text with entities and %XX decoded as html_view decodes it, without the maps
+ * (pass 1 only learns names from it: the maps cost 17 bytes a byte). */
+static int html_text(const unsigned char *src, size_t len, pbuf *out, mr_error *err)
+{
+    size_t i = 0, amp = 0, pct = 0;
+    int rc = pbuf_reserve(out, len, err);
+
+    while (i < len && rc == 0) {
+        unsigned char u[4];
+        unsigned long cp;
+        size_t el, ul, run;
+        /* the next '&' and '%', each found once and kept until passed */
+        if (amp < i || (amp == 0 && i == 0))
+            amp = next_byte(src, len, i, '&');
+        if (pct < i || (pct == 0 && i == 0))
+            pct = next_byte(src, len, i, '%');
+        run = amp < pct ? amp : pct;
+        rc = pbuf_append(out, src + i, run - i, err);
+        i = run;
+        if (rc != 0 || i >= len)
+            break;
+        if (src[i] == '&' && (el = entity_at(src, len, i, &cp)) != 0 && (ul = utf8_put(cp, u)) != 0) {
+            rc = pbuf_append(out, u, ul, err);
+            i += el;
+        } else if (src[i] == '%' && i + 2 < len && hexv(src[i + 1]) >= 0 && hexv(src[i + 2]) >= 0) {
+            u[0] = (unsigned char)(hexv(src[i + 1]) * 16 + hexv(src[i + 2]));
+            rc = pbuf_append(out, u, 1, err);
+            i += 3;
+        } else {
+            rc = pbuf_append(out, src + i, 1, err);
+            i++;
+        }
+    }
+    return rc;
+}
+
 /* View of iCalendar / vCard text with its folds removed: a line break followed by one
  * blank or tab continues the line (RFC 5545 3.1, RFC 6350 3.2), so "mette.m\r\n olsen@…"
  * is one address.  Every other byte maps to itself. */
@@ -458,11 +494,17 @@ int ptext_plain(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, un
             return 0;
         /* Learn from the text the later passes read: HTML with its references decoded
          * ("Bj&oslash;rg" is one name), calendar lines unfolded. */
-        if (((flags & PTEXT_HTML) && len <= PTEXT_HTML_CHUNK && memchr(src, '&', len) != NULL) ||
-            ((flags & PTEXT_FOLDED) && has_fold(src, len))) {
+        if ((flags & PTEXT_HTML) && memchr(src, '&', len) != NULL) {
+            pbuf dec = pscratch_get(ctx);
+            rc = html_text(src, len, &dec, ctx->err);
+            if (rc == 0)
+                rc = pscan_learn(ctx, dec.p, dec.len);
+            pscratch_put(ctx, &dec);
+            return rc;
+        }
+        if ((flags & PTEXT_FOLDED) && has_fold(src, len)) {
             struct pview v = {0};
-            rc = (flags & PTEXT_HTML) ? html_view(src, len, &v, ctx->err)
-                                      : folded_view(src, len, &v, ctx->err);
+            rc = folded_view(src, len, &v, ctx->err);
             if (rc == 0)
                 rc = pscan_learn(ctx, v.text.p, v.text.len);
             view_free(&v);
