@@ -8,7 +8,10 @@
  * scanner's rules (pseudo_scan.c), which decide as before.  Skipped positions are ones
  * where no rule can fire, so the output is the same as visiting every word: a CPR or
  * phone number starts with two digits ("+45" is '+'), an IP address group is all hex
- * digits followed by ':' or '.', a token prefix is "CPR-", "TLF-", "Navn-" or "IP-".
+ * digits followed by ':', '.' or '-' (an address inside a host name, "188-162-151-16"), a
+ * token prefix is "CPR-", "TLF-", "Navn-" or "IP-".  A CPR or phone number may also start
+ * inside a word, where a run of digits begins after a letter ("CPR0101901234"): under a
+ * filter for digits every such digit-run start is a candidate too.
  *
  * With AVX2 (where the CPU has it, checked at run time) the classification also yields a
  * prefilter, in the same pass: a word start is tested only if its first two bytes can
@@ -193,11 +196,11 @@ static inline uint64_t hit(const struct pfilter *f, const unsigned char *t, size
     unsigned char after = p + l < len ? t[p + l] : 0;
     /* A CPR or phone number has a second digit; a token prefix is one of four pairs and
      * only counts before its '-'; an IP address group is all hex digits and goes on with
-     * ':' or '.'. */
+     * ':', '.' or '-'. */
     unsigned cls = CLASS[c] & f->cls &
                    ((unsigned)((unsigned)c1 - '0' < 10u) << 1 |
                     (unsigned)(after == '-' && CTNI_SECOND[c] == c1) << 2 |
-                    (unsigned)(hex && (after == ':' || after == '.')));
+                    (unsigned)(hex && (after == ':' || after == '.' || after == '-')));
     /* A learnt name's lengths count only when the first two bytes are a name's. */
     uint64_t names = f->first[c] & (UINT64_C(0) - ((f->name_pairs[c & 31] >> (c1 & 31)) & 1u));
     uint64_t bits = names | (kw_lengths2(c, c1) & f->kw_mask) | CLASS_LEN[cls];
@@ -213,18 +216,20 @@ static inline bool is_alnum(unsigned char c)
 
 /* Both classifiers (scalar and SSE2) end here, with one bit per byte in each mask. */
 static inline void masks_store(struct pfind_masks *m, uint64_t word, uint64_t alnum,
-                               uint64_t hex, uint64_t plus, uint64_t colon, uint64_t dot)
+                               uint64_t hex, uint64_t plus, uint64_t colon, uint64_t dot,
+                               uint64_t digit)
 {
     *m = (struct pfind_masks){ .word = word, .alnum = alnum, .hex = hex, .plus = plus,
-                               .colon = colon, .dot = dot };
+                               .colon = colon, .dot = dot, .digit = digit };
 }
 
 void pfind_masks_scalar(const unsigned char *t, size_t n, struct pfind_masks *m)
 {
-    uint64_t w = 0, a = 0, h = 0, plus = 0, colon = 0, dot = 0;
+    uint64_t w = 0, a = 0, h = 0, plus = 0, colon = 0, dot = 0, dg = 0;
 
     for (size_t k = 0; k < n && k < 64; k++) {
         unsigned char c = t[k];
+        dg |= (uint64_t)(c >= '0' && c <= '9') << k;
         w |= (uint64_t)pfind_word[c] << k;
         a |= (uint64_t)is_alnum(c) << k;
         h |= (uint64_t)((CLASS[c] & PFIND_HEX) != 0) << k;
@@ -232,13 +237,13 @@ void pfind_masks_scalar(const unsigned char *t, size_t n, struct pfind_masks *m)
         colon |= (uint64_t)(c == ':') << k;
         dot |= (uint64_t)(c == '.') << k;
     }
-    masks_store(m, w, a, h, plus, colon, dot);
+    masks_store(m, w, a, h, plus, colon, dot, dg);
 }
 
 #ifdef PFIND_SSE2
 /* Bit k set when t[k] (0 <= k < 16) is an ASCII letter or digit; *word gets the word
  * bytes (those, '_' and every 8-bit byte: the classes of pfind_word[]). */
-static inline unsigned alnum_mask16(__m128i b, unsigned *word, unsigned *hex)
+static inline unsigned alnum_mask16(__m128i b, unsigned *word, unsigned *hex, unsigned *digit)
 {
     const __m128i lo_d = _mm_set1_epi8('0' - 1), hi_d = _mm_set1_epi8('9' + 1);
     const __m128i lo_a = _mm_set1_epi8('a' - 1), hi_a = _mm_set1_epi8('z' + 1);
@@ -251,6 +256,8 @@ static inline unsigned alnum_mask16(__m128i b, unsigned *word, unsigned *hex)
     __m128i alpha = _mm_and_si128(above_a, _mm_cmplt_epi8(l, hi_a));
     unsigned a = (unsigned)_mm_movemask_epi8(_mm_or_si128(dig, alpha));
 
+    *digit = (unsigned)_mm_movemask_epi8(dig);
+
     *word = a | (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('_'))) |
             (unsigned)_mm_movemask_epi8(b);
     *hex = (unsigned)_mm_movemask_epi8(
@@ -260,9 +267,9 @@ static inline unsigned alnum_mask16(__m128i b, unsigned *word, unsigned *hex)
 
 static inline unsigned word_mask16(__m128i b)
 {
-    unsigned w, h;
+    unsigned w, h, d;
 
-    (void)alnum_mask16(b, &w, &h);
+    (void)alnum_mask16(b, &w, &h, &d);
     return w;
 }
 
@@ -270,19 +277,20 @@ void pfind_masks_sse2(const unsigned char *t, unsigned blocks, struct pfind_mask
 {
     const __m128i plus = _mm_set1_epi8('+'), colon = _mm_set1_epi8(':');
     const __m128i dot = _mm_set1_epi8('.');
-    uint64_t w = 0, a = 0, h = 0, p = 0, c = 0, d = 0;
+    uint64_t w = 0, a = 0, h = 0, p = 0, c = 0, d = 0, dg = 0;
 
     for (unsigned k = 0; k < 16 * blocks; k += 16) {
         __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(t + k));
-        unsigned wk, hk;
-        a |= (uint64_t)alnum_mask16(b, &wk, &hk) << k;
+        unsigned wk, hk, dk;
+        a |= (uint64_t)alnum_mask16(b, &wk, &hk, &dk) << k;
+        dg |= (uint64_t)dk << k;
         w |= (uint64_t)wk << k;
         h |= (uint64_t)hk << k;
         p |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, plus)) << k;
         c |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, colon)) << k;
         d |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, dot)) << k;
     }
-    masks_store(m, w, a, h, p, c, d);
+    masks_store(m, w, a, h, p, c, d, dg);
 }
 
 #endif
@@ -309,7 +317,7 @@ void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsign
     const __m256i bit4 = _mm256_set1_epi8(0x10), zero = _mm256_setzero_si256();
     const bool want_digit = (f->cls & PFIND_DIGIT) != 0;
     const bool want_hex = (f->cls & PFIND_HEX) != 0, want_ctni = (f->cls & PFIND_CTNI) != 0;
-    uint64_t w = 0, a = 0, h = 0, p = 0, c = 0, d = 0, pr = 0;
+    uint64_t w = 0, a = 0, h = 0, p = 0, c = 0, d = 0, pr = 0, dg = 0;
 
     for (unsigned k = 0; k < 32 * halves; k += 32) {
         __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(t + k));
@@ -326,6 +334,7 @@ void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsign
         __m256i alnum = _mm256_or_si256(dig, alpha);
         uint64_t ak = (uint32_t)_mm256_movemask_epi8(alnum);
         a |= ak << k;
+        dg |= (uint64_t)(uint32_t)_mm256_movemask_epi8(dig) << k;
         w |= (ak | (uint32_t)_mm256_movemask_epi8(eq32(b, '_')) |
               (uint32_t)_mm256_movemask_epi8(b)) << k;
         h |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_or_si256(dig, hexl)) << k;
@@ -353,7 +362,9 @@ void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsign
                 __m256i hex1 = _mm256_or_si256(
                     dig1, _mm256_and_si256(_mm256_cmpgt_epi8(l1, _mm256_set1_epi8('a' - 1)),
                                            _mm256_cmpgt_epi8(_mm256_set1_epi8('f' + 1), l1)));
-                __m256i go_on = _mm256_or_si256(hex1, _mm256_or_si256(eq32(b1, ':'), eq32(b1, '.')));
+                __m256i go_on = _mm256_or_si256(
+                    _mm256_or_si256(hex1, eq32(b1, '-')),
+                    _mm256_or_si256(eq32(b1, ':'), eq32(b1, '.')));
                 pk |= (uint32_t)_mm256_movemask_epi8(
                     _mm256_and_si256(_mm256_or_si256(dig, hexl), go_on));
             }
@@ -366,7 +377,7 @@ void pfind_classify_avx2(const struct pfilter *f, const unsigned char *t, unsign
                                 _mm256_and_si256(eq32(b, 'I'), eq32(b1, 'P')))));
         pr |= pk << k;
     }
-    masks_store(m, w, a, h, p, c, d);
+    masks_store(m, w, a, h, p, c, d, dg);
     *pre = pr;
 }
 #endif
@@ -522,7 +533,7 @@ void pfind_classify_avx512(const struct pfilter *f, const unsigned char *t, size
     *m = (struct pfind_masks){
         .word = alnum | eq64(b, '_') | _mm512_movepi8_mask(b),
         .alnum = alnum, .hex = hex,
-        .plus = eq64(b, '+'), .colon = eq64(b, ':'), .dot = eq64(b, '.'),
+        .plus = eq64(b, '+'), .colon = eq64(b, ':'), .dot = eq64(b, '.'), .digit = dig,
     };
 
     /* The prefilter: a first byte of a class asked for, or a first byte whose row has
@@ -542,7 +553,7 @@ void pfind_classify_avx512(const struct pfilter *f, const unsigned char *t, size
             pk |= dig & dig1;
         if (f->cls & PFIND_HEX)
             pk |= hex & (dig1 | range64(_mm512_or_si512(b1, case_bit), 'a', 6) |
-                         eq64(b1, ':') | eq64(b1, '.'));
+                         eq64(b1, ':') | eq64(b1, '.') | eq64(b1, '-'));
     }
     if (f->cls & PFIND_CTNI)
         pk |= (eq64(b, 'C') & eq64(b1, 'P')) | (eq64(b, 'T') & eq64(b1, 'L')) |
@@ -757,6 +768,10 @@ static void window(struct pfind *it, size_t base)
     if (f->cls & PFIND_COLON)
         hits |= m.colon & ~(((m.alnum | m.colon | m.dot) << 1) |
                             (is_alnum(prev) || prev == ':' || prev == '.'));
+    /* A run of digits that starts inside a word (after a letter): "CPR0101901234". */
+    if (f->cls & PFIND_DIGIT)
+        hits |= m.digit & valid & ~((m.digit << 1) | (uint64_t)(prev >= '0' && prev <= '9')) &
+                ((m.word << 1) | pfind_word[prev]);
     /* Each word start against the table: no branch per word, only per window. */
     while (starts != 0) {
         unsigned b = (unsigned)__builtin_ctzll(starts);
@@ -815,6 +830,9 @@ bool pfind_candidate(const struct pfilter *f, const unsigned char *t, size_t len
     if (c == ':')
         return (f->cls & PFIND_COLON) &&
                !(p > 0 && (is_alnum(prev) || prev == ':' || prev == '.'));
+    if ((f->cls & PFIND_DIGIT) && c >= '0' && c <= '9' && p > 0 && pfind_word[prev] &&
+        !(prev >= '0' && prev <= '9'))
+        return true;
     if (!pfind_word[c] || (p > from && pfind_word[prev]))
         return false;
     for (l = 1; p + l < len && pfind_word[t[p + l]]; l++)

@@ -422,7 +422,8 @@ void pfind_start(struct pfind *it, const struct pfilter *f, const unsigned char 
 
 /* The first position p in [from, limit) where the scanner has to look: a word start (a
  * word byte after a non-word byte; from itself counts as one) whose first byte and length
- * pass the filter, or a '+' / ':' that it asks for.  limit if there is none.  Word
+ * pass the filter, a '+' / ':' that it asks for, or (under PFIND_DIGIT) a digit after a
+ * word byte that is not a digit.  limit if there is none.  Word
  * lengths are measured to the end of the word even past limit. */
 size_t pfind_next(struct pfind *it, size_t from, size_t limit);
 
@@ -435,10 +436,10 @@ bool pfind_candidate(const struct pfilter *f, const unsigned char *t, size_t len
 size_t pfind_word_end(const unsigned char *t, size_t len, size_t j);
 
 /* The masks of up to 64 bytes: bit k set when t[k] is a word byte, an ASCII letter or
- * digit, a hex digit, '+', ':', '.'.  Exposed so that the tests can compare the two
+ * digit, a hex digit, '+', ':', '.', a digit.  Exposed so that the tests can compare the
  * implementations. */
 struct pfind_masks {
-    uint64_t word, alnum, hex, plus, colon, dot;
+    uint64_t word, alnum, hex, plus, colon, dot, digit;
 };
 void pfind_masks_scalar(const unsigned char *t, size_t n, struct pfind_masks *m);
 #ifdef PFIND_SSE2
@@ -502,6 +503,7 @@ unsigned pscan_policy_flags(const struct pseudo_policy *pol);
 /* ---- pseudo_text.c ----------------------------------------------------------------- */
 
 #define PTEXT_HTML   0x100u  /* decode HTML entities and %XX before scanning */
+#define PTEXT_FOLDED 0x200u  /* join folded lines (CRLF + blank) before scanning */
 
 /* Scan plain (already decoded) text and write it with replacements to out. */
 int ptext_plain(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, unsigned flags,

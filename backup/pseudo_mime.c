@@ -51,6 +51,19 @@ static const struct {
 
 enum cte { CTE_IDENTITY, CTE_QP, CTE_B64 };
 
+/* How a text subtype is read: HTML through its entities, iCalendar and vCard with their
+ * folded lines joined (RFC 5545 3.1, RFC 6350 3.2). */
+static unsigned text_view_flags(const char *subtype)
+{
+    if (strcmp(subtype, "html") == 0)
+        return PTEXT_HTML;
+    if (strcmp(subtype, "calendar") == 0 || strcmp(subtype, "vcard") == 0 ||
+        strcmp(subtype, "x-vcard") == 0 || strcmp(subtype, "directory") == 0 ||
+        strcmp(subtype, "x-vcalendar") == 0)
+        return PTEXT_FOLDED;
+    return 0;
+}
+
 struct entity_info {
     char type[32], subtype[64];
     bool has_type;
@@ -166,6 +179,36 @@ static inline bool same_name(const unsigned char *a, const char *b, size_t n)
     return u == v;
 }
 
+/* A trace or spam-report header not in HEADERS, by the parts of its lower-cased name:
+ * "x-…" with a part that says where the message came from or what a filter saw
+ * (X-Forefront-Antispam-Report "CIP:", X-Spam-Status, X-MS-Exchange-…-OriginalClientIP,
+ * X-Sender-IP …), and ARC-Authentication-Results.  Their IP addresses are replaced. */
+static unsigned trace_class(const unsigned char *low, size_t n)
+{
+    static const char *const PARTS[] = {"ip", "ips", "spam", "antispam", "forefront",
+                                        "originating", "relay", "peer", "client", "remote",
+                                        "source", "received", "helo", "rdns", "ptr", "addr",
+                                        "ipaddress", "clientip", "originalclientip",
+                                        "originalclientipaddress", "senderip", "remoteip",
+                                        "connecting", "virus", "scanned", "report"};
+    size_t s;
+
+    if (n == 26 && memcmp(low, "arc-authentication-results", 26) == 0)
+        return H_IP;
+    if (n < 3 || low[0] != 'x' || low[1] != '-')
+        return H_GENERIC;
+    s = 2;
+    for (size_t i = 2; i <= n; i++) {
+        if (i < n && low[i] != '-')
+            continue;
+        for (size_t k = 0; k < sizeof PARTS / sizeof PARTS[0]; k++)
+            if (strlen(PARTS[k]) == i - s && memcmp(low + s, PARTS[k], i - s) == 0)
+                return H_IP;
+        s = i + 1;
+    }
+    return H_GENERIC;
+}
+
 /* The class of a lower-cased name low[0, n) (n <= HNAME_MAX): one comparison confirms
  * the slot.  No name in HEADERS is shorter than two bytes. */
 static inline unsigned classify_lowered(const unsigned char *low, size_t n)
@@ -177,7 +220,7 @@ static inline unsigned classify_lowered(const unsigned char *low, size_t n)
     k = HSLOT[hslot(low, n)];
     if (k != 0 && HEADERS[k - 1].len == n && same_name(low, HEADERS[k - 1].name, n))
         return HEADERS[k - 1].cls;
-    return H_GENERIC;
+    return trace_class(low, n);
 }
 
 /* header_parse does the same walk fused with its check of the name. */
@@ -204,7 +247,7 @@ unsigned pmime_classify_linear(const unsigned char *name, size_t n)
     for (size_t i = 0; i < sizeof HEADERS / sizeof HEADERS[0]; i++)
         if (HEADERS[i].len == n && memcmp(low, HEADERS[i].name, n) == 0)
             return HEADERS[i].cls;
-    return H_GENERIC;
+    return trace_class(low, n);
 }
 
 const char *pmime_header_name(size_t i)
@@ -815,7 +858,7 @@ static int body_encoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
         else
             rc = ptext_plain(ctx, dec.p, dec.len,
                              (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) |
-                                 (strcmp(info->subtype, "html") == 0 ? PTEXT_HTML : 0),
+                                 text_view_flags(info->subtype),
                              &tmp);
     }
     if (rc == 0 && !ctx->collecting) {
@@ -1144,8 +1187,7 @@ static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
     }
     if (strcmp(t, "text") == 0 || strcmp(t, "message") == 0) {
         if (info->cte == CTE_IDENTITY)
-            return ptext_plain(ctx, b, len, flags | (strcmp(s, "html") == 0 ? PTEXT_HTML : 0),
-                               out);
+            return ptext_plain(ctx, b, len, flags | text_view_flags(s), out);
         if (ctx->collecting && !ctx->pol->names)
             return 0;
         return body_encoded(ctx, b, len, depth, info, false, out);

@@ -508,7 +508,9 @@ static void index_pat(pnames *n, size_t p, size_t nh)
      * byte can start it; a word can only match it when it is as long as its first word
      * (they are compared up to the word's end). */
     unsigned char k = first_key(pp);
+    /* ... or one byte longer: its genitive ("Mølgaards", see pat_match). */
     uint64_t bit = 1ull << (pp->first_word < 63 ? pp->first_word : 63);
+    bit |= pp->first_word < 62 ? bit << 1 : 0;
     n->first[k] |= bit;
     if ((k >= 'a' && k <= 'z') || (pp->latin1 && k >= 0xE0 && k <= 0xFE && k != 0xF7))
         n->first[k - 32] |= bit;
@@ -608,7 +610,9 @@ static size_t pat_match(const struct pname_pat *p, const unsigned char *t, size_
             return 0;
         j++;
     }
-    if (j < len && word_byte(t[j]))
+    /* A whole word, or the Danish genitive: "Mølgaards", "Hansens" (the 's' stays). */
+    if (j < len && word_byte(t[j]) &&
+        !((t[j] | 0x20) == 's' && (j + 1 == len || !word_byte(t[j + 1]))))
         return 0;
     return j - i;
 }

@@ -225,6 +225,79 @@ static int html_view(const unsigned char *src, size_t len, struct pview *v, mr_e
     return rc;
 }
 
+/* HTML text with entities and %XX decoded as html_view decodes it, without the maps
+ * (pass 1 only learns names from it: the maps cost 17 bytes a byte). */
+static int html_text(const unsigned char *src, size_t len, pbuf *out, mr_error *err)
+{
+    size_t i = 0, amp = 0, pct = 0;
+    int rc = pbuf_reserve(out, len, err);
+
+    while (i < len && rc == 0) {
+        unsigned char u[4];
+        unsigned long cp;
+        size_t el, ul, run;
+        /* the next '&' and '%', each found once and kept until passed */
+        if (amp < i || (amp == 0 && i == 0))
+            amp = next_byte(src, len, i, '&');
+        if (pct < i || (pct == 0 && i == 0))
+            pct = next_byte(src, len, i, '%');
+        run = amp < pct ? amp : pct;
+        rc = pbuf_append(out, src + i, run - i, err);
+        i = run;
+        if (rc != 0 || i >= len)
+            break;
+        if (src[i] == '&' && (el = entity_at(src, len, i, &cp)) != 0 && (ul = utf8_put(cp, u)) != 0) {
+            rc = pbuf_append(out, u, ul, err);
+            i += el;
+        } else if (src[i] == '%' && i + 2 < len && hexv(src[i + 1]) >= 0 && hexv(src[i + 2]) >= 0) {
+            u[0] = (unsigned char)(hexv(src[i + 1]) * 16 + hexv(src[i + 2]));
+            rc = pbuf_append(out, u, 1, err);
+            i += 3;
+        } else {
+            rc = pbuf_append(out, src + i, 1, err);
+            i++;
+        }
+    }
+    return rc;
+}
+
+/* View of iCalendar / vCard text with its folds removed: a line break followed by one
+ * blank or tab continues the line (RFC 5545 3.1, RFC 6350 3.2), so "mette.m\r\n olsen@…"
+ * is one address.  Every other byte maps to itself. */
+static bool has_fold(const unsigned char *src, size_t len)
+{
+    for (const unsigned char *p = src; (p = memchr(p, '\n', len - (size_t)(p - src))) != NULL; p++)
+        if ((size_t)(p - src) + 1 < len && (p[1] == ' ' || p[1] == '\t'))
+            return true;
+    return false;
+}
+
+static int folded_view(const unsigned char *src, size_t len, struct pview *v, mr_error *err)
+{
+    size_t i = 0;
+    int rc = view_reserve(v, len, err);
+
+    while (i < len && rc == 0) {
+        size_t e = i;
+        /* the run up to the next fold */
+        for (;;) {
+            const unsigned char *nl = memchr(src + e, '\n', len - e);
+            if (nl == NULL) {
+                e = len;
+                break;
+            }
+            e = (size_t)(nl - src);
+            if (e + 1 < len && (src[e + 1] == ' ' || src[e + 1] == '\t'))
+                break;
+            e++;
+        }
+        size_t cut = e < len && e > i && src[e - 1] == '\r' ? e - 1 : e;
+        rc = view_push_run(v, src, i, cut - i, err);
+        i = e < len ? e + 2 : len;   /* past "\n" and the blank */
+    }
+    return rc;
+}
+
 /* ---- the emitter: scanner matches -> replacements in the source -------------------- */
 
 struct emitter {
@@ -327,35 +400,49 @@ static int emit_cb(void *arg, const struct pmatch *m)
         return rc;
     if (em->view == NULL || em->view->vs == NULL)
         return emit_piece(em, m->start, m->end, rep, rep_len);
-    /* Map to source; a match over a discontinuity (RFC 2231 sections) becomes several
-     * pieces: the token goes into the first, the others are emptied. */
+    /* Map to source.  A match is one piece of source where the view bytes come from
+     * contiguous source (the bytes of one character reference, "&oslash;", are one span
+     * for all the bytes they decode to); over a discontinuity (RFC 2231 sections, a
+     * folded line) it is several, and the token is spread over them in order, so that
+     * the parts read together (joined sections, unfolded lines) give the token, and no
+     * source bytes are replaced by nothing. */
     const struct pview *v = em->view;
-    size_t ps = v->vs[m->start];
-    bool first = true;
-    if (v->ext[m->start]) {
-        /* '@' is not allowed in an RFC 2231 extended value. */
+    struct { size_t s, e; bool ext; } pc[64];
+    size_t np = 0;
+    for (size_t i = m->start; i < m->end; i++) {
+        if (np > 0 && (v->vs[i] == pc[np - 1].e ||
+                       (v->vs[i] == v->vs[i - 1] && v->ve[i] == v->ve[i - 1]))) {
+            if (v->ve[i] > pc[np - 1].e)
+                pc[np - 1].e = v->ve[i];
+            continue;
+        }
+        if (np == sizeof pc / sizeof pc[0])
+            return 0;   /* absurdly fragmented: leave as is rather than half-replace */
+        pc[np].s = v->vs[i];
+        pc[np].e = v->ve[i];
+        pc[np].ext = v->ext[i] != 0;
+        np++;
+    }
+    for (size_t k = 0, used = 0; k < np; k++) {
+        /* Piece k gets rep[used, next): an equal share, the last one the rest. */
+        size_t next = k + 1 == np ? rep_len : (rep_len * (k + 1)) / np;
         char enc[PSEUDO_SHAPE_MAX * 3];
-        size_t k = 0;
-        for (size_t i = 0; i < rep_len; i++) {
-            if (rep[i] == '@') {
-                memcpy(enc + k, "%40", 3);
-                k += 3;
+        size_t n = 0;
+        if (next < used)
+            next = used;
+        for (size_t j = used; j < next; j++) {
+            if (pc[k].ext && rep[j] == '@') {
+                /* '@' is not allowed in an RFC 2231 extended value. */
+                memcpy(enc + n, "%40", 3);
+                n += 3;
             } else {
-                enc[k++] = rep[i];
+                enc[n++] = rep[j];
             }
         }
-        memcpy(rep, enc, k);
-        rep_len = k;
-    }
-    for (size_t i = m->start; i < m->end; i++) {
-        if (i + 1 == m->end || v->ve[i] != v->vs[i + 1]) {
-            rc = emit_piece(em, ps, v->ve[i], first ? rep : "", first ? rep_len : 0);
-            if (rc != 0)
-                return rc;
-            first = false;
-            if (i + 1 < m->end)
-                ps = v->vs[i + 1];
-        }
+        used = next;
+        rc = emit_piece(em, pc[k].s, pc[k].e, enc, n);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -379,6 +466,15 @@ static int ptext_piece(struct pseudo_ctx *ctx, const unsigned char *src, size_t 
             rc = pscan_run(ctx, v.text.p, v.text.len, scan, emit_cb, &em, ctx->err);
         }
         view_free(&v);
+    } else if ((flags & PTEXT_FOLDED) && has_fold(src, len)) {
+        struct pview v = {0};
+        rc = folded_view(src, len, &v, ctx->err);
+        if (rc == 0) {
+            em.view = &v;
+            em.text = v.text.p;
+            rc = pscan_run(ctx, v.text.p, v.text.len, scan, emit_cb, &em, ctx->err);
+        }
+        view_free(&v);
     } else {
         rc = pscan_run(ctx, src, len, scan, emit_cb, &em, ctx->err);
     }
@@ -393,8 +489,29 @@ int ptext_plain(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, un
 {
     int rc;
 
-    if (ctx->collecting)
-        return ctx->pol->names ? pscan_learn(ctx, src, len) : 0;
+    if (ctx->collecting) {
+        if (!ctx->pol->names)
+            return 0;
+        /* Learn from the text the later passes read: HTML with its references decoded
+         * ("Bj&oslash;rg" is one name), calendar lines unfolded. */
+        if ((flags & PTEXT_HTML) && memchr(src, '&', len) != NULL) {
+            pbuf dec = pscratch_get(ctx);
+            rc = html_text(src, len, &dec, ctx->err);
+            if (rc == 0)
+                rc = pscan_learn(ctx, dec.p, dec.len);
+            pscratch_put(ctx, &dec);
+            return rc;
+        }
+        if ((flags & PTEXT_FOLDED) && has_fold(src, len)) {
+            struct pview v = {0};
+            rc = folded_view(src, len, &v, ctx->err);
+            if (rc == 0)
+                rc = pscan_learn(ctx, v.text.p, v.text.len);
+            view_free(&v);
+            return rc;
+        }
+        return pscan_learn(ctx, src, len);
+    }
     if ((flags & PTEXT_HTML) && len > PTEXT_HTML_CHUNK) {
         /* The HTML view costs 17 bytes per byte: bound it by working in pieces that end
          * at a line break (identifiers other than names never span one). */

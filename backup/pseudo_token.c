@@ -213,6 +213,12 @@ int ptoken_normalise_buf(enum pseudo_kind kind, const unsigned char *v, size_t l
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     for (size_t i = s; i < e; i++)
         o[i - s] = (v[i] >= 'A' && v[i] <= 'Z') ? (unsigned char)(v[i] + 32) : v[i];
+    /* An IPv4 address written into a host name with dashes ("188-162-151-16.dynamic…")
+     * is the same address as 188.162.151.16. */
+    if (kind == PSEUDO_IP)
+        for (size_t i = 0; i < e - s; i++)
+            if (o[i] == '-')
+                o[i] = '.';
     o[e - s] = '\0';
     *out = o;
     *out_len = e - s;

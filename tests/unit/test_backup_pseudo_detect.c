@@ -116,16 +116,24 @@ static void test_phone(void **state)
     char *o = tp_text("Subject: x\r\n\r\n"
                       "1: 12345678\r\n2: 12 34 56 78\r\n3: 1234 5678\r\n4: +45 12 34 56 78\r\n"
                       "5: +4512345678\r\n6: 0045 12345678\r\n7: +45 1234 5678\r\n"
-                      "keep: 123456789 1234567 12-34-56-78 ab12345678\r\n");
+                      "8: 12-34-56-78\r\n9: 12.34.56.78\r\n10: 12\xc2\xa0" "34\xc2\xa0" "56\xc2\xa0" "78\r\n"
+                      "11: 1234\xe2\x80\xaf" "5678\r\n12: +45\xc2\xa0" "12\xe2\x80\x89" "34\xe2\x80\x89"
+                      "56\xe2\x80\x89" "78\r\n13: 12\xa0" "34\xa0" "56\xa0" "78\r\n"
+                      "14: Tlf12345678\r\n15: \xe2\x80\x9c" "12345678\xe2\x80\x9d\r\n"
+                      "keep: 123456789 1234567 2019-2020 12-34-5678 20261015T100000 1234_56789\r\n");
     const char *t = shape(PSEUDO_PHONE, "12345678");
     char line[128];
 
     (void)state;
-    for (int i = 1; i <= 7; i++) {
+    for (int i = 1; i <= 13; i++) {
         snprintf(line, sizeof line, "%d: %s\r\n", i, t);
         HAS(o, line);
     }
-    HAS(o, "keep: 123456789 1234567 12-34-56-78 ab12345678");
+    snprintf(line, sizeof line, "14: Tlf%s\r\n", t);
+    HAS(o, line);
+    snprintf(line, sizeof line, "15: \xe2\x80\x9c%s\xe2\x80\x9d\r\n", t);
+    HAS(o, line);
+    HAS(o, "keep: 123456789 1234567 2019-2020 12-34-5678 20261015T100000 1234_56789");
     assert_string_equal(shape(PSEUDO_PHONE, "+45 12 34 56 78"), t);
     free(o);
 }
@@ -269,8 +277,22 @@ static void test_rfc2231(void **state)
                       "name*1*=-1234.pdf\r\nContent-Disposition: attachment;\r\n"
                       " filename*=utf-8''anna%40example.dk%20%C3%B8.pdf\r\n\r\nJVBERi0=\r\n--B--\r\n");
     (void)state;
-    HAS(o, "name*0*=utf-8''CPR%20CPR-");
-    HAS(o, "name*1*=.pdf");
+    /* The token spread over the two sections: joined, they read "CPR-<token>.pdf", and
+     * no section is emptied. */
+    {
+        const char *tok = shape(PSEUDO_CPR, "0102031234");
+        const char *s0 = strstr(o, "name*0*=utf-8''CPR%20"), *s1 = strstr(o, "name*1*=");
+        char joined[128];
+        assert_non_null(s0);
+        assert_non_null(s1);
+        s0 += strlen("name*0*=utf-8''CPR%20");
+        size_t l0 = strcspn(s0, ";"), l1 = strcspn(s1 + 8, "\r");
+        assert_true(l0 > 0 && l1 > 4);
+        snprintf(joined, sizeof joined, "%.*s%.*s", (int)l0, s0, (int)l1, s1 + 8);
+        char want[128];
+        snprintf(want, sizeof want, "%s.pdf", tok);
+        assert_string_equal(joined, want);
+    }
     HASNT(o, "010203");
     /* '@' is percent-encoded in an extended value. */
     HAS(o, "filename*=utf-8''p-");
