@@ -292,9 +292,7 @@ static int ingest_mailbox(struct run *run, const char *mailbox,
                      mailbox, old_uv, info.uidvalidity);
             snprintf(detail, sizeof detail, "old=%u new=%u", old_uv, info.uidvalidity);
             if ((rc = state_event(run->state, run->account, mailbox, "uidvalidity-changed",
-                                  detail, err)) != 0 ||
-                (rc = state_refused_drop_other(run->state, run->account, mailbox,
-                                               info.uidvalidity, err)) != 0)
+                                  detail, err)) != 0)
                 return rc;
         }
         last_uid = 0;
@@ -339,6 +337,11 @@ static int ingest_mailbox(struct run *run, const char *mailbox,
             break;
     }
     free(uids);
+    /* Refusals under an older UIDVALIDITY go once the mailbox has been re-read: a message
+     * refused again by then took its first-failure time over (same SHA-256). */
+    if (rc == 0 && !blocked)
+        rc = state_refused_drop_other(run->state, run->account, mailbox, info.uidvalidity,
+                                      err);
     return rc;
 }
 
