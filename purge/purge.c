@@ -624,6 +624,9 @@ static int purge_mailbox(struct purge_ctx *c, const char *mailbox,
     return rc;
 }
 
+/* UIDs listed in one purge.held record (the count is always complete). */
+#define PURGE_AUDIT_HELD_MAX 1000
+
 /* The end of one mailbox: its result in the journal (for check), and in the audit log
  * what failed and what was held back. */
 static int record_result(struct purge_ctx *c, const struct purge_mailbox_report *mr,
@@ -657,17 +660,20 @@ static int record_result(struct purge_ctx *c, const struct purge_mailbox_report 
     }
     if (rc == 0 && mr->n_held > 0) {
         /* UIDs and reason classes only: no sink text, nothing from the messages. */
-        size_t cap = mr->n_held * 32 + 1, used = 0;
+        size_t shown = mr->n_held < PURGE_AUDIT_HELD_MAX ? mr->n_held : PURGE_AUDIT_HELD_MAX;
+        size_t cap = shown * 32 + 64, used = 0;
         char *list = malloc(cap);
         if (list == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         list[0] = '\0';
-        for (size_t i = 0; i < mr->n_held; i++) {
+        for (size_t i = 0; i < shown; i++) {
             int n = snprintf(list + used, cap - used, "%s%u:%s", i ? "," : "",
                              (unsigned)mr->held[i].uid, mr->held[i].why);
             if (n > 0 && (size_t)n < cap - used)
                 used += (size_t)n;
         }
+        if (shown < mr->n_held)
+            snprintf(list + used, cap - used, ",... %zu more", mr->n_held - shown);
         snprintf(cnt, sizeof cnt, "%zu", mr->n_held);
         const struct audit_field f[] = { { "mailbox", mr->mailbox }, { "cutoff", cut },
                                          { "held", cnt }, { "uids", list } };
@@ -681,8 +687,10 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
 {
     struct purge_report *r;
     struct purge_ctx c = { .opt = opt, .mkey = opt->archive->manifest_key };
-    mr_error serr;      /* the failure that kept every mailbox from running */
+    mr_error serr, ierr_ignored;    /* serr: what kept every mailbox from running */
     int rc = 0, src = 0;
+
+    mr_error_clear(&serr);
 
     *report = NULL;
     r = calloc(1, sizeof *r);
@@ -709,15 +717,22 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
         int irc = ingest_run(opt->ingest, &ir, &ierr);
         r->ingested = ir != NULL && ir->connected;
         ingest_report_free(ir);
-        if (irc != 0) {
+        if (irc != 0 && !r->ingested) {
+            /* Not even connected (TLS, login, state): the purge could not do better, and
+             * the one error says why. */
+            src = mr_error_set(&serr, irc, "ingest before purge failed: %s; nothing archived "
+                                           "or deleted", ierr.msg);
+        } else if (irc != 0) {
             r->ingest_status = irc;
             snprintf(r->ingest_error, sizeof r->ingest_error, "%s", ierr.msg);
             log_warn(opt->log, "ingest before purge: %s; purging around what was not "
                                "delivered", ierr.msg);
         }
     }
-    mr_error_clear(&serr);
-    src = purge_journal_open(opt->journal_path, &c.journal, &serr);
+    if (src == 0)
+        src = purge_journal_open(opt->journal_path, &c.journal, &serr);
+    else
+        (void)purge_journal_open(opt->journal_path, &c.journal, &ierr_ignored);
     if (src == 0)
         src = imap_connect(opt->imap, &c.conn, &serr);
     if (src == 0 && !opt->dry_run && !imap_has_capability(c.conn, "UIDPLUS")

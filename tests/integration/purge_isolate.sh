@@ -87,12 +87,31 @@ json_field "$T/c0.json" 'j["mailboxes"][0]["detail"]' | grep -q "purge failed: .
 [ "$(json_field "$T/c0.json" 'j["mailboxes"][0]["held"]')" = 1 ] || fail "check does not count the refused message as held back"
 
 # ---- 2. dry run: tells what would be held back, from the ingest state --------------------
+# A message with an old date arrives after that ingest: the dry run counts it as not yet
+# ingested (the real run ingests it first and then purges it).
+python3 - "$HOST" "$IMAPS_PORT" "$CA_FILE" "$USER_NAME" "$T/password" <<'PY'
+import imaplib, ssl, sys
+host, port, ca, user, pwf = sys.argv[1:]
+m = imaplib.IMAP4_SSL(host, int(port), ssl_context=ssl.create_default_context(cafile=ca))
+m.login(user, open(pwf).read().strip())
+msg = (b"From: Late Sender <late.sender@example.net>\r\nTo: post@akasse.example\r\n"
+       b"Subject: sent in August, delivered now\r\nMessage-ID: <late-1@example.net>\r\n"
+       b"Date: Sat, 01 Aug 2026 10:00:00 +0200\r\n\r\nhello\r\n")
+typ, _ = m.append("INBOX", None, imaplib.Time2Internaldate(1785571200), msg)
+assert typ == "OK", typ
+m.logout()
+PY
+server_shas > "$T/original.sha"
+total=$((total + 1))
+old=$((old + 1))
+[ "$(wc -l < "$T/original.sha")" -eq "$total" ] || fail "appended message not on the server"
 sed -i -e '/^\[mailboxes\]/a mailbox = Missing' "$T/mailret.conf"
 set +e; mailret purge --dry-run --cutoff "$CUTOFF" --json > "$T/dry.json" 2> "$T/dry.log"; set -e
 ib='[m for m in j["mailboxes"] if m["mailbox"]=="INBOX"][0]'
 [ "$(json_field "$T/dry.json" "[(h['uid'], h['why']) for h in $ib['held']]")" = "[($ruid, 'not-delivered')]" ] ||
     { cat "$T/dry.json"; fail "dry run does not say what would be held back"; }
 [ "$(json_field "$T/dry.json" "$ib['selected']")" = $((old - 1)) ] || fail "dry run plan: $(json_field "$T/dry.json" "$ib['selected']") of $((old - 1))"
+[ "$(json_field "$T/dry.json" "$ib['pending_ingest']")" = 1 ] || fail "dry run does not count the message not yet ingested"
 [ "$(server_shas | wc -l)" -eq "$total" ] || fail "dry run deleted something"
 
 # ---- 3. the real purge: Missing fails, INBOX is purged around the refused message --------
