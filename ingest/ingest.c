@@ -10,7 +10,7 @@
 #include "ingest/msginfo.h"
 #include "ingest/state.h"
 
-enum { MSG_NOT_RETURNED = 0, MSG_DONE = 1, MSG_FAILED = 2 };
+enum { MSG_NOT_RETURNED = 0, MSG_DONE = 1 };
 
 struct run {
     const struct ingest_options *opt;

@@ -254,6 +254,7 @@ static void check_mailboxes(const struct check_options *opt, struct check_report
         int mrc = rc;
 
         memset(&view, 0, sizeof view);
+        memset(&info, 0, sizeof info);
         mb->cutoff = cutoff;
         if (opt->journal_path != NULL &&
             purge_journal_result_read(opt->journal_path, mb->mailbox, &mb->last, &me) != 0)
