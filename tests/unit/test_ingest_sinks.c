@@ -229,6 +229,23 @@ static void test_maildir(void **unused)
         assert_memory_equal(got, raw, len);
         free(got);
     }
+    /* A member's folder that cannot be made (a file is in the way) refuses that message
+     * only: the sink goes on with the next one. */
+    snprintf(path, sizeof path, "%s/md/M0008", dir);
+    assert_int_equal(th_write_file(path, "x", 1), 0);
+    assert_int_equal(sink_begin(s, &err), 0);
+    make_msg(&m, &r, ROUTE_SENDER, 13);
+    strcpy(r.member, "M0008");
+    mr_error_clear(&err);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_REJECTED);
+    assert_non_null(strstr(err.msg, "M0008"));
+    make_msg(&m, &r, ROUTE_CASE, 14);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DELIVERED);
+    assert_int_equal(sink_commit(s, &err), 0);
+    snprintf(path, sizeof path, "%s/md/M0007/new", dir);
+    assert_int_equal(count_files(path), 2);
     sink_close(s);
     th_rmtree(dir);
     free(dir);
