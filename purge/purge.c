@@ -436,8 +436,9 @@ static int fetch_cb(void *ctx, const struct imap_message *msg, mr_error *err)
                      (unsigned)msg->rfc822_size);
         else
             snprintf(reason, sizeof reason, "not yet ingested into the member system");
-        log_warn(f->opt->log, "mailbox %s UID %u: held back on the server (%s)", f->mailbox,
-                 (unsigned)msg->uid, why);
+        if (!f->opt->dry_run)
+            log_warn(f->opt->log, "mailbox %s UID %u: held back on the server (%s)",
+                     f->mailbox, (unsigned)msg->uid, why);
         return hold(f->rep, msg->uid, why, ref, reason, err);
     }
     if (f->n == f->cap) {
@@ -624,6 +625,17 @@ static int purge_mailbox(struct purge_ctx *c, const char *mailbox,
     return rc;
 }
 
+/* "mailbox NAME: cause", once: the IMAP layer may have named the mailbox already. */
+static int mailbox_error(mr_error *err, int code, const char *mailbox, const char *msg)
+{
+    size_t n = strlen(mailbox);
+
+    if (strncmp(msg, "mailbox ", 8) == 0 && strncmp(msg + 8, mailbox, n) == 0 &&
+        msg[8 + n] == ':')
+        return mr_error_set(err, code, "%s", msg);
+    return mr_error_set(err, code, "mailbox %s: %s", mailbox, msg);
+}
+
 /* UIDs listed in one purge.held record (the count is always complete). */
 #define PURGE_AUDIT_HELD_MAX 1000
 
@@ -759,11 +771,16 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
         if (mrc != 0) {
             mr->status = mrc;
             snprintf(mr->error, sizeof mr->error, "%s", merr.msg);
+            mr_error named;
+            mailbox_error(&named, mrc, mr->mailbox, merr.msg);
             if (i + 1 < opt->n_mailboxes)
-                log_error(opt->log, "mailbox %s: %s; nothing unverified deleted, going on "
-                                    "with the next mailbox", mr->mailbox, merr.msg);
-            if (rc == 0)
-                rc = mr_error_set(err, mrc, "mailbox %s: %s", mr->mailbox, merr.msg);
+                log_error(opt->log, "%s; nothing unverified deleted, going on with the next "
+                                    "mailbox", named.msg);
+            if (rc == 0) {
+                rc = mrc;
+                if (err != NULL)
+                    *err = named;
+            }
         } else if (!opt->dry_run) {
             log_info(opt->log, "mailbox %s: %zu message(s) archived and expunged%s%s, %zu held "
                                "back", mr->mailbox, mr->expunged,
@@ -773,7 +790,7 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
         if (record_result(&c, mr, &rerr) != 0) {
             log_error(opt->log, "mailbox %s: %s", mr->mailbox, rerr.msg);
             if (rc == 0)
-                rc = mr_error_set(err, rerr.code, "mailbox %s: %s", mr->mailbox, rerr.msg);
+                rc = mailbox_error(err, rerr.code, mr->mailbox, rerr.msg);
         }
         /* A failure may leave the session unusable: the next mailbox gets a new one. */
         if (src == 0 && mrc != 0 && mrc != MR_E_PROTOCOL && mrc != MR_E_NOTFOUND &&

@@ -131,6 +131,8 @@ check_invariant "after the purge around the refusal"
 grep -qx "$big_sha" "$T/now-archive.sha" || fail "the oversized message is not in the archive"
 grep '"event":"purge.held"' "$T/state/audit.log" | grep -q "\"$ruid:not-delivered\"" || fail "held-back UID not audited"
 grep '"event":"purge.failed"' "$T/state/audit.log" | grep -q Missing || fail "Missing's failure not audited"
+grep -q "mailbox Missing: .*Missing" "$T/p1.log" || fail "the error does not name the mailbox"
+! grep -q "mailbox Missing: mailbox Missing" "$T/p1.log" "$T/state/audit.log" || fail "error prefix repeated"
 
 # ---- 4. check: held back since DATE is a warning, then a violation -----------------------
 sed -i -e '/^mailbox = Missing/d' "$T/mailret.conf"
