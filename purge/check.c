@@ -256,9 +256,6 @@ static void check_mailboxes(const struct check_options *opt, struct check_report
         memset(&view, 0, sizeof view);
         memset(&info, 0, sizeof info);
         mb->cutoff = cutoff;
-        if (opt->journal_path != NULL &&
-            purge_journal_result_read(opt->journal_path, mb->mailbox, &mb->last, &me) != 0)
-            log_warn(opt->log, "mailbox %s: %s", mb->mailbox, me.msg);
         if (mrc != 0) {
             me = e;
         } else {
@@ -333,6 +330,12 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
         snprintf(r->mailboxes[i].mailbox, sizeof r->mailboxes[i].mailbox, "%s",
                  opt->mailboxes[i]);
         r->mailboxes[i].status = "skipped";
+        /* The last purge's result, online or not. */
+        mr_error je;
+        if (opt->journal_path != NULL &&
+            purge_journal_result_read(opt->journal_path, opt->mailboxes[i],
+                                      &r->mailboxes[i].last, &je) != 0)
+            log_warn(opt->log, "mailbox %s: %s", opt->mailboxes[i], je.msg);
     }
     r->offline = opt->imap == NULL;
     if (!r->offline)

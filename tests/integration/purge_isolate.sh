@@ -85,6 +85,8 @@ set +e; mailret check --at 2026-10-10 --json > "$T/c0.json" 2> "$T/c0.log"; rc=$
 json_field "$T/c0.json" 'j["mailboxes"][0]["detail"]' | grep -q "purge failed: .*UIDPLUS" || { cat "$T/c0.json"; fail "check does not say the purge failed and why"; }
 [ "$(json_field "$T/c0.json" 'j["mailboxes"][0]["last_purge"]["status"]')" = failed ] || fail "last purge result not shown"
 [ "$(json_field "$T/c0.json" 'j["mailboxes"][0]["held"]')" = 1 ] || fail "check does not count the refused message as held back"
+mailret check --offline > "$T/c0o.out" 2> "$T/c0o.log" || true
+grep -q "last purge .*: failed: .*UIDPLUS" "$T/c0o.out" || { cat "$T/c0o.out"; fail "check --offline does not show the last purge's failure"; }
 
 # ---- 2. dry run: tells what would be held back, from the ingest state --------------------
 # A message with an old date arrives after that ingest: the dry run counts it as not yet
