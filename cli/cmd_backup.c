@@ -17,6 +17,7 @@
 #include "ingest/imap.h"
 #include "ingest/ingest_setup.h"
 #include "keys/keys.h"
+#include "purge/purge.h"
 
 static void usage(FILE *out)
 {
@@ -64,8 +65,8 @@ static int feed_imap(void *ctx, const struct imap_message *msg, mr_error *err)
     if (f->base.cutoff != 0 && msg->internaldate >= f->base.cutoff)
         return 0;
     if (msg->oversized)
-        return mr_error_set(err, MR_E_LIMIT, "UID %u is larger than [imap] max_message_size",
-                            (unsigned)msg->uid);
+        return mr_error_set(err, MR_E_LIMIT, "UID %u is larger than the 4 GiB a message "
+                            "can be fetched with", (unsigned)msg->uid);
     rc = archive_batch_add(f->base.batch, &m, err);
     if (rc == 0)
         f->base.added++;
@@ -97,6 +98,9 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const str
         rc = ingest_setup_imap_options(cfg, &io, &password, err);
         if (rc == 0) {
             io.log = ctx->log;
+            /* As purge: the archive takes any message the server holds; max_message_size
+             * limits ingest only. */
+            io.max_literal = PURGE_MAX_MESSAGE_SIZE;
             rc = imap_connect(&io, &conn, err);
         }
         secret_free(password);

@@ -14,6 +14,7 @@
 #include "common/secret.h"
 #include "ingest/ingest_setup.h"
 #include "purge/check.h"
+#include "purge/journal.h"
 
 static void usage(FILE *out)
 {
@@ -25,8 +26,11 @@ static void usage(FILE *out)
             "expiry and still restorable), held (legal hold), damaged (manifest or volume),\n"
             "key-missing, key-present-after-expiry, expired (tombstone), incomplete (no\n"
             "manifest).  For every configured mailbox: nothing older than the last monthly\n"
-            "cutoff is left (the purge really ran; one day of grace after the 1st).  The\n"
-            "audit log's hash chain verifies.  See docs/COMPLIANCE.md.\n"
+            "cutoff is left (the purge really ran; one day of grace after the 1st), and if\n"
+            "something is, why: HELD BACK (the member system has not accepted it since\n"
+            "DATE; a warning for [retention] held_back_days, then a violation), or NOT\n"
+            "PURGED (not ingested, or the last purge failed: its error); the last purge's\n"
+            "result.  The audit log's hash chain verifies.  See docs/COMPLIANCE.md.\n"
             "\n"
             "  --json        one JSON object instead of the table\n"
             "  --offline     do not connect to IMAP (mailboxes are not checked)\n"
@@ -50,7 +54,7 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
     struct cli_keys keys;
     struct imap_options io;
     const char *at_text = NULL;
-    char *password = NULL;
+    char *password = NULL, istate[4096], journal[4096], account[512];
     bool json = false, offline = false;
     mr_error err;
     int o, rc, status;
@@ -80,6 +84,10 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         rc = cli_keys_load(cfg, CLI_NEED_MANIFEST_KEY, &keys, &err);
     if (rc == 0 && !offline)
         rc = ingest_setup_imap_options(cfg, &io, &password, &err);
+    if (rc == 0)
+        rc = cli_state_path(cfg, INGEST_STATE_FILE, istate, sizeof istate, &err);
+    if (rc == 0)
+        rc = cli_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err);
     if (rc == 0) {
         io.password = password;
         io.log = ctx->log;
@@ -93,6 +101,13 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         co.n_mailboxes = cfg->mailboxes.n;
         co.grace = 86400;
         co.audit_path = cfg->audit.log;
+        if (!offline) {
+            ingest_account_key(&io, NULL, account, sizeof account);
+            co.ingest_state = istate;
+            co.account = account;
+        }
+        co.journal_path = journal;
+        co.held_days = cfg->retention.held_back_days;
         co.log = ctx->log;
         rc = check_run(&co, &report, &err);
     }

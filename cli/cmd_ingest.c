@@ -24,7 +24,10 @@ static void ingest_usage(FILE *out)
             "routed by, in order: a case reference in the subject, the sender's registered\n"
             "address, a registered CPR number in the subject or text; the fund's own mail and\n"
             "auto-replies/bounces are recognised and skipped; everything else is queued as\n"
-            "unrouted for manual handling.  See docs/INGEST.md.\n"
+            "unrouted for manual handling.  A message the member system refuses is recorded\n"
+            "by UID in the state and retried first on every run; it holds up nothing else,\n"
+            "and purge keeps it on the server until it is delivered.  A mailbox that fails\n"
+            "does not stop the others.  See docs/INGEST.md.\n"
             "\n"
             "Options:\n"
             "      --json          print the report as one JSON object\n"
@@ -35,7 +38,8 @@ static void ingest_usage(FILE *out)
             "  -h, --help          this text\n"
             "\n"
             "Exit status: 0 every mailbox ingested, 1 a failure (connection, TLS, login,\n"
-            "database) or messages the sink did not take (retried next run), 2 usage error.\n");
+            "database, a mailbox) or messages the sink did not take (retried next run; the\n"
+            "rest was ingested), 2 usage error.\n");
 }
 
 int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)

@@ -32,7 +32,14 @@ static void usage(FILE *out)
             "directory makes every step resumable: re-run after a crash.  Runs under the\n"
             "lock <state dir>/mailret.lock.  See docs/PURGE.md.\n"
             "\n"
-            "  --dry-run              show what would be archived and deleted; change nothing\n"
+            "A message older than the cutoff stays on the server, listed by UID with its\n"
+            "reason, while the member system has not accepted it (the ingest state says\n"
+            "which) or ingest has not seen it; everything else is purged.  A mailbox that\n"
+            "fails does not stop the others.\n"
+            "\n"
+            "  --dry-run              show what would be archived, deleted and held back\n"
+            "                         (from the ingest state, delivering nothing); change\n"
+            "                         nothing\n"
             "  --cutoff DATE          YYYY-MM-DD (local) or YYYY-MM-DDTHH:MM:SSZ; not in\n"
             "                         the future\n"
             "  --mailbox NAME         only this configured mailbox (repeatable)\n"
@@ -42,8 +49,9 @@ static void usage(FILE *out)
             "  --lock-wait SECONDS    wait this long for another mailret run (an ingest)\n"
             "                         to finish (default 900; 0 = fail at once)\n"
             "\n"
-            "Exit status: 0 done (also when nothing was old enough), 1 failure (nothing\n"
-            "unverified was deleted; re-run to resume), 2 usage error.\n");
+            "Exit status: 0 done (also when nothing was old enough), 1 a mailbox failed or\n"
+            "the ingest before it did (the rest was purged; nothing unverified or\n"
+            "undelivered was deleted; re-run to resume), 2 usage error.\n");
 }
 
 static bool configured(const struct mr_config *cfg, const char *mailbox)
@@ -76,7 +84,7 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     runlock *lock = NULL;
     audit_log *audit = NULL;
     const char *cutoff_text = NULL, **only = NULL;
-    char *password = NULL, journal[4096];
+    char *password = NULL, journal[4096], istate[4096], account[512];
     size_t n_only = 0;
     bool json = false;
     mr_error err;
@@ -136,12 +144,19 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = cli_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err);
     if (rc == 0)
+        rc = cli_state_path(cfg, INGEST_STATE_FILE, istate, sizeof istate, &err);
+    if (rc == 0)
         rc = ingest_setup_imap_options(cfg, &io, &password, &err);
     if (rc == 0 && !po.dry_run)
         rc = ingest_setup_open(cfg, ctx->log, &isetup, &err);
     if (rc == 0) {
         io.password = password;
         io.log = ctx->log;
+        /* max_message_size limits ingest only: purge archives whatever the server holds. */
+        io.max_literal = PURGE_MAX_MESSAGE_SIZE;
+        ingest_account_key(&io, NULL, account, sizeof account);
+        po.ingest_state = istate;
+        po.account = account;
         cli_archive_options(cfg, &keys, audit, ctx->log, &ao);
         po.imap = &io;
         po.mailboxes = n_only > 0 ? only : (const char *const *)cfg->mailboxes.items;

@@ -92,6 +92,7 @@ static const struct key_def KEYS[] = {
     KR("retention", "years", KT_INT, retention.years, 1, 100),
     K("retention", "timezone", KT_ZONE, retention.timezone),
     KR("retention", "expiring_warn_days", KT_INT, retention.expiring_warn_days, 0, 3650),
+    KR("retention", "held_back_days", KT_INT, retention.held_back_days, 0, 3650),
     K("pseudonymisation", "emails", KT_BOOL, pseudonymisation.emails),
     K("pseudonymisation", "cpr", KT_BOOL, pseudonymisation.cpr),
     K("pseudonymisation", "phones", KT_BOOL, pseudonymisation.phones),
@@ -662,6 +663,7 @@ static void apply_defaults(struct mr_config *cfg)
     cfg->archive.workers = 0;
     cfg->retention.years = 5;
     cfg->retention.expiring_warn_days = 30;
+    cfg->retention.held_back_days = 30;
     cfg->pseudonymisation.emails = true;
     cfg->pseudonymisation.cpr = true;
     cfg->pseudonymisation.phones = true;

@@ -82,6 +82,8 @@ struct mr_config {
         int years;                  /* default 5, at least 1 */
         char *timezone;             /* default Europe/Copenhagen; checked to exist */
         int expiring_warn_days;     /* default 30 */
+        int held_back_days;         /* default 30: held-back casework is a warning in check
+                                       until this many days after its first refusal */
     } retention;
 
     struct {

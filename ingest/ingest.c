@@ -10,7 +10,7 @@
 #include "ingest/msginfo.h"
 #include "ingest/state.h"
 
-enum { MSG_NOT_RETURNED = 0, MSG_DONE = 1, MSG_FAILED = 2 };
+enum { MSG_NOT_RETURNED = 0, MSG_DONE = 1 };
 
 struct run {
     const struct ingest_options *opt;
@@ -28,6 +28,7 @@ struct batch {
     const uint32_t *uids;
     unsigned char *status;      /* per UID in uids: MSG_* */
     size_t n;
+    bool retry;                 /* these UIDs were refused before: clear them once handled */
     struct ingest_mailbox_report *rep;
 };
 
@@ -75,6 +76,27 @@ static long ingest_find_uid(const struct batch *b, uint32_t uid)
     return -1;
 }
 
+/* A message handled for good: on a retry, its refusal row goes. */
+static int ingest_handled(struct batch *b, long idx, uint32_t uid, mr_error *err)
+{
+    b->status[idx] = MSG_DONE;
+    if (!b->retry)
+        return 0;
+    return state_refused_clear(b->run->state, b->run->account, b->mailbox, b->uidvalidity, uid,
+                               err);
+}
+
+/* "mailbox NAME: cause", once: the IMAP layer may have named the mailbox already. */
+static int mailbox_error(mr_error *err, int code, const char *mailbox, const char *msg)
+{
+    size_t n = strlen(mailbox);
+
+    if (strncmp(msg, "mailbox ", 8) == 0 && strncmp(msg + 8, mailbox, n) == 0 &&
+        msg[8 + n] == ':')
+        return mr_error_set(err, code, "%s", msg);
+    return mr_error_set(err, code, "mailbox %s: %s", mailbox, msg);
+}
+
 /* One fetched message.  Returns non-zero only for failures that must stop the run. */
 static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_error *err)
 {
@@ -105,8 +127,7 @@ static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_erro
         if ((rc = state_skip_add(run->state, run->account, b->mailbox, b->uidvalidity,
                                  msg->uid, msg->rfc822_size, "oversized", err)) != 0)
             return rc;
-        b->status[idx] = MSG_DONE;
-        return 0;
+        return ingest_handled(b, idx, msg->uid, err);
     }
     rep->bytes += msg->body_len;
     if ((rc = ingest_sha256(msg->body, msg->body_len, md, err)) != 0)
@@ -119,8 +140,7 @@ static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_erro
         rep->duplicates++;
         log_debug(log, "mailbox %s UID %u: already ingested (same SHA-256, %s)", b->mailbox,
                   msg->uid, outcome);
-        b->status[idx] = MSG_DONE;
-        return 0;
+        return ingest_handled(b, idx, msg->uid, err);
     }
     if ((rc = msginfo_parse(msg->body, msg->body_len, &info, err)) != 0)
         return rc;
@@ -157,10 +177,16 @@ static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_erro
     if (rc != 0)
         return mr_error_set(err, rc, "mailbox %s UID %u: %s", b->mailbox, msg->uid, derr.msg);
     if (out == SINK_REJECTED) {
+        /* Recorded by UID: the position moves on (nothing else waits for it), every run
+         * retries it, and purge keeps it on the server until it is delivered. */
         rep->errors++;
-        b->status[idx] = MSG_FAILED;
-        log_warn(log, "mailbox %s UID %u: not delivered (%s); will be retried next run",
-                 b->mailbox, msg->uid, derr.msg);
+        log_warn(log, "mailbox %s UID %u: not delivered (%s); kept on the server and retried "
+                      "next run", b->mailbox, msg->uid, derr.msg);
+        if ((rc = state_refused_add(run->state, run->account, b->mailbox, b->uidvalidity,
+                                    msg->uid, sha_hex, route_rule_name(route.rule),
+                                    derr.msg[0] ? derr.msg : "refused by the sink", err)) != 0)
+            return rc;
+        b->status[idx] = MSG_DONE;
         return 0;
     }
     if (out == SINK_DUPLICATE) {
@@ -178,18 +204,19 @@ static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_erro
                              msg->uid, route_rule_name(route.rule),
                              msgid_hash[0] ? msgid_hash : NULL, err)) != 0)
         return rc;
-    b->status[idx] = MSG_DONE;
-    return 0;
+    return ingest_handled(b, idx, msg->uid, err);
 }
 
 /* Fetch and commit one batch.  *blocked is set (and stays set) once a message was not
- * delivered: from then on the stored last UID must not move past it. */
+ * handled (the fetch broke off before it): from then on the stored last UID must not move
+ * past it.  A retry batch (last_uid NULL) fetches earlier refusals by UID set and leaves
+ * the position alone. */
 static int ingest_batch(struct run *run, const char *mailbox, uint32_t uidvalidity,
                         const uint32_t *uids, size_t n, uint32_t *last_uid, bool *blocked,
                         struct ingest_mailbox_report *rep, mr_error *err)
 {
     struct batch b = { .run = run, .mailbox = mailbox, .uidvalidity = uidvalidity,
-                       .uids = uids, .n = n, .rep = rep };
+                       .uids = uids, .n = n, .retry = last_uid == NULL, .rep = rep };
     mr_error ferr;
     int rc, frc;
 
@@ -205,12 +232,15 @@ static int ingest_batch(struct run *run, const char *mailbox, uint32_t uidvalidi
         return rc;
     }
     mr_error_clear(&ferr);
-    frc = imap_uid_fetch(run->conn, uids[0], uids[n - 1], ingest_on_message, &b, &ferr);
+    frc = b.retry ? imap_uid_fetch_set(run->conn, uids, n, ingest_on_message, &b, &ferr)
+                  : imap_uid_fetch(run->conn, uids[0], uids[n - 1], ingest_on_message, &b,
+                                   &ferr);
     if (frc == 0) {
-        /* UIDs the server did not return were expunged meanwhile: nothing to ingest. */
-        for (size_t i = 0; i < n; i++)
+        /* UIDs the server did not return were expunged meanwhile: nothing to ingest (and
+         * no refusal left to retry). */
+        for (size_t i = 0; frc == 0 && i < n; i++)
             if (b.status[i] == MSG_NOT_RETURNED)
-                b.status[i] = MSG_DONE;
+                frc = ingest_handled(&b, (long)i, uids[i], &ferr);
     }
     if (frc != 0 && (frc == MR_E_DB || frc == MR_E_NOSPACE || frc == MR_E_NOMEM ||
                      frc == MR_E_INTERNAL || frc == MR_E_CRYPTO)) {
@@ -222,7 +252,7 @@ static int ingest_batch(struct run *run, const char *mailbox, uint32_t uidvalidi
     }
     /* Commit what was handled, even after a broken connection: each message was complete
      * when the callback saw it, and saving it spares the next run the work. */
-    for (size_t i = 0; i < n && !*blocked; i++) {
+    for (size_t i = 0; last_uid != NULL && i < n && !*blocked; i++) {
         if (b.status[i] != MSG_DONE) {
             *blocked = true;
             break;
@@ -234,7 +264,8 @@ static int ingest_batch(struct run *run, const char *mailbox, uint32_t uidvalidi
         free(b.status);
         return rc;
     }
-    if ((rc = state_set(run->state, run->account, mailbox, uidvalidity, *last_uid, err)) != 0 ||
+    if ((last_uid != NULL &&
+         (rc = state_set(run->state, run->account, mailbox, uidvalidity, *last_uid, err)) != 0) ||
         (rc = state_commit(run->state, err)) != 0) {
         state_rollback(run->state);
         free(b.status);
@@ -280,6 +311,24 @@ static int ingest_mailbox(struct run *run, const char *mailbox,
             return rc;
     }
     rep->last_uid = last_uid;
+    /* Earlier refusals first: each is retried once per run. */
+    if ((rc = state_refused_uids(run->state, run->account, mailbox, info.uidvalidity, &uids,
+                                 &n_uids, err)) != 0)
+        return rc;
+    if (n_uids > 0)
+        log_info(opt->log, "mailbox %s: retrying %zu message%s not delivered before", mailbox,
+                 n_uids, n_uids == 1 ? "" : "s");
+    for (size_t i = 0; i < n_uids; i += batch) {
+        size_t n = n_uids - i < batch ? n_uids - i : batch;
+        if ((rc = ingest_batch(run, mailbox, info.uidvalidity, uids + i, n, NULL, &blocked, rep,
+                               err)) != 0) {
+            free(uids);
+            return rc;
+        }
+    }
+    free(uids);
+    uids = NULL;
+    n_uids = 0;
     if (last_uid == UINT32_MAX || (info.uidnext != 0 && last_uid + 1 >= info.uidnext) ||
         info.exists == 0)
         return 0;
@@ -299,6 +348,11 @@ static int ingest_mailbox(struct run *run, const char *mailbox,
             break;
     }
     free(uids);
+    /* Refusals under an older UIDVALIDITY go once the mailbox has been re-read: a message
+     * refused again by then took its first-failure time over (same SHA-256). */
+    if (rc == 0 && !blocked)
+        rc = state_refused_drop_other(run->state, run->account, mailbox, info.uidvalidity,
+                                      err);
     return rc;
 }
 
@@ -329,11 +383,7 @@ int ingest_run(const struct ingest_options *opt, struct ingest_report **report, 
         snprintf(rep->mailboxes[i].error, sizeof rep->mailboxes[i].error, "not run");
     }
     *report = rep;
-    if (opt->account != NULL)
-        snprintf(account, sizeof account, "%s", opt->account);
-    else
-        snprintf(account, sizeof account, "%s@%s", opt->imap->user ? opt->imap->user : "",
-                 opt->imap->host ? opt->imap->host : "");
+    ingest_account_key(opt->imap, opt->account, account, sizeof account);
     run.account = account;
     io.max_literal = opt->max_size ? (size_t)opt->max_size : INGEST_DEFAULT_MAX_SIZE;
     if ((rc = route_new(opt->routing, &run.router, err)) != 0)
@@ -369,12 +419,30 @@ int ingest_run(const struct ingest_options *opt, struct ingest_report **report, 
         if (mrc != 0) {
             mb->status = mrc;
             snprintf(mb->error, sizeof mb->error, "%s", merr.msg);
+            mr_error named;
+            mailbox_error(&named, mrc, mb->mailbox, merr.msg);
+            if (i + 1 < opt->n_mailboxes)
+                log_error(opt->log, "%s; going on with the next mailbox", named.msg);
             if (rc == 0) {
-                rc = mr_error_set(err, mrc, "mailbox %s: %s", mb->mailbox, merr.msg);
+                rc = mrc;
+                if (err != NULL)
+                    *err = named;
             }
-            /* A missing mailbox leaves the session usable; anything else may not. */
-            if (mrc != MR_E_NOTFOUND && mrc != MR_E_PROTOCOL)
-                break;
+            /* A missing mailbox leaves the session usable; anything else may not: the
+             * other mailboxes get a new connection, so one mailbox never stops them. */
+            if (mrc != MR_E_NOTFOUND && mrc != MR_E_PROTOCOL && i + 1 < opt->n_mailboxes) {
+                mr_error cerr;
+                imap_close(run.conn);
+                run.conn = NULL;
+                if (imap_connect(&io, &run.conn, &cerr) != 0) {
+                    for (size_t k = i + 1; k < opt->n_mailboxes; k++) {
+                        rep->mailboxes[k].status = cerr.code;
+                        snprintf(rep->mailboxes[k].error, sizeof rep->mailboxes[k].error,
+                                 "%s", cerr.msg);
+                    }
+                    break;
+                }
+            }
         }
     }
     if (rc == 0 && undelivered > 0)
@@ -398,4 +466,13 @@ void ingest_report_free(struct ingest_report *rep)
         free(rep->mailboxes[i].mailbox);
     free(rep->mailboxes);
     free(rep);
+}
+
+void ingest_account_key(const struct imap_options *imap, const char *account, char *out,
+                        size_t size)
+{
+    if (account != NULL)
+        snprintf(out, size, "%s", account);
+    else
+        snprintf(out, size, "%s@%s", imap->user ? imap->user : "", imap->host ? imap->host : "");
 }

@@ -8,8 +8,11 @@
  *  - a crash or kill -9 repeats at most the batch in flight, and nothing is stored twice;
  *  - a UIDVALIDITY change is logged and recorded, and the mailbox is re-read with every
  *    message already handled skipped by SHA-256;
- *  - a message the sink did not take (exec sink non-zero exit) keeps the state below its
- *    UID, so the next run tries it again;
+ *  - a message the sink did not take (exec sink non-zero exit, a refused SQLite document)
+ *    is recorded by UID with its reason in the state's refusals; the position moves past
+ *    it, every later run retries it first, and purge keeps it on the server until then;
+ *  - a mailbox that fails is reported and the run goes on with the next one (on a new
+ *    connection if the failure may have broken the old one);
  *  - messages over max_size are recorded in the state and skipped with a warning;
  *  - nothing personal is logged: mailbox, UID, Message-ID hash and member id only.
  * purge calls ingest_run first ("ingest before delete").
@@ -69,13 +72,17 @@ struct ingest_report {
     bool connected;                     /* false: failed before any mailbox (TLS, login) */
 };
 
-/* Runs every mailbox; a mailbox that fails is reported and the run stops there (the
- * connection may be gone).  Returns 0 if every mailbox completed without errors, else the
+/* Runs every mailbox; a mailbox that fails is reported and the others still run.
+ * Returns 0 if every mailbox completed without errors, else the
  * first failure's code (err says which mailbox and why; undelivered messages give
  * MR_E_IO "N messages not delivered").  *report is filled either way (free it). */
 int ingest_run(const struct ingest_options *opt, struct ingest_report **report,
                mr_error *err);
 void ingest_report_free(struct ingest_report *report);
+
+/* The account name the state is keyed by: account, or "user@host" when it is NULL. */
+void ingest_account_key(const struct imap_options *imap, const char *account, char *out,
+                        size_t size);
 
 /* Human-readable table / one JSON object (ingest_report.c). */
 void ingest_report_print(FILE *out, const struct ingest_report *report);

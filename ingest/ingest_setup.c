@@ -63,7 +63,7 @@ int ingest_setup_open(const struct mr_config *cfg, mr_log *log, ingest_setup **o
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     if ((rc = durable_mkdirs(cfg->state.dir, 0700, err)) != 0)
         goto fail;
-    if ((s->state_path = setup_join(cfg->state.dir, "ingest-state.sqlite")) == NULL ||
+    if ((s->state_path = setup_join(cfg->state.dir, INGEST_STATE_FILE)) == NULL ||
         (s->journal_path = setup_join(cfg->state.dir, "exec-sink.sqlite")) == NULL) {
         rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
         goto fail;

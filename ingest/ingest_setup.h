@@ -12,6 +12,8 @@
 #include "common/log.h"
 #include "ingest/ingest.h"
 
+#define INGEST_STATE_FILE "ingest-state.sqlite"
+
 typedef struct ingest_setup ingest_setup;
 
 /* cfg must outlive the setup (strings are borrowed).  log may be NULL. */

@@ -71,7 +71,7 @@ static const char members_schema[] =
 enum {
     ST_FIND_CASE, ST_FIND_ADDR, ST_FIND_CPR, ST_INS_DOC, ST_INS_UNROUTED, ST_ADD_MEMBER,
     ST_ADD_CPR, ST_OWNER_CPR, ST_ADD_ADDR, ST_ADD_CASE, ST_OWNER_CASE, ST_FIND_CASE_NUM,
-    ST_COUNT
+    ST_HAS_DOC, ST_HAS_UNROUTED, ST_COUNT
 };
 
 static const char *const members_sql[ST_COUNT] = {
@@ -79,14 +79,17 @@ static const char *const members_sql[ST_COUNT] = {
     [ST_FIND_ADDR] = "SELECT member_id FROM member_addresses WHERE address = ?1 LIMIT 2",
     [ST_FIND_CPR] = "SELECT member_id FROM member_cpr WHERE cpr = ?1",
     [ST_INS_DOC] =
-        "INSERT OR IGNORE INTO documents(member_id, case_id, rule, message_id, sha256,"
+        "INSERT INTO documents(member_id, case_id, rule, message_id, sha256,"
         " received, source_account, source_mailbox, source_uidvalidity, source_uid, size,"
         " ingested, raw) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,strftime('%s','now'),"
-        " zeroblob(?12))",
+        " zeroblob(?12)) ON CONFLICT(source_account, source_mailbox, source_uidvalidity,"
+        " source_uid, sha256) DO NOTHING",
     [ST_INS_UNROUTED] =
-        "INSERT OR IGNORE INTO unrouted(reason, message_id, sha256, received,"
+        "INSERT INTO unrouted(reason, message_id, sha256, received,"
         " source_account, source_mailbox, source_uidvalidity, source_uid, size, ingested,"
-        " raw) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,strftime('%s','now'),zeroblob(?10))",
+        " raw) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,strftime('%s','now'),zeroblob(?10))"
+        " ON CONFLICT(source_account, source_mailbox, source_uidvalidity, source_uid, sha256)"
+        " DO NOTHING",
     [ST_ADD_MEMBER] = "INSERT INTO members(member_id, name) VALUES(?1, ?2)",
     [ST_ADD_CPR] = "INSERT OR IGNORE INTO member_cpr(cpr, member_id) VALUES(?1, ?2)",
     [ST_OWNER_CPR] = "SELECT member_id FROM member_cpr WHERE cpr = ?1",
@@ -94,6 +97,10 @@ static const char *const members_sql[ST_COUNT] = {
     [ST_ADD_CASE] = "INSERT OR IGNORE INTO cases(case_id, member_id, case_num) VALUES(?1, ?2, ?3)",
     [ST_FIND_CASE_NUM] = "SELECT member_id, case_id FROM cases WHERE case_num = ?1 LIMIT 2",
     [ST_OWNER_CASE] = "SELECT member_id FROM cases WHERE case_id = ?1",
+    [ST_HAS_DOC] = "SELECT 1 FROM documents WHERE source_account=?1 AND source_mailbox=?2"
+                   " AND source_uidvalidity=?3 AND source_uid=?4 AND sha256=?5",
+    [ST_HAS_UNROUTED] = "SELECT 1 FROM unrouted WHERE source_account=?1 AND source_mailbox=?2"
+                        " AND source_uidvalidity=?3 AND source_uid=?4 AND sha256=?5",
 };
 
 struct members_db {
@@ -360,6 +367,60 @@ void members_rollback(members_db *m)
         members_exec(m, "ROLLBACK", NULL);
 }
 
+int members_savepoint(members_db *m, mr_error *err)
+{
+    return members_exec(m, "SAVEPOINT doc", err);
+}
+
+int members_release(members_db *m, mr_error *err)
+{
+    return members_exec(m, "RELEASE doc", err);
+}
+
+int members_undo(members_db *m, mr_error *err)
+{
+    if (sqlite3_get_autocommit(m->db) != 0)
+        return mr_error_set(err, MR_E_DB, "member database: the transaction was rolled back "
+                                          "(a trigger or constraint ended it)");
+    return members_exec(m, "ROLLBACK TO doc; RELEASE doc", err);
+}
+
+/* A statement that failed for this document only (a constraint, a trigger's RAISE, a value
+ * too big, a full disk) is a refusal: MR_E_INVALID / MR_E_NOSPACE / MR_E_LIMIT. */
+static int members_store_err(members_db *m, mr_error *err)
+{
+    int ec = sqlite3_errcode(m->db) & 0xff;
+
+    if (ec == SQLITE_CONSTRAINT || ec == SQLITE_MISMATCH)
+        return mr_error_set(err, MR_E_INVALID, "member database refused the document: %s",
+                            sqlite3_errmsg(m->db));
+    if (ec == SQLITE_TOOBIG)
+        return mr_error_set(err, MR_E_LIMIT, "member database refused the document: %s",
+                            sqlite3_errmsg(m->db));
+    return members_dberr(m, err, "store document");
+}
+
+/* An insert that changed nothing is a duplicate only if the row is really there: a
+ * trigger's RAISE(IGNORE) also changes nothing. */
+static int members_has(members_db *m, const struct members_doc *d, bool *has, mr_error *err)
+{
+    sqlite3_stmt *st = m->st[d->member_id != NULL ? ST_HAS_DOC : ST_HAS_UNROUTED];
+    int s;
+
+    sqlite3_bind_text(st, 1, d->account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, d->uidvalidity);
+    sqlite3_bind_int64(st, 4, d->uid);
+    sqlite3_bind_text(st, 5, d->sha256_hex, -1, SQLITE_STATIC);
+    s = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (s != SQLITE_ROW && s != SQLITE_DONE)
+        return members_dberr(m, err, "look up document");
+    *has = s == SQLITE_ROW;
+    return 0;
+}
+
 /* Fill the zeroblob of row `rowid` with the message, a megabyte at a time. */
 static int members_write_raw(members_db *m, const char *table, sqlite3_int64 rowid,
                              const unsigned char *raw, size_t len, mr_error *err)
@@ -421,9 +482,19 @@ int members_store(members_db *m, const struct members_doc *d, bool *duplicate, m
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (s != SQLITE_DONE)
-        return members_dberr(m, err, "store document");
+        return members_store_err(m, err);
     *duplicate = sqlite3_changes(m->db) == 0;
-    if (*duplicate || d->raw_len == 0)
+    if (*duplicate) {
+        bool has = false;
+        int rc = members_has(m, d, &has, err);
+        if (rc != 0)
+            return rc;
+        if (!has)
+            return mr_error_set(err, MR_E_INVALID, "member database did not store the "
+                                                   "document (a trigger ignored it)");
+        return 0;
+    }
+    if (d->raw_len == 0)
         return 0;
     return members_write_raw(m, d->member_id != NULL ? "documents" : "unrouted",
                              sqlite3_last_insert_rowid(m->db), d->raw, d->raw_len, err);

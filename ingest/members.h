@@ -63,8 +63,17 @@ int members_begin(members_db *db, mr_error *err);
 int members_commit(members_db *db, mr_error *err);
 void members_rollback(members_db *db);
 
+/* One document inside the batch's transaction: SAVEPOINT, then RELEASE on success or
+ * undo (ROLLBACK TO + RELEASE) after a refusal, so one refused document leaves the rest of
+ * the batch in place.  undo fails (MR_E_DB) if the refusal ended the whole transaction. */
+int members_savepoint(members_db *db, mr_error *err);
+int members_release(members_db *db, mr_error *err);
+int members_undo(members_db *db, mr_error *err);
+
 /* Insert a document (member_id set) or an unrouted message (member_id NULL).  Idempotent:
- * the same (account, mailbox, uidvalidity, uid, sha256) again sets *duplicate. */
+ * the same (account, mailbox, uidvalidity, uid, sha256) again sets *duplicate (checked to
+ * be there).  A refusal of this document alone (constraint, trigger, too big, disk full)
+ * returns MR_E_INVALID, MR_E_LIMIT or MR_E_NOSPACE; anything else is MR_E_DB. */
 int members_store(members_db *db, const struct members_doc *doc, bool *duplicate,
                   mr_error *err);
 

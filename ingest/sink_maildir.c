@@ -94,6 +94,17 @@ static int maildir_write(const char *path, const unsigned char *data, size_t len
     return 0;
 }
 
+/* A write that failed for this message (a member's directory not writable, a full disk)
+ * refuses this message only: it is recorded and retried, and the others go on.  Only
+ * running out of memory stops the run. */
+static int maildir_refuse(int rc, enum sink_outcome *out)
+{
+    if (rc == MR_E_NOMEM)
+        return rc;
+    *out = SINK_REJECTED;
+    return 0;
+}
+
 static int maildir_deliver(void *self, const struct sink_message *m, enum sink_outcome *out,
                            mr_error *err)
 {
@@ -125,20 +136,20 @@ static int maildir_deliver(void *self, const struct sink_message *m, enum sink_o
     }
     snprintf(tmp, sizeof tmp, "%s/tmp", base);
     if ((rc = maildir_mkdir(base, err)) != 0 || (rc = maildir_mkdir(tmp, err)) != 0)
-        return rc;
+        return maildir_refuse(rc, out);
     snprintf(tmp, sizeof tmp, "%s/cur", base);
     if ((rc = maildir_mkdir(tmp, err)) != 0)
-        return rc;
+        return maildir_refuse(rc, out);
     snprintf(tmp, sizeof tmp, "%s/new", base);
     if ((rc = maildir_mkdir(tmp, err)) != 0 || (rc = maildir_touch(s, tmp, err)) != 0)
-        return rc;
+        return maildir_refuse(rc, out);
     snprintf(tmp, sizeof tmp, "%s/tmp/%s", base, name);
     if ((rc = maildir_write(tmp, m->raw, m->len, err)) != 0)
-        return rc;
+        return maildir_refuse(rc, out);
     if (rename(tmp, dst) != 0) {
         rc = mr_error_errno(err, MR_E_IO, errno, "cannot move message into %s/new", who);
         unlink(tmp);
-        return rc;
+        return maildir_refuse(rc, out);
     }
     *out = SINK_DELIVERED;
     return 0;

@@ -34,7 +34,23 @@ static int sqlite_deliver(void *self, const struct sink_message *m, enum sink_ou
         *out = SINK_DELIVERED;      /* nothing to store: not casework */
         return 0;
     }
-    if ((rc = members_store(self, &d, &dup, err)) != 0)
+    if ((rc = members_savepoint(self, err)) != 0)
+        return rc;
+    rc = members_store(self, &d, &dup, err);
+    if (rc == MR_E_INVALID || rc == MR_E_LIMIT || rc == MR_E_NOSPACE) {
+        /* This document only: undo it and keep the batch's others. */
+        mr_error uerr;
+        if (members_undo(self, &uerr) != 0)
+            return mr_error_set(err, uerr.code, "%s (after: %s)", uerr.msg, err->msg);
+        *out = SINK_REJECTED;
+        return 0;
+    }
+    if (rc != 0) {
+        mr_error uerr;
+        (void)members_undo(self, &uerr);
+        return rc;
+    }
+    if ((rc = members_release(self, err)) != 0)
         return rc;
     *out = dup ? SINK_DUPLICATE : SINK_DELIVERED;
     return 0;

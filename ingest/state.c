@@ -28,11 +28,17 @@ static const char state_schema[] =
     "  account TEXT NOT NULL, mailbox TEXT NOT NULL, uidvalidity INTEGER NOT NULL,"
     "  uid INTEGER NOT NULL, size INTEGER NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL,"
     "  PRIMARY KEY(account, mailbox, uidvalidity, uid));"
+    "CREATE TABLE IF NOT EXISTS refused("
+    "  account TEXT NOT NULL, mailbox TEXT NOT NULL, uidvalidity INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL, sha256 TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL,"
+    "  first_failed INTEGER NOT NULL, last_failed INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+    "  PRIMARY KEY(account, mailbox, uidvalidity, uid));"
     "CREATE TABLE IF NOT EXISTS events("
     "  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, account TEXT NOT NULL,"
     "  mailbox TEXT NOT NULL, event TEXT NOT NULL, detail TEXT);";
 
-enum { SQ_GET, SQ_SET, SQ_SEEN_GET, SQ_SEEN_ADD, SQ_SKIP, SQ_EVENT, SQ_COUNT };
+enum { SQ_GET, SQ_SET, SQ_SEEN_GET, SQ_SEEN_ADD, SQ_SKIP, SQ_EVENT, SQ_REFUSE, SQ_UNREFUSE,
+       SQ_REFUSED, SQ_DROP_OLD, SQ_COUNT };
 
 static const char *const state_sql[SQ_COUNT] = {
     [SQ_GET] = "SELECT uidvalidity, last_uid FROM mailbox_state WHERE account=?1 AND mailbox=?2",
@@ -47,6 +53,19 @@ static const char *const state_sql[SQ_COUNT] = {
                 " reason, at) VALUES(?1,?2,?3,?4,?5,?6,strftime('%s','now'))",
     [SQ_EVENT] = "INSERT INTO events(at, account, mailbox, event, detail)"
                  " VALUES(strftime('%s','now'),?1,?2,?3,?4)",
+    /* The first refusal's time survives retries and a UIDVALIDITY change (same bytes). */
+    [SQ_REFUSE] = "INSERT INTO refused(account, mailbox, uidvalidity, uid, sha256, rule, reason,"
+                  " first_failed, last_failed, attempts) VALUES(?1,?2,?3,?4,?5,?6,?7,"
+                  " COALESCE((SELECT min(first_failed) FROM refused WHERE account=?1 AND"
+                  " mailbox=?2 AND sha256=?5), strftime('%s','now')), strftime('%s','now'), 1)"
+                  " ON CONFLICT(account, mailbox, uidvalidity, uid) DO UPDATE SET"
+                  " sha256=excluded.sha256, rule=excluded.rule, reason=excluded.reason,"
+                  " last_failed=excluded.last_failed, attempts=attempts+1",
+    [SQ_UNREFUSE] = "DELETE FROM refused WHERE account=?1 AND mailbox=?2 AND uidvalidity=?3"
+                    " AND uid=?4",
+    [SQ_REFUSED] = "SELECT uid FROM refused WHERE account=?1 AND mailbox=?2 AND uidvalidity=?3"
+                   " ORDER BY uid",
+    [SQ_DROP_OLD] = "DELETE FROM refused WHERE account=?1 AND mailbox=?2 AND uidvalidity<>?3",
 };
 
 struct ingest_state {
@@ -288,4 +307,189 @@ int state_event(ingest_state *s, const char *account, const char *mailbox, const
     else
         sqlite3_bind_null(q, 4);
     return state_step_done(s, q, "write event", err);
+}
+
+int state_refused_add(ingest_state *s, const char *account, const char *mailbox,
+                      uint32_t uidvalidity, uint32_t uid, const char *sha256_hex,
+                      const char *rule, const char *reason, mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_REFUSE];
+
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, uidvalidity);
+    sqlite3_bind_int64(q, 4, uid);
+    sqlite3_bind_text(q, 5, sha256_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 6, rule, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 7, reason, -1, SQLITE_STATIC);
+    return state_step_done(s, q, "write refused", err);
+}
+
+int state_refused_clear(ingest_state *s, const char *account, const char *mailbox,
+                        uint32_t uidvalidity, uint32_t uid, mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_UNREFUSE];
+
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, uidvalidity);
+    sqlite3_bind_int64(q, 4, uid);
+    return state_step_done(s, q, "clear refused", err);
+}
+
+int state_refused_drop_other(ingest_state *s, const char *account, const char *mailbox,
+                             uint32_t uidvalidity, mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_DROP_OLD];
+
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, uidvalidity);
+    return state_step_done(s, q, "drop refused", err);
+}
+
+int state_refused_uids(ingest_state *s, const char *account, const char *mailbox,
+                       uint32_t uidvalidity, uint32_t **uids, size_t *n, mr_error *err)
+{
+    sqlite3_stmt *q = s->st[SQ_REFUSED];
+    uint32_t *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int r;
+
+    *uids = NULL;
+    *n = 0;
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, uidvalidity);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            uint32_t *nv = realloc(v, nc * sizeof *nv);
+            if (nv == NULL) {
+                sqlite3_reset(q);
+                sqlite3_clear_bindings(q);
+                free(v);
+                return mr_error_set(err, MR_E_NOMEM, "out of memory");
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[cnt++] = (uint32_t)sqlite3_column_int64(q, 0);
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (r != SQLITE_DONE) {
+        free(v);
+        return state_dberr(s, err, "read refused");
+    }
+    *uids = v;
+    *n = cnt;
+    return 0;
+}
+
+/* ---- the read-only view for purge and check ---------------------------------------------- */
+
+static int view_fail(sqlite3 *db, const char *path, mr_error *err)
+{
+    return mr_error_set(err, MR_E_DB, "state database %s: %s", path, sqlite3_errmsg(db));
+}
+
+int state_view_read(const char *path, const char *account, const char *mailbox,
+                    struct state_view *v, mr_error *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int r, rc = 0;
+
+    memset(v, 0, sizeof *v);
+    if (access(path, F_OK) != 0)
+        return 0;       /* never ingested: found stays false */
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = mr_error_set(err, MR_E_DB, "cannot open state database %s", path);
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 30000);
+    if (sqlite3_prepare_v2(db, "SELECT uidvalidity, last_uid FROM mailbox_state WHERE"
+                               " account=?1 AND mailbox=?2", -1, &q, NULL) != SQLITE_OK) {
+        /* An old state file without the table: nothing was ingested into it. */
+        sqlite3_close(db);
+        return 0;
+    }
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    r = sqlite3_step(q);
+    if (r == SQLITE_ROW) {
+        v->found = true;
+        v->uidvalidity = (uint32_t)sqlite3_column_int64(q, 0);
+        v->last_uid = (uint32_t)sqlite3_column_int64(q, 1);
+    } else if (r != SQLITE_DONE) {
+        rc = view_fail(db, path, err);
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (rc == 0 && v->found) {
+        if (sqlite3_prepare_v2(db, "SELECT uid, rule, reason, first_failed, last_failed,"
+                                   " attempts FROM refused WHERE account=?1 AND mailbox=?2"
+                                   " AND uidvalidity=?3 ORDER BY uid", -1, &q, NULL)
+            != SQLITE_OK) {
+            sqlite3_close(db);
+            return 0;   /* a state file from before refusals were recorded */
+        }
+        sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, v->uidvalidity);
+        size_t cap = 0;
+        while (rc == 0 && (r = sqlite3_step(q)) == SQLITE_ROW) {
+            if (v->n == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                struct state_refusal *nv = realloc(v->refused, nc * sizeof *nv);
+                if (nv == NULL) {
+                    rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+                    break;
+                }
+                v->refused = nv;
+                cap = nc;
+            }
+            struct state_refusal *f = &v->refused[v->n++];
+            const unsigned char *rule = sqlite3_column_text(q, 1);
+            const unsigned char *reason = sqlite3_column_text(q, 2);
+            f->uid = (uint32_t)sqlite3_column_int64(q, 0);
+            snprintf(f->rule, sizeof f->rule, "%s", rule ? (const char *)rule : "");
+            snprintf(f->reason, sizeof f->reason, "%s", reason ? (const char *)reason : "");
+            f->first_failed = (time_t)sqlite3_column_int64(q, 3);
+            f->last_failed = (time_t)sqlite3_column_int64(q, 4);
+            f->attempts = (unsigned)sqlite3_column_int64(q, 5);
+        }
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = view_fail(db, path, err);
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    if (rc != 0)
+        state_view_clear(v);
+    return rc;
+}
+
+const struct state_refusal *state_view_refusal(const struct state_view *v, uint32_t uid)
+{
+    size_t lo = 0, hi = v->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v->refused[mid].uid == uid)
+            return &v->refused[mid];
+        if (v->refused[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void state_view_clear(struct state_view *v)
+{
+    free(v->refused);
+    memset(v, 0, sizeof *v);
 }

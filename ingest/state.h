@@ -5,6 +5,10 @@
  *                  UIDVALIDITY, Message-ID hash — the content dedup that makes a
  *                  UIDVALIDITY change (or a repeated batch) harmless
  *   skipped        messages over the size limit, by UID and size
+ *   refused        messages the sink did not accept, by UID: the rule, the sink's one-line
+ *                  reason, the first and last failure and the number of attempts; the
+ *                  position moves past them, each run retries them, a delivery removes
+ *                  the row, and purge keeps every one of them on the server
  *   events         UIDVALIDITY changes and other things an operator should see later
  * No personal data: mailboxes, UIDs, hashes, member-free outcomes only.
  * One transaction per fetched batch, committed after the sink's.  An exclusive lock on
@@ -14,7 +18,9 @@
 #define MAILRET_INGEST_STATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "common/error.h"
 
@@ -50,6 +56,39 @@ int state_skip_add(ingest_state *st, const char *account, const char *mailbox,
 int state_event(ingest_state *st, const char *account, const char *mailbox,
                 const char *event, const char *detail, mr_error *err);
 
+/* A message the sink refused: recorded (or its retry counted) / removed once delivered. */
+int state_refused_add(ingest_state *st, const char *account, const char *mailbox,
+                      uint32_t uidvalidity, uint32_t uid, const char *sha256_hex,
+                      const char *rule, const char *reason, mr_error *err);
+int state_refused_clear(ingest_state *st, const char *account, const char *mailbox,
+                        uint32_t uidvalidity, uint32_t uid, mr_error *err);
+/* After a UIDVALIDITY change: the old UIDs mean nothing (the re-read retries the bytes). */
+int state_refused_drop_other(ingest_state *st, const char *account, const char *mailbox,
+                             uint32_t uidvalidity, mr_error *err);
+/* The refused UIDs of a mailbox under uidvalidity, ascending; *uids malloc'd. */
+int state_refused_uids(ingest_state *st, const char *account, const char *mailbox,
+                       uint32_t uidvalidity, uint32_t **uids, size_t *n, mr_error *err);
+
 struct sqlite3 *state_sqlite(ingest_state *st);
+
+/* What purge and check need to know about one mailbox, read without the ingest lock (a
+ * read-only SQLite connection; a missing file reads as never ingested). */
+struct state_refusal {
+    uint32_t uid;
+    char rule[16];
+    char reason[256];
+    time_t first_failed, last_failed;
+    unsigned attempts;
+};
+struct state_view {
+    bool found;                     /* the mailbox was ever ingested */
+    uint32_t uidvalidity, last_uid;
+    struct state_refusal *refused;  /* under uidvalidity, by UID ascending */
+    size_t n;
+};
+int state_view_read(const char *path, const char *account, const char *mailbox,
+                    struct state_view *v, mr_error *err);
+const struct state_refusal *state_view_refusal(const struct state_view *v, uint32_t uid);
+void state_view_clear(struct state_view *v);
 
 #endif

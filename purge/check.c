@@ -9,6 +9,7 @@
 #include "backup/archive.h"
 #include "common/audit.h"
 #include "common/mrtime.h"
+#include "ingest/state.h"
 #include "keys/keys.h"
 #include "purge/tombstone.h"
 
@@ -149,16 +150,85 @@ static void check_batch_dir(const struct check_options *opt, const struct archiv
 struct older_ctx {
     time_t cutoff;
     size_t older;
+    uint32_t uidvalidity;
+    const struct state_view *view;      /* NULL: not classified */
+    struct check_mailbox *mb;
 };
 
 static int older_cb(void *ctx, const struct imap_message *msg, mr_error *err)
 {
     struct older_ctx *o = ctx;
+    const struct state_view *v = o->view;
+    const struct state_refusal *ref;
 
     (void)err;
-    if (msg->internaldate < o->cutoff)
-        o->older++;
+    if (msg->internaldate >= o->cutoff)
+        return 0;
+    o->older++;
+    if (v == NULL) {
+        o->mb->not_purged++;
+    } else if (!v->found || v->uidvalidity != o->uidvalidity || msg->uid > v->last_uid) {
+        o->mb->not_ingested++;
+    } else if ((ref = state_view_refusal(v, msg->uid)) != NULL) {
+        o->mb->held++;
+        if (o->mb->held_since == 0 || ref->first_failed < o->mb->held_since) {
+            o->mb->held_since = ref->first_failed;
+            copy(o->mb->held_reason, sizeof o->mb->held_reason, ref->reason);
+        }
+    } else {
+        o->mb->not_purged++;
+    }
     return 0;
+}
+
+/* The mailbox's verdict from its classes of old messages. */
+static void judge_mailbox(const struct check_options *opt, struct check_mailbox *mb)
+{
+    char when[24], since[24], part[MR_ERROR_MSG_MAX + 128];
+    size_t used = 0;
+
+    mrtime_format_utc(mb->cutoff, when, sizeof when);
+    mb->older = mb->held + mb->not_ingested + mb->not_purged;
+    if (mb->older == 0) {
+        mb->status = "ok";
+        mb->level = CHECK_OK;
+        return;
+    }
+    mb->detail[0] = '\0';
+#define ADD(...)                                                                            \
+    do {                                                                                    \
+        snprintf(part, sizeof part, __VA_ARGS__);                                           \
+        if (used < sizeof mb->detail - 1) {                                                 \
+            copy(mb->detail + used, sizeof mb->detail - used, part);                        \
+            used += strlen(mb->detail + used);                                              \
+        }                                                                                   \
+    } while (0)
+    ADD("%zu message(s) older than the cutoff %s", mb->older, when);
+    if (mb->held > 0) {
+        mrtime_format_utc(mb->held_since, since, sizeof since);
+        ADD("; %zu held back: not delivered to the member system since %s (%s)", mb->held,
+            since, mb->held_reason);
+    }
+    if (mb->not_ingested > 0)
+        ADD("; %zu not ingested yet (held back until ingest delivers them)", mb->not_ingested);
+    if (mb->not_purged > 0) {
+        if (!mb->last.found)
+            ADD("; %zu not purged: no purge recorded", mb->not_purged);
+        else if (strcmp(mb->last.status, "ok") != 0)
+            ADD("; %zu not purged: purge failed: %s", mb->not_purged, mb->last.error);
+        else
+            ADD("; %zu not purged: the last purge succeeded before they were old enough or "
+                "arrived", mb->not_purged);
+    }
+#undef ADD
+    if (mb->not_ingested > 0 || mb->not_purged > 0) {
+        mb->status = "NOT PURGED";
+        mb->level = CHECK_VIOLATION;
+    } else {
+        mb->status = "HELD BACK";
+        mb->level = opt->at - mb->held_since >= (time_t)opt->held_days * 86400
+                        ? CHECK_VIOLATION : CHECK_WARN;
+    }
 }
 
 static void check_mailboxes(const struct check_options *opt, struct check_report *r)
@@ -176,17 +246,25 @@ static void check_mailboxes(const struct check_options *opt, struct check_report
     for (size_t i = 0; i < r->n_mailboxes; i++) {
         struct check_mailbox *mb = &r->mailboxes[i];
         struct imap_mailbox_info info;
-        struct older_ctx oc = { .cutoff = cutoff };
+        struct state_view view;
+        struct older_ctx oc = { .cutoff = cutoff, .mb = mb };
         uint32_t *uids = NULL;
         size_t n = 0;
         mr_error me;
         int mrc = rc;
 
+        memset(&view, 0, sizeof view);
+        memset(&info, 0, sizeof info);
         mb->cutoff = cutoff;
         if (mrc != 0) {
             me = e;
         } else {
             mrc = imap_examine(conn, mb->mailbox, &info, &me);
+            oc.uidvalidity = info.uidvalidity;
+            if (mrc == 0 && opt->ingest_state != NULL) {
+                mrc = state_view_read(opt->ingest_state, opt->account, mb->mailbox, &view, &me);
+                oc.view = &view;
+            }
             /* SEARCH BEFORE is a superset (whole days in the server's zone): the exact
              * INTERNALDATE decides. */
             if (mrc == 0)
@@ -195,21 +273,13 @@ static void check_mailboxes(const struct check_options *opt, struct check_report
                 mrc = imap_uid_fetch_set(conn, uids, n, older_cb, &oc, &me);
             free(uids);
         }
+        state_view_clear(&view);
         if (mrc != 0) {
             mb->status = "error";
             mb->level = CHECK_VIOLATION;
             snprintf(mb->detail, sizeof mb->detail, "cannot check: %s", me.msg);
-        } else if (oc.older > 0) {
-            char when[24];
-            mrtime_format_utc(cutoff, when, sizeof when);
-            mb->older = oc.older;
-            mb->status = "NOT PURGED";
-            mb->level = CHECK_VIOLATION;
-            snprintf(mb->detail, sizeof mb->detail, "%zu message(s) older than the cutoff %s",
-                     oc.older, when);
         } else {
-            mb->status = "ok";
-            mb->level = CHECK_OK;
+            judge_mailbox(opt, mb);
         }
     }
     imap_close(conn);
@@ -260,6 +330,12 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
         snprintf(r->mailboxes[i].mailbox, sizeof r->mailboxes[i].mailbox, "%s",
                  opt->mailboxes[i]);
         r->mailboxes[i].status = "skipped";
+        /* The last purge's result, online or not. */
+        mr_error je;
+        if (opt->journal_path != NULL &&
+            purge_journal_result_read(opt->journal_path, opt->mailboxes[i],
+                                      &r->mailboxes[i].last, &je) != 0)
+            log_warn(opt->log, "mailbox %s: %s", opt->mailboxes[i], je.msg);
     }
     r->offline = opt->imap == NULL;
     if (!r->offline)

@@ -16,7 +16,11 @@
  *   incomplete    (warning)   a directory without manifest or tombstone (an interrupted
  *                             purge, or one running now)
  * Mailboxes (unless offline): nothing with INTERNALDATE before the last cutoff whose
- * purge should have run (the month start of at - grace) — a violation otherwise.
+ * purge should have run (the month start of at - grace).  What is there is explained per
+ * class: held back (the member system has not accepted it since DATE: a warning for
+ * held_days after the first refusal, then a violation), not ingested, and not purged
+ * (with the last purge's result: its one-line error if it failed) — both violations.
+ * The last purge's result is shown for every mailbox.
  * The audit log's hash chain must verify (violation otherwise).
  * Level of the whole report: the worst item; exit status 0/1/2 in the CLI.
  */
@@ -31,6 +35,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "ingest/imap.h"
+#include "purge/journal.h"
 
 enum check_level { CHECK_OK = 0, CHECK_WARN = 1, CHECK_VIOLATION = 2 };
 
@@ -47,6 +52,11 @@ struct check_options {
     time_t grace;                       /* seconds after the month start before the
                                            purge must have run; e.g. 86400 */
     const char *audit_path;             /* NULL = not checked */
+    const char *ingest_state;           /* ingest's state: why a message stays; NULL = not
+                                           read (every old message is NOT PURGED) */
+    const char *account;                /* its account key */
+    const char *journal_path;           /* purge journal: the last run per mailbox */
+    int held_days;                      /* held back longer than this: a violation */
     mr_log *log;
 };
 
@@ -63,10 +73,18 @@ struct check_batch {
 struct check_mailbox {
     char mailbox[256];
     time_t cutoff;
-    size_t older;                       /* messages before the cutoff still there */
-    const char *status;                 /* "ok", "NOT PURGED", "error", "skipped" */
+    size_t older;                       /* messages before the cutoff still there, of which */
+    size_t held;                        /*   the member system has not accepted (purge
+                                             keeps them: a warning for held_days) */
+    size_t not_ingested;                /*   ingest has not seen */
+    size_t not_purged;                  /*   nothing explains: the purge failed or not ran */
+    time_t held_since;                  /* the oldest first refusal among the held */
+    char held_reason[256];              /* the sink's reason for that one */
+    struct purge_jresult last;          /* the last purge's result (last.found) */
+    const char *status;                 /* "ok", "HELD BACK", "NOT PURGED", "error",
+                                           "skipped" */
     enum check_level level;
-    char detail[MR_ERROR_MSG_MAX + 32];
+    char detail[2 * MR_ERROR_MSG_MAX];
 };
 
 struct check_report {

@@ -1,5 +1,6 @@
 /* check_report.c — the compliance report as a table (people) and JSON (machines). */
 #include <stdio.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -48,6 +49,16 @@ void check_report_print(FILE *out, const struct check_report *r)
                 m->detail[0] ? "" : "");
         if (m->detail[0])
             fprintf(out, "        %s\n", m->detail);
+        if (m->last.found) {
+            char lat[24];
+            day(m->last.at, lat);
+            fprintf(out, "        last purge %s: %s", lat, m->last.status);
+            if (strcmp(m->last.status, "ok") == 0)
+                fprintf(out, " (%zu archived and expunged, %zu held back)\n", m->last.expunged,
+                        m->last.held);
+            else
+                fprintf(out, ": %s\n", m->last.error);
+        }
     }
     fprintf(out, "audit log: %s", r->audit_status);
     if (r->audit_records > 0)
@@ -84,11 +95,26 @@ int check_report_json(FILE *out, const struct check_report *r, mr_error *err)
         const struct check_mailbox *m = &r->mailboxes[i];
         char cut[24];
         day(m->cutoff, cut);
-        json_array_append_new(mbs, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "mailbox",
+        char since[24], lat[24], lcut[24];
+        day(m->held_since, since);
+        day(m->last.at, lat);
+        day(m->last.cutoff, lcut);
+        json_t *last = m->last.found
+            ? json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "at", lat, "cutoff", lcut,
+                        "status", m->last.status, "error", m->last.error, "archived",
+                        (json_int_t)m->last.archived, "expunged", (json_int_t)m->last.expunged,
+                        "held", (json_int_t)m->last.held)
+            : json_null();
+        json_array_append_new(mbs, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:s,"
+                                             " s:s, s:s, s:o}", "mailbox",
                                              m->mailbox, "cutoff", cut, "older",
-                                             (json_int_t)m->older, "status", m->status,
+                                             (json_int_t)m->older, "held", (json_int_t)m->held,
+                                             "held_since", since, "held_reason", m->held_reason,
+                                             "not_ingested", (json_int_t)m->not_ingested,
+                                             "not_purged", (json_int_t)m->not_purged,
+                                             "status", m->status,
                                              "level", level_name(m->level), "detail",
-                                             m->detail));
+                                             m->detail, "last_purge", last));
     }
     o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:{s:s, s:I, s:s}}", "at", at, "result",
                   level_name(r->level), "warnings", (json_int_t)r->warnings, "violations",

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -64,7 +65,11 @@ int purge_journal_open(const char *path, purge_journal **out, mr_error *err)
                   " n_messages INTEGER NOT NULL DEFAULT 0);"
                   "CREATE TABLE IF NOT EXISTS messages("
                   " batch INTEGER NOT NULL REFERENCES batches(id), uid INTEGER NOT NULL,"
-                  " sha256 TEXT NOT NULL, PRIMARY KEY(batch, uid));",
+                  " sha256 TEXT NOT NULL, PRIMARY KEY(batch, uid));"
+                  "CREATE TABLE IF NOT EXISTS results("
+                  " mailbox TEXT PRIMARY KEY, at INTEGER NOT NULL, cutoff INTEGER NOT NULL,"
+                  " status TEXT NOT NULL, error TEXT NOT NULL, archived INTEGER NOT NULL,"
+                  " expunged INTEGER NOT NULL, held INTEGER NOT NULL);",
                   err);
     if (rc != 0) {
         mr_error_prefix(err, "%s", path);
@@ -266,4 +271,70 @@ int purge_journal_messages(purge_journal *j, int64_t id, struct purge_jmsg **out
     *out = v;
     *n = cnt;
     return 0;
+}
+
+int purge_journal_result_set(purge_journal *j, const struct purge_jresult *r, mr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(j->db, "INSERT OR REPLACE INTO results(mailbox, at, cutoff, status,"
+                                  " error, archived, expunged, held) VALUES(?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(j, "prepare", err);
+    sqlite3_bind_text(st, 1, r->mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)r->at);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)r->cutoff);
+    sqlite3_bind_text(st, 4, r->status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)r->archived);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)r->expunged);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)r->held);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(j, "record the result", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int purge_journal_result_read(const char *path, const char *mailbox, struct purge_jresult *r,
+                              mr_error *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int s, rc = 0;
+
+    memset(r, 0, sizeof *r);
+    snprintf(r->mailbox, sizeof r->mailbox, "%s", mailbox);
+    if (access(path, F_OK) != 0)
+        return 0;       /* no purge ever ran */
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        rc = mr_error_set(err, MR_E_DB, "cannot open purge journal %s", path);
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, "SELECT at, cutoff, status, error, archived, expunged, held"
+                               " FROM results WHERE mailbox = ?", -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return 0;       /* a journal from before results were kept */
+    }
+    sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+    s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        const unsigned char *status = sqlite3_column_text(st, 2);
+        const unsigned char *error = sqlite3_column_text(st, 3);
+        r->found = true;
+        r->at = (time_t)sqlite3_column_int64(st, 0);
+        r->cutoff = (time_t)sqlite3_column_int64(st, 1);
+        snprintf(r->status, sizeof r->status, "%s", status ? (const char *)status : "");
+        snprintf(r->error, sizeof r->error, "%s", error ? (const char *)error : "");
+        r->archived = (size_t)sqlite3_column_int64(st, 4);
+        r->expunged = (size_t)sqlite3_column_int64(st, 5);
+        r->held = (size_t)sqlite3_column_int64(st, 6);
+    } else if (s != SQLITE_DONE) {
+        rc = mr_error_set(err, MR_E_DB, "purge journal %s: %s", path, sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
 }

@@ -9,12 +9,15 @@
  *   verified  -> manifest written and checked: these UIDs may be deleted
  *   expunging -> UID STORE \Deleted / UID EXPUNGE under way
  *   done | discarded
- * plus the (uid, sha256) list of each batch.  The journal holds no personal data: mailbox
+ * plus the (uid, sha256) list of each batch, and per mailbox the result of the last real
+ * run (ok / failed with its one-line error, counts archived, expunged and held back) that
+ * `check` shows.  The journal holds no personal data: mailbox
  * names from the configuration, batch ids, UIDs, SHA-256 digests, times.  See docs/PURGE.md.
  */
 #ifndef MAILRET_PURGE_JOURNAL_H
 #define MAILRET_PURGE_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -69,5 +72,20 @@ int purge_journal_pending(purge_journal *j, const char *mailbox, struct purge_jb
 /* The messages of batch id, by UID; *out malloc'd. */
 int purge_journal_messages(purge_journal *j, int64_t id, struct purge_jmsg **out, size_t *n,
                            mr_error *err);
+
+/* The last real run's result for one mailbox. */
+struct purge_jresult {
+    char mailbox[256];
+    bool found;                 /* result_read: false if no run was recorded */
+    time_t at, cutoff;
+    char status[24];            /* "ok" or "failed" */
+    char error[MR_ERROR_MSG_MAX];
+    size_t archived, expunged, held;
+};
+int purge_journal_result_set(purge_journal *j, const struct purge_jresult *r, mr_error *err);
+/* Read-only, without a purge_journal (check runs beside a purge); a missing journal or
+ * mailbox leaves r->found false. */
+int purge_journal_result_read(const char *path, const char *mailbox, struct purge_jresult *r,
+                              mr_error *err);
 
 #endif

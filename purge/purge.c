@@ -8,6 +8,7 @@
 #include <openssl/sha.h>
 
 #include "common/mrtime.h"
+#include "ingest/state.h"
 #include "purge/journal.h"
 
 struct purge_ctx {
@@ -329,6 +330,8 @@ struct fetch_ctx {
     size_t n, cap;
     size_t expected;            /* candidates, for the mid-fetch hook */
     unsigned long long bytes;
+    const struct state_view *view;  /* the ingest state: what must stay; NULL = nothing */
+    struct purge_mailbox_report *rep;
 };
 
 static int make_batch_id(time_t now, char out[64], mr_error *err)
@@ -368,16 +371,76 @@ static int open_batch(struct fetch_ctx *f, mr_error *err)
     return rc;
 }
 
+static int hold(struct purge_mailbox_report *rep, uint32_t uid, const char *why,
+                const struct state_refusal *ref, const char *reason, mr_error *err)
+{
+    struct purge_held *h, *nv;
+
+    if ((nv = realloc(rep->held, (rep->n_held + 1) * sizeof *nv)) == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    rep->held = nv;
+    h = &rep->held[rep->n_held++];
+    memset(h, 0, sizeof *h);
+    h->uid = uid;
+    h->why = why;
+    if (ref != NULL) {
+        snprintf(h->rule, sizeof h->rule, "%s", ref->rule);
+        snprintf(h->reason, sizeof h->reason, "%s", ref->reason);
+        h->since = ref->first_failed;
+        h->attempts = ref->attempts;
+    } else {
+        snprintf(h->reason, sizeof h->reason, "%s", reason);
+    }
+    return 0;
+}
+
+/* What must stay on the server although it is older than the cutoff: casework the member
+ * system has not accepted, and anything ingest has not seen.  Returns the reason class or
+ * NULL; in a dry run, a message ingest has not seen yet is counted as pending (the real
+ * run ingests it first). */
+static const char *must_stay(struct fetch_ctx *f, const struct imap_message *msg,
+                             const struct state_refusal **ref)
+{
+    const struct state_view *v = f->view;
+
+    *ref = NULL;
+    if (msg->oversized)
+        return "too-large";
+    if (v == NULL)
+        return NULL;
+    if (!v->found || v->uidvalidity != f->uidvalidity || msg->uid > v->last_uid) {
+        if (f->opt->dry_run) {
+            f->rep->pending_ingest++;
+            return NULL;
+        }
+        return "not-ingested";
+    }
+    if ((*ref = state_view_refusal(v, msg->uid)) != NULL)
+        return "not-delivered";
+    return NULL;
+}
+
 static int fetch_cb(void *ctx, const struct imap_message *msg, mr_error *err)
 {
     struct fetch_ctx *f = ctx;
+    const struct state_refusal *ref;
+    const char *why;
     int rc;
 
     if (msg->internaldate >= f->opt->cutoff)
         return 0;   /* IMAP BEFORE is day-granular: the exact time says it stays */
-    if (msg->oversized)
-        return mr_error_set(err, MR_E_LIMIT, "UID %u is larger than [imap] max_message_size; "
-                            "nothing deleted", (unsigned)msg->uid);
+    if ((why = must_stay(f, msg, &ref)) != NULL) {
+        char reason[128];
+        if (msg->oversized)
+            snprintf(reason, sizeof reason, "%u bytes: larger than purge can fetch",
+                     (unsigned)msg->rfc822_size);
+        else
+            snprintf(reason, sizeof reason, "not yet ingested into the member system");
+        if (!f->opt->dry_run)
+            log_warn(f->opt->log, "mailbox %s UID %u: held back on the server (%s)",
+                     f->mailbox, (unsigned)msg->uid, why);
+        return hold(f->rep, msg->uid, why, ref, reason, err);
+    }
     if (f->n == f->cap) {
         size_t nc = f->cap ? f->cap * 2 : 256;
         struct purge_jmsg *nv = realloc(f->msgs, nc * sizeof *nv);
@@ -411,8 +474,8 @@ static int fetch_cb(void *ctx, const struct imap_message *msg, mr_error *err)
 }
 
 static int new_batch(struct purge_ctx *c, const char *mailbox,
-                     const struct imap_mailbox_info *info, struct purge_mailbox_report *rep,
-                     mr_error *err)
+                     const struct imap_mailbox_info *info, const struct state_view *view,
+                     struct purge_mailbox_report *rep, mr_error *err)
 {
     const struct purge_options *opt = c->opt;
     struct fetch_ctx f;
@@ -429,6 +492,8 @@ static int new_batch(struct purge_ctx *c, const char *mailbox,
     f.c = c;
     f.mailbox = mailbox;
     f.uidvalidity = info->uidvalidity;
+    f.view = view;
+    f.rep = rep;
     rc = imap_uid_search(c->conn, 1, 0, opt->cutoff, &uids, &n_uids, err);
     if (rc != 0)
         return rc;
@@ -537,9 +602,11 @@ static int purge_mailbox(struct purge_ctx *c, const char *mailbox,
 {
     struct imap_mailbox_info info;
     struct purge_jbatch *pending = NULL;
+    struct state_view view;
     size_t n_pending = 0;
     int rc;
 
+    memset(&view, 0, sizeof view);
     rc = c->opt->dry_run ? imap_examine(c->conn, mailbox, &info, err)
                          : imap_select(c->conn, mailbox, &info, err);
     if (rc == 0)
@@ -547,8 +614,84 @@ static int purge_mailbox(struct purge_ctx *c, const char *mailbox,
     for (size_t i = 0; rc == 0 && i < n_pending; i++)
         rc = resume_batch(c, &pending[i], &info, rep, err);
     free(pending);
+    /* Read after this run's ingest, right before the SEARCH: a message that arrives later
+     * is above the position read here and stays. */
+    if (rc == 0 && c->opt->ingest_state != NULL)
+        rc = state_view_read(c->opt->ingest_state, c->opt->account, mailbox, &view, err);
     if (rc == 0)
-        rc = new_batch(c, mailbox, &info, rep, err);
+        rc = new_batch(c, mailbox, &info, c->opt->ingest_state != NULL ? &view : NULL, rep,
+                       err);
+    state_view_clear(&view);
+    return rc;
+}
+
+/* "mailbox NAME: cause", once: the IMAP layer may have named the mailbox already. */
+static int mailbox_error(mr_error *err, int code, const char *mailbox, const char *msg)
+{
+    size_t n = strlen(mailbox);
+
+    if (strncmp(msg, "mailbox ", 8) == 0 && strncmp(msg + 8, mailbox, n) == 0 &&
+        msg[8 + n] == ':')
+        return mr_error_set(err, code, "%s", msg);
+    return mr_error_set(err, code, "mailbox %s: %s", mailbox, msg);
+}
+
+/* UIDs listed in one purge.held record (the count is always complete). */
+#define PURGE_AUDIT_HELD_MAX 1000
+
+/* The end of one mailbox: its result in the journal (for check), and in the audit log
+ * what failed and what was held back. */
+static int record_result(struct purge_ctx *c, const struct purge_mailbox_report *mr,
+                         mr_error *err)
+{
+    const struct purge_options *opt = c->opt;
+    struct purge_jresult jr;
+    char cut[24], cnt[24];
+    int rc = 0;
+
+    if (opt->dry_run)
+        return 0;
+    memset(&jr, 0, sizeof jr);
+    snprintf(jr.mailbox, sizeof jr.mailbox, "%s", mr->mailbox);
+    jr.at = time(NULL);
+    jr.cutoff = opt->cutoff;
+    snprintf(jr.status, sizeof jr.status, "%s", mr->status == 0 ? "ok" : "failed");
+    snprintf(jr.error, sizeof jr.error, "%s", mr->error);
+    jr.archived = mr->archived;
+    jr.expunged = mr->expunged;
+    jr.held = mr->n_held;
+    if (c->journal != NULL)
+        rc = purge_journal_result_set(c->journal, &jr, err);
+    if (opt->audit == NULL)
+        return rc;
+    mrtime_format_utc(opt->cutoff, cut, sizeof cut);
+    if (rc == 0 && mr->status != 0) {
+        const struct audit_field f[] = { { "mailbox", mr->mailbox }, { "cutoff", cut },
+                                         { "error", mr->error } };
+        rc = audit_append(opt->audit, "purge.failed", f, 3, err);
+    }
+    if (rc == 0 && mr->n_held > 0) {
+        /* UIDs and reason classes only: no sink text, nothing from the messages. */
+        size_t shown = mr->n_held < PURGE_AUDIT_HELD_MAX ? mr->n_held : PURGE_AUDIT_HELD_MAX;
+        size_t cap = shown * 32 + 64, used = 0;
+        char *list = malloc(cap);
+        if (list == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory");
+        list[0] = '\0';
+        for (size_t i = 0; i < shown; i++) {
+            int n = snprintf(list + used, cap - used, "%s%u:%s", i ? "," : "",
+                             (unsigned)mr->held[i].uid, mr->held[i].why);
+            if (n > 0 && (size_t)n < cap - used)
+                used += (size_t)n;
+        }
+        if (shown < mr->n_held)
+            snprintf(list + used, cap - used, ",... %zu more", mr->n_held - shown);
+        snprintf(cnt, sizeof cnt, "%zu", mr->n_held);
+        const struct audit_field f[] = { { "mailbox", mr->mailbox }, { "cutoff", cut },
+                                         { "held", cnt }, { "uids", list } };
+        rc = audit_append(opt->audit, "purge.held", f, 4, err);
+        free(list);
+    }
     return rc;
 }
 
@@ -556,7 +699,10 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
 {
     struct purge_report *r;
     struct purge_ctx c = { .opt = opt, .mkey = opt->archive->manifest_key };
-    int rc = 0;
+    mr_error serr, ierr_ignored;    /* serr: what kept every mailbox from running */
+    int rc = 0, src = 0;
+
+    mr_error_clear(&serr);
 
     *report = NULL;
     r = calloc(1, sizeof *r);
@@ -574,39 +720,90 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
     r->n = opt->n_mailboxes;
     if (opt->cutoff > time(NULL))
         return mr_error_set(err, MR_E_INVALID, "the cutoff lies in the future");
-    /* Ingest before delete: mail not yet in the member system must not leave the server. */
+    /* Ingest before delete.  What it could not deliver stays on the server (the ingest
+     * state says which UIDs); it does not stop the rest. */
     if (opt->ingest != NULL && !opt->dry_run) {
         struct ingest_report *ir = NULL;
-        rc = ingest_run(opt->ingest, &ir, err);
+        mr_error ierr;
+        mr_error_clear(&ierr);
+        int irc = ingest_run(opt->ingest, &ir, &ierr);
+        r->ingested = ir != NULL && ir->connected;
         ingest_report_free(ir);
-        if (rc != 0)
-            return mr_error_prefix(err, "ingest before purge failed; nothing deleted");
-        r->ingested = true;
-    }
-    rc = purge_journal_open(opt->journal_path, &c.journal, err);
-    if (rc == 0)
-        rc = imap_connect(opt->imap, &c.conn, err);
-    if (rc == 0 && !opt->dry_run && !imap_has_capability(c.conn, "UIDPLUS")
-        && !opt->allow_plain_expunge)
-        rc = mr_error_set(err, MR_E_UNSUPPORTED,
-                          "IMAP server does not support UIDPLUS: refusing to purge, because "
-                          "plain EXPUNGE would also remove messages others flagged \\Deleted "
-                          "(--allow-plain-expunge overrides when no one else does); nothing "
-                          "archived or deleted");
-    for (size_t i = 0; rc == 0 && i < opt->n_mailboxes; i++) {
-        struct purge_mailbox_report *mr = &r->mailboxes[i];
-        mr->attempted = true;
-        rc = purge_mailbox(&c, opt->mailboxes[i], mr, err);
-        if (rc != 0) {
-            mr_error_prefix(err, "mailbox %s", opt->mailboxes[i]);
-            mr->status = rc;
-            snprintf(mr->error, sizeof mr->error, "%s", err->msg);
-        } else if (!opt->dry_run) {
-            log_info(opt->log, "mailbox %s: %zu message(s) archived and expunged%s%s",
-                     mr->mailbox, mr->expunged, mr->batch_id[0] ? " in batch " : "",
-                     mr->batch_id);
+        if (irc != 0 && !r->ingested) {
+            /* Not even connected (TLS, login, state): the purge could not do better, and
+             * the one error says why. */
+            src = mr_error_set(&serr, irc, "ingest before purge failed: %s; nothing archived "
+                                           "or deleted", ierr.msg);
+        } else if (irc != 0) {
+            r->ingest_status = irc;
+            snprintf(r->ingest_error, sizeof r->ingest_error, "%s", ierr.msg);
+            log_warn(opt->log, "ingest before purge: %s; purging around what was not "
+                               "delivered", ierr.msg);
         }
     }
+    if (src == 0)
+        src = purge_journal_open(opt->journal_path, &c.journal, &serr);
+    else
+        (void)purge_journal_open(opt->journal_path, &c.journal, &ierr_ignored);
+    if (src == 0)
+        src = imap_connect(opt->imap, &c.conn, &serr);
+    if (src == 0 && !opt->dry_run && !imap_has_capability(c.conn, "UIDPLUS")
+        && !opt->allow_plain_expunge)
+        src = mr_error_set(&serr, MR_E_UNSUPPORTED,
+                           "IMAP server does not support UIDPLUS: refusing to purge, because "
+                           "plain EXPUNGE would also remove messages others flagged \\Deleted "
+                           "(--allow-plain-expunge overrides when no one else does); nothing "
+                           "archived or deleted");
+    for (size_t i = 0; i < opt->n_mailboxes; i++) {
+        struct purge_mailbox_report *mr = &r->mailboxes[i];
+        mr_error merr;
+        int mrc;
+
+        mr_error_clear(&merr);
+        mr->attempted = true;
+        if (src != 0) {
+            mrc = src;
+            merr = serr;
+        } else {
+            mrc = purge_mailbox(&c, opt->mailboxes[i], mr, &merr);
+        }
+        r->held += mr->n_held;
+        if (mrc != 0) {
+            mr->status = mrc;
+            snprintf(mr->error, sizeof mr->error, "%s", merr.msg);
+            mr_error named;
+            mailbox_error(&named, mrc, mr->mailbox, merr.msg);
+            if (i + 1 < opt->n_mailboxes)
+                log_error(opt->log, "%s; nothing unverified deleted, going on with the next "
+                                    "mailbox", named.msg);
+            if (rc == 0) {
+                rc = mrc;
+                if (err != NULL)
+                    *err = named;
+            }
+        } else if (!opt->dry_run) {
+            log_info(opt->log, "mailbox %s: %zu message(s) archived and expunged%s%s, %zu held "
+                               "back", mr->mailbox, mr->expunged,
+                     mr->batch_id[0] ? " in batch " : "", mr->batch_id, mr->n_held);
+        }
+        mr_error rerr;
+        if (record_result(&c, mr, &rerr) != 0) {
+            log_error(opt->log, "mailbox %s: %s", mr->mailbox, rerr.msg);
+            if (rc == 0)
+                rc = mailbox_error(err, rerr.code, mr->mailbox, rerr.msg);
+        }
+        /* A failure may leave the session unusable: the next mailbox gets a new one. */
+        if (src == 0 && mrc != 0 && mrc != MR_E_PROTOCOL && mrc != MR_E_NOTFOUND &&
+            i + 1 < opt->n_mailboxes) {
+            imap_close(c.conn);
+            c.conn = NULL;
+            src = imap_connect(opt->imap, &c.conn, &serr);
+        }
+    }
+    if (rc == 0 && r->ingest_status != 0)
+        rc = mr_error_set(err, r->ingest_status, "ingest before purge: %s; %zu message(s) held "
+                          "back on the server, everything else purged", r->ingest_error,
+                          r->held);
     imap_close(c.conn);
     purge_journal_close(c.journal);
     return rc;
@@ -616,6 +813,8 @@ void purge_report_free(struct purge_report *r)
 {
     if (r == NULL)
         return;
+    for (size_t i = 0; i < r->n; i++)
+        free(r->mailboxes[i].held);
     free(r->mailboxes);
     free(r);
 }

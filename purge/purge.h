@@ -16,7 +16,14 @@
  * Messages added after the SEARCH are never touched.  Without UIDPLUS the purge refuses
  * (MR_E_UNSUPPORTED) unless allow_plain_expunge, and then only if no other message in the
  * mailbox carries \Deleted.
- * Ingest runs first (opt->ingest): if it fails nothing is deleted.
+ * Ingest runs first (opt->ingest).  Whatever it could not deliver is held back, not the
+ * whole run: a message older than the cutoff stays on the server, listed by UID with its
+ * reason, if the ingest state (opt->ingest_state) says it was refused by the member system
+ * ("not-delivered"), or it was not ingested at all ("not-ingested": above the state's
+ * position, or the mailbox's UIDVALIDITY is not the one ingested), or it is larger than
+ * purge can fetch ("too-large").  Unrouted mail sits in the member system's queue and goes
+ * like any other.  A mailbox that fails is reported, recorded in the journal and audited,
+ * and the run goes on with the next (on a new connection if needed).
  * The caller holds the run lock (lock.h).
  */
 #ifndef MAILRET_PURGE_PURGE_H
@@ -24,6 +31,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -35,6 +43,9 @@
 #include "ingest/ingest.h"
 
 #define PURGE_DEFAULT_EXPUNGE_CHUNK 1000
+/* The largest message purge fetches: any a server can announce (RFC822.SIZE is 32-bit).
+ * [imap] max_message_size limits ingest only; purge holds one message at a time. */
+#define PURGE_MAX_MESSAGE_SIZE ((size_t)UINT32_MAX)
 
 /* Called at named steps ("after-search", "mid-fetch", "before-close", "after-close",
  * "after-verified", "after-store", "after-expunge", "resume-after-store").  The CLI
@@ -51,7 +62,10 @@ struct purge_options {
     const char *zone;                       /* NULL = Europe/Copenhagen */
     time_t cutoff;                          /* messages with INTERNALDATE < cutoff go */
     const char *journal_path;
-    struct ingest_options *ingest;          /* NULL: no ingest first (unit tests only) */
+    struct ingest_options *ingest;          /* NULL: no ingest first (dry run, tests) */
+    const char *ingest_state;               /* ingest's state database: what to hold
+                                               back; NULL = hold nothing (unit tests) */
+    const char *account;                    /* its account key (ingest_account_key) */
     bool dry_run;
     bool allow_plain_expunge;
     size_t expunge_chunk;                   /* UIDs per STORE+EXPUNGE round; 0 = default */
@@ -59,6 +73,17 @@ struct purge_options {
     mr_log *log;
     purge_hook_fn hook;
     void *hook_ctx;
+};
+
+/* A message older than the cutoff that stays on the server, and why.  No personal data:
+ * the sink's reason is its one-line error (exit status, constraint or trigger text). */
+struct purge_held {
+    uint32_t uid;
+    const char *why;            /* "not-delivered", "not-ingested", "too-large" */
+    char rule[16];              /* routing rule of a refused message, else "" */
+    char reason[256];
+    time_t since;               /* first refusal, 0 if not known */
+    unsigned attempts;
 };
 
 struct purge_mailbox_report {
@@ -72,6 +97,10 @@ struct purge_mailbox_report {
     size_t archived;            /* in the new, verified batch */
     size_t expunged;            /* removed from the server by this run's new batch */
     char batch_id[64];          /* the new batch, "" if none */
+    struct purge_held *held;    /* kept on the server, by UID */
+    size_t n_held;
+    size_t pending_ingest;      /* dry run: older, not yet ingested; the real run ingests
+                                   them first and holds back what is not delivered */
     bool attempted;             /* false: the run stopped before this mailbox */
     int status;                 /* 0 or the MR_E_* code that stopped this mailbox */
     char error[MR_ERROR_MSG_MAX];
@@ -81,12 +110,17 @@ struct purge_report {
     time_t cutoff;
     bool dry_run;
     bool ingested;
+    int ingest_status;          /* 0 or the ingest's failure: the run went on around it */
+    char ingest_error[MR_ERROR_MSG_MAX];
+    size_t held;                /* messages held back in all mailboxes */
     struct purge_mailbox_report *mailboxes;
     size_t n;
 };
 
-/* Returns 0 if every mailbox completed; else the first failure (err names the mailbox).
- * *report is filled either way (purge_report_free). */
+/* Returns 0 if every mailbox completed and nothing was held back; else the first
+ * mailbox failure (err names the mailbox), or the ingest's failure when every mailbox was
+ * purged around what it did not deliver.  *report is filled either way
+ * (purge_report_free). */
 int purge_run(const struct purge_options *opt, struct purge_report **report, mr_error *err);
 void purge_report_free(struct purge_report *r);
 void purge_report_print(FILE *out, const struct purge_report *r);

@@ -314,21 +314,38 @@ static void test_exec_retry(void **state)
     assert_int_equal(ingest_run(&f->opt, &rep, &err), MR_E_IO);
     assert_non_null(strstr(err.msg, "1 message not delivered"));
     assert_int_equal(rep->mailboxes[0].errors, 1);
-    assert_int_equal(rep->mailboxes[0].last_uid, 1);    /* not past the refused UID 2 */
+    /* The position moves past the refused UID 2; the refusal is kept by UID. */
+    assert_int_equal(rep->mailboxes[0].last_uid, 3);
     ingest_report_free(rep);
     /* The state on disk says the same (the account defaults to user@host). */
     char account[256];
+    uint32_t *ref = NULL;
+    size_t n_ref = 0;
     snprintf(account, sizeof account, "%s@%s", f->user, f->srv.host);
     assert_int_equal(state_open(f->state, &st, &err), 0);
     assert_int_equal(state_get(st, account, "INBOX", &found, &uv, &last, &err), 0);
+    assert_int_equal(state_refused_uids(st, account, "INBOX", uv, &ref, &n_ref, &err), 0);
     state_close(st);
     assert_true(found);
-    assert_int_equal(last, 1);
+    assert_int_equal(last, 3);
+    assert_int_equal(n_ref, 1);
+    assert_int_equal(ref[0], 2);
+    free(ref);
+    /* Still refused: retried, counted again, nothing else fetched or delivered. */
+    assert_int_equal(ingest_run(&f->opt, &rep, &err), MR_E_IO);
+    assert_int_equal(rep->mailboxes[0].errors, 1);
+    assert_int_equal(rep->mailboxes[0].fetched, 1);
+    ingest_report_free(rep);
     unlink(path);
     assert_int_equal(ingest_run(&f->opt, &rep, &err), 0);
     assert_int_equal(rep->mailboxes[0].routed[ROUTE_NONE], 1);
-    assert_int_equal(rep->mailboxes[0].duplicates, 1);  /* UID 3 was delivered already */
+    assert_int_equal(rep->mailboxes[0].fetched, 1);     /* only the refused UID 2 again */
     assert_int_equal(rep->mailboxes[0].last_uid, 3);
+    assert_int_equal(state_open(f->state, &st, &err), 0);
+    assert_int_equal(state_refused_uids(st, account, "INBOX", uv, &ref, &n_ref, &err), 0);
+    state_close(st);
+    assert_int_equal(n_ref, 0);
+    free(ref);
     ingest_report_free(rep);
     snprintf(path, sizeof path, "%s/delivered", f->dir);
     size_t len;

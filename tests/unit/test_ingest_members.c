@@ -18,6 +18,7 @@
 #include "ingest/csv.h"
 #include "ingest/members.h"
 #include "ingest/members_import.h"
+#include "ingest/sink.h"
 
 struct fixture {
     char *dir;
@@ -352,6 +353,59 @@ static void test_store_idempotent(void **state)
     assert_int_equal(cnt.documents, 1);
 }
 
+/* One refused document never takes the batch's others with it: a trigger's RAISE(ABORT),
+ * a trigger's silent RAISE(IGNORE) and a CHECK constraint are each a refusal of that
+ * document only (SINK_REJECTED through the sink, MR_E_INVALID from members_store), never a
+ * "duplicate"; the documents around them are committed. */
+static void test_store_refusals(void **state)
+{
+    struct fixture *f = *state;
+    static const unsigned char raw[] = "Subject: x\r\n\r\nbody\r\n";
+    struct route_result route = { .rule = ROUTE_SENDER, .member = "M0001", .case_id = "" };
+    struct sink_message m = { .account = "acct", .mailbox = "INBOX", .uidvalidity = 7,
+                              .internaldate = 1000, .raw = raw, .len = sizeof raw - 1,
+                              .route = &route };
+    const char *shas[] = { "a1", "b2", "c3", "d4", "e5" };
+    enum sink_outcome out;
+    struct members_counts cnt;
+    sink *sk;
+    bool dup;
+    mr_error err;
+
+    assert_int_equal(sqlite3_exec(members_sqlite(f->db),
+                                  "CREATE TRIGGER t_abort BEFORE INSERT ON documents"
+                                  " WHEN NEW.sha256 = 'b2' BEGIN"
+                                  " SELECT RAISE(ABORT, 'refused by trigger'); END;"
+                                  "CREATE TRIGGER t_ignore BEFORE INSERT ON documents"
+                                  " WHEN NEW.sha256 = 'd4' BEGIN SELECT RAISE(IGNORE); END;",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sink_sqlite_open(f->db, &sk, &err), 0);
+    assert_int_equal(sink_begin(sk, &err), 0);
+    for (int i = 0; i < 5; i++) {
+        m.uid = (uint32_t)(10 + i);
+        m.sha256_hex = shas[i];
+        mr_error_clear(&err);
+        assert_int_equal(sink_deliver(sk, &m, &out, &err), 0);
+        if (i == 1 || i == 3) {
+            assert_int_equal(out, SINK_REJECTED);
+            assert_non_null(strstr(err.msg, i == 1 ? "refused by trigger" : "did not store"));
+        } else {
+            assert_int_equal(out, SINK_DELIVERED);
+        }
+    }
+    assert_int_equal(sink_commit(sk, &err), 0);
+    sink_close(sk);
+    assert_int_equal(members_count(f->db, &cnt, &err), 0);
+    assert_int_equal(cnt.documents, 3);
+    /* A CHECK constraint (no such rule) is a refusal, not a silent duplicate. */
+    struct members_doc d = { .member_id = "M0001", .rule = "bogus", .sha256_hex = "f6",
+                             .received = 1000, .account = "acct", .mailbox = "INBOX",
+                             .uidvalidity = 7, .uid = 99, .raw = raw, .raw_len = sizeof raw - 1 };
+    assert_int_equal(members_begin(f->db, &err), 0);
+    assert_int_equal(members_store(f->db, &d, &dup, &err), MR_E_INVALID);
+    members_rollback(f->db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +417,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_import_bad_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_import_header_and_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

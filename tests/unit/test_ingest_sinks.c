@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "helpers/test_helpers.h"
 #include "ingest/sink.h"
@@ -105,6 +106,81 @@ static void test_state(void **unused)
     free(dir);
 }
 
+/* Refusals: recorded by UID, retried (attempts counted, first failure kept, also under a
+ * new UIDVALIDITY for the same bytes), cleared on delivery; the read-only view sees
+ * exactly the current UIDVALIDITY's rows without taking the ingest lock. */
+static void test_state_refused(void **unused)
+{
+    char *dir = th_tempdir("test_ingest_refused");
+    char path[512];
+    ingest_state *st;
+    struct state_view v;
+    uint32_t *uids = NULL;
+    size_t n = 0;
+    mr_error err;
+
+    (void)unused;
+    snprintf(path, sizeof path, "%s/state.db", dir);
+    /* No file yet: never ingested. */
+    assert_int_equal(state_view_read(path, "a", "INBOX", &v, &err), 0);
+    assert_false(v.found);
+    assert_int_equal(state_open(path, &st, &err), 0);
+    assert_int_equal(state_begin(st, &err), 0);
+    assert_int_equal(state_set(st, "a", "INBOX", 5, 30, &err), 0);
+    assert_int_equal(state_refused_add(st, "a", "INBOX", 5, 12, "aa11", "case",
+                                       "exec sink: command exited with status 1", &err), 0);
+    assert_int_equal(state_refused_add(st, "a", "INBOX", 5, 20, "bb22", "none", "r2", &err), 0);
+    assert_int_equal(state_refused_add(st, "a", "Other", 5, 12, "cc33", "cpr", "r3", &err), 0);
+    assert_int_equal(state_commit(st, &err), 0);
+    /* Backdate the first failure, as if it were refused a week ago. */
+    assert_int_equal(sqlite3_exec(state_sqlite(st), "UPDATE refused SET first_failed = 1000",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(state_refused_add(st, "a", "INBOX", 5, 12, "aa11", "case", "again", &err),
+                     0);
+    assert_int_equal(state_refused_uids(st, "a", "INBOX", 5, &uids, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(uids[0], 12);
+    assert_int_equal(uids[1], 20);
+    free(uids);
+    /* The view works while the ingest holds its lock. */
+    assert_int_equal(state_view_read(path, "a", "INBOX", &v, &err), 0);
+    assert_true(v.found);
+    assert_int_equal(v.uidvalidity, 5);
+    assert_int_equal(v.last_uid, 30);
+    assert_int_equal(v.n, 2);
+    const struct state_refusal *r = state_view_refusal(&v, 12);
+    assert_non_null(r);
+    assert_int_equal(r->attempts, 2);
+    assert_int_equal(r->first_failed, 1000);
+    assert_true(r->last_failed > 1000);
+    assert_string_equal(r->reason, "again");
+    assert_string_equal(r->rule, "case");
+    assert_null(state_view_refusal(&v, 13));
+    assert_non_null(state_view_refusal(&v, 20));
+    state_view_clear(&v);
+    /* UIDVALIDITY 6: the same bytes refused again keep their first failure; the old
+     * UIDVALIDITY's rows are not this mailbox's any more once dropped. */
+    assert_int_equal(state_set(st, "a", "INBOX", 6, 40, &err), 0);
+    assert_int_equal(state_refused_add(st, "a", "INBOX", 6, 3, "aa11", "case", "r", &err), 0);
+    assert_int_equal(state_refused_drop_other(st, "a", "INBOX", 6, &err), 0);
+    assert_int_equal(state_view_read(path, "a", "INBOX", &v, &err), 0);
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.refused[0].uid, 3);
+    assert_int_equal(v.refused[0].first_failed, 1000);
+    state_view_clear(&v);
+    /* Delivered: the row goes; another mailbox's rows stay. */
+    assert_int_equal(state_refused_clear(st, "a", "INBOX", 6, 3, &err), 0);
+    assert_int_equal(state_refused_uids(st, "a", "INBOX", 6, &uids, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(uids);
+    assert_int_equal(state_refused_uids(st, "a", "Other", 5, &uids, &n, &err), 0);
+    assert_int_equal(n, 1);
+    free(uids);
+    state_close(st);
+    th_rmtree(dir);
+    free(dir);
+}
+
 static void test_maildir(void **unused)
 {
     char *dir = th_tempdir("test_ingest_maildir");
@@ -153,6 +229,23 @@ static void test_maildir(void **unused)
         assert_memory_equal(got, raw, len);
         free(got);
     }
+    /* A member's folder that cannot be made (a file is in the way) refuses that message
+     * only: the sink goes on with the next one. */
+    snprintf(path, sizeof path, "%s/md/M0008", dir);
+    assert_int_equal(th_write_file(path, "x", 1), 0);
+    assert_int_equal(sink_begin(s, &err), 0);
+    make_msg(&m, &r, ROUTE_SENDER, 13);
+    strcpy(r.member, "M0008");
+    mr_error_clear(&err);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_REJECTED);
+    assert_non_null(strstr(err.msg, "M0008"));
+    make_msg(&m, &r, ROUTE_CASE, 14);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DELIVERED);
+    assert_int_equal(sink_commit(s, &err), 0);
+    snprintf(path, sizeof path, "%s/md/M0007/new", dir);
+    assert_int_equal(count_files(path), 2);
     sink_close(s);
     th_rmtree(dir);
     free(dir);
@@ -231,6 +324,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state),
+        cmocka_unit_test(test_state_refused),
         cmocka_unit_test(test_maildir),
         cmocka_unit_test(test_exec),
     };
