@@ -107,6 +107,51 @@ static int check_usable(imap_conn *c, mr_error *err)
     return 0;
 }
 
+/* ---------------------------------------------------------------- throttling */
+
+#define THROTTLE_MAX_ONE_MS 60000   /* no single wait longer than this */
+#define THROTTLE_DEFAULT_MS 1000    /* throttled without a usable suggestion */
+
+/* Exchange Online answers a client it throttles with "NO ... Request is throttled.
+ * Suggested Backoff Time: N milliseconds" and executes nothing.  If the last command was
+ * refused that way (a NO, not BAD or a broken stream) and the connection's budget allows,
+ * sleep as suggested (bounded) and return true: the caller sends the command again. */
+static bool throttle_wait(imap_conn *c, int r, const char *what)
+{
+    const char *t = c->imap != NULL ? c->imap->imap_response : NULL, *p;
+    long long ms = THROTTLE_DEFAULT_MS;
+    struct timespec ts;
+
+    if (c->broken || t == NULL || r == MAILIMAP_NO_ERROR || r == MAILIMAP_ERROR_STREAM ||
+        r == MAILIMAP_ERROR_PARSE || r == MAILIMAP_ERROR_FATAL || r == MAILIMAP_ERROR_MEMORY ||
+        r == MAILIMAP_ERROR_PROTOCOL || r == MAILIMAP_ERROR_BAD_STATE ||
+        imap_stream_failed(c->st) || strcasestr(t, "Request is throttled") == NULL)
+        return false;
+    p = strcasestr(t, "Backoff Time:");
+    if (p != NULL) {
+        char *end;
+        long long v;
+        p += strlen("Backoff Time:");
+        while (*p == ' ')
+            p++;
+        v = strtoll(p, &end, 10);
+        if (end != p && v >= 0)
+            ms = v;
+    }
+    if (ms > THROTTLE_MAX_ONE_MS)
+        ms = THROTTLE_MAX_ONE_MS;
+    if (ms > c->throttle_left_ms)
+        return false;
+    c->throttle_left_ms -= ms;
+    log_info(c->log, "IMAP %s: %s throttles this client; waiting %lld ms as it suggests, "
+             "then sending the command again", what, c->host, ms);
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    return true;
+}
+
 /* ---------------------------------------------------------------- capabilities */
 
 static void caps_free(imap_conn *c)
@@ -591,7 +636,9 @@ static int open_mailbox(imap_conn *c, const char *mailbox, bool readonly,
         return rc;
     if (mailbox == NULL || *mailbox == '\0')
         return mr_error_set(err, MR_E_INVALID, "no mailbox name");
-    r = readonly ? mailimap_examine(c->imap, mailbox) : mailimap_select(c->imap, mailbox);
+    do
+        r = readonly ? mailimap_examine(c->imap, mailbox) : mailimap_select(c->imap, mailbox);
+    while (throttle_wait(c, r, what));
     if (r != MAILIMAP_NO_ERROR) {
         rc = imap_fail(c, r, what, err);
         if (rc == MR_E_PROTOCOL)
@@ -703,8 +750,11 @@ static int search_run(imap_conn *conn, struct mailimap_search_key *key, uint32_t
     clistiter *it;
     uint32_t *out;
     size_t n = 0;
-    int r = mailimap_uid_search(conn->imap, NULL, key, &result);
+    int r;
 
+    do
+        r = mailimap_uid_search(conn->imap, NULL, key, &result);
+    while (throttle_wait(conn, r, "UID SEARCH"));
     mailimap_search_key_free(key);
     if (r != MAILIMAP_NO_ERROR)
         return imap_fail(conn, r, "UID SEARCH", err);
@@ -830,7 +880,40 @@ struct fetch_ctx {
     int rc;                  /* first error from the callback or from us */
     mr_error err;
     size_t delivered;
+    /* UIDs already handed to fn: a FETCH sent again after the server throttled it
+     * resumes after them and never delivers one twice. */
+    uint32_t *done;
+    size_t n_done, cap_done;
+    bool done_unsorted;         /* the server answered out of UID order */
+    size_t chunk_lo, chunk_hi;  /* set mode: the slice of set this FETCH asks for */
 };
+
+static bool fetch_is_done(const struct fetch_ctx *f, uint32_t uid)
+{
+    if (!f->done_unsorted)
+        return f->n_done > 0 &&
+               bsearch(&uid, f->done, f->n_done, sizeof *f->done, cmp_u32) != NULL;
+    for (size_t i = 0; i < f->n_done; i++)
+        if (f->done[i] == uid)
+            return true;
+    return false;
+}
+
+static bool fetch_mark_done(struct fetch_ctx *f, uint32_t uid)
+{
+    if (f->n_done == f->cap_done) {
+        size_t ncap = f->cap_done < 64 ? 64 : f->cap_done * 2;
+        uint32_t *nd = realloc(f->done, ncap * sizeof *nd);
+        if (nd == NULL)
+            return false;
+        f->done = nd;
+        f->cap_done = ncap;
+    }
+    if (f->n_done > 0 && uid <= f->done[f->n_done - 1])
+        f->done_unsorted = true;
+    f->done[f->n_done++] = uid;
+    return true;
+}
 
 static void fetch_reset_message(struct fetch_ctx *f)
 {
@@ -1003,6 +1086,8 @@ static time_t imap_date_to_time(const struct mailimap_date_time *dt, int *tz_min
 
 static bool fetch_wanted(const struct fetch_ctx *f, uint32_t uid)
 {
+    if (fetch_is_done(f, uid))
+        return false;
     if (f->set != NULL)
         return bsearch(&uid, f->set, f->n_set, sizeof *f->set, cmp_u32) != NULL;
     return uid >= f->first && (f->last == 0 || uid <= f->last);
@@ -1105,8 +1190,57 @@ static void fetch_msg_att(struct mailimap_msg_att *att, void *ctx)
         mr_error_set(&f->err, f->rc, "message callback failed for UID %u", m.uid);
     }
     f->delivered++;
+    if (f->rc == 0 && !fetch_mark_done(f, m.uid))
+        f->rc = mr_error_set(&f->err, MR_E_NOMEM, "out of memory");
 done:
     fetch_reset_message(f);
+}
+
+/* The set for a FETCH sent again after a throttled one: what was asked for minus what was
+ * delivered.  NULL with *r = MAILIMAP_NO_ERROR if nothing is left, NULL with
+ * MAILIMAP_ERROR_MEMORY if out of memory. */
+static struct mailimap_set *fetch_resume_set(const struct fetch_ctx *f, int *r)
+{
+    struct mailimap_set *set;
+    size_t added = 0;
+
+    *r = MAILIMAP_ERROR_MEMORY;
+    if (f->set == NULL) {
+        uint32_t first = f->first;
+        /* In UID order so far (what servers do): go on after the last one.  Otherwise
+         * ask for the whole range again; the done list keeps out the repeats. */
+        if (!f->done_unsorted && f->n_done > 0 && f->done[f->n_done - 1] >= first) {
+            if (f->done[f->n_done - 1] == UINT32_MAX ||
+                (f->last != 0 && f->done[f->n_done - 1] >= f->last)) {
+                *r = MAILIMAP_NO_ERROR;
+                return NULL;
+            }
+            first = f->done[f->n_done - 1] + 1;
+        }
+        set = mailimap_set_new_interval(first, f->last);
+        return set;
+    }
+    set = mailimap_set_new_empty();
+    if (set == NULL)
+        return NULL;
+    for (size_t i = f->chunk_lo; i < f->chunk_hi; i++) {
+        uint32_t lo = f->set[i], hi = lo;
+        if (fetch_is_done(f, lo))
+            continue;
+        while (i + 1 < f->chunk_hi && f->set[i + 1] <= hi + 1 && !fetch_is_done(f, f->set[i + 1]))
+            hi = f->set[++i];
+        if (mailimap_set_add_interval(set, lo, hi) != MAILIMAP_NO_ERROR) {
+            mailimap_set_free(set);
+            return NULL;
+        }
+        added++;
+    }
+    if (added == 0) {
+        mailimap_set_free(set);
+        *r = MAILIMAP_NO_ERROR;
+        return NULL;
+    }
+    return set;
 }
 
 static int fetch_run(imap_conn *c, struct mailimap_set *set, struct fetch_ctx *want,
@@ -1116,6 +1250,7 @@ static int fetch_run(imap_conn *c, struct mailimap_set *set, struct fetch_ctx *w
     struct mailimap_section *sec;
     struct mailimap_fetch_att *fa;
     struct fetch_ctx f = *want;
+    struct mailimap_set *resume = NULL;
     clist *result = NULL;
     int r, rc = 0;
 
@@ -1140,19 +1275,36 @@ static int fetch_run(imap_conn *c, struct mailimap_set *set, struct fetch_ctx *w
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     }
 
-    /* The body and att handlers are only honoured on the parse path that a progress
-     * callback selects; all three are removed again so other commands parse normally. */
-    mailimap_set_progress_callback(c->imap, fetch_progress, NULL, &f);
-    mailimap_set_msg_body_handler(c->imap, fetch_body, &f);
-    mailimap_set_msg_att_handler(c->imap, fetch_msg_att, &f);
-    r = mailimap_uid_fetch(c->imap, set, ft, &result);
-    mailimap_set_msg_att_handler(c->imap, NULL, NULL);
-    mailimap_set_msg_body_handler(c->imap, NULL, NULL);
-    mailimap_set_progress_callback(c->imap, NULL, NULL, NULL);
+    for (;;) {
+        /* The body and att handlers are only honoured on the parse path that a progress
+         * callback selects; all three are removed again so other commands parse
+         * normally. */
+        mailimap_set_progress_callback(c->imap, fetch_progress, NULL, &f);
+        mailimap_set_msg_body_handler(c->imap, fetch_body, &f);
+        mailimap_set_msg_att_handler(c->imap, fetch_msg_att, &f);
+        result = NULL;
+        r = mailimap_uid_fetch(c->imap, resume != NULL ? resume : set, ft, &result);
+        mailimap_set_msg_att_handler(c->imap, NULL, NULL);
+        mailimap_set_msg_body_handler(c->imap, NULL, NULL);
+        mailimap_set_progress_callback(c->imap, NULL, NULL, NULL);
+        /* On NO libetpan frees the list but leaves the pointer: only a success owns it. */
+        if (r == MAILIMAP_NO_ERROR && result != NULL)
+            mailimap_fetch_list_free(result);
+        fetch_reset_message(&f);
+        if (r == MAILIMAP_NO_ERROR || f.rc != 0 || !throttle_wait(c, r, "UID FETCH"))
+            break;
+        /* Throttled part-way: ask again for what has not arrived yet. */
+        if (resume != NULL)
+            mailimap_set_free(resume);
+        resume = fetch_resume_set(&f, &r);
+        if (resume == NULL)
+            break;
+    }
+    if (resume != NULL)
+        mailimap_set_free(resume);
     mailimap_fetch_type_free(ft);
-    if (result != NULL)
-        mailimap_fetch_list_free(result);
     free(f.buf);
+    free(f.done);
 
     if (r != MAILIMAP_NO_ERROR) {
         if (f.rc != 0) {
@@ -1205,11 +1357,12 @@ int imap_uid_fetch_set(imap_conn *conn, const uint32_t *uids, size_t n_uids,
         return mr_error_set(err, MR_E_INVALID, "imap_uid_fetch_set: bad arguments");
     rc = check_uid_list(uids, n_uids, err);
     while (rc == 0 && pos < n_uids) {
+        size_t lo = pos;
         struct mailimap_set *set = set_next_chunk(uids, n_uids, &pos);
         if (set == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         struct fetch_ctx f = { .conn = conn, .fn = fn, .user = ctx, .set = uids,
-                               .n_set = n_uids };
+                               .n_set = n_uids, .chunk_lo = lo, .chunk_hi = pos };
         rc = fetch_run(conn, set, &f, err);
         mailimap_set_free(set);
     }
@@ -1252,7 +1405,9 @@ int imap_uid_store_deleted(imap_conn *conn, const uint32_t *uids, size_t n_uids,
             mailimap_set_free(set);
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         }
-        r = mailimap_uid_store(conn->imap, set, sa);
+        do
+            r = mailimap_uid_store(conn->imap, set, sa);
+        while (throttle_wait(conn, r, "UID STORE"));
         mailimap_store_att_flags_free(sa);
         mailimap_set_free(set);
         if (r != MAILIMAP_NO_ERROR)
@@ -1283,7 +1438,9 @@ int imap_uid_expunge(imap_conn *conn, const uint32_t *uids, size_t n_uids, mr_er
 
         if (set == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
-        r = mailimap_uid_expunge(conn->imap, set);
+        do
+            r = mailimap_uid_expunge(conn->imap, set);
+        while (throttle_wait(conn, r, "UID EXPUNGE"));
         mailimap_set_free(set);
         if (r != MAILIMAP_NO_ERROR)
             rc = imap_fail(conn, r, "UID EXPUNGE", err);
@@ -1297,7 +1454,9 @@ int imap_expunge(imap_conn *conn, mr_error *err)
 
     if (rc != 0)
         return rc;
-    r = mailimap_expunge(conn->imap);
+    do
+        r = mailimap_expunge(conn->imap);
+    while (throttle_wait(conn, r, "EXPUNGE"));
     return r == MAILIMAP_NO_ERROR ? 0 : imap_fail(conn, r, "EXPUNGE", err);
 }
 
@@ -1418,7 +1577,9 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         }
     }
-    r = mailimap_append(conn->imap, mailbox, fl, dt, (const char *)msg, len);
+    do
+        r = mailimap_append(conn->imap, mailbox, fl, dt, (const char *)msg, len);
+    while (throttle_wait(conn, r, "APPEND"));
     if (fl != NULL)
         mailimap_flag_list_free(fl);
     if (dt != NULL)
