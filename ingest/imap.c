@@ -1558,7 +1558,13 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
     rc = flags_parse(flags, &fl, err);
     if (rc != 0)
         return rc;
-    if (internaldate != 0) {
+    /* Always with a date-time: Exchange/Outlook show a message by it, and one left out
+     * would become the time of the restore.  Unknown (0): now, in UTC, said explicitly. */
+    if (internaldate == 0) {
+        internaldate = time(NULL);
+        tz_min = 0;
+    }
+    {
         time_t local = internaldate + (time_t)tz_min * 60;
         int a = tz_min < 0 ? -tz_min : tz_min;
         struct tm tm;

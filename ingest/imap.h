@@ -162,7 +162,8 @@ int imap_uid_expunge(imap_conn *conn, const uint32_t *uids, size_t n_uids, mr_er
 /* Plain EXPUNGE — only for purge's explicit --allow-plain-expunge path. */
 int imap_expunge(imap_conn *conn, mr_error *err);
 
-/* APPEND with flags ("\\Seen ..." or "") and INTERNALDATE (0 = let the server choose).
+/* APPEND with flags ("\\Seen ..." or "") and INTERNALDATE, which is always sent (0 = the
+ * current time, UTC), since Exchange and Outlook date a message by it.
  * libetpan sends bare LF as CRLF (IMAP requires CRLF); CRLF messages go byte for byte. */
 int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
                 time_t internaldate, int tz_min, const unsigned char *msg, size_t len,

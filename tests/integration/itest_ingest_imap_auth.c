@@ -391,6 +391,54 @@ static void test_throttle_budget(void **state)
     it_proxy_stop(proxy);
 }
 
+/* APPEND always carries an INTERNALDATE: the archived one as given, else the current time;
+ * checked in the bytes sent and in what the server then reports. */
+static void test_append_sends_internaldate(void **state)
+{
+    struct fixture *f = *state;
+    const char *none[] = { NULL };
+    struct it_collect got = { 0 };
+    imap_conn *c = NULL;
+    mr_error err = { 0 };
+    unsigned char *m;
+    size_t len = 0;
+    pid_t proxy;
+    char *wire;
+    time_t t0 = time(NULL);
+
+    m = it_make_message(500, 99, &len);
+    proxy = throttle_connect(f, none, 0, &c);
+    assert_int_equal(imap_create(c, "Dated", true, &err), 0);
+    /* 2019-03-04 05:06:07 UTC shown at +0130 */
+    assert_int_equal(imap_append(c, "Dated", "\\Seen", 1551675967, 90, m, len, &err), 0);
+    assert_int_equal(imap_append(c, "Dated", "", 0, 0, m, len, &err), 0);
+    imap_close(c);
+    it_proxy_stop(proxy);
+    free(m);
+    wire = wire_read(f);
+    /* RFC 3501 date-day-fixed: a one-digit day is written with a leading blank. */
+    if (strstr(wire, "APPEND Dated (\\Seen) \" 4-Mar-2019 06:36:07 +0130\" {") == NULL)
+        fail_msg("APPEND without the given date: %s", wire);
+    {
+        /* the second: a date-time (now), not none */
+        if (strstr(wire, "APPEND Dated \"") == NULL)
+            fail_msg("APPEND without a date: %s", wire);
+    }
+    free(wire);
+    {
+        struct imap_options o;
+        it_options(&o, &f->srv, IMAP_TLS_IMAPS, f->user, f->password);
+        assert_int_equal(imap_connect(&o, &c, &err), 0);
+        assert_int_equal(imap_examine(c, "Dated", NULL, &err), 0);
+        assert_int_equal(imap_uid_fetch(c, 1, 0, it_collect_fn, &got, &err), 0);
+        imap_close(c);
+    }
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.m[0].internaldate, 1551675967);  /* (Maildir keeps it in UTC) */
+    assert_true(got.m[1].internaldate >= t0 && got.m[1].internaldate <= time(NULL) + 1);
+    it_collect_free(&got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +447,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_throttled_fetch_set_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttled_store_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_sends_internaldate, setup, teardown),
     };
 
     alarm(300);
