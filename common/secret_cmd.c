@@ -310,9 +310,14 @@ int secret_command_run(char *const argv[], int timeout_s, char **out, mr_error *
                           name, SECRET_CMD_MAX_OUTPUT);
         goto out;
     }
-    if (status == -1 || WIFSIGNALED(status)) {
+    if (status == -1) {
+        rc = mr_error_set(err, MR_E_INTERNAL, "token_command %s: its exit status could not "
+                          "be read", name);
+        goto out;
+    }
+    if (WIFSIGNALED(status)) {
         rc = mr_error_set(err, MR_E_AUTH, "token_command %s was killed by signal %d", name,
-                          status == -1 ? 0 : WTERMSIG(status));
+                          WTERMSIG(status));
         goto out;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
