@@ -470,22 +470,35 @@ static int sasl_authenticate(imap_conn *c, const struct imap_options *opt, const
 static int authenticate(imap_conn *c, const struct imap_options *opt, const char *secret,
                         mr_error *err)
 {
-    int r;
+    char *b64 = NULL;
+    int r, rc = 0;
 
     if (!imap_stream_is_tls(c->st) && !c->plaintext_auth_ok)
         return mr_error_set(err, MR_E_TLS, "refusing to send credentials to IMAP server %s "
                             "without TLS", c->host);
-    if (opt->auth != IMAP_AUTH_LOGIN)
-        return sasl_authenticate(c, opt, secret, err);
-    r = mailimap_login(c->imap, opt->user, secret);
-    if (r != MAILIMAP_NO_ERROR) {
-        /* No user name here: a shared mailbox's login is often an address. */
+    if (opt->auth != IMAP_AUTH_LOGIN) {
+        rc = sasl_authenticate(c, opt, secret, err);
+    } else {
+        r = mailimap_login(c->imap, opt->user, secret);
         if (r == MAILIMAP_ERROR_LOGIN)
-            return mr_error_set(err, MR_E_AUTH, "IMAP server %s: login failed for the "
-                                "configured user (wrong user name or password)", c->host);
-        return imap_fail(c, r, "LOGIN", err);
+            /* No user name here: a shared mailbox's login is often an address. */
+            rc = mr_error_set(err, MR_E_AUTH, "IMAP server %s: login failed for the "
+                              "configured user (wrong user name or password)", c->host);
+        else if (r != MAILIMAP_NO_ERROR)
+            rc = imap_fail(c, r, "LOGIN", err);
     }
-    return 0;
+    if (rc == 0 || err == NULL)
+        return rc;
+    /* The server's text goes into the message: never if it repeats the credential, as
+     * given or as the base64 it was sent in. */
+    if (opt->auth != IMAP_AUTH_LOGIN &&
+        imap_sasl_initial(opt->auth, opt->user, secret, &b64, NULL) != 0)
+        b64 = NULL;
+    if (imap_sasl_mentions(err->msg, secret) || imap_sasl_mentions(err->msg, b64))
+        mr_error_set(err, rc, "IMAP server %s: login failed for the configured user (the "
+                     "server's reason is withheld: it repeated the credential)", c->host);
+    wipe_free(b64);
+    return rc;
 }
 
 /* Greeting, STARTTLS when asked for, login unless pre-authenticated, capabilities: the

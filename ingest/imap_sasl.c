@@ -169,3 +169,18 @@ void imap_sasl_error_status(const char *b64, char *buf, size_t size)
         snprintf(buf, size, "%s", status);
     json_decref(j);
 }
+
+bool imap_sasl_mentions(const char *text, const char *secret)
+{
+    size_t tl, sl, w;
+
+    if (text == NULL || secret == NULL || (sl = strlen(secret)) == 0)
+        return false;
+    tl = strlen(text);
+    w = sl < 12 ? sl : 12;
+    for (size_t i = 0; i + w <= sl; i++)
+        for (size_t j = 0; j + w <= tl; j++)
+            if (memcmp(text + j, secret + i, w) == 0)
+                return true;
+    return false;
+}

@@ -6,6 +6,7 @@
 #ifndef MAILRET_INGEST_IMAP_SASL_H
 #define MAILRET_INGEST_IMAP_SASL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/error.h"
@@ -31,5 +32,9 @@ int imap_sasl_initial(enum imap_auth mech, const char *user, const char *secret,
  * Writes a short, printable cause into buf ("invalid_token", "401"), or "" if there is
  * none that is safe to show (only [A-Za-z0-9_.-], at most 40 characters, is kept). */
 void imap_sasl_error_status(const char *b64, char *buf, size_t size);
+
+/* True if text contains the secret or any 12-byte piece of it (all of it if shorter):
+ * a server that echoes a credential in its error must not get it into ours. */
+bool imap_sasl_mentions(const char *text, const char *secret);
 
 #endif

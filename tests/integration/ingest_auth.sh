@@ -183,6 +183,14 @@ set +e; mailret ingest > "$T/out" 2> "$T/err"; rc=$?; set -e
 [ "$rc" != 0 ] && [ "$(wc -l < "$T/err")" = 1 ] && grep -q "wrong user name or password" "$T/err" ||
     fail "wrong PLAIN password: $(cat "$T/err")"
 
+# A server that repeats the credential in its refusal does not get it into mailret's error.
+tls_proxy --replace "Authentication failed." "Authentication failed for wrong-password."
+auth_config plain "$(cat "$T/proxy.port")" "password_file = $T/wrongpw"
+set +e; mailret ingest > "$T/out" 2> "$T/err"; rc=$?; set -e
+[ "$rc" != 0 ] && [ "$(wc -l < "$T/err")" = 1 ] && grep -q "withheld" "$T/err" ||
+    fail "echoed password: $(cat "$T/err")"
+! grep -q "wrong-password" "$T/err" "$T/mailret.log" || fail "the echoed password reached mailret's output"
+
 # XOAUTH2 on the wire: one line, the token only inside the base64 response.
 token_script --sub "$USER_NAME"
 tls_proxy

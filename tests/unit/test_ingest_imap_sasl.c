@@ -89,12 +89,32 @@ static void test_error_status(void **state)
     expect_status(NULL, "");
 }
 
+static void test_mentions(void **state)
+{
+    const char *tok = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXBhcnQ";
+
+    (void)state;
+    assert_true(imap_sasl_mentions("invalid token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXBhcnQ", tok));
+    /* a piece of it is enough: the signature alone, or 12 bytes of the middle */
+    assert_true(imap_sasl_mentions("bad signature c2lnbmF0dXJlLXBhcnQ", tok));
+    assert_true(imap_sasl_mentions("x=UzI1NiJ9.eyJz", tok));
+    assert_false(imap_sasl_mentions("Authentication failed.", tok));
+    assert_false(imap_sasl_mentions("eyJhbGciOiJ", tok));       /* 11 bytes: not yet */
+    /* a short secret must appear whole */
+    assert_true(imap_sasl_mentions("wrong: hunter2!", "hunter2"));
+    assert_false(imap_sasl_mentions("wrong: hunter", "hunter2"));
+    assert_false(imap_sasl_mentions(NULL, tok));
+    assert_false(imap_sasl_mentions("x", NULL));
+    assert_false(imap_sasl_mentions("x", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_initial_responses),
         cmocka_unit_test(test_refused_credentials),
         cmocka_unit_test(test_error_status),
+        cmocka_unit_test(test_mentions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
