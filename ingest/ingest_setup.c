@@ -112,6 +112,9 @@ int ingest_setup_open(const struct mr_config *cfg, mr_log *log, ingest_setup **o
     case CONFIG_MEMBERS_EXEC:
         rc = sink_exec_open(cfg->members.command, s->journal_path, (int)cfg->imap.io_timeout,
                             &s->sink, err);
+        /* The member-system command inherits our environment, but not the IMAP password. */
+        if (rc == 0 && cfg->imap.password_env != NULL)
+            rc = sink_exec_hide_env(s->sink, cfg->imap.password_env, err);
         break;
     default:
         rc = sink_sqlite_open(s->members, &s->sink, err);
