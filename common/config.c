@@ -24,6 +24,7 @@
 #include <ini.h>
 
 #include "common/mrtime.h"
+#include "common/secret.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/mailret"
 #define INSECURE_SPELLING "yes-for-testing-only"
@@ -45,6 +46,8 @@ enum key_type {
     KT_ADDRLIST,    /* comma list of e-mail addresses */
     KT_DOMLIST,     /* comma list of domains */
     KT_REPEAT,      /* repeatable key, one value each */
+    KT_AUTH,
+    KT_COMMAND,     /* a command line, split into argv without a shell */
 };
 
 struct key_def {
@@ -66,8 +69,12 @@ static const struct key_def KEYS[] = {
     K("imap", "ca_file", KT_PATH, imap.ca_file),
     K("imap", "insecure_skip_verify", KT_INSECURE, imap.insecure_skip_verify),
     K("imap", "user", KT_STR, imap.user),
+    K("imap", "auth", KT_AUTH, imap.auth),
     K("imap", "password_file", KT_PATH, imap.password_file),
     K("imap", "password_env", KT_STR, imap.password_env),
+    K("imap", "token_command", KT_COMMAND, imap.token_command),
+    KR("imap", "token_timeout", KT_UINT, imap.token_timeout, 1, 600),
+    KR("imap", "throttle_max_wait", KT_UINT, imap.throttle_max_wait, 0, 86400),
     KR("imap", "connect_timeout", KT_UINT, imap.connect_timeout, 1, 3600),
     KR("imap", "io_timeout", KT_UINT, imap.io_timeout, 1, 86400),
     KR("imap", "fetch_batch", KT_UINT, imap.fetch_batch, 1, 100000),
@@ -485,6 +492,23 @@ static int set_value(struct parse_ctx *c, const struct key_def *k, const char *v
         else
             return ctx_error(c, c->line, MR_E_CONFIG, "tls: '%.40s' (use imaps or starttls)", v);
         return 1;
+    case KT_AUTH: {
+        static const char *const names[] = { "login", "plain", "xoauth2", "oauthbearer" };
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            if (strcmp(v, names[i]) == 0) {
+                *(enum config_auth *)field = (enum config_auth)i;
+                return 1;
+            }
+        }
+        return ctx_error(c, c->line, MR_E_CONFIG,
+                         "auth: '%.40s' (use login, plain, xoauth2 or oauthbearer)", v);
+    }
+    case KT_COMMAND: {
+        char ***argv = field;
+        if (secret_command_parse(v, argv, &local) != 0)
+            return ctx_error(c, c->line, local.code, "%s: %s", k->name, local.msg);
+        return 1;
+    }
     case KT_BACKEND:
         if (strcmp(v, "sqlite") == 0)
             *(enum config_members_backend *)field = CONFIG_MEMBERS_SQLITE;
@@ -595,13 +619,22 @@ static int finish(struct parse_ctx *c)
         return missing(c, "imap", "host", "");
     if (cfg->imap.user == NULL)
         return missing(c, "imap", "user", "");
-    if (cfg->imap.password_file == NULL && cfg->imap.password_env == NULL)
-        return missing(c, "imap", "password_file", " (or password_env)");
-    if (cfg->imap.password_file != NULL && cfg->imap.password_env != NULL) {
-        int a = c->key_line[key_index("imap", "password_file")];
-        int b = c->key_line[key_index("imap", "password_env")];
-        return ctx_error(c, a > b ? a : b, MR_E_CONFIG,
-                         "set only one of password_file and password_env");
+    if (cfg->imap.password_file == NULL && cfg->imap.password_env == NULL &&
+        cfg->imap.token_command == NULL)
+        return missing(c, "imap", "password_file", " (or password_env or token_command)");
+    {
+        static const char *const src[] = { "password_file", "password_env", "token_command" };
+        int n = 0, last = 0;
+        for (size_t i = 0; i < 3; i++) {
+            int l = c->key_line[key_index("imap", src[i])];
+            if (l != 0) {
+                n++;
+                last = l > last ? l : last;
+            }
+        }
+        if (n > 1)
+            return ctx_error(c, last, MR_E_CONFIG,
+                             "set only one of password_file, password_env and token_command");
     }
     if (!key_set(c, "imap", "port"))
         cfg->imap.port = cfg->imap.tls == CONFIG_TLS_IMAPS ? 993 : 143;
@@ -656,6 +689,9 @@ static void apply_defaults(struct mr_config *cfg)
     cfg->imap.connect_timeout = 30;
     cfg->imap.io_timeout = 300;
     cfg->imap.fetch_batch = 200;
+    cfg->imap.auth = CONFIG_AUTH_LOGIN;
+    cfg->imap.token_timeout = 30;
+    cfg->imap.throttle_max_wait = 600;
     cfg->imap.max_message_size = 64 * MIB;
     cfg->members.backend = CONFIG_MEMBERS_SQLITE;
     cfg->archive.volume_size = 8 * MIB;
@@ -754,6 +790,7 @@ void config_free(struct mr_config *cfg)
     free(cfg->imap.user);
     free(cfg->imap.password_file);
     free(cfg->imap.password_env);
+    secret_command_free(cfg->imap.token_command);
     list_free(&cfg->mailboxes);
     free(cfg->members.database);
     free(cfg->members.maildir);

@@ -21,6 +21,14 @@
 
 enum config_tls { CONFIG_TLS_IMAPS = 0, CONFIG_TLS_STARTTLS = 1 };
 
+/* How mailret logs in: IMAP LOGIN, or SASL PLAIN, XOAUTH2 or OAUTHBEARER (RFC 7628). */
+enum config_auth {
+    CONFIG_AUTH_LOGIN = 0,
+    CONFIG_AUTH_PLAIN = 1,
+    CONFIG_AUTH_XOAUTH2 = 2,
+    CONFIG_AUTH_OAUTHBEARER = 3,
+};
+
 enum config_members_backend {
     CONFIG_MEMBERS_SQLITE = 0,
     CONFIG_MEMBERS_MAILDIR = 1,
@@ -43,8 +51,13 @@ struct mr_config {
         char *ca_file;              /* NULL = system trust store */
         bool insecure_skip_verify;  /* true only if spelled "yes-for-testing-only" */
         char *user;                 /* required */
-        char *password_file;        /* exactly one of password_file / password_env */
-        char *password_env;
+        enum config_auth auth;      /* default login */
+        char *password_file;        /* exactly one of password_file / password_env / */
+        char *password_env;         /* token_command */
+        char **token_command;       /* argv (NULL-terminated), split without a shell */
+        unsigned token_timeout;     /* seconds token_command may take, default 30 */
+        unsigned throttle_max_wait; /* seconds of server-requested backoff per connection,
+                                       default 600; 0 = fail at once */
         unsigned connect_timeout;   /* seconds, default 30 */
         unsigned io_timeout;        /* seconds, default 300 */
         unsigned fetch_batch;       /* messages per UID FETCH range, default 200 */

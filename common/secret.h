@@ -30,4 +30,30 @@ int secret_read_text(const char *path, const char *env, char **out, mr_error *er
 /* Wipe and free a text secret.  NULL is allowed. */
 void secret_free(char *secret);
 
+/* ---- secrets printed by a command (token_command; see common/secret_cmd.c) ---- */
+
+#define SECRET_CMD_MAX_OUTPUT 65536     /* largest output accepted (an OAuth token is ~2 KB) */
+#define SECRET_CMD_MAX_WORDS 64
+
+/* Split a command line into words without a shell: blanks separate words; '...' keeps
+ * everything literally; "..." keeps everything but \" and \\; a backslash outside
+ * quotes takes the next character literally.  Shell syntax that would mean something
+ * else to a shell (| & ; < > ( ) $ ` and a leading ~) is refused unless quoted, so that
+ * a pipeline is never silently run as one program with odd arguments.  On success
+ * *argv is a NULL-terminated malloc'd array (secret_command_free it).  Errors are
+ * MR_E_CONFIG with a message that does not repeat the line. */
+int secret_command_parse(const char *line, char ***argv, mr_error *err);
+void secret_command_free(char **argv);
+
+/* Run argv (argv[0] searched in PATH, no shell) with stdin from /dev/null, stderr
+ * inherited, no other inherited descriptors and only an allow-listed environment
+ * (PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ, TMPDIR, proxy and CA-bundle variables,
+ * CREDENTIALS_DIRECTORY and MAILRET_TOKEN_*).  Its stdout, at most
+ * SECRET_CMD_MAX_OUTPUT bytes and one line (trailing blanks and newline stripped), is
+ * the secret: *out, malloc'd, release with secret_free.  A non-zero exit, a signal,
+ * empty output, a second line, control characters, too much output, or more than
+ * timeout_s seconds (the whole process group is killed) is an error naming argv[0] and
+ * the cause — never the output. */
+int secret_command_run(char *const argv[], int timeout_s, char **out, mr_error *err);
+
 #endif

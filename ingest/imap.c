@@ -19,10 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libetpan/libetpan.h>
+#include <openssl/crypto.h>
 
+#include "common/secret.h"
+#include "ingest/imap_sasl.h"
 #include "ingest/imap_stream.h"
 
 #define IMAP_DEFAULT_MAX_LITERAL ((size_t)256 * 1024 * 1024)
@@ -36,6 +40,8 @@ struct imap_conn {
     char **caps;            /* upper-cased capability names after login */
     size_t n_caps;
     bool broken;            /* the protocol state is unknown: only imap_close is safe */
+    bool plaintext_auth_ok; /* imap_connect_fd for tests: credentials without TLS */
+    long long throttle_left_ms;  /* server-requested backoff still allowed */
     mr_log *log;
 };
 
@@ -99,6 +105,51 @@ static int check_usable(imap_conn *c, mr_error *err)
         return mr_error_set(err, MR_E_STATE, "the IMAP connection to %s failed earlier; "
                             "reconnect", c->host);
     return 0;
+}
+
+/* ---------------------------------------------------------------- throttling */
+
+#define THROTTLE_MAX_ONE_MS 60000   /* no single wait longer than this */
+#define THROTTLE_DEFAULT_MS 1000    /* throttled without a usable suggestion */
+
+/* Exchange Online answers a client it throttles with "NO ... Request is throttled.
+ * Suggested Backoff Time: N milliseconds" and executes nothing.  If the last command was
+ * refused that way (a NO, not BAD or a broken stream) and the connection's budget allows,
+ * sleep as suggested (bounded) and return true: the caller sends the command again. */
+static bool throttle_wait(imap_conn *c, int r, const char *what)
+{
+    const char *t = c->imap != NULL ? c->imap->imap_response : NULL, *p;
+    long long ms = THROTTLE_DEFAULT_MS;
+    struct timespec ts;
+
+    if (c->broken || t == NULL || r == MAILIMAP_NO_ERROR || r == MAILIMAP_ERROR_STREAM ||
+        r == MAILIMAP_ERROR_PARSE || r == MAILIMAP_ERROR_FATAL || r == MAILIMAP_ERROR_MEMORY ||
+        r == MAILIMAP_ERROR_PROTOCOL || r == MAILIMAP_ERROR_BAD_STATE ||
+        imap_stream_failed(c->st) || strcasestr(t, "Request is throttled") == NULL)
+        return false;
+    p = strcasestr(t, "Backoff Time:");
+    if (p != NULL) {
+        char *end;
+        long long v;
+        p += strlen("Backoff Time:");
+        while (*p == ' ')
+            p++;
+        v = strtoll(p, &end, 10);
+        if (end != p && v >= 0)
+            ms = v;
+    }
+    if (ms > THROTTLE_MAX_ONE_MS)
+        ms = THROTTLE_MAX_ONE_MS;
+    if (ms > c->throttle_left_ms)
+        return false;
+    c->throttle_left_ms -= ms;
+    log_info(c->log, "IMAP %s: %s throttles this client; waiting %lld ms as it suggests, "
+             "then sending the command again", what, c->host, ms);
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    return true;
 }
 
 /* ---------------------------------------------------------------- capabilities */
@@ -222,9 +273,32 @@ static int options_check(const struct imap_options *opt, imap_conn **out, mr_err
     *out = NULL;
     if (opt->host == NULL || *opt->host == '\0')
         return mr_error_set(err, MR_E_CONFIG, "no IMAP server host configured");
-    if (opt->user == NULL || *opt->user == '\0' || opt->password == NULL)
+    if (opt->user == NULL || *opt->user == '\0' ||
+        (opt->password == NULL && opt->secret_fn == NULL))
         return mr_error_set(err, MR_E_CONFIG, "no IMAP user or password configured");
+    if (imap_sasl_name(opt->auth) == NULL && opt->auth != IMAP_AUTH_LOGIN)
+        return mr_error_set(err, MR_E_CONFIG, "unknown IMAP authentication method");
     return 0;
+}
+
+/* The credential for this connection: asked for anew each time (a token command prints
+ * a fresh access token), or a copy of the fixed password.  Release with secret_free. */
+static int secret_obtain(const struct imap_options *opt, char **secret, mr_error *err)
+{
+    int rc;
+
+    *secret = NULL;
+    if (opt->secret_fn == NULL) {
+        *secret = strdup(opt->password);
+        return *secret != NULL ? 0 : mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    rc = opt->secret_fn(opt->secret_ctx, secret, err);
+    if (rc == 0 && (*secret == NULL || **secret == '\0')) {
+        secret_free(*secret);
+        *secret = NULL;
+        rc = mr_error_set(err, MR_E_AUTH, "no IMAP credential obtained");
+    }
+    return rc;
 }
 
 static int conn_new(const struct imap_options *opt, imap_conn **out, mr_error *err)
@@ -236,6 +310,7 @@ static int conn_new(const struct imap_options *opt, imap_conn **out, mr_error *e
     c->host = strdup(opt->host);
     c->max_literal = opt->max_literal != 0 ? opt->max_literal : IMAP_DEFAULT_MAX_LITERAL;
     c->log = opt->log;
+    c->throttle_left_ms = opt->throttle_max_wait_s > 0 ? opt->throttle_max_wait_s * 1000LL : 0;
     c->imap = mailimap_new(0, NULL);
     *out = c;
     if (c->host == NULL || c->imap == NULL)
@@ -243,11 +318,194 @@ static int conn_new(const struct imap_options *opt, imap_conn **out, mr_error *e
     return 0;
 }
 
-/* Greeting, STARTTLS when asked for, LOGIN unless pre-authenticated, capabilities: the
+/* ---------------------------------------------------------------- login */
+
+/* Bytes of a command (or of a SASL response) as they are, through the session's stream. */
+static int send_raw(imap_conn *c, const char *bytes, size_t n)
+{
+    if (n > 0 && mailstream_write(c->imap->imap_stream, bytes, n) != (ssize_t)n)
+        return MAILIMAP_ERROR_STREAM;
+    return MAILIMAP_NO_ERROR;
+}
+
+static int send_flush(imap_conn *c)
+{
+    return mailstream_flush(c->imap->imap_stream) == -1 ? MAILIMAP_ERROR_STREAM
+                                                        : MAILIMAP_NO_ERROR;
+}
+
+static void wipe_free(char *p)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, strlen(p));
+        free(p);
+    }
+}
+
+/* "TAG AUTHENTICATE MECH [initial-response]" and the exchange that follows, written by
+ * hand: libetpan's SASL path needs Cyrus SASL plugins, and its XOAUTH2 answers an error
+ * challenge with a bare CRLF whatever the mechanism.  The lines are exactly RFC 3501 /
+ * 4959 / 7628: no blank at the end, base64 without line breaks. */
+static int sasl_authenticate(imap_conn *c, const struct imap_options *opt, const char *secret,
+                             mr_error *err)
+{
+    const char *mech = imap_sasl_name(opt->auth);
+    struct mailimap_response *resp = NULL;
+    char capname[32], cause[48] = "", text[200];
+    char *ir = NULL;
+    bool challenged = false;
+    int r, rc, rounds = 0, state;
+
+    if (c->n_caps == 0 && (rc = caps_load(c, err)) != 0)
+        return rc;
+    snprintf(capname, sizeof capname, "AUTH=%s", mech);
+    if (!imap_has_capability(c, capname))
+        return mr_error_set(err, MR_E_UNSUPPORTED, "IMAP server %s does not offer %s; "
+                            "choose another auth method", c->host, capname);
+    rc = imap_sasl_initial(opt->auth, opt->user, secret, &ir, err);
+    if (rc != 0)
+        return mr_error_prefix(err, "IMAP %s", mech);
+
+    r = mailimap_send_current_tag(c->imap);
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, "AUTHENTICATE ", 13);
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, mech, strlen(mech));
+    if (r == MAILIMAP_NO_ERROR && imap_has_capability(c, "SASL-IR")) {
+        /* RFC 4959: the response rides on the command line. */
+        r = send_raw(c, " ", 1);
+        if (r == MAILIMAP_NO_ERROR)
+            r = send_raw(c, ir, strlen(ir));
+        wipe_free(ir);
+        ir = NULL;
+    }
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, "\r\n", 2);
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_flush(c);
+    while (r == MAILIMAP_NO_ERROR) {
+        const char *line;
+        size_t len;
+
+        if (mailimap_read_line(c->imap) == NULL) {
+            r = MAILIMAP_ERROR_STREAM;
+            break;
+        }
+        line = c->imap->imap_stream_buffer->str;
+        len = c->imap->imap_stream_buffer->len;
+        if (len >= 3 && line[len - 3] == '}') {
+            /* A literal in the middle of a login: not something we can skip safely. */
+            r = MAILIMAP_ERROR_PARSE;
+            break;
+        }
+        if (line[0] == '*')
+            continue;   /* untagged data; the capabilities are read again after login */
+        if (line[0] != '+')
+            break;      /* the tagged completion */
+        if (++rounds > 2) {
+            r = MAILIMAP_ERROR_PARSE;
+            break;
+        }
+        if (ir != NULL) {
+            /* No SASL-IR: the server's empty challenge asks for the initial response. */
+            r = send_raw(c, ir, strlen(ir));
+            wipe_free(ir);
+            ir = NULL;
+        } else if (opt->auth == IMAP_AUTH_PLAIN) {
+            r = send_raw(c, "*", 1);     /* PLAIN has no second round: cancel */
+        } else {
+            /* RFC 7628 3.2.2: a failed OAuth login is a challenge carrying the error; the
+             * client ends it with a dummy response (%x01 for OAUTHBEARER, an empty one
+             * for XOAUTH2) and the server then answers NO. */
+            char b64[8200];
+            size_t n = 0;
+            const char *p = line + 1;
+
+            if (*p == ' ')
+                p++;
+            while (p[n] != '\0' && p[n] != '\r' && p[n] != '\n' && n + 1 < sizeof b64) {
+                b64[n] = p[n];
+                n++;
+            }
+            b64[n] = '\0';
+            imap_sasl_error_status(b64, cause, sizeof cause);
+            challenged = true;
+            if (opt->auth == IMAP_AUTH_OAUTHBEARER)
+                r = send_raw(c, "AQ==", 4);
+        }
+        if (r == MAILIMAP_NO_ERROR)
+            r = send_raw(c, "\r\n", 2);
+        if (r == MAILIMAP_NO_ERROR)
+            r = send_flush(c);
+    }
+    wipe_free(ir);
+    if (r == MAILIMAP_NO_ERROR)
+        r = mailimap_parse_response(c->imap, &resp);
+    if (r != MAILIMAP_NO_ERROR) {
+        rc = imap_fail(c, r, "AUTHENTICATE", err);
+        c->broken = true;
+        return rc;
+    }
+    state = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+    mailimap_response_free(resp);
+    if (state == MAILIMAP_RESP_COND_STATE_OK && !challenged) {
+        c->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
+        return 0;
+    }
+    /* A server that says OK after reporting an error is not logged in as far as we know. */
+    c->broken = true;
+    server_text(c, text, sizeof text);
+    if (opt->auth == IMAP_AUTH_PLAIN)
+        return mr_error_set(err, MR_E_AUTH, "IMAP server %s: PLAIN login failed for the "
+                            "configured user (wrong user name or password): %s", c->host,
+                            text[0] != '\0' ? text : "no reason given");
+    return mr_error_set(err, MR_E_AUTH, "IMAP server %s: %s login failed for the configured "
+                        "user: token rejected%s%s (%s)", c->host, mech,
+                        cause[0] != '\0' ? ": " : "", cause,
+                        text[0] != '\0' ? text : "no reason given");
+}
+
+/* Log in with the configured method; never without TLS (unless a test's own transport
+ * allows it), checked before a byte of it is sent. */
+static int authenticate(imap_conn *c, const struct imap_options *opt, const char *secret,
+                        mr_error *err)
+{
+    char *b64 = NULL;
+    int r, rc = 0;
+
+    if (!imap_stream_is_tls(c->st) && !c->plaintext_auth_ok)
+        return mr_error_set(err, MR_E_TLS, "refusing to send credentials to IMAP server %s "
+                            "without TLS", c->host);
+    if (opt->auth != IMAP_AUTH_LOGIN) {
+        rc = sasl_authenticate(c, opt, secret, err);
+    } else {
+        r = mailimap_login(c->imap, opt->user, secret);
+        if (r == MAILIMAP_ERROR_LOGIN)
+            /* No user name here: a shared mailbox's login is often an address. */
+            rc = mr_error_set(err, MR_E_AUTH, "IMAP server %s: login failed for the "
+                              "configured user (wrong user name or password)", c->host);
+        else if (r != MAILIMAP_NO_ERROR)
+            rc = imap_fail(c, r, "LOGIN", err);
+    }
+    if (rc == 0 || err == NULL)
+        return rc;
+    /* The server's text goes into the message: never if it repeats the credential, as
+     * given or as the base64 it was sent in. */
+    if (opt->auth != IMAP_AUTH_LOGIN &&
+        imap_sasl_initial(opt->auth, opt->user, secret, &b64, NULL) != 0)
+        b64 = NULL;
+    if (imap_sasl_mentions(err->msg, secret) || imap_sasl_mentions(err->msg, b64))
+        mr_error_set(err, rc, "IMAP server %s: login failed for the configured user (the "
+                     "server's reason is withheld: it repeated the credential)", c->host);
+    wipe_free(b64);
+    return rc;
+}
+
+/* Greeting, STARTTLS when asked for, login unless pre-authenticated, capabilities: the
  * session on a stream that is connected (and for IMAPS already encrypted).  c->imap owns
  * the stream from the greeting on. */
 static int session_start(imap_conn *c, mailstream *s, const struct imap_options *opt,
-                         bool starttls, mr_error *err)
+                         bool starttls, const char *secret, mr_error *err)
 {
     int rc, r = mailimap_connect(c->imap, s);
 
@@ -262,14 +520,9 @@ static int session_start(imap_conn *c, mailstream *s, const struct imap_options 
             return rc;
     }
     if (r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
-        r = mailimap_login(c->imap, opt->user, opt->password);
-        if (r != MAILIMAP_NO_ERROR) {
-            /* No user name here: a shared mailbox's login is often an address. */
-            if (r == MAILIMAP_ERROR_LOGIN)
-                return mr_error_set(err, MR_E_AUTH, "IMAP server %s: login failed for the "
-                                    "configured user (wrong user name or password)", c->host);
-            return imap_fail(c, r, "LOGIN", err);
-        }
+        rc = authenticate(c, opt, secret, err);
+        if (rc != 0)
+            return rc;
     }
     return caps_load(c, err);
 }
@@ -293,6 +546,7 @@ int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
 {
     imap_conn *c = NULL;
     mailstream *s = NULL;
+    char *secret = NULL;
     int rc, port, cto, ioto;
 
     rc = options_check(opt, out, err);
@@ -305,6 +559,11 @@ int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
         return mr_error_set(err, MR_E_CONFIG, "IMAP port %d out of range", port);
     cto = opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 30;
     ioto = opt->io_timeout_s > 0 ? opt->io_timeout_s : 120;
+    /* Before connecting: a token command's child then holds no socket of ours, and a
+     * server does not wait for it. */
+    rc = secret_obtain(opt, &secret, err);
+    if (rc != 0)
+        return mr_error_prefix(err, "IMAP credential");
 
     rc = conn_new(opt, &c, err);
     if (rc != 0)
@@ -325,8 +584,9 @@ int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
             goto fail;
         }
     }
-    rc = session_start(c, s, opt, opt->tls == IMAP_TLS_STARTTLS, err);
+    rc = session_start(c, s, opt, opt->tls == IMAP_TLS_STARTTLS, secret, err);
 fail:
+    secret_free(secret);
     return conn_finish(c, rc, out);
 }
 
@@ -334,8 +594,11 @@ int imap_connect_fd(int fd, const struct imap_options *opt, imap_conn **out, mr_
 {
     imap_conn *c = NULL;
     mailstream *s = NULL;
+    char *secret = NULL;
     int rc = options_check(opt, out, err);
 
+    if (rc == 0 && (rc = secret_obtain(opt, &secret, err)) != 0)
+        mr_error_prefix(err, "IMAP credential");
     if (rc != 0) {
         close(fd);
         return rc;
@@ -345,11 +608,13 @@ int imap_connect_fd(int fd, const struct imap_options *opt, imap_conn **out, mr_
         close(fd);
         goto fail;
     }
+    c->plaintext_auth_ok = opt->plaintext_auth_for_tests;
     rc = imap_stream_adopt_fd(fd, opt->io_timeout_s > 0 ? opt->io_timeout_s : 120, &s, &c->st,
                               err);
     if (rc == 0)
-        rc = session_start(c, s, opt, false, err);
+        rc = session_start(c, s, opt, false, secret, err);
 fail:
+    secret_free(secret);
     return conn_finish(c, rc, out);
 }
 
@@ -384,7 +649,9 @@ static int open_mailbox(imap_conn *c, const char *mailbox, bool readonly,
         return rc;
     if (mailbox == NULL || *mailbox == '\0')
         return mr_error_set(err, MR_E_INVALID, "no mailbox name");
-    r = readonly ? mailimap_examine(c->imap, mailbox) : mailimap_select(c->imap, mailbox);
+    do
+        r = readonly ? mailimap_examine(c->imap, mailbox) : mailimap_select(c->imap, mailbox);
+    while (throttle_wait(c, r, what));
     if (r != MAILIMAP_NO_ERROR) {
         rc = imap_fail(c, r, what, err);
         if (rc == MR_E_PROTOCOL)
@@ -496,8 +763,11 @@ static int search_run(imap_conn *conn, struct mailimap_search_key *key, uint32_t
     clistiter *it;
     uint32_t *out;
     size_t n = 0;
-    int r = mailimap_uid_search(conn->imap, NULL, key, &result);
+    int r;
 
+    do
+        r = mailimap_uid_search(conn->imap, NULL, key, &result);
+    while (throttle_wait(conn, r, "UID SEARCH"));
     mailimap_search_key_free(key);
     if (r != MAILIMAP_NO_ERROR)
         return imap_fail(conn, r, "UID SEARCH", err);
@@ -623,7 +893,40 @@ struct fetch_ctx {
     int rc;                  /* first error from the callback or from us */
     mr_error err;
     size_t delivered;
+    /* UIDs already handed to fn: a FETCH sent again after the server throttled it
+     * resumes after them and never delivers one twice. */
+    uint32_t *done;
+    size_t n_done, cap_done;
+    bool done_unsorted;         /* the server answered out of UID order */
+    size_t chunk_lo, chunk_hi;  /* set mode: the slice of set this FETCH asks for */
 };
+
+static bool fetch_is_done(const struct fetch_ctx *f, uint32_t uid)
+{
+    if (!f->done_unsorted)
+        return f->n_done > 0 &&
+               bsearch(&uid, f->done, f->n_done, sizeof *f->done, cmp_u32) != NULL;
+    for (size_t i = 0; i < f->n_done; i++)
+        if (f->done[i] == uid)
+            return true;
+    return false;
+}
+
+static bool fetch_mark_done(struct fetch_ctx *f, uint32_t uid)
+{
+    if (f->n_done == f->cap_done) {
+        size_t ncap = f->cap_done < 64 ? 64 : f->cap_done * 2;
+        uint32_t *nd = realloc(f->done, ncap * sizeof *nd);
+        if (nd == NULL)
+            return false;
+        f->done = nd;
+        f->cap_done = ncap;
+    }
+    if (f->n_done > 0 && uid <= f->done[f->n_done - 1])
+        f->done_unsorted = true;
+    f->done[f->n_done++] = uid;
+    return true;
+}
 
 static void fetch_reset_message(struct fetch_ctx *f)
 {
@@ -796,6 +1099,8 @@ static time_t imap_date_to_time(const struct mailimap_date_time *dt, int *tz_min
 
 static bool fetch_wanted(const struct fetch_ctx *f, uint32_t uid)
 {
+    if (fetch_is_done(f, uid))
+        return false;
     if (f->set != NULL)
         return bsearch(&uid, f->set, f->n_set, sizeof *f->set, cmp_u32) != NULL;
     return uid >= f->first && (f->last == 0 || uid <= f->last);
@@ -898,8 +1203,57 @@ static void fetch_msg_att(struct mailimap_msg_att *att, void *ctx)
         mr_error_set(&f->err, f->rc, "message callback failed for UID %u", m.uid);
     }
     f->delivered++;
+    if (f->rc == 0 && !fetch_mark_done(f, m.uid))
+        f->rc = mr_error_set(&f->err, MR_E_NOMEM, "out of memory");
 done:
     fetch_reset_message(f);
+}
+
+/* The set for a FETCH sent again after a throttled one: what was asked for minus what was
+ * delivered.  NULL with *r = MAILIMAP_NO_ERROR if nothing is left, NULL with
+ * MAILIMAP_ERROR_MEMORY if out of memory. */
+static struct mailimap_set *fetch_resume_set(const struct fetch_ctx *f, int *r)
+{
+    struct mailimap_set *set;
+    size_t added = 0;
+
+    *r = MAILIMAP_ERROR_MEMORY;
+    if (f->set == NULL) {
+        uint32_t first = f->first;
+        /* In UID order so far (what servers do): go on after the last one.  Otherwise
+         * ask for the whole range again; the done list keeps out the repeats. */
+        if (!f->done_unsorted && f->n_done > 0 && f->done[f->n_done - 1] >= first) {
+            if (f->done[f->n_done - 1] == UINT32_MAX ||
+                (f->last != 0 && f->done[f->n_done - 1] >= f->last)) {
+                *r = MAILIMAP_NO_ERROR;
+                return NULL;
+            }
+            first = f->done[f->n_done - 1] + 1;
+        }
+        set = mailimap_set_new_interval(first, f->last);
+        return set;
+    }
+    set = mailimap_set_new_empty();
+    if (set == NULL)
+        return NULL;
+    for (size_t i = f->chunk_lo; i < f->chunk_hi; i++) {
+        uint32_t lo = f->set[i], hi = lo;
+        if (fetch_is_done(f, lo))
+            continue;
+        while (i + 1 < f->chunk_hi && f->set[i + 1] <= hi + 1 && !fetch_is_done(f, f->set[i + 1]))
+            hi = f->set[++i];
+        if (mailimap_set_add_interval(set, lo, hi) != MAILIMAP_NO_ERROR) {
+            mailimap_set_free(set);
+            return NULL;
+        }
+        added++;
+    }
+    if (added == 0) {
+        mailimap_set_free(set);
+        *r = MAILIMAP_NO_ERROR;
+        return NULL;
+    }
+    return set;
 }
 
 static int fetch_run(imap_conn *c, struct mailimap_set *set, struct fetch_ctx *want,
@@ -909,6 +1263,7 @@ static int fetch_run(imap_conn *c, struct mailimap_set *set, struct fetch_ctx *w
     struct mailimap_section *sec;
     struct mailimap_fetch_att *fa;
     struct fetch_ctx f = *want;
+    struct mailimap_set *resume = NULL;
     clist *result = NULL;
     int r, rc = 0;
 
@@ -933,19 +1288,36 @@ static int fetch_run(imap_conn *c, struct mailimap_set *set, struct fetch_ctx *w
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     }
 
-    /* The body and att handlers are only honoured on the parse path that a progress
-     * callback selects; all three are removed again so other commands parse normally. */
-    mailimap_set_progress_callback(c->imap, fetch_progress, NULL, &f);
-    mailimap_set_msg_body_handler(c->imap, fetch_body, &f);
-    mailimap_set_msg_att_handler(c->imap, fetch_msg_att, &f);
-    r = mailimap_uid_fetch(c->imap, set, ft, &result);
-    mailimap_set_msg_att_handler(c->imap, NULL, NULL);
-    mailimap_set_msg_body_handler(c->imap, NULL, NULL);
-    mailimap_set_progress_callback(c->imap, NULL, NULL, NULL);
+    for (;;) {
+        /* The body and att handlers are only honoured on the parse path that a progress
+         * callback selects; all three are removed again so other commands parse
+         * normally. */
+        mailimap_set_progress_callback(c->imap, fetch_progress, NULL, &f);
+        mailimap_set_msg_body_handler(c->imap, fetch_body, &f);
+        mailimap_set_msg_att_handler(c->imap, fetch_msg_att, &f);
+        result = NULL;
+        r = mailimap_uid_fetch(c->imap, resume != NULL ? resume : set, ft, &result);
+        mailimap_set_msg_att_handler(c->imap, NULL, NULL);
+        mailimap_set_msg_body_handler(c->imap, NULL, NULL);
+        mailimap_set_progress_callback(c->imap, NULL, NULL, NULL);
+        /* On NO libetpan frees the list but leaves the pointer: only a success owns it. */
+        if (r == MAILIMAP_NO_ERROR && result != NULL)
+            mailimap_fetch_list_free(result);
+        fetch_reset_message(&f);
+        if (r == MAILIMAP_NO_ERROR || f.rc != 0 || !throttle_wait(c, r, "UID FETCH"))
+            break;
+        /* Throttled part-way: ask again for what has not arrived yet. */
+        if (resume != NULL)
+            mailimap_set_free(resume);
+        resume = fetch_resume_set(&f, &r);
+        if (resume == NULL)
+            break;
+    }
+    if (resume != NULL)
+        mailimap_set_free(resume);
     mailimap_fetch_type_free(ft);
-    if (result != NULL)
-        mailimap_fetch_list_free(result);
     free(f.buf);
+    free(f.done);
 
     if (r != MAILIMAP_NO_ERROR) {
         if (f.rc != 0) {
@@ -998,11 +1370,12 @@ int imap_uid_fetch_set(imap_conn *conn, const uint32_t *uids, size_t n_uids,
         return mr_error_set(err, MR_E_INVALID, "imap_uid_fetch_set: bad arguments");
     rc = check_uid_list(uids, n_uids, err);
     while (rc == 0 && pos < n_uids) {
+        size_t lo = pos;
         struct mailimap_set *set = set_next_chunk(uids, n_uids, &pos);
         if (set == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         struct fetch_ctx f = { .conn = conn, .fn = fn, .user = ctx, .set = uids,
-                               .n_set = n_uids };
+                               .n_set = n_uids, .chunk_lo = lo, .chunk_hi = pos };
         rc = fetch_run(conn, set, &f, err);
         mailimap_set_free(set);
     }
@@ -1045,7 +1418,9 @@ int imap_uid_store_deleted(imap_conn *conn, const uint32_t *uids, size_t n_uids,
             mailimap_set_free(set);
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         }
-        r = mailimap_uid_store(conn->imap, set, sa);
+        do
+            r = mailimap_uid_store(conn->imap, set, sa);
+        while (throttle_wait(conn, r, "UID STORE"));
         mailimap_store_att_flags_free(sa);
         mailimap_set_free(set);
         if (r != MAILIMAP_NO_ERROR)
@@ -1076,7 +1451,9 @@ int imap_uid_expunge(imap_conn *conn, const uint32_t *uids, size_t n_uids, mr_er
 
         if (set == NULL)
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
-        r = mailimap_uid_expunge(conn->imap, set);
+        do
+            r = mailimap_uid_expunge(conn->imap, set);
+        while (throttle_wait(conn, r, "UID EXPUNGE"));
         mailimap_set_free(set);
         if (r != MAILIMAP_NO_ERROR)
             rc = imap_fail(conn, r, "UID EXPUNGE", err);
@@ -1090,7 +1467,9 @@ int imap_expunge(imap_conn *conn, mr_error *err)
 
     if (rc != 0)
         return rc;
-    r = mailimap_expunge(conn->imap);
+    do
+        r = mailimap_expunge(conn->imap);
+    while (throttle_wait(conn, r, "EXPUNGE"));
     return r == MAILIMAP_NO_ERROR ? 0 : imap_fail(conn, r, "EXPUNGE", err);
 }
 
@@ -1192,7 +1571,13 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
     rc = flags_parse(flags, &fl, err);
     if (rc != 0)
         return rc;
-    if (internaldate != 0) {
+    /* Always with a date-time: Exchange/Outlook show a message by it, and one left out
+     * would become the time of the restore.  Unknown (0): now, in UTC, said explicitly. */
+    if (internaldate == 0) {
+        internaldate = time(NULL);
+        tz_min = 0;
+    }
+    {
         time_t local = internaldate + (time_t)tz_min * 60;
         int a = tz_min < 0 ? -tz_min : tz_min;
         struct tm tm;
@@ -1211,7 +1596,9 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         }
     }
-    r = mailimap_append(conn->imap, mailbox, fl, dt, (const char *)msg, len);
+    do
+        r = mailimap_append(conn->imap, mailbox, fl, dt, (const char *)msg, len);
+    while (throttle_wait(conn, r, "APPEND"));
     if (fl != NULL)
         mailimap_flag_list_free(fl);
     if (dt != NULL)

@@ -35,6 +35,22 @@ enum imap_tls_mode {
     IMAP_TLS_STARTTLS = 1,  /* plain connect, STARTTLS required; never falls back */
 };
 
+/* How to log in.  Every way sends a credential, so each needs TLS first (imap_connect
+ * refuses otherwise).  The SASL ones need the server to advertise AUTH=<mechanism>; the
+ * client's response goes with the command when the server offers SASL-IR (RFC 4959), else
+ * after the server's empty challenge. */
+enum imap_auth {
+    IMAP_AUTH_LOGIN = 0,        /* the LOGIN command */
+    IMAP_AUTH_PLAIN = 1,        /* SASL PLAIN (RFC 4616) */
+    IMAP_AUTH_XOAUTH2 = 2,      /* SASL XOAUTH2: user + OAuth 2.0 access token */
+    IMAP_AUTH_OAUTHBEARER = 3,  /* SASL OAUTHBEARER (RFC 7628) */
+};
+
+/* Obtains the secret (password or access token) for one connection: called by
+ * imap_connect once per connection, before it connects, so that a token command gives a
+ * fresh token each time.  *secret is malloc'd; imap wipes and frees it (secret_free). */
+typedef int (*imap_secret_fn)(void *ctx, char **secret, mr_error *err);
+
 struct imap_options {
     const char *host;           /* name or address to connect to */
     int port;                   /* 0 = 993 for IMAPS, 143 for STARTTLS */
@@ -43,6 +59,15 @@ struct imap_options {
     bool insecure_skip_verify;  /* tests only: no chain/host check; logged loudly */
     const char *user;
     const char *password;       /* read by the caller from a file or the environment */
+    imap_secret_fn secret_fn;   /* if set, asked instead of password, once per connection */
+    void *secret_ctx;
+    enum imap_auth auth;        /* default IMAP_AUTH_LOGIN */
+    int throttle_max_wait_s;    /* total backoff a server may ask for (Exchange: "Request
+                                   is throttled. Suggested Backoff Time: N milliseconds")
+                                   per connection; each wait is at most 60 s; 0 = never
+                                   wait, the command fails */
+    bool plaintext_auth_for_tests;  /* imap_connect_fd only: allow credentials without TLS
+                                       (the fuzz target's socketpair); imap_connect ignores it */
     int connect_timeout_s;      /* 0 = 30 */
     int io_timeout_s;           /* every read and write; 0 = 120 */
     size_t max_literal;         /* largest literal accepted; 0 = 256 MiB */
@@ -76,12 +101,16 @@ struct imap_message {
  * server answering NIL for a body is an error (MR_E_PROTOCOL), never an empty message. */
 typedef int (*imap_message_fn)(void *ctx, const struct imap_message *msg, mr_error *err);
 
-/* Connect, negotiate TLS, verify the server's certificate and host name, log in. */
+/* Connect, negotiate TLS, verify the server's certificate and host name, log in.  A login
+ * refused by the server is MR_E_AUTH with one line naming the cause (for the OAuth
+ * mechanisms the server's status, e.g. "token rejected: invalid_token"); the credential
+ * never appears in a message. */
 int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err);
 
 /* The same session over a socket that is already connected, in plain text: greeting,
  * LOGIN unless pre-authenticated, capabilities (opt->host only names the server in
- * messages; port, tls and ca_file are not used).  For tests that bring their own
+ * messages; port, tls and ca_file are not used).  Credentials are refused (MR_E_TLS,
+ * before anything is sent) unless opt->plaintext_auth_for_tests.  For tests that bring their own
  * transport — the fuzz target runs it on a socketpair — never for a real server.  The
  * connection owns fd from here, and on failure fd is closed. */
 int imap_connect_fd(int fd, const struct imap_options *opt, imap_conn **out, mr_error *err);
@@ -133,7 +162,8 @@ int imap_uid_expunge(imap_conn *conn, const uint32_t *uids, size_t n_uids, mr_er
 /* Plain EXPUNGE — only for purge's explicit --allow-plain-expunge path. */
 int imap_expunge(imap_conn *conn, mr_error *err);
 
-/* APPEND with flags ("\\Seen ..." or "") and INTERNALDATE (0 = let the server choose).
+/* APPEND with flags ("\\Seen ..." or "") and INTERNALDATE, which is always sent (0 = the
+ * current time, UTC), since Exchange and Outlook date a message by it.
  * libetpan sends bare LF as CRLF (IMAP requires CRLF); CRLF messages go byte for byte. */
 int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
                 time_t internaldate, int tz_min, const unsigned char *msg, size_t len,

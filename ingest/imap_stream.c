@@ -30,6 +30,7 @@ struct imap_stream {
     int io_timeout_ms;
     SSL_CTX *ctx;
     SSL *ssl;
+    bool tls_up;        /* handshake (and verification, unless insecure) succeeded */
     BIO_METHOD *bio_method;
     struct imap_guard guard;    /* what the server sends passes it before libetpan */
     bool failed;        /* sticky: after EOF/error/timeout every call returns -1 */
@@ -581,6 +582,7 @@ int imap_stream_start_tls(imap_stream *st, const char *host, const char *ca_file
                                                    : X509_verify_cert_error_string(vr));
         }
     }
+    st->tls_up = true;
     return 0;
 }
 
@@ -594,4 +596,9 @@ int imap_stream_error(const imap_stream *st, mr_error *err)
 bool imap_stream_failed(const imap_stream *st)
 {
     return st != NULL && st->failed;
+}
+
+bool imap_stream_is_tls(const imap_stream *st)
+{
+    return st != NULL && st->tls_up && !st->failed;
 }

@@ -43,6 +43,9 @@ int imap_stream_start_tls(imap_stream *st, const char *host, const char *ca_file
  * MR_E_NETWORK "connection failed". */
 int imap_stream_error(const imap_stream *st, mr_error *err);
 
+/* True once imap_stream_start_tls has succeeded: everything from here on is encrypted. */
+bool imap_stream_is_tls(const imap_stream *st);
+
 /* True once a read or write has failed (EOF, reset, timeout): the stream is dead. */
 bool imap_stream_failed(const imap_stream *st);
 

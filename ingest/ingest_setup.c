@@ -19,9 +19,24 @@ struct ingest_setup {
     sink *sink;
 };
 
+/* imap_secret_fn for token_command: run once per connection. */
+static int setup_token_command(void *ctx, char **secret, mr_error *err)
+{
+    const struct mr_config *cfg = ctx;
+
+    return secret_command_run(cfg->imap.token_command, (int)cfg->imap.token_timeout, secret,
+                              err);
+}
+
 int ingest_setup_imap_options(const struct mr_config *cfg, struct imap_options *io,
                               char **password, mr_error *err)
 {
+    static const enum imap_auth auth[] = {
+        [CONFIG_AUTH_LOGIN] = IMAP_AUTH_LOGIN,
+        [CONFIG_AUTH_PLAIN] = IMAP_AUTH_PLAIN,
+        [CONFIG_AUTH_XOAUTH2] = IMAP_AUTH_XOAUTH2,
+        [CONFIG_AUTH_OAUTHBEARER] = IMAP_AUTH_OAUTHBEARER,
+    };
     int rc;
 
     memset(io, 0, sizeof *io);
@@ -34,7 +49,15 @@ int ingest_setup_imap_options(const struct mr_config *cfg, struct imap_options *
     io->connect_timeout_s = (int)cfg->imap.connect_timeout;
     io->io_timeout_s = (int)cfg->imap.io_timeout;
     io->max_literal = (size_t)cfg->imap.max_message_size;
+    io->auth = auth[cfg->imap.auth];
+    io->throttle_max_wait_s = (int)cfg->imap.throttle_max_wait;
     *password = NULL;
+    if (cfg->imap.token_command != NULL) {
+        /* ctx is cfg itself: it outlives every connection made with these options. */
+        io->secret_fn = setup_token_command;
+        io->secret_ctx = (void *)cfg;
+        return 0;
+    }
     rc = secret_read_text(cfg->imap.password_file, cfg->imap.password_env, password, err);
     if (rc != 0)
         return mr_error_prefix(err, "IMAP password");
@@ -89,6 +112,9 @@ int ingest_setup_open(const struct mr_config *cfg, mr_log *log, ingest_setup **o
     case CONFIG_MEMBERS_EXEC:
         rc = sink_exec_open(cfg->members.command, s->journal_path, (int)cfg->imap.io_timeout,
                             &s->sink, err);
+        /* The member-system command inherits our environment, but not the IMAP password. */
+        if (rc == 0 && cfg->imap.password_env != NULL)
+            rc = sink_exec_hide_env(s->sink, cfg->imap.password_env, err);
         break;
     default:
         rc = sink_sqlite_open(s->members, &s->sink, err);

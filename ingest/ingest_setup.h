@@ -25,7 +25,9 @@ void ingest_setup_close(ingest_setup *s);
 
 /* The IMAP options from [imap], for every command that connects (ingest, purge, backup,
  * restore into IMAP, check).  *password is read from password_file/password_env; release
- * it with secret_free once connected.  The options borrow cfg's strings. */
+ * it with secret_free once connected.  With token_command, *password stays NULL and the
+ * options run the command for every connection (cfg must outlive them).  The options
+ * borrow cfg's strings. */
 int ingest_setup_imap_options(const struct mr_config *cfg, struct imap_options *io,
                               char **password, mr_error *err);
 

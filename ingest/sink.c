@@ -22,6 +22,11 @@ int sink_new(const struct sink_driver *drv, void *self, sink **out, mr_error *er
     return 0;
 }
 
+void *sink_driver_state(sink *s, const struct sink_driver *drv)
+{
+    return s != NULL && s->drv == drv ? s->self : NULL;
+}
+
 int sink_begin(sink *s, mr_error *err)
 {
     return s->drv->begin(s->self, err);

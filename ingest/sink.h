@@ -54,6 +54,8 @@ typedef struct sink sink;
 
 /* For drivers: wrap a driver and its private state (closed by sink_close). */
 int sink_new(const struct sink_driver *drv, void *self, sink **out, mr_error *err);
+/* For drivers: the private state if s was made with drv, else NULL. */
+void *sink_driver_state(sink *s, const struct sink_driver *drv);
 
 int sink_begin(sink *s, mr_error *err);
 int sink_deliver(sink *s, const struct sink_message *m, enum sink_outcome *out, mr_error *err);
@@ -73,5 +75,9 @@ int sink_maildir_open(const char *dir, sink **out, mr_error *err);
  * delivery at once, so that a repeated batch does not run the command twice. */
 int sink_exec_open(const char *command, const char *journal_path, int timeout_s, sink **out,
                    mr_error *err);
+/* Keep the environment variable `name` out of the command's environment: the IMAP
+ * password's ([imap] password_env), which the command must never see.  Only for a sink
+ * from sink_exec_open (MR_E_INVALID otherwise); may be called more than once. */
+int sink_exec_hide_env(sink *s, const char *name, mr_error *err);
 
 #endif

@@ -31,8 +31,12 @@
 
 extern char **environ;
 
+#define EXEC_MAX_HIDDEN 4
+
 struct exec_sink {
     char *command;
+    char *hidden[EXEC_MAX_HIDDEN];  /* variables the command must not see ("NAME=") */
+    size_t n_hidden;
     int timeout_s;
     sqlite3 *db;
     sqlite3_stmt *has, *add;
@@ -123,8 +127,9 @@ static int exec_wait(pid_t pid, const struct timespec *deadline, bool *timed_out
     }
 }
 
-/* environ plus our variables (ours first, so they win over inherited ones). */
-static char **exec_env(char vars[][160], size_t n_vars)
+/* environ plus our variables (ours first, so they win over inherited ones), without the
+ * hidden ones. */
+static char **exec_env(const struct exec_sink *s, char vars[][160], size_t n_vars)
 {
     size_t n = 0;
     char **env;
@@ -140,6 +145,11 @@ static char **exec_env(char vars[][160], size_t n_vars)
         if (strncmp(environ[i], "MAILRET_", 8) == 0 &&
             (strncmp(environ[i], "MAILRET_MEMBER=", 15) == 0 ||
              strncmp(environ[i], "MAILRET_CASE=", 13) == 0))
+            continue;
+        bool hide = false;
+        for (size_t h = 0; h < s->n_hidden && !hide; h++)
+            hide = strncmp(environ[i], s->hidden[h], strlen(s->hidden[h])) == 0;
+        if (hide)
             continue;
         env[j++] = environ[i];
     }
@@ -213,7 +223,7 @@ static int exec_deliver(void *self, const struct sink_message *m, enum sink_outc
     snprintf(vars[4], sizeof vars[4], "MAILRET_UIDVALIDITY=%u", m->uidvalidity);
     snprintf(vars[5], sizeof vars[5], "MAILRET_UID=%u", m->uid);
     snprintf(vars[6], sizeof vars[6], "MAILRET_SHA256=%s", m->sha256_hex);
-    if ((env = exec_env(vars, 7)) == NULL)
+    if ((env = exec_env(s, vars, 7)) == NULL)
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     /* pipe2 is not POSIX; mailret runs single-threaded while spawning, so setting
      * FD_CLOEXEC right after pipe() leaves no window for another exec. */
@@ -287,6 +297,8 @@ static void exec_close(void *self)
     sqlite3_finalize(s->add);
     sqlite3_close(s->db);
     free(s->command);
+    for (size_t i = 0; i < s->n_hidden; i++)
+        free(s->hidden[i]);
     free(s);
 }
 
@@ -340,4 +352,20 @@ int sink_exec_open(const char *command, const char *journal_path, int timeout_s,
     }
     sqlite3_busy_timeout(s->db, 30000);
     return sink_new(&exec_driver, s, out, err);
+}
+
+int sink_exec_hide_env(sink *sk, const char *name, mr_error *err)
+{
+    struct exec_sink *s = sink_driver_state(sk, &exec_driver);
+    size_t n;
+
+    if (s == NULL || name == NULL || *name == '\0' || strchr(name, '=') != NULL)
+        return mr_error_set(err, MR_E_INVALID, "sink_exec_hide_env: bad arguments");
+    if (s->n_hidden == EXEC_MAX_HIDDEN)
+        return mr_error_set(err, MR_E_LIMIT, "sink_exec_hide_env: too many variables");
+    n = strlen(name) + 2;
+    if ((s->hidden[s->n_hidden] = malloc(n)) == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    snprintf(s->hidden[s->n_hidden++], n, "%s=", name);
+    return 0;
 }

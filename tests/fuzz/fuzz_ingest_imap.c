@@ -102,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     imap_conn *c = NULL;
     struct imap_options opt = {
         .host = "imap.fuzz.invalid", .user = "fuzz", .password = "fuzz",
+        .plaintext_auth_for_tests = true,
         .io_timeout_s = 2, .max_literal = 4096,
     };
     mr_error err;

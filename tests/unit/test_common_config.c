@@ -346,6 +346,95 @@ static void test_error_lines(void **state)
     }
 }
 
+/* The login method and where its secret comes from. */
+static void test_auth_and_token_command(void **state)
+{
+    struct fixture *fx = *state;
+    mr_error err;
+    struct mr_config *cfg;
+    /* MINIMAL without its password_file line, so that token_command may stand alone. */
+    const char *base = "[imap]\nhost = h\nuser = shared@fund.dk\n[mailboxes]\nmailbox = I\n"
+                       "[archive]\ndir = a\n[keys]\nvault_dir = v\nit_cert = c\n";
+    char text[2048];
+
+    cfg = load_text(fx, MINIMAL, 0, &err);
+    assert_int_equal(cfg->imap.auth, CONFIG_AUTH_LOGIN);
+    assert_null(cfg->imap.token_command);
+    assert_int_equal(cfg->imap.token_timeout, 30);
+    assert_int_equal(cfg->imap.throttle_max_wait, 600);
+    config_free(cfg);
+
+    static const char *const names[] = { "login", "plain", "xoauth2", "oauthbearer" };
+    static const enum config_auth want[] = { CONFIG_AUTH_LOGIN, CONFIG_AUTH_PLAIN,
+                                             CONFIG_AUTH_XOAUTH2, CONFIG_AUTH_OAUTHBEARER };
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(text, sizeof text, MINIMAL "[imap]\nauth = %s\n", names[i]);
+        cfg = load_text(fx, text, 0, &err);
+        assert_int_equal(cfg->imap.auth, want[i]);
+        config_free(cfg);
+    }
+    expect_error(fx, MINIMAL "[imap]\nauth = XOAUTH2\n", 13, "use login, plain, xoauth2");
+    expect_error(fx, MINIMAL "[imap]\nauth = cram-md5\n", 13, "auth: 'cram-md5'");
+
+    /* Words as a shell would split them, but no shell: quotes and backslashes only. */
+    snprintf(text, sizeof text, "%s[imap]\ntoken_command = /usr/bin/env  'a b' \"c \\\" d\" "
+             "e\\ f g'h'\\\"i\\\" --x=%%s\ntoken_timeout = 7\nthrottle_max_wait = 0\n", base);
+    cfg = load_text(fx, text, 0, &err);
+    assert_non_null(cfg->imap.token_command);
+    {
+        static const char *const words[] = { "/usr/bin/env", "a b", "c \" d", "e f", "gh\"i\"",
+                                             "--x=%s" };
+        size_t n = 0;
+        while (cfg->imap.token_command[n] != NULL) {
+            assert_true(n < 6);
+            assert_string_equal(cfg->imap.token_command[n], words[n]);
+            n++;
+        }
+        assert_int_equal(n, 6);
+    }
+    assert_int_equal(cfg->imap.token_timeout, 7);
+    assert_int_equal(cfg->imap.throttle_max_wait, 0);
+    assert_null(cfg->imap.password_file);
+    config_free(cfg);
+
+    /* Exactly one secret source. */
+    expect_error(fx, MINIMAL "[imap]\ntoken_command = /bin/true\n", 13, "only one of");
+    snprintf(text, sizeof text, "%s[imap]\ntoken_command = /bin/true\npassword_env = X\n",
+             base);
+    expect_error(fx, text, 13, "only one of password_file, password_env and token_command");
+    expect_error(fx, base, 1, "token_command");
+
+    /* Shell syntax is refused, not passed on as words; nothing of the line is echoed. */
+    static const struct { const char *cmd; const char *what; } bad[] = {
+        { "get-token | tr -d x", "'|' would need a shell" },
+        { "get-token > /tmp/t", "'>' would need a shell" },
+        { "get-token; rm -rf /", "';' would need a shell" },
+        { "get-token $HOME", "'$' would need a shell" },
+        { "get-token `id`", "'`' would need a shell" },
+        { "get-token && x", "'&' would need a shell" },
+        { "~/bin/get-token", "'~' is not expanded" },
+        { "get-token 'open", "unterminated single quote" },
+        { "get-token \"open", "unterminated double quote" },
+        { "get-token \\", "backslash at the end" },
+        { "''", "empty command" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "%s[imap]\ntoken_command = %s\n", base, bad[i].cmd);
+        expect_error(fx, text, 12, bad[i].what);
+    }
+    /* Quoted, the same characters are plain arguments. */
+    snprintf(text, sizeof text, "%s[imap]\ntoken_command = get-token '|' \"$HOME\" \\;\n",
+             base);
+    cfg = load_text(fx, text, 0, &err);
+    assert_string_equal(cfg->imap.token_command[1], "|");
+    assert_string_equal(cfg->imap.token_command[2], "$HOME");
+    assert_string_equal(cfg->imap.token_command[3], ";");
+    assert_null(cfg->imap.token_command[4]);
+    config_free(cfg);
+    snprintf(text, sizeof text, "%s[imap]\ntoken_command = x\ntoken_timeout = 0\n", base);
+    expect_error(fx, text, 13, "token_timeout: bad number");
+}
+
 static void test_insecure_spelling(void **state)
 {
     struct fixture *fx = *state;
@@ -534,7 +623,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_minimal_defaults), T(test_every_key),
         T(test_inherited_lists_and_state_defaults), T(test_error_lines),
-        T(test_insecure_spelling), T(test_missing_required), T(test_missing_file),
+        T(test_auth_and_token_command), T(test_insecure_spelling),
+        T(test_missing_required), T(test_missing_file),
         T(test_secret_file_modes), T(test_secret_env), T(test_parse_size),
         T(test_example_file_loads),
     };

@@ -320,6 +320,50 @@ static void test_exec(void **unused)
     free(dir);
 }
 
+/* The IMAP password's variable (password_env) never reaches the member-system command;
+ * other variables, even one whose name starts the same, still do. */
+static void test_exec_hides_password_env(void **unused)
+{
+    char *dir = th_tempdir("mailret-sink-env");
+    char journal[600], cmd[1400], path[600];
+    struct sink_message m;
+    struct route_result r;
+    enum sink_outcome out;
+    mr_error err;
+    sink *s = NULL, *md = NULL;
+    unsigned char *got;
+    size_t len;
+
+    (void)unused;
+    setenv("MRTEST_IMAP_PW", "imap-secret-value", 1);
+    setenv("MRTEST_IMAP_PWX", "keep-me", 1);
+    snprintf(journal, sizeof journal, "%s/exec.db", dir);
+    snprintf(path, sizeof path, "%s/env", dir);
+    snprintf(cmd, sizeof cmd, "cat > /dev/null; env > '%s'", path);
+    assert_int_equal(sink_exec_open(cmd, journal, 30, &s, &err), 0);
+    assert_int_equal(sink_exec_hide_env(s, "MRTEST_IMAP_PW", &err), 0);
+    assert_int_equal(sink_exec_hide_env(s, "A=B", &err), MR_E_INVALID);
+    make_msg(&m, &r, ROUTE_CASE, 30);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DELIVERED);
+    sink_close(s);
+    got = th_read_file(path, &len);
+    assert_non_null(got);
+    assert_null(strstr((char *)got, "imap-secret-value"));
+    assert_non_null(strstr((char *)got, "MRTEST_IMAP_PWX=keep-me"));
+    assert_non_null(strstr((char *)got, "MAILRET_UID=30"));
+    free(got);
+    /* Only an exec sink has an environment to hide things from. */
+    snprintf(path, sizeof path, "%s/md", dir);
+    assert_int_equal(sink_maildir_open(path, &md, &err), 0);
+    assert_int_equal(sink_exec_hide_env(md, "X", &err), MR_E_INVALID);
+    sink_close(md);
+    unsetenv("MRTEST_IMAP_PW");
+    unsetenv("MRTEST_IMAP_PWX");
+    th_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_state_refused),
         cmocka_unit_test(test_maildir),
         cmocka_unit_test(test_exec),
+        cmocka_unit_test(test_exec_hides_password_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
