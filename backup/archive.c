@@ -59,6 +59,8 @@ struct archive_batch {
     struct archive_uid *uids;
     size_t n_uids, cap_uids;
     unsigned long long bytes_original;
+    unsigned long long sealed_parts;    /* parts sealed into the reid data */
+    size_t sealed_messages;
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_space;
@@ -596,6 +598,7 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     e.flags = (char *)(msg->flags != NULL ? msg->flags : "");
     e.size = msg->len;
     e.pseudo_size = plen;
+    e.sealed = pseudo_result_sealed_count(res);
     /* Each digest once: the index line and the read-back check both use them (the
      * original's comes from the pseudonymiser, which hashed it for the reid record). */
     memcpy(sha, pseudo_result_original_sha256(res), sizeof sha);
@@ -654,6 +657,8 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     b->uids[b->n_uids].uid = msg->uid;
     b->n_uids++;
     b->bytes_original += msg->len;
+    b->sealed_parts += e.sealed;
+    b->sealed_messages += e.sealed > 0;
 done:
     e.flags = NULL;     /* borrowed from msg */
     index_entry_clear(&e);
@@ -774,14 +779,16 @@ int archive_batch_close(archive_batch *b, struct archive_result **out, mr_error 
     keys_epoch_forget(b->content, b->opt.audit);
     keys_epoch_forget(b->reid, b->opt.audit);
     if (rc == 0 && b->opt.audit != NULL) {
-        char count[32], vols[32];
+        char count[32], vols[32], sealed[32];
         snprintf(count, sizeof count, "%zu", b->n_uids);
         snprintf(vols, sizeof vols, "%zu", r->n_volumes);
+        snprintf(sealed, sizeof sealed, "%llu", b->sealed_parts);
         const struct audit_field f[] = {
             { "batch", b->batch_id },
             { "mailbox", b->mailbox },
             { "messages", count },
             { "volumes", vols },
+            { "sealed_parts", sealed },
             { "content_key", keys_epoch_id(b->content) },
             { "reid_key", keys_epoch_id(b->reid) },
         };
@@ -798,6 +805,8 @@ int archive_batch_close(archive_batch *b, struct archive_result **out, mr_error 
     r->n_messages = b->n_uids;
     r->uids = b->uids;
     r->bytes_original = b->bytes_original;
+    r->sealed_parts = b->sealed_parts;
+    r->sealed_messages = b->sealed_messages;
     b->uids = NULL;
     log_info(b->opt.log, "batch %s: %zu messages in %zu volumes verified", r->batch_id,
              r->n_messages, r->n_volumes);

@@ -71,6 +71,8 @@ struct purge_mailbox_report {
     unsigned long long bytes;   /* of the selected messages */
     size_t archived;            /* in the new, verified batch */
     size_t expunged;            /* removed from the server by this run's new batch */
+    unsigned long long sealed_parts;    /* parts of the new batch sealed into its reid data */
+    size_t sealed_messages;     /* its messages with at least one */
     char batch_id[64];          /* the new batch, "" if none */
     bool attempted;             /* false: the run stopped before this mailbox */
     int status;                 /* 0 or the MR_E_* code that stopped this mailbox */

@@ -31,8 +31,11 @@ void purge_report_print(FILE *out, const struct purge_report *r)
             fprintf(out, "%s\twould archive and expunge %zu message(s), %llu bytes\n",
                     m->mailbox, m->selected, m->bytes);
         else
-            fprintf(out, "%s\tarchived %zu message(s) in batch %s and expunged %zu\n",
-                    m->mailbox, m->archived, m->batch_id, m->expunged);
+            fprintf(out,
+                    "%s\tarchived %zu message(s) in batch %s and expunged %zu; %llu part(s) "
+                    "of %zu message(s) sealed\n",
+                    m->mailbox, m->archived, m->batch_id, m->expunged, m->sealed_parts,
+                    m->sealed_messages);
     }
 }
 
@@ -46,14 +49,17 @@ int purge_report_json(FILE *out, const struct purge_report *r, mr_error *err)
     for (size_t i = 0; arr != NULL && i < r->n; i++) {
         const struct purge_mailbox_report *m = &r->mailboxes[i];
         json_array_append_new(
-            arr, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s}",
+            arr, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, "
+                           "s:s, s:s}",
                            "mailbox", m->mailbox, "attempted", (int)m->attempted, "resumed_batches",
                            (json_int_t)m->resumed_batches, "resumed_expunged",
                            (json_int_t)m->resumed_expunged, "discarded_batches",
                            (json_int_t)m->discarded_batches, "candidates",
                            (json_int_t)m->candidates, "selected", (json_int_t)m->selected,
                            "bytes", (json_int_t)m->bytes, "archived", (json_int_t)m->archived,
-                           "expunged", (json_int_t)m->expunged, "batch_id", m->batch_id,
+                           "expunged", (json_int_t)m->expunged, "sealed_parts",
+                           (json_int_t)m->sealed_parts, "sealed_messages",
+                           (json_int_t)m->sealed_messages, "batch_id", m->batch_id,
                            "status", !m->attempted ? "not-run"
                                      : m->status == 0 ? "ok" : mr_status_name(m->status),
                            "error", m->error));

@@ -1,0 +1,303 @@
+/*
+ * test_backup_pseudo_seal.c — parts the scanner cannot read are sealed into the reid data.
+ *
+ * tests/tools/seal_corpus.py writes adversarial messages (an uncompressed PDF with a CPR
+ * and a name, base64 and quoted-printable octet-stream, winmail.dat, a real S/MIME
+ * signature whose certificate names the signer, UTF-16/32 text with and without a byte
+ * order mark or a declared charset, parts without a transfer encoding or in x-uuencode, a
+ * PDF inside message/rfc822 (plain and base64), images, a base64 multipart, a top-level
+ * PDF).  Each goes through pseudo_message; the restore must give the original back byte
+ * for byte (and its SHA-256); tests/tools/seal_check.py then decodes every part of every
+ * output with Python's email package and checks that no planted value survives in any
+ * decoding, that every part left is text the scanner reads, and that each placeholder
+ * states the original part's type, size and SHA-256, as Python computes them.  The same
+ * check runs on a generated corpus.  The policy's keep/seal patterns are tested here.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/sha.h>
+
+#include "unit/test_backup_pseudo_util.h"
+
+#include "backup/pseudo_int.h"
+
+#include "helpers/test_helpers.h"
+
+static void source_dir(char *out, size_t cap)
+{
+    const char *s = getenv("MAILRET_SOURCE_DIR");
+    snprintf(out, cap, "%s", s != NULL ? s : ".");
+}
+
+static bool has(const unsigned char *hay, size_t n, const char *needle)
+{
+    size_t l = strlen(needle);
+    for (size_t i = 0; l <= n && i + l <= n; i++)
+        if (memcmp(hay + i, needle, l) == 0)
+            return true;
+    return false;
+}
+
+struct run {
+    pseudo_key key;
+    struct pseudo_policy pol;
+    const char *out_dir;
+    size_t files, sealed;
+};
+
+/* Pseudonymise one file, check the restore by bytes and by SHA-256, write the output. */
+static int seal_one(const char *name, const unsigned char *msg, size_t len, void *arg)
+{
+    struct run *r = arg;
+    pseudo_result *res;
+    const unsigned char *o, *reid;
+    unsigned char *back = NULL, a[32], b[32];
+    size_t olen, rlen, blen;
+    char path[8192];
+    mr_error err = {0};
+
+    if (strstr(name, ".eml") == NULL)
+        return 0;
+    res = tp_run(&r->key, &r->pol, msg, len);
+    assert_false(pseudo_result_is_whole(res));
+    o = pseudo_result_bytes(res, &olen);
+    reid = pseudo_result_reid(res, &rlen);
+    assert_int_equal(pseudo_restore(o, olen, reid, rlen, &back, &blen, &err), 0);
+    SHA256(msg, len, a);
+    SHA256(back, blen, b);
+    assert_memory_equal(a, b, 32);
+    assert_memory_equal(pseudo_result_original_sha256(res), a, 32);
+    free(back);
+    r->sealed += pseudo_result_sealed_count(res);
+    r->files++;
+    snprintf(path, sizeof path, "%s/%s", r->out_dir, name);
+    assert_int_equal(th_write_file(path, o, olen), 0);
+    pseudo_result_free(res);
+    return 0;
+}
+
+static void run_check(const char *src, const char *orig, const char *out, const char *planted,
+                      size_t expect)
+{
+    char cmd[16384];
+
+    snprintf(cmd, sizeof cmd, "python3 '%s/tests/tools/seal_check.py' '%s' '%s' %s%s%s "
+             "--expect-sealed %zu", src, orig, out, planted ? "--planted '" : "",
+             planted ? planted : "", planted ? "'" : "", expect);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_adversarial(void **state)
+{
+    char src[4096], cmd[16384], in[4200], out[4200], planted[4300];
+    char *tmp = th_tempdir("mailret-seal");
+    struct run r = {.files = 0};
+
+    (void)state;
+    assert_non_null(tmp);
+    source_dir(src, sizeof src);
+    snprintf(in, sizeof in, "%s/in", tmp);
+    snprintf(out, sizeof out, "%s/out", tmp);
+    snprintf(planted, sizeof planted, "%s/planted.json", in);
+    snprintf(cmd, sizeof cmd, "python3 '%s/tests/tools/seal_corpus.py' '%s'", src, in);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mkdir(out, 0700), 0);
+    tp_key(&r.key, 0x33);
+    pseudo_policy_default(&r.pol);
+    r.out_dir = out;
+    assert_true(th_each_file(in, seal_one, &r) > 0);
+    assert_int_equal(r.files, 10);
+    /* Counted by construction: 1 PDF, 1 octet-stream, 1 TNEF, 1 signature, 5 UTF-16/32
+     * texts, 4 in 06 (raw PDF, two uuencoded, one QP), 2 in forwarded messages, 2 images,
+     * 1 encoded multipart, 1 top-level PDF.  The checker counts the placeholders itself. */
+    assert_int_equal(r.sealed, 19);
+    run_check(src, in, out, planted, r.sealed);
+    th_rmtree(tmp);
+    free(tmp);
+}
+
+static void test_generated_corpus(void **state)
+{
+    char src[4096], cmd[16384], in[4200], out[4200];
+    char *tmp = th_tempdir("mailret-seal-gen");
+    struct run r = {.files = 0};
+
+    (void)state;
+    assert_non_null(tmp);
+    source_dir(src, sizeof src);
+    snprintf(cmd, sizeof cmd,
+             "python3 '%s/scripts/gen-corpus' --count 400 --seed 4711 --out '%s/corpus' "
+             "--format eml --fund-domain akasse.example >/dev/null", src, tmp);
+    assert_int_equal(system(cmd), 0);
+    snprintf(in, sizeof in, "%s/corpus/eml", tmp);
+    snprintf(out, sizeof out, "%s/out", tmp);
+    assert_int_equal(mkdir(out, 0700), 0);
+    tp_key(&r.key, 0x34);
+    pseudo_policy_default(&r.pol);
+    r.out_dir = out;
+    assert_true(th_each_file(in, seal_one, &r) > 0);
+    assert_int_equal(r.files, 400);
+    assert_true(r.sealed > 50);     /* the generator attaches PDFs, images, documents */
+    run_check(src, in, out, NULL, r.sealed);
+    th_rmtree(tmp);
+    free(tmp);
+}
+
+/* The nasty corpus: byte-exact and SHA-256-exact, sealed or not. */
+static void test_nasty_exact(void **state)
+{
+    char dir[4200], src[4096];
+    char *tmp = th_tempdir("mailret-seal-nasty");
+    struct run r = {.files = 0};
+    DIR *d;
+    struct dirent *de;
+
+    (void)state;
+    source_dir(src, sizeof src);
+    snprintf(dir, sizeof dir, "%s/tests/data/nasty", src);
+    tp_key(&r.key, 0x35);
+    pseudo_policy_default(&r.pol);
+    r.out_dir = tmp;
+    d = opendir(dir);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        char path[8192];
+        size_t len;
+        unsigned char *m;
+        if (strstr(de->d_name, ".eml") == NULL)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        m = th_read_file(path, &len);
+        assert_non_null(m);
+        seal_one(de->d_name, m, len, &r);
+        free(m);
+    }
+    closedir(d);
+    assert_true(r.files >= 19);
+    assert_true(r.sealed >= 2);     /* 12-rfc2231's PDF, 17's unknown encoding */
+    th_rmtree(tmp);
+    free(tmp);
+}
+
+static const char IMG[] =
+    "From: a@example.dk\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+    "--B\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    "iVBORw0KGgpDUFIgMDEwMjAzLTEyMzQ=\r\n"
+    "--B\r\nContent-Type: image/svg+xml\r\n\r\n<svg>CPR 010203-1234</svg>\r\n"
+    "--B\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    "JVBERi0xLjQKQ1BSIDAxMDIwMy0xMjM0\r\n"
+    "--B\r\nContent-Type: application/msword\r\n\r\nCPR 020304-2345\r\n--B--\r\n";
+
+static size_t sealed_with(const char *const *keep, size_t nk, const char *const *seal,
+                          size_t ns, char **text)
+{
+    pseudo_key k;
+    struct pseudo_policy pol;
+    pseudo_result *res;
+    const unsigned char *o;
+    size_t olen, n;
+
+    tp_key(&k, 9);
+    pseudo_policy_default(&pol);
+    pol.keep_types = keep;
+    pol.n_keep_types = nk;
+    pol.seal_types = seal;
+    pol.n_seal_types = ns;
+    res = tp_run(&k, &pol, IMG, strlen(IMG));
+    o = pseudo_result_bytes(res, &olen);
+    *text = calloc(1, olen + 1);
+    assert_non_null(*text);
+    memcpy(*text, o, olen);
+    n = pseudo_result_sealed_count(res);
+    pseudo_result_free(res);
+    return n;
+}
+
+static void test_policy_keep_and_seal(void **state)
+{
+    char *t;
+    const unsigned char *u;
+
+    (void)state;
+    /* Default: all four sealed, none of their bodies left. */
+    assert_int_equal(sealed_with(NULL, 0, NULL, 0, &t), 4);
+    u = (const unsigned char *)t;
+    assert_false(has(u, strlen(t), "iVBORw0KGgpDUFIgMDEwMjAzLTEyMzQ="));
+    assert_false(has(u, strlen(t), "<svg>"));
+    assert_false(has(u, strlen(t), "JVBERi0xLjQK"));
+    assert_false(has(u, strlen(t), "020304-2345"));
+    free(t);
+    /* keep every image type: the PNG and the SVG stay as they are; the others are sealed. */
+    static const char *const img[] = {"IMAGE/*"};
+    assert_int_equal(sealed_with(img, 1, NULL, 0, &t), 2);
+    u = (const unsigned char *)t;
+    assert_true(has(u, strlen(t), "iVBORw0KGgpDUFIgMDEwMjAzLTEyMzQ="));
+    assert_true(has(u, strlen(t), "<svg>CPR 010203-1234</svg>"));
+    assert_false(has(u, strlen(t), "JVBERi0xLjQK"));
+    free(t);
+    /* ... and seal image/svg+xml: the exact type beats the pattern. */
+    static const char *const svg[] = {"image/svg+xml"};
+    assert_int_equal(sealed_with(img, 1, svg, 1, &t), 3);
+    u = (const unsigned char *)t;
+    assert_true(has(u, strlen(t), "iVBORw0KGgpDUFIgMDEwMjAzLTEyMzQ="));
+    assert_false(has(u, strlen(t), "<svg>"));
+    free(t);
+    /* keep any type, seal every application type: only the images are kept. */
+    static const char *const any[] = {"*"}, *const app[] = {"application/*"};
+    assert_int_equal(sealed_with(any, 1, app, 1, &t), 2);
+    free(t);
+    /* At equal specificity seal wins. */
+    static const char *const pdf[] = {"application/pdf"};
+    assert_int_equal(sealed_with(pdf, 1, pdf, 1, &t), 4);
+    free(t);
+    /* keep any type, in the other spelling: nothing sealed. */
+    static const char *const all[] = {"*/*"};
+    assert_int_equal(sealed_with(all, 1, NULL, 0, &t), 0);
+    assert_true(has((const unsigned char *)t, strlen(t), "JVBERi0xLjQKQ1BSIDAxMDIwMy0xMjM0"));
+    free(t);
+    /* pattern shapes */
+    assert_true(pseudo_type_pattern_valid("image/*"));
+    assert_true(pseudo_type_pattern_valid("*"));
+    assert_true(pseudo_type_pattern_valid("application/vnd.ms-excel"));
+    assert_false(pseudo_type_pattern_valid("image"));
+    assert_false(pseudo_type_pattern_valid("*/png"));
+    assert_false(pseudo_type_pattern_valid("image/"));
+    assert_false(pseudo_type_pattern_valid("image/png; x"));
+}
+
+/* A sealed part keeps the message's structure: the delimiters are untouched and the
+ * placeholder never holds a line that could be one. */
+static void test_structure_kept(void **state)
+{
+    char *t;
+    const char *p;
+    size_t delims = 0;
+
+    (void)state;
+    assert_int_equal(sealed_with(NULL, 0, NULL, 0, &t), 4);
+    for (p = t; (p = strstr(p, "\r\n--B")) != NULL; p += 5)
+        delims++;
+    assert_int_equal(delims, 5);
+    assert_null(strstr(t, "\n--\r"));
+    assert_non_null(strstr(t, "X-Mailret-Sealed: type=image/png; encoding=base64; size=23;"));
+    assert_non_null(strstr(t, "X-Mailret-Sealed: type=application/msword; encoding=none; "
+                              "size=15;"));
+    free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_adversarial),
+        cmocka_unit_test(test_generated_corpus),
+        cmocka_unit_test(test_nasty_exact),
+        cmocka_unit_test(test_policy_keep_and_seal),
+        cmocka_unit_test(test_structure_kept),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
