@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Independent check of sealed parts in pseudonymised messages.
 
-    seal_check.py ORIG_DIR PSEUDO_DIR [--planted FILE] [--expect-sealed N]
+    seal_check.py ORIG_DIR PSEUDO_DIR [--planted FILE | --planted-any FILE]
+                  [--expect-sealed N]
 
 For every ORIG_DIR/X.eml with PSEUDO_DIR/X.eml (the pseudonymised form), decodes both with
 Python's email package (not mailret's code) and checks:
@@ -12,7 +13,8 @@ Python's email package (not mailret's code) and checks:
     no other body reaches the output;
   * a placeholder states the original's type, decoded size and SHA-256 (recomputed here
     from the original part), is text/plain us-ascii 7bit and has no identifier;
-  * with --planted, no planted value occurs in the raw output, in any decoded part, or in
+  * with --planted (values per file) or --planted-any (every value in every file), no
+    planted value occurs in the raw output, in any decoded part, or in
     any decoded part read as UTF-16/UTF-32 (the values are also searched for in those
     encodings).
 Exit 1 with a line per failure.
@@ -158,6 +160,10 @@ def main(argv):
     if "--planted" in argv:
         with open(argv[argv.index("--planted") + 1]) as f:
             planted = json.load(f)
+    if "--planted-any" in argv:   # every value for every file (names not kept)
+        with open(argv[argv.index("--planted-any") + 1]) as f:
+            values = sorted({v for vs in json.load(f).values() for v in vs})
+        planted = {name: values for name in os.listdir(orig_dir)}
     if "--expect-sealed" in argv:
         expect = int(argv[argv.index("--expect-sealed") + 1])
     fails, total, files = [], 0, 0
