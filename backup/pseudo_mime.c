@@ -1248,7 +1248,15 @@ static int seal_decide(struct pseudo_ctx *ctx, const struct entity_info *info,
         if (!candidate && info->cte == CTE_IDENTITY) {
             candidate = looks_wide(b, len);
         } else if (!candidate) {
-            /* The first 1 KB decoded is enough to see a byte order mark or NULs. */
+            /* The first 1 KB decoded is enough to see a byte order mark or NULs: from the
+             * body pass 1 decoded and kept, else decoded here. */
+            for (size_t k = 0; k < ctx->n_dec; k++) {
+                const struct pdec_entry *e = &ctx->dec_cache[k];
+                if (e->src == b && e->src_len == len) {
+                    candidate = e->dec.len > 0 && looks_wide(e->dec.p, e->dec.len);
+                    goto decided;
+                }
+            }
             pbuf d = pscratch_get(ctx);
             size_t n = len < 1024 ? len : 1024;
             rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, n, &d, ctx->err)
@@ -1259,6 +1267,7 @@ static int seal_decide(struct pseudo_ctx *ctx, const struct entity_info *info,
     } else {
         candidate = true;
     }
+decided:
     if (rc == 0 && candidate)
         *seal = !pseudo_type_kept(ctx->pol, info->type, info->subtype);
     return rc;
