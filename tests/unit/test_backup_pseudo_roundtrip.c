@@ -55,6 +55,12 @@ static const struct nasty_expect NASTY[] = {
      * 6.4): the body is sealed. */
     {"17-bad-content-type.eml", {"x@example.dk", "010203 1234", "bogus"},
      {"X-Mailret-Sealed: type=text/plain; encoding=not-decoded; size=31;"}},
+    {"20-utf16-parts.eml", {NULL},
+     {"X-Mailret-Sealed: type=text/plain; charset=utf-16; encoding=base64;",
+      "X-Mailret-Sealed: type=text/plain; encoding=base64; size=122;", "UTF-16."}},
+    {"21-unencoded-binary.eml", {"Mette Hansen 010203-1234", "0102031234", "CPR=3D010203-1234"},
+     {"X-Mailret-Sealed: type=application/pdf; encoding=none;",
+      "X-Mailret-Sealed: type=text/plain; encoding=not-decoded;"}},
     {"18-received-ips.eml", {"192.0.2.55", "2001:db8:1::25", "198.51.100.7", "member@example.dk"},
      {"10:00:00", "1.2.3.4", "host.example.net"}},
     {"19-msgid.eml", {"mette.hansen@example.dk"}, {"<abc123@mail.gmail.com>", "<CAF+12345678@mail.gmail.com>"}},
