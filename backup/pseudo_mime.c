@@ -768,6 +768,12 @@ static int collect_addresses(struct pseudo_ctx *ctx, const unsigned char *v, siz
 
 static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                        const struct entity_info *info, pout *out);
+/* UTF-16 text parts (after the sealing rules, below). */
+static char utf16_charset(const char *cs);
+static int utf16_readable(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                          const struct entity_info *info, bool *ok);
+static int body_utf16(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                      const struct entity_info *info, pout *out);
 
 /* The decoded form of an encoded body, and for quoted-printable where its lines are: from
  * the cache (decoded in pass 1), else decoded now (the lines into own).  *cached tells the
@@ -1170,6 +1176,12 @@ static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
         return body_encoded(ctx, b, len, depth, info, true, out);
     }
     if (strcmp(t, "text") == 0 || strcmp(t, "message") == 0) {
+        if (info->charset[0] != '\0' && utf16_charset(info->charset) != 0) {
+            bool u16 = false;
+            int rc = utf16_readable(ctx, b, len, info, &u16);
+            if (rc != 0 || u16)
+                return rc != 0 ? rc : body_utf16(ctx, b, len, info, out);
+        }
         if (info->cte == CTE_IDENTITY)
             return ptext_plain(ctx, b, len, flags | (strcmp(s, "html") == 0 ? PTEXT_HTML : 0),
                                out);
@@ -1179,6 +1191,277 @@ static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
     }
     /* Binary and other attachments are left alone (their file names are in headers). */
     return ctx->collecting ? 0 : pout_copy(out, b, len, ctx->err);
+}
+
+/* ---- UTF-16 text, pseudonymised in place ---------------------------------------------- */
+
+/* A declared charset that is UTF-16 (UCS-2 is its BMP subset; Microsoft's "unicode" is
+ * UTF-16LE): 'L' or 'B' for a declared byte order, '?' for none, 0 for another charset. */
+static char utf16_charset(const char *cs)
+{
+    if (strcmp(cs, "utf-16le") == 0 || strcmp(cs, "utf16le") == 0 ||
+        strcmp(cs, "unicode") == 0 || strcmp(cs, "unicodelittleunmarked") == 0)
+        return 'L';
+    if (strcmp(cs, "utf-16be") == 0 || strcmp(cs, "utf16be") == 0 ||
+        strcmp(cs, "unicodefffe") == 0 || strcmp(cs, "unicodebigunmarked") == 0)
+        return 'B';
+    if (strcmp(cs, "utf-16") == 0 || strcmp(cs, "utf16") == 0 || strcmp(cs, "ucs-2") == 0 ||
+        strcmp(cs, "ucs2") == 0 || strcmp(cs, "iso-10646-ucs-2") == 0 ||
+        strcmp(cs, "csunicode") == 0)
+        return '?';
+    return 0;
+}
+
+/* The byte order of UTF-16 text d[0, n) declared as order ('L', 'B', '?'), and the
+ * length of its byte order mark (skipped: before the text, it would glue itself to the
+ * first word).  Undeclared and unmarked: the order whose high bytes are more often zero
+ * (text in Latin script), big-endian on a tie (RFC 2781). */
+static bool utf16_big(char order, const unsigned char *d, size_t n, size_t *bom)
+{
+    size_t even = 0, odd = 0;
+    bool big;
+
+    *bom = 0;
+    if (order == '?' && n >= 2 && ((d[0] == 0xFF && d[1] == 0xFE) || (d[0] == 0xFE && d[1] == 0xFF))) {
+        *bom = 2;
+        return d[0] == 0xFE;
+    }
+    if (order != '?') {
+        big = order == 'B';
+    } else {
+        for (size_t i = 0; i + 1 < n && i < 1024; i += 2) {
+            even += d[i] == 0;
+            odd += d[i + 1] == 0;
+        }
+        big = even >= odd;
+    }
+    if (n >= 2 && (big ? (d[0] == 0xFE && d[1] == 0xFF) : (d[0] == 0xFF && d[1] == 0xFE)))
+        *bom = 2;
+    return big;
+}
+
+static unsigned u16_at(const unsigned char *d, size_t i, bool big)
+{
+    return big ? (unsigned)d[i] << 8 | d[i + 1] : (unsigned)d[i + 1] << 8 | d[i];
+}
+
+/* Is d[0, n) UTF-16 that converts both ways: an even length, surrogates in pairs? */
+static bool utf16_valid(const unsigned char *d, size_t n, bool big)
+{
+    if (n % 2 != 0)
+        return false;
+    for (size_t i = 0; i < n; i += 2) {
+        unsigned u = u16_at(d, i, big);
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (i + 3 >= n)
+                return false;
+            unsigned v = u16_at(d, i + 2, big);
+            if (v < 0xDC00 || v > 0xDFFF)
+                return false;
+            i += 2;
+        } else if (u >= 0xDC00 && u <= 0xDFFF) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Bodies larger than this (decoded) are sealed rather than converted: the conversion
+ * keeps a 4-byte offset per byte of UTF-8 text. */
+#define PUTF16_MAX (64u << 20)
+
+/* The decoded bytes of a text body: the body itself, or its base64 / quoted-printable
+ * decoding (pass 1's, or decoded into *own, which the caller returns to the pool). */
+static int text_decoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                        const struct entity_info *info, const unsigned char **d, size_t *n,
+                        pbuf *own)
+{
+    int rc;
+
+    *own = (pbuf){0};
+    if (info->cte == CTE_IDENTITY) {
+        *d = b;
+        *n = len;
+        return 0;
+    }
+    for (size_t k = 0; k < ctx->n_dec; k++) {
+        const struct pdec_entry *e = &ctx->dec_cache[k];
+        if (e->src == b && e->src_len == len) {
+            *d = e->dec.p;
+            *n = e->dec.len;
+            return 0;
+        }
+    }
+    *own = pscratch_get(ctx);
+    rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, len, own, ctx->err)
+                              : pcodec_qp_decode(b, len, own, NULL, ctx->err);
+    *d = own->p;
+    *n = own->len;
+    return rc;
+}
+
+/* Can this text part be pseudonymised in place as UTF-16? */
+static int utf16_readable(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                          const struct entity_info *info, bool *ok)
+{
+    char order = info->charset[0] != '\0' ? utf16_charset(info->charset) : 0;
+    const unsigned char *d;
+    size_t n, bom;
+    pbuf own;
+    int rc;
+
+    *ok = false;
+    /* Quoted-printable UTF-16 (rare) is sealed: its encoder is for text lines. */
+    if (order == 0 || info->cte_other || info->cte == CTE_QP)
+        return 0;
+    rc = text_decoded(ctx, b, len, info, &d, &n, &own);
+    if (rc == 0 && n <= PUTF16_MAX) {
+        bool big = utf16_big(order, d, n, &bom);
+        *ok = utf16_valid(d + bom, n - bom, big);
+    }
+    pscratch_put(ctx, &own);
+    return rc;
+}
+
+static int put_u16(pbuf *o, unsigned u, bool big, mr_error *err)
+{
+    unsigned char c[2] = {(unsigned char)(big ? u >> 8 : u), (unsigned char)(big ? u : u >> 8)};
+    return pbuf_append(o, c, 2, err);
+}
+
+/* UTF-8 (the scanner's replacement text: tokens, in ASCII) to UTF-16. */
+static int utf8_to_utf16(const unsigned char *s, size_t n, bool big, pbuf *o, mr_error *err)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0;) {
+        unsigned c = s[i], cp = c, k = 0;
+        if (c >= 0xF0 && c < 0xF5)
+            cp = c & 7, k = 3;
+        else if (c >= 0xE0)
+            cp = c & 15, k = 2;
+        else if (c >= 0xC2 && c < 0xE0)
+            cp = c & 31, k = 1;
+        else if (c >= 0x80)
+            cp = '?';
+        i++;
+        for (; k > 0 && i < n && (s[i] & 0xC0) == 0x80; k--)
+            cp = cp << 6 | (s[i++] & 0x3F);
+        if (k > 0)
+            cp = '?';
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            rc = put_u16(o, 0xD800 | cp >> 10, big, err);
+            if (rc == 0)
+                rc = put_u16(o, 0xDC00 | (cp & 0x3FF), big, err);
+        } else {
+            rc = put_u16(o, cp, big, err);
+        }
+    }
+    return rc;
+}
+
+/* A text part in UTF-16: converted to UTF-8 with, per UTF-8 byte, the offset of its
+ * UTF-16 code unit; scanned like any text (names learnt in pass 1, replaced in the later
+ * passes); where something was replaced, the UTF-16 is rebuilt — the original code units
+ * between replacements, each replacement converted — and encoded again in the part's
+ * transfer encoding.  The edit covers the whole body, so the reversal is exact whatever
+ * the conversion does. */
+static int body_utf16(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                      const struct entity_info *info, pout *out)
+{
+    const unsigned char *d;
+    size_t n, bom = 0;
+    pbuf own, u = pscratch_get(ctx), w = {0}, enc = {0};
+    uint32_t *map = NULL;
+    pout tmp;
+    bool big;
+    int rc = text_decoded(ctx, b, len, info, &d, &n, &own);
+
+    pout_init(&tmp, NULL, 0);
+    if (rc == 0 && n > PUTF16_MAX)
+        rc = mr_error_set(ctx->err, MR_E_PARSE, "UTF-16 text too large to convert");
+    big = rc == 0 && utf16_big(utf16_charset(info->charset), d, n, &bom);
+    if (rc == 0 && !utf16_valid(d + bom, n - bom, big))
+        rc = mr_error_set(ctx->err, MR_E_PARSE, "invalid UTF-16 in a text part");
+    /* At most three UTF-8 bytes per code unit. */
+    if (rc == 0 && (map = malloc(((n - bom) / 2 * 3 + 1) * sizeof *map)) == NULL)
+        rc = mr_error_set(ctx->err, MR_E_NOMEM, "out of memory for a UTF-16 text");
+    if (rc == 0)
+        rc = pbuf_reserve(&u, (n - bom) / 2 * 3 + 1, ctx->err);
+    for (size_t i = bom; rc == 0 && i < n; i += 2) {
+        unsigned cp = u16_at(d, i, big), at = (unsigned)i;
+        unsigned char *p = u.p + u.len;
+        size_t k = 0;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (u16_at(d, i + 2, big) - 0xDC00);
+            i += 2;
+        }
+        if (cp < 0x80) {
+            p[k++] = (unsigned char)cp;
+        } else if (cp < 0x800) {
+            p[k++] = (unsigned char)(0xC0 | cp >> 6);
+            p[k++] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            p[k++] = (unsigned char)(0xE0 | cp >> 12);
+            p[k++] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+            p[k++] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else {
+            p[k++] = (unsigned char)(0xF0 | cp >> 18);
+            p[k++] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+            p[k++] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+            p[k++] = (unsigned char)(0x80 | (cp & 0x3F));
+        }
+        for (size_t j = 0; j < k; j++)
+            map[u.len + j] = at;
+        u.len += k;
+    }
+    if (rc == 0) {
+        map[u.len] = (uint32_t)n;
+        pout_init(&tmp, u.p, u.len);
+        tmp.buf = pscratch_get(ctx);
+        rc = ptext_plain(ctx, u.p, u.len,
+                         (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) |
+                             (strcmp(info->subtype, "html") == 0 ? PTEXT_HTML : 0),
+                         &tmp);
+    }
+    if (rc == 0 && !ctx->collecting && tmp.n_edits == 0)
+        rc = pout_copy(out, b, len, ctx->err);
+    else if (rc == 0 && !ctx->collecting) {
+        size_t dpos = 0;
+        w = pscratch_get(ctx);
+        for (size_t k = 0; k < tmp.n_edits && rc == 0; k++) {
+            const struct pedit *e = &tmp.edits[k];
+            size_t ds = map[e->orig_off];
+            rc = pbuf_append(&w, d + dpos, ds - dpos, ctx->err);
+            if (rc == 0)
+                rc = utf8_to_utf16(tmp.buf.p + e->out_off, e->out_len, big, &w, ctx->err);
+            dpos = map[e->orig_off + e->orig_len];
+        }
+        if (rc == 0)
+            rc = pbuf_append(&w, d + dpos, n - dpos, ctx->err);
+        if (rc == 0) {
+            enc = pscratch_get(ctx);
+            const char *eol = pcodec_eol_of(b, len);
+            if (info->cte == CTE_B64)
+                rc = pcodec_b64_encode(w.p, w.len, eol, len > 0 && b[len - 1] == '\n', &enc,
+                                       ctx->err);
+            else if (info->cte == CTE_QP)
+                rc = pcodec_qp_encode(w.p, w.len, eol, &enc, ctx->err);
+            else
+                rc = pbuf_append(&enc, w.p, w.len, ctx->err);
+        }
+        if (rc == 0)
+            rc = pout_replace(out, b, len, enc.p, enc.len, ctx->err);
+    }
+    free(map);
+    pscratch_put(ctx, &own);
+    pscratch_put(ctx, &u);
+    pscratch_put(ctx, &w);
+    pscratch_put(ctx, &enc);
+    pscratch_put(ctx, &tmp.buf);
+    pout_free(&tmp);
+    return rc;
 }
 
 /* ---- sealing: parts the scanner cannot read ------------------------------------------ */
@@ -1244,6 +1527,10 @@ static int seal_decide(struct pseudo_ctx *ctx, const struct entity_info *info,
     if (strcmp(t, "multipart") == 0) {
         candidate = info->cte != CTE_IDENTITY;
     } else if (strcmp(t, "text") == 0 || strcmp(t, "message") == 0) {
+        bool u16 = false;
+        rc = utf16_readable(ctx, b, len, info, &u16);
+        if (rc != 0 || u16)
+            return rc;      /* UTF-16 that converts: pseudonymised in place */
         candidate = info->cte_other || (info->charset[0] != '\0' && wide_charset(info->charset));
         if (!candidate && info->cte == CTE_IDENTITY) {
             candidate = looks_wide(b, len);

@@ -9,8 +9,9 @@ Python's email package (not mailret's code) and checks:
   * the MIME trees have the same shape (multipart and message/rfc822 nodes, number of
     parts; a nested message in base64 is decoded and walked here);
   * every leaf part of the output is either text the scanner reads (text/* in an
-    ASCII-compatible charset, identity/base64/quoted-printable) or a sealed placeholder:
-    no other body reaches the output;
+    ASCII-compatible charset or in UTF-16, which must still decode;
+    identity/base64/quoted-printable) or a sealed placeholder: no other body reaches the
+    output;
   * a placeholder states the original's type, decoded size and SHA-256 (recomputed here
     from the original part), is text/plain us-ascii 7bit and has no identifier;
   * with --planted (values per file) or --planted-any (every value in every file), no
@@ -30,6 +31,7 @@ import sys
 
 WIDE = ("utf-16", "utf16", "utf-32", "utf32", "ucs-2", "ucs2", "ucs-4", "ucs4", "utf-7",
         "utf7", "unicode", "iso-10646-ucs", "csunicode", "x-unicode")
+UTF16 = ("utf-16", "utf-16le", "utf-16be", "unicode")
 WALKED_MESSAGES = ("message/rfc822", "message/global", "message/news",
                    "message/global-headers")
 
@@ -125,15 +127,22 @@ def check_file(name, orig_bytes, out_bytes, planted, fails):
             if size not in text.decode("ascii") or sha not in text.decode("ascii"):
                 fails.append(f"{name} {path}: placeholder text lacks size or sha256")
             continue
-        # Not sealed: it must be text the scanner reads.
+        # Not sealed: it must be text the scanner reads: an ASCII-compatible charset, or
+        # UTF-16 (pseudonymised in place), which must still decode as UTF-16.
         maintype = pp.get_content_maintype()
         charset = (pp.get_content_charset() or "").lower()
-        if maintype not in ("text", "message") or charset.startswith(WIDE) or \
+        body = decoded(pp)
+        utf16 = charset in UTF16
+        if maintype not in ("text", "message") or (charset.startswith(WIDE) and not utf16) or \
                 cte(pp) not in ("", "7bit", "8bit", "binary", "base64", "quoted-printable"):
             fails.append(f"{name} {path}: {pp.get_content_type()} ({charset or '-'}, "
                          f"{cte(pp) or '-'}) left unsealed")
-        body = decoded(pp)
-        if body[:2] in (b"\xff\xfe", b"\xfe\xff") or body[:512].count(b"\x00") * 8 >= \
+        if utf16:
+            try:
+                body.decode("utf-16" if charset in ("utf-16", "unicode") else charset)
+            except (UnicodeDecodeError, LookupError) as e:
+                fails.append(f"{name} {path}: {charset} part no longer decodes: {e}")
+        elif body[:2] in (b"\xff\xfe", b"\xfe\xff") or body[:512].count(b"\x00") * 8 >= \
                 max(len(body[:512]), 16):
             fails.append(f"{name} {path}: UTF-16/32 text left unsealed")
     for value in planted:

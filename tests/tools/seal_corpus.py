@@ -190,6 +190,22 @@ def build(out):
         b"From: post@fund.example\nSubject: PDF\nMIME-Version: 1.0\n"
         b"Content-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n" +
         base64.encodebytes(pdf(NAME + " " + CPR)))
+    # More UTF-16: raw (binary) with a byte order mark and a character outside the BMP
+    # before the identifiers, HTML in UTF-16LE, and two that cannot be converted in place
+    # (an odd length; quoted-printable), which are sealed.
+    raw16 = ("Hej " + NAME + "\r\nCPR " + CPR_BARE + " \U0001F600 tlf 12 34 56 78\r\n")
+    html16 = ("<p>K&aelig;re " + NAME + ", <a href=\"mailto:" + ADDR + "\">skriv</a> CPR " +
+              CPR + "</p>\r\n")
+    msgs["11-utf16-more.eml"] = mixed("Mere UTF-16", [
+        text_part("Flere."),
+        attachment(b"text/plain; charset=utf-16", b"raw.txt",
+                   b"\xff\xfe" + raw16.encode("utf-16-le"), cte=b"binary"),
+        attachment(b"text/html; charset=utf-16le", b"side.html", html16.encode("utf-16-le")),
+        attachment(b"text/plain; charset=utf-16le", b"odd.txt",
+                   utf16.encode("utf-16-le") + b"\x00"),
+        attachment(b"text/plain; charset=utf-16be", b"qp.txt", utf16.encode("utf-16-be"),
+                   cte=b"quoted-printable")])
+    planted["11-utf16-more.eml"] = base + ["12 34 56 78"]
     for k in msgs:
         planted.setdefault(k, base)
     os.makedirs(out, exist_ok=True)
