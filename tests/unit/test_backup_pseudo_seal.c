@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "unit/test_backup_pseudo_util.h"
@@ -295,6 +296,138 @@ static void test_structure_kept(void **state)
     free(t);
 }
 
+/* Random UTF-16 bodies (random code units, surrogate pairs, now and then a lone surrogate
+ * or an odd byte; random label, byte order mark and encoding) around a CPR number: the
+ * restore is exact; a body the generator made valid is pseudonymised in place (not
+ * sealed) and its output decodes (OpenSSL's base64, byte search here) without the CPR in
+ * either byte order; an invalid one is sealed. */
+static size_t put16(unsigned char *o, unsigned u, bool big)
+{
+    o[0] = (unsigned char)(big ? u >> 8 : u);
+    o[1] = (unsigned char)(big ? u : u >> 8);
+    return 2;
+}
+
+static bool has16(const unsigned char *h, size_t n, const char *ascii, bool big)
+{
+    unsigned char pat[64];
+    size_t l = 0;
+
+    for (const char *c = ascii; *c; c++)
+        l += put16(pat + l, (unsigned char)*c, big);
+    for (size_t i = 0; l <= n && i + l <= n; i++)
+        if (memcmp(h + i, pat, l) == 0)
+            return true;
+    return false;
+}
+
+static void test_utf16_random(void **state)
+{
+    static const char *const labels[] = {"utf-16", "UTF-16LE", "utf-16be", "unicode", "ucs-2"};
+    uint64_t seed = 0x16161616u;
+    pseudo_key k;
+    struct pseudo_policy pol;
+    size_t in_place = 0, sealed = 0;
+
+    (void)state;
+    tp_key(&k, 0x16);
+    pseudo_policy_default(&pol);
+    for (int iter = 0; iter < 600; iter++) {
+        unsigned char body[2048], *enc = malloc(4096), *dec = malloc(4096);
+        char *msg = malloc(8192);
+        size_t n = 0, cut;
+        int label = (int)(tp_rnd(&seed) % 5), e;
+        bool big = label == 2 || (label == 0 && tp_rnd(&seed) % 2), valid = true;
+        bool b64 = tp_rnd(&seed) % 4 != 0, bom = label == 0 && tp_rnd(&seed) % 2;
+        assert_non_null(enc);
+        assert_non_null(dec);
+        assert_non_null(msg);
+        if (label == 0 && !bom)
+            big = false;    /* unmarked: the zero bytes decide; ASCII text makes it LE */
+        if (bom)
+            n += put16(body + n, 0xFEFF, big);
+        for (int w = 0; w < 40; w++) {
+            unsigned r = (unsigned)(tp_rnd(&seed) % 100);
+            if (w == 20) {
+                for (const char *c = " CPR 010203-1234 "; *c; c++)
+                    n += put16(body + n, (unsigned char)*c, big);
+            } else if (r < 60) {
+                n += put16(body + n, 'a' + (unsigned)(tp_rnd(&seed) % 26), big);
+            } else if (r < 75) {
+                n += put16(body + n, ' ', big);
+            } else if (r < 90) {
+                n += put16(body + n, 0xA0 + (unsigned)(tp_rnd(&seed) % 0x2000), big);
+            } else if (r < 98) {
+                unsigned cp = 0x10000 + (unsigned)(tp_rnd(&seed) % 0xFFFFF);
+                n += put16(body + n, 0xD800 | (cp - 0x10000) >> 10, big);
+                n += put16(body + n, 0xDC00 | ((cp - 0x10000) & 0x3FF), big);
+            } else if (tp_rnd(&seed) % 4 == 0) {
+                n += put16(body + n, 0xD800 + (unsigned)(tp_rnd(&seed) % 0x800), big);
+                valid = false;  /* a lone surrogate */
+            }
+        }
+        if (tp_rnd(&seed) % 20 == 0) {
+            body[n++] = 'x';
+            valid = false;      /* an odd length */
+        }
+        if (b64) {
+            e = EVP_EncodeBlock(enc, body, (int)n);
+            snprintf(msg, 8192, "From: a@example.dk\r\nContent-Type: text/plain; charset=%s\r\n"
+                     "Content-Transfer-Encoding: base64\r\n\r\n%.*s\r\n", labels[label], e,
+                     (const char *)enc);
+            cut = strlen(msg);
+        } else {
+            cut = (size_t)snprintf(msg, 8192, "From: a@example.dk\r\nContent-Type: text/plain; "
+                                   "charset=%s\r\nContent-Transfer-Encoding: binary\r\n\r\n",
+                                   labels[label]);
+            memcpy(msg + cut, body, n);
+            cut += n;
+        }
+        pseudo_result *res = tp_run(&k, &pol, msg, cut);
+        size_t olen;
+        const unsigned char *o = pseudo_result_bytes(res, &olen);
+        const unsigned char *bs = NULL;
+        for (size_t i = 0; i + 4 <= olen; i++)
+            if (memcmp(o + i, "\r\n\r\n", 4) == 0) {
+                bs = o + i + 4;
+                break;
+            }
+        assert_non_null(bs);
+        if (pseudo_result_sealed_count(res) == 1) {
+            sealed++;
+            assert_false(valid);
+            assert_false(has(bs, olen - (size_t)(bs - o), "010203"));
+        } else {
+            size_t bl = olen - (size_t)(bs - o), dl;
+            in_place++;
+            if (!valid)
+                fail_msg("iteration %d: invalid UTF-16 was not sealed", iter);
+            if (b64) {
+                size_t j = 0;
+                for (size_t i = 0; i < bl; i++)
+                    if (bs[i] != '\r' && bs[i] != '\n')
+                        enc[j++] = bs[i];
+                e = EVP_DecodeBlock(dec, enc, (int)j);
+                assert_true(e >= 0);
+                dl = (size_t)e - (j > 1 && enc[j - 1] == '=') - (j > 2 && enc[j - 2] == '=');
+            } else {
+                memcpy(dec, bs, bl);
+                dl = bl;
+            }
+            assert_true(dl % 2 == 0);
+            if (has16(dec, dl, "010203", big) || has16(dec, dl, "010203", !big))
+                fail_msg("iteration %d: the CPR survived in UTF-16", iter);
+            assert_true(has16(dec, dl, "CPR-", big));
+        }
+        pseudo_result_free(res);
+        free(enc);
+        free(dec);
+        free(msg);
+    }
+    printf("UTF-16: %zu in place, %zu sealed\n", in_place, sealed);
+    assert_true(in_place > 400 && sealed > 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_nasty_exact),
         cmocka_unit_test(test_policy_keep_and_seal),
         cmocka_unit_test(test_structure_kept),
+        cmocka_unit_test(test_utf16_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
