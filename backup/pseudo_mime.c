@@ -1222,7 +1222,8 @@ static bool utf16_big(char order, const unsigned char *d, size_t n, size_t *bom)
     bool big;
 
     *bom = 0;
-    if (order == '?' && n >= 2 && ((d[0] == 0xFF && d[1] == 0xFE) || (d[0] == 0xFE && d[1] == 0xFF))) {
+    if (order == '?' && n >= 2 &&
+        ((d[0] == 0xFF && d[1] == 0xFE) || (d[0] == 0xFE && d[1] == 0xFF))) {
         *bom = 2;
         return d[0] == 0xFE;
     }
@@ -1270,12 +1271,16 @@ static bool utf16_valid(const unsigned char *d, size_t n, bool big)
  * keeps a 4-byte offset per byte of UTF-8 text. */
 #define PUTF16_MAX (64u << 20)
 
-/* The decoded bytes of a text body: the body itself, or its base64 / quoted-printable
- * decoding (pass 1's, or decoded into *own, which the caller returns to the pool). */
+/* The decoded bytes of a text body in an identity or base64 encoding: the body itself,
+ * or its decoding through the pass-1 cache (body_decode: decoded once per message where
+ * the cache has room), else into *own, which the caller returns to the pool. */
 static int text_decoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
                         const struct entity_info *info, const unsigned char **d, size_t *n,
                         pbuf *own)
 {
+    pqp_lines no_lines = {0};
+    const pqp_lines *lines;
+    bool cached;
     int rc;
 
     *own = (pbuf){0};
@@ -1284,19 +1289,12 @@ static int text_decoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t l
         *n = len;
         return 0;
     }
-    for (size_t k = 0; k < ctx->n_dec; k++) {
-        const struct pdec_entry *e = &ctx->dec_cache[k];
-        if (e->src == b && e->src_len == len) {
-            *d = e->dec.p;
-            *n = e->dec.len;
-            return 0;
-        }
-    }
-    *own = pscratch_get(ctx);
-    rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, len, own, ctx->err)
-                              : pcodec_qp_decode(b, len, own, NULL, ctx->err);
-    *d = own->p;
+    rc = body_decode(ctx, b, len, info, own, &no_lines, &lines, &cached);
+    pqp_lines_free(&no_lines);
+    *d = own->p != NULL ? own->p : (const unsigned char *)"";
     *n = own->len;
+    if (cached)
+        *own = (pbuf){0};   /* the cache's */
     return rc;
 }
 
