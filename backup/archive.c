@@ -164,6 +164,9 @@ static int verify_job(archive_batch *b, struct vol_job *j, const char *vpath,
         volume_reader_file(rv, &j->vol.reid_size, j->vol.reid_sha256);
         if (j->vol.size > b->opt.volume_size && j->n_msgs > 1)
             rc = mr_error_set(err, MR_E_INTERNAL, "%s exceeds the volume size", j->vol.name);
+        else if (j->vol.reid_size > b->opt.volume_size && j->n_msgs > 1)
+            rc = mr_error_set(err, MR_E_INTERNAL, "%s exceeds the volume size",
+                              j->vol.reid_name);
     }
     for (size_t i = 0; rc == 0 && i < j->n_msgs; i++) {
         const struct vol_msg *m = &j->msgs[i];
@@ -277,6 +280,9 @@ static int process_job(archive_batch *b, struct vol_job *j, volume_reader *cv,
     if (v->size > b->opt.volume_size)
         log_warn(b->opt.log, "batch %s: %s holds one message larger than the volume size",
                  b->batch_id, v->name);
+    if (v->reid_size > b->opt.volume_size)
+        log_warn(b->opt.log, "batch %s: %s holds one message larger than the volume size",
+                 b->batch_id, v->reid_name);
     log_debug(b->opt.log, "batch %s: %s verified (%zu messages, %llu bytes)", b->batch_id,
               v->name, j->n_msgs, v->size);
     return 0;
@@ -569,7 +575,7 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     struct index_entry e;
     struct mr_buf line = { 0 };
     const unsigned char *pb, *rb;
-    size_t plen, rlen, need;
+    size_t plen, rlen, need, need_reid;
     char rname[48];
     unsigned char sha[32], psha[32];
     struct vol_job *j;
@@ -610,11 +616,14 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
         rc = index_write_line(&line, &e, err);
     if (rc != 0)
         goto done;
-    /* Start a new volume if this message would push the current one past the limit. */
+    /* Start a new volume if this message would push the current one, or its reid file,
+     * past the limit: the reid file holds the bodies of sealed attachments, so it can be
+     * the larger of the two. */
     j = b->cur;
     need = j->tar.len + tar_entry_size(e.file, plen) + j->index.len + line.len
            + tar_entry_size(INDEX_FILE, j->index.len + line.len) + TAR_END_SIZE;
-    if (j->n_msgs > 0 && need > b->plain_limit) {
+    need_reid = j->reid.len + tar_entry_size(rname, rlen) + TAR_END_SIZE;
+    if (j->n_msgs > 0 && (need > b->plain_limit || need_reid > b->plain_limit)) {
         rc = enqueue_current(b, err);
         if (rc == 0)
             rc = job_new(b, err);
