@@ -59,6 +59,8 @@ struct archive_batch {
     struct archive_uid *uids;
     size_t n_uids, cap_uids;
     unsigned long long bytes_original;
+    unsigned long long sealed_parts;    /* parts sealed into the reid data */
+    size_t sealed_messages;
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_space;
@@ -162,6 +164,9 @@ static int verify_job(archive_batch *b, struct vol_job *j, const char *vpath,
         volume_reader_file(rv, &j->vol.reid_size, j->vol.reid_sha256);
         if (j->vol.size > b->opt.volume_size && j->n_msgs > 1)
             rc = mr_error_set(err, MR_E_INTERNAL, "%s exceeds the volume size", j->vol.name);
+        else if (j->vol.reid_size > b->opt.volume_size && j->n_msgs > 1)
+            rc = mr_error_set(err, MR_E_INTERNAL, "%s exceeds the volume size",
+                              j->vol.reid_name);
     }
     for (size_t i = 0; rc == 0 && i < j->n_msgs; i++) {
         const struct vol_msg *m = &j->msgs[i];
@@ -275,6 +280,9 @@ static int process_job(archive_batch *b, struct vol_job *j, volume_reader *cv,
     if (v->size > b->opt.volume_size)
         log_warn(b->opt.log, "batch %s: %s holds one message larger than the volume size",
                  b->batch_id, v->name);
+    if (v->reid_size > b->opt.volume_size)
+        log_warn(b->opt.log, "batch %s: %s holds one message larger than the volume size",
+                 b->batch_id, v->reid_name);
     log_debug(b->opt.log, "batch %s: %s verified (%zu messages, %llu bytes)", b->batch_id,
               v->name, j->n_msgs, v->size);
     return 0;
@@ -567,7 +575,7 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     struct index_entry e;
     struct mr_buf line = { 0 };
     const unsigned char *pb, *rb;
-    size_t plen, rlen, need;
+    size_t plen, rlen, need, need_reid;
     char rname[48];
     unsigned char sha[32], psha[32];
     struct vol_job *j;
@@ -596,6 +604,7 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     e.flags = (char *)(msg->flags != NULL ? msg->flags : "");
     e.size = msg->len;
     e.pseudo_size = plen;
+    e.sealed = pseudo_result_sealed_count(res);
     /* Each digest once: the index line and the read-back check both use them (the
      * original's comes from the pseudonymiser, which hashed it for the reid record). */
     memcpy(sha, pseudo_result_original_sha256(res), sizeof sha);
@@ -607,11 +616,14 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
         rc = index_write_line(&line, &e, err);
     if (rc != 0)
         goto done;
-    /* Start a new volume if this message would push the current one past the limit. */
+    /* Start a new volume if this message would push the current one, or its reid file,
+     * past the limit: the reid file holds the bodies of sealed attachments, so it can be
+     * the larger of the two. */
     j = b->cur;
     need = j->tar.len + tar_entry_size(e.file, plen) + j->index.len + line.len
            + tar_entry_size(INDEX_FILE, j->index.len + line.len) + TAR_END_SIZE;
-    if (j->n_msgs > 0 && need > b->plain_limit) {
+    need_reid = j->reid.len + tar_entry_size(rname, rlen) + TAR_END_SIZE;
+    if (j->n_msgs > 0 && (need > b->plain_limit || need_reid > b->plain_limit)) {
         rc = enqueue_current(b, err);
         if (rc == 0)
             rc = job_new(b, err);
@@ -654,6 +666,8 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
     b->uids[b->n_uids].uid = msg->uid;
     b->n_uids++;
     b->bytes_original += msg->len;
+    b->sealed_parts += e.sealed;
+    b->sealed_messages += e.sealed > 0;
 done:
     e.flags = NULL;     /* borrowed from msg */
     index_entry_clear(&e);
@@ -774,14 +788,16 @@ int archive_batch_close(archive_batch *b, struct archive_result **out, mr_error 
     keys_epoch_forget(b->content, b->opt.audit);
     keys_epoch_forget(b->reid, b->opt.audit);
     if (rc == 0 && b->opt.audit != NULL) {
-        char count[32], vols[32];
+        char count[32], vols[32], sealed[32];
         snprintf(count, sizeof count, "%zu", b->n_uids);
         snprintf(vols, sizeof vols, "%zu", r->n_volumes);
+        snprintf(sealed, sizeof sealed, "%llu", b->sealed_parts);
         const struct audit_field f[] = {
             { "batch", b->batch_id },
             { "mailbox", b->mailbox },
             { "messages", count },
             { "volumes", vols },
+            { "sealed_parts", sealed },
             { "content_key", keys_epoch_id(b->content) },
             { "reid_key", keys_epoch_id(b->reid) },
         };
@@ -798,6 +814,8 @@ int archive_batch_close(archive_batch *b, struct archive_result **out, mr_error 
     r->n_messages = b->n_uids;
     r->uids = b->uids;
     r->bytes_original = b->bytes_original;
+    r->sealed_parts = b->sealed_parts;
+    r->sealed_messages = b->sealed_messages;
     b->uids = NULL;
     log_info(b->opt.log, "batch %s: %zu messages in %zu volumes verified", r->batch_id,
              r->n_messages, r->n_volumes);

@@ -97,6 +97,8 @@ struct archive_result {
     size_t n_volumes;
     unsigned long long bytes_original;  /* sum of message sizes */
     unsigned long long bytes_archived;  /* sum of volume + reid file sizes */
+    unsigned long long sealed_parts;    /* parts sealed into the reid data */
+    size_t sealed_messages;             /* messages with at least one */
 };
 
 int archive_batch_open(const struct archive_options *opt, archive_batch **out, mr_error *err);

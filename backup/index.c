@@ -26,13 +26,13 @@ int index_write_line(struct mr_buf *out, const struct index_entry *e, mr_error *
     toks = json_array();
     for (size_t i = 0; toks != NULL && i < e->n_tokens; i++)
         json_array_append_new(toks, json_string(e->tokens[i]));
-    o = json_pack("{s:s, s:I, s:I, s:s, s:I, s:i, s:s, s:I, s:s, s:I, s:s, s:o}", "file",
+    o = json_pack("{s:s, s:I, s:I, s:s, s:I, s:i, s:s, s:I, s:s, s:I, s:s, s:I, s:o}", "file",
                   e->file, "uidvalidity", (json_int_t)e->uidvalidity, "uid",
                   (json_int_t)e->uid, "internaldate", date, "internaldate_unix",
                   (json_int_t)e->internaldate, "tz_min", e->tz_min, "flags",
                   e->flags != NULL ? e->flags : "", "size", (json_int_t)e->size, "sha256",
                   e->sha256, "pseudo_size", (json_int_t)e->pseudo_size, "pseudo_sha256",
-                  e->pseudo_sha256, "tokens", toks);
+                  e->pseudo_sha256, "sealed", (json_int_t)e->sealed, "tokens", toks);
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "index: cannot build a JSON line");
     text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -65,18 +65,20 @@ void index_entries_free(struct index_entry *entries, size_t n)
 static int parse_line(json_t *o, struct index_entry *e, size_t lineno, mr_error *err)
 {
     const char *file = NULL, *flags = NULL, *sha = NULL, *psha = NULL;
-    json_int_t uidv = 0, uid = 0, date = 0, size = 0, psize = 0;
+    json_int_t uidv = 0, uid = 0, date = 0, size = 0, psize = 0, sealed = 0;
     int tz = 0;
     json_t *toks = NULL;
     json_error_t jerr;
 
-    if (json_unpack_ex(o, &jerr, 0, "{s:s, s:I, s:I, s:I, s:i, s:s, s:I, s:s, s:I, s:s, s:o}",
-                       "file", &file, "uidvalidity", &uidv, "uid", &uid, "internaldate_unix",
-                       &date, "tz_min", &tz, "flags", &flags, "size", &size, "sha256", &sha,
-                       "pseudo_size", &psize, "pseudo_sha256", &psha, "tokens", &toks) != 0
+    if (json_unpack_ex(o, &jerr, 0,
+                       "{s:s, s:I, s:I, s:I, s:i, s:s, s:I, s:s, s:I, s:s, s?I, s:o}", "file",
+                       &file, "uidvalidity", &uidv, "uid", &uid, "internaldate_unix", &date,
+                       "tz_min", &tz, "flags", &flags, "size", &size, "sha256", &sha,
+                       "pseudo_size", &psize, "pseudo_sha256", &psha, "sealed", &sealed,
+                       "tokens", &toks) != 0
         || !json_is_array(toks) || strlen(file) >= sizeof e->file || strlen(sha) != 64
         || strlen(psha) != 64 || uidv < 0 || uidv > UINT32_MAX || uid < 0 || uid > UINT32_MAX
-        || size < 0 || psize < 0)
+        || size < 0 || psize < 0 || sealed < 0)
         return mr_error_set(err, MR_E_PARSE, "index.jsonl line %zu is malformed", lineno);
     snprintf(e->file, sizeof e->file, "%s", file);
     e->uidvalidity = (uint32_t)uidv;
@@ -85,6 +87,7 @@ static int parse_line(json_t *o, struct index_entry *e, size_t lineno, mr_error 
     e->tz_min = tz;
     e->size = (size_t)size;
     e->pseudo_size = (size_t)psize;
+    e->sealed = (size_t)sealed;
     memcpy(e->sha256, sha, 65);
     memcpy(e->pseudo_sha256, psha, 65);
     e->flags = strdup(flags);

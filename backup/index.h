@@ -4,8 +4,10 @@
  *   {"file":"<uidvalidity>-<uid>.eml","uidvalidity":N,"uid":N,
  *    "internaldate":"YYYY-MM-DDTHH:MM:SSZ","internaldate_unix":N,"tz_min":N,
  *    "flags":"\\Seen \\Answered","size":N,"sha256":"<hex of the original bytes>",
- *    "pseudo_size":N,"pseudo_sha256":"<hex of the archived bytes>",
+ *    "pseudo_size":N,"pseudo_sha256":"<hex of the archived bytes>","sealed":N,
  *    "tokens":["email:<token>","cpr:<token>",...]}
+ * "sealed" counts the message's parts whose bodies went into the reid data (an index
+ * written before it existed has no such field: read as 0).
  * It lives only inside the volume: flags or tokens never appear outside the encryption.
  */
 #ifndef MAILRET_BACKUP_INDEX_H
@@ -28,6 +30,7 @@ struct index_entry {
     char *flags;            /* malloc'd */
     size_t size, pseudo_size;
     char sha256[65], pseudo_sha256[65];
+    size_t sealed;          /* parts sealed into the reid data */
     char **tokens;          /* malloc'd "kind:token" strings */
     size_t n_tokens;
 };

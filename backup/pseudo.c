@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -22,6 +23,7 @@ struct pseudo_result {
         char token[PSEUDO_TOKEN_LEN + 1];
     } *tokens;
     size_t n_tokens;
+    size_t n_sealed;
     bool whole;
 };
 
@@ -37,6 +39,78 @@ void pseudo_policy_default(struct pseudo_policy *policy)
 {
     memset(policy, 0, sizeof *policy);
     policy->emails = policy->cpr = policy->phones = policy->names = policy->ips = true;
+}
+
+/* A restricted-name character of RFC 6838 (letters, digits and !#$&-^_.+). */
+static bool type_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$&-^_.+", c) != NULL);
+}
+
+static bool type_token(const char *s, size_t n)
+{
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!type_char(s[i]))
+            return false;
+    return true;
+}
+
+bool pseudo_type_pattern_valid(const char *pat)
+{
+    const char *slash;
+
+    if (pat == NULL)
+        return false;
+    if (strcmp(pat, "*") == 0 || strcmp(pat, "*/*") == 0)
+        return true;
+    slash = strchr(pat, '/');
+    if (slash == NULL || !type_token(pat, (size_t)(slash - pat)))
+        return false;
+    return strcmp(slash + 1, "*") == 0 || type_token(slash + 1, strlen(slash + 1));
+}
+
+/* How specifically pat matches type/subtype: 3 exactly, 2 the type with any subtype,
+ * 1 any type, 0 not at all. */
+static int type_match(const char *pat, const char *type, const char *subtype)
+{
+    const char *slash;
+    size_t tl;
+
+    if (pat == NULL)
+        return 0;
+    if (strcmp(pat, "*") == 0 || strcmp(pat, "*/*") == 0)
+        return 1;
+    slash = strchr(pat, '/');
+    if (slash == NULL)
+        return 0;
+    tl = (size_t)(slash - pat);
+    if (strlen(type) != tl || strncasecmp(pat, type, tl) != 0)
+        return 0;
+    if (strcmp(slash + 1, "*") == 0)
+        return 2;
+    return strcasecmp(slash + 1, subtype) == 0 ? 3 : 0;
+}
+
+bool pseudo_type_kept(const struct pseudo_policy *pol, const char *type, const char *subtype)
+{
+    int keep = 0, seal = 0;
+
+    for (size_t i = 0; i < pol->n_keep_types; i++) {
+        int m = type_match(pol->keep_types[i], type, subtype);
+        if (m > keep)
+            keep = m;
+    }
+    if (keep == 0)
+        return false;
+    for (size_t i = 0; i < pol->n_seal_types; i++) {
+        int m = type_match(pol->seal_types[i], type, subtype);
+        if (m > seal)
+            seal = m;
+    }
+    return keep > seal;
 }
 
 /* own (a domain, "@fund.dk" or "fund.dk") against the normalised address norm, whose
@@ -156,6 +230,7 @@ static void ctx_reset(struct pseudo_ctx *ctx)
     ctx->n_dec = 0;
     ctx->dec_bytes = 0;
     ctx->collecting = false;
+    ctx->n_sealed = 0;
     ctx->msg = NULL;
     ctx->msg_len = 0;
     ctx->err = NULL;
@@ -223,6 +298,7 @@ static int run_passes(struct pseudo_ctx *ctx, const unsigned char *msg, size_t l
     if (rc != 0)
         return rc;
     ctx->collecting = false;
+    ctx->n_sealed = 0;
     size_t known = ctx->names.n_canon;
     rc = pmime_entity(ctx, msg, len, 0, false, out);
     if (rc != 0 || ctx->names.n_canon == known)
@@ -232,6 +308,7 @@ static int run_passes(struct pseudo_ctx *ctx, const unsigned char *msg, size_t l
     pout_free(out);
     pout_init(out, msg, len);
     ptokens_reset_list(&ctx->tokens);
+    ctx->n_sealed = 0;
     return pmime_entity(ctx, msg, len, 0, false, out);
 }
 
@@ -310,6 +387,7 @@ static int session_run(struct pseudo_ctx *ctx, const unsigned char *msg, size_t 
         return mr_error_set(err, MR_E_NOMEM, "out of memory for a pseudonymiser result");
     }
     res->whole = whole;
+    res->n_sealed = whole ? 0 : ctx->n_sealed;
     rc = preid_write(&ctx->sha, msg, len, o.buf.len, o.edits, o.n_edits, &res->reid,
                      res->orig_sha256, err);
     if (rc == 0) {
@@ -415,6 +493,11 @@ int pseudo_result_token(const pseudo_result *res, size_t i, enum pseudo_kind *ki
     *kind = res->tokens[i].kind;
     *token = res->tokens[i].token;
     return 0;
+}
+
+size_t pseudo_result_sealed_count(const pseudo_result *res)
+{
+    return res->n_sealed;
 }
 
 bool pseudo_result_is_whole(const pseudo_result *res)

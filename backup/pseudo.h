@@ -47,7 +47,21 @@ struct pseudo_policy {
     size_t n_own_domains;
     const char *const *own_addresses;   /* the fund's addresses, kept as they are */
     size_t n_own_addresses;
+    /* A part the scanner cannot read (not text, or text in a charset or encoding it does
+     * not decode) is sealed: its body goes into the reid data and the archived message
+     * gets a placeholder.  Patterns decide per part (any case): a type
+     * ("application/pdf"), a top-level type with any subtype ("image/" and an asterisk)
+     * or any type (an asterisk alone, or asterisk/asterisk).  The most specific match
+     * wins, seal over keep at equal specificity; a part no pattern matches is sealed.
+     * keep_types leaves the part as it is (in clear, apart from its file name). */
+    const char *const *keep_types;
+    size_t n_keep_types;
+    const char *const *seal_types;
+    size_t n_seal_types;
 };
+
+/* Is a type pattern well formed (one of the three shapes above)? */
+bool pseudo_type_pattern_valid(const char *pattern);
 void pseudo_policy_default(struct pseudo_policy *policy);
 
 typedef struct pseudo_result pseudo_result;
@@ -82,6 +96,9 @@ const unsigned char *pseudo_result_reid(const pseudo_result *res, size_t *len);
  * index, take it from here instead of hashing the message a second time.  Valid until
  * pseudo_result_free. */
 const unsigned char *pseudo_result_original_sha256(const pseudo_result *res);
+
+/* Parts of the message that were sealed (at every level, nested messages included). */
+size_t pseudo_result_sealed_count(const pseudo_result *res);
 
 /* Distinct tokens found in the message, in first-seen order (kind + token, never value). */
 size_t pseudo_result_token_count(const pseudo_result *res);

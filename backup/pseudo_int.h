@@ -347,6 +347,7 @@ struct pseudo_ctx {
     struct pdec_entry dec_cache[PDEC_CACHE_MAX];
     size_t n_dec, dec_bytes;
     struct pmime_cache *hcache;     /* header blocks parsed in pass 1 (pseudo_mime.c) */
+    size_t n_sealed;                /* parts sealed by the writing pass */
     mr_error *err;
 };
 
@@ -355,6 +356,9 @@ struct pseudo_ctx {
 pbuf pscratch_get(struct pseudo_ctx *ctx);
 void pscratch_put(struct pseudo_ctx *ctx, pbuf *b);
 void pscratch_free(struct pseudo_ctx *ctx);
+
+/* Does the policy keep (true) or seal (false) a part of this lower-case type/subtype? */
+bool pseudo_type_kept(const struct pseudo_policy *pol, const char *type, const char *subtype);
 
 /* Is a normalised (lower-case) address the fund's own? */
 bool pseudo_is_own(const struct pseudo_ctx *ctx, const unsigned char *norm, size_t len);

@@ -6,6 +6,7 @@
 #include "backup/pseudo_int.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,8 @@ struct entity_info {
     unsigned char boundary[256];
     size_t boundary_len;
     enum cte cte;
+    bool cte_other;         /* a transfer encoding not decoded here (x-uuencode, ...) */
+    char charset[24];       /* text: the charset parameter, lower-cased, if it is short */
 };
 
 static unsigned char lc(unsigned char c)
@@ -281,8 +284,18 @@ static void parse_ctype(const unsigned char *v, size_t len, struct entity_info *
     memcpy(info->type, type, sizeof type);
     memcpy(info->subtype, sub, sizeof sub);
     info->has_type = true;
-    /* Only a multipart body is split at its boundary: for any other type the parameters
-     * are not parsed (a call to parse_params for every Content-Type of a text part). */
+    /* Only a multipart body is split at its boundary, and only a text's charset decides
+     * whether the scanner can read it: other parameters are not parsed here. */
+    if (strcmp(type, "text") == 0) {
+        unsigned char cs[sizeof info->charset];
+        size_t n = ptext_param_get(v, len, "charset", cs, sizeof cs - 1);
+        if (n != SIZE_MAX) {
+            for (size_t j = 0; j < n; j++)
+                info->charset[j] = (char)lc(cs[j]);
+            info->charset[n] = '\0';
+        }
+        return;
+    }
     if (strcmp(type, "multipart") != 0)
         return;
     info->boundary_len = ptext_param_get(v, len, "boundary", info->boundary,
@@ -291,16 +304,21 @@ static void parse_ctype(const unsigned char *v, size_t len, struct entity_info *
         info->boundary_len = 0;
 }
 
-static enum cte parse_cte(const unsigned char *v, size_t len)
+static enum cte parse_cte(const unsigned char *v, size_t len, bool *other)
 {
     size_t i = skip_ws(v, len, 0), e = i;
 
     while (e < len && v[e] > ' ' && v[e] != ';' && v[e] != '(')
         e++;
+    *other = false;
     if (ieq(v + i, e - i, "base64"))
         return CTE_B64;
     if (ieq(v + i, e - i, "quoted-printable"))
         return CTE_QP;
+    /* Anything but the identities is an encoding this code does not decode: the body is
+     * walked as it stands, and sealed where it would have been scanned. */
+    *other = e > i && !ieq(v + i, e - i, "7bit") && !ieq(v + i, e - i, "8bit") &&
+             !ieq(v + i, e - i, "binary");
     return CTE_IDENTITY;
 }
 
@@ -394,14 +412,19 @@ static size_t header_parse(const unsigned char *p, size_t fs, size_t fe, enum hc
     if (*cls == H_CTYPE && !info->has_type)
         parse_ctype(p + vs, fe - vs, info);
     if (*cls == H_CTE)
-        info->cte = parse_cte(p + vs, fe - vs);
+        info->cte = parse_cte(p + vs, fe - vs, &info->cte_other);
     return vs;
 }
 
+/* A sealed part's Content-Type or Content-Transfer-Encoding value (below). */
+static int seal_header(struct pseudo_ctx *ctx, const unsigned char *v, size_t len,
+                       enum hclass cls, pout *out);
+
 /* The header line p[fs, fe) once parsed, written (the later passes), or a line that is
- * not a header field, in any pass. */
+ * not a header field, in any pass.  sealed: the entity's body is sealed, so its type and
+ * encoding fields describe the placeholder instead. */
 static int header_write(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs, size_t fe,
-                        size_t vs, enum hclass cls, pout *out)
+                        size_t vs, enum hclass cls, bool sealed, pout *out)
 {
     unsigned flags = pscan_policy_flags(ctx->pol);
     int rc;
@@ -411,6 +434,8 @@ static int header_write(struct pseudo_ctx *ctx, const unsigned char *p, size_t f
     rc = pout_copy(out, p + fs, vs - fs, ctx->err);
     if (rc != 0)
         return rc;
+    if (sealed && (cls == H_CTYPE || cls == H_CTE))
+        return seal_header(ctx, p + vs, fe - vs, cls, out);
     switch (cls) {
     case H_MSGID:
         return ptext_header(ctx, p + vs, fe - vs, (flags & PSCAN_EMAIL) | PSCAN_MSGID, out);
@@ -435,11 +460,11 @@ static int header_write(struct pseudo_ctx *ctx, const unsigned char *p, size_t f
  * it.  Pass 1 reads only address fields, so for the others it returns here, without a
  * call per header line. */
 static inline int header_use(struct pseudo_ctx *ctx, const unsigned char *p, size_t fs,
-                             size_t fe, size_t vs, enum hclass cls, pout *out)
+                             size_t fe, size_t vs, enum hclass cls, bool sealed, pout *out)
 {
     if (ctx->collecting && vs != 0)
         return cls == H_ADDR ? collect_addresses(ctx, p + vs, fe - vs) : 0;
-    return header_write(ctx, p, fs, fe, vs, cls, out);
+    return header_write(ctx, p, fs, fe, vs, cls, sealed, out);
 }
 
 /* ---- what pass 1 keeps of a message: header blocks, delimiters, addresses seen ------- */
@@ -611,6 +636,8 @@ static int phcache_record(struct pseudo_ctx *ctx, const unsigned char *p, size_t
     e->info.boundary_len = info->boundary_len;
     memcpy(e->info.boundary, info->boundary, info->boundary_len);
     e->info.cte = info->cte;
+    e->info.cte_other = info->cte_other;
+    memcpy(e->info.charset, info->charset, sizeof info->charset);
     c->n_f += n;
     return 0;
 }
@@ -784,6 +811,12 @@ static int collect_addresses(struct pseudo_ctx *ctx, const unsigned char *v, siz
 
 static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t len, int depth,
                        const struct entity_info *info, pout *out);
+/* UTF-16 text parts (after the sealing rules, below). */
+static char utf16_charset(const char *cs);
+static int utf16_readable(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                          const struct entity_info *info, bool *ok);
+static int body_utf16(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                      const struct entity_info *info, pout *out);
 
 /* The decoded form of an encoded body, and for quoted-printable where its lines are: from
  * the cache (decoded in pass 1), else decoded now (the lines into own).  *cached tells the
@@ -1186,6 +1219,12 @@ static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
         return body_encoded(ctx, b, len, depth, info, true, out);
     }
     if (strcmp(t, "text") == 0 || strcmp(t, "message") == 0) {
+        if (info->charset[0] != '\0' && utf16_charset(info->charset) != 0) {
+            bool u16 = false;
+            int rc = utf16_readable(ctx, b, len, info, &u16);
+            if (rc != 0 || u16)
+                return rc != 0 ? rc : body_utf16(ctx, b, len, info, out);
+        }
         if (info->cte == CTE_IDENTITY)
             return ptext_plain(ctx, b, len, flags | text_view_flags(s), out);
         if (ctx->collecting && !ctx->pol->names)
@@ -1194,6 +1233,518 @@ static int body_entity(struct pseudo_ctx *ctx, const unsigned char *b, size_t le
     }
     /* Binary and other attachments are left alone (their file names are in headers). */
     return ctx->collecting ? 0 : pout_copy(out, b, len, ctx->err);
+}
+
+/* ---- UTF-16 text, pseudonymised in place ---------------------------------------------- */
+
+/* A declared charset that is UTF-16 (UCS-2 is its BMP subset; Microsoft's "unicode" is
+ * UTF-16LE): 'L' or 'B' for a declared byte order, '?' for none, 0 for another charset. */
+static char utf16_charset(const char *cs)
+{
+    if (strcmp(cs, "utf-16le") == 0 || strcmp(cs, "utf16le") == 0 ||
+        strcmp(cs, "unicode") == 0 || strcmp(cs, "unicodelittleunmarked") == 0)
+        return 'L';
+    if (strcmp(cs, "utf-16be") == 0 || strcmp(cs, "utf16be") == 0 ||
+        strcmp(cs, "unicodefffe") == 0 || strcmp(cs, "unicodebigunmarked") == 0)
+        return 'B';
+    if (strcmp(cs, "utf-16") == 0 || strcmp(cs, "utf16") == 0 || strcmp(cs, "ucs-2") == 0 ||
+        strcmp(cs, "ucs2") == 0 || strcmp(cs, "iso-10646-ucs-2") == 0 ||
+        strcmp(cs, "csunicode") == 0)
+        return '?';
+    return 0;
+}
+
+/* The byte order of UTF-16 text d[0, n) declared as order ('L', 'B', '?'), and the
+ * length of its byte order mark (skipped: before the text, it would glue itself to the
+ * first word).  Undeclared and unmarked: the order whose high bytes are more often zero
+ * (text in Latin script), big-endian on a tie (RFC 2781). */
+static bool utf16_big(char order, const unsigned char *d, size_t n, size_t *bom)
+{
+    size_t even = 0, odd = 0;
+    bool big;
+
+    *bom = 0;
+    if (order == '?' && n >= 2 &&
+        ((d[0] == 0xFF && d[1] == 0xFE) || (d[0] == 0xFE && d[1] == 0xFF))) {
+        *bom = 2;
+        return d[0] == 0xFE;
+    }
+    if (order != '?') {
+        big = order == 'B';
+    } else {
+        for (size_t i = 0; i + 1 < n && i < 1024; i += 2) {
+            even += d[i] == 0;
+            odd += d[i + 1] == 0;
+        }
+        big = even >= odd;
+    }
+    if (n >= 2 && (big ? (d[0] == 0xFE && d[1] == 0xFF) : (d[0] == 0xFF && d[1] == 0xFE)))
+        *bom = 2;
+    return big;
+}
+
+static unsigned u16_at(const unsigned char *d, size_t i, bool big)
+{
+    return big ? (unsigned)d[i] << 8 | d[i + 1] : (unsigned)d[i + 1] << 8 | d[i];
+}
+
+/* Is d[0, n) UTF-16 that converts both ways: an even length, surrogates in pairs? */
+static bool utf16_valid(const unsigned char *d, size_t n, bool big)
+{
+    if (n % 2 != 0)
+        return false;
+    for (size_t i = 0; i < n; i += 2) {
+        unsigned u = u16_at(d, i, big);
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (i + 3 >= n)
+                return false;
+            unsigned v = u16_at(d, i + 2, big);
+            if (v < 0xDC00 || v > 0xDFFF)
+                return false;
+            i += 2;
+        } else if (u >= 0xDC00 && u <= 0xDFFF) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Bodies larger than this (decoded) are sealed rather than converted: the conversion
+ * keeps a 4-byte offset per byte of UTF-8 text. */
+#define PUTF16_MAX (64u << 20)
+
+/* The decoded bytes of a text body in an identity or base64 encoding: the body itself,
+ * or its decoding through the pass-1 cache (body_decode: decoded once per message where
+ * the cache has room), else into *own, which the caller returns to the pool. */
+static int text_decoded(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                        const struct entity_info *info, const unsigned char **d, size_t *n,
+                        pbuf *own)
+{
+    pqp_lines no_lines = {0};
+    const pqp_lines *lines;
+    bool cached;
+    int rc;
+
+    *own = (pbuf){0};
+    if (info->cte == CTE_IDENTITY) {
+        *d = b;
+        *n = len;
+        return 0;
+    }
+    rc = body_decode(ctx, b, len, info, own, &no_lines, &lines, &cached);
+    pqp_lines_free(&no_lines);
+    *d = own->p != NULL ? own->p : (const unsigned char *)"";
+    *n = own->len;
+    if (cached)
+        *own = (pbuf){0};   /* the cache's */
+    return rc;
+}
+
+/* Can this text part be pseudonymised in place as UTF-16? */
+static int utf16_readable(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                          const struct entity_info *info, bool *ok)
+{
+    char order = info->charset[0] != '\0' ? utf16_charset(info->charset) : 0;
+    const unsigned char *d;
+    size_t n, bom;
+    pbuf own;
+    int rc;
+
+    *ok = false;
+    /* Quoted-printable UTF-16 (rare) is sealed: its encoder is for text lines. */
+    if (order == 0 || info->cte_other || info->cte == CTE_QP)
+        return 0;
+    rc = text_decoded(ctx, b, len, info, &d, &n, &own);
+    if (rc == 0 && n <= PUTF16_MAX) {
+        bool big = utf16_big(order, d, n, &bom);
+        *ok = utf16_valid(d + bom, n - bom, big);
+    }
+    pscratch_put(ctx, &own);
+    return rc;
+}
+
+static int put_u16(pbuf *o, unsigned u, bool big, mr_error *err)
+{
+    unsigned char c[2] = {(unsigned char)(big ? u >> 8 : u), (unsigned char)(big ? u : u >> 8)};
+    return pbuf_append(o, c, 2, err);
+}
+
+/* UTF-8 (the scanner's replacement text: tokens, in ASCII) to UTF-16. */
+static int utf8_to_utf16(const unsigned char *s, size_t n, bool big, pbuf *o, mr_error *err)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0;) {
+        unsigned c = s[i], cp = c, k = 0;
+        if (c >= 0xF0 && c < 0xF5)
+            cp = c & 7, k = 3;
+        else if (c >= 0xE0)
+            cp = c & 15, k = 2;
+        else if (c >= 0xC2 && c < 0xE0)
+            cp = c & 31, k = 1;
+        else if (c >= 0x80)
+            cp = '?';
+        i++;
+        for (; k > 0 && i < n && (s[i] & 0xC0) == 0x80; k--)
+            cp = cp << 6 | (s[i++] & 0x3F);
+        if (k > 0)
+            cp = '?';
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            rc = put_u16(o, 0xD800 | cp >> 10, big, err);
+            if (rc == 0)
+                rc = put_u16(o, 0xDC00 | (cp & 0x3FF), big, err);
+        } else {
+            rc = put_u16(o, cp, big, err);
+        }
+    }
+    return rc;
+}
+
+/* A text part in UTF-16: converted to UTF-8 with, per UTF-8 byte, the offset of its
+ * UTF-16 code unit; scanned like any text (names learnt in pass 1, replaced in the later
+ * passes); where something was replaced, the UTF-16 is rebuilt — the original code units
+ * between replacements, each replacement converted — and encoded again in the part's
+ * transfer encoding.  The edit covers the whole body, so the reversal is exact whatever
+ * the conversion does. */
+static int body_utf16(struct pseudo_ctx *ctx, const unsigned char *b, size_t len,
+                      const struct entity_info *info, pout *out)
+{
+    const unsigned char *d;
+    size_t n, bom = 0;
+    pbuf own, u = pscratch_get(ctx), w = {0}, enc = {0};
+    uint32_t *map = NULL;
+    pout tmp;
+    bool big;
+    int rc = text_decoded(ctx, b, len, info, &d, &n, &own);
+
+    pout_init(&tmp, NULL, 0);
+    if (rc == 0 && n > PUTF16_MAX)
+        rc = mr_error_set(ctx->err, MR_E_PARSE, "UTF-16 text too large to convert");
+    big = rc == 0 && utf16_big(utf16_charset(info->charset), d, n, &bom);
+    if (rc == 0 && !utf16_valid(d + bom, n - bom, big))
+        rc = mr_error_set(ctx->err, MR_E_PARSE, "invalid UTF-16 in a text part");
+    /* At most three UTF-8 bytes per code unit. */
+    if (rc == 0 && (map = malloc(((n - bom) / 2 * 3 + 1) * sizeof *map)) == NULL)
+        rc = mr_error_set(ctx->err, MR_E_NOMEM, "out of memory for a UTF-16 text");
+    if (rc == 0)
+        rc = pbuf_reserve(&u, (n - bom) / 2 * 3 + 1, ctx->err);
+    for (size_t i = bom; rc == 0 && i < n; i += 2) {
+        unsigned cp = u16_at(d, i, big), at = (unsigned)i;
+        unsigned char *p = u.p + u.len;
+        size_t k = 0;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (u16_at(d, i + 2, big) - 0xDC00);
+            i += 2;
+        }
+        if (cp < 0x80) {
+            p[k++] = (unsigned char)cp;
+        } else if (cp < 0x800) {
+            p[k++] = (unsigned char)(0xC0 | cp >> 6);
+            p[k++] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            p[k++] = (unsigned char)(0xE0 | cp >> 12);
+            p[k++] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+            p[k++] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else {
+            p[k++] = (unsigned char)(0xF0 | cp >> 18);
+            p[k++] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+            p[k++] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+            p[k++] = (unsigned char)(0x80 | (cp & 0x3F));
+        }
+        for (size_t j = 0; j < k; j++)
+            map[u.len + j] = at;
+        u.len += k;
+    }
+    if (rc == 0) {
+        map[u.len] = (uint32_t)n;
+        pout_init(&tmp, u.p, u.len);
+        tmp.buf = pscratch_get(ctx);
+        rc = ptext_plain(ctx, u.p, u.len,
+                         (pscan_policy_flags(ctx->pol) & ~PSCAN_IP) |
+                             (strcmp(info->subtype, "html") == 0 ? PTEXT_HTML : 0),
+                         &tmp);
+    }
+    if (rc == 0 && !ctx->collecting && tmp.n_edits == 0)
+        rc = pout_copy(out, b, len, ctx->err);
+    else if (rc == 0 && !ctx->collecting) {
+        size_t dpos = 0;
+        w = pscratch_get(ctx);
+        for (size_t k = 0; k < tmp.n_edits && rc == 0; k++) {
+            const struct pedit *e = &tmp.edits[k];
+            size_t ds = map[e->orig_off];
+            rc = pbuf_append(&w, d + dpos, ds - dpos, ctx->err);
+            if (rc == 0)
+                rc = utf8_to_utf16(tmp.buf.p + e->out_off, e->out_len, big, &w, ctx->err);
+            dpos = map[e->orig_off + e->orig_len];
+        }
+        if (rc == 0)
+            rc = pbuf_append(&w, d + dpos, n - dpos, ctx->err);
+        if (rc == 0) {
+            enc = pscratch_get(ctx);
+            const char *eol = pcodec_eol_of(b, len);
+            if (info->cte == CTE_B64)
+                rc = pcodec_b64_encode(w.p, w.len, eol, len > 0 && b[len - 1] == '\n', &enc,
+                                       ctx->err);
+            else if (info->cte == CTE_QP)
+                rc = pcodec_qp_encode(w.p, w.len, eol, &enc, ctx->err);
+            else
+                rc = pbuf_append(&enc, w.p, w.len, ctx->err);
+        }
+        if (rc == 0)
+            rc = pout_replace(out, b, len, enc.p, enc.len, ctx->err);
+    }
+    free(map);
+    pscratch_put(ctx, &own);
+    pscratch_put(ctx, &u);
+    pscratch_put(ctx, &w);
+    pscratch_put(ctx, &enc);
+    pscratch_put(ctx, &tmp.buf);
+    pout_free(&tmp);
+    return rc;
+}
+
+/* ---- sealing: parts the scanner cannot read ------------------------------------------ */
+
+/* Charsets in which an address or a digit is not its ASCII byte: UTF-16/32 and UCS-2/4
+ * (Microsoft's "unicode" is UTF-16LE) and UTF-7 (where '@' may be written "+AEA-"). */
+static bool wide_charset(const char *cs)
+{
+    static const char *const wide[] = {"utf-16", "utf16", "utf-32", "utf32", "ucs-2",
+                                       "ucs2", "ucs-4", "ucs4", "utf-7", "utf7", "unicode",
+                                       "iso-10646-ucs", "csunicode", "x-unicode"};
+
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++)
+        if (strncmp(cs, wide[i], strlen(wide[i])) == 0)
+            return true;
+    return false;
+}
+
+/* The start of a text that is UTF-16/32 whatever its label says: a byte order mark, or
+ * NULs (ASCII in UTF-16 is every other byte zero; text mail has none). */
+static bool looks_wide(const unsigned char *t, size_t n)
+{
+    size_t nul = 0;
+
+    if (n >= 2 && ((t[0] == 0xFF && t[1] == 0xFE) || (t[0] == 0xFE && t[1] == 0xFF)))
+        return true;
+    if (n >= 4 && t[0] == 0 && t[1] == 0 && t[2] == 0xFE && t[3] == 0xFF)
+        return true;
+    if (n > 512)
+        n = 512;
+    if (memchr(t, 0, n) == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        nul += t[i] == 0;
+    return nul >= 2 && nul * 8 >= n;
+}
+
+/* Would the walk read this body as text (scanned) or as a MIME structure (walked)? */
+static bool walked_message(const struct entity_info *info)
+{
+    const char *t = info->type, *s = info->subtype;
+
+    return (strcmp(t, "message") == 0 &&
+            (strcmp(s, "rfc822") == 0 || strcmp(s, "global") == 0 || strcmp(s, "news") == 0 ||
+             strcmp(s, "global-headers") == 0)) ||
+           (strcmp(t, "text") == 0 && strcmp(s, "rfc822-headers") == 0);
+}
+
+/* Is the body b[0, len) of this entity sealed?  Everything the walk does not read as
+ * text or as a structure it walks into: non-text types, an encoded multipart, text in a
+ * wide charset or an encoding not decoded here, text that turns out to be UTF-16/32 —
+ * unless the policy keeps the type. */
+static int seal_decide(struct pseudo_ctx *ctx, const struct entity_info *info,
+                       const unsigned char *b, size_t len, bool *seal)
+{
+    const char *t = info->type;
+    bool candidate;
+    int rc = 0;
+
+    *seal = false;
+    if (len == 0 || walked_message(info))
+        return 0;
+    if (strcmp(t, "multipart") == 0) {
+        candidate = info->cte != CTE_IDENTITY;
+    } else if (strcmp(t, "text") == 0 || strcmp(t, "message") == 0) {
+        bool u16 = false;
+        rc = utf16_readable(ctx, b, len, info, &u16);
+        if (rc != 0 || u16)
+            return rc;      /* UTF-16 that converts: pseudonymised in place */
+        candidate = info->cte_other || (info->charset[0] != '\0' && wide_charset(info->charset));
+        if (!candidate && info->cte == CTE_IDENTITY) {
+            candidate = looks_wide(b, len);
+        } else if (!candidate) {
+            /* The first 1 KB decoded is enough to see a byte order mark or NULs: from the
+             * body pass 1 decoded and kept, else decoded here. */
+            for (size_t k = 0; k < ctx->n_dec; k++) {
+                const struct pdec_entry *e = &ctx->dec_cache[k];
+                if (e->src == b && e->src_len == len) {
+                    candidate = e->dec.len > 0 && looks_wide(e->dec.p, e->dec.len);
+                    goto decided;
+                }
+            }
+            pbuf d = pscratch_get(ctx);
+            size_t n = len < 1024 ? len : 1024;
+            rc = info->cte == CTE_B64 ? pcodec_b64_decode(b, n, &d, ctx->err)
+                                      : pcodec_qp_decode(b, n, &d, NULL, ctx->err);
+            candidate = rc == 0 && d.len > 0 && looks_wide(d.p, d.len);
+            pscratch_put(ctx, &d);
+        }
+    } else {
+        candidate = true;
+    }
+decided:
+    if (rc == 0 && candidate)
+        *seal = !pseudo_type_kept(ctx->pol, info->type, info->subtype);
+    return rc;
+}
+
+/* Appends a C string to a scratch output. */
+static int seal_put(pbuf *b, const char *s, mr_error *err)
+{
+    return pbuf_append(b, s, strlen(s), err);
+}
+
+/* A type, subtype or charset as the placeholder states it: restricted-name characters
+ * only (RFC 6838), anything else written '_'. */
+static void seal_name(char *out, size_t cap, const char *in)
+{
+    size_t k = 0;
+
+    for (; in[k] != '\0' && k + 1 < cap; k++) {
+        char c = in[k];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("!#$&-^_.+", c) != NULL;
+        out[k] = ok ? c : '_';
+    }
+    out[k] = '\0';
+}
+
+/* Content-Type of a sealed part: "text/plain; charset=us-ascii" and the original's
+ * parameters (file names pseudonymised as anywhere else) but its charset; the
+ * Content-Transfer-Encoding: 7bit.  The whole value is one edit, so the original value
+ * goes into the reid data as written. */
+static int seal_header(struct pseudo_ctx *ctx, const unsigned char *v, size_t len,
+                       enum hclass cls, pout *out)
+{
+    size_t end = len, semi;
+    pout tmp;
+    pbuf rest = {0};
+    int rc;
+
+    if (end > 0 && v[end - 1] == '\n')
+        end--;
+    if (end > 0 && v[end - 1] == '\r')
+        end--;
+    pout_init(&tmp, NULL, 0);
+    tmp.buf = pscratch_get(ctx);
+    if (cls == H_CTE) {
+        rc = seal_put(&tmp.buf, " 7bit", ctx->err);
+    } else {
+        rc = seal_put(&tmp.buf, " text/plain; charset=us-ascii", ctx->err);
+        for (semi = 0; semi < end && v[semi] != ';'; semi++)
+            ;
+        rest = pscratch_get(ctx);
+        /* The parameters after the type, one ';' segment at a time (quotes respected),
+         * without charset: the placeholder is ASCII whatever the original was. */
+        while (rc == 0 && semi < end) {
+            size_t e = semi + 1, a;
+            bool q = false;
+            for (; e < end && (q || v[e] != ';'); e++) {
+                if (v[e] == '\\' && q && e + 1 < end)
+                    e++;
+                else if (v[e] == '"')
+                    q = !q;
+            }
+            a = skip_ws(v, e, semi + 1);
+            if (!(e - a >= 7 && ieq(v + a, 7, "charset") &&
+                  (a + 7 == e || v[a + 7] == '=' || v[a + 7] == '*' || v[a + 7] == ' ' ||
+                   v[a + 7] == '\t')))
+                rc = pbuf_append(&rest, v + semi, e - semi, ctx->err);
+            semi = e;
+        }
+        if (rc == 0 && rest.len > 0)
+            rc = ptext_ctype_params(ctx, rest.p, rest.len, &tmp);
+    }
+    if (rc == 0 && end < len)
+        rc = pbuf_append(&tmp.buf, v + end, len - end, ctx->err);
+    if (rc == 0)
+        rc = pout_replace(out, v, len, tmp.buf.p, tmp.buf.len, ctx->err);
+    pscratch_put(ctx, &rest);
+    pscratch_put(ctx, &tmp.buf);
+    pout_free(&tmp);
+    return rc;
+}
+
+/* The blank line and body p[i, len) of a sealed part: one edit puts them into the reid
+ * data and writes in their place an X-Mailret-Sealed field (the original type, charset
+ * and encoding, the size and SHA-256 of the body after decoding base64 or
+ * quoted-printable, as the file's owner would see it), the blank line and a short ASCII
+ * text saying the same.  No line of it begins with "--", so no delimiter can appear. */
+static int seal_body(struct pseudo_ctx *ctx, const unsigned char *p, size_t i, size_t len,
+                     const struct entity_info *info, pout *out)
+{
+    const char *eol = p[i] == '\r' ? "\r\n" : "\n";
+    size_t b = i + strlen(eol);
+    bool final_eol = p[len - 1] == '\n';
+    const unsigned char *content = p + b;
+    size_t clen = len - b;
+    pbuf dec = {0}, t = pscratch_get(ctx);
+    unsigned char sha[32];
+    char hex[65], type[32], sub[64], cs[sizeof info->charset], line[256];
+    const char *enc = info->cte == CTE_B64  ? "base64"
+                      : info->cte == CTE_QP ? "quoted-printable"
+                      : info->cte_other     ? "not-decoded"
+                                            : "none";
+    int rc = 0;
+
+    if (info->cte != CTE_IDENTITY) {
+        dec = pscratch_get(ctx);
+        rc = info->cte == CTE_B64 ? pcodec_b64_decode(p + b, len - b, &dec, ctx->err)
+                                  : pcodec_qp_decode(p + b, len - b, &dec, NULL, ctx->err);
+        content = dec.p != NULL ? dec.p : (const unsigned char *)"";
+        clen = dec.len;
+    }
+    if (rc == 0)
+        rc = psha_digest(&ctx->sha, content, clen, sha, ctx->err);
+    for (size_t k = 0; k < 32; k++)
+        snprintf(hex + 2 * k, 3, "%02x", sha[k]);
+    seal_name(type, sizeof type, info->type);
+    seal_name(sub, sizeof sub, info->subtype);
+    seal_name(cs, sizeof cs, info->charset);
+    snprintf(line, sizeof line, "X-Mailret-Sealed: type=%s/%s;%s%s%s encoding=%s; size=%zu;%s",
+             type, sub, cs[0] ? " charset=" : "", cs, cs[0] ? ";" : "", enc, clen, eol);
+    if (rc == 0)
+        rc = seal_put(&t, line, ctx->err);
+    snprintf(line, sizeof line, " sha256=%s%s%s", hex, eol, eol);
+    if (rc == 0)
+        rc = seal_put(&t, line, ctx->err);
+    static const char *const text[] = {
+        "This part was sealed by mailret: its content is not in this archive.",
+        "It is kept, encrypted, in the re-identification data, and a full",
+        "restore puts it back byte for byte.",
+    };
+    for (size_t k = 0; rc == 0 && k < sizeof text / sizeof text[0]; k++) {
+        rc = seal_put(&t, text[k], ctx->err);
+        if (rc == 0)
+            rc = seal_put(&t, eol, ctx->err);
+    }
+    snprintf(line, sizeof line, "Type: %s/%s%s%s%sSize: %zu bytes%s%s%sSHA-256: %s", type, sub,
+             cs[0] ? "; charset=" : "", cs, eol, clen,
+             info->cte != CTE_IDENTITY && !info->cte_other ? " after decoding " : "",
+             info->cte != CTE_IDENTITY && !info->cte_other ? enc : "", eol, hex);
+    if (rc == 0)
+        rc = seal_put(&t, line, ctx->err);
+    if (rc == 0 && final_eol)
+        rc = seal_put(&t, eol, ctx->err);
+    if (rc == 0)
+        rc = pout_replace(out, p + i, len - i, t.p, t.len, ctx->err);
+    if (rc == 0)
+        ctx->n_sealed++;
+    pscratch_put(ctx, &dec);
+    pscratch_put(ctx, &t);
+    return rc;
 }
 
 int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int depth,
@@ -1207,36 +1758,72 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
     struct entity_info parsed;
     const struct entity_info *info = &parsed;
     const struct phentity *known = NULL;
+    bool sealed = false;
     size_t i = 0;
     int rc = 0;
 
     parsed.has_type = false;
     parsed.boundary_len = 0;
     parsed.cte = CTE_IDENTITY;
+    parsed.cte_other = false;
+    parsed.charset[0] = '\0';
     if (depth > PSEUDO_MAX_DEPTH) {
         /* Absurd nesting: opaque text, scanned raw. */
         return ptext_plain(ctx, p, len, pscan_policy_flags(ctx->pol) & ~PSCAN_IP, out);
     }
     if (depth == 0 && ctx->hcache != NULL)
         ctx->hcache->cursor = ctx->hcache->db_cursor = 0;    /* a pass starts */
-    if (!ctx->collecting)
+    if (!ctx->collecting) {
+        /* Whether the body is sealed changes how the type and encoding fields are
+         * written, so it is decided before the header block is: from pass 1's parse,
+         * or from a parse of the block that writes nothing. */
         known = phcache_find(ctx, p, len, msg_default);
-    if (known != NULL) {
-        const struct phfield *f = known->n > 0 ? ctx->hcache->f + known->first : NULL;
-        for (size_t k = 0; k < known->n && rc == 0; k++)
-            rc = header_use(ctx, p, f[k].fs, f[k].fe, f[k].vs, f[k].cls, out);
-        i = known->end;
-        info = &known->info;
+        if (known != NULL) {
+            i = known->end;
+            info = &known->info;
+        } else {
+            while (i < len && !blank_line(p, len, i)) {
+                size_t fe = field_end(p, len, i);
+                enum hclass cls;
+                (void)header_parse(p, i, fe, &cls, &parsed);
+                i = fe;
+            }
+            if (!parsed.has_type) {
+                strcpy(parsed.type, msg_default ? "message" : "text");
+                strcpy(parsed.subtype, msg_default ? "rfc822" : "plain");
+            }
+        }
+        if (i < len) {
+            size_t b = i + (p[i] == '\n' ? 1 : 2);
+            rc = seal_decide(ctx, info, p + b, len - b, &sealed);
+        }
+        if (rc == 0 && known != NULL) {
+            const struct phfield *f = known->n > 0 ? ctx->hcache->f + known->first : NULL;
+            for (size_t k = 0; k < known->n && rc == 0; k++)
+                rc = header_use(ctx, p, f[k].fs, f[k].fe, f[k].vs, f[k].cls, sealed, out);
+        } else if (rc == 0) {
+            struct entity_info again;   /* the second parse's results are not needed */
+            again.has_type = true;
+            for (size_t j = 0; j < i && rc == 0;) {
+                size_t fe = field_end(p, len, j), vs;
+                enum hclass cls;
+                vs = header_parse(p, j, fe, &cls, &again);
+                rc = header_use(ctx, p, j, fe, vs, cls, sealed, out);
+                j = fe;
+            }
+        }
+        if (rc == 0 && sealed)
+            return seal_body(ctx, p, i, len, info, out);
     } else {
         struct phfield fields[64], *fv = fields;
         size_t n = 0, cap = sizeof fields / sizeof fields[0];
         /* Pass 1 keeps what it parsed; a block too long for the stack is parsed again. */
-        bool keep = ctx->collecting;
+        bool keep = true;
         while (i < len && rc == 0 && !blank_line(p, len, i)) {
             size_t fs = i, fe = field_end(p, len, i), vs;
             enum hclass cls;
             vs = header_parse(p, fs, fe, &cls, &parsed);
-            rc = header_use(ctx, p, fs, fe, vs, cls, out);
+            rc = header_use(ctx, p, fs, fe, vs, cls, false, out);
             if (keep && n == cap)
                 keep = false;
             if (keep)

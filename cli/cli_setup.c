@@ -45,6 +45,10 @@ int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k
     k->policy.n_own_addresses = cfg->pseudonymisation.own_addresses.n;
     k->policy.own_domains = (const char *const *)cfg->pseudonymisation.own_domains.items;
     k->policy.n_own_domains = cfg->pseudonymisation.own_domains.n;
+    k->policy.keep_types = (const char *const *)cfg->pseudonymisation.keep_types.items;
+    k->policy.n_keep_types = cfg->pseudonymisation.keep_types.n;
+    k->policy.seal_types = (const char *const *)cfg->pseudonymisation.seal_types.items;
+    k->policy.n_seal_types = cfg->pseudonymisation.seal_types.n;
     return 0;
 }
 

@@ -140,8 +140,9 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const str
     rc = archive_batch_close(b, &res, err);
     if (rc != 0)
         return mr_error_prefix(err, "mailbox %s", mailbox);
-    printf("%s\t%s\t%zu messages\t%zu volumes\t%s\n", mailbox, res->batch_id, res->n_messages,
-           res->n_volumes, res->dir);
+    printf("%s\t%s\t%zu messages\t%zu volumes\t%s\t%llu sealed parts in %zu messages\n",
+           mailbox, res->batch_id, res->n_messages, res->n_volumes, res->dir,
+           res->sealed_parts, res->sealed_messages);
     archive_result_free(res);
     return 0;
 }

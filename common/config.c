@@ -45,6 +45,7 @@ enum key_type {
     KT_ZONE,
     KT_ADDRLIST,    /* comma list of e-mail addresses */
     KT_DOMLIST,     /* comma list of domains */
+    KT_TYPELIST,    /* comma list of MIME type patterns (see type_pattern_ok) */
     KT_REPEAT,      /* repeatable key, one value each */
     KT_AUTH,
     KT_COMMAND,     /* a command line, split into argv without a shell */
@@ -107,6 +108,8 @@ static const struct key_def KEYS[] = {
     K("pseudonymisation", "ips", KT_BOOL, pseudonymisation.ips),
     K("pseudonymisation", "own_addresses", KT_ADDRLIST, pseudonymisation.own_addresses),
     K("pseudonymisation", "own_domains", KT_DOMLIST, pseudonymisation.own_domains),
+    K("pseudonymisation", "keep", KT_TYPELIST, pseudonymisation.keep_types),
+    K("pseudonymisation", "seal", KT_TYPELIST, pseudonymisation.seal_types),
     K("state", "dir", KT_PATH, state.dir),
     K("state", "erasure_ledger", KT_PATH, state.erasure_ledger),
     K("log", "level", KT_LEVEL, log.level),
@@ -312,6 +315,36 @@ static int list_copy(struct config_list *dst, const struct config_list *src)
 
 /* "a@x.dk, b@x.dk" -> items; checks each element's shape (values are never echoed:
  * they are addresses). */
+/* A MIME type name (RFC 6838 restricted-name: letters, digits, !#$&-^_.+), 1-63 bytes. */
+static bool type_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch != '\0' && strchr("!#$&-^_.+", ch) != NULL)))
+            return false;
+    }
+    return true;
+}
+
+/* "type/subtype", "type/" + "*", or any type ("*" alone or "*" + "/" + "*"). */
+static bool type_pattern_ok(const char *s, size_t n)
+{
+    const char *slash = memchr(s, '/', n);
+    size_t tl;
+
+    if ((n == 1 && s[0] == '*') || (n == 3 && memcmp(s, "*/*", 3) == 0))
+        return true;
+    if (slash == NULL)
+        return false;
+    tl = (size_t)(slash - s);
+    if (!type_name_ok(s, tl))
+        return false;
+    return (n - tl - 1 == 1 && slash[1] == '*') || type_name_ok(slash + 1, n - tl - 1);
+}
+
 static int parse_list(struct parse_ctx *c, const struct key_def *k, const char *v,
                       struct config_list *l)
 {
@@ -332,7 +365,12 @@ static int parse_list(struct parse_ctx *c, const struct key_def *k, const char *
         if (memchr(start, ' ', len) != NULL || memchr(start, '\t', len) != NULL)
             return ctx_error(c, c->line, MR_E_CONFIG,
                              "%s: list elements are separated by commas", k->name);
-        if (k->type == KT_ADDRLIST) {
+        if (k->type == KT_TYPELIST) {
+            if (!type_pattern_ok(start, len))
+                return ctx_error(c, c->line, MR_E_CONFIG,
+                                 "%s: element %zu is not a MIME type pattern (type/subtype, "
+                                 "type/* or *)", k->name, l->n + 1);
+        } else if (k->type == KT_ADDRLIST) {
             const char *at = memchr(start, '@', len);
             if (at == NULL || at == start || at == end - 1)
                 return ctx_error(c, c->line, MR_E_CONFIG,
@@ -527,6 +565,7 @@ static int set_value(struct parse_ctx *c, const struct key_def *k, const char *v
         return 1;
     case KT_ADDRLIST:
     case KT_DOMLIST:
+    case KT_TYPELIST:
         return parse_list(c, k, v, field);
     case KT_REPEAT: {
         struct config_list *l = field;
@@ -807,6 +846,8 @@ void config_free(struct mr_config *cfg)
     free(cfg->retention.timezone);
     list_free(&cfg->pseudonymisation.own_addresses);
     list_free(&cfg->pseudonymisation.own_domains);
+    list_free(&cfg->pseudonymisation.keep_types);
+    list_free(&cfg->pseudonymisation.seal_types);
     free(cfg->state.dir);
     free(cfg->log.file);
     free(cfg->state.erasure_ledger);

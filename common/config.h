@@ -103,6 +103,8 @@ struct mr_config {
         bool emails, cpr, phones, names, ips;   /* default all true */
         struct config_list own_addresses;       /* default: [members] own_addresses */
         struct config_list own_domains;         /* default: [members] own_domains */
+        struct config_list keep_types;          /* keep = MIME type patterns kept in clear */
+        struct config_list seal_types;          /* seal = patterns sealed (the default) */
     } pseudonymisation;
 
     struct {

@@ -572,6 +572,8 @@ static int new_batch(struct purge_ctx *c, const char *mailbox,
             del[i] = res->uids[i].uid;
     }
     rep->archived = res->n_messages;
+    rep->sealed_parts = res->sealed_parts;
+    rep->sealed_messages = res->sealed_messages;
     if (rc == 0)
         rc = purge_journal_set_state(c->journal, jid, PJ_EXPUNGING, err);
     if (rc == 0)

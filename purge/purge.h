@@ -96,6 +96,8 @@ struct purge_mailbox_report {
     unsigned long long bytes;   /* of the selected messages */
     size_t archived;            /* in the new, verified batch */
     size_t expunged;            /* removed from the server by this run's new batch */
+    unsigned long long sealed_parts;    /* parts of the new batch sealed into its reid data */
+    size_t sealed_messages;     /* its messages with at least one */
     char batch_id[64];          /* the new batch, "" if none */
     struct purge_held *held;    /* kept on the server, by UID */
     size_t n_held;

@@ -33,8 +33,11 @@ void purge_report_print(FILE *out, const struct purge_report *r)
                     m->pending_ingest > 0 ? " (some only if the ingest that runs first "
                                             "delivers them)" : "");
         else if (m->selected > 0)
-            fprintf(out, "%s\tarchived %zu message(s) in batch %s and expunged %zu\n",
-                    m->mailbox, m->archived, m->batch_id, m->expunged);
+            fprintf(out,
+                    "%s\tarchived %zu message(s) in batch %s and expunged %zu; %llu part(s) "
+                    "of %zu message(s) sealed\n",
+                    m->mailbox, m->archived, m->batch_id, m->expunged, m->sealed_parts,
+                    m->sealed_messages);
         if (m->pending_ingest > 0)
             fprintf(out, "%s\t%zu older message(s) not ingested yet: ingest runs first, and "
                     "what it cannot deliver is held back\n", m->mailbox, m->pending_ingest);
@@ -76,15 +79,17 @@ int purge_report_json(FILE *out, const struct purge_report *r, mr_error *err)
                                                   "attempts", (json_int_t)h->attempts));
         }
         json_array_append_new(
-            arr, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s,"
-                           " s:I, s:o}",
+            arr, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, "
+                           "s:s, s:s, s:I, s:o}",
                            "mailbox", m->mailbox, "attempted", (int)m->attempted, "resumed_batches",
                            (json_int_t)m->resumed_batches, "resumed_expunged",
                            (json_int_t)m->resumed_expunged, "discarded_batches",
                            (json_int_t)m->discarded_batches, "candidates",
                            (json_int_t)m->candidates, "selected", (json_int_t)m->selected,
                            "bytes", (json_int_t)m->bytes, "archived", (json_int_t)m->archived,
-                           "expunged", (json_int_t)m->expunged, "batch_id", m->batch_id,
+                           "expunged", (json_int_t)m->expunged, "sealed_parts",
+                           (json_int_t)m->sealed_parts, "sealed_messages",
+                           (json_int_t)m->sealed_messages, "batch_id", m->batch_id,
                            "status", !m->attempted ? "not-run"
                                      : m->status == 0 ? "ok" : mr_status_name(m->status),
                            "error", m->error, "pending_ingest", (json_int_t)m->pending_ingest,

@@ -68,6 +68,40 @@ static void make_messages(struct fx *f)
         /* incompressible filler so that volumes really fill up */
         for (size_t k = 0; k < extra; k++)
             f->msg[i][n + k] = (unsigned char)('a' + (k * 7919 + (size_t)i) % 26);
+        if (i % 7 >= 4) {
+            /* A 40 KB base64 attachment, sealed: its body goes into the reid file, and
+             * three in a row (a few hundred bytes of content, 90 KB compressed reid) must
+             * not make one reid file larger than the volume size. */
+            static const char b64[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            size_t lines = 40000 / 76, o;
+            uint64_t r = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+            n = snprintf(head, sizeof head,
+                         "From: Anna Jensen <anna.jensen@example.dk>\r\n"
+                         "To: post@akasse.dk\r\n"
+                         "Cc: bo.hansen@mail.example.org\r\n"
+                         "Subject: Sag %d - mit CPR er 010203-1234\r\n"
+                         "Message-ID: <msg-%d@example.dk>\r\n"
+                         "Content-Type: multipart/mixed; boundary=\"P\"\r\n\r\n--P\r\n"
+                         "Content-Type: text/plain\r\n\r\nHej, ring til mig p\xc3\xa5 "
+                         "12 34 56 78.\r\nFrom the desk of Anna Jensen\r\n--P\r\n"
+                         "Content-Type: application/pdf; name=\"bilag.pdf\"\r\n"
+                         "Content-Transfer-Encoding: base64\r\n\r\n", i, i);
+            f->len[i] = (size_t)n + lines * 78 + 7;
+            f->msg[i] = realloc(f->msg[i], f->len[i] + 1);
+            memcpy(f->msg[i], head, (size_t)n);
+            o = (size_t)n;
+            for (size_t line = 0; line < lines; line++) {
+                for (int k = 0; k < 76; k++) {
+                    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+                    f->msg[i][o++] = (unsigned char)b64[r % 64];
+                }
+                f->msg[i][o++] = '\r';
+                f->msg[i][o++] = '\n';
+            }
+            memcpy(f->msg[i] + o, "--P--\r\n", 7);
+            assert_int_equal(o + 7, f->len[i]);
+        }
     }
     /* edge cases: an empty message, NUL bytes and bare LF */
     f->len[5] = 0;
@@ -255,9 +289,14 @@ static void test_round_trip(void **state)
     assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
     assert_int_equal(m.message_count, N_MSG);
     assert_int_equal(m.n_volumes, f->res->n_volumes);
-    for (size_t v = 0; v < m.n_volumes; v++)
+    for (size_t v = 0; v < m.n_volumes; v++) {
         assert_true(m.volumes[v].size <= 64 * 1024);
+        assert_true(m.volumes[v].reid_size <= 64 * 1024);   /* sealed bodies live there */
+    }
     archive_manifest_clear(&m);
+    /* i % 7 >= 4 carry a sealed attachment, but for 5 and 6 (edge cases) */
+    assert_int_equal(f->res->sealed_parts, 14);
+    assert_int_equal(f->res->sealed_messages, 14);
 
     /* host and deep verification pass */
     struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,

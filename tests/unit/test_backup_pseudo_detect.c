@@ -215,7 +215,8 @@ static void test_qp_soft_break(void **state)
 static void test_base64_text_and_binary(void **state)
 {
     /* text part: "Hej Mette, CPR 010203-1234 mette@example.dk"; binary part: the same
-     * bytes as application/octet-stream, which must stay as they are. */
+     * bytes as application/octet-stream, sealed by default and left as they are when the
+     * policy keeps the type. */
     const char *b64 = "SGVqIE1ldHRlLCBDUFIgMDEwMjAzLTEyMzQgbWV0dGVAZXhhbXBsZS5kaw==";
     char msg[2048], *o;
     const char *p, *e;
@@ -230,14 +231,32 @@ static void test_base64_text_and_binary(void **state)
              "%s\r\n--B\r\nContent-Type: application/octet-stream; name=\"cpr 010203-1234.bin\"\r\n"
              "Content-Disposition: attachment; filename=\"Mette 010203-1234.bin\"\r\n"
              "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--B--\r\n", b64, b64);
-    o = tp_text(msg);
-    /* The binary part's body is byte-identical, its names are not. */
+    struct pseudo_policy keep;
+    static const char *const keep_types[] = {"application/octet-stream"};
+    pseudo_policy_default(&keep);
+    keep.keep_types = keep_types;
+    keep.n_keep_types = 1;
+    o = tp_text_pol(&keep, msg);
+    /* Kept: the binary part's body is byte-identical, its names are not. */
     p = strstr(o, "application/octet-stream");
     assert_non_null(p);
     HAS(p, b64);
     HAS(p, "name=\"cpr CPR-");
     HAS(p, "filename=\"Navn-");
     HASNT(p, "010203-1234.bin");
+    HASNT(o, "X-Mailret-Sealed");
+    free(o);
+    /* Sealed (the default): the body is gone, the names are pseudonymised as above, and
+     * the placeholder states the original type and the decoded size (43 bytes). */
+    o = tp_text(msg);
+    HASNT(o, "Content-Type: application/octet-stream");
+    HAS(o, "X-Mailret-Sealed: type=application/octet-stream; encoding=base64; size=43;");
+    HAS(o, "name=\"cpr CPR-");
+    HAS(o, "filename=\"Navn-");
+    HASNT(o, "010203-1234.bin");
+    p = strstr(o, "X-Mailret-Sealed");
+    assert_non_null(p);
+    HASNT(p, b64);
     /* The text part was re-encoded as base64 and decodes to tokens. */
     p = strstr(o, "Content-Transfer-Encoding: base64\r\n\r\n") + 37;
     e = strstr(p, "\r\n--B");

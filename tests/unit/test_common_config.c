@@ -188,6 +188,8 @@ static void test_every_key(void **state)
         "ips = off\n"
         "own_addresses = post@fund.dk\n"
         "own_domains =\n"
+        "keep = image/*, application/PDF\n"
+        "seal = image/svg+xml,*\n"
         "[state]\n"
         "dir = /srv/mailret/state\n"
         "erasure_ledger = ledger/erasure\n"
@@ -245,6 +247,11 @@ static void test_every_key(void **state)
     /* set explicitly: not inherited from [members] */
     assert_int_equal(cfg->pseudonymisation.own_addresses.n, 1);
     assert_int_equal(cfg->pseudonymisation.own_domains.n, 0);
+    assert_int_equal(cfg->pseudonymisation.keep_types.n, 2);
+    assert_string_equal(cfg->pseudonymisation.keep_types.items[0], "image/*");
+    assert_string_equal(cfg->pseudonymisation.keep_types.items[1], "application/PDF");
+    assert_int_equal(cfg->pseudonymisation.seal_types.n, 2);
+    assert_string_equal(cfg->pseudonymisation.seal_types.items[1], "*");
     assert_string_equal(cfg->state.dir, "/srv/mailret/state");
     snprintf(want, sizeof want, "%s/ledger/erasure", fx->dir);    /* relative to the file */
     assert_string_equal(cfg->state.erasure_ledger, want);
@@ -326,6 +333,12 @@ static void test_error_lines(void **state)
     expect_error(fx, MINIMAL "[members]\nown_addresses = fund.dk\n", 13,
                  "not an e-mail address");
     expect_error(fx, MINIMAL "[members]\nown_domains = post@fund.dk\n", 13, "not a domain");
+    expect_error(fx, MINIMAL "[pseudonymisation]\nkeep = pdf\n", 13, "not a MIME type pattern");
+    expect_error(fx, MINIMAL "[pseudonymisation]\nkeep = image/, text/plain\n", 13,
+                 "element 1 is not a MIME type pattern");
+    expect_error(fx, MINIMAL "[pseudonymisation]\nseal = */pdf\n", 13, "not a MIME type");
+    expect_error(fx, MINIMAL "[pseudonymisation]\nkeep = image/png;x\n", 13, "not a MIME type");
+    expect_error(fx, MINIMAL "[pseudonymisation]\nkeep =\n", 13, "empty value");
     expect_error(fx, MINIMAL "[retention]\ntimezone = Mars/Olympus\n", 13, "timezone");
     expect_error(fx, MINIMAL "[log]\nlevel = loud\n", 13, "unknown log level");
     expect_error(fx, MINIMAL "[imap]\nca_file =\n", 13, "empty value");
