@@ -112,6 +112,34 @@ static void caps_free(imap_conn *c)
     c->n_caps = 0;
 }
 
+/* A command without arguments ("CAPABILITY"), sent exactly as "tag SP name CRLF", its
+ * untagged data left to libetpan's parser.  Not mailimap_custom_command(): it writes a
+ * blank before the CRLF, which the grammar does not allow and strict servers (Cyrus)
+ * answer with BAD. */
+static int simple_command(imap_conn *c, const char *name, const char *what, mr_error *err)
+{
+    struct mailimap_response *resp = NULL;
+    mailstream *s = c->imap->imap_stream;
+    int r, state;
+
+    r = mailimap_send_current_tag(c->imap);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, what, err);
+    if (mailstream_write(s, name, strlen(name)) < 0 || mailstream_write(s, "\r\n", 2) < 0 ||
+        mailstream_flush(s) == -1)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, what, err);
+    if (mailimap_read_line(c->imap) == NULL)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, what, err);
+    r = mailimap_parse_response(c->imap, &resp);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, what, err);
+    state = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+    mailimap_response_free(resp);
+    if (state != MAILIMAP_RESP_COND_STATE_OK)
+        return imap_fail(c, MAILIMAP_ERROR_CUSTOM_COMMAND, what, err);
+    return 0;
+}
+
 static int caps_load(imap_conn *c, mr_error *err)
 {
     struct mailimap_connection_info *info = c->imap->imap_connection_info;
@@ -127,9 +155,9 @@ static int caps_load(imap_conn *c, mr_error *err)
         mailimap_capability_data_free(info->imap_capability);
         info->imap_capability = NULL;
     }
-    r = mailimap_custom_command(c->imap, "CAPABILITY");
-    if (r != MAILIMAP_NO_ERROR)
-        return imap_fail(c, r, "CAPABILITY", err);
+    r = simple_command(c, "CAPABILITY", "CAPABILITY", err);
+    if (r != 0)
+        return r;
     info = c->imap->imap_connection_info;
     if (info == NULL || info->imap_capability == NULL || info->imap_capability->cap_list == NULL)
         return mr_error_set(err, MR_E_PROTOCOL,
@@ -243,6 +271,17 @@ static int conn_new(const struct imap_options *opt, imap_conn **out, mr_error *e
     return 0;
 }
 
+/* libetpan sends LOGIN's arguments as atoms or quoted strings, and a quoted string may
+ * hold only 7-bit characters other than CR and LF: refuse the rest instead of sending
+ * bytes the grammar does not allow. */
+static bool login_quotable(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x80 || *s == '\r' || *s == '\n')
+            return false;
+    return true;
+}
+
 /* Greeting, STARTTLS when asked for, LOGIN unless pre-authenticated, capabilities: the
  * session on a stream that is connected (and for IMAPS already encrypted).  c->imap owns
  * the stream from the greeting on. */
@@ -262,6 +301,10 @@ static int session_start(imap_conn *c, mailstream *s, const struct imap_options 
             return rc;
     }
     if (r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
+        if (!login_quotable(opt->user) || !login_quotable(opt->password))
+            return mr_error_set(err, MR_E_CONFIG, "the IMAP user name or password contains "
+                                "non-ASCII characters or a line break, which LOGIN cannot "
+                                "carry");
         r = mailimap_login(c->imap, opt->user, opt->password);
         if (r != MAILIMAP_NO_ERROR) {
             /* No user name here: a shared mailbox's login is often an address. */
@@ -433,7 +476,14 @@ int imap_create(imap_conn *conn, const char *mailbox, bool exist_ok, mr_error *e
     r = mailimap_list(conn->imap, "", mailbox, &list);
     if (r != MAILIMAP_NO_ERROR)
         return imap_fail(conn, r, "LIST", err);
-    exists = list != NULL && clist_count(list) > 0;
+    /* A name holding "%" or "*" is a pattern to LIST: only an exact match counts. */
+    exists = false;
+    for (clistiter *it = list != NULL ? clist_begin(list) : NULL; it != NULL;
+         it = clist_next(it)) {
+        struct mailimap_mailbox_list *mb = clist_content(it);
+        if (mb != NULL && mb->mb_name != NULL && strcmp(mb->mb_name, mailbox) == 0)
+            exists = true;
+    }
     if (list != NULL)
         mailimap_list_result_free(list);
     if (!exists)
@@ -1197,7 +1247,9 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
         int a = tz_min < 0 ? -tz_min : tz_min;
         struct tm tm;
 
-        if (gmtime_r(&local, &tm) == NULL) {
+        /* date-year is exactly four digits. */
+        if (gmtime_r(&local, &tm) == NULL || tm.tm_year + 1900 < 1 ||
+            tm.tm_year + 1900 > 9999) {
             if (fl != NULL)
                 mailimap_flag_list_free(fl);
             return mr_error_set(err, MR_E_INVALID, "imap_append: INTERNALDATE out of range");
