@@ -65,9 +65,14 @@ class Relay:
     def tls_both(self):
         # The client starts its handshake once it has read the tagged OK; the server
         # waits for ours.  Upstream first, so the client's handshake finds us ready.
+        # Handshakes block; relaying does not (see pump).
+        self.server.settimeout(60)
+        self.client.settimeout(60)
         self.server = self.client_ctx.wrap_socket(self.server,
                                                   server_hostname=self.args.target_host)
         self.client = self.server_ctx.wrap_socket(self.client, server_side=True)
+        self.server.settimeout(0.0)
+        self.client.settimeout(0.0)
 
     def run(self):
         try:
@@ -75,9 +80,13 @@ class Relay:
                                                     self.args.target_port), timeout=60)
             self.server.settimeout(None)
             if self.args.mode == "imaps":
+                self.client.settimeout(60)
                 self.client = self.server_ctx.wrap_socket(self.client, server_side=True)
+                self.server.settimeout(60)
                 self.server = self.client_ctx.wrap_socket(self.server,
                                                           server_hostname=self.args.target_host)
+            self.server.settimeout(0.0)
+            self.client.settimeout(0.0)
             self.pump()
         except (OSError, ssl.SSLError) as e:
             print("wireproxy: %s" % e, file=sys.stderr)
@@ -94,7 +103,18 @@ class Relay:
     def pending(self, s):
         return isinstance(s, ssl.SSLSocket) and s.pending() > 0
 
+    @staticmethod
+    def send_all(sock, data):
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[sock.send(view):]
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                select.select([sock], [sock], [], 1.0)
+
     def pump(self):
+        # Non-blocking reads: a TLS socket can be readable with no application data in
+        # it (a TLS 1.3 session ticket), and a blocking recv would then wait forever.
         while True:
             socks = [self.client, self.server]
             ready = [s for s in socks if self.pending(s)]
@@ -103,19 +123,23 @@ class Relay:
                 if not ready:
                     return
             for s in ready:
-                data = s.recv(CHUNK)
+                try:
+                    data = s.recv(CHUNK)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    continue
                 if not data:
                     return
                 if s is self.client:
                     self.c2s.write(data)
                     self.c2s.flush()
-                    self.server.sendall(data)
+                    self.send_all(self.server, data)
                     self.watch_client(data)
                 else:
                     self.s2c.write(data)
                     self.s2c.flush()
                     if self.watch_server(data):
                         return
+                break   # the sockets may have changed (STARTTLS): look again
 
     def watch_client(self, data):
         if self.args.mode != "starttls" or isinstance(self.client, ssl.SSLSocket):
@@ -130,12 +154,12 @@ class Relay:
     def watch_server(self, data):
         """Forward server bytes; upgrade after the tagged OK to STARTTLS.  True = stop."""
         if self.starttls_tag is None or isinstance(self.client, ssl.SSLSocket):
-            self.client.sendall(data)
+            self.send_all(self.client, data)
             return False
         self.sbuf += data
         while b"\r\n" in self.sbuf:
             line, self.sbuf = self.sbuf.split(b"\r\n", 1)
-            self.client.sendall(line + b"\r\n")
+            self.send_all(self.client, line + b"\r\n")
             if line.startswith(self.starttls_tag + b" "):
                 if not re.match(rb"^\S+ OK\b", line, re.I):
                     self.starttls_tag = None
