@@ -24,6 +24,7 @@
 #include <libetpan/libetpan.h>
 
 #include "ingest/imap_stream.h"
+#include "ingest/mutf7.h"
 
 #define IMAP_DEFAULT_MAX_LITERAL ((size_t)256 * 1024 * 1024)
 #define IMAP_SET_CHUNK 500      /* UID ranges per command: keeps lines far below 64 KiB */
@@ -416,18 +417,33 @@ void imap_close(imap_conn *conn)
 
 /* ---------------------------------------------------------------- mailboxes */
 
+/* A configured (UTF-8) mailbox name as the server knows it: modified UTF-7. */
+static int wire_name(const char *mailbox, char **out, mr_error *err)
+{
+    int rc = mutf7_encode(mailbox, out, err);
+
+    if (rc != 0)
+        mr_error_prefix(err, "mailbox %s", mailbox);
+    return rc;
+}
+
 static int open_mailbox(imap_conn *c, const char *mailbox, bool readonly,
                         struct imap_mailbox_info *info, mr_error *err)
 {
     const char *what = readonly ? "EXAMINE" : "SELECT";
     struct mailimap_selection_info *si;
+    char *wire = NULL;
     int r, rc = check_usable(c, err);
 
     if (rc != 0)
         return rc;
     if (mailbox == NULL || *mailbox == '\0')
         return mr_error_set(err, MR_E_INVALID, "no mailbox name");
-    r = readonly ? mailimap_examine(c->imap, mailbox) : mailimap_select(c->imap, mailbox);
+    rc = wire_name(mailbox, &wire, err);
+    if (rc != 0)
+        return rc;
+    r = readonly ? mailimap_examine(c->imap, wire) : mailimap_select(c->imap, wire);
+    free(wire);
     if (r != MAILIMAP_NO_ERROR) {
         rc = imap_fail(c, r, what, err);
         if (rc == MR_E_PROTOCOL)
@@ -461,29 +477,42 @@ int imap_select(imap_conn *conn, const char *mailbox, struct imap_mailbox_info *
 int imap_create(imap_conn *conn, const char *mailbox, bool exist_ok, mr_error *err)
 {
     clist *list = NULL;
+    char *wire = NULL;
     int r, rc = check_usable(conn, err);
     bool exists;
 
     if (rc != 0)
         return rc;
-    r = mailimap_create(conn->imap, mailbox);
-    if (r == MAILIMAP_NO_ERROR)
-        return 0;
-    rc = imap_fail(conn, r, "CREATE", err);
-    if (rc != MR_E_PROTOCOL || !exist_ok)
+    if (mailbox == NULL || *mailbox == '\0')
+        return mr_error_set(err, MR_E_INVALID, "no mailbox name");
+    rc = wire_name(mailbox, &wire, err);
+    if (rc != 0)
         return rc;
+    r = mailimap_create(conn->imap, wire);
+    if (r == MAILIMAP_NO_ERROR) {
+        free(wire);
+        return 0;
+    }
+    rc = imap_fail(conn, r, "CREATE", err);
+    if (rc != MR_E_PROTOCOL || !exist_ok) {
+        free(wire);
+        return rc;
+    }
     /* Servers word "already exists" differently; ask whether the mailbox is there. */
-    r = mailimap_list(conn->imap, "", mailbox, &list);
-    if (r != MAILIMAP_NO_ERROR)
+    r = mailimap_list(conn->imap, "", wire, &list);
+    if (r != MAILIMAP_NO_ERROR) {
+        free(wire);
         return imap_fail(conn, r, "LIST", err);
+    }
     /* A name holding "%" or "*" is a pattern to LIST: only an exact match counts. */
     exists = false;
     for (clistiter *it = list != NULL ? clist_begin(list) : NULL; it != NULL;
          it = clist_next(it)) {
         struct mailimap_mailbox_list *mb = clist_content(it);
-        if (mb != NULL && mb->mb_name != NULL && strcmp(mb->mb_name, mailbox) == 0)
+        if (mb != NULL && mb->mb_name != NULL && strcmp(mb->mb_name, wire) == 0)
             exists = true;
     }
+    free(wire);
     if (list != NULL)
         mailimap_list_result_free(list);
     if (!exists)
@@ -1231,6 +1260,7 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
 {
     struct mailimap_flag_list *fl = NULL;
     struct mailimap_date_time *dt = NULL;
+    char *wire = NULL;
     int r, rc = check_usable(conn, err);
 
     if (rc != 0)
@@ -1263,7 +1293,16 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         }
     }
-    r = mailimap_append(conn->imap, mailbox, fl, dt, (const char *)msg, len);
+    rc = wire_name(mailbox, &wire, err);
+    if (rc != 0) {
+        if (fl != NULL)
+            mailimap_flag_list_free(fl);
+        if (dt != NULL)
+            mailimap_date_time_free(dt);
+        return rc;
+    }
+    r = mailimap_append(conn->imap, wire, fl, dt, (const char *)msg, len);
+    free(wire);
     if (fl != NULL)
         mailimap_flag_list_free(fl);
     if (dt != NULL)

@@ -13,8 +13,9 @@ TOOLS="$MAILRET_SOURCE_DIR/tests/tools"
 setup wire 30 wire-grammar-1
 # Mailbox names as funds write them: blanks, quotes, a backslash, '&', Danish letters.
 BOX2='Sager "2026" \ sti'
-RESTORE_BOX='Gendannet "x"'
-python3 - "$HOST" "$IMAPS_PORT" "$CA_FILE" "$USER_NAME" "$T/password" "$BOX2" <<'PY'
+BOX3='Sager æøå/R&D'
+RESTORE_BOX='Gendannet ø "x"'
+python3 - "$HOST" "$IMAPS_PORT" "$CA_FILE" "$USER_NAME" "$T/password" "$BOX2" "$BOX3" <<'PY'
 import imaplib, ssl, sys
 host, port, ca, user, pwf = sys.argv[1:6]
 def mutf7(s):  # RFC 3501 5.1.3, for the test's own setup (Python has no codec for it)
@@ -61,12 +62,12 @@ stop_proxies() {
     while read -r p; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done < "$T/proxy.pids"
     rm -f "$T/proxy.pids"
 }
-trap 'stop_proxies; rm -rf "$T"' EXIT
+trap 'stop_proxies; [ -n "${KEEP_T:-}" ] || rm -rf "$T"' EXIT
 
 proxy imaps imaps "$IMAPS_PORT"
 proxy starttls starttls "$IMAP_PORT"
 
-boxes=("[mailboxes]" "mailbox = $BOX2")
+boxes=("[mailboxes]" "mailbox = $BOX2" "mailbox = $BOX3")
 write_config "$(cat "$T/imaps.port")" "${boxes[@]}"
 mailret purge --dry-run > "$T/dry.out" 2> "$T/dry.log" || fail "dry run: $(tail -3 "$T/dry.log")"
 mailret purge > "$T/purge.out" 2> "$T/purge.log" || fail "purge: $(tail -3 "$T/purge.log")"
@@ -90,3 +91,8 @@ python3 "$TOOLS/imap_grammar.py" --expect CAPABILITY --expect STARTTLS --expect 
     --expect LOGOUT "$T"/wire-*/conn-*.c2s > "$T/grammar.out" ||
     { cat "$T/grammar.out" >&2; fail "mailret wrote something the IMAP grammar does not allow"; }
 cat "$T/grammar.out"
+# The names reached the server as the mailboxes they name (modified UTF-7 on the wire).
+grep -q 'Sager &AOYA+ADl-/R&-D' "$T"/wire-imaps/conn-*.c2s || fail "no modified UTF-7 name on the wire"
+grep -q 'Gendannet &APg- \\"x\\"' "$T"/wire-imaps/conn-*.c2s || fail "restore mailbox not in modified UTF-7"
+# Each mailbox has its own archive directory, named reversibly.
+[ -d "$T/archive/Sager%20%C3%A6%C3%B8%C3%A5%2FR%26D" ] || { ls "$T/archive" >&2; fail "archive directory name"; }
