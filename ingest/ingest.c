@@ -370,7 +370,8 @@ int ingest_run(const struct ingest_options *opt, struct ingest_report **report, 
             mb->status = mrc;
             snprintf(mb->error, sizeof mb->error, "%s", merr.msg);
             if (rc == 0) {
-                rc = mr_error_set(err, mrc, "mailbox %s: %s", mb->mailbox, merr.msg);
+                rc = mr_error_set(err, mrc, "%s", merr.msg);
+                mr_error_prefix(err, "mailbox %s", mb->mailbox);
             }
             /* A missing mailbox leaves the session usable; anything else may not. */
             if (mrc != MR_E_NOTFOUND && mrc != MR_E_PROTOCOL)

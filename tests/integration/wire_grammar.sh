@@ -90,6 +90,11 @@ done
 
 write_config "$(cat "$T/starttls.port")" "${boxes[@]}" "[imap]" "tls = starttls"
 mailret ingest > "$T/ingest2.out" 2> "$T/ingest2.log" || fail "ingest over STARTTLS: $(tail -3 "$T/ingest2.log")"
+# A mailbox the server does not have: one line naming it once, not once per layer.
+write_config "$(cat "$T/imaps.port")" "[mailboxes]" "mailbox = Findes ikke"
+if mailret ingest > "$T/missing.out" 2> "$T/missing.log"; then fail "ingest of a missing mailbox succeeded"; fi
+grep -q "mailbox Findes ikke: IMAP EXAMINE refused" "$T/missing.log" || fail "no error naming the mailbox: $(cat "$T/missing.log")"
+if grep "mailbox Findes ikke:.*mailbox Findes ikke:" "$T/missing.log" >&2; then fail "a line names the mailbox twice"; fi
 stop_proxies
 
 ls "$T"/wire-imaps/conn-*.c2s "$T"/wire-starttls/conn-*.c2s > /dev/null || fail "no connection logged"
