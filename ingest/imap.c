@@ -192,6 +192,11 @@ static int caps_load(imap_conn *c, mr_error *err)
     return 0;
 }
 
+bool imap_usable(const imap_conn *conn)
+{
+    return conn != NULL && !conn->broken;
+}
+
 bool imap_has_capability(imap_conn *conn, const char *name)
 {
     if (conn == NULL || name == NULL)
@@ -283,6 +288,50 @@ static bool login_quotable(const char *s)
     return true;
 }
 
+/* LOGIN with both arguments as non-synchronizing literals (RFC 7888), for a user name or
+ * password that a quoted string cannot carry (8-bit, CR, LF).  Needs LITERAL+ (or
+ * LITERAL- for short ones): without it, refuse rather than send what the grammar does not
+ * allow.  Returns a libetpan code, or a negative MR_E_* code with err set. */
+static int login_literal(imap_conn *c, const char *user, const char *password,
+                         mr_error *err)
+{
+    struct mailimap_response *resp = NULL;
+    mailstream *s = c->imap->imap_stream;
+    size_t ul = strlen(user), pl = strlen(password);
+    char head[64];
+    int r, rc, state;
+
+    rc = caps_load(c, err);
+    if (rc != 0)
+        return rc;
+    if (!imap_has_capability(c, "LITERAL+") &&
+        !(imap_has_capability(c, "LITERAL-") && ul <= 4096 && pl <= 4096))
+        return mr_error_set(err, MR_E_CONFIG, "the IMAP user name or password contains "
+                            "non-ASCII characters or a line break, which LOGIN can carry "
+                            "only as a literal, and %s does not offer LITERAL+", c->host);
+    r = mailimap_send_current_tag(c->imap);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "LOGIN", err);
+    snprintf(head, sizeof head, "LOGIN {%zu+}\r\n", ul);
+    if (mailstream_write(s, head, strlen(head)) < 0 || mailstream_write(s, user, ul) < 0)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, "LOGIN", err);
+    snprintf(head, sizeof head, " {%zu+}\r\n", pl);
+    if (mailstream_write(s, head, strlen(head)) < 0 || mailstream_write(s, password, pl) < 0 ||
+        mailstream_write(s, "\r\n", 2) < 0 || mailstream_flush(s) == -1)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, "LOGIN", err);
+    if (mailimap_read_line(c->imap) == NULL)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, "LOGIN", err);
+    r = mailimap_parse_response(c->imap, &resp);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "LOGIN", err);
+    state = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+    mailimap_response_free(resp);
+    if (state != MAILIMAP_RESP_COND_STATE_OK)
+        return MAILIMAP_ERROR_LOGIN;
+    c->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;   /* as mailimap_login does */
+    return MAILIMAP_NO_ERROR;
+}
+
 /* Greeting, STARTTLS when asked for, LOGIN unless pre-authenticated, capabilities: the
  * session on a stream that is connected (and for IMAPS already encrypted).  c->imap owns
  * the stream from the greeting on. */
@@ -303,10 +352,11 @@ static int session_start(imap_conn *c, mailstream *s, const struct imap_options 
     }
     if (r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
         if (!login_quotable(opt->user) || !login_quotable(opt->password))
-            return mr_error_set(err, MR_E_CONFIG, "the IMAP user name or password contains "
-                                "non-ASCII characters or a line break, which LOGIN cannot "
-                                "carry");
-        r = mailimap_login(c->imap, opt->user, opt->password);
+            r = login_literal(c, opt->user, opt->password, err);
+        else
+            r = mailimap_login(c->imap, opt->user, opt->password);
+        if (r < 0)
+            return r;   /* login_literal's own error */
         if (r != MAILIMAP_NO_ERROR) {
             /* No user name here: a shared mailbox's login is often an address. */
             if (r == MAILIMAP_ERROR_LOGIN)
