@@ -278,8 +278,7 @@ static int conn_new(const struct imap_options *opt, imap_conn **out, mr_error *e
 }
 
 /* libetpan sends LOGIN's arguments as atoms or quoted strings, and a quoted string may
- * hold only 7-bit characters other than CR and LF: refuse the rest instead of sending
- * bytes the grammar does not allow. */
+ * hold only 7-bit characters other than CR and LF: anything else goes as literals. */
 static bool login_quotable(const char *s)
 {
     for (; *s != '\0'; s++)
