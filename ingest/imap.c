@@ -37,6 +37,7 @@ struct imap_conn {
     char **caps;            /* upper-cased capability names after login */
     size_t n_caps;
     bool broken;            /* the protocol state is unknown: only imap_close is safe */
+    char sep;               /* hierarchy separator, 0 = not asked yet */
     mr_log *log;
 };
 
@@ -466,14 +467,57 @@ void imap_close(imap_conn *conn)
 
 /* ---------------------------------------------------------------- mailboxes */
 
-/* A configured (UTF-8) mailbox name as the server knows it: modified UTF-7. */
-static int wire_name(const char *mailbox, char **out, mr_error *err)
+/* The server's hierarchy separator, from LIST "" "" once per connection; '/' when it
+ * names none (a flat server) or the answer cannot be had. */
+static char hierarchy_sep(imap_conn *c)
+{
+    clist *list = NULL;
+    int r;
+
+    if (c->sep != '\0')
+        return c->sep;
+    c->sep = '/';
+    r = mailimap_list(c->imap, "", "", &list);
+    if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_ERROR_LIST)
+        c->broken = true;   /* not a refusal: the stream or the parse failed */
+    if (r == MAILIMAP_NO_ERROR && list != NULL && clist_begin(list) != NULL) {
+        struct mailimap_mailbox_list *mb = clist_content(clist_begin(list));
+        if (mb != NULL && mb->mb_delimiter != '\0' && mb->mb_delimiter != '"' &&
+            mb->mb_delimiter != '\\' && (unsigned char)mb->mb_delimiter > 0x20 &&
+            (unsigned char)mb->mb_delimiter < 0x7F)
+            c->sep = mb->mb_delimiter;
+    }
+    if (list != NULL)
+        mailimap_list_result_free(list);
+    return c->sep;
+}
+
+/* A configured (UTF-8) mailbox name as the server knows it: modified UTF-7, with '/' (the
+ * hierarchy separator in the configuration) as the server's own separator.  Modified
+ * UTF-7 never writes '/' itself (its BASE64 has ',' instead), so every '/' here is one
+ * the name had.  Other characters go as written: "INBOX.Sager" on a server with '.'. */
+static int wire_name(imap_conn *c, const char *mailbox, char **out, mr_error *err)
 {
     int rc = mutf7_encode(mailbox, out, err);
+    char sep;
 
-    if (rc != 0)
+    if (rc != 0) {
         mr_error_prefix(err, "mailbox %s", mailbox);
-    return rc;
+        return rc;
+    }
+    if (strchr(*out, '/') == NULL)
+        return 0;
+    sep = hierarchy_sep(c);
+    if (c->broken) {
+        free(*out);
+        *out = NULL;
+        return mr_error_set(err, MR_E_NETWORK, "IMAP LIST on %s: the connection failed",
+                            c->host);
+    }
+    for (char *p = *out; *p != '\0'; p++)
+        if (*p == '/')
+            *p = sep;
+    return 0;
 }
 
 static int open_mailbox(imap_conn *c, const char *mailbox, bool readonly,
@@ -488,7 +532,7 @@ static int open_mailbox(imap_conn *c, const char *mailbox, bool readonly,
         return rc;
     if (mailbox == NULL || *mailbox == '\0')
         return mr_error_set(err, MR_E_INVALID, "no mailbox name");
-    rc = wire_name(mailbox, &wire, err);
+    rc = wire_name(c, mailbox, &wire, err);
     if (rc != 0)
         return rc;
     r = readonly ? mailimap_examine(c->imap, wire) : mailimap_select(c->imap, wire);
@@ -534,7 +578,7 @@ int imap_create(imap_conn *conn, const char *mailbox, bool exist_ok, mr_error *e
         return rc;
     if (mailbox == NULL || *mailbox == '\0')
         return mr_error_set(err, MR_E_INVALID, "no mailbox name");
-    rc = wire_name(mailbox, &wire, err);
+    rc = wire_name(conn, mailbox, &wire, err);
     if (rc != 0)
         return rc;
     r = mailimap_create(conn->imap, wire);
@@ -1342,7 +1386,7 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         }
     }
-    rc = wire_name(mailbox, &wire, err);
+    rc = wire_name(conn, mailbox, &wire, err);
     if (rc != 0) {
         if (fl != NULL)
             mailimap_flag_list_free(fl);
