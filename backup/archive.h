@@ -171,8 +171,15 @@ int archive_batch_list(const char *archive_dir, const char *mailbox,
 int archive_batch_find(const char *archive_dir, const char *batch, char *dir, size_t size,
                        mr_error *err);
 
-/* The mailbox name as a safe path component (anything outside [A-Za-z0-9._@+-] becomes
- * '_'; "", "." and ".." are refused). */
+/* The mailbox name as a safe path component: bytes outside [A-Za-z0-9._@+-], and a
+ * leading '.', as %XX (upper-case hex), so the mapping is one to one ("A/B" is "A%2FB",
+ * "A_B" stays "A_B") and names of safe bytes only are unchanged.  "" is refused, and a
+ * result over 255 bytes.  Listing by mailbox also finds batches that older versions
+ * wrote under the '_'-replaced name, where their manifest names the mailbox. */
 int archive_mailbox_dirname(const char *mailbox, char *out, size_t size, mr_error *err);
+
+/* The inverse: the mailbox name a directory made by archive_mailbox_dirname stands for;
+ * MR_E_INVALID for a name it cannot have made. */
+int archive_mailbox_from_dirname(const char *dirname, char *out, size_t size, mr_error *err);
 
 #endif

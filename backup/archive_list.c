@@ -9,22 +9,115 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+static bool dirname_safe(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '@' || c == '+' || c == '-';
+}
+
 int archive_mailbox_dirname(const char *mailbox, char *out, size_t size, mr_error *err)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = mailbox != NULL ? strlen(mailbox) : 0, o = 0;
+
+    if (n == 0)
+        return mr_error_set(err, MR_E_INVALID, "mailbox name unusable as a directory name");
+    /* Percent-escaping: every byte outside the safe set, '%' itself and a leading '.'
+     * become %XX, so two mailboxes never share a directory and the name can be read
+     * back; names made of safe bytes only (INBOX, Sager) are unchanged. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)mailbox[i];
+        if (dirname_safe(c) && !(i == 0 && c == '.')) {
+            if (o + 1 >= size)
+                goto too_long;
+            out[o++] = (char)c;
+        } else {
+            if (o + 3 >= size)
+                goto too_long;
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    if (o > 255)
+        goto too_long;
+    return 0;
+too_long:
+    return mr_error_set(err, MR_E_INVALID, "mailbox name too long for a directory name "
+                        "(at most 255 bytes once escaped)");
+}
+
+int archive_mailbox_from_dirname(const char *dirname, char *out, size_t size, mr_error *err)
+{
+    size_t o = 0;
+
+    for (const char *p = dirname; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '%') {
+            unsigned v = 0;
+            for (int k = 1; k <= 2; k++) {
+                char h = p[k];
+                if (h >= '0' && h <= '9')
+                    v = v * 16 + (unsigned)(h - '0');
+                else if (h >= 'A' && h <= 'F')
+                    v = v * 16 + (unsigned)(h - 'A' + 10);
+                else
+                    return mr_error_set(err, MR_E_INVALID, "archive directory name with a "
+                                        "bad %% escape");
+            }
+            c = (unsigned char)v;
+            p += 2;
+            if (dirname_safe(c) && !(o == 0 && c == '.'))
+                return mr_error_set(err, MR_E_INVALID, "archive directory name with a "
+                                    "needless %% escape");
+        } else if (!dirname_safe(c) || (o == 0 && c == '.')) {
+            return mr_error_set(err, MR_E_INVALID, "not an archive mailbox directory name");
+        }
+        if (c == 0 || o + 1 >= size)
+            return mr_error_set(err, MR_E_INVALID, "archive directory name unusable");
+        out[o++] = (char)c;
+    }
+    if (o == 0)
+        return mr_error_set(err, MR_E_INVALID, "empty archive directory name");
+    out[o] = '\0';
+    return 0;
+}
+
+/* The directory name older mailret versions used: unsafe bytes as '_', a leading '.'
+ * as '_'.  Several mailboxes could share it; only batches whose manifest names the
+ * mailbox are taken from it. */
+static void legacy_dirname(const char *mailbox, char *out, size_t size)
 {
     size_t n = strlen(mailbox);
 
-    if (n == 0 || n >= size || strcmp(mailbox, ".") == 0 || strcmp(mailbox, "..") == 0)
-        return mr_error_set(err, MR_E_INVALID, "mailbox name unusable as a directory name");
-    for (size_t i = 0; i < n; i++) {
-        char c = mailbox[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-                  || c == '.' || c == '_' || c == '@' || c == '+' || c == '-';
-        out[i] = ok ? c : '_';
-    }
+    if (n >= size)
+        n = size - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = dirname_safe((unsigned char)mailbox[i]) ? mailbox[i] : '_';
     out[n] = '\0';
     if (out[0] == '.')
-        out[0] = '_';   /* no hidden or relative-looking names */
-    return 0;
+        out[0] = '_';
+}
+
+/* True if the manifest in dir names this mailbox.  Read for choosing only: restore and
+ * verify authenticate the manifest before trusting anything in it. */
+static bool manifest_names(const char *dir, const char *mailbox)
+{
+    char path[4200];
+    json_t *o, *m;
+    bool same;
+
+    snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
+    o = json_load_file(path, 0, NULL);
+    if (o == NULL)
+        return false;
+    m = json_object_get(o, "mailbox");
+    same = json_is_string(m) && strcmp(json_string_value(m), mailbox) == 0;
+    json_decref(o);
+    return same;
 }
 
 static int is_batch_name(const char *name)
@@ -89,10 +182,24 @@ int archive_batch_list(const char *archive_dir, const char *mailbox,
     int rc = 0;
 
     if (mailbox != NULL) {
-        char mb[256];
+        char mb[256], old[256];
+        size_t keep = 0;
         rc = archive_mailbox_dirname(mailbox, mb, sizeof mb, err);
         if (rc == 0)
             rc = scan_mailbox(archive_dir, mb, &v, &cnt, &cap, err);
+        legacy_dirname(mailbox, old, sizeof old);
+        if (rc == 0 && strcmp(old, mb) != 0)
+            rc = scan_mailbox(archive_dir, old, &v, &cnt, &cap, err);
+        /* A legacy directory may hold other mailboxes' batches: a batch counts when its
+         * manifest names this mailbox (an interrupted run, without one, only in the
+         * mailbox's own directory). */
+        for (size_t i = 0; rc == 0 && i < cnt; i++) {
+            if (v[i].has_manifest ? manifest_names(v[i].dir, mailbox)
+                                  : strcmp(v[i].mailbox, mb) == 0)
+                v[keep++] = v[i];
+        }
+        if (rc == 0)
+            cnt = keep;
     } else {
         DIR *d = opendir(archive_dir);
         struct dirent *de;

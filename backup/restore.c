@@ -166,6 +166,10 @@ static int emit(void *ctx, const struct reader_message *m, mr_error *err)
     else
         rc = restore_out_write(r->out, bytes, len, m->idx->flags, m->idx->internaldate,
                                unique, err);
+    if (rc == RESTORE_SINK_REFUSED && r->opt->format == RESTORE_SINK) {
+        r->stats->refused++;
+        return 0;
+    }
     if (rc == 0)
         r->stats->restored++;
     return rc;

@@ -28,7 +28,11 @@
 enum restore_format { RESTORE_MAILDIR = 0, RESTORE_MBOX = 1, RESTORE_SINK = 2 };
 
 /* A caller-supplied destination (RESTORE_SINK), e.g. IMAP APPEND in cli/cmd_restore.c:
- * the backup module does not link the IMAP client. */
+ * the backup module does not link the IMAP client.  Returns 0 (stored), a negative
+ * MR_E_* code (stop the restore), or RESTORE_SINK_REFUSED: the destination refused this
+ * one message and can take the next (the sink has said why, on one line); the restore
+ * goes on and counts it. */
+#define RESTORE_SINK_REFUSED 1
 typedef int (*restore_sink_fn)(void *ctx, const unsigned char *msg, size_t len,
                                const char *flags, time_t internaldate, int tz_min,
                                mr_error *err);
@@ -63,6 +67,7 @@ struct restore_stats {
     size_t restored;
     size_t erased;          /* left out because of the erasure ledger */
     size_t not_selected;
+    size_t refused;         /* RESTORE_SINK: messages the destination refused */
     size_t keywords_dropped;    /* Maildir: keyword occurrences past the 26 letters */
 };
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -49,7 +50,9 @@ static void usage(FILE *out)
             "  --ledger FILE      erasure ledger (default [state] erasure_ledger);\n"
             "                     messages carrying a listed token are always left out\n"
             "  --imap-mailbox NAME  APPEND into this mailbox on the configured [imap] server\n"
-            "                     (created if missing) with original flags and INTERNALDATE\n"
+            "                     (created if missing) with original flags and INTERNALDATE,\n"
+            "                     except \\Deleted\n"
+            "  --keep-deleted     with --imap-mailbox: set \\Deleted again where it was set\n"
             "  --reason TEXT      why, e.g. a ticket number (required; goes to the audit log;\n"
             "                     never a person's name or address)\n");
 }
@@ -68,10 +71,15 @@ static int load_private(const char *path, const char *pass_file, const char *env
     return rc;
 }
 
-/* IMAP APPEND as a restore destination.  \Recent cannot be set by a client. */
+/* IMAP APPEND as a restore destination.  \Recent cannot be set by a client; \Deleted is
+ * left out unless asked for (--keep-deleted): the next EXPUNGE by any client of the live
+ * mailbox would remove the restored message again. */
 struct imap_sink {
     imap_conn *conn;
     const char *mailbox;
+    bool keep_deleted;
+    size_t attempted;
+    mr_log *log;
 };
 
 static int imap_sink_put(void *ctx, const unsigned char *msg, size_t len, const char *flags,
@@ -79,12 +87,14 @@ static int imap_sink_put(void *ctx, const unsigned char *msg, size_t len, const 
 {
     struct imap_sink *s = ctx;
     char clean[512] = "";
+    int rc;
     const char *p = flags != NULL ? flags : "";
 
     while (*p != '\0') {
         size_t n = strcspn(p, " ");
-        if (n > 0 && !(n == 7 && strncmp(p, "\\Recent", 7) == 0)
-            && strlen(clean) + n + 2 < sizeof clean) {
+        bool drop = (n == 7 && strncasecmp(p, "\\Recent", 7) == 0) ||
+                    (!s->keep_deleted && n == 8 && strncasecmp(p, "\\Deleted", 8) == 0);
+        if (n > 0 && !drop && strlen(clean) + n + 2 < sizeof clean) {
             if (clean[0] != '\0')
                 strcat(clean, " ");
             strncat(clean, p, n);
@@ -93,7 +103,21 @@ static int imap_sink_put(void *ctx, const unsigned char *msg, size_t len, const 
         while (*p == ' ')
             p++;
     }
-    return imap_append(s->conn, s->mailbox, clean, internaldate, tz_min, msg, len, err);
+    s->attempted++;
+    rc = imap_append(s->conn, s->mailbox, clean, internaldate, tz_min, msg, len, err);
+    /* The server refused this message (NO/BAD: too large, over quota, content it will
+     * not store) and the session is still usable: say so on one line and go on. */
+    if (rc == MR_E_PROTOCOL && imap_usable(s->conn)) {
+        char when[32] = "";
+        struct tm tm;
+        if (gmtime_r(&internaldate, &tm) != NULL)
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        log_error(s->log, "restore: message %zu (INTERNALDATE %s, %zu bytes) not appended: %s",
+                  s->attempted, when, len, err->msg);
+        mr_error_clear(err);
+        return RESTORE_SINK_REFUSED;
+    }
+    return rc;
 }
 
 static int imap_sink_open(const struct mr_config *cfg, struct imap_sink *s, mr_error *err)
@@ -169,6 +193,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "vault-dir", required_argument, NULL, 'V' },
         { "audit-log", required_argument, NULL, 'L' },
         { "imap-mailbox", required_argument, NULL, 'I' },
+        { "keep-deleted", no_argument, NULL, 'D' },
         { NULL, 0, NULL, 0 },
     };
     struct restore_options o = { .format = RESTORE_MAILDIR };
@@ -221,6 +246,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         case 'V': o.vault_dir = optarg; break;
         case 'L': audit_path = optarg; break;
         case 'I': o.format = RESTORE_SINK; imap_out.mailbox = optarg; o.output = optarg; break;
+        case 'D': imap_out.keep_deleted = true; break;
         default: return cli_usage_error("restore", "unknown option");
         }
     }
@@ -230,6 +256,8 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error("restore", "--reason is required (it goes to the audit log)");
     if (o.output == NULL)
         return cli_usage_error("restore", "give --maildir DIR, --mbox FILE or --imap-mailbox");
+    if (imap_out.keep_deleted && o.format != RESTORE_SINK)
+        return cli_usage_error("restore", "--keep-deleted goes with --imap-mailbox");
     if (it_key == NULL)
         return cli_usage_error("restore", "--it-key FILE is required: only IT can restore");
     mr_error_clear(&err);
@@ -281,6 +309,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = audit_open(&audit, audit_path, &err);
     if (rc == 0 && o.format == RESTORE_SINK) {
+        imap_out.log = ctx->log;
         rc = imap_sink_open(cfg, &imap_out, &err);
         o.sink = imap_sink_put;
         o.sink_ctx = &imap_out;
@@ -296,9 +325,17 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         o.log = ctx->log;
         rc = restore_run(&o, &st, &err);
     }
-    if (rc == 0)
+    if (rc == 0) {
         printf("restored %zu messages from %zu batches to %s; %zu left out by the erasure "
-               "ledger\n", st.restored, st.batches, o.output, st.erased);
+               "ledger", st.restored, st.batches, o.output, st.erased);
+        if (o.format == RESTORE_SINK)
+            printf("; %zu refused by the server", st.refused);
+        printf("\n");
+        if (st.refused > 0)
+            rc = mr_error_set(&err, MR_E_PROTOCOL, "%zu message%s refused by the IMAP "
+                              "server (each named in the log); the others were restored",
+                              st.refused, st.refused == 1 ? "" : "s");
+    }
     imap_close(imap_out.conn);
     audit_close(audit);
     EVP_PKEY_free(it);

@@ -95,6 +95,13 @@ int mr_error_prefix(mr_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
+    /* Layers that each name what they work on ("mailbox X") must not say it twice. */
+    {
+        size_t plen = strlen(prefix);
+        if (plen > 0 && strncmp(err->msg, prefix, plen) == 0 && err->msg[plen] == ':' &&
+            err->msg[plen + 1] == ' ')
+            return err->code;
+    }
     memcpy(old, err->msg, sizeof old);
     old[sizeof old - 1] = '\0';
     /* Assembled by hand: snprintf("%s: %s") of two full buffers trips gcc's

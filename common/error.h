@@ -60,7 +60,8 @@ int mr_error_errno(mr_error *err, int code, int errnum, const char *fmt, ...)
 int mr_error_openssl(mr_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Prefix context to the existing message: "ctx: old message"; returns err->code. */
+/* Prefix context to the existing message: "ctx: old message"; returns err->code.  A
+ * message that already starts with "ctx: " is left as it is. */
 int mr_error_prefix(mr_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

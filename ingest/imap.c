@@ -28,6 +28,7 @@
 #include "common/secret.h"
 #include "ingest/imap_sasl.h"
 #include "ingest/imap_stream.h"
+#include "ingest/mutf7.h"
 
 #define IMAP_DEFAULT_MAX_LITERAL ((size_t)256 * 1024 * 1024)
 #define IMAP_SET_CHUNK 500      /* UID ranges per command: keeps lines far below 64 KiB */
@@ -42,6 +43,7 @@ struct imap_conn {
     bool broken;            /* the protocol state is unknown: only imap_close is safe */
     bool plaintext_auth_ok; /* imap_connect_fd for tests: credentials without TLS */
     long long throttle_left_ms;  /* server-requested backoff still allowed */
+    char sep;               /* hierarchy separator, 0 = not asked yet */
     mr_log *log;
 };
 
@@ -163,6 +165,34 @@ static void caps_free(imap_conn *c)
     c->n_caps = 0;
 }
 
+/* A command without arguments ("CAPABILITY"), sent exactly as "tag SP name CRLF", its
+ * untagged data left to libetpan's parser.  Not mailimap_custom_command(): it writes a
+ * blank before the CRLF, which the grammar does not allow and strict servers (Cyrus)
+ * answer with BAD. */
+static int simple_command(imap_conn *c, const char *name, const char *what, mr_error *err)
+{
+    struct mailimap_response *resp = NULL;
+    mailstream *s = c->imap->imap_stream;
+    int r, state;
+
+    r = mailimap_send_current_tag(c->imap);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, what, err);
+    if (mailstream_write(s, name, strlen(name)) < 0 || mailstream_write(s, "\r\n", 2) < 0 ||
+        mailstream_flush(s) == -1)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, what, err);
+    if (mailimap_read_line(c->imap) == NULL)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, what, err);
+    r = mailimap_parse_response(c->imap, &resp);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, what, err);
+    state = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+    mailimap_response_free(resp);
+    if (state != MAILIMAP_RESP_COND_STATE_OK)
+        return imap_fail(c, MAILIMAP_ERROR_CUSTOM_COMMAND, what, err);
+    return 0;
+}
+
 static int caps_load(imap_conn *c, mr_error *err)
 {
     struct mailimap_connection_info *info = c->imap->imap_connection_info;
@@ -178,9 +208,9 @@ static int caps_load(imap_conn *c, mr_error *err)
         mailimap_capability_data_free(info->imap_capability);
         info->imap_capability = NULL;
     }
-    r = mailimap_custom_command(c->imap, "CAPABILITY");
-    if (r != MAILIMAP_NO_ERROR)
-        return imap_fail(c, r, "CAPABILITY", err);
+    r = simple_command(c, "CAPABILITY", "CAPABILITY", err);
+    if (r != 0)
+        return r;
     info = c->imap->imap_connection_info;
     if (info == NULL || info->imap_capability == NULL || info->imap_capability->cap_list == NULL)
         return mr_error_set(err, MR_E_PROTOCOL,
@@ -212,6 +242,11 @@ static int caps_load(imap_conn *c, mr_error *err)
         c->caps[c->n_caps++] = copy;
     }
     return 0;
+}
+
+bool imap_usable(const imap_conn *conn)
+{
+    return conn != NULL && !conn->broken;
 }
 
 bool imap_has_capability(imap_conn *conn, const char *name)
@@ -465,6 +500,60 @@ static int sasl_authenticate(imap_conn *c, const struct imap_options *opt, const
                         text[0] != '\0' ? text : "no reason given");
 }
 
+/* libetpan sends LOGIN's arguments as atoms or quoted strings, and a quoted string may
+ * hold only 7-bit characters other than CR and LF: anything else goes as literals. */
+static bool login_quotable(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x80 || *s == '\r' || *s == '\n')
+            return false;
+    return true;
+}
+
+/* LOGIN with both arguments as non-synchronizing literals (RFC 7888), for a user name or
+ * password that a quoted string cannot carry (8-bit, CR, LF).  Needs LITERAL+ (or
+ * LITERAL- for short ones): without it, refuse rather than send what the grammar does not
+ * allow.  Returns a libetpan code, or a negative MR_E_* code with err set. */
+static int login_literal(imap_conn *c, const char *user, const char *password,
+                         mr_error *err)
+{
+    struct mailimap_response *resp = NULL;
+    mailstream *s = c->imap->imap_stream;
+    size_t ul = strlen(user), pl = strlen(password);
+    char head[64];
+    int r, rc, state;
+
+    rc = caps_load(c, err);
+    if (rc != 0)
+        return rc;
+    if (!imap_has_capability(c, "LITERAL+") &&
+        !(imap_has_capability(c, "LITERAL-") && ul <= 4096 && pl <= 4096))
+        return mr_error_set(err, MR_E_CONFIG, "the IMAP user name or password contains "
+                            "non-ASCII characters or a line break, which LOGIN can carry "
+                            "only as a literal, and %s does not offer LITERAL+", c->host);
+    r = mailimap_send_current_tag(c->imap);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "LOGIN", err);
+    snprintf(head, sizeof head, "LOGIN {%zu+}\r\n", ul);
+    if (mailstream_write(s, head, strlen(head)) < 0 || mailstream_write(s, user, ul) < 0)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, "LOGIN", err);
+    snprintf(head, sizeof head, " {%zu+}\r\n", pl);
+    if (mailstream_write(s, head, strlen(head)) < 0 || mailstream_write(s, password, pl) < 0 ||
+        mailstream_write(s, "\r\n", 2) < 0 || mailstream_flush(s) == -1)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, "LOGIN", err);
+    if (mailimap_read_line(c->imap) == NULL)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, "LOGIN", err);
+    r = mailimap_parse_response(c->imap, &resp);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "LOGIN", err);
+    state = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+    mailimap_response_free(resp);
+    if (state != MAILIMAP_RESP_COND_STATE_OK)
+        return MAILIMAP_ERROR_LOGIN;
+    c->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;   /* as mailimap_login does */
+    return MAILIMAP_NO_ERROR;
+}
+
 /* Log in with the configured method; never without TLS (unless a test's own transport
  * allows it), checked before a byte of it is sent. */
 static int authenticate(imap_conn *c, const struct imap_options *opt, const char *secret,
@@ -479,8 +568,13 @@ static int authenticate(imap_conn *c, const struct imap_options *opt, const char
     if (opt->auth != IMAP_AUTH_LOGIN) {
         rc = sasl_authenticate(c, opt, secret, err);
     } else {
-        r = mailimap_login(c->imap, opt->user, secret);
-        if (r == MAILIMAP_ERROR_LOGIN)
+        if (!login_quotable(opt->user) || !login_quotable(secret))
+            r = login_literal(c, opt->user, secret, err);
+        else
+            r = mailimap_login(c->imap, opt->user, secret);
+        if (r < 0)
+            rc = r;   /* login_literal's own error */
+        else if (r == MAILIMAP_ERROR_LOGIN)
             /* No user name here: a shared mailbox's login is often an address. */
             rc = mr_error_set(err, MR_E_AUTH, "IMAP server %s: login failed for the "
                               "configured user (wrong user name or password)", c->host);
@@ -638,20 +732,78 @@ void imap_close(imap_conn *conn)
 
 /* ---------------------------------------------------------------- mailboxes */
 
+/* The server's hierarchy separator, from LIST "" "" once per connection; '/' when it
+ * names none (a flat server) or the answer cannot be had. */
+static char hierarchy_sep(imap_conn *c)
+{
+    clist *list = NULL;
+    int r;
+
+    if (c->sep != '\0')
+        return c->sep;
+    c->sep = '/';
+    r = mailimap_list(c->imap, "", "", &list);
+    if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_ERROR_LIST)
+        c->broken = true;   /* not a refusal: the stream or the parse failed */
+    if (r == MAILIMAP_NO_ERROR && list != NULL && clist_begin(list) != NULL) {
+        struct mailimap_mailbox_list *mb = clist_content(clist_begin(list));
+        if (mb != NULL && mb->mb_delimiter != '\0' && mb->mb_delimiter != '"' &&
+            mb->mb_delimiter != '\\' && (unsigned char)mb->mb_delimiter > 0x20 &&
+            (unsigned char)mb->mb_delimiter < 0x7F)
+            c->sep = mb->mb_delimiter;
+    }
+    if (list != NULL)
+        mailimap_list_result_free(list);
+    return c->sep;
+}
+
+/* A configured (UTF-8) mailbox name as the server knows it: modified UTF-7, with '/' (the
+ * hierarchy separator in the configuration) as the server's own separator.  Modified
+ * UTF-7 never writes '/' itself (its BASE64 has ',' instead), so every '/' here is one
+ * the name had.  Other characters go as written: "INBOX.Sager" on a server with '.'. */
+static int wire_name(imap_conn *c, const char *mailbox, char **out, mr_error *err)
+{
+    int rc = mutf7_encode(mailbox, out, err);
+    char sep;
+
+    if (rc != 0) {
+        mr_error_prefix(err, "mailbox %s", mailbox);
+        return rc;
+    }
+    if (strchr(*out, '/') == NULL)
+        return 0;
+    sep = hierarchy_sep(c);
+    if (c->broken) {
+        free(*out);
+        *out = NULL;
+        return mr_error_set(err, MR_E_NETWORK, "IMAP LIST on %s: the connection failed",
+                            c->host);
+    }
+    for (char *p = *out; *p != '\0'; p++)
+        if (*p == '/')
+            *p = sep;
+    return 0;
+}
+
 static int open_mailbox(imap_conn *c, const char *mailbox, bool readonly,
                         struct imap_mailbox_info *info, mr_error *err)
 {
     const char *what = readonly ? "EXAMINE" : "SELECT";
     struct mailimap_selection_info *si;
+    char *wire = NULL;
     int r, rc = check_usable(c, err);
 
     if (rc != 0)
         return rc;
     if (mailbox == NULL || *mailbox == '\0')
         return mr_error_set(err, MR_E_INVALID, "no mailbox name");
+    rc = wire_name(c, mailbox, &wire, err);
+    if (rc != 0)
+        return rc;
     do
-        r = readonly ? mailimap_examine(c->imap, mailbox) : mailimap_select(c->imap, mailbox);
+        r = readonly ? mailimap_examine(c->imap, wire) : mailimap_select(c->imap, wire);
     while (throttle_wait(c, r, what));
+    free(wire);
     if (r != MAILIMAP_NO_ERROR) {
         rc = imap_fail(c, r, what, err);
         if (rc == MR_E_PROTOCOL)
@@ -685,22 +837,42 @@ int imap_select(imap_conn *conn, const char *mailbox, struct imap_mailbox_info *
 int imap_create(imap_conn *conn, const char *mailbox, bool exist_ok, mr_error *err)
 {
     clist *list = NULL;
+    char *wire = NULL;
     int r, rc = check_usable(conn, err);
     bool exists;
 
     if (rc != 0)
         return rc;
-    r = mailimap_create(conn->imap, mailbox);
-    if (r == MAILIMAP_NO_ERROR)
-        return 0;
-    rc = imap_fail(conn, r, "CREATE", err);
-    if (rc != MR_E_PROTOCOL || !exist_ok)
+    if (mailbox == NULL || *mailbox == '\0')
+        return mr_error_set(err, MR_E_INVALID, "no mailbox name");
+    rc = wire_name(conn, mailbox, &wire, err);
+    if (rc != 0)
         return rc;
+    r = mailimap_create(conn->imap, wire);
+    if (r == MAILIMAP_NO_ERROR) {
+        free(wire);
+        return 0;
+    }
+    rc = imap_fail(conn, r, "CREATE", err);
+    if (rc != MR_E_PROTOCOL || !exist_ok) {
+        free(wire);
+        return rc;
+    }
     /* Servers word "already exists" differently; ask whether the mailbox is there. */
-    r = mailimap_list(conn->imap, "", mailbox, &list);
-    if (r != MAILIMAP_NO_ERROR)
+    r = mailimap_list(conn->imap, "", wire, &list);
+    if (r != MAILIMAP_NO_ERROR) {
+        free(wire);
         return imap_fail(conn, r, "LIST", err);
-    exists = list != NULL && clist_count(list) > 0;
+    }
+    /* A name holding "%" or "*" is a pattern to LIST: only an exact match counts. */
+    exists = false;
+    for (clistiter *it = list != NULL ? clist_begin(list) : NULL; it != NULL;
+         it = clist_next(it)) {
+        struct mailimap_mailbox_list *mb = clist_content(it);
+        if (mb != NULL && mb->mb_name != NULL && strcmp(mb->mb_name, wire) == 0)
+            exists = true;
+    }
+    free(wire);
     if (list != NULL)
         mailimap_list_result_free(list);
     if (!exists)
@@ -1560,6 +1732,7 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
 {
     struct mailimap_flag_list *fl = NULL;
     struct mailimap_date_time *dt = NULL;
+    char *wire = NULL;
     int r, rc = check_usable(conn, err);
 
     if (rc != 0)
@@ -1582,7 +1755,9 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
         int a = tz_min < 0 ? -tz_min : tz_min;
         struct tm tm;
 
-        if (gmtime_r(&local, &tm) == NULL) {
+        /* date-year is exactly four digits. */
+        if (gmtime_r(&local, &tm) == NULL || tm.tm_year + 1900 < 1 ||
+            tm.tm_year + 1900 > 9999) {
             if (fl != NULL)
                 mailimap_flag_list_free(fl);
             return mr_error_set(err, MR_E_INVALID, "imap_append: INTERNALDATE out of range");
@@ -1596,9 +1771,18 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         }
     }
+    rc = wire_name(conn, mailbox, &wire, err);
+    if (rc != 0) {
+        if (fl != NULL)
+            mailimap_flag_list_free(fl);
+        if (dt != NULL)
+            mailimap_date_time_free(dt);
+        return rc;
+    }
     do
-        r = mailimap_append(conn->imap, mailbox, fl, dt, (const char *)msg, len);
+        r = mailimap_append(conn->imap, wire, fl, dt, (const char *)msg, len);
     while (throttle_wait(conn, r, "APPEND"));
+    free(wire);
     if (fl != NULL)
         mailimap_flag_list_free(fl);
     if (dt != NULL)

@@ -118,6 +118,10 @@ int imap_connect_fd(int fd, const struct imap_options *opt, imap_conn **out, mr_
 /* LOGOUT (best effort) and free.  NULL is allowed. */
 void imap_close(imap_conn *conn);
 
+/* False once the connection failed (transport, parse error, BYE): only imap_close is
+ * left.  After a NO or BAD the session stays usable. */
+bool imap_usable(const imap_conn *conn);
+
 /* True if the server advertised this capability after login (e.g. "UIDPLUS"). */
 bool imap_has_capability(imap_conn *conn, const char *name);
 

@@ -7,6 +7,7 @@
 #  - the --json report adds up;
 #  - a re-run after success fetches and stores nothing;
 #  - every message's flags are unchanged by ingest.
+# servers: dovecot cyrus
 source "$(dirname "$0")/ingest_lib.sh"
 
 new_user corpus

@@ -32,8 +32,13 @@ write_config() {
 
 mailret() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
 
-# Flags as Dovecot keeps them in Maildir file names: "<unique> <flags>" per message.
+# Flags as Dovecot keeps them in Maildir file names: "<unique> <flags>" per message; on
+# another server as it reports them over IMAP ("<sha256> <flags>").
 flag_snapshot() {
+    if [ -z "$USER_MAILDIR" ]; then
+        imap_flags INBOX
+        return
+    fi
     (cd "$USER_MAILDIR" && find cur new -type f | sed -e 's#^[a-z]*/##' \
         -e 's/,S=[0-9]*,W=[0-9]*//' -e 's/:2,/ /' | sort)
 }

@@ -4,6 +4,7 @@
 # and expunges them; server + archive == original (SHA-256, restored by IT byte for byte);
 # a second purge in the same month finds nothing and says so; check is green; the journal,
 # state, log and audit log carry no planted identifier.
+# servers: dovecot cyrus
 source "$(dirname "$0")/purge_lib.sh"
 
 setup cycle 300 purge-cycle-1

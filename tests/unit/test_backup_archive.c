@@ -612,10 +612,92 @@ static void test_tar_long_names(void **state)
     buf_free(&b);
 }
 
+/* Mailbox directory names: one to one and reversible; plain names unchanged; batches
+ * under an older '_'-replaced name found only for the mailbox their manifest names. */
+static void test_mailbox_dirname(void **state)
+{
+    static const struct { const char *mb, *dir; } v[] = {
+        { "INBOX", "INBOX" }, { "Sager", "Sager" }, { "post@akasse.dk", "post@akasse.dk" },
+        { "A_B", "A_B" }, { "A/B", "A%2FB" }, { "A%B", "A%25B" }, { "A B", "A%20B" },
+        { ".hidden", "%2Ehidden" }, { "..", "%2E." }, { ".", "%2E" }, { "a.b", "a.b" },
+        { "Sager \xc3\xa6", "Sager%20%C3%A6" }, { "\x01", "%01" }, { "%2F", "%252F" },
+    };
+    static const char *const bad_dirs[] = { "%2f", "%4", "%G0", "%41", ".x", "a b", "" };
+    char out[256], back[256], seen[300][256];
+    size_t n_seen = 0;
+    mr_error err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        assert_int_equal(archive_mailbox_dirname(v[i].mb, out, sizeof out, &err), 0);
+        assert_string_equal(out, v[i].dir);
+        assert_int_equal(archive_mailbox_from_dirname(out, back, sizeof back, &err), 0);
+        assert_string_equal(back, v[i].mb);
+    }
+    for (size_t i = 0; i < sizeof bad_dirs / sizeof bad_dirs[0]; i++)
+        assert_int_equal(archive_mailbox_from_dirname(bad_dirs[i], back, sizeof back, &err),
+                         MR_E_INVALID);
+    assert_int_equal(archive_mailbox_dirname("", out, sizeof out, &err), MR_E_INVALID);
+    {
+        char big[200];
+        memset(big, '/', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        assert_int_equal(archive_mailbox_dirname(big, out, sizeof out, &err), MR_E_INVALID);
+    }
+    /* Every name of up to two bytes from a set rich in collisions of the old scheme:
+     * all directory names distinct, each reads back. */
+    static const char alpha[] = "A_/%. \xc3";
+    for (size_t a = 0; a < sizeof alpha - 1; a++) {
+        for (size_t b = 0; b <= sizeof alpha - 1; b++) {
+            char name[3] = { alpha[a], b < sizeof alpha - 1 ? alpha[b] : '\0', '\0' };
+            assert_int_equal(archive_mailbox_dirname(name, out, sizeof out, &err), 0);
+            for (size_t k = 0; k < n_seen; k++)
+                assert_string_not_equal(seen[k], out);
+            snprintf(seen[n_seen++], sizeof seen[0], "%s", out);
+            assert_int_equal(archive_mailbox_from_dirname(out, back, sizeof back, &err), 0);
+            assert_string_equal(back, name);
+        }
+    }
+
+    /* Old layout: "A_B/" holds one batch of mailbox "A/B" and one of "A_B". */
+    char *root = th_tempdir("mbdir");
+    char path[1024];
+    struct archive_batch_ref *refs = NULL;
+    size_t n = 0;
+    static const struct { const char *dir, *mb; } old[] = {
+        { "A_B/2026-10-aaaa", "A/B" }, { "A_B/2026-10-bbbb", "A_B" },
+        { "A%2FB/2026-11-cccc", "A/B" },
+    };
+    for (size_t i = 0; i < 3; i++) {
+        char json[128];
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", root, old[i].dir);
+        assert_int_equal(system(cmd), 0);
+        snprintf(path, sizeof path, "%s/%s/manifest.json", root, old[i].dir);
+        snprintf(json, sizeof json, "{\"mailbox\":\"%s\"}\n", old[i].mb);
+        assert_int_equal(th_write_file(path, json, strlen(json)), 0);
+    }
+    assert_int_equal(archive_batch_list(root, "A/B", &refs, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_non_null(strstr(refs[0].dir, "A%2FB/2026-11-cccc"));
+    assert_non_null(strstr(refs[1].dir, "A_B/2026-10-aaaa"));
+    free(refs);
+    assert_int_equal(archive_batch_list(root, "A_B", &refs, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(refs[0].dir, "A_B/2026-10-bbbb"));
+    free(refs);
+    assert_int_equal(archive_batch_list(root, "A B", &refs, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(refs);
+    th_rmtree(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tar_long_names),
+        cmocka_unit_test(test_mailbox_dirname),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_identifiers_or_keys_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_cannot_decrypt, setup, teardown),
