@@ -128,7 +128,7 @@ mailret restore --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
     --reason "maildir round trip test" --maildir "$USER_MAILDIR/.RestoredMd" > "$T/restore-md.out"
 grep -q 'restored 25 messages' "$T/restore-md.out" || fail "restore: $(cat "$T/restore-md.out")"
 grep -q ' NonJunk$' "$USER_MAILDIR/.RestoredMd/dovecot-keywords" || fail "no keyword table"
-"$SERVER_SCRIPT" fix-perms --dir "$MAILRET_TEST_IMAP_DIR"
+"$SERVER_SCRIPT" fix-perms --dir "$MAILRET_TEST_IMAP_DIR" "$USER_NAME"
 snapshot RestoredMd "$T/restored-md"
 diff "$T/before" "$T/restored-md" >&2 || fail "Maildir restore differs (bytes, flags or dates)"
 echo "archive_imap: ok"
