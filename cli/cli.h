@@ -68,6 +68,7 @@ bool cli_wants_help(int argc, char **argv);
     X(hold, "place or release a legal hold on a batch") \
     X(erase, "record a person's erasure request as tokens in the ledger") \
     X(init, "create the state, archive, vault and log directories (as root)") \
+    X(config, "configuration: check (FILE:LINE errors, exit 0/1) and show") \
     X(keys, "key management: init-it, init-host, list") \
     X(members, "member registry: import a CSV file") \
     X(audit, "audit log: verify the hash chain")
