@@ -26,7 +26,8 @@ static void usage(FILE *out)
             "check  parse the configuration (-c FILE, $MAILRET_CONFIG or the default) and\n"
             "       check what it names: the secret files (regular, no access for group or\n"
             "       others), the certificates and keys, the CA file, the directories (mode\n"
-            "       0700 for state and vault), the exec sink's program, the time zone.  Every\n"
+            "       0700 for state and vault), the exec sink's program (run by /bin/sh -c), the\n"
+            "       time zone.  Every\n"
             "       problem is printed as FILE:LINE: message on standard error (\"warning:\"\n"
             "       for what `mailret init` or `keys init-host` will create).  Exit 0 when\n"
             "       there is no error, 1 otherwise.\n"
@@ -151,8 +152,10 @@ static void check_exec(struct checker *ck, const char *command)
     memcpy(prog, command, n);
     prog[n] = '\0';
     if (prog[0] != '/') {
-        report(ck, false, "members", "command",
-               "command: the program must be an absolute path (is '%.80s')", prog);
+        /* /bin/sh -c runs it: a bare name is looked up in the service's PATH. */
+        report(ck, true, "members", "command",
+               "command: '%.80s' is not an absolute path; /bin/sh looks it up in the "
+               "service's PATH", prog);
         return;
     }
     if (stat(prog, &st) != 0)
