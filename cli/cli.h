@@ -32,6 +32,9 @@ struct cli_ctx {
 
 /* Load the configuration named in ctx; prints nothing, fills err (with file:line). */
 int cli_config_load(struct cli_ctx *ctx, struct mr_config **out, mr_error *err);
+/* The same without opening the [log] file: for init and config, which must work before
+ * the log directory exists. */
+int cli_config_parse(struct cli_ctx *ctx, struct mr_config **out, mr_error *err);
 
 /* Print "mailret <command>: <message>" on stderr for a failed call; returns
  * CLI_EXIT_FAILURE.  The message is scrubbed (log_scrub) before it is printed. */
@@ -64,6 +67,8 @@ bool cli_wants_help(int argc, char **argv);
     X(expire, "crypto-shred and delete batches past their expiry") \
     X(hold, "place or release a legal hold on a batch") \
     X(erase, "record a person's erasure request as tokens in the ledger") \
+    X(init, "create the state, archive, vault and log directories (as root)") \
+    X(config, "configuration: check (FILE:LINE errors, exit 0/1) and show") \
     X(keys, "key management: init-it, init-host, list") \
     X(members, "member registry: import a CSV file") \
     X(audit, "audit log: verify the hash chain")

@@ -26,18 +26,25 @@ static int apply_log_settings(struct cli_ctx *ctx, const struct mr_config *cfg, 
     return 0;
 }
 
-int cli_config_load(struct cli_ctx *ctx, struct mr_config **out, mr_error *err)
+int cli_config_parse(struct cli_ctx *ctx, struct mr_config **out, mr_error *err)
 {
     const char *path;
     int rc;
 
     if (ctx == NULL || out == NULL)
-        return mr_error_set(err, MR_E_INVALID, "cli_config_load: bad arguments");
+        return mr_error_set(err, MR_E_INVALID, "cli_config_parse: bad arguments");
     *out = NULL;
     path = ctx->config_path != NULL ? ctx->config_path : CONFIG_DEFAULT_PATH;
     rc = config_load(path, out, err);
     if (rc == MR_E_NOTFOUND && !ctx->config_explicit)
         return mr_error_prefix(err, "no configuration (give -c FILE or set MAILRET_CONFIG)");
+    return rc;
+}
+
+int cli_config_load(struct cli_ctx *ctx, struct mr_config **out, mr_error *err)
+{
+    int rc = cli_config_parse(ctx, out, err);
+
     if (rc != 0)
         return rc;
     rc = apply_log_settings(ctx, *out, err);

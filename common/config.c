@@ -162,6 +162,32 @@ static int section_index(const char *name)
     return -1;
 }
 
+/* Inline comments and quotes are refused on the raw line, before inih sees it: libinih
+ * strips " ;..." or not depending on how it was built, and keeps quotes and " #..." as
+ * part of the value, so `user = mailret # svc` would silently log in as "mailret # svc".
+ * Refusing (rather than stripping) never changes the meaning of a value that really
+ * contains " #" (a regular expression, a mailbox name): it is an error, not a new value. */
+static const char *value_problem(const char *line)
+{
+    const char *v = strpbrk(line, "=:");
+    size_t len;
+
+    if (v == NULL)
+        return NULL;    /* inih reports the syntax error */
+    v++;
+    v += strspn(v, " \t");
+    len = strcspn(v, "\r\n");
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    for (size_t i = 1; i < len; i++)
+        if ((v[i] == '#' || v[i] == ';') && (v[i - 1] == ' ' || v[i - 1] == '\t'))
+            return "comment after a value (inline comments are not supported; put the "
+                   "comment on a line of its own)";
+    if (len > 0 && (v[0] == '"' || v[0] == '\'' || v[len - 1] == '"' || v[len - 1] == '\''))
+        return "quoted value (quotes are not supported; write the value without them)";
+    return NULL;
+}
+
 /* inih's line source: counts lines and checks what inih does not report itself. */
 static char *config_reader(char *str, int num, void *stream)
 {
@@ -192,6 +218,11 @@ static char *config_reader(char *str, int num, void *stream)
          * would silently turn a misplaced key into part of a value. */
         ctx_error(c, c->line, MR_E_CONFIG,
                   "indented line (continuation lines are not supported)");
+        str[0] = '\0';
+        return str;
+    }
+    if (*p != '[' && *p != ';' && *p != '#' && value_problem(p) != NULL) {
+        ctx_error(c, c->line, MR_E_CONFIG, "%s", value_problem(p));
         str[0] = '\0';
         return str;
     }
@@ -815,7 +846,122 @@ int config_load(const char *path, struct mr_config **out, mr_error *err)
         config_free(cfg);
         return err != NULL ? err->code : MR_E_CONFIG;
     }
+    cfg->key_lines = malloc(sizeof c.key_line);
+    if (cfg->key_lines == NULL) {
+        config_free(cfg);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    memcpy(cfg->key_lines, c.key_line, sizeof c.key_line);
     *out = cfg;
+    return 0;
+}
+
+int config_key_line(const struct mr_config *cfg, const char *section, const char *key)
+{
+    int i = key_index(section, key);
+
+    return cfg != NULL && cfg->key_lines != NULL && i >= 0 ? cfg->key_lines[i] : 0;
+}
+
+static bool key_is_secret(const struct key_def *k)
+{
+    size_t n = strlen(k->name);
+
+    if (k->type != KT_STR)
+        return false;
+    if ((n > 5 && strcmp(k->name + n - 5, "_file") == 0)
+        || (n > 4 && strcmp(k->name + n - 4, "_env") == 0))
+        return false;   /* where the secret is, not the secret */
+    return strstr(k->name, "password") != NULL || strstr(k->name, "secret") != NULL
+           || strstr(k->name, "token") != NULL;
+}
+
+static void show_size(FILE *out, uint64_t v)
+{
+    static const char units[] = "GMK";
+    for (int i = 0; i < 3; i++) {
+        uint64_t m = 1ULL << (10 * (3 - i));
+        if (v >= m && v % m == 0) {
+            fprintf(out, "%llu%c", (unsigned long long)(v / m), units[i]);
+            return;
+        }
+    }
+    fprintf(out, "%llu", (unsigned long long)v);
+}
+
+static void show_list(FILE *out, const struct config_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        fprintf(out, "%s%s", i ? ", " : "", l->items[i]);
+}
+
+int config_show(const struct mr_config *cfg, FILE *out, mr_error *err)
+{
+    static const char *const levels[] = { "error", "warn", "info", "debug" };
+
+    if (cfg == NULL || out == NULL)
+        return mr_error_set(err, MR_E_INVALID, "config_show: bad arguments");
+    fprintf(out, "# effective configuration of %s\n", cfg->path);
+    for (size_t s = 0; s < N_SECTIONS; s++) {
+        fprintf(out, "\n[%s]\n", SECTIONS[s]);
+        for (size_t i = 0; i < N_KEYS; i++) {
+            const struct key_def *k = &KEYS[i];
+            const void *field = (const char *)cfg + k->off;
+
+            if (strcmp(k->section, SECTIONS[s]) != 0)
+                continue;
+            if (k->type == KT_REPEAT) {
+                const struct config_list *l = field;
+                for (size_t j = 0; j < l->n; j++)
+                    fprintf(out, "%s = %s\n", k->name, l->items[j]);
+                continue;
+            }
+            if ((k->type == KT_STR || k->type == KT_PATH || k->type == KT_REGEX
+                 || k->type == KT_ZONE) && *(char *const *)field == NULL) {
+                if (k->off == offsetof(struct mr_config, log.file))
+                    fprintf(out, "# default\n%s = -\n", k->name);
+                else
+                    fprintf(out, "# %s is not set%s\n", k->name,
+                            k->type == KT_REGEX ? " (built-in default)" : "");
+                continue;
+            }
+            if (cfg->key_lines == NULL || cfg->key_lines[i] == 0)
+                fprintf(out, "# default\n");
+            fprintf(out, "%s = ", k->name);
+            switch (k->type) {
+            case KT_STR: case KT_PATH: case KT_REGEX: case KT_ZONE:
+                fputs(key_is_secret(k) ? "(redacted)" : *(char *const *)field, out);
+                break;
+            case KT_UINT: fprintf(out, "%u", *(const unsigned *)field); break;
+            case KT_INT: fprintf(out, "%d", *(const int *)field); break;
+            case KT_SIZE: show_size(out, *(const uint64_t *)field); break;
+            case KT_BOOL: fputs(*(const bool *)field ? "yes" : "no", out); break;
+            case KT_INSECURE:
+                fputs(*(const bool *)field ? INSECURE_SPELLING : "no", out);
+                break;
+            case KT_TLS:
+                fputs(*(const enum config_tls *)field == CONFIG_TLS_STARTTLS ? "starttls"
+                                                                             : "imaps", out);
+                break;
+            case KT_BACKEND: {
+                enum config_members_backend b = *(const enum config_members_backend *)field;
+                fputs(b == CONFIG_MEMBERS_EXEC ? "exec"
+                      : b == CONFIG_MEMBERS_MAILDIR ? "maildir" : "sqlite", out);
+                break;
+            }
+            case KT_LEVEL: {
+                unsigned lv = (unsigned)*(const enum log_level *)field;
+                fputs(lv < 4 ? levels[lv] : "info", out);
+                break;
+            }
+            case KT_ADDRLIST: case KT_DOMLIST: show_list(out, field); break;
+            case KT_REPEAT: break;
+            }
+            fputc('\n', out);
+        }
+    }
+    if (fflush(out) != 0 || ferror(out))
+        return mr_error_errno(err, MR_E_IO, errno, "cannot write the configuration");
     return 0;
 }
 
@@ -824,6 +970,7 @@ void config_free(struct mr_config *cfg)
     if (cfg == NULL)
         return;
     free(cfg->path);
+    free(cfg->key_lines);
     free(cfg->imap.host);
     free(cfg->imap.ca_file);
     free(cfg->imap.user);

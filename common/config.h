@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -43,6 +44,7 @@ struct config_list {
 
 struct mr_config {
     char *path;                     /* the file loaded (absolute) */
+    int *key_lines;                 /* internal: config_key_line */
 
     struct {
         char *host;                 /* required */
@@ -126,6 +128,14 @@ struct mr_config {
 /* Parse and check path.  On success *out is a new config (config_free it). */
 int config_load(const char *path, struct mr_config **out, mr_error *err);
 void config_free(struct mr_config *cfg);
+
+/* The line of cfg->path that set [section] key; 0 when it was not set (a default). */
+int config_key_line(const struct mr_config *cfg, const char *section, const char *key);
+
+/* Print every key with its effective value, defaults included, as an INI file that
+ * config_load accepts; a default is preceded by a "# default" line.  Secret values (none
+ * are stored today; only where they are) would be shown as "(redacted)". */
+int config_show(const struct mr_config *cfg, FILE *out, mr_error *err);
 
 /* Parse a size "123", "64K", "64M", "2G" (binary multiples). */
 int config_parse_size(const char *text, uint64_t *out, mr_error *err);

@@ -21,6 +21,27 @@ static int install_cert(const char *src, const char *dst, X509 **out, mr_error *
 
     if (rc != 0)
         return rc;
+    /* Already in place (root often installs it into a directory the service user cannot
+     * write): nothing to write.  A different certificate there is never overwritten. */
+    {
+        struct stat st;
+        X509 *have = NULL;
+        mr_error local;
+
+        if (stat(dst, &st) == 0) {
+            if (keys_cert_load(dst, &have, &local) != 0)
+                return mr_error_set(err, MR_E_EXISTS,
+                                    "%s exists and is not a readable certificate (%s); "
+                                    "remove it or fix [keys]", dst, local.msg);
+            rc = X509_cmp(have, *out) == 0 ? 0 : 1;
+            X509_free(have);
+            if (rc != 0)
+                return mr_error_set(err, MR_E_EXISTS,
+                                    "%s already holds a different certificate than %s; "
+                                    "refusing to replace it", dst, src);
+            return 0;
+        }
+    }
     mem = BIO_new(BIO_s_mem());
     if (mem == NULL || !PEM_write_bio_X509(mem, *out)) {
         BIO_free(mem);

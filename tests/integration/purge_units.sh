@@ -12,12 +12,12 @@ U="$MAILRET_SOURCE_DIR/scripts/systemd"
 T="$(mktemp -d)"
 trap 'rm -rf "$T"' EXIT
 
-grep -qx 'OnCalendar=\*-\*-01 02:00:00 Europe/Copenhagen' "$U/mailret-purge.timer" || fail "purge calendar"
-grep -qx 'Persistent=true' "$U/mailret-purge.timer" || fail "purge timer not persistent"
-grep -qx 'OnUnitInactiveSec=5min' "$U/mailret-ingest.timer" || fail "ingest interval"
-grep -q '^OnFailure=mailret-alert@%n.service' "$U/mailret-check.service" || fail "check OnFailure"
-grep -q '^OnFailure=mailret-alert@%n.service' "$U/mailret-purge.service" || fail "purge OnFailure"
-! grep -q '^SuccessExitStatus' "$U/mailret-check.service" || fail "check exit 1/2 must fail the unit"
+grep -qx 'OnCalendar=\*-\*-01 02:00:00 Europe/Copenhagen' "$U/mailret-purge@.timer" || fail "purge calendar"
+grep -qx 'Persistent=true' "$U/mailret-purge@.timer" || fail "purge timer not persistent"
+grep -qx 'OnUnitInactiveSec=5min' "$U/mailret-ingest@.timer" || fail "ingest interval"
+grep -q '^OnFailure=mailret-alert@%n.service' "$U/mailret-check@.service" || fail "check OnFailure"
+grep -q '^OnFailure=mailret-alert@%n.service' "$U/mailret-purge@.service" || fail "purge OnFailure"
+! grep -q '^SuccessExitStatus' "$U/mailret-check@.service" || fail "check exit 1/2 must fail the unit"
 if command -v systemd-analyze > /dev/null; then
     out=$(systemd-analyze calendar --iterations=7 '*-*-01 02:00:00 Europe/Copenhagen' 2>&1) ||
         fail "calendar: $out"
@@ -27,8 +27,8 @@ if command -v systemd-analyze > /dev/null; then
         sed -e "s#/usr/bin/mailret#$MAILRET_BIN#" -e '/^User=/d' -e '/^Group=/d' \
             -e 's#^OnFailure=.*##' "$f" > "$T/units/$(basename "$f")"
     done
-    if ! v=$(cd "$T/units" && systemd-analyze verify ./*.timer ./mailret-check.service \
-                 ./mailret-purge.service ./mailret-ingest.service ./mailret-expire.service 2>&1); then
+    if ! v=$(cd "$T/units" && systemd-analyze verify --man=no ./*.timer ./mailret-check@.service \
+                 ./mailret-purge@.service ./mailret-ingest@.service ./mailret-expire@.service 2>&1); then
         echo "$v" | grep -v -e 'Failed to .*bus' -e 'System has not been booted' -e '^$' | \
             grep -q . && fail "systemd-analyze verify: $v"
     fi

@@ -6,7 +6,7 @@ set -euo pipefail
 bin=${MAILRET_BIN:?MAILRET_BIN not set}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-commands="ingest purge backup restore verify check expire hold erase keys members audit"
+commands="ingest purge backup restore verify check expire hold erase init config keys members audit"
 help=$("$bin" --help) || fail "mailret --help exited non-zero"
 for c in $commands; do
     grep -qE "^  $c " <<<"$help" || fail "global help does not list '$c'"
