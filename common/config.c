@@ -925,6 +925,10 @@ int config_show(const struct mr_config *cfg, FILE *out, mr_error *err)
                             k->type == KT_REGEX ? " (built-in default)" : "");
                 continue;
             }
+            if (k->type == KT_COMMAND && *(char **const *)field == NULL) {
+                fprintf(out, "# %s is not set\n", k->name);
+                continue;
+            }
             if (cfg->key_lines == NULL || cfg->key_lines[i] == 0)
                 fprintf(out, "# default\n");
             fprintf(out, "%s = ", k->name);
@@ -954,7 +958,20 @@ int config_show(const struct mr_config *cfg, FILE *out, mr_error *err)
                 fputs(lv < 4 ? levels[lv] : "info", out);
                 break;
             }
-            case KT_ADDRLIST: case KT_DOMLIST: show_list(out, field); break;
+            case KT_ADDRLIST: case KT_DOMLIST: case KT_TYPELIST: show_list(out, field); break;
+            case KT_AUTH: {
+                static const char *const auths[] = { "login", "plain", "xoauth2",
+                                                     "oauthbearer" };
+                unsigned a = (unsigned)*(const enum config_auth *)field;
+                fputs(a < 4 ? auths[a] : "login", out);
+                break;
+            }
+            case KT_COMMAND: {
+                /* The program, not its arguments: an operator may have put a secret there. */
+                char *const *argv = *(char **const *)field;
+                fprintf(out, "%s%s", argv[0], argv[1] != NULL ? " (arguments not shown)" : "");
+                break;
+            }
             case KT_REPEAT: break;
             }
             fputc('\n', out);
