@@ -86,17 +86,6 @@ static int ingest_handled(struct batch *b, long idx, uint32_t uid, mr_error *err
                                err);
 }
 
-/* "mailbox NAME: cause", once: the IMAP layer may have named the mailbox already. */
-static int mailbox_error(mr_error *err, int code, const char *mailbox, const char *msg)
-{
-    size_t n = strlen(mailbox);
-
-    if (strncmp(msg, "mailbox ", 8) == 0 && strncmp(msg + 8, mailbox, n) == 0 &&
-        msg[8 + n] == ':')
-        return mr_error_set(err, code, "%s", msg);
-    return mr_error_set(err, code, "mailbox %s: %s", mailbox, msg);
-}
-
 /* One fetched message.  Returns non-zero only for failures that must stop the run. */
 static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_error *err)
 {
@@ -419,8 +408,9 @@ int ingest_run(const struct ingest_options *opt, struct ingest_report **report, 
         if (mrc != 0) {
             mb->status = mrc;
             snprintf(mb->error, sizeof mb->error, "%s", merr.msg);
-            mr_error named;
-            mailbox_error(&named, mrc, mb->mailbox, merr.msg);
+            mr_error named = merr;
+            named.code = mrc;
+            mr_error_prefix(&named, "mailbox %s", mb->mailbox);   /* once, if not there */
             if (i + 1 < opt->n_mailboxes)
                 log_error(opt->log, "%s; going on with the next mailbox", named.msg);
             if (rc == 0) {

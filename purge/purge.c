@@ -627,17 +627,6 @@ static int purge_mailbox(struct purge_ctx *c, const char *mailbox,
     return rc;
 }
 
-/* "mailbox NAME: cause", once: the IMAP layer may have named the mailbox already. */
-static int mailbox_error(mr_error *err, int code, const char *mailbox, const char *msg)
-{
-    size_t n = strlen(mailbox);
-
-    if (strncmp(msg, "mailbox ", 8) == 0 && strncmp(msg + 8, mailbox, n) == 0 &&
-        msg[8 + n] == ':')
-        return mr_error_set(err, code, "%s", msg);
-    return mr_error_set(err, code, "mailbox %s: %s", mailbox, msg);
-}
-
 /* UIDs listed in one purge.held record (the count is always complete). */
 #define PURGE_AUDIT_HELD_MAX 1000
 
@@ -773,8 +762,9 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
         if (mrc != 0) {
             mr->status = mrc;
             snprintf(mr->error, sizeof mr->error, "%s", merr.msg);
-            mr_error named;
-            mailbox_error(&named, mrc, mr->mailbox, merr.msg);
+            mr_error named = merr;
+            named.code = mrc;
+            mr_error_prefix(&named, "mailbox %s", mr->mailbox);   /* once, if not there */
             if (i + 1 < opt->n_mailboxes)
                 log_error(opt->log, "%s; nothing unverified deleted, going on with the next "
                                     "mailbox", named.msg);
@@ -791,8 +781,13 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
         mr_error rerr;
         if (record_result(&c, mr, &rerr) != 0) {
             log_error(opt->log, "mailbox %s: %s", mr->mailbox, rerr.msg);
-            if (rc == 0)
-                rc = mailbox_error(err, rerr.code, mr->mailbox, rerr.msg);
+            if (rc == 0) {
+                rc = rerr.code;
+                if (err != NULL) {
+                    *err = rerr;
+                    mr_error_prefix(err, "mailbox %s", mr->mailbox);
+                }
+            }
         }
         /* A failure may leave the session unusable: the next mailbox gets a new one. */
         if (src == 0 && mrc != 0 && mrc != MR_E_PROTOCOL && mrc != MR_E_NOTFOUND &&
