@@ -502,7 +502,7 @@ static size_t intl_phone_at(const unsigned char *t, size_t len, size_t i)
         return 0;
     /* "+4512345678": the run after the prefix is the number itself. */
     if (g == 0) {
-        if (digit_run(t, len, j) == 8)
+        if (digit_run(t, len, j) == 8 && !date_time_at(t, len, j + 8))
             return j + 8;
         return 0;
     }
