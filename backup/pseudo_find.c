@@ -708,9 +708,10 @@ static void window(struct pfind *it, size_t base)
     nonhex = m.word & ~m.hex;
     starts = m.word & ~((m.word << 1) | pfind_word[prev]) & pre;
     /* '+' of a phone number and ':' of an IPv6 address, where the scanner would try
-     * them: not right after a letter or digit (nor, for ':', after ':' or '.'). */
+     * them: '+' not right after a digit ("Tlf+4512345678" is a number), ':' not after a
+     * letter, digit, ':' or '.'. */
     if (f->cls & PFIND_PLUS)
-        hits |= m.plus & ~((m.alnum << 1) | is_alnum(prev));
+        hits |= m.plus & ~((m.digit << 1) | (uint64_t)(prev >= '0' && prev <= '9'));
     if (f->cls & PFIND_COLON)
         hits |= m.colon & ~(((m.alnum | m.colon | m.dot) << 1) |
                             (is_alnum(prev) || prev == ':' || prev == '.'));
@@ -772,7 +773,7 @@ bool pfind_candidate(const struct pfilter *f, const unsigned char *t, size_t len
     size_t l;
 
     if (c == '+')
-        return (f->cls & PFIND_PLUS) && !(p > 0 && is_alnum(prev));
+        return (f->cls & PFIND_PLUS) && !(p > 0 && prev >= '0' && prev <= '9');
     if (c == ':')
         return (f->cls & PFIND_COLON) &&
                !(p > 0 && (is_alnum(prev) || prev == ':' || prev == '.'));

@@ -1095,7 +1095,7 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
         c = t[i];
         /* Candidates start at a word start, or at '+' (phone) or ':' (IPv6). */
         if (!WORD[c]) {
-            if (c == '+' && (flags & PSCAN_PHONE) && (i == 0 || !is_alnum(t[i - 1])) &&
+            if (c == '+' && (flags & PSCAN_PHONE) && (i == 0 || !is_digit(t[i - 1])) &&
                 (end = intl_phone_at(t, len, i)) != 0) {
                 m.kind = PSEUDO_PHONE;
             } else if (c == ':' && (flags & PSCAN_IP) &&

@@ -10,11 +10,12 @@
  *   e-mail  around each '@': the local part is the longest run before it of letters,
  *           digits and . _ + - ' ! # $ * ^ { } | ~ `; the domain the longest run after it of
  *           letters, digits, '-' and '.', cut back to end in a label; at least two labels,
- *           the last one two or more letters (or "xn--…").  Dots at the ends of the local part
- *           are not part of it.  Addresses are taken left to right: a local part does
+ *           the last one two or more letters (or "xn--…").  A local part does not start with
+ *           '.', '-' or one of ' ! # $ * ^ { } | ~ ` (they are dropped: "--mette@…").  Addresses are taken left to right: a local part does
  *           not reach back into the address before it.
  *   CPR     DDMMYY SSSS: ten digits, or six and four apart by '-' or a gap (one to three
- *           spaces: a blank character is up to three bytes of UTF-8);
+ *           spaces or '_': a blank character is up to three bytes of UTF-8, and '_' is a
+ *           blank outside addresses);
  *           day valid for the month (29 February always), month 1-12; no digit right
  *           before or after.
  *   phone   eight digits as 12345678, 12 34 56 78, 1234 5678 (each gap as above),
@@ -60,7 +61,7 @@ static bool ref_email_at(const unsigned char *t, size_t len, size_t from, size_t
 
     while (s > from && ref_local_char(t[s - 1]))
         s--;
-    while (s < at && t[s] == '.')
+    while (s < at && t[s] != 0 && strchr(".-'!#$*^{}|~`", t[s]) != NULL)
         s++;
     if (s == at)
         return false;
@@ -108,10 +109,15 @@ static bool ref_date_ok(const unsigned char *d)
 }
 
 /* Digits d[0, n) read from t at i with the gaps of a shape; the end in *end. */
+static bool ref_blank(unsigned char c)
+{
+    return c == ' ' || c == '_';    /* '_' counts as a blank outside addresses */
+}
+
 static size_t ref_spaces(const unsigned char *t, size_t len, size_t i)
 {
     size_t j = i;
-    while (j < len && t[j] == ' ')
+    while (j < len && ref_blank(t[j]))
         j++;
     return j - i <= 3 ? j : i;      /* one to three spaces are a gap, more are none */
 }
@@ -125,7 +131,7 @@ static bool ref_cpr_at(const unsigned char *t, size_t len, size_t i, struct ref_
         if (k == 6 && j < len && !ref_digit(t[j])) {
             if (t[j] == '-')
                 j++;
-            else if (t[j] == ' ' && ref_spaces(t, len, j) != j)
+            else if (ref_blank(t[j]) && ref_spaces(t, len, j) != j)
                 j = ref_spaces(t, len, j);
             else
                 return false;
@@ -161,7 +167,7 @@ static bool ref_eight(const unsigned char *t, size_t len, size_t i, size_t *end,
         bool ok = true;
         for (int g = 0; ok && g < shapes[s].n; g++) {
             if (g > 0) {
-                if (j >= len || t[j] != shapes[s].gap) {
+                if (j >= len || (shapes[s].gap == ' ' ? !ref_blank(t[j]) : t[j] != shapes[s].gap)) {
                     ok = false;
                     break;
                 }
