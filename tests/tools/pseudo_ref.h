@@ -39,21 +39,21 @@ struct ref_hit {
     char value[320];        /* e-mail as written; CPR: 10 digits; phone: 8 digits */
 };
 
-static bool ref_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-static bool ref_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static inline bool ref_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static inline bool ref_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-static bool ref_local_char(unsigned char c)
+static inline bool ref_local_char(unsigned char c)
 {
     return ref_letter(c) || ref_digit(c) || (c != 0 && strchr("._+-'!#$*^{}|~`", c) != NULL);
 }
 
-static bool ref_domain_char(unsigned char c)
+static inline bool ref_domain_char(unsigned char c)
 {
     return ref_letter(c) || ref_digit(c) || c == '-' || c == '.';
 }
 
 /* The address around the '@' at t[at], or false. */
-static bool ref_email_at(const unsigned char *t, size_t len, size_t from, size_t at,
+static inline bool ref_email_at(const unsigned char *t, size_t len, size_t from, size_t at,
                          struct ref_hit *h)
 {
     size_t s = at, e = at + 1, labels = 0, last = 0;
@@ -100,7 +100,7 @@ static bool ref_email_at(const unsigned char *t, size_t len, size_t from, size_t
     return true;
 }
 
-static bool ref_date_ok(const unsigned char *d)
+static inline bool ref_date_ok(const unsigned char *d)
 {
     static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int dd = (d[0] - '0') * 10 + (d[1] - '0'), mm = (d[2] - '0') * 10 + (d[3] - '0');
@@ -109,12 +109,12 @@ static bool ref_date_ok(const unsigned char *d)
 }
 
 /* Digits d[0, n) read from t at i with the gaps of a shape; the end in *end. */
-static bool ref_blank(unsigned char c)
+static inline bool ref_blank(unsigned char c)
 {
     return c == ' ' || c == '_';    /* '_' counts as a blank outside addresses */
 }
 
-static size_t ref_spaces(const unsigned char *t, size_t len, size_t i)
+static inline size_t ref_spaces(const unsigned char *t, size_t len, size_t i)
 {
     size_t j = i;
     while (j < len && ref_blank(t[j]))
@@ -122,7 +122,7 @@ static size_t ref_spaces(const unsigned char *t, size_t len, size_t i)
     return j - i <= 3 ? j : i;      /* one to three spaces are a gap, more are none */
 }
 
-static bool ref_cpr_at(const unsigned char *t, size_t len, size_t i, struct ref_hit *h)
+static inline bool ref_cpr_at(const unsigned char *t, size_t len, size_t i, struct ref_hit *h)
 {
     unsigned char d[10];
     size_t j = i;
@@ -153,7 +153,7 @@ static bool ref_cpr_at(const unsigned char *t, size_t len, size_t i, struct ref_
 }
 
 /* Eight digits in one of the shapes from t[i]. */
-static bool ref_eight(const unsigned char *t, size_t len, size_t i, size_t *end, unsigned char *d)
+static inline bool ref_eight(const unsigned char *t, size_t len, size_t i, size_t *end, unsigned char *d)
 {
     /* group sizes and the gap allowed between groups */
     static const struct { int groups[4]; int n; char gap; } shapes[] = {
@@ -195,7 +195,7 @@ static bool ref_eight(const unsigned char *t, size_t len, size_t i, size_t *end,
     return false;
 }
 
-static bool ref_phone_at(const unsigned char *t, size_t len, size_t i, struct ref_hit *h)
+static inline bool ref_phone_at(const unsigned char *t, size_t len, size_t i, struct ref_hit *h)
 {
     size_t j = i, end;
     unsigned char d[8];
@@ -221,7 +221,7 @@ static bool ref_phone_at(const unsigned char *t, size_t len, size_t i, struct re
 }
 
 /* Every identifier of t[0, len): at most cap in hits; the number found (may exceed cap). */
-static size_t ref_scan(const unsigned char *t, size_t len, struct ref_hit *hits, size_t cap)
+static inline size_t ref_scan(const unsigned char *t, size_t len, struct ref_hit *hits, size_t cap)
 {
     size_t n = 0, covered = 0;
     struct ref_hit h;

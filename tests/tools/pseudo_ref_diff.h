@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "backup/pseudo.h"
-#include "tools/pseudo_ref.h"
+#include "pseudo_ref.h"
 
 #define REF_MAX_HITS 4096
 
@@ -21,7 +21,7 @@ static const enum pseudo_kind REF_TO_KIND[] = {PSEUDO_EMAIL, PSEUDO_CPR, PSEUDO_
 /* Does the fast path agree with the reference on text[0, len) (ASCII)?  0 if so, 1 and a
  * description in why if not, -1 on an error of the pseudonymiser.  *found: how many
  * identifiers the reference found.  kinds: a bit (1 << REF_EMAIL …) per kind compared. */
-static int ref_diff(const unsigned char *text, size_t len, unsigned kinds, char *why, size_t cap,
+static inline int ref_diff(const unsigned char *text, size_t len, unsigned kinds, char *why, size_t cap,
                     size_t *found)
 {
     static const char head[] = "Subject: t\r\nMIME-Version: 1.0\r\n"
@@ -31,7 +31,11 @@ static int ref_diff(const unsigned char *text, size_t len, unsigned kinds, char 
     pseudo_key key;
     pseudo_result *res = NULL;
     mr_error err = {0};
-    unsigned char *msg = malloc(sizeof head - 1 + len + 1);
+    unsigned char *msg;
+
+    if (len > 65536)
+        len = 65536;        /* what ref_scan reads */
+    msg = malloc(sizeof head - 1 + len + 1);
     size_t n, m;
     int rc = 0;
 
@@ -109,7 +113,7 @@ static int ref_diff(const unsigned char *text, size_t len, unsigned kinds, char 
 
 /* A random ASCII text biased towards the shapes: digits in groups, gaps, prefixes,
  * addresses, dates, letters next to numbers.  r: the caller's random source. */
-static size_t ref_random_text(unsigned char *t, size_t cap, uint64_t (*r)(void *), void *rs)
+static inline size_t ref_random_text(unsigned char *t, size_t cap, uint64_t (*r)(void *), void *rs)
 {
     static const char *const pieces[] = {
         "0101901234", "010190-1234", "010190 1234", "290288-1234", "310490 1234", "3112991234",

@@ -9,6 +9,7 @@
  */
 #include "unit/test_backup_pseudo_util.h"
 
+#include "helpers/test_helpers.h"
 #include "tools/pseudo_ref_diff.h"
 
 static uint64_t rng(void *s)
@@ -125,12 +126,140 @@ static void test_random_texts(void **state)
     assert_true(total > 20000);
 }
 
+/* ---- the corpora: every text part, decoded ------------------------------------------ */
+
+struct corpus_stats {
+    size_t messages, texts, ascii, identifiers, disagree;
+    char first[1024];
+};
+
+/* The decoded text of each text leaf of m (libetpan: the reference shares no MIME code
+ * with the pseudonymiser either) that is all printable ASCII, through ref_diff. */
+static void walk_texts(struct mailmime *m, struct corpus_stats *st, const char *name, int depth)
+{
+    if (m == NULL || depth > 40)
+        return;
+    if (m->mm_type == MAILMIME_MULTIPLE) {
+        for (clistiter *it = clist_begin(m->mm_data.mm_multipart.mm_mp_list); it != NULL;
+             it = clist_next(it))
+            walk_texts(clist_content(it), st, name, depth + 1);
+        return;
+    }
+    if (m->mm_type == MAILMIME_MESSAGE) {
+        walk_texts(m->mm_data.mm_message.mm_msg_mime, st, name, depth + 1);
+        return;
+    }
+    struct mailmime_content *ct = m->mm_content_type;
+    struct mailmime_data *body = m->mm_data.mm_single;
+    if (ct == NULL || ct->ct_type == NULL || body == NULL ||
+        ct->ct_type->tp_type != MAILMIME_TYPE_DISCRETE_TYPE ||
+        ct->ct_type->tp_data.tp_discrete_type == NULL ||
+        ct->ct_type->tp_data.tp_discrete_type->dt_type != MAILMIME_DISCRETE_TYPE_TEXT)
+        return;
+    size_t idx = 0, dlen = 0;
+    char *dec = NULL;
+    if (mailmime_part_parse(body->dt_data.dt_text.dt_data, body->dt_data.dt_text.dt_length, &idx,
+                            body->dt_encoding, &dec, &dlen) != MAILIMF_NO_ERROR)
+        return;
+    st->texts++;
+    /* The reference reads ASCII: a UTF-8 letter (U+00C0-U+024F but the multiplication and
+     * division signs) becomes 'e', any other non-ASCII character or control a blank, and
+     * both sides read that text. */
+    size_t o = 0;
+    bool changed = false;
+    for (size_t i = 0; i < dlen; i++) {
+        unsigned char c = (unsigned char)dec[i];
+        if ((c >= 0x20 && c < 0x7F) || c == '\n' || c == '\r') {
+            dec[o++] = (char)c;
+            continue;
+        }
+        changed = true;
+        if (c >= 0xC2 && c <= 0xDF && i + 1 < dlen && ((unsigned char)dec[i + 1] & 0xC0) == 0x80) {
+            unsigned cp = (unsigned)(c & 0x1F) << 6 | ((unsigned char)dec[i + 1] & 0x3F);
+            i++;
+            dec[o++] = (cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7) ? 'e' : ' ';
+            continue;
+        }
+        while (c >= 0xC0 && i + 1 < dlen && ((unsigned char)dec[i + 1] & 0xC0) == 0x80)
+            i++;
+        dec[o++] = ' ';
+    }
+    {
+        char why[256];
+        size_t found;
+        int rc = ref_diff((const unsigned char *)dec, o, 7u, why, sizeof why, &found);
+        assert_int_not_equal(rc, -1);
+        st->ascii += !changed;
+        st->identifiers += found;
+        if (rc != 0 && st->disagree++ == 0)
+            snprintf(st->first, sizeof st->first, "%s: %s", name, why);
+    }
+    mailmime_decoded_part_free(dec);
+}
+
+static int corpus_one(const char *name, const unsigned char *data, size_t len, void *arg)
+{
+    struct corpus_stats *st = arg;
+    struct mailmime *mime = NULL;
+    size_t idx = 0;
+
+    st->messages++;
+    if (mailmime_parse((const char *)data, len, &idx, &mime) == MAILIMF_NO_ERROR && mime != NULL) {
+        walk_texts(mime, st, name, 0);
+        mailmime_free(mime);
+    }
+    return 0;
+}
+
+static void source_dir(char *out, size_t cap)
+{
+    const char *s = getenv("MAILRET_SOURCE_DIR");
+
+    snprintf(out, cap, "%s", s != NULL && *s ? s : ".");
+}
+
+/* The text parts of tests/data/nasty and of a generated corpus (scripts/gen-corpus, fixed
+ * seed): the fast path and the reference find the same e-mail, CPR and phone values in
+ * each (non-ASCII characters mapped to ASCII first, as walk_texts says). */
+static void test_corpus_texts(void **state)
+{
+    char src[4096], dir[4200], cmd[9000];
+    char *tmp = th_tempdir("mailret-pseudo-reference");
+    struct corpus_stats nasty = {0}, gen = {0};
+
+    (void)state;
+    assert_non_null(tmp);
+    source_dir(src, sizeof src);
+    snprintf(dir, sizeof dir, "%s/tests/data/nasty", src);
+    assert_true(th_each_file(dir, corpus_one, &nasty) > 10);
+    snprintf(cmd, sizeof cmd,
+             "python3 '%s/scripts/gen-corpus' --count 600 --seed 20261207 --out '%s/corpus' "
+             "--format eml >/dev/null", src, tmp);
+    assert_int_equal(system(cmd), 0);
+    snprintf(dir, sizeof dir, "%s/corpus/eml", tmp);
+    assert_int_equal(th_each_file(dir, corpus_one, &gen), 600);
+    th_rmtree(tmp);
+    free(tmp);
+    print_message("reference: nasty: %zu messages, %zu text parts (%zu ASCII as written), %zu identifiers, "
+                  "%zu disagreements\n", nasty.messages, nasty.texts, nasty.ascii,
+                  nasty.identifiers, nasty.disagree);
+    print_message("reference: generated: %zu messages, %zu text parts (%zu ASCII as written), %zu "
+                  "identifiers, %zu disagreements\n", gen.messages, gen.texts, gen.ascii,
+                  gen.identifiers, gen.disagree);
+    if (nasty.disagree != 0)
+        fail_msg("nasty corpus: %s", nasty.first);
+    if (gen.disagree != 0)
+        fail_msg("generated corpus: %s", gen.first);
+    assert_true(gen.texts > 900 && gen.identifiers > 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_rules),
         cmocka_unit_test(test_hand_written),
         cmocka_unit_test(test_random_texts),
+        cmocka_unit_test(test_corpus_texts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
