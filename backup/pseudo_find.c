@@ -83,58 +83,21 @@ static const unsigned char CLASS[256] = {
 /* The second byte of each token prefix ("CPR-", "TLF-", "Navn-", "IP-") by its first. */
 static const unsigned char CTNI_SECOND[256] = {['C'] = 'P', ['T'] = 'L', ['N'] = 'a', ['I'] = 'P'};
 
-/* Greeting and sign-off words by their first two letters (ASCII, either case): bit n set
- * when one of them is n bytes long (the words of keyword() in pseudo_scan.c: hej, hi,
- * hello, hilsen, ...).  This rejects most ordinary words that share a first letter and a
- * length with a keyword ("har", "min", "vi"). */
-#define L(c) ((c) - 'a')
-static const unsigned char KW_LEN2[26][26] = {
-    [L('c')][L('h')] = 1u << 6,                         /* cheers */
-    [L('d')][L('a')] = 1u << 4,                         /* davs */
-    [L('d')][L('e')] = 1u << 4,                         /* dear */
-    [L('g')][L('o')] = 1u << 6,                         /* goddag */
-    [L('h')][L('a')] = 1u << 5,                         /* hallo */
-    [L('h')][L('e')] = 1u << 3 | 1u << 5,               /* hej, hello, hejsa */
-    [L('h')][L('i')] = 1u << 2 | 1u << 6 | 1u << 7,     /* hi, hilsen, hilsner */
-    [L('k')][L('a')] = 1u << 5,                         /* kaere */
-    [L('k')][L('h')] = 1u << 2,                         /* kh */
-    [L('m')][L('v')] = 1u << 3,                         /* mvh */
-    [L('r')][L('e')] = 1u << 7,                         /* regards */
-    [L('v')][L('h')] = 1u << 2,                         /* vh */
-};
-#undef L
-
+/* Greeting and sign-off words (pseudo_rules.def) by their first two bytes: bit n set
+ * when one of them is n bytes long (prules_live.len2, ASCII letters in either case).
+ * This rejects most ordinary words that share a first letter and a length with a
+ * keyword ("har", "min", "vi"). */
 static inline unsigned kw_lengths2(unsigned char c0, unsigned char c1)
 {
-    unsigned i0 = (unsigned)(c0 | 0x20) - 'a', i1 = (unsigned)(c1 | 0x20) - 'a';
-    unsigned v = (i0 < 26 && i1 < 26) ? KW_LEN2[i0][i1] : 0;
+    unsigned i0 = (unsigned)(c0 | 0x20) - 'a';
 
-    /* "kære" in UTF-8 (k C3 A6 r e) and in Latin-1 (k E6 r e). */
-    if (i0 == 'k' - 'a')
-        v |= c1 == 0xC3 ? 1u << 5 : c1 == 0xE6 ? 1u << 4 : 0;
-    return v;
+    return i0 < 26 ? prules_live.len2[i0][prules_live.second[c1]] : 0;
 }
 
 static const uint64_t NO_NAMES[256];
 static const uint32_t NO_PAIRS[32];
 
-/* The greetings' first two bytes (the pairs of KW_LEN2 and kw_lengths2) as rows of a
- * pairs table (see pnames.pairs), folded to groups: row (first & 31), bit (second & 7). */
-#define R(c) ((c) & 31)
-#define B(c) (UINT32_C(1) << ((c) & 31))
-static const unsigned char KW_GROUPS[32] = {
-    [R('c')] = PFIND_GROUPS(B('h')),
-    [R('d')] = PFIND_GROUPS(B('a') | B('e')),
-    [R('g')] = PFIND_GROUPS(B('o')),
-    [R('h')] = PFIND_GROUPS(B('a') | B('e') | B('i')),
-    [R('k')] = PFIND_GROUPS(B('a') | B('h') | B(0xC3) | B(0xE6)),
-    [R('m')] = PFIND_GROUPS(B('v')),
-    [R('r')] = PFIND_GROUPS(B('e')),
-    [R('v')] = PFIND_GROUPS(B('h')),
-};
 static const unsigned char NO_GROUPS[32];
-#undef R
-#undef B
 
 _Static_assert(PFIND_CTNI == 0x4u && PFIND_HEX == 0x1u && PFIND_DIGIT == 0x2u,
                "hit() indexes CLASS_LEN by these bits");
@@ -161,7 +124,8 @@ void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, boo
     f->cls = cls;
     f->first = names != NULL ? names->first : NO_NAMES;
     f->name_pairs = names != NULL ? names->pairs : NO_PAIRS;
-    f->kw_mask = keywords ? 0xFFu : 0;
+    prules_init();
+    f->kw_mask = keywords ? 0xFFFFu : 0;
     /* A text scanned for addresses only (a DKIM signature's b= and bh=): the scanner
      * goes from address to address without classifying a byte. */
     f->none = cls == 0 && names == NULL && !keywords;
@@ -179,7 +143,7 @@ void pfind_filter_init(struct pfilter *f, unsigned cls, const pnames *names, boo
     {
         uint64_t g[4], k[4];
         memcpy(g, names != NULL ? names->pair_groups : NO_GROUPS, sizeof g);
-        memcpy(k, keywords ? KW_GROUPS : NO_GROUPS, sizeof k);
+        memcpy(k, keywords ? prules_live.groups : NO_GROUPS, sizeof k);
         for (unsigned x = 0; x < 4; x++)
             g[x] |= k[x];
         memcpy(f->pair_groups, g, sizeof g);
@@ -407,33 +371,15 @@ static const unsigned char WORD_HI[16] = {
     [13] = WB_HIGH, [14] = WB_HIGH, [15] = WB_HIGH,
 };
 
-/* The keywords' first letters (either case), one bit each; their low nibbles differ, so
- * FIRST_LO & FIRST_HI is exact.  SECOND_LO & SECOND_HI of a second byte: the first
- * letters it follows in a keyword (the pairs of KW_LEN2 and kw_lengths2: "ch", "da", "de",
- * "go", "ha", "he", "hi", "ka", "kh", "k\xc3", "k\xe6", "mv", "re", "vh"), a superset
- * ("kf" passes too): the exact test follows. */
-enum { KB_C = 1, KB_D = 2, KB_G = 4, KB_H = 8, KB_K = 16, KB_M = 32, KB_R = 64, KB_V = 128 };
-static const unsigned char FIRST_LO[16] = {
-    [2] = KB_R, [3] = KB_C, [4] = KB_D, [6] = KB_V, [7] = KB_G, [8] = KB_H, [11] = KB_K,
-    [13] = KB_M,
-};
-static const unsigned char FIRST_HI[16] = {
-    [4] = KB_C | KB_D | KB_G | KB_H | KB_K | KB_M, [5] = KB_R | KB_V,
-    [6] = KB_C | KB_D | KB_G | KB_H | KB_K | KB_M, [7] = KB_R | KB_V,
-};
-static const unsigned char SECOND_LO[16] = {
-    [1] = KB_D | KB_H | KB_K,          /* a */
-    [3] = KB_K,                        /* 0xC3 */
-    [5] = KB_D | KB_H | KB_R,          /* e */
-    [6] = KB_M | KB_K,                 /* v, 0xE6 */
-    [8] = KB_C | KB_K | KB_V,          /* h */
-    [9] = KB_H,                        /* i */
-    [15] = KB_G,                       /* o */
-};
-static const unsigned char SECOND_HI[16] = {
-    [4] = (unsigned char)~KB_M, [5] = KB_M, [6] = (unsigned char)~KB_M, [7] = KB_M,
-    [12] = KB_K, [14] = KB_K,
-};
+/* The keywords' first bytes and second bytes come from prules_live (pseudo_rules.c):
+ * FIRST_LO[b & 15] & FIRST_HI[b >> 4] of a first byte has the bit of its letter (either
+ * case), SECOND_LO & SECOND_HI of a second byte the bits of the first letters it follows
+ * in a keyword; their AND is a superset of the keywords' pairs ("kf" passes too): the
+ * exact test follows. */
+#define FIRST_LO prules_live.first_lo
+#define FIRST_HI prules_live.first_hi
+#define SECOND_LO prules_live.second_lo
+#define SECOND_HI prules_live.second_hi
 
 __attribute__((target("avx2"))) static inline __m256i table16(const unsigned char *tab)
 {
@@ -728,8 +674,8 @@ static void window_kw(struct pfind *it, size_t base)
         size_t l = rest != 0 ? (size_t)__builtin_ctzll(rest) : pfind_word_end(t, len, base + n) - p;
         unsigned char c1 = p + 1 < len ? t[p + 1] : 0;
         /* hit() with no class and no names: the keywords' lengths for the first two bytes
-         * (at most 7; the shift stays inside the 32 bits of kw_lengths2). */
-        hits |= (uint64_t)((kw_lengths2(t[p], c1) >> (l < 8 ? l : 8)) & 1u) << b;
+         * (at most PRULES_KW_LEN, bits of a uint16_t: bit 16 is always clear). */
+        hits |= (uint64_t)((kw_lengths2(t[p], c1) >> (l < 16 ? l : 16)) & 1u) << b;
         starts &= starts - 1;
     }
     it->base = base;
@@ -762,9 +708,10 @@ static void window(struct pfind *it, size_t base)
     nonhex = m.word & ~m.hex;
     starts = m.word & ~((m.word << 1) | pfind_word[prev]) & pre;
     /* '+' of a phone number and ':' of an IPv6 address, where the scanner would try
-     * them: not right after a letter or digit (nor, for ':', after ':' or '.'). */
+     * them: '+' not right after a digit ("Tlf+4512345678" is a number), ':' not after a
+     * letter, digit, ':' or '.'. */
     if (f->cls & PFIND_PLUS)
-        hits |= m.plus & ~((m.alnum << 1) | is_alnum(prev));
+        hits |= m.plus & ~((m.digit << 1) | (uint64_t)(prev >= '0' && prev <= '9'));
     if (f->cls & PFIND_COLON)
         hits |= m.colon & ~(((m.alnum | m.colon | m.dot) << 1) |
                             (is_alnum(prev) || prev == ':' || prev == '.'));
@@ -826,7 +773,7 @@ bool pfind_candidate(const struct pfilter *f, const unsigned char *t, size_t len
     size_t l;
 
     if (c == '+')
-        return (f->cls & PFIND_PLUS) && !(p > 0 && is_alnum(prev));
+        return (f->cls & PFIND_PLUS) && !(p > 0 && prev >= '0' && prev <= '9');
     if (c == ':')
         return (f->cls & PFIND_COLON) &&
                !(p > 0 && (is_alnum(prev) || prev == ':' || prev == '.'));

@@ -394,7 +394,7 @@ struct pfilter {
     unsigned cls;               /* PFIND_* */
     const uint64_t *first;      /* per first byte, word lengths of learnt names (pnames) */
     const uint32_t *name_pairs; /* pnames.pairs: their first two bytes */
-    unsigned kw_mask;           /* 0xFF: greeting and sign-off words, else 0 */
+    unsigned kw_mask;           /* 0xFFFF: greetings and sign-offs (prules_live), else 0 */
     bool avx2;                  /* classify with AVX2 and prefilter (the CPU has it) */
     bool avx512;                /* with AVX-512BW instead (the CPU has it; implies avx2) */
     bool none;                  /* nothing asked for: no position is a candidate */
@@ -473,6 +473,46 @@ void pfind_classify_avx512(const struct pfilter *f, const unsigned char *t, size
 void pfind_classify_kw_avx512(const unsigned char *t, size_t avail, uint64_t *word,
                               uint64_t *pre);
 #endif
+
+/* ---- pseudo_rules.c: the word rules (pseudo_rules.def) and what is derived from them -- */
+
+enum prule_kind { PRULE_NONE, PRULE_KW_GREETING, PRULE_KW_SIGN_OFF, PRULE_STOP, PRULE_FIELD };
+
+struct prule {
+    const char *w;
+    size_t len;
+    unsigned char kind;         /* enum prule_kind */
+};
+
+#define PRULES_KW_MAX 64        /* greetings and sign-offs */
+#define PRULES_KW_LEN 15        /* longest one: its length is a bit of a uint16_t */
+#define PRULES_SECOND_MAX 32    /* distinct second bytes */
+
+/* The fast filters of the greetings and sign-offs, all computed by prules_derive. */
+struct prules {
+    const struct prule *rules;
+    unsigned char kw[PRULES_KW_MAX];            /* indexes of the keywords in rules */
+    unsigned nkw;
+    unsigned char bucket[26][PRULES_KW_LEN + 1][2]; /* by first letter, length: kw[] range */
+    unsigned char second[256];                  /* second byte -> column of len2 (0: none) */
+    uint16_t len2[26][PRULES_SECOND_MAX];       /* bit n: a keyword of n bytes begins so */
+    unsigned char groups[32];                   /* AVX2 prefilter, as pfilter.pair_groups */
+    unsigned char first_lo[16], first_hi[16];   /* keyword-only search: nibble tables */
+    unsigned char second_lo[16], second_hi[16];
+};
+
+/* The rules of pseudo_rules.def, in its order. */
+const struct prule *prules_list(size_t *n);
+/* Fills *d from r[0, n); -1 when a keyword cannot be matched (first byte not an ASCII
+ * letter, a byte that ends a word, longer than PRULES_KW_LEN) or the tables are full. */
+int prules_derive(const struct prule *r, size_t n, struct prules *d);
+/* The tables every scan uses, derived once by prules_init (pfind_filter_init calls it;
+ * thread-safe).  Tests may overwrite them to show that a table missing a word is noticed. */
+extern struct prules prules_live;
+void prules_init(void);
+/* PRULE_KW_GREETING / PRULE_KW_SIGN_OFF if w[0, wl) is one (ASCII letters in either
+ * case), else PRULE_NONE. */
+int prules_keyword(const unsigned char *w, size_t wl);
 
 /* ---- pseudo_scan.c ----------------------------------------------------------------- */
 

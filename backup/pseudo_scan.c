@@ -502,7 +502,7 @@ static size_t intl_phone_at(const unsigned char *t, size_t len, size_t i)
         return 0;
     /* "+4512345678": the run after the prefix is the number itself. */
     if (g == 0) {
-        if (digit_run(t, len, j) == 8)
+        if (digit_run(t, len, j) == 8 && !date_time_at(t, len, j + 8))
             return j + 8;
         return 0;
     }
@@ -711,28 +711,20 @@ static size_t cap_word(const unsigned char *t, size_t len, size_t i)
 }
 
 /* Capitalised words that are not names although they follow a greeting ("Hej Alle",
- * "Kære Kunde") or stand where a signature's name would ("Med venlig hilsen").  By
- * length, so that a word is compared with at most six of them. */
+ * "Kære Kunde") or stand where a signature's name would ("Med venlig hilsen"): the stop
+ * words of pseudo_rules.def, compared as written.  Rare: only after a keyword or before an
+ * address in a body. */
 static bool stop_word(const unsigned char *t, size_t len)
 {
-#define IS(s) (memcmp(t, s, sizeof s - 1) == 0)
-    switch (len) {
-    case 2:
-        return IS("Vi") || IS("Du") || IS("De");
-    case 3:
-        return IS("Jer") || IS("Sir") || IS("Tak") || IS("Jeg") || IS("Med") || IS("Mvh");
-    case 4:
-        return IS("Alle") || IS("Team");
-    case 5:
-        return IS("Kunde") || IS("Madam");
-    case 6:
-        return IS("Medlem") || IS("Venlig") || IS("Hilsen");
-    case 7:
-        return IS("Kontakt");
-    default:
-        return false;
-    }
-#undef IS
+    static const struct { const char *w; size_t len; } STOP[] = {
+#define PRULE_STOP_WORD(w) {w, sizeof w - 1},
+#include "backup/pseudo_rules.def"
+    };
+
+    for (size_t k = 0; k < sizeof STOP / sizeof STOP[0]; k++)
+        if (STOP[k].len == len && memcmp(t, STOP[k].w, len) == 0)
+            return true;
+    return false;
 }
 
 /* One to three capitalised words on one line from i; end in *end, false if none. */
@@ -766,65 +758,16 @@ static inline bool same_word(const unsigned char *t, const char *w, size_t l)
     return true;
 }
 
-enum keyword { KW_NONE, KW_GREETING, KW_SIGN_OFF };
-
-/* Is the whole word w[0, wl) a greeting ("hej", "kære" in UTF-8 and Latin-1, ...) or a
- * sign-off ("hilsen", "mvh", ...), in either case?  It runs at most word starts the
- * scanner visits, so it dispatches on first letter and length (a jump table): an ordinary
- * word costs one lookup, a word that shares both with a keyword at most three compares.
- * pseudo_find.c's KW_LEN2 and KW_GROUPS list the same words by their first two bytes. */
-static enum keyword keyword(const unsigned char *w, size_t wl)
-{
-#define KEY(c, l) ((unsigned)(c) << 3 | (l))
-#define IS(s) same_word(w, s, sizeof s - 1)
-    if (wl < 2 || wl > 7)
-        return KW_NONE;
-    switch (KEY(lower(w[0]), wl)) {
-    case KEY('c', 6):
-        return IS("cheers") ? KW_SIGN_OFF : KW_NONE;
-    case KEY('d', 4):
-        return IS("dear") || IS("davs") ? KW_GREETING : KW_NONE;
-    case KEY('g', 6):
-        return IS("goddag") ? KW_GREETING : KW_NONE;
-    case KEY('h', 2):
-        return IS("hi") ? KW_GREETING : KW_NONE;
-    case KEY('h', 3):
-        return IS("hej") ? KW_GREETING : KW_NONE;
-    case KEY('h', 5):
-        return IS("hello") || IS("hejsa") || IS("hallo") ? KW_GREETING : KW_NONE;
-    case KEY('h', 6):
-        return IS("hilsen") ? KW_SIGN_OFF : KW_NONE;
-    case KEY('h', 7):
-        return IS("hilsner") ? KW_SIGN_OFF : KW_NONE;
-    case KEY('k', 2):
-        return IS("kh") ? KW_SIGN_OFF : KW_NONE;
-    case KEY('k', 4):
-        return IS("k\xe6re") ? KW_GREETING : KW_NONE;
-    case KEY('k', 5):
-        return IS("k\xc3\xa6re") || IS("kaere") ? KW_GREETING : KW_NONE;
-    case KEY('m', 3):
-        return IS("mvh") ? KW_SIGN_OFF : KW_NONE;
-    case KEY('r', 7):
-        return IS("regards") ? KW_SIGN_OFF : KW_NONE;
-    case KEY('v', 2):
-        return IS("vh") ? KW_SIGN_OFF : KW_NONE;
-    default:
-        return KW_NONE;
-    }
-#undef IS
-#undef KEY
-}
-
 /* The word t[i, we) (a whole word: t[we] is not a word byte): if it is a greeting or
  * sign-off, where the name after it starts, else 0. */
 static size_t name_after_keyword(const unsigned char *t, size_t len, size_t i, size_t we)
 {
-    enum keyword kw = keyword(t + i, we - i);
+    int kw = prules_keyword(t + i, we - i);
     size_t e = we, j;
 
-    if (kw == KW_NONE)
+    if (kw == PRULE_NONE)
         return 0;
-    if (kw == KW_GREETING) {
+    if (kw == PRULE_KW_GREETING) {
         j = e;
         while (j < len && (t[j] == ' ' || t[j] == '\t'))
             j++;
@@ -877,11 +820,13 @@ static size_t name_after_keyword(const unsigned char *t, size_t len, size_t i, s
 /* Is t[s, s + n) a field name of a quoted header block (either case)? */
 static bool quoted_field(const unsigned char *t, size_t n)
 {
-    static const char *const F[] = {"fra", "from", "til", "to", "cc", "bcc", "afsender",
-                                    "modtager", "modtagere", "kopi", "reply-to", "svar til"};
+    static const struct { const char *w; size_t len; } F[] = {
+#define PRULE_QUOTED_FIELD(w) {w, sizeof w - 1},
+#include "backup/pseudo_rules.def"
+    };
 
     for (size_t k = 0; k < sizeof F / sizeof F[0]; k++)
-        if (strlen(F[k]) == n && same_word(t, F[k], n))
+        if (F[k].len == n && same_word(t, F[k].w, n))
             return true;
     return false;
 }
@@ -1150,7 +1095,7 @@ int pscan_run(const struct pseudo_ctx *ctx, const unsigned char *t, size_t len,
         c = t[i];
         /* Candidates start at a word start, or at '+' (phone) or ':' (IPv6). */
         if (!WORD[c]) {
-            if (c == '+' && (flags & PSCAN_PHONE) && (i == 0 || !is_alnum(t[i - 1])) &&
+            if (c == '+' && (flags & PSCAN_PHONE) && (i == 0 || !is_digit(t[i - 1])) &&
                 (end = intl_phone_at(t, len, i)) != 0) {
                 m.kind = PSEUDO_PHONE;
             } else if (c == ':' && (flags & PSCAN_IP) &&

@@ -40,11 +40,18 @@ static void random_text(unsigned char *t, size_t n)
         "\xd8jvind", "Anne-Mette", "ab", "cd", "ef", ":", ".", "-", "_", " ", "\t", "\n", "<br>",
         "har", "min", "det", "vi",
     };
-    size_t i = 0;
+    size_t i = 0, nrules;
+    const struct prule *rules = prules_list(&nrules);
 
     while (i < n) {
         uint64_t r = rnd();
-        if (r % 3 == 0) {
+        if (r % 7 == 6) {
+            /* Every word of pseudo_rules.def, so that a word added there is searched for
+             * here too (the list above only has the early ones). */
+            const struct prule *w = &rules[(r >> 8) % nrules];
+            for (size_t k = 0; k < w->len && i < n; k++)
+                t[i++] = (unsigned char)(k == 0 && (r >> 40) & 1 ? w->w[k] ^ 0x20 : w->w[k]);
+        } else if (r % 3 == 0) {
             const char *p = pieces[(r >> 8) % (sizeof pieces / sizeof pieces[0])];
             for (size_t k = 0; p[k] != '\0' && i < n; k++)
                 t[i++] = (unsigned char)p[k];
