@@ -94,11 +94,11 @@ static bool ieq(const unsigned char *a, size_t n, const char *b)
 
 /* Slot of a lower-cased header name low[0, n) (2 <= n <= HNAME_MAX): the top byte of
  * its length and five of its bytes (the first two, the middle one, the last two) times a
- * multiplier chosen so that the names of HEADERS fall into distinct slots (HSLOT,
- * generated from the table; test_backup_pseudo_find checks it against the linear search
- * below).  Not a hash of every byte: FNV-1a was a multiplication per byte, each waiting
- * for the one before, in the walk over every field name of pass 1; the comparison that
- * confirms a slot reads the whole name anyway. */
+ * multiplier chosen so that the names of HEADERS fall into distinct slots (HSLOT and HMUL
+ * are written by scripts/gen-header-slots from HEADERS, which CI checks; after adding a
+ * header run it with --search).  Five bytes, not every byte: a multiplication per byte
+ * would make each wait for the one before in pass 1's walk over every field name, and the
+ * comparison that confirms a slot reads the whole name anyway. */
 #define HMUL UINT64_C(0xbe40f38e4a945555)
 static inline unsigned hslot(const unsigned char *low, size_t n)
 {
