@@ -167,6 +167,20 @@ static int section_index(const char *name)
  * part of the value, so `user = mailret # svc` would silently log in as "mailret # svc".
  * Refusing (rather than stripping) never changes the meaning of a value that really
  * contains " #" (a regular expression, a mailbox name): it is an error, not a new value. */
+/* Whether the line sets a key whose value is a command line. */
+static bool command_key(const char *line)
+{
+    size_t n = strcspn(line, "=:");
+
+    while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+        n--;
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (KEYS[i].type == KT_COMMAND && strlen(KEYS[i].name) == n &&
+            strncmp(KEYS[i].name, line, n) == 0)
+            return true;
+    return false;
+}
+
 static const char *value_problem(const char *line)
 {
     const char *v = strpbrk(line, "=:");
@@ -183,8 +197,17 @@ static const char *value_problem(const char *line)
         if ((v[i] == '#' || v[i] == ';') && (v[i - 1] == ' ' || v[i - 1] == '\t'))
             return "comment after a value (inline comments are not supported; put the "
                    "comment on a line of its own)";
-    if (len > 0 && (v[0] == '"' || v[0] == '\'' || v[len - 1] == '"' || v[len - 1] == '\''))
-        return "quoted value (quotes are not supported; write the value without them)";
+    /* A command line has its own quoting (KT_COMMAND).  Elsewhere a value that starts with
+     * a quote, or ends with one left unpaired, is an operator quoting it; paired quotes
+     * inside a value (a mailbox named 'Gendannet "x"') are part of it. */
+    if (len > 0 && !command_key(line)) {
+        size_t pairs = 0;
+        for (size_t i = 0; i < len; i++)
+            pairs += v[i] == v[len - 1];
+        if (v[0] == '"' || v[0] == '\'' ||
+            ((v[len - 1] == '"' || v[len - 1] == '\'') && pairs % 2 == 1))
+            return "quoted value (quotes are not supported; write the value without them)";
+    }
     return NULL;
 }
 
@@ -923,6 +946,11 @@ int config_show(const struct mr_config *cfg, FILE *out, mr_error *err)
                 else
                     fprintf(out, "# %s is not set%s\n", k->name,
                             k->type == KT_REGEX ? " (built-in default)" : "");
+                continue;
+            }
+            if ((k->type == KT_ADDRLIST || k->type == KT_DOMLIST || k->type == KT_TYPELIST) &&
+                ((const struct config_list *)field)->n == 0) {
+                fprintf(out, "# %s is empty\n", k->name);
                 continue;
             }
             if (k->type == KT_COMMAND && *(char **const *)field == NULL) {
