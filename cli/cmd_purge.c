@@ -85,7 +85,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     audit_log *audit = NULL;
     const char *cutoff_text = NULL, **only = NULL;
     char *password = NULL, journal[4096], istate[4096], account[512];
-    size_t n_only = 0;
+    size_t n_only = 0, jlen = 0;
+    char *jbuf = NULL;          /* the JSON report, printed last with any failure added */
     bool json = false;
     mr_error err;
     int o, rc, lock_wait = CLI_LOCK_WAIT_DEFAULT_S;
@@ -178,10 +179,15 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         if (report != NULL) {
             if (json) {
                 mr_error jerr;
-                if (purge_report_json(stdout, report, &jerr) != 0 && rc == 0) {
+                FILE *mem = open_memstream(&jbuf, &jlen);
+                if ((mem == NULL || purge_report_json(mem, report, &jerr) != 0) && rc == 0) {
+                    if (mem == NULL)
+                        mr_error_set(&jerr, MR_E_NOMEM, "cannot build the JSON report");
                     err = jerr;
                     rc = jerr.code;
                 }
+                if (mem != NULL)
+                    fclose(mem);
             } else {
                 purge_report_print(stdout, report);
             }
@@ -196,5 +202,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     runlock_release(lock);
     config_free(cfg);
     free(only);
+    if (json)
+        (void)cli_json_result(stdout, "purge", jbuf, rc == 0 ? NULL : &err);
+    free(jbuf);
     return rc == 0 ? CLI_EXIT_OK : cli_fail("purge", &err);
 }

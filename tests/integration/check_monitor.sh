@@ -1,0 +1,107 @@
+#!/bin/bash
+# check_monitor.sh — mailret as a monitored service, against the real Dovecot:
+#  - check --nagios is one plugin line with perfdata: CRITICAL (2) while old mail is not
+#    purged, OK (0) after the purge, with counts that match the archive and the server;
+#  - the check that cannot run is UNKNOWN (3) under --nagios: IMAP unreachable (a closed
+#    port), configuration broken, a usage mistake; plain check stays 2 (not shown
+#    compliant);
+#  - --json failures are one JSON object with a stable error code and the scrubbed
+#    message, for check, purge and ingest;
+#  - with stderr on the journal's stream (JOURNAL_STREAM), the failure line is "<3>...".
+source "$(dirname "$0")/purge_lib.sh"
+
+setup monitor 40 check-monitor-1
+# check's cutoff: the month start of yesterday (one day of grace after the 1st).
+back=0
+[ "$(TZ=Europe/Copenhagen date +%d)" = 01 ] && back=1
+old=$(server_older "$(month_start_epoch "$back")")
+[ "$old" -gt 0 ] || fail "corpus has nothing before the check's cutoff"
+
+# perf LINE LABEL: the value of one perfdata label.
+perf() { sed -n 's/.*| //p' <<< "$1" | tr ' ' '\n' | sed -n "s/^$2=\([0-9]*\);.*/\1/p"; }
+# nagios NAME [args]: run check --nagios; one line on stdout, exit status in $rc.
+nagios() {
+    set +e; mailret check --nagios "${@:2}" > "$T/$1.out" 2> "$T/$1.err"; rc=$?; set -e
+    [ "$(wc -l < "$T/$1.out")" = 1 ] || { cat "$T/$1.out"; fail "$1: not one line"; }
+    line=$(cat "$T/$1.out")
+}
+
+# ---- before the purge: old mail left -> CRITICAL ----------------------------------------
+nagios before
+[ "$rc" = 2 ] || fail "before purge: exit $rc ($line)"
+[[ "$line" == "MAILRET CRITICAL - "*"mailbox INBOX NOT PURGED"*" | batches=0;;;0 "* ]] ||
+    fail "before purge: $line"
+[ "$(perf "$line" not_purged)" = "$old" ] || fail "not_purged $(perf "$line" not_purged), want $old: $line"
+[ "$(perf "$line" violations)" = 1 ] || fail "violations: $line"
+[ "$(perf "$line" mailboxes_unchecked)" = 0 ] || fail "unchecked: $line"
+
+# ---- after the purge: OK with the batch counted -------------------------------------------
+mailret purge > "$T/purge.out" 2> "$T/purge.log" || fail "purge: $(tail -3 "$T/purge.log")"
+batches=$(find "$T/archive" -name manifest.json | wc -l)
+[ "$batches" -ge 1 ] || fail "purge made no batch"
+nagios after
+[ "$rc" = 0 ] || fail "after purge: exit $rc ($line)"
+[[ "$line" == "MAILRET OK - $batches batches ok, 0 held, 0 expired; 1 mailboxes purged; audit log ok | "* ]] ||
+    fail "after purge: $line"
+[ "$(perf "$line" batches)" = "$batches" ] || fail "batches: $line"
+[ "$(perf "$line" ok)" = "$batches" ] || fail "ok: $line"
+[ "$(perf "$line" not_purged)" = 0 ] || fail "not_purged after purge: $line"
+[ "$(perf "$line" audit_broken)" = 0 ] || fail "audit_broken: $line"
+
+# ---- IMAP unreachable: UNKNOWN, the mailbox names scrubbed --------------------------------
+cp "$T/mailret.conf" "$T/good.conf"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+sed -i -e "s/^port = .*/port = $port/" -e '/^\[mailboxes\]/a mailbox = Shared/jens.hansen@example.dk' "$T/mailret.conf"
+nagios down
+[ "$rc" = 3 ] || fail "IMAP down: exit $rc ($line)"
+[[ "$line" == "MAILRET UNKNOWN - "*"2 mailbox(es) not checked"*" | "* ]] || fail "IMAP down: $line"
+[ "$(perf "$line" mailboxes_unchecked)" = 2 ] || fail "unchecked: $line"
+[ "$(perf "$line" batches)" = "$batches" ] || fail "batches while IMAP down: $line"
+grep -q "jens.hansen" "$T/down.out" && fail "mailbox name with an address not scrubbed: $line"
+set +e; mailret check > /dev/null 2>&1; rc=$?; set -e
+[ "$rc" = 2 ] || fail "plain check with IMAP down: exit $rc, want 2"
+# A real violation outranks "could not check": tamper the audit log -> CRITICAL.
+cp "$T/state/audit.log" "$T/audit.bak"
+sed -i -e '1s/"event":"[a-z.]*"/"event":"forged"/' "$T/state/audit.log"
+nagios tampered
+[ "$rc" = 2 ] || fail "audit broken and IMAP down: exit $rc ($line)"
+[ "$(perf "$line" audit_broken)" = 1 ] || fail "audit_broken: $line"
+cp "$T/audit.bak" "$T/state/audit.log"
+cp "$T/good.conf" "$T/mailret.conf"
+
+# ---- configuration broken / usage: UNKNOWN and a JSON reason ------------------------------
+echo "no_such_key = 1" >> "$T/mailret.conf"
+nagios badconf
+[ "$rc" = 3 ] || fail "broken config: exit $rc ($line)"
+[[ "$line" == "MAILRET UNKNOWN - check could not run (config): "*"mailret.conf:"* ]] || fail "broken config: $line"
+nagios usage --frobnicate
+[ "$rc" = 3 ] || fail "bad option: exit $rc ($line)"
+[[ "$line" == "MAILRET UNKNOWN - usage: "* ]] || fail "bad option: $line"
+for cmd in check purge ingest; do
+    set +e; mailret $cmd --json > "$T/$cmd.json" 2> "$T/$cmd.err"; rc=$?; set -e
+    [ "$rc" != 0 ] || fail "$cmd --json with a broken config: exit 0"
+    [ "$(json_field "$T/$cmd.json" 'j["error"]')" = config ] || { cat "$T/$cmd.json"; fail "$cmd --json: error code"; }
+    [ "$(json_field "$T/$cmd.json" 'j["command"]')" = "$cmd" ] || fail "$cmd --json: command"
+    json_field "$T/$cmd.json" 'j["message"]' | grep -q "no_such_key" || { cat "$T/$cmd.json"; fail "$cmd --json: message"; }
+done
+cp "$T/good.conf" "$T/mailret.conf"
+# The message is scrubbed like stderr: an address given on the command line does not leak.
+set +e; mailret purge --json --mailbox jens.hansen@example.dk > "$T/pm.json" 2> "$T/pm.err"; rc=$?; set -e
+[ "$rc" = 1 ] || fail "purge of an unknown mailbox: exit $rc"
+[ "$(json_field "$T/pm.json" 'j["error"]')" = config ] || { cat "$T/pm.json"; fail "unknown mailbox: error code"; }
+json_field "$T/pm.json" 'j["message"]' | grep -q "\[redacted\]" || { cat "$T/pm.json"; fail "message not scrubbed"; }
+grep -q "jens.hansen" "$T/pm.json" "$T/pm.err" && fail "address leaked on stdout or stderr"
+
+# ---- stderr on the journal: the failure line carries priority err -------------------------
+echo "no_such_key = 1" >> "$T/mailret.conf"
+: > "$T/journal.err"
+set +e
+( exec 2>> "$T/journal.err"; JOURNAL_STREAM=$(stat -c '%d:%i' "$T/journal.err") \
+      "$MAILRET_BIN" -c "$T/mailret.conf" check > /dev/null )
+( exec 2>> "$T/journal.err"; JOURNAL_STREAM=1:2 \
+      "$MAILRET_BIN" -c "$T/mailret.conf" check > /dev/null )
+set -e
+[ "$(wc -l < "$T/journal.err")" = 2 ] || { cat "$T/journal.err"; fail "journal: want two lines"; }
+[[ "$(sed -n 1p "$T/journal.err")" == "<3>mailret check: "*no_such_key* ]] || fail "journal: $(sed -n 1p "$T/journal.err")"
+[[ "$(sed -n 2p "$T/journal.err")" == "mailret check: "*no_such_key* ]] || fail "not the journal: $(sed -n 2p "$T/journal.err")"
+echo "PASS check_monitor ($old old messages, $batches batch(es))"
