@@ -48,6 +48,25 @@ nagios after
 [ "$(perf "$line" not_purged)" = 0 ] || fail "not_purged after purge: $line"
 [ "$(perf "$line" audit_broken)" = 0 ] || fail "audit_broken: $line"
 
+# expire --json: what a dry run far in the future would destroy, as JSON.
+mailret expire --dry-run --json --at 2040-01-01 > "$T/expire.json" 2> "$T/expire.err" ||
+    fail "expire --dry-run --json: $(tail -3 "$T/expire.err")"
+[ "$(json_field "$T/expire.json" 'j["dry_run"]')" = True ] || fail "expire --json: dry_run"
+[ "$(json_field "$T/expire.json" 'len([b for b in j["batches"] if b["action"] == "would-expire"])')" = "$batches" ] ||
+    { cat "$T/expire.json"; fail "expire --json: batches"; }
+[ "$(find "$T/archive" -name manifest.json | wc -l)" = "$batches" ] || fail "dry run expired something"
+mailret expire --json > "$T/expire0.json" 2> "$T/expire0.err" || fail "expire --json now"
+[ "$(json_field "$T/expire0.json" 'len(j["batches"]), j["expired"], j["failed"]')" = "0 0 0" ] ||
+    { cat "$T/expire0.json" "$T/expire0.err"; fail "expire --json with nothing due"; }
+# the run lock held by another run: a stable "state" code
+exec {lockfd}>> "$T/state/mailret.lock"
+flock -n "$lockfd" || fail "test cannot take the run lock"
+set +e; mailret expire --json --lock-wait 0 > "$T/expire-lock.json" 2> /dev/null; rc=$?; set -e
+[ "$rc" = 1 ] || fail "expire with the lock held: exit $rc"
+[ "$(json_field "$T/expire-lock.json" 'j["error"]')" = state ] || { cat "$T/expire-lock.json"; fail "lock held: code"; }
+json_field "$T/expire-lock.json" 'j["message"]' | grep -q "another mailret run" || fail "lock held: message"
+exec {lockfd}>&-
+
 # ---- IMAP unreachable: UNKNOWN, the mailbox names scrubbed --------------------------------
 cp "$T/mailret.conf" "$T/good.conf"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
@@ -77,7 +96,7 @@ nagios badconf
 nagios usage --frobnicate
 [ "$rc" = 3 ] || fail "bad option: exit $rc ($line)"
 [[ "$line" == "MAILRET UNKNOWN - usage: "* ]] || fail "bad option: $line"
-for cmd in check purge ingest; do
+for cmd in check purge ingest expire; do
     set +e; mailret $cmd --json > "$T/$cmd.json" 2> "$T/$cmd.err"; rc=$?; set -e
     [ "$rc" != 0 ] || fail "$cmd --json with a broken config: exit 0"
     [ "$(json_field "$T/$cmd.json" 'j["error"]')" = config ] || { cat "$T/$cmd.json"; fail "$cmd --json: error code"; }
