@@ -51,6 +51,13 @@ int cli_json_result(FILE *out, const char *command, const char *report, const mr
 /* cli_fail, and with json also the failure object on stdout; returns CLI_EXIT_FAILURE. */
 int cli_fail_json(const char *command, bool json, const mr_error *err);
 
+/* --progress / --no-progress / neither (on when stderr is a terminal outside systemd). */
+enum cli_progress_mode { CLI_PROGRESS_AUTO = -1, CLI_PROGRESS_OFF = 0, CLI_PROGRESS_ON = 1 };
+struct mr_progress;
+/* The progress line on stderr for mode; NULL when off (or out of memory: no progress is
+ * no reason to fail a run).  Free with progress_close. */
+struct mr_progress *cli_progress_open(enum cli_progress_mode mode);
+
 /* "<3>" when stderr is the journal's stream (so the one-line failure is at priority
  * err in journalctl), "" otherwise. */
 const char *cli_journal_prefix(void);

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/progress.h"
 
 const char *cli_journal_prefix(void)
 {
@@ -129,4 +130,16 @@ int cli_fail_json(const char *command, bool json, const mr_error *err)
     if (json)
         (void)cli_json_result(stdout, command, NULL, err);
     return cli_fail(command, err);
+}
+
+struct mr_progress *cli_progress_open(enum cli_progress_mode mode)
+{
+    mr_progress *p = NULL;
+    mr_error err;
+
+    if (mode == CLI_PROGRESS_OFF || (mode == CLI_PROGRESS_AUTO && !progress_wanted()))
+        return NULL;
+    if (progress_open(&p, STDERR_FILENO, &err) != 0)
+        return NULL;
+    return p;
 }

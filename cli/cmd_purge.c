@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/progress.h"
 #include "cli/cli_setup.h"
 #include "common/audit.h"
 #include "common/config.h"
@@ -22,6 +23,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mailret purge [--dry-run] [--cutoff DATE] [--mailbox NAME]...\n"
             "                     [--allow-plain-expunge] [--json] [--lock-wait SECONDS]\n"
+            "                     [--progress | --no-progress]\n"
             "\n"
             "The monthly purge.  First ingest (casework into the member system); then, per\n"
             "configured mailbox: finish any batch an interrupted purge left behind; select\n"
@@ -47,6 +49,9 @@ static void usage(FILE *out)
             "                         only if no other message carries \\Deleted\n"
             "  --json                 print the report as JSON (on failure with \"error\"\n"
             "                         and \"message\")\n"
+            "  --progress, --no-progress  a progress line on stderr (messages, bytes,\n"
+            "                         rate, ETA); default on when stderr is a terminal and\n"
+            "                         not under systemd\n"
             "  --lock-wait SECONDS    wait this long for another mailret run (an ingest)\n"
             "                         to finish (default 900; 0 = fail at once)\n"
             "\n"
@@ -72,6 +77,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         { "allow-plain-expunge", no_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' },
         { "lock-wait", required_argument, NULL, 'w' },
+        { "progress", no_argument, NULL, 'G' },
+        { "no-progress", no_argument, NULL, 'g' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -89,6 +96,7 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     size_t n_only = 0, jlen = 0;
     char *jbuf = NULL;          /* the JSON report, printed last with any failure added */
     bool json = false;
+    enum cli_progress_mode progress = CLI_PROGRESS_AUTO;
     mr_error err;
     int o, rc, lock_wait = CLI_LOCK_WAIT_DEFAULT_S;
 
@@ -110,6 +118,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         case 'm': only[n_only++] = optarg; break;
         case 'p': po.allow_plain_expunge = true; break;
         case 'j': json = true; break;
+        case 'G': progress = CLI_PROGRESS_ON; break;
+        case 'g': progress = CLI_PROGRESS_OFF; break;
         case 'w':
             if (cli_parse_seconds(optarg, &lock_wait))
                 break;
@@ -176,6 +186,7 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         po.audit = audit;
         po.log = ctx->log;
         po.hook = purge_test_crash_hook;
+        po.progress = cli_progress_open(progress);
         rc = purge_run(&po, &report, &err);
         if (report != NULL) {
             if (json) {
@@ -195,6 +206,7 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
             fflush(stdout);
         }
     }
+    progress_close(po.progress);
     purge_report_free(report);
     secret_free(password);
     ingest_setup_close(isetup);

@@ -35,8 +35,25 @@ nagios before
 [ "$(perf "$line" violations)" = 1 ] || fail "violations: $line"
 [ "$(perf "$line" mailboxes_unchecked)" = 0 ] || fail "unchecked: $line"
 
+# ---- progress: forced on, off when stderr is no terminal, default on a terminal -------------
+mailret purge --dry-run --progress > /dev/null 2> "$T/dry.err" || fail "dry run --progress"
+grep -aqE $'\rdry run INBOX: ([0-9]+)/\\1 messages, [0-9.]+ [kMG]?B, [0-9.]+ [kMG]?B/s, ETA -\e\\[K$' "$T/dry.err" ||
+    { cat -v "$T/dry.err"; fail "dry run --progress: no final progress line"; }
+n=$(grep -aoE 'dry run INBOX: [0-9]+/' "$T/dry.err" | tail -1 | grep -oE '[0-9]+')
+[ "$n" -ge "$old" ] || fail "progress counted $n messages, fewer than the $old old ones"
+mailret purge --dry-run --progress --no-progress > /dev/null 2> "$T/dry2.err" || fail "dry run --no-progress"
+grep -aq $'\r' "$T/dry2.err" && fail "--no-progress drew progress"
+# A pseudo-terminal: on by default; under systemd (INVOCATION_ID) off.
+script -qefc "$MAILRET_BIN -c $T/mailret.conf purge --dry-run" /dev/null > "$T/tty.out" 2>&1 ||
+    fail "dry run on a terminal: $(tail -3 "$T/tty.out")"
+grep -aq "dry run INBOX: $n/$n messages" "$T/tty.out" || { cat -v "$T/tty.out"; fail "no progress on a terminal"; }
+INVOCATION_ID=0123 script -qefc "$MAILRET_BIN -c $T/mailret.conf purge --dry-run" /dev/null > "$T/tty2.out" 2>&1 ||
+    fail "dry run on a terminal under systemd"
+grep -aq "messages, " "$T/tty2.out" && { cat -v "$T/tty2.out"; fail "progress under systemd"; }
+
 # ---- after the purge: OK with the batch counted -------------------------------------------
 mailret purge > "$T/purge.out" 2> "$T/purge.log" || fail "purge: $(tail -3 "$T/purge.log")"
+grep -aq $'\r' "$T/purge.log" && fail "progress on stderr that is not a terminal"
 batches=$(find "$T/archive" -name manifest.json | wc -l)
 [ "$batches" -ge 1 ] || fail "purge made no batch"
 nagios after
@@ -123,4 +140,9 @@ set -e
 [ "$(wc -l < "$T/journal.err")" = 2 ] || { cat "$T/journal.err"; fail "journal: want two lines"; }
 [[ "$(sed -n 1p "$T/journal.err")" == "<3>mailret check: "*no_such_key* ]] || fail "journal: $(sed -n 1p "$T/journal.err")"
 [[ "$(sed -n 2p "$T/journal.err")" == "mailret check: "*no_such_key* ]] || fail "not the journal: $(sed -n 2p "$T/journal.err")"
+# backup --progress: every message of the mailbox (--all), counted on the progress line.
+cp "$T/good.conf" "$T/mailret.conf"
+left=$(server_shas | wc -l)
+mailret backup --all --progress > "$T/backup.out" 2> "$T/backup.err" || fail "backup --progress: $(tail -3 "$T/backup.err")"
+grep -aq $'\r'"backup INBOX: $left/$left messages" "$T/backup.err" || { cat -v "$T/backup.err"; fail "backup progress"; }
 echo "PASS check_monitor ($old old messages, $batches batch(es))"
