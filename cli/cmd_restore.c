@@ -32,6 +32,7 @@ static void usage(FILE *out)
             "                       [--pseudonymised] [--ledger FILE]\n"
             "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
             "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
+            "                       [--json]\n"
             "\n"
             "IT: restore archived mail, byte for byte, with its flags and INTERNALDATE.\n"
             "The batch's epoch keys are unsealed with IT's private key; its passphrase comes\n"
@@ -51,7 +52,12 @@ static void usage(FILE *out)
             "  --imap-mailbox NAME  APPEND into this mailbox on the configured [imap] server\n"
             "                     (created if missing) with original flags and INTERNALDATE\n"
             "  --reason TEXT      why, e.g. a ticket number (required; goes to the audit log;\n"
-            "                     never a person's name or address)\n");
+            "                     never a person's name or address)\n"
+            "  --json             one JSON object: restored, batches, erased (on failure:\n"
+            "                     error and message)\n"
+            "\n"
+            "Exit status: 0 restored (or everything that matched is erased), 1 failed or\n"
+            "nothing matched the selection, 2 usage error.\n");
 }
 
 static int load_private(const char *path, const char *pass_file, const char *env,
@@ -169,6 +175,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "vault-dir", required_argument, NULL, 'V' },
         { "audit-log", required_argument, NULL, 'L' },
         { "imap-mailbox", required_argument, NULL, 'I' },
+        { "json", no_argument, NULL, 'j' },
         { NULL, 0, NULL, 0 },
     };
     struct restore_options o = { .format = RESTORE_MAILDIR };
@@ -184,6 +191,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     const char *zone = MRTIME_DEFAULT_ZONE;
     pseudo_key pk;
     struct imap_sink imap_out = { 0 };
+    bool json = false;
     mr_error err;
     int opt, rc = 0;
 
@@ -220,6 +228,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         case 'A': o.archive_dir = optarg; break;
         case 'V': o.vault_dir = optarg; break;
         case 'L': audit_path = optarg; break;
+        case 'j': json = true; break;
         case 'I': o.format = RESTORE_SINK; imap_out.mailbox = optarg; o.output = optarg; break;
         default: return cli_usage_error("restore", "unknown option");
         }
@@ -238,7 +247,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         || ctx->config_explicit || o.format == RESTORE_SINK) {
         rc = cli_config_load(ctx, &cfg, &err);
         if (rc != 0)
-            return cli_fail("restore", &err);
+            return cli_fail_json("restore", json, &err);
         if (o.archive_dir == NULL)
             o.archive_dir = cfg->archive.dir;
         if (o.vault_dir == NULL)
@@ -296,9 +305,19 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         o.log = ctx->log;
         rc = restore_run(&o, &st, &err);
     }
-    if (rc == 0)
+    /* A selection that matched nothing is a mistake to report, not a successful restore;
+     * everything matched but erased is the ledger doing its job. */
+    if (rc == 0 && st.restored == 0 && st.erased == 0)
+        rc = mr_error_set(&err, MR_E_NOTFOUND, "nothing matched the selection (%zu batch(es) "
+                          "searched); nothing restored", st.batches);
+    if (rc == 0 && json)
+        printf("{\"restored\": %zu, \"batches\": %zu, \"erased\": %zu, "
+               "\"not_selected\": %zu}\n", st.restored, st.batches, st.erased, st.not_selected);
+    else if (rc == 0)
         printf("restored %zu messages from %zu batches to %s; %zu left out by the erasure "
                "ledger\n", st.restored, st.batches, o.output, st.erased);
+    else if (json)
+        (void)cli_json_result(stdout, "restore", NULL, &err);
     imap_close(imap_out.conn);
     audit_close(audit);
     EVP_PKEY_free(it);

@@ -84,6 +84,24 @@ set +e; mailret expire --json --lock-wait 0 > "$T/expire-lock.json" 2> /dev/null
 json_field "$T/expire-lock.json" 'j["message"]' | grep -q "another mailret run" || fail "lock held: message"
 exec {lockfd}>&-
 
+# restore --json, and a selection that matches nothing fails with a reason.
+restore() {
+    mailret restore --reason "monitor test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" "$@"
+}
+restore --maildir "$T/r1" --json > "$T/r1.json" 2> "$T/r1.err" || fail "restore --json: $(tail -3 "$T/r1.err")"
+archived=$(find "$T/r1" -type f -path '*/cur/*' -o -type f -path '*/new/*' | wc -l)
+[ "$archived" -gt 0 ] || fail "restore wrote nothing"
+[ "$(json_field "$T/r1.json" 'j["restored"], j["batches"]')" = "$archived $batches" ] ||
+    { cat "$T/r1.json"; fail "restore --json counts ($archived messages, $batches batches)"; }
+set +e; restore --maildir "$T/r2" --message-id '<no-such-message@example.net>' > "$T/r2.out" 2> "$T/r2.err"; rc=$?; set -e
+[ "$rc" = 1 ] || fail "restore matching nothing: exit $rc"
+grep -q "mailret restore: nothing matched the selection ($batches batch(es) searched)" "$T/r2.err" ||
+    fail "restore matching nothing: $(cat "$T/r2.err")"
+[ -z "$(find "$T/r2" -type f 2>/dev/null | head -1)" ] || fail "restore matching nothing wrote mail"
+set +e; restore --maildir "$T/r3" --from 2001-01-01 --to 2001-02-01 --json > "$T/r3.json" 2> /dev/null; rc=$?; set -e
+[ "$rc" = 1 ] || fail "restore --json matching nothing: exit $rc"
+[ "$(json_field "$T/r3.json" 'j["error"], j["command"]')" = "notfound restore" ] || { cat "$T/r3.json"; fail "restore --json: error"; }
+
 # ---- IMAP unreachable: UNKNOWN, the mailbox names scrubbed --------------------------------
 cp "$T/mailret.conf" "$T/good.conf"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
