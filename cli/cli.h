@@ -13,6 +13,7 @@
 #define MAILRET_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -39,6 +40,30 @@ int cli_config_parse(struct cli_ctx *ctx, struct mr_config **out, mr_error *err)
 /* Print "mailret <command>: <message>" on stderr for a failed call; returns
  * CLI_EXIT_FAILURE.  The message is scrubbed (log_scrub) before it is printed. */
 int cli_fail(const char *command, const mr_error *err);
+
+/* The stable machine-readable name of a failure, from its MR_E_* code: "config",
+ * "network", "auth", "state" (e.g. the run lock is held), ... (mr_status_name). */
+const char *cli_error_code(const mr_error *err);
+
+/* --json output of a command.  err NULL: print report (one JSON object) as it is.
+ * err set: the report object (or {} when report is NULL or not an object) with
+ * "command", "error" (cli_error_code) and "message" (the scrubbed one-line message)
+ * added, so stdout always carries exactly one object.  Returns 0 or -1. */
+int cli_json_result(FILE *out, const char *command, const char *report, const mr_error *err);
+
+/* cli_fail, and with json also the failure object on stdout; returns CLI_EXIT_FAILURE. */
+int cli_fail_json(const char *command, bool json, const mr_error *err);
+
+/* --progress / --no-progress / neither (on when stderr is a terminal outside systemd). */
+enum cli_progress_mode { CLI_PROGRESS_AUTO = -1, CLI_PROGRESS_OFF = 0, CLI_PROGRESS_ON = 1 };
+struct mr_progress;
+/* The progress line on stderr for mode; NULL when off (or out of memory: no progress is
+ * no reason to fail a run).  Free with progress_close. */
+struct mr_progress *cli_progress_open(enum cli_progress_mode mode);
+
+/* "<3>" when stderr is the journal's stream (so the one-line failure is at priority
+ * err in journalctl), "" otherwise. */
+const char *cli_journal_prefix(void);
 
 /* Print a usage error plus "try 'mailret <command> --help'"; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *command, const char *fmt, ...)

@@ -4,8 +4,21 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/progress.h"
+
+const char *cli_journal_prefix(void)
+{
+    static int journal = -1;
+
+    if (journal < 0)
+        journal = log_fd_is_journal(STDERR_FILENO);
+    return journal ? "<3>" : "";
+}
 
 int cli_fail(const char *command, const mr_error *err)
 {
@@ -16,7 +29,7 @@ int cli_fail(const char *command, const mr_error *err)
     snprintf(line, sizeof line, "%s", err != NULL && err->msg[0] != '\0' ? err->msg
                                                                          : "failed");
     log_scrub(line);
-    fprintf(stderr, "mailret %s: %s\n", command, line);
+    fprintf(stderr, "%smailret %s: %s\n", cli_journal_prefix(), command, line);
     return CLI_EXIT_FAILURE;
 }
 
@@ -24,7 +37,7 @@ int cli_usage_error(const char *command, const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "mailret %s: ", command);
+    fprintf(stderr, "%smailret %s: ", cli_journal_prefix(), command);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -60,4 +73,73 @@ bool cli_parse_seconds(const char *text, int *out)
         return false;
     *out = (int)v;
     return true;
+}
+
+/* The one-line message as shown: scrubbed like everything else mailret prints. */
+static void shown_message(const mr_error *err, char line[MR_ERROR_MSG_MAX])
+{
+    snprintf(line, MR_ERROR_MSG_MAX, "%s",
+             err != NULL && err->msg[0] != '\0' ? err->msg : "failed");
+    log_scrub(line);
+}
+
+const char *cli_error_code(const mr_error *err)
+{
+    int code = err != NULL && err->code != 0 ? err->code : MR_E_INTERNAL;
+
+    return mr_status_name(code);
+}
+
+int cli_json_result(FILE *out, const char *command, const char *report, const mr_error *err)
+{
+    json_t *o = NULL;
+    char line[MR_ERROR_MSG_MAX];
+    int rc = -1;
+
+    if (report != NULL && report[0] != '\0') {
+        o = json_loads(report, 0, NULL);
+        if (o != NULL && !json_is_object(o)) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    if (err == NULL) {
+        if (o == NULL)
+            return report != NULL && fputs(report, out) >= 0 ? 0 : -1;
+        json_decref(o);
+        return fputs(report, out) >= 0 ? 0 : -1;
+    }
+    if (o == NULL)
+        o = json_object();
+    if (o == NULL)
+        return -1;
+    shown_message(err, line);
+    if (json_object_set_new(o, "command", json_string(command)) == 0
+        && json_object_set_new(o, "error", json_string(cli_error_code(err))) == 0
+        && json_object_set_new(o, "message", json_string(line)) == 0
+        && json_dumpf(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0
+        && fputc('\n', out) != EOF)
+        rc = 0;
+    json_decref(o);
+    fflush(out);
+    return rc;
+}
+
+int cli_fail_json(const char *command, bool json, const mr_error *err)
+{
+    if (json)
+        (void)cli_json_result(stdout, command, NULL, err);
+    return cli_fail(command, err);
+}
+
+struct mr_progress *cli_progress_open(enum cli_progress_mode mode)
+{
+    mr_progress *p = NULL;
+    mr_error err;
+
+    if (mode == CLI_PROGRESS_OFF || (mode == CLI_PROGRESS_AUTO && !progress_wanted()))
+        return NULL;
+    if (progress_open(&p, STDERR_FILENO, &err) != 0)
+        return NULL;
+    return p;
 }

@@ -13,6 +13,7 @@
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/mrtime.h"
+#include "common/progress.h"
 #include "common/secret.h"
 #include "ingest/imap.h"
 #include "ingest/ingest_setup.h"
@@ -23,6 +24,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: mailret backup [--mailbox NAME] [--cutoff DATE | --all]\n"
+            "                      [--progress | --no-progress]\n"
             "       mailret backup --from-maildir DIR --mailbox NAME [--cutoff DATE | --all]\n"
             "\n"
             "Archive messages older than the cutoff (default: 00:00 on the first day of this\n"
@@ -38,6 +40,9 @@ static void usage(FILE *out)
             "                       keywords from the file name and dovecot-keywords)\n"
             "  --cutoff DATE        YYYY-MM-DD (local) or YYYY-MM-DDTHH:MM:SSZ\n"
             "  --all                no cutoff: every message\n"
+            "  --progress, --no-progress  a progress line on stderr (messages, bytes, rate,\n"
+            "                       ETA; IMAP only); default on when stderr is a terminal\n"
+            "                       and not under systemd\n"
             "Prints one line per batch: mailbox, batch id, messages, volumes, directory.\n");
 }
 
@@ -45,6 +50,7 @@ struct imap_feed {
     archive_batch *batch;
     time_t cutoff;
     size_t added;
+    mr_progress *progress;
 };
 
 struct imap_feed2 {
@@ -62,6 +68,7 @@ static int feed_imap(void *ctx, const struct imap_message *msg, mr_error *err)
     };
     int rc;
 
+    progress_add(f->base.progress, 1, msg->body_len);
     if (f->base.cutoff != 0 && msg->internaldate >= f->base.cutoff)
         return 0;
     if (msg->oversized)
@@ -75,7 +82,7 @@ static int feed_imap(void *ctx, const struct imap_message *msg, mr_error *err)
 
 static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const struct cli_keys *k,
                      audit_log *audit, const char *mailbox, const char *maildir, time_t cutoff,
-                     mr_error *err)
+                     mr_progress *progress, mr_error *err)
 {
     struct archive_options o;
     archive_batch *b = NULL;
@@ -118,9 +125,14 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const str
         if (rc == 0)
             rc = imap_uid_search(conn, 1, 0, cutoff, &uids, &n, err);
         if (rc == 0 && n > 0) {
-            struct imap_feed2 f = { .base = { .batch = b, .cutoff = cutoff },
+            struct imap_feed2 f = { .base = { .batch = b, .cutoff = cutoff,
+                                              .progress = progress },
                                     .uidvalidity = info.uidvalidity };
+            char label[300];
+            snprintf(label, sizeof label, "backup %s", mailbox);
+            progress_start(progress, label, n);
             rc = imap_uid_fetch_set(conn, uids, n, feed_imap, &f, err);
+            progress_finish(progress);
             added = f.base.added;
         }
         free(uids);
@@ -154,6 +166,8 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
         { "from-maildir", required_argument, NULL, 'd' },
         { "cutoff", required_argument, NULL, 'c' },
         { "all", no_argument, NULL, 'a' },
+        { "progress", no_argument, NULL, 'G' },
+        { "no-progress", no_argument, NULL, 'g' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -162,6 +176,8 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     struct cli_keys k;
     audit_log *audit = NULL;
     bool all = false;
+    enum cli_progress_mode pmode = CLI_PROGRESS_AUTO;
+    mr_progress *progress = NULL;
     time_t cutoff = 0;
     mr_error err;
     int opt, rc;
@@ -176,6 +192,8 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
         case 'd': maildir = optarg; break;
         case 'c': cutoff_text = optarg; break;
         case 'a': all = true; break;
+        case 'G': pmode = CLI_PROGRESS_ON; break;
+        case 'g': pmode = CLI_PROGRESS_OFF; break;
         default: return cli_usage_error("backup", "unknown option");
         }
     }
@@ -199,13 +217,17 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
                            &k, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
+    if (rc == 0)
+        progress = cli_progress_open(pmode);
     if (rc == 0 && maildir != NULL)
-        rc = run_batch(ctx, cfg, &k, audit, mailbox, maildir, cutoff, &err);
+        rc = run_batch(ctx, cfg, &k, audit, mailbox, maildir, cutoff, progress, &err);
     for (size_t i = 0; rc == 0 && maildir == NULL && i < cfg->mailboxes.n; i++) {
         if (mailbox != NULL && strcmp(mailbox, cfg->mailboxes.items[i]) != 0)
             continue;
-        rc = run_batch(ctx, cfg, &k, audit, cfg->mailboxes.items[i], NULL, cutoff, &err);
+        rc = run_batch(ctx, cfg, &k, audit, cfg->mailboxes.items[i], NULL, cutoff, progress,
+                       &err);
     }
+    progress_close(progress);
     audit_close(audit);
     cli_keys_release(&k);
     config_free(cfg);

@@ -30,7 +30,8 @@ static void ingest_usage(FILE *out)
             "does not stop the others.  See docs/INGEST.md.\n"
             "\n"
             "Options:\n"
-            "      --json          print the report as one JSON object\n"
+            "      --json          print the report as one JSON object (on failure with\n"
+            "                      \"error\" and \"message\")\n"
             "      --mailbox NAME  only this mailbox (repeatable; default: all configured)\n"
             "      --batch N       messages per UID FETCH (default [imap] fetch_batch, 200)\n"
             "      --max-size SIZE skip and record larger messages (default [imap]\n"
@@ -61,7 +62,9 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
     size_t n_only = 0;
     unsigned long batch = 0;
     uint64_t max_size = 0;
-    bool json = false;
+    bool json = false, skipped = false;
+    char *jbuf = NULL;          /* the JSON report, printed last with any failure added */
+    size_t jlen = 0;
     mr_error err;
     int o, rc;
 
@@ -118,6 +121,7 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
         if (json)
             printf("{\"skipped\":\"another mailret run is active\"}\n");
         rc = 0;
+        skipped = true;
         goto out;
     }
     if (rc != 0 || (rc = ingest_setup_open(cfg, ctx->log, &setup, &err)) != 0)
@@ -135,10 +139,15 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
     if (report != NULL) {
         if (json) {
             mr_error jerr;
-            if (ingest_report_json(stdout, report, &jerr) != 0 && rc == 0) {
+            FILE *mem = open_memstream(&jbuf, &jlen);
+            if ((mem == NULL || ingest_report_json(mem, report, &jerr) != 0) && rc == 0) {
+                if (mem == NULL)
+                    mr_error_set(&jerr, MR_E_NOMEM, "cannot build the JSON report");
                 err = jerr;
                 rc = jerr.code;
             }
+            if (mem != NULL)
+                fclose(mem);
         } else if (report->connected) {
             ingest_report_print(stdout, report);
         }
@@ -150,5 +159,8 @@ out:
     runlock_release(lock);
     config_free(cfg);
     free(only);
+    if (json && !skipped)
+        (void)cli_json_result(stdout, "ingest", jbuf, rc == 0 ? NULL : &err);
+    free(jbuf);
     return rc == 0 ? CLI_EXIT_OK : cli_fail("ingest", &err);
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/progress.h"
 #include "cli/cli_setup.h"
 #include "common/audit.h"
 #include "common/config.h"
@@ -22,6 +23,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mailret purge [--dry-run] [--cutoff DATE] [--mailbox NAME]...\n"
             "                     [--allow-plain-expunge] [--json] [--lock-wait SECONDS]\n"
+            "                     [--progress | --no-progress]\n"
             "\n"
             "The monthly purge.  First ingest (casework into the member system); then, per\n"
             "configured mailbox: finish any batch an interrupted purge left behind; select\n"
@@ -45,7 +47,11 @@ static void usage(FILE *out)
             "  --mailbox NAME         only this configured mailbox (repeatable)\n"
             "  --allow-plain-expunge  on a server without UIDPLUS, use plain EXPUNGE, but\n"
             "                         only if no other message carries \\Deleted\n"
-            "  --json                 print the report as JSON\n"
+            "  --json                 print the report as JSON (on failure with \"error\"\n"
+            "                         and \"message\")\n"
+            "  --progress, --no-progress  a progress line on stderr (messages, bytes,\n"
+            "                         rate, ETA); default on when stderr is a terminal and\n"
+            "                         not under systemd\n"
             "  --lock-wait SECONDS    wait this long for another mailret run (an ingest)\n"
             "                         to finish (default 900; 0 = fail at once)\n"
             "\n"
@@ -71,6 +77,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         { "allow-plain-expunge", no_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' },
         { "lock-wait", required_argument, NULL, 'w' },
+        { "progress", no_argument, NULL, 'G' },
+        { "no-progress", no_argument, NULL, 'g' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -85,8 +93,10 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     audit_log *audit = NULL;
     const char *cutoff_text = NULL, **only = NULL;
     char *password = NULL, journal[4096], istate[4096], account[512];
-    size_t n_only = 0;
+    size_t n_only = 0, jlen = 0;
+    char *jbuf = NULL;          /* the JSON report, printed last with any failure added */
     bool json = false;
+    enum cli_progress_mode progress = CLI_PROGRESS_AUTO;
     mr_error err;
     int o, rc, lock_wait = CLI_LOCK_WAIT_DEFAULT_S;
 
@@ -108,6 +118,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         case 'm': only[n_only++] = optarg; break;
         case 'p': po.allow_plain_expunge = true; break;
         case 'j': json = true; break;
+        case 'G': progress = CLI_PROGRESS_ON; break;
+        case 'g': progress = CLI_PROGRESS_OFF; break;
         case 'w':
             if (cli_parse_seconds(optarg, &lock_wait))
                 break;
@@ -174,20 +186,27 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         po.audit = audit;
         po.log = ctx->log;
         po.hook = purge_test_crash_hook;
+        po.progress = cli_progress_open(progress);
         rc = purge_run(&po, &report, &err);
         if (report != NULL) {
             if (json) {
                 mr_error jerr;
-                if (purge_report_json(stdout, report, &jerr) != 0 && rc == 0) {
+                FILE *mem = open_memstream(&jbuf, &jlen);
+                if ((mem == NULL || purge_report_json(mem, report, &jerr) != 0) && rc == 0) {
+                    if (mem == NULL)
+                        mr_error_set(&jerr, MR_E_NOMEM, "cannot build the JSON report");
                     err = jerr;
                     rc = jerr.code;
                 }
+                if (mem != NULL)
+                    fclose(mem);
             } else {
                 purge_report_print(stdout, report);
             }
             fflush(stdout);
         }
     }
+    progress_close(po.progress);
     purge_report_free(report);
     secret_free(password);
     ingest_setup_close(isetup);
@@ -196,5 +215,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     runlock_release(lock);
     config_free(cfg);
     free(only);
+    if (json)
+        (void)cli_json_result(stdout, "purge", jbuf, rc == 0 ? NULL : &err);
+    free(jbuf);
     return rc == 0 ? CLI_EXIT_OK : cli_fail("purge", &err);
 }

@@ -33,6 +33,7 @@ static void usage(FILE *out)
             "                       [--pseudonymised] [--ledger FILE]\n"
             "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
             "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
+            "                       [--json]\n"
             "\n"
             "IT: restore archived mail, byte for byte, with its flags and INTERNALDATE.\n"
             "The batch's epoch keys are unsealed with IT's private key; its passphrase comes\n"
@@ -54,7 +55,12 @@ static void usage(FILE *out)
             "                     except \\Deleted\n"
             "  --keep-deleted     with --imap-mailbox: set \\Deleted again where it was set\n"
             "  --reason TEXT      why, e.g. a ticket number (required; goes to the audit log;\n"
-            "                     never a person's name or address)\n");
+            "                     never a person's name or address)\n"
+            "  --json             one JSON object: restored, batches, erased (on failure:\n"
+            "                     error and message)\n"
+            "\n"
+            "Exit status: 0 restored (or everything that matched is erased), 1 failed or\n"
+            "nothing matched the selection, 2 usage error.\n");
 }
 
 static int load_private(const char *path, const char *pass_file, const char *env,
@@ -194,6 +200,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "audit-log", required_argument, NULL, 'L' },
         { "imap-mailbox", required_argument, NULL, 'I' },
         { "keep-deleted", no_argument, NULL, 'D' },
+        { "json", no_argument, NULL, 'j' },
         { NULL, 0, NULL, 0 },
     };
     struct restore_options o = { .format = RESTORE_MAILDIR };
@@ -209,6 +216,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     const char *zone = MRTIME_DEFAULT_ZONE;
     pseudo_key pk;
     struct imap_sink imap_out = { 0 };
+    bool json = false;
     mr_error err;
     int opt, rc = 0;
 
@@ -245,6 +253,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         case 'A': o.archive_dir = optarg; break;
         case 'V': o.vault_dir = optarg; break;
         case 'L': audit_path = optarg; break;
+        case 'j': json = true; break;
         case 'I': o.format = RESTORE_SINK; imap_out.mailbox = optarg; o.output = optarg; break;
         case 'D': imap_out.keep_deleted = true; break;
         default: return cli_usage_error("restore", "unknown option");
@@ -266,7 +275,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         || ctx->config_explicit || o.format == RESTORE_SINK) {
         rc = cli_config_load(ctx, &cfg, &err);
         if (rc != 0)
-            return cli_fail("restore", &err);
+            return cli_fail_json("restore", json, &err);
         if (o.archive_dir == NULL)
             o.archive_dir = cfg->archive.dir;
         if (o.vault_dir == NULL)
@@ -325,17 +334,28 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         o.log = ctx->log;
         rc = restore_run(&o, &st, &err);
     }
-    if (rc == 0) {
+    /* A selection that matched nothing is a mistake to report, not a successful restore;
+     * everything matched but erased is the ledger doing its job. */
+    if (rc == 0 && st.restored == 0 && st.erased == 0 && st.refused == 0)
+        rc = mr_error_set(&err, MR_E_NOTFOUND, "nothing matched the selection (%zu batch(es) "
+                          "searched); nothing restored", st.batches);
+    if (rc == 0 && json) {
+        printf("{\"restored\": %zu, \"batches\": %zu, \"erased\": %zu, "
+               "\"not_selected\": %zu, \"refused\": %zu}\n", st.restored, st.batches,
+               st.erased, st.not_selected, st.refused);
+    } else if (rc == 0) {
         printf("restored %zu messages from %zu batches to %s; %zu left out by the erasure "
                "ledger", st.restored, st.batches, o.output, st.erased);
         if (o.format == RESTORE_SINK)
             printf("; %zu refused by the server", st.refused);
         printf("\n");
-        if (st.refused > 0)
-            rc = mr_error_set(&err, MR_E_PROTOCOL, "%zu message%s refused by the IMAP "
-                              "server (each named in the log); the others were restored",
-                              st.refused, st.refused == 1 ? "" : "s");
     }
+    if (rc == 0 && st.refused > 0)
+        rc = mr_error_set(&err, MR_E_PROTOCOL, "%zu message%s refused by the IMAP "
+                          "server (each named in the log); the others were restored",
+                          st.refused, st.refused == 1 ? "" : "s");
+    else if (rc != 0 && json)
+        (void)cli_json_result(stdout, "restore", NULL, &err);
     imap_close(imap_out.conn);
     audit_close(audit);
     EVP_PKEY_free(it);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,8 +23,26 @@ struct mr_log {
     enum log_level level;
     int fd;
     int owns_fd;
+    int journal;            /* fd is journald's stream: "<N>" priority, no timestamp */
     pthread_mutex_t lock;   /* one write() per line, but the level/fd are shared by threads */
 };
+
+bool log_fd_is_journal(int fd)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    int used = 0;
+
+    /* systemd sets JOURNAL_STREAM=DEV:INO for the stream it connected; the fd must still
+     * be that stream (a shell redirect in between would make the prefixes noise). */
+    if (env == NULL || sscanf(env, "%llu:%llu%n", &dev, &ino, &used) != 2
+        || env[used] != '\0')
+        return false;
+    if (fstat(fd, &st) != 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 int log_open(mr_log **out, enum log_level level, const char *path, mr_error *err)
 {
@@ -41,6 +60,7 @@ int log_open(mr_log **out, enum log_level level, const char *path, mr_error *err
     if (path == NULL || strcmp(path, "-") == 0) {
         log->fd = STDERR_FILENO;
         log->owns_fd = 0;
+        log->journal = log_fd_is_journal(STDERR_FILENO);
     } else {
         log->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
         if (log->fd < 0) {
@@ -90,6 +110,17 @@ int log_level_parse(const char *name, enum log_level *level, mr_error *err)
                         "unknown log level '%.32s' (use error, warn, info or debug)", name);
 }
 
+int log_syslog_priority(enum log_level level)
+{
+    switch (level) {
+    case LOG_LEVEL_ERROR: return 3;
+    case LOG_LEVEL_WARN: return 4;
+    case LOG_LEVEL_INFO: return 6;
+    case LOG_LEVEL_DEBUG: return 7;
+    }
+    return 6;
+}
+
 static const char *level_name(enum log_level level)
 {
     switch (level) {
@@ -135,9 +166,15 @@ void log_msg(mr_log *log, enum log_level level, const char *fmt, ...)
 
     if (log == NULL || level > log->level)
         return;
-    mrtime_format_utc(time(NULL), stamp, sizeof stamp);
-    prefix = snprintf(stack, sizeof stack, "%s mailret[%ld] %s ", stamp, (long)getpid(),
-                      level_name(level));
+    if (log->journal) {
+        /* journald stamps, names and numbers the line itself. */
+        prefix = snprintf(stack, sizeof stack, "<%d>%s ", log_syslog_priority(level),
+                          level_name(level));
+    } else {
+        mrtime_format_utc(time(NULL), stamp, sizeof stamp);
+        prefix = snprintf(stack, sizeof stack, "%s mailret[%ld] %s ", stamp, (long)getpid(),
+                          level_name(level));
+    }
     if (prefix < 0 || (size_t)prefix >= sizeof stack)
         return;
     va_start(ap, fmt);

@@ -7,6 +7,7 @@
 #ifndef MAILRET_COMMON_LOG_H
 #define MAILRET_COMMON_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/error.h"
@@ -15,14 +16,23 @@ enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN = 1, LOG_LEVEL_INFO = 2, LO
 
 typedef struct mr_log mr_log;
 
-/* path NULL or "-" = stderr.  A file is opened O_APPEND, 0640. */
+/* path NULL or "-" = stderr.  A file is opened O_APPEND, 0640.  When stderr is the
+ * journal's stream (JOURNAL_STREAM names its device:inode, as systemd sets it), every
+ * line starts with its syslog priority "<3>".."<7>" instead of the timestamp and pid. */
 int log_open(mr_log **out, enum log_level level, const char *path, mr_error *err);
 void log_close(mr_log *log);
+
+/* True if fd is the stream systemd named in JOURNAL_STREAM ("DEV:INO"). */
+bool log_fd_is_journal(int fd);
+
+/* The syslog priority of a level: error 3, warn 4, info 6, debug 7. */
+int log_syslog_priority(enum log_level level);
 
 /* Parse "error", "warn", "info", "debug". */
 int log_level_parse(const char *name, enum log_level *level, mr_error *err);
 
-/* One line: "2026-11-23T10:00:00Z mailret[pid] LEVEL message".  log may be NULL (no-op).
+/* One line: "2026-11-23T10:00:00Z mailret[pid] LEVEL message" ("<3>ERROR message" on
+ * the journal's stream).  log may be NULL (no-op).
  * Thread-safe. */
 void log_msg(mr_log *log, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -359,6 +359,7 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
     }
     for (size_t i = 0; i < r->n_mailboxes; i++) {
         enum check_level l = r->mailboxes[i].level;
+        r->unchecked += strcmp(r->mailboxes[i].status, "error") == 0;
         r->warnings += l == CHECK_WARN;
         r->violations += l == CHECK_VIOLATION;
     }

@@ -99,6 +99,8 @@ struct check_report {
     char audit_detail[MR_ERROR_MSG_MAX];
     enum check_level level;
     size_t warnings, violations;
+    size_t unchecked;                   /* mailboxes that could not be checked ("error",
+                                           counted among the violations too) */
 };
 
 /* Fills *report even when some part fails (that part becomes a violation or an error
@@ -108,5 +110,14 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
 void check_report_free(struct check_report *r);
 void check_report_print(FILE *out, const struct check_report *r);
 int check_report_json(FILE *out, const struct check_report *r, mr_error *err);
+
+/* Nagios/Icinga plugin states. */
+enum check_nagios_state { NAGIOS_OK = 0, NAGIOS_WARNING = 1, NAGIOS_CRITICAL = 2,
+                          NAGIOS_UNKNOWN = 3 };
+
+/* One line in the plugin format, "MAILRET STATE - summary | perfdata", scrubbed, and its
+ * state: CRITICAL for a violation found, else UNKNOWN when a mailbox could not be
+ * checked, else WARNING for a warning, else OK. */
+enum check_nagios_state check_report_nagios(FILE *out, const struct check_report *r);
 
 #endif

@@ -1,9 +1,11 @@
 /* check_report.c — the compliance report as a table (people) and JSON (machines). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "common/log.h"
 #include "common/mrtime.h"
 #include "purge/check.h"
 
@@ -128,4 +130,107 @@ int check_report_json(FILE *out, const struct check_report *r, mr_error *err)
     fputc('\n', out);
     json_decref(o);
     return rc;
+}
+
+/* Append to a fixed buffer, silently cut at its end (the summary is best effort; the
+ * perfdata that follows is written separately and never cut). */
+static void add(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add(char *buf, size_t size, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    va_list ap;
+
+    if (len + 1 >= size)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+static size_t count_batches(const struct check_report *r, const char *status)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->n_batches; i++)
+        n += strcmp(r->batches[i].status, status) == 0;
+    return n;
+}
+
+enum check_nagios_state check_report_nagios(FILE *out, const struct check_report *r)
+{
+    static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
+    enum check_nagios_state state;
+    char text[1024] = "";
+    size_t shown = 0, not_purged = 0, held = 0, purged = 0;
+    long held_days = 0;
+
+    if (r->violations > r->unchecked)
+        state = NAGIOS_CRITICAL;
+    else if (r->unchecked > 0)
+        state = NAGIOS_UNKNOWN;
+    else if (r->warnings > 0)
+        state = NAGIOS_WARNING;
+    else
+        state = NAGIOS_OK;
+    for (size_t i = 0; i < r->n_mailboxes; i++) {
+        const struct check_mailbox *m = &r->mailboxes[i];
+        not_purged += m->not_purged + m->not_ingested;
+        held += m->held;
+        purged += strcmp(m->status, "ok") == 0;
+        if (m->held > 0 && m->held_since != 0 && r->at > m->held_since
+            && (r->at - m->held_since) / 86400 > held_days)
+            held_days = (long)((r->at - m->held_since) / 86400);
+    }
+    if (state == NAGIOS_OK) {
+        add(text, sizeof text, "%zu batches ok, %zu held, %zu expired; ",
+            count_batches(r, "ok"), count_batches(r, "held"), count_batches(r, "expired"));
+        if (r->offline)
+            add(text, sizeof text, "mailboxes not checked (--offline)");
+        else
+            add(text, sizeof text, "%zu mailboxes purged", purged);
+        add(text, sizeof text, "; audit log %s", r->audit_status);
+    } else {
+        add(text, sizeof text, "%zu violation(s), %zu warning(s)", r->violations, r->warnings);
+        if (r->unchecked > 0)
+            add(text, sizeof text, ", %zu mailbox(es) not checked", r->unchecked);
+        /* The problems worth a glance, the could-not-check ones with their reason. */
+        for (size_t i = 0; i < r->n_mailboxes && shown < 3; i++) {
+            const struct check_mailbox *m = &r->mailboxes[i];
+            if (m->level == CHECK_OK)
+                continue;
+            add(text, sizeof text, "%s mailbox %s %s", shown++ ? ";" : ":", m->mailbox,
+                m->status);
+            if (strcmp(m->status, "error") == 0)
+                add(text, sizeof text, " (%s)", m->detail);
+        }
+        for (size_t i = 0; i < r->n_batches && shown < 3; i++) {
+            const struct check_batch *b = &r->batches[i];
+            if (b->level != CHECK_OK)
+                add(text, sizeof text, "%s batch %s %s", shown++ ? ";" : ":", b->batch_id,
+                    b->status);
+        }
+        if (strcmp(r->audit_status, "BROKEN") == 0 && shown < 3)
+            add(text, sizeof text, "%s audit log BROKEN", shown++ ? ";" : ":");
+        if (shown < r->violations + r->warnings)
+            add(text, sizeof text, "; ...");
+    }
+    /* One line, and '|' starts the perfdata: neither may come from a name or message. */
+    for (char *p = text; *p != '\0'; p++)
+        if (*p == '|' || *p == '\n' || *p == '\r')
+            *p = ' ';
+    log_scrub(text);
+    fprintf(out, "MAILRET %s - %s | batches=%zu;;;0 ok=%zu;;;0 expiring=%zu;;;0 "
+            "overdue=%zu;;;0 damaged=%zu;;;0 key_missing=%zu;;;0 not_shredded=%zu;;;0 "
+            "incomplete=%zu;;;0 held=%zu;;;0 expired=%zu;;;0 mailboxes_unchecked=%zu;;;0 "
+            "not_purged=%zu;;;0 held_back=%zu;;;0 held_back_days=%ld;;;0 "
+            "audit_broken=%d;;;0;1 warnings=%zu;;;0 violations=%zu;;;0\n",
+            names[state], text, r->n_batches, count_batches(r, "ok"),
+            count_batches(r, "expiring"), count_batches(r, "OVERDUE"),
+            count_batches(r, "damaged"), count_batches(r, "key-missing"),
+            count_batches(r, "key-present-after-expiry"), count_batches(r, "incomplete"),
+            count_batches(r, "held"), count_batches(r, "expired"), r->unchecked, not_purged,
+            held, held_days, strcmp(r->audit_status, "BROKEN") == 0, r->warnings,
+            r->violations);
+    return state;
 }

@@ -427,6 +427,7 @@ static int fetch_cb(void *ctx, const struct imap_message *msg, mr_error *err)
     const char *why;
     int rc;
 
+    progress_add(f->opt->progress, 1, msg->body_len);
     if (msg->internaldate >= f->opt->cutoff)
         return 0;   /* IMAP BEFORE is day-granular: the exact time says it stays */
     if ((why = must_stay(f, msg, &ref)) != NULL) {
@@ -513,7 +514,13 @@ static int new_batch(struct purge_ctx *c, const char *mailbox,
             return rc;
         }
     }
+    {
+        char label[300];
+        snprintf(label, sizeof label, "%s %s", opt->dry_run ? "dry run" : "purge", f.mailbox);
+        progress_start(opt->progress, label, n_uids);
+    }
     rc = imap_uid_fetch_set(c->conn, uids, n_uids, fetch_cb, &f, err);
+    progress_finish(opt->progress);
     free(uids);
     rep->selected = f.n;
     rep->bytes = f.bytes;

@@ -39,6 +39,7 @@
 #include "common/audit.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/progress.h"
 #include "ingest/imap.h"
 #include "ingest/ingest.h"
 
@@ -71,6 +72,7 @@ struct purge_options {
     size_t expunge_chunk;                   /* UIDs per STORE+EXPUNGE round; 0 = default */
     audit_log *audit;
     mr_log *log;
+    mr_progress *progress;                  /* NULL = none; messages fetched per mailbox */
     purge_hook_fn hook;
     void *hook_ctx;
 };

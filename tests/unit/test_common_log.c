@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "helpers/test_helpers.h"
@@ -296,6 +298,89 @@ static void test_log_open_errors(void **state)
     log_close(log);
 }
 
+/* Log one line per level to stderr redirected into path, with JOURNAL_STREAM as given
+ * (NULL = unset, "SELF" = the device:inode of that file, "PIPE" = of an unrelated pipe);
+ * returns the file's text. */
+static char *log_to_stderr(const char *path, const char *journal_stream)
+{
+    int saved = dup(STDERR_FILENO), fd, p[2] = { -1, -1 };
+    char env[64];
+    struct stat st;
+    mr_log *log = NULL;
+    mr_error err;
+
+    assert_true(saved >= 0);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    close(fd);
+    if (journal_stream == NULL) {
+        unsetenv("JOURNAL_STREAM");
+    } else if (strcmp(journal_stream, "SELF") == 0 || strcmp(journal_stream, "PIPE") == 0) {
+        if (strcmp(journal_stream, "PIPE") == 0) {
+            assert_int_equal(pipe(p), 0);
+            assert_int_equal(fstat(p[0], &st), 0);
+        } else {
+            assert_int_equal(fstat(STDERR_FILENO, &st), 0);
+        }
+        snprintf(env, sizeof env, "%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        setenv("JOURNAL_STREAM", env, 1);
+    } else {
+        setenv("JOURNAL_STREAM", journal_stream, 1);
+    }
+    assert_int_equal(log_open(&log, LOG_LEVEL_DEBUG, NULL, &err), 0);
+    log_error(log, "e-line cpr 010190-1234");
+    log_warn(log, "w-line");
+    log_info(log, "i-line");
+    log_debug(log, "d-line");
+    log_close(log);
+    fflush(stderr);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    if (p[0] >= 0) {
+        close(p[0]);
+        close(p[1]);
+    }
+    unsetenv("JOURNAL_STREAM");
+    return (char *)th_read_file(path, NULL);
+}
+
+static void test_log_journal_priorities(void **state)
+{
+    char *dir = th_tempdir("mrlog");
+    char path[512], *text;
+    static const char *const not_journal[] = { NULL, "PIPE", "", "garbage", "1:2", "1:2x" };
+
+    (void)state;
+    snprintf(path, sizeof path, "%s/stderr", dir);
+    text = log_to_stderr(path, "SELF");
+    assert_non_null(text);
+    /* priorities by level; no timestamp or pid (journald adds both); still scrubbed */
+    assert_string_equal(text, "<3>ERROR e-line cpr [redacted]\n"
+                              "<4>WARN w-line\n"
+                              "<6>INFO i-line\n"
+                              "<7>DEBUG d-line\n");
+    free(text);
+    for (size_t i = 0; i < sizeof not_journal / sizeof not_journal[0]; i++) {
+        text = log_to_stderr(path, not_journal[i]);
+        assert_non_null(text);
+        if (strchr(text, '<') != NULL)
+            fail_msg("JOURNAL_STREAM=%s: priority prefix in\n%s",
+                     not_journal[i] ? not_journal[i] : "(unset)", text);
+        /* the usual "TIMESTAMP mailret[pid] LEVEL" lines, four of them */
+        assert_non_null(strstr(text, " mailret["));
+        assert_non_null(strstr(text, "] ERROR e-line"));
+        assert_non_null(strstr(text, "] DEBUG d-line\n"));
+        assert_int_equal(text[4], '-');
+        free(text);
+    }
+    assert_int_equal(log_syslog_priority(LOG_LEVEL_ERROR), 3);
+    assert_int_equal(log_syslog_priority(LOG_LEVEL_DEBUG), 7);
+    th_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_log_long_line),
         cmocka_unit_test(test_log_threads),
         cmocka_unit_test(test_log_open_errors),
+        cmocka_unit_test(test_log_journal_priorities),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
