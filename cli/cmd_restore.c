@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "cli/cli_setup.h"
 #include "backup/pseudo.h"
 #include "backup/restore.h"
 #include "common/audit.h"
@@ -32,6 +33,8 @@ static void usage(FILE *out)
             "                       [--pseudonymised] [--ledger FILE]\n"
             "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
             "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
+            "                       [--host-key FILE]... [--legacy-manifest-key FILE]\n"
+            "                       [--trust-unsigned]\n"
             "\n"
             "IT: restore archived mail, byte for byte, with its flags and INTERNALDATE.\n"
             "The batch's epoch keys are unsealed with IT's private key; its passphrase comes\n"
@@ -51,7 +54,13 @@ static void usage(FILE *out)
             "  --imap-mailbox NAME  APPEND into this mailbox on the configured [imap] server\n"
             "                     (created if missing) with original flags and INTERNALDATE\n"
             "  --reason TEXT      why, e.g. a ticket number (required; goes to the audit log;\n"
-            "                     never a person's name or address)\n");
+            "                     never a person's name or address)\n"
+            "  --host-key FILE    the host's pinned public signing keys (its keyring; default\n"
+            "                     [keys] host_keyring).  A batch is restored only if its\n"
+            "                     manifest is signed by one of them and every file matches\n"
+            "  --legacy-manifest-key FILE  HMAC key of batches from before signing\n"
+            "  --trust-unsigned   restore a batch whose manifest is not authentic anyway\n"
+            "                     (printed, logged and audited per batch)\n");
 }
 
 static int load_private(const char *path, const char *pass_file, const char *env,
@@ -169,12 +178,19 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "vault-dir", required_argument, NULL, 'V' },
         { "audit-log", required_argument, NULL, 'L' },
         { "imap-mailbox", required_argument, NULL, 'I' },
+        { "host-key", required_argument, NULL, 'H' },
+        { "legacy-manifest-key", required_argument, NULL, 'G' },
+        { "trust-unsigned", no_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
     struct restore_options o = { .format = RESTORE_MAILDIR };
     const char *it_key = NULL, *it_pass = NULL, *reid_key = NULL, *reid_pass = NULL;
     const char *from = NULL, *to = NULL, *pkey_file = NULL, *audit_path = NULL;
-    const char *batches[MAX_LIST], *persons[MAX_LIST];
+    const char *batches[MAX_LIST], *persons[MAX_LIST], *host_keys[MAX_LIST];
+    const char *legacy_key = NULL;
+    size_t n_host_keys = 0;
+    bool trust_unsigned = false;
+    struct cli_trust trust = { 0 };
     char *tokens[MAX_LIST] = { 0 }, ledger_default[4096];
     size_t n_batches = 0, n_persons = 0;
     struct mr_config *cfg = NULL;
@@ -221,6 +237,13 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         case 'V': o.vault_dir = optarg; break;
         case 'L': audit_path = optarg; break;
         case 'I': o.format = RESTORE_SINK; imap_out.mailbox = optarg; o.output = optarg; break;
+        case 'H':
+            if (n_host_keys == MAX_LIST)
+                return cli_usage_error("restore", "too many --host-key");
+            host_keys[n_host_keys++] = optarg;
+            break;
+        case 'G': legacy_key = optarg; break;
+        case 'U': trust_unsigned = true; break;
         default: return cli_usage_error("restore", "unknown option");
         }
     }
@@ -257,7 +280,11 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         }
         zone = cfg->retention.timezone;
     }
-    if (from != NULL)
+    rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, trust_unsigned, &trust,
+                         &err);
+    if (rc == 0)
+        o.trust = &trust.trust;
+    if (rc == 0 && from != NULL)
         rc = mrtime_parse(from, zone, &o.from, &err);
     if (rc == 0 && to != NULL)
         rc = mrtime_parse(to, zone, &o.to, &err);
@@ -299,6 +326,12 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         printf("restored %zu messages from %zu batches to %s; %zu left out by the erasure "
                "ledger\n", st.restored, st.batches, o.output, st.erased);
+    if (rc == 0 && st.unverified > 0)
+        printf("WARNING: %zu batch(es) restored WITHOUT an authentic manifest "
+               "(--trust-unsigned)\n", st.unverified);
+    if (rc == 0 && st.legacy > 0)
+        printf("%zu batch(es) authenticated by the legacy manifest HMAC only\n", st.legacy);
+    cli_trust_release(&trust);
     imap_close(imap_out.conn);
     audit_close(audit);
     EVP_PKEY_free(it);

@@ -10,6 +10,7 @@
 #include "common/audit.h"
 #include "common/mrtime.h"
 #include "keys/keys.h"
+#include "purge/expire.h"
 #include "purge/tombstone.h"
 
 /* Bounded copy that says so to the compiler (snprintf "%s" would warn about truncation,
@@ -50,7 +51,7 @@ static void check_tombstone(const struct check_options *opt, const char *dir,
 {
     struct purge_tombstone t;
     mr_error e;
-    int rc = purge_tombstone_read(dir, opt->manifest_key, &t, &e);
+    int rc = purge_tombstone_read(dir, opt->trust, &t, &e);
 
     if (rc == MR_E_NOTFOUND) {
         set(b, "incomplete", CHECK_WARN, "no manifest: an interrupted run, or one running now");
@@ -73,8 +74,43 @@ static void check_tombstone(const struct check_options *opt, const char *dir,
     else if (file_present(dir, "vol-0001.p7m", NULL) || file_present(dir, "reid-0001.p7m", NULL))
         set(b, "key-present-after-expiry", CHECK_VIOLATION,
             "volumes survived expiry (keys are gone; run `mailret expire` again)");
+    else if (t.manifest_unverified)
+        set(b, "expired", CHECK_OK, "keys shredded, volumes deleted (its manifest was not "
+            "authentic: expired on the vault's record)");
     else
         set(b, "expired", CHECK_OK, "keys shredded, volumes deleted");
+}
+
+/* A manifest that does not authenticate: say so, and whether expire can still destroy
+ * the batch on the vault's record of its keys. */
+static void check_unverifiable(const struct check_options *opt,
+                               const struct archive_batch_ref *ref, struct check_batch *b,
+                               const mr_error *why)
+{
+    struct archive_manifest u;
+    char detail[2 * MR_ERROR_MSG_MAX + 160], when[24];
+    time_t due = 0;
+    mr_error e;
+
+    if (why->code != MR_E_TAMPERED || archive_manifest_read_unverified(ref->dir, &u, &e) != 0) {
+        set(b, "damaged", CHECK_VIOLATION, why->msg);
+        return;
+    }
+    b->expires = 0;
+    if (expire_unverified_due(opt->vault_dir, ref->dir, &u, &due, &e) != 0) {
+        snprintf(detail, sizeof detail, "%s; the vault does not vouch for its expiry (%s)",
+                 why->msg, e.msg);
+    } else {
+        b->expires = due;
+        mrtime_format_utc(due, when, sizeof when);
+        if (due <= opt->at)
+            snprintf(detail, sizeof detail, "%s; past expiry (%s per the vault): `mailret "
+                     "expire` will shred its keys", why->msg, when);
+        else
+            snprintf(detail, sizeof detail, "%s; expires %s per the vault", why->msg, when);
+    }
+    set(b, "UNVERIFIABLE", CHECK_VIOLATION, detail);
+    archive_manifest_clear(&u);
 }
 
 static void check_batch_dir(const struct check_options *opt, const struct archive_batch_ref *ref,
@@ -95,8 +131,8 @@ static void check_batch_dir(const struct check_options *opt, const struct archiv
         check_tombstone(opt, ref->dir, b);
         return;
     }
-    if (archive_manifest_read(ref->dir, opt->manifest_key, &m, &e) != 0) {
-        set(b, "damaged", CHECK_VIOLATION, e.msg);
+    if (archive_manifest_read(ref->dir, opt->trust, &m, &e) != 0) {
+        check_unverifiable(opt, ref, b, &e);
         return;
     }
     snprintf(b->batch_id, sizeof b->batch_id, "%s", m.batch_id);

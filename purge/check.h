@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "backup/archive.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "ingest/imap.h"
@@ -37,7 +38,7 @@ enum check_level { CHECK_OK = 0, CHECK_WARN = 1, CHECK_VIOLATION = 2 };
 struct check_options {
     const char *archive_dir;
     const char *vault_dir;
-    const unsigned char *manifest_key;
+    const struct archive_trust *trust;  /* pinned host keys, legacy manifest key */
     time_t at;                          /* evaluate as of this time */
     int warn_days;                      /* "expiring" window */
     const char *zone;                   /* NULL = Europe/Copenhagen */
@@ -57,7 +58,7 @@ struct check_batch {
     size_t messages;
     const char *status;                 /* one of the names above */
     enum check_level level;
-    char detail[256];
+    char detail[512];
 };
 
 struct check_mailbox {

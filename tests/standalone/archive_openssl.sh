@@ -99,11 +99,16 @@ for v in "$BATCH_DIR"/*.p7m; do
 done
 M verify all | grep -q $'\tok\t' || fail "verify"
 
-# Invariant 3: nothing identifying and no private key on the host's disks.
+# Invariant 3: nothing identifying and no private key on the host's disks but its own
+# batch-signing key (Ed25519, 0600), which can sign but decrypts nothing.
 for needle in karen.soerensen@example.com 2512849876 'Karen Sørensen' '87 65 43 21' \
               'PRIVATE KEY'; do
-  if grep -rqaF "$needle" archive vault state host; then fail "found a planted value on disk"; fi
+  if grep -rqaF --exclude=signing-key.pem "$needle" archive vault state host; then
+    fail "found a planted value on disk"; fi
 done
+test "$(stat -c %a state/signing-key.pem)" = 600 || fail "signing key mode"
+openssl pkey -in state/signing-key.pem -noout -text | grep -q 'ED25519 Private-Key' ||
+  fail "the host's signing key is not Ed25519"
 
 # --- IT: restore ------------------------------------------------------------------------
 export MAILRET_IT_PASSPHRASE='wrong passphrase'
@@ -150,11 +155,45 @@ test -f stock/index.jsonl || fail "no index.jsonl"
 rm stock/index.jsonl
 [ "$(ls stock | wc -l)" = 30 ] || fail "stock tools: wrong file count"
 [ "$(sha_list stock)" = "$(sha_list out-pseudo)" ] || fail "openssl+tar differs from mailret"
-# ...and one volume alone, exactly as docs/RESTORE-IT.md shows
-mkdir one
-openssl cms -decrypt -inform DER -binary -inkey epoch.pem -in "$BATCH_DIR/vol-0001.p7m" \
-  | tar xzf - -C one
+# ...and one volume alone, exactly as docs/RESTORE-IT.md shows: signature, the volume's
+# SHA-256 against the signed manifest, decrypt to a file, untar only on success.
+cp state/host-keys.pem host-key.pem
+stock_one() {   # batch dir, output dir
+  local B=$1 M=$1/manifest.json
+  perl -0777 -ne 'print substr($_, 0, rindex($_, q(,"ed25519_signature":"))), "}"' $M > signed
+  perl -ne 'print pack "H*", $1 if /"ed25519_signature":"([0-9a-f]{128})"/' $M > sig
+  openssl pkeyutl -verify -rawin -pubin -inkey host-key.pem -sigfile sig -in signed >/dev/null ||
+    return 11
+  grep -q "\"name\":\"vol-0001.p7m\",\"size\":[0-9]*,\"sha256\":\"$(sha256sum < $B/vol-0001.p7m | cut -c1-64)\"" signed ||
+    return 12
+  if openssl cms -decrypt -inform DER -binary -inkey epoch.pem -in $B/vol-0001.p7m \
+        -out vol1.tgz 2>/dev/null; then
+    mkdir "$2" && tar xzf vol1.tgz -C "$2"
+  else
+    rm -f vol1.tgz; return 13
+  fi
+}
+stock_one "$BATCH_DIR" one || fail "stock tools on a genuine volume: $?"
 ls one | grep -q '\.eml$' || fail "vol-0001 alone"
+# a flipped byte in the ciphertext: the signed SHA-256 refuses it, and even past that
+# check openssl fails (the GCM tag) so nothing is unpacked
+cp "$BATCH_DIR/vol-0001.p7m" vol.saved
+SZ=$(stat -c %s vol.saved)
+printf '\x00' | dd of="$BATCH_DIR/vol-0001.p7m" bs=1 seek=$((SZ - 100)) conv=notrunc 2>/dev/null
+cmp -s vol.saved "$BATCH_DIR/vol-0001.p7m" &&
+  printf '\x01' | dd of="$BATCH_DIR/vol-0001.p7m" bs=1 seek=$((SZ - 100)) conv=notrunc 2>/dev/null
+rc=0; stock_one "$BATCH_DIR" two || rc=$?
+[ $rc = 12 ] || fail "stock tools: a flipped byte was not caught by the signed SHA-256 ($rc)"
+rc=0; openssl cms -decrypt -inform DER -binary -inkey epoch.pem -in "$BATCH_DIR/vol-0001.p7m" \
+  -out flipped.tgz 2>/dev/null || rc=$?
+[ $rc != 0 ] || fail "openssl cms exited 0 on a flipped byte: the recipe's check would not help"
+cp vol.saved "$BATCH_DIR/vol-0001.p7m"
+# an altered manifest fails the signature check
+cp "$BATCH_DIR/manifest.json" man.saved
+sed -i 's/"mailbox":"INBOX"/"mailbox":"INBOY"/' "$BATCH_DIR/manifest.json"
+rc=0; stock_one "$BATCH_DIR" three || rc=$?
+[ $rc = 11 ] || fail "stock tools: an altered manifest passed the signature check ($rc)"
+cp man.saved "$BATCH_DIR/manifest.json"
 
 # --- tampering and loss are detected and named ----------------------------------------
 for name in vol-0002.p7m reid-0001.p7m manifest.json; do

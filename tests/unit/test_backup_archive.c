@@ -35,7 +35,9 @@ struct fx {
     EVP_PKEY *it;
     X509 *it_cert;
     pseudo_key pkey;
-    unsigned char mkey[32];
+    EVP_PKEY *sk;                   /* host signing key */
+    keys_keyring *kr;               /* its public half, pinned */
+    struct archive_trust trust;
     unsigned char *msg[N_MSG];
     size_t len[N_MSG];
     struct archive_result *res;
@@ -93,7 +95,7 @@ static int do_backup(struct fx *f, size_t volume_size, struct archive_result **r
         .period_end = 1793000000, .expires = 1793000000 + 5 * 366 * 86400,
         .volume_size = volume_size, .compression_level = 6, .workers = 2,
         .content_holder = f->it_cert, .reid_holder = f->it_cert,
-        .pseudonym_key = &f->pkey, .manifest_key = f->mkey,
+        .pseudonym_key = &f->pkey, .signing_key = f->sk,
     };
     archive_batch *b = NULL;
     mr_error err;
@@ -133,7 +135,11 @@ static int setup(void **state)
     assert_int_equal(keys_generate(KEYS_ALGO_P256, &f->it, &err), 0);
     assert_int_equal(keys_self_signed(f->it, "IT", 30, &f->it_cert, &err), 0);
     RAND_bytes(f->pkey.bytes, sizeof f->pkey.bytes);
-    RAND_bytes(f->mkey, sizeof f->mkey);
+    f->sk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(f->sk);
+    f->kr = keys_keyring_new();
+    assert_int_equal(keys_keyring_add(f->kr, f->sk, &err), 0);
+    f->trust.keyring = f->kr;
     make_messages(f);
     assert_int_equal(do_backup(f, 64 * 1024, &f->res), 0);
     *state = f;
@@ -148,6 +154,8 @@ static int teardown(void **state)
         free(f->msg[i]);
     archive_result_free(f->res);
     EVP_PKEY_free(f->it);
+    EVP_PKEY_free(f->sk);
+    keys_keyring_free(f->kr);
     X509_free(f->it_cert);
     th_rmtree(f->root);
     free(f->root);
@@ -161,7 +169,7 @@ static int restore_to(struct fx *f, const char *out, bool pseudonymised, const c
 {
     struct restore_options o = {
         .archive_dir = f->archive, .vault_dir = f->vault, .pseudonymised = pseudonymised,
-        .it_key = key, .manifest_key = f->mkey, .ledger_path = ledger,
+        .it_key = key, .trust = &f->trust, .ledger_path = ledger,
         .tokens = tokens, .n_tokens = n_tokens,
         .format = RESTORE_MAILDIR, .output = out, .reason = "unit test",
     };
@@ -252,7 +260,7 @@ static void test_round_trip(void **state)
 
     /* volumes respect the size limit */
     struct archive_manifest m;
-    assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
     assert_int_equal(m.message_count, N_MSG);
     assert_int_equal(m.n_volumes, f->res->n_volumes);
     for (size_t v = 0; v < m.n_volumes; v++)
@@ -261,7 +269,7 @@ static void test_round_trip(void **state)
 
     /* host and deep verification pass */
     struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
-                                 .manifest_key = f->mkey };
+                                 .trust = &f->trust };
     struct verify_report rep;
     assert_int_equal(verify_batch(&vo, &rep, &err), 0);
     assert_int_equal(rep.volumes, f->res->n_volumes);
@@ -357,7 +365,7 @@ static void test_tamper_detected_and_named(void **state)
 {
     struct fx *f = *state;
     struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
-                                 .manifest_key = f->mkey };
+                                 .trust = &f->trust };
     struct verify_report rep;
     struct restore_stats st;
     mr_error err;
@@ -383,7 +391,7 @@ static void test_tamper_detected_and_named(void **state)
         snprintf(path, sizeof path, "%s/vol-0001.p7m", f->res->dir);
         EVP_PKEY *ck = NULL;
         struct archive_manifest m;
-        assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+        assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
         assert_int_equal(keys_epoch_unseal(f->vault, m.content_key_id, f->it, NULL, &ck, &err),
                          0);
         archive_manifest_clear(&m);
@@ -416,11 +424,26 @@ static void test_tamper_detected_and_named(void **state)
     assert_non_null(strstr(err.msg, "vol-0099.p7m"));
     unlink(path);
 
-    /* another manifest key is tampering too */
-    unsigned char other[32] = { 1 };
-    vo.manifest_key = other;
-    assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_TAMPERED);
-    assert_non_null(strstr(err.msg, "HMAC"));
+    /* a keyring without the signer: refused, naming the manifest */
+    {
+        struct archive_trust other = { 0 };
+        keys_keyring *kr = keys_keyring_new();
+        EVP_PKEY *k2 = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        assert_int_equal(keys_keyring_add(kr, k2, &err), 0);
+        other.keyring = kr;
+        vo.trust = &other;
+        assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_TAMPERED);
+        assert_non_null(strstr(err.msg, "manifest.json"));
+        assert_non_null(strstr(err.msg, "not pinned"));
+        /* the override reads it, and says so */
+        other.accept_unverified = true;
+        assert_int_equal(verify_batch(&vo, &rep, &err), 0);
+        assert_int_equal(rep.auth, ARCHIVE_AUTH_OVERRIDDEN);
+        assert_non_null(strstr(rep.auth_problem, "not pinned"));
+        vo.trust = &f->trust;
+        EVP_PKEY_free(k2);
+        keys_keyring_free(kr);
+    }
 }
 
 static void test_ledger_and_selection(void **state)
@@ -452,7 +475,7 @@ static void test_ledger_and_selection(void **state)
 
     /* by Message-ID and date */
     struct restore_options o = {
-        .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
+        .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it, .trust = &f->trust,
         .message_id = "<msg-12@example.dk>", .format = RESTORE_MBOX, .reason = "unit test",
     };
     snprintf(out2, sizeof out2, "%s/one.mbox", f->root);
@@ -498,7 +521,7 @@ static void test_manifest_commit_point_and_hold(void **state)
     mr_error err;
     char path[4400], saved[4400], dir[4096];
     struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
-                                 .manifest_key = f->mkey };
+                                 .trust = &f->trust };
     struct verify_report rep;
 
     assert_int_equal(archive_batch_list(f->archive, "post@akasse.dk", &refs, &n, &err), 0);
@@ -509,8 +532,8 @@ static void test_manifest_commit_point_and_hold(void **state)
     assert_int_equal(archive_batch_find(f->archive, f->res->batch_id, dir, sizeof dir, &err), 0);
     assert_string_equal(dir, f->res->dir);
 
-    assert_int_equal(archive_batch_set_hold(f->res->dir, true, f->mkey, NULL, &err), 0);
-    assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+    assert_int_equal(archive_batch_set_hold(f->res->dir, true, &f->trust, f->sk, f->vault, NULL, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
     assert_true(m.hold);
     assert_true(m.hold_since > 0);
     archive_manifest_clear(&m);
@@ -532,7 +555,7 @@ static void test_manifest_commit_point_and_hold(void **state)
 
     /* the epoch keys were forgotten after verification; shredding one makes the batch
      * unrecoverable even though every volume is intact */
-    assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
     assert_int_equal(keys_epoch_shred(f->vault, m.content_key_id, NULL, &err), 0);
     archive_manifest_clear(&m);
     assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_NOTFOUND);
