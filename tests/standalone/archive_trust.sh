@@ -268,6 +268,57 @@ cp state/host-keys.pem "$ITM/pinned2.pem"
 [ "$(ITV all --host-key pinned2.pem | grep -c $'\tok\t')" = 2 ] ||
   fail "IT with the new keyring: both batches must verify"
 
+# --- a decompression bomb in a batch the host did sign (a damaged or hostile writer):
+# 400 MiB of zeros in one tar entry, gzip -9 (about 400 KB), encrypted to the batch's
+# content certificate, the manifest re-signed with the current host key.  Restore must
+# stop with a one-line error naming the volume, its peak memory bounded.
+CK=$(sed -n 's/.*"epoch_keys":{"content":"\([0-9a-f]*\)".*/\1/p' "$B/manifest.json")
+python3 - <<'PY' | gzip -9 > bomb.tgz
+import sys, tarfile
+class Zeros:
+    def __init__(self, n): self.n = n
+    def read(self, k=-1):
+        k = self.n if k < 0 else min(k, self.n); self.n -= k; return b"\0" * k
+ti = tarfile.TarInfo("77-1.eml"); ti.size = 400 << 20; ti.mode = 0o600
+with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.USTAR_FORMAT) as t:
+    t.addfile(ti, Zeros(ti.size))
+PY
+openssl cms -encrypt -binary -aes-256-gcm -outform DER -in bomb.tgz \
+  -recip "vault/$CK.crt.pem" -out "$B/vol-0001.p7m"
+BSIZE=$(stat -c %s "$B/vol-0001.p7m")
+[ "$BSIZE" -lt 1000000 ] || fail "test set-up: the bomb is $BSIZE bytes"
+python3 - "$B/manifest.json" "$(sha256sum < "$B/vol-0001.p7m" | cut -c1-64)" "$BSIZE" <<'PY'
+import re, sys
+p, sha, size = sys.argv[1:]
+s = open(p).read()
+s = re.sub(r'"name":"vol-0001.p7m","size":\d+,"sha256":"[0-9a-f]+"',
+           '"name":"vol-0001.p7m","size":%s,"sha256":"%s"' % (size, sha), s)
+open(p, 'w').write(s)
+PY
+resign "$B/manifest.json" state/signing-key.pem
+M verify "$BID" > v.out || fail "test set-up: the re-signed bomb batch does not verify: $(cat v.out)"
+peak_kb() {   # run a command, print its peak RSS in KiB (getrusage of the child)
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=open("err.txt", "w"))
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)
+PY
+}
+read -r KB RC < <(peak_kb "$MAILRET_BIN" -c "$T/mailret.conf" restore --reason "bomb test" \
+  --it-key it.key --it-passphrase-file it.pass --pseudonymised --batch "$BID" \
+  --maildir "$T/out-bomb")
+[ "$RC" != 0 ] || fail "the bomb was restored"
+grep -q 'vol-0001.p7m decompresses to more than .* decompression bomb' err.txt ||
+  fail "bomb: unclear error: $(cat err.txt)"
+[ "$(grep -c '^mailret restore:' err.txt)" = 1 ] || fail "bomb: not one line: $(cat err.txt)"
+# The cap here is 128 x ~400 KB = ~50 MiB of plaintext; the whole 400 MiB would be held
+# before.  300 MiB leaves room for the sanitiser build's own overhead.
+[ "$KB" -lt $((300 * 1024)) ] || fail "bomb: restore peaked at $KB KiB"
+echo "bomb: refused, peak RSS $KB KiB"
+if M verify "$BID" --deep --it-key it.key --it-passphrase-file it.pass > v.out; then
+  fail "verify --deep accepted the bomb"; fi
+grep -q 'decompression bomb' v.out || fail "verify --deep: $(cat v.out)"
+
 # --- an unverifiable batch past expiry: check says so, expire shreds its keys
 sed -i 's/"mailbox":"INBOX"/"mailbox":"XNBOX"/' "$B2/manifest.json"
 LATER=2040-01-01
@@ -294,4 +345,5 @@ grep -q '"manifest_verified":false' "$B2/expired.json" || fail "tombstone does n
 M check --offline --at "$LATER" > check.out || true
 grep "$(basename "$B2" | cut -c9-)" check.out | grep -q 'not authentic' ||
   fail "check after expire: $(cat check.out)"
+
 echo "archive_trust: ok"

@@ -20,6 +20,8 @@
 #include <openssl/sha.h>
 
 #include "backup/archive.h"
+#include "backup/buf.h"
+#include "backup/index.h"
 #include "backup/restore.h"
 #include "backup/tar.h"
 #include "backup/verify.h"
@@ -596,6 +598,140 @@ static void test_tar_long_names(void **state)
     buf_free(&b);
 }
 
+/* ---- crafted volumes: content a signed manifest vouches for but that breaks the reader's
+ * assumptions (the host signs what it wrote; a damaged or malicious writer must still not
+ * crash or exhaust IT's restore).  The volume is encrypted to the batch's real epoch
+ * certificate and the manifest re-signed with the host key, so only the reader's own
+ * checks stand between the bytes and the output. */
+
+static void sha_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+
+    SHA256(data, len, md);
+    volume_hex(md, 32, out);
+}
+
+/* Replace the batch with one volume whose content and reid plaintexts are given. */
+static void install_crafted(struct fx *f, const struct mr_buf *content, const struct mr_buf *reid,
+                            size_t messages)
+{
+    struct archive_manifest m;
+    char path[4400], cert[4400];
+    X509 *ccert = NULL, *rcert = NULL;
+    mr_error err;
+
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
+    snprintf(cert, sizeof cert, "%s/%s.crt.pem", f->vault, m.content_key_id);
+    assert_int_equal(keys_cert_load(cert, &ccert, &err), 0);
+    snprintf(cert, sizeof cert, "%s/%s.crt.pem", f->vault, m.reid_key_id);
+    assert_int_equal(keys_cert_load(cert, &rcert, &err), 0);
+    for (size_t i = 0; i < m.n_volumes; i++) {
+        snprintf(path, sizeof path, "%s/%s", f->res->dir, m.volumes[i].name);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/%s", f->res->dir, m.volumes[i].reid_name);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/vol-0001.p7m", f->res->dir);
+    assert_int_equal(volume_write(path, content->data, content->len, 6, ccert, &err), 0);
+    assert_int_equal(volume_file_hash(path, &m.volumes[0].size, m.volumes[0].sha256, &err), 0);
+    snprintf(path, sizeof path, "%s/reid-0001.p7m", f->res->dir);
+    assert_int_equal(volume_write(path, reid->data, reid->len, 6, rcert, &err), 0);
+    assert_int_equal(volume_file_hash(path, &m.volumes[0].reid_size, m.volumes[0].reid_sha256,
+                                      &err), 0);
+    m.volumes[0].messages = messages;
+    m.n_volumes = 1;
+    m.message_count = messages;
+    snprintf(path, sizeof path, "%s/manifest.json", f->res->dir);
+    unlink(path);
+    assert_int_equal(archive_manifest_write(f->res->dir, &m, f->sk, &err), 0);
+    archive_manifest_clear(&m);
+    X509_free(ccert);
+    X509_free(rcert);
+}
+
+static void add_index_line(struct mr_buf *idx, const char *file, const void *data, size_t len)
+{
+    char sha[65], line[1024];
+
+    sha_hex(data, len, sha);
+    snprintf(line, sizeof line,
+             "{\"file\":\"%s\",\"uidvalidity\":7,\"uid\":1,\"internaldate\":"
+             "\"2026-09-21T14:13:20Z\",\"internaldate_unix\":1790000000,\"tz_min\":0,"
+             "\"flags\":\"\",\"size\":%zu,\"sha256\":\"%s\",\"pseudo_size\":%zu,"
+             "\"pseudo_sha256\":\"%s\",\"tokens\":[]}\n", file, len, sha, len, sha);
+    assert_int_equal(buf_append(idx, line, strlen(line), NULL), 0);
+}
+
+static void test_crafted_index_names(void **state)
+{
+    struct fx *f = *state;
+    /* names the index may not give a member: too short for ".eml", not the message's
+     * "<uidvalidity>-<uid>.eml", a path, the index itself */
+    static const char *const bad[] = { "a", "", ".eml", "7-2.eml", "../7-1.eml", "index.jsonl",
+                                       "7-1.emlx" };
+    struct restore_stats st;
+    mr_error err;
+
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        struct mr_buf c = { 0 }, r = { 0 }, idx = { 0 };
+        char out2[700], rname[300];
+        const char *name = bad[k][0] != '\0' ? bad[k] : "x";
+        assert_int_equal(tar_write_entry(&c, name, 0, (const unsigned char *)"x", 1, &err), 0);
+        add_index_line(&idx, bad[k], "x", 1);
+        assert_int_equal(tar_write_entry(&c, INDEX_FILE, 0, idx.data, idx.len, &err), 0);
+        assert_int_equal(tar_write_end(&c, &err), 0);
+        /* the reid entry named exactly like the content entry reaches the stem check */
+        snprintf(rname, sizeof rname, "%s", name);
+        assert_int_equal(tar_write_entry(&r, rname, 0, (const unsigned char *)"y", 1, &err), 0);
+        assert_int_equal(tar_write_end(&r, &err), 0);
+        install_crafted(f, &c, &r, 1);
+        snprintf(out2, sizeof out2, "%s/out-bad-%zu", f->root, k);
+        assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->it, &st, &err),
+                         MR_E_TAMPERED);
+        assert_non_null(strstr(err.msg, "vol-0001.p7m"));
+        assert_int_equal(st.restored, 0);
+        buf_free(&c);
+        buf_free(&r);
+        buf_free(&idx);
+    }
+}
+
+static void test_crafted_bomb(void **state)
+{
+    struct fx *f = *state;
+    struct mr_buf c = { 0 }, r = { 0 }, idx = { 0 };
+    struct restore_stats st;
+    size_t big = (size_t)300 << 20;     /* 300 MiB of zeros: gzip makes ~300 KB of it */
+    unsigned char *zeros = calloc(1, big);
+    char out2[700], path[4400];
+    unsigned long long vsize = 0;
+    char vsha[65];
+    mr_error err;
+
+    assert_non_null(zeros);
+    assert_int_equal(tar_write_entry(&c, "7-1.eml", 0, zeros, big, &err), 0);
+    add_index_line(&idx, "7-1.eml", zeros, big);
+    free(zeros);
+    assert_int_equal(tar_write_entry(&c, INDEX_FILE, 0, idx.data, idx.len, &err), 0);
+    assert_int_equal(tar_write_end(&c, &err), 0);
+    assert_int_equal(tar_write_entry(&r, "7-1.reid", 0, (const unsigned char *)"y", 1, &err), 0);
+    assert_int_equal(tar_write_end(&r, &err), 0);
+    install_crafted(f, &c, &r, 1);
+    buf_free(&c);
+    buf_free(&r);
+    buf_free(&idx);
+    snprintf(path, sizeof path, "%s/vol-0001.p7m", f->res->dir);
+    assert_int_equal(volume_file_hash(path, &vsize, vsha, &err), 0);
+    assert_true(vsize < (2u << 20));    /* the set-up: a small file, a huge plaintext */
+    snprintf(out2, sizeof out2, "%s/out-bomb", f->root);
+    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->it, &st, &err), MR_E_LIMIT);
+    assert_non_null(strstr(err.msg, "vol-0001.p7m"));
+    assert_non_null(strstr(err.msg, "decompression bomb"));
+    assert_null(strchr(err.msg, '\n'));
+    assert_int_equal(st.restored, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -606,6 +742,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tamper_detected_and_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger_and_selection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_commit_point_and_hold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crafted_index_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crafted_bomb, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
