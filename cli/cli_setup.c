@@ -3,11 +3,13 @@
 #include "cli/cli_setup.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
+#include "common/durable.h"
 #include "common/secret.h"
 
 int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k,
@@ -164,6 +166,28 @@ void cli_archive_options(const struct mr_config *cfg, const struct cli_keys *k,
     o->signing_key = k->signer;
     o->audit = audit;
     o->log = log;
+}
+
+int cli_sweep_tmp(const struct mr_config *cfg, mr_log *log, mr_error *err)
+{
+    struct archive_batch_ref *refs = NULL;
+    size_t n_refs = 0, n = 0, total = 0;
+    int rc = durable_sweep_tmp(cfg->keys.vault_dir, true, &n, err);
+
+    total += n;
+    if (rc == 0)
+        rc = durable_sweep_tmp(cfg->state.dir, true, &n, err);
+    total += rc == 0 ? n : 0;
+    if (rc == 0)
+        rc = archive_batch_list(cfg->archive.dir, NULL, &refs, &n_refs, err);
+    for (size_t i = 0; rc == 0 && i < n_refs; i++) {
+        rc = durable_sweep_tmp(refs[i].dir, false, &n, err);
+        total += rc == 0 ? n : 0;
+    }
+    free(refs);
+    if (total > 0)
+        log_info(log, "removed %zu temporary file(s) left by interrupted writes", total);
+    return rc;
 }
 
 int cli_state_path(const struct mr_config *cfg, const char *name, char *buf, size_t size,

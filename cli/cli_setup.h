@@ -70,6 +70,10 @@ void cli_keys_release(struct cli_keys *k);
 void cli_archive_options(const struct mr_config *cfg, const struct cli_keys *k,
                            audit_log *audit, mr_log *log, struct archive_options *o);
 
+/* Remove the temporary files that interrupted durable writes left in the vault, the state
+ * directory (both shredded: key material) and every batch directory; logged when any. */
+int cli_sweep_tmp(const struct mr_config *cfg, mr_log *log, mr_error *err);
+
 /* "<state dir>/<name>" into buf. */
 int cli_state_path(const struct mr_config *cfg, const char *name, char *buf, size_t size,
                      mr_error *err);

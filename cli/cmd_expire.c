@@ -85,6 +85,8 @@ int cmd_expire(struct cli_ctx *ctx, int argc, char **argv)
     }
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, lock_wait, &lock, &err);
+    if (rc == 0 && !eo.dry_run)
+        rc = cli_sweep_tmp(cfg, ctx->log, &err);
     if (rc == 0)
         rc = cli_keys_load(cfg, CLI_NEED_SIGNER, &keys, &err);
     if (rc == 0)

@@ -128,6 +128,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     /* The lock before anything reads or writes state: two purges must never interleave. */
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, lock_wait, &lock, &err);
+    if (rc == 0 && !po.dry_run)
+        rc = cli_sweep_tmp(cfg, ctx->log, &err);
     if (rc == 0)
         rc = cli_keys_load(cfg, CLI_NEED_CERTS | CLI_NEED_PSEUDONYM_KEY
                                       | CLI_NEED_SIGNER, &keys, &err);

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <openssl/pem.h>
 
+#include "common/crashpoint.h"
 #include "common/durable.h"
 #include "common/mrtime.h"
 
@@ -131,18 +132,23 @@ int keys_epoch_create(const struct keys_epoch_options *opt, audit_log *audit,
     }
     if (rc == 0)
         rc = durable_mkdirs(opt->vault_dir, 0700, err);
-    if (rc == 0)
-        rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".key.p7m", err);
-    if (rc == 0)
-        rc = seal_private(path, ep->priv, opt->holder, err);
-    if (rc == 0)
-        rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".crt.pem", err);
-    if (rc == 0)
-        rc = write_cert(path, ep->cert, err);
+    /* The metadata naming the key's batch comes first: whenever a kill stops this, what
+     * is on disk has an owner that the discard of that batch (and check) can find. */
     if (rc == 0)
         rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".json", err);
     if (rc == 0)
         rc = write_meta(path, ep, opt, err);
+    mr_crash_point("epoch-after-meta", NULL);
+    if (rc == 0)
+        rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".crt.pem", err);
+    if (rc == 0)
+        rc = write_cert(path, ep->cert, err);
+    mr_crash_point("epoch-after-cert", NULL);
+    if (rc == 0)
+        rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".key.p7m", err);
+    if (rc == 0)
+        rc = seal_private(path, ep->priv, opt->holder, err);
+    mr_crash_point("epoch-after-key", NULL);
     if (rc == 0 && audit != NULL) {
         const struct audit_field f[] = {
             { "key_id", ep->id },

@@ -133,9 +133,11 @@ struct keys_epoch_options {
     time_t created, expires;
 };
 
-/* Generate a P-256 pair and a self-signed certificate, seal the private half into the vault
- * and write the certificate and metadata there (all durable) before returning: a volume
- * is never encrypted to a key whose sealed copy is not on disk. */
+/* Generate a P-256 pair and a self-signed certificate; write the metadata (naming the
+ * batch), the certificate and the sealed private half into the vault, in that order and
+ * each durably, before returning: a volume is never encrypted to a key whose sealed copy
+ * is not on disk, and a kill at any point leaves nothing the batch's discard cannot find
+ * by its metadata. */
 int keys_epoch_create(const struct keys_epoch_options *opt, audit_log *audit,
                       keys_epoch **out, mr_error *err);
 const char *keys_epoch_id(const keys_epoch *ep);
