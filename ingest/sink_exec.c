@@ -123,7 +123,11 @@ static int exec_wait(pid_t pid, const struct timespec *deadline, bool *timed_out
     }
 }
 
-/* environ plus our variables (ours first, so they win over inherited ones). */
+/* Our variables plus an allow-list of the inherited ones: the command must not see the
+ * IMAP password (password_env), a token, or anything else the service was given. */
+static const char *const env_allowed[] = { "PATH=", "HOME=", "LANG=", "LC_", "TZ=",
+                                           "TMPDIR=", "USER=", "LOGNAME=" };
+
 static char **exec_env(char vars[][160], size_t n_vars)
 {
     size_t n = 0;
@@ -137,11 +141,11 @@ static char **exec_env(char vars[][160], size_t n_vars)
     for (size_t i = 0; i < n_vars; i++)
         env[i] = vars[i];
     for (size_t i = 0, j = n_vars; i < n; i++) {
-        if (strncmp(environ[i], "MAILRET_", 8) == 0 &&
-            (strncmp(environ[i], "MAILRET_MEMBER=", 15) == 0 ||
-             strncmp(environ[i], "MAILRET_CASE=", 13) == 0))
-            continue;
-        env[j++] = environ[i];
+        for (size_t k = 0; k < sizeof env_allowed / sizeof env_allowed[0]; k++)
+            if (strncmp(environ[i], env_allowed[k], strlen(env_allowed[k])) == 0) {
+                env[j++] = environ[i];
+                break;
+            }
     }
     return env;
 }

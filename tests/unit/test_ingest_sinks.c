@@ -227,12 +227,68 @@ static void test_exec(void **unused)
     free(dir);
 }
 
+/* The command gets an allow-listed environment: not the IMAP password (password_env),
+ * not an OAuth token, not whatever else the service manager set. */
+static void test_exec_environment(void **unused)
+{
+    char *dir = th_tempdir("test_ingest_exec_env");
+    char cmd[1024], journal[512], path[512];
+    struct sink_message m;
+    struct route_result r;
+    enum sink_outcome out;
+    sink *s;
+    mr_error err;
+    size_t len;
+    char *got;
+
+    (void)unused;
+    setenv("MAILRET_IMAP_PASSWORD", "hunter2-secret", 1);
+    setenv("OAUTH_TOKEN", "eyJ-secret-token", 1);
+    setenv("SOME_OTHER", "leak-me-not", 1);
+    setenv("TZ", "Europe/Copenhagen", 1);
+    snprintf(journal, sizeof journal, "%s/exec.db", dir);
+    snprintf(cmd, sizeof cmd, "cat > /dev/null; env > '%s/env'", dir);
+    assert_int_equal(sink_exec_open(cmd, journal, 30, &s, &err), 0);
+    assert_int_equal(sink_begin(s, &err), 0);
+    make_msg(&m, &r, ROUTE_CASE, 30);
+    assert_int_equal(sink_deliver(s, &m, &out, &err), 0);
+    assert_int_equal(out, SINK_DELIVERED);
+    sink_close(s);
+    snprintf(path, sizeof path, "%s/env", dir);
+    got = (char *)th_read_file(path, &len);
+    assert_non_null(got);
+    assert_null(strstr(got, "hunter2-secret"));
+    assert_null(strstr(got, "eyJ-secret-token"));
+    assert_null(strstr(got, "leak-me-not"));
+    assert_non_null(strstr(got, "PATH="));
+    assert_non_null(strstr(got, "TZ=Europe/Copenhagen"));
+    assert_non_null(strstr(got, "MAILRET_MEMBER=M0007"));
+    assert_non_null(strstr(got, "MAILRET_UID=30"));
+    /* nothing but the allow-list and our own variables */
+    for (char *line = strtok(got, "\n"); line != NULL; line = strtok(NULL, "\n"))
+        assert_true(strncmp(line, "MAILRET_", 8) == 0 || strncmp(line, "PATH=", 5) == 0
+                    || strncmp(line, "HOME=", 5) == 0 || strncmp(line, "LANG=", 5) == 0
+                    || strncmp(line, "LC_", 3) == 0 || strncmp(line, "TZ=", 3) == 0
+                    || strncmp(line, "TMPDIR=", 7) == 0 || strncmp(line, "USER=", 5) == 0
+                    || strncmp(line, "LOGNAME=", 8) == 0
+                    /* set by the shell itself */
+                    || strncmp(line, "PWD=", 4) == 0 || strncmp(line, "SHLVL=", 6) == 0
+                    || strncmp(line, "_=", 2) == 0);
+    free(got);
+    unsetenv("MAILRET_IMAP_PASSWORD");
+    unsetenv("OAUTH_TOKEN");
+    unsetenv("SOME_OTHER");
+    th_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state),
         cmocka_unit_test(test_maildir),
         cmocka_unit_test(test_exec),
+        cmocka_unit_test(test_exec_environment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
