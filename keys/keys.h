@@ -95,8 +95,10 @@ struct keys_it_options {
     const char *common_name;    /* NULL = "mailret IT restore" */
     int days;                   /* certificate validity; 0 = 10 years */
     enum keys_algo algo;
-    const char *passphrase;     /* required, at least 8 characters */
+    const char *passphrase;     /* required, at least KEYS_IT_PASSPHRASE_MIN characters */
 };
+#define KEYS_IT_PASSPHRASE_MIN 12
+#define KEYS_IT_PBKDF2_ITER 600000
 int keys_init_it(const struct keys_it_options *opt, audit_log *audit,
                  char key_id[KEYS_ID_LEN + 1], mr_error *err);
 

@@ -25,6 +25,18 @@ printf 'it passphrase 123\n' > it.pass
 "$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass \
   --algo "$ARCHIVE_IT_ALGO" >/dev/null
 grep -q 'BEGIN ENCRYPTED PRIVATE KEY' it.key || fail "IT key is not encrypted"
+# ...with PBKDF2-HMAC-SHA256 at >= 600,000 iterations (OpenSSL's default is 2,048), as
+# openssl's own parser reads the PBES2 parameters
+openssl asn1parse -in it.key > asn1.txt
+grep -q ':PBKDF2' asn1.txt && grep -q ':hmacWithSHA256' asn1.txt && grep -q ':aes-256-cbc' asn1.txt ||
+  fail "IT key is not PBES2/PBKDF2-HMAC-SHA256/AES-256: $(cat asn1.txt)"
+ITER=$(awk '/:PBKDF2/{p=1} p && /INTEGER/{sub(/.*:/, ""); print; exit}' asn1.txt)
+[ -n "$ITER" ] && [ $((16#$ITER)) -ge 600000 ] || fail "PBKDF2 iterations: ${ITER:-none}"
+printf 'elevenchars\n' > short.pass
+if "$MAILRET_BIN" keys init-it --key short.key --cert short.crt --passphrase-file short.pass \
+     2>err.txt; then fail "an 11-character passphrase was accepted"; fi
+grep -q 'at least 12 characters' err.txt || fail "short passphrase: $(cat err.txt)"
+[ ! -e short.key ] || fail "a key was written for a refused passphrase"
 want_type=EC; [ "$ARCHIVE_IT_ALGO" = rsa3072 ] && want_type=RSA
 openssl pkey -in it.key -passin "file:$T/it.pass" -noout -text 2>/dev/null \
   | grep -q "$([ $want_type = RSA ] && echo 'Private-Key: (3072 bit' || echo 'ASN1 OID: prime256v1')" \

@@ -101,6 +101,9 @@ static void test_it_key_passphrase(void **state)
         snprintf(c2, sizeof c2, "%s/x.crt", f->dir);
         struct keys_it_options o = { .key_path = k2, .cert_path = c2, .passphrase = "short" };
         assert_int_equal(keys_init_it(&o, NULL, id, &err), MR_E_INVALID);
+        o.passphrase = "elevenchars";
+        assert_int_equal(keys_init_it(&o, NULL, id, &err), MR_E_INVALID);
+        assert_non_null(strstr(err.msg, "at least 12 characters"));
     }
     /* a group-readable key file is refused */
     chmod(f->it_key, 0640);
