@@ -152,6 +152,30 @@ grep -qx '0 $Forwarded' out-full/dovecot-keywords && grep -qx '1 NonJunk' out-fu
 
 M restore --reason "integration test" --it-key it.key --it-passphrase-file it.pass \
   --pseudonymised --maildir out-pseudo >/dev/null
+
+# A person's mail: the address or CPR number on standard input, never in argv.
+printf 'Karen.Soerensen@example.com\n' | M restore --reason "access request 12" \
+  --it-key it.key --it-passphrase-file it.pass --person --maildir out-person > p.out ||
+  fail "restore --person"
+grep -q 'restored 30 messages' p.out || fail "restore --person: $(cat p.out)"
+printf '  \n2512849876\r\nnobody@example.org\n' | M restore --reason "access request 13" \
+  --it-key it.key --it-passphrase-file it.pass --person --maildir out-cpr > p.out ||
+  fail "restore --person (CPR)"
+grep -q 'restored 30 messages' p.out || fail "restore --person by CPR: $(cat p.out)"
+printf 'nobody@example.org\n' | M restore --reason "access request 14" \
+  --it-key it.key --it-passphrase-file it.pass --person --maildir out-nobody > p.out ||
+  fail "restore --person (nobody)"
+grep -q 'restored 0 messages' p.out || fail "restore --person for someone else: $(cat p.out)"
+if M restore --reason "x y z" --it-key it.key --it-passphrase-file it.pass \
+     --person karen.soerensen@example.com --maildir out-argv < /dev/null 2> err.txt; then
+  fail "a person on the command line was accepted"; fi
+grep -q 'standard input' err.txt || fail "--person in argv: unclear error: $(cat err.txt)"
+if grep -qiF 'karen.soerensen' err.txt; then fail "the refused value was echoed"; fi
+if M restore --reason "x y z" --it-key it.key --it-passphrase-file it.pass \
+     --person --maildir out-empty < /dev/null 2> err.txt; then fail "--person with no input"; fi
+grep -q 'no address or CPR number' err.txt || fail "--person, empty input: $(cat err.txt)"
+if grep -qiF -e 'karen.soerensen' -e '2512849876' state/audit.log; then
+  fail "a person's address or CPR number reached the audit log"; fi
 grep -rqaF karen.soerensen@example.com out-pseudo && fail "pseudonymised restore has identifiers"
 
 # The same through stock tools only: unseal the epoch key, decrypt, untar.
