@@ -29,8 +29,16 @@ int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k
         rc = keys_secret_key_read(cfg->keys.pseudonym_key_file, k->pkey.bytes, err);
         k->have_pkey = rc == 0;
     }
-    if (rc == 0 && (need & CLI_NEED_SIGNER))
+    if (rc == 0 && (need & CLI_NEED_SIGNER)) {
         rc = keys_signing_load(cfg->keys.signing_key_file, &k->signer, err);
+        /* A host set up before batches were signed has keys but no signing key. */
+        if (rc == MR_E_NOTFOUND && access(cfg->keys.pseudonym_key_file, F_OK) == 0) {
+            cli_keys_release(k);
+            return mr_error_set(err, MR_E_NOTFOUND, "no batch-signing key at %s: run `mailret "
+                                "keys rotate-signing` to create it, and give IT the keyring",
+                                cfg->keys.signing_key_file);
+        }
+    }
     if (rc == 0 && (need & (CLI_NEED_TRUST | CLI_NEED_SIGNER))) {
         k->keyring = keys_keyring_new();
         if (k->keyring == NULL)

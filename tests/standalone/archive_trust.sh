@@ -304,7 +304,10 @@ r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=open("err.txt
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)
 PY
 }
-read -r KB RC < <(peak_kb "$MAILRET_BIN" -c "$T/mailret.conf" restore --reason "bomb test" \
+# Under the sanitiser build, freed memory sits in ASan's quarantine (the IT key's 600,000
+# PBKDF2 rounds alone fill it): measured without it, what counts is what mailret holds.
+read -r KB RC < <(ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=0" peak_kb \
+  "$MAILRET_BIN" -c "$T/mailret.conf" restore --reason "bomb test" \
   --it-key it.key --it-passphrase-file it.pass --pseudonymised --batch "$BID" \
   --maildir "$T/out-bomb")
 [ "$RC" != 0 ] || fail "the bomb was restored"
@@ -312,8 +315,8 @@ grep -q 'vol-0001.p7m decompresses to more than .* decompression bomb' err.txt |
   fail "bomb: unclear error: $(cat err.txt)"
 [ "$(grep -c '^mailret restore:' err.txt)" = 1 ] || fail "bomb: not one line: $(cat err.txt)"
 # The cap here is 128 x ~400 KB = ~50 MiB of plaintext; the whole 400 MiB would be held
-# before.  300 MiB leaves room for the sanitiser build's own overhead.
-[ "$KB" -lt $((300 * 1024)) ] || fail "bomb: restore peaked at $KB KiB"
+# before.  200 MiB leaves room for the sanitiser build's own overhead (~100 MB measured).
+[ "$KB" -lt $((200 * 1024)) ] || fail "bomb: restore peaked at $KB KiB"
 echo "bomb: refused, peak RSS $KB KiB"
 if M verify "$BID" --deep --it-key it.key --it-passphrase-file it.pass > v.out; then
   fail "verify --deep accepted the bomb"; fi
@@ -346,4 +349,15 @@ M check --offline --at "$LATER" > check.out || true
 grep "$(basename "$B2" | cut -c9-)" check.out | grep -q 'not authentic' ||
   fail "check after expire: $(cat check.out)"
 
+
+# --- a host set up before signing (keys, but no signing key): told what to run, and
+# `keys rotate-signing` creates the key; the keyring keeps every earlier key
+rm -f state/signing-key.pem
+if M backup --from-maildir md2 --mailbox INBOX --all > /dev/null 2> err.txt; then
+  fail "backup without a signing key"; fi
+grep -q 'keys rotate-signing' err.txt || fail "no signing key: unclear error: $(cat err.txt)"
+NK=$(grep -c 'BEGIN PUBLIC KEY' state/host-keys.pem)
+M keys rotate-signing > rot2.out || fail "rotate-signing without a key: $(cat rot2.out)"
+[ "$(grep -c 'BEGIN PUBLIC KEY' state/host-keys.pem)" = $((NK + 1)) ] || fail "keyring after creating"
+M backup --from-maildir md2 --mailbox INBOX --all > /dev/null 2>&1 || fail "backup after creating the key"
 echo "archive_trust: ok"
