@@ -40,11 +40,13 @@ ulimit -c unlimited 2>/dev/null || ulimit -c "$(ulimit -H -c)"
 "$MAILRET_BIN" -c "$T/c.conf" expire --lock-wait 20 > /dev/null 2>&1 &
 pid=$!
 limits=""
-for _ in $(seq 1 100); do
+# Poll until mailret's main() has run (the sanitiser runtime lowers the soft limit alone
+# before that); it then waits for the lock for up to 20 s.
+for _ in $(seq 1 200); do
   sleep 0.05
   limits=$(cat "/proc/$pid/limits" 2>/dev/null) || break
-  # wait until mailret itself has started (not the shell between fork and exec)
-  grep -q mailret "/proc/$pid/comm" 2>/dev/null && [ -n "$(grep 'Max core file size' <<< "$limits")" ] && break
+  grep -q mailret "/proc/$pid/comm" 2>/dev/null || continue
+  [ "$(grep 'Max core file size' <<< "$limits" | awk '{print $5, $6}')" = "0 0" ] && break
 done
 kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
