@@ -466,7 +466,7 @@ int archive_batch_open(const struct archive_options *opt, archive_batch **out, m
     *out = NULL;
     if (opt->archive_dir == NULL || opt->vault_dir == NULL || opt->mailbox == NULL
         || opt->content_holder == NULL || opt->reid_holder == NULL
-        || opt->pseudonym_key == NULL || opt->manifest_key == NULL || opt->expires == 0)
+        || opt->pseudonym_key == NULL || opt->signing_key == NULL || opt->expires == 0)
         return mr_error_set(err, MR_E_INVALID, "archive: incomplete options");
     if (strcmp(opt->archive_dir, opt->vault_dir) == 0)
         return mr_error_set(err, MR_E_CONFIG,
@@ -755,7 +755,11 @@ static int write_manifest(archive_batch *b, struct archive_result *r, mr_error *
              b->opt.reid_holder_name != NULL ? b->opt.reid_holder_name : "it");
     m.message_count = b->n_uids;
     m.bytes_original = b->bytes_original;
-    rc = archive_manifest_write(b->dir, &m, b->opt.manifest_key, err);
+    rc = keys_cert_fingerprint(keys_epoch_cert(b->content), m.content_cert_fpr, err);
+    if (rc == 0)
+        rc = keys_cert_fingerprint(keys_epoch_cert(b->reid), m.reid_cert_fpr, err);
+    if (rc == 0)
+        rc = archive_manifest_write(b->dir, &m, b->opt.signing_key, err);
     r->n_volumes = n;
     free(m.volumes);
     return rc;

@@ -8,7 +8,7 @@
  *     vol-NNNN.p7m    gzip(tar(<uidvalidity>-<uid>.eml..., index.jsonl)) in CMS
  *                     AuthEnvelopedData (AES-256-GCM) to the content epoch certificate
  *     reid-NNNN.p7m   gzip(tar(<uidvalidity>-<uid>.reid...)) to the reid epoch certificate
- *     manifest.json   no personal data, HMAC-SHA-256 under the manifest key; written last
+ *     manifest.json   no personal data, signed with the host's Ed25519 key; written last
  * A directory without a valid manifest is not a batch (an interrupted run): purge must not
  * expunge for it, check reports it as incomplete, and a re-run makes a new batch.
  *
@@ -40,11 +40,13 @@
 #include "common/audit.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "keys/keys.h"
 
 #define ARCHIVE_DEFAULT_VOLUME_MIB 8
 #define ARCHIVE_MAX_WORKERS 16
 #define ARCHIVE_MANIFEST "manifest.json"
-#define ARCHIVE_FORMAT "mailret-batch/1"
+#define ARCHIVE_FORMAT "mailret-batch/2"      /* signed (Ed25519) */
+#define ARCHIVE_FORMAT_V1 "mailret-batch/1"   /* legacy: HMAC under the manifest key */
 #define ARCHIVE_KEY_LEN 32
 
 /* One message as the caller fetched it.  flags: space-separated IMAP flags ("" allowed). */
@@ -77,7 +79,7 @@ struct archive_options {
     const char *reid_holder_name;   /* role name for listings; NULL = "it" */
     const pseudo_key *pseudonym_key;
     const struct pseudo_policy *policy;     /* NULL = pseudo_policy_default() */
-    const unsigned char *manifest_key;      /* ARCHIVE_KEY_LEN bytes */
+    EVP_PKEY *signing_key;          /* the host's Ed25519 batch-signing key */
     audit_log *audit;               /* NULL only in unit tests */
     mr_log *log;                    /* may be NULL */
 };
@@ -123,12 +125,32 @@ struct archive_volume {
     char reid_sha256[65];
 };
 
+/* How a manifest's authenticity was established when it was read. */
+enum archive_auth {
+    ARCHIVE_AUTH_NONE = 0,          /* not checked (archive_manifest_read_unverified) */
+    ARCHIVE_AUTH_SIGNED,            /* mailret-batch/2, signature by a pinned host key */
+    ARCHIVE_AUTH_LEGACY_HMAC,       /* mailret-batch/1, HMAC under the legacy manifest key */
+    ARCHIVE_AUTH_OVERRIDDEN,        /* did not verify; accepted by the explicit override */
+};
+
+/* "signed", "legacy-hmac", "UNVERIFIED (override)", "unchecked". */
+const char *archive_auth_name(enum archive_auth auth);
+
+/* What a reader trusts.  Nothing here is secret except legacy_key. */
+struct archive_trust {
+    const keys_keyring *keyring;        /* pinned host public keys (may be NULL/empty) */
+    const unsigned char *legacy_key;    /* manifest HMAC key for mailret-batch/1, or NULL */
+    bool accept_unverified;             /* the audited override (--trust-unsigned) */
+};
+
 struct archive_manifest {
     char format[32];
     char batch_id[64];
     char mailbox[256];
     time_t period_start, period_end, created, expires, verified;
     char content_key_id[33], reid_key_id[33];   /* epoch key ids in the vault */
+    char content_cert_fpr[65], reid_cert_fpr[65];   /* SHA-256 of the epoch certificates
+                                                       (format 2; "" in format 1) */
     char content_holder[64], reid_holder[64];   /* role names */
     size_t message_count;
     unsigned long long bytes_original;
@@ -136,21 +158,36 @@ struct archive_manifest {
     time_t hold_since;              /* 0 when not held */
     struct archive_volume *volumes;
     size_t n_volumes;
+    /* Set by reading: */
+    char signer[33];                /* format 2: id of the host key that signed it */
+    enum archive_auth auth;
+    char auth_problem[MR_ERROR_MSG_MAX];   /* ARCHIVE_AUTH_OVERRIDDEN: why it did not verify */
 };
 
-/* Read <dir>/manifest.json.  With key: the HMAC must check (MR_E_TAMPERED otherwise).
- * key NULL skips the HMAC (IT's machine, which may not hold the manifest key; volume
- * integrity then rests on the GCM tags). */
-int archive_manifest_read(const char *dir, const unsigned char *key,
+/* Read <dir>/manifest.json and establish that it is authentic: a format-2 manifest must
+ * carry a signature by a key in trust->keyring; a format-1 manifest an HMAC under
+ * trust->legacy_key.  Anything else (unsigned, another key, altered, format 1 without the
+ * legacy key) is MR_E_TAMPERED naming manifest.json, unless trust->accept_unverified, in
+ * which case it is returned with auth = ARCHIVE_AUTH_OVERRIDDEN and the reason in
+ * auth_problem.  Malformed JSON or fields are refused either way. */
+int archive_manifest_read(const char *dir, const struct archive_trust *trust,
                           struct archive_manifest *m, mr_error *err);
-/* Write atomically (durable) with a fresh HMAC. */
+/* Parse only (auth = ARCHIVE_AUTH_NONE): for expiring or reporting a batch whose manifest
+ * cannot be trusted.  Nothing read this way may be restored. */
+int archive_manifest_read_unverified(const char *dir, struct archive_manifest *m,
+                                     mr_error *err);
+/* Write atomically (durable) as format 2, signed with signing_key (m->content_cert_fpr
+ * and reid_cert_fpr must be set). */
 int archive_manifest_write(const char *dir, const struct archive_manifest *m,
-                           const unsigned char *key, mr_error *err);
+                           EVP_PKEY *signing_key, mr_error *err);
 void archive_manifest_clear(struct archive_manifest *m);
 
-/* Legal hold: re-writes the manifest (HMAC checked first, then renewed); audited. */
-int archive_batch_set_hold(const char *dir, bool hold, const unsigned char *key,
-                           audit_log *audit, mr_error *err);
+/* Legal hold: re-writes the manifest (authenticity checked first, then signed afresh; a
+ * legacy format-1 manifest is re-written as format 2 with its epoch certificates'
+ * fingerprints taken from vault_dir); audited. */
+int archive_batch_set_hold(const char *dir, bool hold, const struct archive_trust *trust,
+                           EVP_PKEY *signing_key, const char *vault_dir, audit_log *audit,
+                           mr_error *err);
 
 /* Expiry (crypto-shredding, tombstone) is the retention policy's job: purge/expire.h. */
 

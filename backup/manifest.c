@@ -1,9 +1,12 @@
 /* manifest.c — manifest.json: the batch's table of contents and its only claim to exist.
- * Authentication: the file is `<body>,"hmac_sha256":"<hex>"}\n` where the HMAC covers the
- * exact bytes `<body>}` — the bytes on disk, so no JSON canonicalisation is involved. */
+ * Format 2 (written): `<body>,"ed25519_signature":"<hex>"}\n`, the Ed25519 signature by
+ * the host's signing key over the exact bytes `<body>}`, whose "signer" field names the
+ * key.  Format 1 (read only): the same shape with `,"hmac_sha256":"<hex>"` under the
+ * legacy manifest key.  The bytes on disk are what is checked: no JSON canonicalisation. */
 #include "backup/archive.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #include "common/mrtime.h"
 
 #define HMAC_TAG ",\"hmac_sha256\":\""
+#define SIG_TAG ",\"ed25519_signature\":\""
 #define MANIFEST_MAX (16 * 1024 * 1024)
 
 /* Times are UTC text; 0 (not set, e.g. hold_since) is the empty string. */
@@ -46,20 +50,31 @@ static void hmac_hex(const unsigned char *key, const void *data, size_t len, cha
 }
 
 int archive_manifest_write(const char *dir, const struct archive_manifest *m,
-                           const unsigned char *key, mr_error *err)
+                           EVP_PKEY *signing_key, mr_error *err)
 {
-    char t_ps[24], t_pe[24], t_c[24], t_e[24], t_v[24], t_h[24], mac[65], path[4200];
-    json_t *o, *vols = json_array();
+    char t_ps[24], t_pe[24], t_c[24], t_e[24], t_v[24], t_h[24], sig_hex[2 * KEYS_SIG_LEN + 1];
+    char path[4200], signer[KEYS_ID_LEN + 1];
+    unsigned char sig[KEYS_SIG_LEN];
+    json_t *o, *vols;
     char *body = NULL, *file = NULL;
-    size_t blen;
+    size_t blen, flen;
     int rc;
 
+    if (signing_key == NULL)
+        return mr_error_set(err, MR_E_INVALID, "manifest: no signing key");
+    if (strlen(m->content_cert_fpr) != 64 || strlen(m->reid_cert_fpr) != 64)
+        return mr_error_set(err, MR_E_INVALID, "manifest: epoch certificate fingerprints "
+                            "missing");
+    rc = keys_key_id(signing_key, signer, err);
+    if (rc != 0)
+        return rc;
     fmt_time(m->period_start, t_ps);
     fmt_time(m->period_end, t_pe);
     fmt_time(m->created, t_c);
     fmt_time(m->expires, t_e);
     fmt_time(m->verified, t_v);
     fmt_time(m->hold_since, t_h);
+    vols = json_array();
     for (size_t i = 0; vols != NULL && i < m->n_volumes; i++) {
         const struct archive_volume *v = &m->volumes[i];
         json_array_append_new(
@@ -68,15 +83,16 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                             (json_int_t)v->messages, "reid", v->reid_name, "reid_size",
                             (json_int_t)v->reid_size, "reid_sha256", v->reid_sha256));
     }
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:I,"
-                  " s:I, s:b, s:s, s:o}",
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s},"
+                  " s:{s:s, s:s}, s:I, s:I, s:b, s:s, s:o, s:s}",
                   "format", ARCHIVE_FORMAT, "batch_id", m->batch_id, "mailbox", m->mailbox,
                   "period_start", t_ps, "period_end", t_pe, "created", t_c, "expires", t_e,
                   "verified", t_v, "epoch_keys", "content", m->content_key_id, "reid",
-                  m->reid_key_id, "holders", "content", m->content_holder, "reid",
+                  m->reid_key_id, "epoch_certs", "content", m->content_cert_fpr, "reid",
+                  m->reid_cert_fpr, "holders", "content", m->content_holder, "reid",
                   m->reid_holder, "message_count", (json_int_t)m->message_count,
                   "bytes_original", (json_int_t)m->bytes_original, "hold", (int)m->hold,
-                  "hold_since", t_h, "volumes", vols);
+                  "hold_since", t_h, "volumes", vols, "signer", signer);
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
     body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -84,15 +100,22 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
     if (body == NULL)
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     blen = strlen(body);        /* ends with '}' */
-    hmac_hex(key, body, blen, mac);
-    file = malloc(blen + sizeof HMAC_TAG + 64 + 4);
+    rc = keys_sign(signing_key, body, blen, sig, err);
+    if (rc != 0) {
+        free(body);
+        return mr_error_prefix(err, "manifest");
+    }
+    volume_hex(sig, KEYS_SIG_LEN, sig_hex);
+    flen = blen - 1 + strlen(SIG_TAG) + 2 * KEYS_SIG_LEN + 3;
+    file = malloc(flen + 1);
     if (file == NULL) {
         free(body);
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     }
     memcpy(file, body, blen - 1);
-    snprintf(file + blen - 1, sizeof HMAC_TAG + 64 + 4, "%s%s\"}\n", HMAC_TAG, mac);
+    snprintf(file + blen - 1, flen + 2 - blen, "%s%s\"}\n", SIG_TAG, sig_hex);
     snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
+    /* A hold re-writes an existing manifest: the rename replaces it atomically. */
     rc = durable_write_file(path, file, strlen(file), 0640, err);
     free(body);
     free(file);
@@ -112,10 +135,23 @@ static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
     json_t *keys = json_object_get(o, "epoch_keys"), *holders = json_object_get(o, "holders");
     int bad = 0;
 
+    json_t *certs = json_object_get(o, "epoch_certs");
+    bool v2;
+
     copy_str(o, "format", m->format, sizeof m->format);
-    if (strcmp(m->format, ARCHIVE_FORMAT) != 0)
+    v2 = strcmp(m->format, ARCHIVE_FORMAT) == 0;
+    if (!v2 && strcmp(m->format, ARCHIVE_FORMAT_V1) != 0)
         return mr_error_set(err, MR_E_UNSUPPORTED, "manifest format '%s' is not %s",
                             m->format, ARCHIVE_FORMAT);
+    if (v2) {
+        copy_str(certs, "content", m->content_cert_fpr, sizeof m->content_cert_fpr);
+        copy_str(certs, "reid", m->reid_cert_fpr, sizeof m->reid_cert_fpr);
+        copy_str(o, "signer", m->signer, sizeof m->signer);
+        if (strlen(m->content_cert_fpr) != 64 || strlen(m->reid_cert_fpr) != 64
+            || strlen(m->signer) != KEYS_ID_LEN)
+            return mr_error_set(err, MR_E_PARSE, "manifest: signer or epoch certificate "
+                                "fingerprints missing");
+    }
     copy_str(o, "batch_id", m->batch_id, sizeof m->batch_id);
     copy_str(o, "mailbox", m->mailbox, sizeof m->mailbox);
     bad |= parse_time(json_string_value(json_object_get(o, "period_start")), &m->period_start);
@@ -157,12 +193,97 @@ static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
     return 0;
 }
 
-int archive_manifest_read(const char *dir, const unsigned char *key,
-                          struct archive_manifest *m, mr_error *err)
+const char *archive_auth_name(enum archive_auth auth)
 {
-    char path[4200], mac[65];
+    switch (auth) {
+    case ARCHIVE_AUTH_SIGNED: return "signed";
+    case ARCHIVE_AUTH_LEGACY_HMAC: return "legacy-hmac";
+    case ARCHIVE_AUTH_OVERRIDDEN: return "UNVERIFIED (override)";
+    default: return "unchecked";
+    }
+}
+
+static int hex_decode(const char *hex, unsigned char *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = hex[2 * i + k];
+            v <<= 4;
+            if (c >= '0' && c <= '9')
+                v |= (unsigned)(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= (unsigned)(c - 'a' + 10);
+            else
+                return -1;
+        }
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+/* The trailing authentication field, if the text ends with exactly `<tag><hex>"}\n`. */
+static char *find_tail(char *text, const char *tag, size_t hex_len)
+{
+    char *last = NULL;
+
+    for (char *p = strstr(text, tag); p != NULL; p = strstr(p + 1, tag))
+        last = p;
+    if (last == NULL || strlen(last) != strlen(tag) + hex_len + 3
+        || strcmp(last + strlen(tag) + hex_len, "\"}\n") != 0)
+        return NULL;
+    return last;
+}
+
+/* Checks the text's signature or HMAC (m->format and m->signer already parsed). */
+static int authenticate(char *text, const struct archive_trust *trust,
+                        struct archive_manifest *m, mr_error *err)
+{
+    bool v2 = strcmp(m->format, ARCHIVE_FORMAT) == 0;
+    char *tag = v2 ? find_tail(text, SIG_TAG, 2 * KEYS_SIG_LEN) : find_tail(text, HMAC_TAG, 64);
+    char saved;
+    int rc;
+
+    if (tag == NULL)
+        return mr_error_set(err, MR_E_TAMPERED, v2 ? "unsigned (no signature field)"
+                                                    : "no HMAC field");
+    saved = tag[0];
+    tag[0] = '}';       /* the authenticated bytes: the body with its closing brace */
+    if (v2) {
+        unsigned char sig[KEYS_SIG_LEN];
+        if (hex_decode(tag + strlen(SIG_TAG), sig, KEYS_SIG_LEN) != 0)
+            rc = mr_error_set(err, MR_E_TAMPERED, "malformed signature");
+        else if (keys_keyring_size(trust->keyring) == 0)
+            rc = mr_error_set(err, MR_E_TAMPERED, "no pinned host key to check the signature "
+                              "against (--host-key)");
+        else
+            rc = keys_keyring_verify(trust->keyring, m->signer, text,
+                                     (size_t)(tag - text) + 1, sig, err);
+        if (rc == 0)
+            m->auth = ARCHIVE_AUTH_SIGNED;
+    } else if (trust->legacy_key == NULL) {
+        rc = mr_error_set(err, MR_E_TAMPERED, "legacy format 1 (HMAC) and no manifest key to "
+                          "check it");
+    } else {
+        char mac[65];
+        hmac_hex(trust->legacy_key, text, (size_t)(tag - text) + 1, mac);
+        rc = CRYPTO_memcmp(mac, tag + strlen(HMAC_TAG), 64) == 0
+                 ? 0
+                 : mr_error_set(err, MR_E_TAMPERED, "HMAC does not match (altered, or another "
+                                "manifest key)");
+        if (rc == 0)
+            m->auth = ARCHIVE_AUTH_LEGACY_HMAC;
+    }
+    tag[0] = saved;
+    return rc;
+}
+
+static int manifest_load(const char *dir, const struct archive_trust *trust,
+                         struct archive_manifest *m, mr_error *err)
+{
+    char path[4200];
     FILE *f;
-    char *text = NULL, *tag;
+    char *text = NULL;
     size_t len = 0;
     json_t *o;
     json_error_t jerr;
@@ -186,42 +307,54 @@ int archive_manifest_read(const char *dir, const unsigned char *key,
         return mr_error_set(err, MR_E_LIMIT, "%s is too large", path);
     }
     text[len] = '\0';
-    /* Split off the trailing HMAC field; its exact shape is part of the format. */
-    tag = NULL;
-    for (char *p = strstr(text, HMAC_TAG); p != NULL; p = strstr(p + 1, HMAC_TAG))
-        tag = p;
-    if (tag == NULL || strlen(tag) != strlen(HMAC_TAG) + 64 + 3
-        || strcmp(tag + strlen(HMAC_TAG) + 64, "\"}\n") != 0) {
+    if (strlen(text) != len) {
         free(text);
-        return mr_error_set(err, MR_E_TAMPERED, "manifest.json in %s: HMAC field missing or "
-                            "malformed", dir);
+        return mr_error_set(err, MR_E_TAMPERED, "manifest.json in %s holds a NUL byte", dir);
     }
-    if (key != NULL) {
-        char *given = tag + strlen(HMAC_TAG);
-        char saved[2] = { tag[0], tag[1] };
-        tag[0] = '}';
-        hmac_hex(key, text, (size_t)(tag - text) + 1, mac);
-        tag[0] = saved[0];
-        (void)saved[1];
-        if (CRYPTO_memcmp(mac, given, 64) != 0) {
-            free(text);
-            return mr_error_set(err, MR_E_TAMPERED,
-                                "manifest.json in %s: HMAC does not match (altered, or another "
-                                "manifest key)", dir);
-        }
-    }
-    o = json_loadb(text, len, 0, &jerr);
-    free(text);
-    if (o == NULL)
+    o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (o == NULL) {
+        free(text);
         return mr_error_set(err, MR_E_PARSE, "manifest.json in %s is not JSON (line %d)", dir,
                             jerr.line);
+    }
     rc = parse_body(o, m, err);
     json_decref(o);
     if (rc != 0) {
+        free(text);
         archive_manifest_clear(m);
-        return mr_error_prefix(err, "%s", dir);
+        return mr_error_prefix(err, "manifest.json in %s", dir);
     }
-    return 0;
+    if (trust != NULL) {
+        mr_error aerr;
+        mr_error_clear(&aerr);
+        rc = authenticate(text, trust, m, &aerr);
+        if (rc != 0 && trust->accept_unverified) {
+            snprintf(m->auth_problem, sizeof m->auth_problem, "%s", aerr.msg);
+            m->auth = ARCHIVE_AUTH_OVERRIDDEN;
+            rc = 0;
+        } else if (rc != 0) {
+            if (err != NULL)
+                *err = aerr;
+            mr_error_prefix(err, "manifest.json in %s", dir);
+            archive_manifest_clear(m);
+        }
+    }
+    free(text);
+    return rc;
+}
+
+int archive_manifest_read(const char *dir, const struct archive_trust *trust,
+                          struct archive_manifest *m, mr_error *err)
+{
+    static const struct archive_trust none = { 0 };
+
+    return manifest_load(dir, trust != NULL ? trust : &none, m, err);
+}
+
+int archive_manifest_read_unverified(const char *dir, struct archive_manifest *m,
+                                     mr_error *err)
+{
+    return manifest_load(dir, NULL, m, err);
 }
 
 void archive_manifest_clear(struct archive_manifest *m)
@@ -230,18 +363,35 @@ void archive_manifest_clear(struct archive_manifest *m)
     memset(m, 0, sizeof *m);
 }
 
-int archive_batch_set_hold(const char *dir, bool hold, const unsigned char *key,
-                           audit_log *audit, mr_error *err)
+int archive_batch_set_hold(const char *dir, bool hold, const struct archive_trust *trust,
+                           EVP_PKEY *signing_key, const char *vault_dir, audit_log *audit,
+                           mr_error *err)
 {
     struct archive_manifest m;
-    int rc = archive_manifest_read(dir, key, &m, err);
+    struct archive_trust strict = { 0 };
+    int rc;
 
+    /* A hold re-signs the manifest: never on the strength of the override. */
+    if (trust != NULL) {
+        strict = *trust;
+        strict.accept_unverified = false;
+    }
+    rc = archive_manifest_read(dir, &strict, &m, err);
     if (rc != 0)
         return rc;
-    if (m.hold != hold) {
-        m.hold = hold;
-        m.hold_since = hold ? time(NULL) : 0;
-        rc = archive_manifest_write(dir, &m, key, err);
+    if (m.auth == ARCHIVE_AUTH_LEGACY_HMAC) {
+        rc = keys_epoch_cert_fingerprint(vault_dir, m.content_key_id, m.content_cert_fpr, err);
+        if (rc == 0)
+            rc = keys_epoch_cert_fingerprint(vault_dir, m.reid_key_id, m.reid_cert_fpr, err);
+        if (rc != 0)
+            mr_error_prefix(err, "re-signing legacy manifest in %s", dir);
+    }
+    if (rc == 0 && (m.hold != hold || m.auth == ARCHIVE_AUTH_LEGACY_HMAC)) {
+        if (m.hold != hold) {
+            m.hold = hold;
+            m.hold_since = hold ? time(NULL) : 0;
+        }
+        rc = archive_manifest_write(dir, &m, signing_key, err);
     }
     if (rc == 0 && audit != NULL) {
         const struct audit_field f[] = {

@@ -180,10 +180,26 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
     const struct restore_options *o = r->opt;
     struct archive_manifest m;
     EVP_PKEY *ck = NULL, *rk = NULL;
-    int rc = archive_manifest_read(dir, o->manifest_key, &m, err);
+    int rc = archive_manifest_read(dir, o->trust, &m, err);
 
     if (rc != 0)
         return rc;
+    if (m.auth == ARCHIVE_AUTH_OVERRIDDEN) {
+        /* Restoring what could not be authenticated is IT's explicit decision: said
+         * loudly and recorded with the reason it did not verify. */
+        const struct audit_field f[] = { { "batch", m.batch_id },
+                                         { "problem", m.auth_problem } };
+        log_warn(o->log, "batch %s: NOT AUTHENTIC (%s): restoring anyway (--trust-unsigned)",
+                 m.batch_id, m.auth_problem);
+        r->stats->unverified++;
+        if (o->audit != NULL && (rc = audit_append(o->audit, "restore.unverified_batch", f, 2,
+                                                   err)) != 0)
+            goto done;
+    } else if (m.auth == ARCHIVE_AUTH_LEGACY_HMAC) {
+        log_warn(o->log, "batch %s: legacy manifest (HMAC, format 1), authenticated with the "
+                 "host's manifest key", m.batch_id);
+        r->stats->legacy++;
+    }
     rc = keys_epoch_unseal(o->vault_dir, m.content_key_id, o->it_key, o->audit, &ck, err);
     if (rc == 0 && !o->pseudonymised)
         rc = keys_epoch_unseal(o->vault_dir, m.reid_key_id,
@@ -236,6 +252,8 @@ static int audit_restore(const struct restore_options *o, const char *event,
         { "restored", restored },
         { "erased_left_out", erased },
         { "status", st },
+        { "trust", o->trust != NULL && o->trust->accept_unverified ? "unsigned-accepted"
+                                                                   : "pinned-keys" },
     };
     return audit_append(o->audit, event, f, sizeof f / sizeof f[0], err);
 }
@@ -255,6 +273,8 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
         return mr_error_set(err, MR_E_INVALID, "a --reason for the restore is required");
     if (opt->it_key == NULL)
         return mr_error_set(err, MR_E_AUTH, "restore needs IT's private key (--it-key)");
+    if (opt->trust == NULL)
+        return mr_error_set(err, MR_E_INVALID, "restore: no trust settings");
     if (opt->message_id != NULL) {
         size_t n = 0;
         for (const char *p = opt->message_id; *p != '\0' && n + 1 < sizeof r.wanted_mid; p++)

@@ -24,6 +24,7 @@
 #include "common/audit.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "backup/archive.h"
 
 enum restore_format { RESTORE_MAILDIR = 0, RESTORE_MBOX = 1, RESTORE_SINK = 2 };
 
@@ -50,7 +51,8 @@ struct restore_options {
     bool pseudonymised;
     EVP_PKEY *it_key;               /* content holder's private key */
     EVP_PKEY *reid_key;             /* NULL = it_key */
-    const unsigned char *manifest_key;  /* optional: check the manifest HMAC too */
+    const struct archive_trust *trust;  /* required: a batch is restored only if its
+                                           manifest is authentic (or the override says) */
     const char *ledger_path;        /* optional erasure ledger */
     enum restore_format format;
     const char *output;             /* Maildir directory or mbox file (or a label for
@@ -69,6 +71,8 @@ struct restore_stats {
     size_t not_selected;
     size_t refused;         /* RESTORE_SINK: messages the destination refused */
     size_t keywords_dropped;    /* Maildir: keyword occurrences past the 26 letters */
+    size_t unverified;          /* batches restored under the override */
+    size_t legacy;              /* batches authenticated by the legacy HMAC */
 };
 
 int restore_run(const struct restore_options *opt, struct restore_stats *stats,

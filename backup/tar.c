@@ -250,8 +250,8 @@ static int pax_apply(const char *text, size_t len, char *path, unsigned long lon
     return 0;
 }
 
-int tar_read_next(tar_read_fn fn, void *ctx, size_t max_len, struct tar_entry *e,
-                  mr_error *err)
+int tar_read_header(tar_read_fn fn, void *ctx, size_t max_len, struct tar_entry *e,
+                    mr_error *err)
 {
     unsigned char h[TAR_BLOCK];
     char pax_path[TAR_NAME_MAX + 1] = "";
@@ -317,6 +317,21 @@ int tar_read_next(tar_read_fn fn, void *ctx, size_t max_len, struct tar_entry *e
         return mr_error_set(err, MR_E_PARSE, "tar: entry without a name");
     e->mtime = (time_t)mtime;
     e->len = (size_t)size;
+    return 1;
+}
+
+int tar_skip_padding(tar_read_fn fn, void *ctx, size_t len, mr_error *err)
+{
+    return skip(fn, ctx, pad_to_block(len) - len, err);
+}
+
+int tar_read_next(tar_read_fn fn, void *ctx, size_t max_len, struct tar_entry *e,
+                  mr_error *err)
+{
+    int rc = tar_read_header(fn, ctx, max_len, e, err);
+
+    if (rc != 1)
+        return rc;
     e->data = malloc(e->len ? e->len : 1);
     if (e->data == NULL)
         return mr_error_set(err, MR_E_NOMEM, "out of memory");

@@ -45,6 +45,13 @@ struct tar_entry {
 int tar_read_next(tar_read_fn fn, void *ctx, size_t max_len, struct tar_entry *e,
                   mr_error *err);
 
+/* Streaming: the next entry's header only (e->data NULL, e->len its size; 1), or 0 at the
+ * end marker.  The caller then reads exactly e->len bytes through fn and calls
+ * tar_skip_padding(fn, ctx, e->len) before the next header. */
+int tar_read_header(tar_read_fn fn, void *ctx, size_t max_len, struct tar_entry *e,
+                    mr_error *err);
+int tar_skip_padding(tar_read_fn fn, void *ctx, size_t len, mr_error *err);
+
 /* A tar_read_fn over a memory buffer. */
 struct tar_mem_src {
     const unsigned char *data;

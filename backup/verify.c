@@ -56,6 +56,20 @@ static int check_strays(const char *dir, const struct archive_manifest *m, mr_er
     return rc;
 }
 
+/* The vault's certificate must be the one the signed manifest names. */
+static int check_cert(const char *vault, const char *id, const char *fpr, mr_error *err)
+{
+    char got[KEYS_FPR_LEN + 1];
+    int rc = keys_epoch_cert_fingerprint(vault, id, got, err);
+
+    if (rc != 0)
+        return rc;
+    if (strcmp(got, fpr) != 0)
+        return mr_error_set(err, MR_E_TAMPERED, "%s.crt.pem in the vault is not the epoch "
+                            "certificate the manifest names", id);
+    return 0;
+}
+
 struct deep_ctx {
     size_t messages;
 };
@@ -75,10 +89,15 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
     int rc;
 
     memset(rep, 0, sizeof *rep);
-    rc = archive_manifest_read(opt->dir, opt->manifest_key, &m, err);
+    if (opt->trust == NULL)
+        return mr_error_set(err, MR_E_INVALID, "verify: no trust settings");
+    rc = archive_manifest_read(opt->dir, opt->trust, &m, err);
     if (rc != 0)
         return rc;
     snprintf(rep->batch_id, sizeof rep->batch_id, "%s", m.batch_id);
+    rep->auth = m.auth;
+    snprintf(rep->signer, sizeof rep->signer, "%s", m.signer);
+    snprintf(rep->auth_problem, sizeof rep->auth_problem, "%s", m.auth_problem);
     for (size_t i = 0; rc == 0 && i < m.n_volumes; i++) {
         const struct archive_volume *v = &m.volumes[i];
         rc = check_file(opt->dir, v->name, v->size, v->sha256, err);
@@ -96,6 +115,10 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
         else if (!keys_epoch_present(opt->vault_dir, m.reid_key_id))
             rc = mr_error_set(err, MR_E_NOTFOUND, "reid epoch key %s is missing from the vault",
                               m.reid_key_id);
+        if (rc == 0 && m.content_cert_fpr[0] != '\0')
+            rc = check_cert(opt->vault_dir, m.content_key_id, m.content_cert_fpr, err);
+        if (rc == 0 && m.reid_cert_fpr[0] != '\0')
+            rc = check_cert(opt->vault_dir, m.reid_key_id, m.reid_cert_fpr, err);
     }
     if (rc == 0 && opt->deep) {
         struct deep_ctx dc = { 0 };
@@ -123,9 +146,11 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
             { "batch", m.batch_id },
             { "depth", opt->deep ? "deep" : "host" },
             { "status", rc == 0 ? "ok" : mr_status_name(rc) },
+            { "auth", archive_auth_name(m.auth) },
+            { "signer", m.signer },
         };
         mr_error aerr;
-        int arc = audit_append(opt->audit, "batch.verify", f, 3, rc == 0 ? err : &aerr);
+        int arc = audit_append(opt->audit, "batch.verify", f, 5, rc == 0 ? err : &aerr);
         if (rc == 0)
             rc = arc;
     }

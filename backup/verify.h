@@ -1,7 +1,9 @@
 /*
  * verify.h — `mailret verify BATCH`.
- * Host side (no private keys): manifest HMAC, every volume and reid file present with the
- * manifest's size and SHA-256, no stray volume files, both sealed epoch keys in the vault.
+ * Host side (no private keys): the manifest's signature against the pinned host keys
+ * (or a legacy manifest's HMAC), every volume and reid file present with the manifest's
+ * size and SHA-256, no stray volume files, both sealed epoch keys in the vault and their
+ * certificates the ones the manifest names.
  * Deep (IT side, --deep): additionally unseal the epoch keys with IT's key, decrypt every
  * volume and reid file, and check every message's SHA-256 before and after
  * re-identification against the index and the message count against the manifest.
@@ -17,11 +19,12 @@
 
 #include "common/audit.h"
 #include "common/error.h"
+#include "backup/archive.h"
 
 struct verify_options {
     const char *dir;                    /* batch directory */
     const char *vault_dir;
-    const unsigned char *manifest_key;  /* required on the host; NULL skips the HMAC */
+    const struct archive_trust *trust;  /* required: pinned host keys, legacy key, override */
     bool deep;
     EVP_PKEY *it_key;                   /* deep only */
     EVP_PKEY *reid_key;                 /* deep only; NULL = it_key */
@@ -32,6 +35,9 @@ struct verify_report {
     char batch_id[64];
     size_t volumes;
     size_t messages;                    /* deep: messages decrypted and checked */
+    enum archive_auth auth;             /* how the manifest was authenticated */
+    char signer[33];                    /* format 2: the signing key's id */
+    char auth_problem[MR_ERROR_MSG_MAX];  /* ARCHIVE_AUTH_OVERRIDDEN: why it did not verify */
 };
 
 int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr_error *err);

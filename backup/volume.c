@@ -32,6 +32,8 @@ struct volume_reader {
     struct libdeflate_decompressor *decomp;
     struct mr_buf plain;            /* the current member's plaintext */
     size_t pos;                     /* read position in plain */
+    size_t plain_total;             /* plaintext produced so far (all members) */
+    size_t plain_cap;               /* the most this volume may decompress to */
     bool open;
     const char *name;
     char path[PATH_MAX];
@@ -225,12 +227,35 @@ int volume_file_hash(const char *path, unsigned long long *size,
  * so that is the first try; a larger member (another writer, or zlib's single member)
  * doubles the room until it fits or passes the bound.  A damaged stream is MR_E_TAMPERED
  * naming the file. */
+static int bomb(const volume_reader *r, mr_error *err)
+{
+    return mr_error_set(err, MR_E_LIMIT, "%s decompresses to more than %zu MiB (%zu times its "
+                        "size): refused as a decompression bomb", r->name, r->plain_cap >> 20,
+                        r->file_size > 0 ? (size_t)(r->plain_cap / r->file_size) : 0);
+}
+
+size_t volume_plain_cap(unsigned long long file_size)
+{
+    unsigned long long cap = file_size * VOLUME_PLAIN_RATIO;
+
+    if (file_size > VOLUME_PLAIN_MAX / VOLUME_PLAIN_RATIO || cap > VOLUME_PLAIN_MAX)
+        return VOLUME_PLAIN_MAX;
+    return cap < VOLUME_PLAIN_FLOOR ? VOLUME_PLAIN_FLOOR : (size_t)cap;
+}
+
 static int next_member(volume_reader *r, mr_error *err)
 {
     size_t room = r->plain.cap > GZIP_MEMBER ? r->plain.cap : GZIP_MEMBER;
+    size_t left = r->plain_cap - r->plain_total;
 
     buf_wipe_reset(&r->plain);
     r->pos = 0;
+    if (left == 0)
+        return bomb(r, err);
+    /* The member's output may not pass what is left of the volume's budget: room one
+     * byte over it tells "fits exactly" from "too much". */
+    if (room > left)
+        room = left + 1;
     for (;;) {
         size_t used = 0, got = 0;
         enum libdeflate_result res;
@@ -241,17 +266,19 @@ static int next_member(volume_reader *r, mr_error *err)
         res = libdeflate_gzip_decompress_ex(r->decomp, (unsigned char *)r->gz->data + r->gz_off,
                                             r->gz->length - r->gz_off, r->plain.data,
                                             r->plain.cap, &used, &got);
+        if (res == LIBDEFLATE_SUCCESS && got > left)
+            return bomb(r, err);
         if (res == LIBDEFLATE_SUCCESS) {
             r->gz_off += used;
             r->plain.len = got;
+            r->plain_total += got;
             return 0;
         }
         if (res != LIBDEFLATE_INSUFFICIENT_SPACE)
             return mr_error_set(err, MR_E_TAMPERED, "%s: compressed data is corrupt", r->name);
-        if (room > VOLUME_PLAIN_MAX / 2)
-            return mr_error_set(err, MR_E_LIMIT, "%s: a gzip member larger than %zu MiB",
-                                r->name, VOLUME_PLAIN_MAX >> 20);
-        room *= 2;
+        if (room > left)
+            return bomb(r, err);
+        room = room > left / 2 ? left + 1 : room * 2;
     }
 }
 
@@ -321,6 +348,7 @@ static void reader_reset(volume_reader *r)
     r->gz->length = 0;
     r->gz_off = 0;
     r->pos = 0;
+    r->plain_total = 0;
     r->open = false;
 }
 
@@ -338,6 +366,7 @@ int volume_reader_open(volume_reader *r, const char *path, EVP_PKEY *pkey,
         SHA256(r->cipher.data, r->cipher.len, md);
         volume_hex(md, sizeof md, r->file_sha256);
         r->file_size = r->cipher.len;
+        r->plain_cap = volume_plain_cap(r->file_size);
         if (expect_sha256 != NULL && strcmp(r->file_sha256, expect_sha256) != 0)
             rc = mr_error_set(err, MR_E_TAMPERED, "%s: SHA-256 differs from the manifest",
                               r->name);
@@ -439,6 +468,17 @@ int volume_check_end(volume_reader *r, mr_error *err)
     if (r->pos != r->plain.len)
         return mr_error_set(err, MR_E_TAMPERED, "%s: unexpected data after the archive",
                             r->name);
+    return 0;
+}
+
+int volume_rewind(volume_reader *r, mr_error *err)
+{
+    if (!r->open)
+        return mr_error_set(err, MR_E_STATE, "volume reader is not open");
+    buf_wipe_reset(&r->plain);
+    r->gz_off = 0;
+    r->pos = 0;
+    r->plain_total = 0;
     return 0;
 }
 

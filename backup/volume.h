@@ -38,9 +38,15 @@ int volume_file_hash(const char *path, unsigned long long *size,
 
 typedef struct volume_reader volume_reader;
 
-/* Largest plaintext a volume may decompress to (a bound against a damaged or hostile
- * file; our volumes hold at most 64 MiB plus one oversized message). */
+/* Largest plaintext a volume may decompress to, a bound against a damaged or hostile
+ * file (a decompression bomb): VOLUME_PLAIN_RATIO times the encrypted file's size, at
+ * least VOLUME_PLAIN_FLOOR, at most VOLUME_PLAIN_MAX.  Mail compresses far less than
+ * 128:1 (deflate's own limit is ~1032:1), and the writer reads every volume back through
+ * the same bound, so a volume that would not pass it is never written. */
 #define VOLUME_PLAIN_MAX ((size_t)2 << 30)
+#define VOLUME_PLAIN_RATIO 128
+#define VOLUME_PLAIN_FLOOR ((size_t)32 << 20)
+size_t volume_plain_cap(unsigned long long file_size);
 
 /* A reader that keeps its buffers from one volume to the next (worker threads verify
  * many).  NULL when out of memory. */
@@ -65,6 +71,9 @@ void volume_reader_file(const volume_reader *r, unsigned long long *size,
                         char sha256_hex[VOLUME_SHA256_HEX]);
 /* A tar_read_fn over the decompressed plaintext (ctx = the volume_reader). */
 int volume_read(void *ctx, void *buf, size_t n, mr_error *err);
+/* Back to the first byte of the plaintext (decompressed again as it is read), for a
+ * second pass that does not hold the first one's entries. */
+int volume_rewind(volume_reader *r, mr_error *err);
 /* 0 if the plaintext ends right here (no trailing data). */
 int volume_check_end(volume_reader *r, mr_error *err);
 /* Wipe and free (volume_reader_free; NULL is allowed). */

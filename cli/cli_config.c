@@ -1,6 +1,8 @@
 /* cli_config.c — cli_config_load (cli.h): the configuration for a command, and the
  * logging settings it carries. */
 #include <stddef.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/config.h"
@@ -26,6 +28,22 @@ static int apply_log_settings(struct cli_ctx *ctx, const struct mr_config *cfg, 
     return 0;
 }
 
+/* Everything mailret writes goes under the state directory's owner: run as anyone else
+ * (root above all) it would leave files that owner cannot read or replace, and the next
+ * run as the service user would find a "damaged" batch or a "BROKEN" audit log. */
+static int check_state_owner(const struct mr_config *cfg, mr_error *err)
+{
+    struct stat st;
+
+    if (cfg->state.dir == NULL || stat(cfg->state.dir, &st) != 0)
+        return 0;       /* not made yet: the first run makes it, as this user */
+    if (st.st_uid != geteuid())
+        return mr_error_set(err, MR_E_PERM, "the state directory %s belongs to uid %u, not to "
+                            "the user running mailret (uid %u): run mailret as its owner",
+                            cfg->state.dir, (unsigned)st.st_uid, (unsigned)geteuid());
+    return 0;
+}
+
 int cli_config_parse(struct cli_ctx *ctx, struct mr_config **out, mr_error *err)
 {
     const char *path;
@@ -48,6 +66,8 @@ int cli_config_load(struct cli_ctx *ctx, struct mr_config **out, mr_error *err)
     if (rc != 0)
         return rc;
     rc = apply_log_settings(ctx, *out, err);
+    if (rc == 0)
+        rc = check_state_owner(*out, err);
     if (rc != 0) {
         config_free(*out);
         *out = NULL;

@@ -3,11 +3,13 @@
 #include "cli/cli_setup.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
+#include "common/durable.h"
 #include "common/secret.h"
 
 int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k,
@@ -27,9 +29,26 @@ int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k
         rc = keys_secret_key_read(cfg->keys.pseudonym_key_file, k->pkey.bytes, err);
         k->have_pkey = rc == 0;
     }
-    if (rc == 0 && (need & CLI_NEED_MANIFEST_KEY)) {
-        rc = keys_secret_key_read(cfg->keys.manifest_key_file, k->mkey, err);
-        k->have_mkey = rc == 0;
+    if (rc == 0 && (need & CLI_NEED_SIGNER)) {
+        rc = keys_signing_load(cfg->keys.signing_key_file, &k->signer, err);
+        /* A host set up before batches were signed has keys but no signing key. */
+        if (rc == MR_E_NOTFOUND && access(cfg->keys.pseudonym_key_file, F_OK) == 0) {
+            cli_keys_release(k);
+            return mr_error_set(err, MR_E_NOTFOUND, "no batch-signing key at %s: run `mailret "
+                                "keys rotate-signing` to create it, and give IT the keyring",
+                                cfg->keys.signing_key_file);
+        }
+    }
+    if (rc == 0 && (need & (CLI_NEED_TRUST | CLI_NEED_SIGNER))) {
+        k->keyring = keys_keyring_new();
+        if (k->keyring == NULL)
+            rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+        if (rc == 0 && k->signer != NULL)
+            rc = keys_keyring_add(k->keyring, k->signer, err);
+        if (rc == 0)
+            rc = cli_trust_load(cfg, k->keyring, k->mkey, &k->have_mkey, err);
+        k->trust.keyring = k->keyring;
+        k->trust.legacy_key = k->have_mkey ? k->mkey : NULL;
     }
     if (rc != 0) {
         cli_keys_release(k);
@@ -52,6 +71,77 @@ int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k
     return 0;
 }
 
+int cli_trust_load(const struct mr_config *cfg, keys_keyring *kr, unsigned char *mkey,
+                   bool *legacy_loaded, mr_error *err)
+{
+    int rc = 0;
+
+    *legacy_loaded = false;
+    if (access(cfg->keys.host_keyring, F_OK) == 0)
+        rc = keys_keyring_add_file(kr, cfg->keys.host_keyring, err);
+    if (rc == 0 && access(cfg->keys.signing_key_file, R_OK) == 0) {
+        EVP_PKEY *sk = NULL;
+        rc = keys_signing_load(cfg->keys.signing_key_file, &sk, err);
+        if (rc == 0)
+            rc = keys_keyring_add(kr, sk, err);
+        EVP_PKEY_free(sk);
+    }
+    if (rc == 0 && access(cfg->keys.manifest_key_file, F_OK) == 0) {
+        rc = keys_secret_key_read(cfg->keys.manifest_key_file, mkey, err);
+        *legacy_loaded = rc == 0;
+    }
+    if (rc == 0 && keys_keyring_size(kr) == 0 && !*legacy_loaded)
+        rc = mr_error_set(err, MR_E_NOTFOUND, "no host signing key or keyring (%s)",
+                          cfg->keys.host_keyring);
+    return rc;
+}
+
+int cli_trust_setup(const struct mr_config *cfg, const char *const *host_keys, size_t n,
+                    const char *legacy_key_file, bool trust_unsigned, struct cli_trust *t,
+                    mr_error *err)
+{
+    bool legacy = false;
+    int rc = 0;
+
+    memset(t, 0, sizeof *t);
+    t->keyring = keys_keyring_new();
+    if (t->keyring == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = keys_keyring_add_file(t->keyring, host_keys[i], err);
+    if (rc == 0 && n == 0 && cfg != NULL) {
+        rc = cli_trust_load(cfg, t->keyring, t->mkey, &legacy, err);
+        if (rc == MR_E_NOTFOUND)
+            rc = 0;
+    }
+    if (rc == 0 && legacy_key_file != NULL) {
+        rc = keys_secret_key_read(legacy_key_file, t->mkey, err);
+        legacy = rc == 0;
+    }
+    if (rc == 0 && keys_keyring_size(t->keyring) == 0 && !legacy && !trust_unsigned)
+        rc = mr_error_set(err, MR_E_AUTH, "no pinned host key: give --host-key FILE (the "
+                          "host's keyring, checked against the fingerprint from `keys "
+                          "init-host`)");
+    if (rc != 0) {
+        cli_trust_release(t);
+        return rc;
+    }
+    t->trust.keyring = t->keyring;
+    t->trust.legacy_key = legacy ? t->mkey : NULL;
+    t->trust.accept_unverified = trust_unsigned;
+    if (trust_unsigned)
+        fprintf(stderr, "mailret: WARNING: --trust-unsigned: a batch whose manifest is not "
+                "authentic is read anyway (and audited)\n");
+    return 0;
+}
+
+void cli_trust_release(struct cli_trust *t)
+{
+    keys_keyring_free(t->keyring);
+    OPENSSL_cleanse(t->mkey, sizeof t->mkey);
+    memset(t, 0, sizeof *t);
+}
+
 void cli_keys_release(struct cli_keys *k)
 {
     X509_free(k->it);
@@ -59,6 +149,11 @@ void cli_keys_release(struct cli_keys *k)
     k->it = k->reid = NULL;
     OPENSSL_cleanse(&k->pkey, sizeof k->pkey);
     OPENSSL_cleanse(k->mkey, sizeof k->mkey);
+    EVP_PKEY_free(k->signer);
+    keys_keyring_free(k->keyring);
+    k->signer = NULL;
+    k->keyring = NULL;
+    memset(&k->trust, 0, sizeof k->trust);
 }
 
 void cli_archive_options(const struct mr_config *cfg, const struct cli_keys *k,
@@ -80,9 +175,31 @@ void cli_archive_options(const struct mr_config *cfg, const struct cli_keys *k,
                               ? "reid" : "it";
     o->pseudonym_key = &k->pkey;
     o->policy = &k->policy;
-    o->manifest_key = k->mkey;
+    o->signing_key = k->signer;
     o->audit = audit;
     o->log = log;
+}
+
+int cli_sweep_tmp(const struct mr_config *cfg, mr_log *log, mr_error *err)
+{
+    struct archive_batch_ref *refs = NULL;
+    size_t n_refs = 0, n = 0, total = 0;
+    int rc = durable_sweep_tmp(cfg->keys.vault_dir, true, &n, err);
+
+    total += n;
+    if (rc == 0)
+        rc = durable_sweep_tmp(cfg->state.dir, true, &n, err);
+    total += rc == 0 ? n : 0;
+    if (rc == 0)
+        rc = archive_batch_list(cfg->archive.dir, NULL, &refs, &n_refs, err);
+    for (size_t i = 0; rc == 0 && i < n_refs; i++) {
+        rc = durable_sweep_tmp(refs[i].dir, false, &n, err);
+        total += rc == 0 ? n : 0;
+    }
+    free(refs);
+    if (total > 0)
+        log_info(log, "removed %zu temporary file(s) left by interrupted writes", total);
+    return rc;
 }
 
 int cli_state_path(const struct mr_config *cfg, const char *name, char *buf, size_t size,

@@ -21,20 +21,47 @@
 struct cli_keys {
     X509 *it, *reid;                        /* certificates (public) */
     pseudo_key pkey;
-    unsigned char mkey[KEYS_SECRET_LEN];    /* manifest key */
+    EVP_PKEY *signer;                       /* the host's batch-signing key */
+    keys_keyring *keyring;                  /* pinned host keys */
+    unsigned char mkey[KEYS_SECRET_LEN];    /* legacy manifest key, when present */
+    struct archive_trust trust;             /* keyring + legacy key, no override */
     struct pseudo_policy policy;
     bool have_certs, have_pkey, have_mkey;
 };
 
 enum cli_keys_need {
-    CLI_NEED_MANIFEST_KEY = 1,
+    CLI_NEED_TRUST = 1,         /* keyring ([keys] host_keyring, plus the signing key's
+                                   public half if readable) and the legacy manifest key */
     CLI_NEED_PSEUDONYM_KEY = 2,
     CLI_NEED_CERTS = 4,
+    CLI_NEED_SIGNER = 8,        /* the signing key itself (implies CLI_NEED_TRUST) */
 };
+
+/* The pinned keys from the configuration: [keys] host_keyring if it exists, and the
+ * public half of the signing key if it is readable.  MR_E_NOTFOUND if neither gives one.
+ * *legacy_loaded tells whether mkey was filled from [keys] manifest_key_file. */
+int cli_trust_load(const struct mr_config *cfg, keys_keyring *kr, unsigned char *mkey,
+                   bool *legacy_loaded, mr_error *err);
 
 /* Load what `need` (CLI_NEED_* bits) names; the error says to run `keys init-host`. */
 int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k,
                     mr_error *err);
+/* IT's side (restore, verify): what a batch is checked against.  host_keys: files given
+ * with --host-key (each one or more PEM public keys); when none, the configuration's
+ * (cfg may be NULL on IT's machine).  legacy_key_file: --legacy-manifest-key (or the
+ * configuration's manifest key when present).  Without any pinned key and without
+ * trust_unsigned this is an error (MR_E_AUTH) telling IT to pin the host key.
+ * trust_unsigned is the override: printed on stderr here; callers audit it. */
+struct cli_trust {
+    keys_keyring *keyring;
+    unsigned char mkey[KEYS_SECRET_LEN];
+    struct archive_trust trust;
+};
+int cli_trust_setup(const struct mr_config *cfg, const char *const *host_keys, size_t n,
+                    const char *legacy_key_file, bool trust_unsigned, struct cli_trust *t,
+                    mr_error *err);
+void cli_trust_release(struct cli_trust *t);
+
 /* Free certificates and wipe the secret keys; safe on a zeroed struct. */
 void cli_keys_release(struct cli_keys *k);
 
@@ -42,6 +69,10 @@ void cli_keys_release(struct cli_keys *k);
  * are filled per batch by the caller). */
 void cli_archive_options(const struct mr_config *cfg, const struct cli_keys *k,
                            audit_log *audit, mr_log *log, struct archive_options *o);
+
+/* Remove the temporary files that interrupted durable writes left in the vault, the state
+ * directory (both shredded: key material) and every batch directory; logged when any. */
+int cli_sweep_tmp(const struct mr_config *cfg, mr_log *log, mr_error *err);
 
 /* "<state dir>/<name>" into buf. */
 int cli_state_path(const struct mr_config *cfg, const char *name, char *buf, size_t size,

@@ -213,7 +213,9 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     else if (!all)
         rc = mrtime_month_start(time(NULL), cfg->retention.timezone, &cutoff, &err);
     if (rc == 0)
-        rc = cli_keys_load(cfg, CLI_NEED_CERTS | CLI_NEED_PSEUDONYM_KEY | CLI_NEED_MANIFEST_KEY,
+        rc = cli_sweep_tmp(cfg, ctx->log, &err);
+    if (rc == 0)
+        rc = cli_keys_load(cfg, CLI_NEED_CERTS | CLI_NEED_PSEUDONYM_KEY | CLI_NEED_SIGNER,
                            &k, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);

@@ -109,7 +109,7 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0 && at_text != NULL)
         rc = mrtime_parse(at_text, cfg->retention.timezone, &co.at, &err);
     if (rc == 0)
-        rc = cli_keys_load(cfg, CLI_NEED_MANIFEST_KEY, &keys, &err);
+        rc = cli_keys_load(cfg, CLI_NEED_TRUST, &keys, &err);
     if (rc == 0 && !offline)
         rc = ingest_setup_imap_options(cfg, &io, &password, &err);
     if (rc == 0)
@@ -121,7 +121,7 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         io.log = ctx->log;
         co.archive_dir = cfg->archive.dir;
         co.vault_dir = cfg->keys.vault_dir;
-        co.manifest_key = keys.mkey;
+        co.trust = &keys.trust;
         co.warn_days = cfg->retention.expiring_warn_days;
         co.zone = cfg->retention.timezone;
         co.imap = offline ? NULL : &io;

@@ -137,14 +137,17 @@ int cmd_expire(struct cli_ctx *ctx, int argc, char **argv)
     }
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, lock_wait, &lock, &err);
+    if (rc == 0 && !eo.dry_run)
+        rc = cli_sweep_tmp(cfg, ctx->log, &err);
     if (rc == 0)
-        rc = cli_keys_load(cfg, CLI_NEED_MANIFEST_KEY, &keys, &err);
+        rc = cli_keys_load(cfg, CLI_NEED_SIGNER, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0) {
         eo.archive_dir = cfg->archive.dir;
         eo.vault_dir = cfg->keys.vault_dir;
-        eo.manifest_key = keys.mkey;
+        eo.trust = &keys.trust;
+        eo.signing_key = keys.signer;
         eo.audit = audit;
         eo.log = ctx->log;
         rc = expire_run(&eo, &report, &err);

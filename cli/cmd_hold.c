@@ -65,12 +65,12 @@ int cmd_hold(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, 10, &lock, &err);
     if (rc == 0)
-        rc = cli_keys_load(cfg, CLI_NEED_MANIFEST_KEY, &keys, &err);
+        rc = cli_keys_load(cfg, CLI_NEED_SIGNER, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0)
-        rc = hold_set(cfg->archive.dir, batch, !release, reason, keys.mkey, audit, dir,
-                      sizeof dir, &err);
+        rc = hold_set(cfg->archive.dir, cfg->keys.vault_dir, batch, !release, reason,
+                      &keys.trust, keys.signer, audit, dir, sizeof dir, &err);
     if (rc == 0)
         printf("%s: legal hold %s\n", batch, release ? "released" : "placed");
     audit_close(audit);

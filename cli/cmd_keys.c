@@ -1,4 +1,4 @@
-/* cmd_keys.c — `mailret keys init-it | init-host | list`.  init-it runs on IT's machine
+/* cmd_keys.c — `mailret keys init-it | init-host | rotate-signing | list`.  init-it runs on IT's machine
  * without a configuration; the others read [keys] from the configuration file. */
 #include <getopt.h>
 #include <stdio.h>
@@ -20,6 +20,7 @@ static void usage(FILE *out)
             "usage: mailret keys init-it --key FILE --cert FILE [--algo p256|rsa3072]\n"
             "                            [--cn NAME] [--days N] [--passphrase-file FILE]\n"
             "       mailret keys init-host --it-cert FILE [--reid-cert FILE]\n"
+            "       mailret keys rotate-signing\n"
             "       mailret keys list\n"
             "\n"
             "init-it    (IT's own machine) create IT's restore key pair: a private key\n"
@@ -29,9 +30,15 @@ static void usage(FILE *out)
             "           Audited to --audit-log FILE if given.\n"
             "init-host  (the mailret host) install IT's certificate (and the re-identification\n"
             "           holder's, default IT's) where [keys] it_cert/reid_cert say, create the\n"
-            "           pseudonym key and the manifest key (0600) and seal a copy of the\n"
-            "           pseudonym key to IT into the vault (%s).  Refuses to\n"
-            "           replace existing keys.\n"
+            "           pseudonym key (0600), seal a copy of it to IT into the vault\n"
+            "           (%s), and create the Ed25519 batch-signing key (0600)\n"
+            "           whose public key goes to [keys] host_keyring.  Prints the signing\n"
+            "           key's fingerprint: IT pins the keyring file after comparing it.\n"
+            "           Refuses to replace existing keys.\n"
+            "rotate-signing  a new batch-signing key; the old public key stays in the\n"
+            "           keyring (batches it signed still verify), its private key is\n"
+            "           shredded.  Also creates the key on a host set up before signing.\n"
+            "           Give IT the new keyring and fingerprint.\n"
             "list       key ids, kinds, holders, created, expires; never key material.\n",
             PSEUDONYM_SEALED_NAME);
 }
@@ -126,7 +133,8 @@ static int init_host(struct cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error("keys", "--reid-cert given but [keys] reid_cert is not set");
     }
     o.pseudonym_key_file = cfg->keys.pseudonym_key_file;
-    o.manifest_key_file = cfg->keys.manifest_key_file;
+    o.signing_key_file = cfg->keys.signing_key_file;
+    o.host_keyring = cfg->keys.host_keyring;
     snprintf(sealed, sizeof sealed, "%s/%s", cfg->keys.vault_dir, PSEUDONYM_SEALED_NAME);
     o.pseudonym_key_sealed = sealed;
     rc = durable_mkdirs(cfg->keys.vault_dir, 0700, &err);
@@ -136,8 +144,39 @@ static int init_host(struct cli_ctx *ctx, int argc, char **argv)
         rc = keys_init_host(&o, audit, &err);
     audit_close(audit);
     if (rc == 0)
-        printf("host keys created: pseudonym key %s, manifest key %s, sealed copy %s\n",
-               o.pseudonym_key_file, o.manifest_key_file, sealed);
+        printf("host keys created: pseudonym key %s, sealed copy %s\n"
+               "batch-signing key %s (id %s)\n"
+               "  fingerprint SHA256:%s\n"
+               "  IT pins the public keyring %s (compare this fingerprint)\n",
+               o.pseudonym_key_file, sealed, o.signing_key_file, o.signing_id, o.signing_fpr,
+               o.host_keyring);
+    config_free(cfg);
+    return rc == 0 ? CLI_EXIT_OK : cli_fail("keys", &err);
+}
+
+static int rotate_signing(struct cli_ctx *ctx, int argc)
+{
+    struct mr_config *cfg = NULL;
+    audit_log *audit = NULL;
+    char id[KEYS_ID_LEN + 1], fpr[KEYS_FPR_LEN + 1];
+    mr_error err;
+    int rc;
+
+    if (argc > 1)
+        return cli_usage_error("keys", "rotate-signing takes no arguments");
+    mr_error_clear(&err);
+    rc = cli_config_load(ctx, &cfg, &err);
+    if (rc != 0)
+        return cli_fail("keys", &err);
+    rc = audit_open(&audit, cfg->audit.log, &err);
+    if (rc == 0)
+        rc = keys_signing_new(cfg->keys.signing_key_file, cfg->keys.host_keyring, true, audit,
+                              id, fpr, &err);
+    audit_close(audit);
+    if (rc == 0)
+        printf("batch-signing key %s (id %s)\n  fingerprint SHA256:%s\n"
+               "  give IT the keyring %s: it keeps the earlier keys\n",
+               cfg->keys.signing_key_file, id, fpr, cfg->keys.host_keyring);
     config_free(cfg);
     return rc == 0 ? CLI_EXIT_OK : cli_fail("keys", &err);
 }
@@ -158,6 +197,7 @@ static int list(struct cli_ctx *ctx)
         .vault_dir = cfg->keys.vault_dir, .it_cert = cfg->keys.it_cert,
         .reid_cert = cfg->keys.reid_cert, .pseudonym_key_file = cfg->keys.pseudonym_key_file,
         .manifest_key_file = cfg->keys.manifest_key_file,
+        .signing_key_file = cfg->keys.signing_key_file, .host_keyring = cfg->keys.host_keyring,
     };
     rc = keys_list(&lo, &v, &n, &err);
     config_free(cfg);
@@ -187,6 +227,8 @@ int cmd_keys(struct cli_ctx *ctx, int argc, char **argv)
         return init_it(argc - 1, argv + 1);
     if (strcmp(argv[1], "init-host") == 0)
         return init_host(ctx, argc - 1, argv + 1);
+    if (strcmp(argv[1], "rotate-signing") == 0)
+        return rotate_signing(ctx, argc - 1);
     if (strcmp(argv[1], "list") == 0)
         return list(ctx);
     return cli_usage_error("keys", "unknown subcommand '%s'", argv[1]);

@@ -148,9 +148,11 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     /* The lock before anything reads or writes state: two purges must never interleave. */
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, lock_wait, &lock, &err);
+    if (rc == 0 && !po.dry_run)
+        rc = cli_sweep_tmp(cfg, ctx->log, &err);
     if (rc == 0)
         rc = cli_keys_load(cfg, CLI_NEED_CERTS | CLI_NEED_PSEUDONYM_KEY
-                                      | CLI_NEED_MANIFEST_KEY, &keys, &err);
+                                      | CLI_NEED_SIGNER, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0)
@@ -174,6 +176,7 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         po.mailboxes = n_only > 0 ? only : (const char *const *)cfg->mailboxes.items;
         po.n_mailboxes = n_only > 0 ? n_only : cfg->mailboxes.n;
         po.archive = &ao;
+        po.trust = &keys.trust;
         po.retention_years = cfg->retention.years;
         po.zone = cfg->retention.timezone;
         po.journal_path = journal;

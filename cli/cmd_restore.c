@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "cli/cli_setup.h"
 #include "backup/pseudo.h"
 #include "backup/restore.h"
 #include "common/audit.h"
@@ -22,6 +23,7 @@
 
 #define PSEUDONYM_SEALED_NAME "pseudonym-key.p7m"
 #define MAX_LIST 64
+#define PERSON_MAX 322      /* an address (320) or a CPR number, and the NUL */
 
 static void usage(FILE *out)
 {
@@ -29,11 +31,13 @@ static void usage(FILE *out)
             "usage: mailret restore --reason TEXT --it-key FILE\n"
             "                       (--maildir DIR | --mbox FILE | --imap-mailbox NAME)\n"
             "                       [--batch ID]... [--mailbox NAME] [--from DATE] [--to DATE]\n"
-            "                       [--message-id ID] [--person ADDRESS|CPR]...\n"
+            "                       [--message-id ID] [--person < FILE]\n"
             "                       [--pseudonymised] [--ledger FILE]\n"
             "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
             "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
             "                       [--json]\n"
+            "                       [--host-key FILE]... [--legacy-manifest-key FILE]\n"
+            "                       [--trust-unsigned]\n"
             "\n"
             "IT: restore archived mail, byte for byte, with its flags and INTERNALDATE.\n"
             "The batch's epoch keys are unsealed with IT's private key; its passphrase comes\n"
@@ -44,9 +48,11 @@ static void usage(FILE *out)
             "  --batch ID         a batch id or directory name (repeatable; default: all)\n"
             "  --from/--to DATE   INTERNALDATE in [from, to): YYYY-MM-DD or ...THH:MM:SSZ\n"
             "  --message-id ID    only this Message-ID\n"
-            "  --person VALUE     messages naming this address or CPR number (via its token;\n"
-            "                     needs the pseudonym key: --pseudonym-key, [keys], or the\n"
-            "                     copy sealed to IT in the vault)\n"
+            "  --person           messages naming one of the addresses or CPR numbers read\n"
+            "                     from standard input, one per line (never on the command\n"
+            "                     line, which every user can see); matched via their tokens,\n"
+            "                     so it needs the pseudonym key: --pseudonym-key, [keys], or\n"
+            "                     the copy sealed to IT in the vault\n"
             "  --pseudonymised    no re-identification: the archived bytes (content key only)\n"
             "  --ledger FILE      erasure ledger (default [state] erasure_ledger);\n"
             "                     messages carrying a listed token are always left out\n"
@@ -56,6 +62,12 @@ static void usage(FILE *out)
             "  --keep-deleted     with --imap-mailbox: set \\Deleted again where it was set\n"
             "  --reason TEXT      why, e.g. a ticket number (required; goes to the audit log;\n"
             "                     never a person's name or address)\n"
+            "  --host-key FILE    the host's pinned public signing keys (its keyring; default\n"
+            "                     [keys] host_keyring).  A batch is restored only if its\n"
+            "                     manifest is signed by one of them and every file matches\n"
+            "  --legacy-manifest-key FILE  HMAC key of batches from before signing\n"
+            "  --trust-unsigned   restore a batch whose manifest is not authentic anyway\n"
+            "                     (printed, logged and audited per batch)\n"
             "  --json             one JSON object: restored, batches, erased (on failure:\n"
             "                     error and message)\n"
             "\n"
@@ -154,6 +166,45 @@ static int person_token(const pseudo_key *pk, const char *value, char *out, size
     return 0;
 }
 
+/* The persons for --person: one address or CPR number per line on standard input. */
+static int read_persons(char buf[MAX_LIST][PERSON_MAX], size_t *n)
+{
+    char line[PERSON_MAX + 2];
+
+    *n = 0;
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        size_t len = strlen(line);
+        char *s = line;
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            OPENSSL_cleanse(line, sizeof line);
+            return cli_usage_error("restore", "--person: a line on standard input is longer "
+                                   "than %d characters", PERSON_MAX - 1);
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'
+                           || line[len - 1] == ' ' || line[len - 1] == '\t'))
+            line[--len] = '\0';
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s == '\0')
+            continue;
+        if (*n == MAX_LIST) {
+            OPENSSL_cleanse(line, sizeof line);
+            return cli_usage_error("restore", "--person: more than %d lines on standard input",
+                                   MAX_LIST);
+        }
+        len = strlen(s);
+        if (len >= PERSON_MAX)
+            len = PERSON_MAX - 1;   /* not reached: longer lines were refused above */
+        memcpy(buf[*n], s, len);
+        buf[(*n)++][len] = '\0';
+    }
+    OPENSSL_cleanse(line, sizeof line);
+    if (*n == 0)
+        return cli_usage_error("restore", "--person: no address or CPR number on standard "
+                               "input");
+    return CLI_EXIT_OK;
+}
+
 static int load_pseudonym_key(const char *file, const char *vault, EVP_PKEY *it,
                               pseudo_key *out, mr_error *err)
 {
@@ -191,7 +242,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "from", required_argument, NULL, 'f' },
         { "to", required_argument, NULL, 't' },
         { "message-id", required_argument, NULL, 'i' },
-        { "person", required_argument, NULL, 'p' },
+        { "person", no_argument, NULL, 'p' },
         { "pseudonymised", no_argument, NULL, 'z' },
         { "ledger", required_argument, NULL, 'l' },
         { "pseudonym-key", required_argument, NULL, 'y' },
@@ -201,12 +252,21 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "imap-mailbox", required_argument, NULL, 'I' },
         { "keep-deleted", no_argument, NULL, 'D' },
         { "json", no_argument, NULL, 'j' },
+        { "host-key", required_argument, NULL, 'H' },
+        { "legacy-manifest-key", required_argument, NULL, 'G' },
+        { "trust-unsigned", no_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
     struct restore_options o = { .format = RESTORE_MAILDIR };
     const char *it_key = NULL, *it_pass = NULL, *reid_key = NULL, *reid_pass = NULL;
     const char *from = NULL, *to = NULL, *pkey_file = NULL, *audit_path = NULL;
-    const char *batches[MAX_LIST], *persons[MAX_LIST];
+    const char *batches[MAX_LIST], *persons[MAX_LIST], *host_keys[MAX_LIST];
+    static char person_buf[MAX_LIST][PERSON_MAX];
+    bool persons_stdin = false;
+    const char *legacy_key = NULL;
+    size_t n_host_keys = 0;
+    bool trust_unsigned = false;
+    struct cli_trust trust = { 0 };
     char *tokens[MAX_LIST] = { 0 }, ledger_default[4096];
     size_t n_batches = 0, n_persons = 0;
     struct mr_config *cfg = NULL;
@@ -242,11 +302,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         case 'f': from = optarg; break;
         case 't': to = optarg; break;
         case 'i': o.message_id = optarg; break;
-        case 'p':
-            if (n_persons == MAX_LIST)
-                return cli_usage_error("restore", "too many --person");
-            persons[n_persons++] = optarg;
-            break;
+        case 'p': persons_stdin = true; break;
         case 'z': o.pseudonymised = true; break;
         case 'l': o.ledger_path = optarg; break;
         case 'y': pkey_file = optarg; break;
@@ -256,11 +312,23 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         case 'j': json = true; break;
         case 'I': o.format = RESTORE_SINK; imap_out.mailbox = optarg; o.output = optarg; break;
         case 'D': imap_out.keep_deleted = true; break;
+        case 'H':
+            if (n_host_keys == MAX_LIST)
+                return cli_usage_error("restore", "too many --host-key");
+            host_keys[n_host_keys++] = optarg;
+            break;
+        case 'G': legacy_key = optarg; break;
+        case 'U': trust_unsigned = true; break;
         default: return cli_usage_error("restore", "unknown option");
         }
     }
+    /* A stray argument may be a person's address or CPR number: never echoed. */
     if (optind < argc)
-        return cli_usage_error("restore", "unexpected argument '%s'", argv[optind]);
+        return cli_usage_error("restore", persons_stdin
+                                              ? "--person reads the addresses or CPR numbers "
+                                                "from standard input, one per line, not from "
+                                                "the command line"
+                                              : "unexpected argument (%d)", optind);
     if (o.reason == NULL)
         return cli_usage_error("restore", "--reason is required (it goes to the audit log)");
     if (o.output == NULL)
@@ -269,6 +337,13 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error("restore", "--keep-deleted goes with --imap-mailbox");
     if (it_key == NULL)
         return cli_usage_error("restore", "--it-key FILE is required: only IT can restore");
+    if (persons_stdin) {
+        rc = read_persons(person_buf, &n_persons);
+        if (rc != 0)
+            return rc;
+        for (size_t i = 0; i < n_persons; i++)
+            persons[i] = person_buf[i];
+    }
     mr_error_clear(&err);
     /* The configuration is optional on IT's machine; explicit options win. */
     if (o.archive_dir == NULL || o.vault_dir == NULL || audit_path == NULL
@@ -294,7 +369,11 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         }
         zone = cfg->retention.timezone;
     }
-    if (from != NULL)
+    rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, trust_unsigned, &trust,
+                         &err);
+    if (rc == 0)
+        o.trust = &trust.trust;
+    if (rc == 0 && from != NULL)
         rc = mrtime_parse(from, zone, &o.from, &err);
     if (rc == 0 && to != NULL)
         rc = mrtime_parse(to, zone, &o.to, &err);
@@ -350,6 +429,12 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
             printf("; %zu refused by the server", st.refused);
         printf("\n");
     }
+    if (rc == 0 && st.unverified > 0)
+        printf("WARNING: %zu batch(es) restored WITHOUT an authentic manifest "
+               "(--trust-unsigned)\n", st.unverified);
+    if (rc == 0 && st.legacy > 0)
+        printf("%zu batch(es) authenticated by the legacy manifest HMAC only\n", st.legacy);
+    cli_trust_release(&trust);
     if (rc == 0 && st.refused > 0)
         rc = mr_error_set(&err, MR_E_PROTOCOL, "%zu message%s refused by the IMAP "
                           "server (each named in the log); the others were restored",
@@ -362,6 +447,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     EVP_PKEY_free(reid);
     for (size_t i = 0; i < n_persons; i++)
         free(tokens[i]);
+    OPENSSL_cleanse(person_buf, sizeof person_buf);
     config_free(cfg);
     return rc == 0 ? CLI_EXIT_OK : cli_fail("restore", &err);
 }

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "cli/cli_setup.h"
 #include "backup/archive.h"
 #include "backup/verify.h"
 #include "common/audit.h"
@@ -14,17 +15,42 @@
 #include "common/secret.h"
 #include "keys/keys.h"
 
+#define MAX_KEYS 64
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: mailret verify BATCH... [--deep --it-key FILE [--reid-key FILE]]\n"
+            "                      [--host-key FILE]... [--legacy-manifest-key FILE]\n"
+            "                      [--trust-unsigned]\n"
+            "                      [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
             "\n"
-            "Host side: check the manifest's HMAC, every volume's and reid file's size and\n"
-            "SHA-256, that no unlisted volume is present and that both sealed epoch keys are\n"
-            "in the vault.  --deep (IT): also unseal the epoch keys, decrypt everything and\n"
-            "check every message's SHA-256 before and after re-identification.\n"
+            "Check that a batch is authentic and whole: the manifest's Ed25519 signature\n"
+            "against the pinned host keys (--host-key FILE, the host's keyring; default\n"
+            "[keys] host_keyring; batches from before signing: the legacy manifest HMAC),\n"
+            "every volume's and reid file's size and SHA-256, that no unlisted volume is\n"
+            "present, that both sealed epoch keys are in the vault and their certificates\n"
+            "are the ones the manifest names.  --deep (IT): also unseal the epoch keys,\n"
+            "decrypt everything and check every message's SHA-256 before and after\n"
+            "re-identification.  On IT's machine give --archive-dir/--vault-dir/--audit-log\n"
+            "instead of a configuration.  --trust-unsigned checks the rest of a batch whose\n"
+            "manifest is not authentic (audited); such a batch is still reported as failed.\n"
             "Passphrases: --it-passphrase-file / $MAILRET_IT_PASSPHRASE / terminal.\n"
             "BATCH is a batch id, a directory name, or 'all'.  Exit 0 ok, 1 a problem.\n");
+}
+
+static int load_key(const char *path, const char *pass_file, const char *env,
+                    const char *prompt, EVP_PKEY **out, mr_error *err)
+{
+    struct keys_secret_source src = { .file = pass_file, .env = env, .terminal = true,
+                                      .prompt = prompt };
+    char *pass = NULL;
+    int rc = keys_secret_read(&src, &pass, err);
+
+    if (rc == 0)
+        rc = keys_private_load(path, pass, out, err);
+    secret_free(pass);
+    return rc;
 }
 
 int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
@@ -35,15 +61,25 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         { "it-passphrase-file", required_argument, NULL, 'P' },
         { "reid-key", required_argument, NULL, 'K' },
         { "reid-passphrase-file", required_argument, NULL, 'Q' },
+        { "host-key", required_argument, NULL, 'H' },
+        { "legacy-manifest-key", required_argument, NULL, 'G' },
+        { "trust-unsigned", no_argument, NULL, 'U' },
+        { "archive-dir", required_argument, NULL, 'A' },
+        { "vault-dir", required_argument, NULL, 'V' },
+        { "audit-log", required_argument, NULL, 'L' },
         { NULL, 0, NULL, 0 },
     };
     const char *it_key = NULL, *it_pass = NULL, *reid_key = NULL, *reid_pass = NULL;
+    const char *host_keys[MAX_KEYS], *legacy_key = NULL;
+    const char *archive_dir = NULL, *vault_dir = NULL, *audit_path = NULL;
+    size_t n_host_keys = 0;
+    bool trust_unsigned = false;
+    struct cli_trust trust = { 0 };
     struct mr_config *cfg = NULL;
-    unsigned char mkey[KEYS_SECRET_LEN];
     audit_log *audit = NULL;
     EVP_PKEY *it = NULL, *reid = NULL;
     bool deep = false;
-    int opt, rc, failures = 0;
+    int opt, rc = 0, failures = 0;
     mr_error err;
 
     if (cli_wants_help(argc, argv)) {
@@ -57,6 +93,16 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         case 'P': it_pass = optarg; break;
         case 'K': reid_key = optarg; break;
         case 'Q': reid_pass = optarg; break;
+        case 'H':
+            if (n_host_keys == MAX_KEYS)
+                return cli_usage_error("verify", "too many --host-key");
+            host_keys[n_host_keys++] = optarg;
+            break;
+        case 'G': legacy_key = optarg; break;
+        case 'U': trust_unsigned = true; break;
+        case 'A': archive_dir = optarg; break;
+        case 'V': vault_dir = optarg; break;
+        case 'L': audit_path = optarg; break;
         default: return cli_usage_error("verify", "unknown option");
         }
     }
@@ -65,33 +111,32 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
     if (deep && it_key == NULL)
         return cli_usage_error("verify", "--deep needs --it-key FILE");
     mr_error_clear(&err);
-    rc = cli_config_load(ctx, &cfg, &err);
-    if (rc != 0)
-        return cli_fail("verify", &err);
-    rc = keys_secret_key_read(cfg->keys.manifest_key_file, mkey, &err);
+    /* The configuration is optional on IT's machine; explicit options win. */
+    if (archive_dir == NULL || vault_dir == NULL || audit_path == NULL
+        || ctx->config_explicit) {
+        rc = cli_config_load(ctx, &cfg, &err);
+        if (rc != 0)
+            return cli_fail("verify", &err);
+        if (archive_dir == NULL)
+            archive_dir = cfg->archive.dir;
+        if (vault_dir == NULL)
+            vault_dir = cfg->keys.vault_dir;
+        if (audit_path == NULL)
+            audit_path = cfg->audit.log;
+    }
+    rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, trust_unsigned, &trust,
+                         &err);
     if (rc == 0 && deep) {
-        struct keys_secret_source src = { .file = it_pass, .env = "MAILRET_IT_PASSPHRASE",
-                                          .terminal = true, .prompt = "IT key passphrase: " };
-        char *pass = NULL;
-        rc = keys_secret_read(&src, &pass, &err);
-        if (rc == 0)
-            rc = keys_private_load(it_key, pass, &it, &err);
-        secret_free(pass);
-        if (rc == 0 && reid_key != NULL) {
-            struct keys_secret_source rsrc = { .file = reid_pass,
-                                               .env = "MAILRET_REID_PASSPHRASE",
-                                               .terminal = true,
-                                               .prompt = "Re-identification key passphrase: " };
-            rc = keys_secret_read(&rsrc, &pass, &err);
-            if (rc == 0)
-                rc = keys_private_load(reid_key, pass, &reid, &err);
-            secret_free(pass);
-        }
+        rc = load_key(it_key, it_pass, "MAILRET_IT_PASSPHRASE", "IT key passphrase: ", &it,
+                      &err);
+        if (rc == 0 && reid_key != NULL)
+            rc = load_key(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
+                          "Re-identification key passphrase: ", &reid, &err);
     }
     if (rc == 0)
-        rc = audit_open(&audit, cfg->audit.log, &err);
+        rc = audit_open(&audit, audit_path, &err);
     if (rc != 0) {
-        OPENSSL_cleanse(mkey, sizeof mkey);
+        cli_trust_release(&trust);
         EVP_PKEY_free(it);
         EVP_PKEY_free(reid);
         config_free(cfg);
@@ -103,9 +148,9 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         char dir[4096];
 
         if (strcmp(argv[i], "all") == 0) {
-            rc = archive_batch_list(cfg->archive.dir, NULL, &refs, &n, &err);
+            rc = archive_batch_list(archive_dir, NULL, &refs, &n, &err);
         } else {
-            rc = archive_batch_find(cfg->archive.dir, argv[i], dir, sizeof dir, &err);
+            rc = archive_batch_find(archive_dir, argv[i], dir, sizeof dir, &err);
             if (rc == 0 && (refs = calloc(1, sizeof *refs)) != NULL) {
                 snprintf(refs->dir, sizeof refs->dir, "%s", dir);
                 refs->has_manifest = true;
@@ -119,10 +164,11 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         }
         for (size_t j = 0; j < n; j++) {
             const char *base = strrchr(refs[j].dir, '/') + 1;
-            struct verify_options vo = { .dir = refs[j].dir, .vault_dir = cfg->keys.vault_dir,
-                                         .manifest_key = mkey, .deep = deep, .it_key = it,
+            struct verify_options vo = { .dir = refs[j].dir, .vault_dir = vault_dir,
+                                         .trust = &trust.trust, .deep = deep, .it_key = it,
                                          .reid_key = reid, .audit = audit };
             struct verify_report rep;
+            char how[128];
             if (!refs[j].has_manifest) {
                 printf("%s\tINCOMPLETE (no manifest: an interrupted run, not a batch)\n", base);
                 failures++;
@@ -130,12 +176,23 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
             }
             mr_error_clear(&err);
             rc = verify_batch(&vo, &rep, &err);
-            if (rc == 0 && deep)
-                printf("%s\tok\t%zu volumes\t%zu messages decrypted and checked\n", base,
-                       rep.volumes, rep.messages);
-            else if (rc == 0)
-                printf("%s\tok\t%zu volumes\n", base, rep.volumes);
-            else {
+            if (rep.auth == ARCHIVE_AUTH_SIGNED)
+                snprintf(how, sizeof how, "signed by %s", rep.signer);
+            else
+                snprintf(how, sizeof how, "%s", archive_auth_name(rep.auth));
+            if (rc == 0 && rep.auth == ARCHIVE_AUTH_OVERRIDDEN) {
+                char line[sizeof rep.auth_problem];
+                snprintf(line, sizeof line, "%s", rep.auth_problem);
+                log_scrub(line);
+                printf("%s\tUNVERIFIED\tmanifest.json is not authentic (%s); files match it"
+                       "%s\n", base, line, deep ? " and decrypt" : "");
+                failures++;
+            } else if (rc == 0 && deep) {
+                printf("%s\tok\t%zu volumes\t%zu messages decrypted and checked\t%s\n", base,
+                       rep.volumes, rep.messages, how);
+            } else if (rc == 0) {
+                printf("%s\tok\t%zu volumes\t%s\n", base, rep.volumes, how);
+            } else {
                 char line[MR_ERROR_MSG_MAX];
                 snprintf(line, sizeof line, "%s", err.msg);
                 log_scrub(line);
@@ -146,7 +203,7 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         free(refs);
     }
     audit_close(audit);
-    OPENSSL_cleanse(mkey, sizeof mkey);
+    cli_trust_release(&trust);
     EVP_PKEY_free(it);
     EVP_PKEY_free(reid);
     config_free(cfg);

@@ -3,6 +3,8 @@
  * to cmd_<command>() (cli/cmd_*.c).  Nothing here knows what a command does.
  */
 #include <getopt.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,14 @@ int main(int argc, char **argv)
     /* Restrictive by default: everything mailret creates (state, archives, keys) is
      * private unless a module asks for more. */
     umask(077);
+    /* Private keys are in this process's memory (epoch keys during a purge, IT's key
+     * during a restore, the signing key): a crash must not write them into a core file,
+     * and no other process of the same user may read our memory through ptrace or /proc. */
+    {
+        const struct rlimit no_core = { 0, 0 };
+        (void)setrlimit(RLIMIT_CORE, &no_core);
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     /* Buffers of a megabyte and more (archive volumes, their decrypted and compressed
      * forms) straight from mmap and back to the kernel on free.  glibc's default raises
      * this threshold to the largest block freed so far, after which multi-megabyte volume

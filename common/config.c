@@ -97,6 +97,8 @@ static const struct key_def KEYS[] = {
     K("keys", "reid_cert", KT_PATH, keys.reid_cert),
     K("keys", "pseudonym_key_file", KT_PATH, keys.pseudonym_key_file),
     K("keys", "manifest_key_file", KT_PATH, keys.manifest_key_file),
+    K("keys", "signing_key_file", KT_PATH, keys.signing_key_file),
+    K("keys", "host_keyring", KT_PATH, keys.host_keyring),
     KR("retention", "years", KT_INT, retention.years, 1, 100),
     K("retention", "timezone", KT_ZONE, retention.timezone),
     KR("retention", "expiring_warn_days", KT_INT, retention.expiring_warn_days, 0, 3650),
@@ -757,6 +759,12 @@ static int finish(struct parse_ctx *c)
     if (cfg->keys.manifest_key_file == NULL &&
         (cfg->keys.manifest_key_file = join(cfg->state.dir, "manifest.key")) == NULL)
         goto nomem;
+    if (cfg->keys.signing_key_file == NULL &&
+        (cfg->keys.signing_key_file = join(cfg->state.dir, "signing-key.pem")) == NULL)
+        goto nomem;
+    if (cfg->keys.host_keyring == NULL &&
+        (cfg->keys.host_keyring = join(cfg->state.dir, "host-keys.pem")) == NULL)
+        goto nomem;
     if (cfg->retention.timezone == NULL &&
         (cfg->retention.timezone = strdup(MRTIME_DEFAULT_ZONE)) == NULL)
         goto nomem;
@@ -1035,6 +1043,8 @@ void config_free(struct mr_config *cfg)
     free(cfg->keys.reid_cert);
     free(cfg->keys.pseudonym_key_file);
     free(cfg->keys.manifest_key_file);
+    free(cfg->keys.signing_key_file);
+    free(cfg->keys.host_keyring);
     free(cfg->retention.timezone);
     list_free(&cfg->pseudonymisation.own_addresses);
     list_free(&cfg->pseudonymisation.own_domains);

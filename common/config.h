@@ -90,7 +90,9 @@ struct mr_config {
         char *it_cert;              /* required */
         char *reid_cert;            /* default: it_cert */
         char *pseudonym_key_file;   /* default <state dir>/pseudonym.key */
-        char *manifest_key_file;    /* default <state dir>/manifest.key */
+        char *manifest_key_file;    /* legacy (format-1 manifests); <state dir>/manifest.key */
+        char *signing_key_file;     /* Ed25519, default <state dir>/signing-key.pem */
+        char *host_keyring;         /* pinned public keys, default <state dir>/host-keys.pem */
     } keys;
 
     struct {

@@ -1,7 +1,10 @@
 /* durable.c — see durable.h. */
 #include "common/durable.h"
+#include "common/crashpoint.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -148,6 +151,7 @@ int durable_commit(durable_file *f, mr_error *err)
     if (close(f->fd) != 0 && rc == 0)
         rc = mr_error_errno(err, MR_E_IO, errno, "cannot close %s", f->path);
     f->fd = -1;
+    mr_crash_point("durable-before-rename", f->path);
     if (rc == 0 && rename(f->tmp, f->path) != 0)
         rc = mr_error_errno(err, MR_E_IO, errno, "cannot rename temporary file to %s", f->path);
     if (rc != 0) {
@@ -284,4 +288,56 @@ out:
     if (unlink(path) != 0)
         return mr_error_errno(err, MR_E_IO, errno, "cannot remove %s", path);
     return fsync_parent(path, err);
+}
+
+/* "<name>.tmp.<pid>.<n>" as durable_open makes them: the pid, or 0 if not that shape. */
+static long tmp_pid(const char *name)
+{
+    const char *t = NULL;
+    char *end;
+    long pid;
+
+    for (const char *p = strstr(name, ".tmp."); p != NULL; p = strstr(p + 1, ".tmp."))
+        t = p;
+    if (t == NULL || t == name)
+        return 0;
+    pid = strtol(t + 5, &end, 10);
+    if (pid <= 0 || *end != '.' || end[1] == '\0')
+        return 0;
+    for (const char *q = end + 1; *q != '\0'; q++)
+        if (*q < '0' || *q > '9')
+            return 0;
+    return pid;
+}
+
+int durable_sweep_tmp(const char *dir, bool shred, size_t *removed, mr_error *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int rc = 0;
+
+    if (removed != NULL)
+        *removed = 0;
+    if (d == NULL)
+        return errno == ENOENT ? 0 : mr_error_errno(err, MR_E_IO, errno, "cannot read %s", dir);
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        long pid = tmp_pid(de->d_name);
+        char path[PATH_MAX];
+        struct stat st;
+        /* A live writer's file (this process, or another mailret now) is not stale. */
+        if (pid == 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path)
+            continue;
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (shred)
+            rc = durable_shred(path, err);
+        else if (unlink(path) != 0 && errno != ENOENT)
+            rc = mr_error_errno(err, MR_E_IO, errno, "cannot remove %s", path);
+        if (rc == 0 && removed != NULL)
+            (*removed)++;
+    }
+    closedir(d);
+    return rc;
 }

@@ -7,6 +7,7 @@
 #ifndef MAILRET_COMMON_DURABLE_H
 #define MAILRET_COMMON_DURABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -36,5 +37,10 @@ int durable_mkdirs(const char *dir, mode_t mode, mr_error *err);
  * copy-on-write or journalled-data file systems the overwrite is best effort; mailret's
  * guarantee against old copies is crypto-shredding, not this.) */
 int durable_shred(const char *path, mr_error *err);
+
+/* Remove the temporary files (<name>.tmp.<pid>.<n>) that writers killed mid-write left in
+ * dir: those whose process is gone.  shred: overwrite them first (key material).  A
+ * missing dir is not an error; *removed (may be NULL) counts them. */
+int durable_sweep_tmp(const char *dir, bool shred, size_t *removed, mr_error *err);
 
 #endif

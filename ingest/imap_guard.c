@@ -181,7 +181,7 @@ size_t imap_guard_filter(struct imap_guard *g, unsigned char *buf, size_t n)
 {
     size_t rewritten = 0;
 
-    if (g->refused != 0)
+    if (g->refused != 0 || g->line_too_long)
         return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c;
@@ -209,7 +209,12 @@ size_t imap_guard_filter(struct imap_guard *g, unsigned char *buf, size_t n)
         section_step(g, c);
         if (c == '\n') {
             g->state = G_LINE_START;
+            g->line_len = 0;
             continue;
+        }
+        if (++g->line_len > IMAP_GUARD_LINE_MAX) {
+            g->line_too_long = 1;
+            return rewritten;
         }
         switch (g->state) {
         case G_LINE_START:

@@ -24,6 +24,11 @@
  * mailret takes bodies through a handler, piece by piece.  Nothing mailret asks for holds
  * a string that long (mailbox names, capabilities, flags); the stream then fails with a
  * protocol error.
+ *
+ * And it refuses a line longer than IMAP_GUARD_LINE_MAX bytes, literals not counted:
+ * libetpan collects a whole response line in memory, so a server that never ends a line
+ * would grow mailret without bound.  The longest line mailret can expect is a SEARCH
+ * result (about 8 bytes per UID: 4 million UIDs fit).
  */
 #ifndef MAILRET_INGEST_IMAP_GUARD_H
 #define MAILRET_INGEST_IMAP_GUARD_H
@@ -33,6 +38,8 @@
 
 /* The longest literal accepted outside a message body. */
 #define IMAP_GUARD_STRING_MAX (1u << 20)
+/* The longest response line accepted, literals not counted. */
+#define IMAP_GUARD_LINE_MAX ((uint64_t)32 << 20)
 
 struct imap_guard {
     int state;              /* where in a line (see imap_guard.c) */
@@ -48,13 +55,16 @@ struct imap_guard {
     int after_section;      /* right after its "]" (and an "<origin>", blanks) */
     int lit_body;           /* the literal being announced follows a body section */
     uint32_t refused;       /* size of a refused literal (0: none); the stream is dead */
+    uint64_t line_len;      /* bytes of the current line outside literals */
+    int line_too_long;      /* a line passed IMAP_GUARD_LINE_MAX; the stream is dead */
 };
 
 void imap_guard_init(struct imap_guard *g);
 
 /* The next n bytes from the server, in order; rewrites the one byte described above
  * where it occurs.  Returns how many bytes were rewritten.  After a refused literal
- * (g->refused != 0) it stops: the caller must fail the stream. */
+ * (g->refused != 0) or line (g->line_too_long) it stops: the caller must fail the
+ * stream. */
 size_t imap_guard_filter(struct imap_guard *g, unsigned char *buf, size_t n);
 
 #endif

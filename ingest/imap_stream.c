@@ -187,11 +187,15 @@ static ssize_t guarded(imap_stream *st, void *buf, size_t n)
     char what[160];
 
     (void)imap_guard_filter(&st->guard, buf, n);
-    if (st->guard.refused == 0)
+    if (st->guard.refused == 0 && !st->guard.line_too_long)
         return (ssize_t)n;
-    snprintf(what, sizeof what, "the IMAP server announced a literal of %u bytes outside a "
-             "message body (at most %u are accepted)", (unsigned)st->guard.refused,
-             IMAP_GUARD_STRING_MAX);
+    if (st->guard.line_too_long)
+        snprintf(what, sizeof what, "the IMAP server sent a line longer than %u MiB",
+                 (unsigned)(IMAP_GUARD_LINE_MAX >> 20));
+    else
+        snprintf(what, sizeof what, "the IMAP server announced a literal of %u bytes outside "
+                 "a message body (at most %u are accepted)", (unsigned)st->guard.refused,
+                 IMAP_GUARD_STRING_MAX);
     stream_fail(st, MR_E_PROTOCOL, 0, what);
     return -1;
 }

@@ -127,8 +127,20 @@ static int exec_wait(pid_t pid, const struct timespec *deadline, bool *timed_out
     }
 }
 
-/* environ plus our variables (ours first, so they win over inherited ones), without the
- * hidden ones. */
+/* Our variables plus an allow-list of the inherited ones: the command must not see the
+ * IMAP password (password_env), a token, or anything else the service was given.  The
+ * variables named hidden stay out even when an operator has named one on the list. */
+static const char *const env_allowed[] = { "PATH=", "HOME=", "LANG=", "LC_", "TZ=",
+                                           "TMPDIR=", "USER=", "LOGNAME=" };
+
+static bool env_hidden(const struct exec_sink *s, const char *var)
+{
+    for (size_t h = 0; h < s->n_hidden; h++)
+        if (strncmp(var, s->hidden[h], strlen(s->hidden[h])) == 0)
+            return true;
+    return false;
+}
+
 static char **exec_env(const struct exec_sink *s, char vars[][160], size_t n_vars)
 {
     size_t n = 0;
@@ -142,16 +154,13 @@ static char **exec_env(const struct exec_sink *s, char vars[][160], size_t n_var
     for (size_t i = 0; i < n_vars; i++)
         env[i] = vars[i];
     for (size_t i = 0, j = n_vars; i < n; i++) {
-        if (strncmp(environ[i], "MAILRET_", 8) == 0 &&
-            (strncmp(environ[i], "MAILRET_MEMBER=", 15) == 0 ||
-             strncmp(environ[i], "MAILRET_CASE=", 13) == 0))
+        if (env_hidden(s, environ[i]))
             continue;
-        bool hide = false;
-        for (size_t h = 0; h < s->n_hidden && !hide; h++)
-            hide = strncmp(environ[i], s->hidden[h], strlen(s->hidden[h])) == 0;
-        if (hide)
-            continue;
-        env[j++] = environ[i];
+        for (size_t k = 0; k < sizeof env_allowed / sizeof env_allowed[0]; k++)
+            if (strncmp(environ[i], env_allowed[k], strlen(env_allowed[k])) == 0) {
+                env[j++] = environ[i];
+                break;
+            }
     }
     return env;
 }

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <openssl/pem.h>
 
+#include "common/crashpoint.h"
 #include "common/durable.h"
 #include "common/mrtime.h"
 
@@ -131,18 +132,23 @@ int keys_epoch_create(const struct keys_epoch_options *opt, audit_log *audit,
     }
     if (rc == 0)
         rc = durable_mkdirs(opt->vault_dir, 0700, err);
-    if (rc == 0)
-        rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".key.p7m", err);
-    if (rc == 0)
-        rc = seal_private(path, ep->priv, opt->holder, err);
-    if (rc == 0)
-        rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".crt.pem", err);
-    if (rc == 0)
-        rc = write_cert(path, ep->cert, err);
+    /* The metadata naming the key's batch comes first: whenever a kill stops this, what
+     * is on disk has an owner that the discard of that batch (and check) can find. */
     if (rc == 0)
         rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".json", err);
     if (rc == 0)
         rc = write_meta(path, ep, opt, err);
+    mr_crash_point("epoch-after-meta", NULL);
+    if (rc == 0)
+        rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".crt.pem", err);
+    if (rc == 0)
+        rc = write_cert(path, ep->cert, err);
+    mr_crash_point("epoch-after-cert", NULL);
+    if (rc == 0)
+        rc = vault_path(path, sizeof path, opt->vault_dir, ep->id, ".key.p7m", err);
+    if (rc == 0)
+        rc = seal_private(path, ep->priv, opt->holder, err);
+    mr_crash_point("epoch-after-key", NULL);
     if (rc == 0 && audit != NULL) {
         const struct audit_field f[] = {
             { "key_id", ep->id },
@@ -277,5 +283,66 @@ int keys_epoch_shred(const char *vault_dir, const char *key_id, audit_log *audit
         const struct audit_field f[] = { { "key_id", key_id } };
         rc = audit_append(audit, "keys.epoch.shred", f, 1, err);
     }
+    return rc;
+}
+
+int keys_cert_fingerprint(X509 *cert, char out[KEYS_FPR_LEN + 1], mr_error *err)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+
+    if (X509_digest(cert, EVP_sha256(), md, &len) != 1 || len != 32)
+        return mr_error_openssl(err, MR_E_CRYPTO, "cannot hash a certificate");
+    for (unsigned i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+int keys_epoch_cert_fingerprint(const char *vault_dir, const char *key_id,
+                                char out[KEYS_FPR_LEN + 1], mr_error *err)
+{
+    char path[4096];
+    X509 *cert = NULL;
+    int rc = check_id(key_id, err);
+
+    if (rc == 0)
+        rc = vault_path(path, sizeof path, vault_dir, key_id, ".crt.pem", err);
+    if (rc == 0 && access(path, F_OK) != 0)
+        return mr_error_set(err, MR_E_NOTFOUND, "epoch certificate %s.crt.pem is missing",
+                            key_id);
+    if (rc == 0)
+        rc = keys_cert_load(path, &cert, err);
+    if (rc == 0)
+        rc = keys_cert_fingerprint(cert, out, err);
+    X509_free(cert);
+    return rc;
+}
+
+int keys_epoch_meta_read(const char *vault_dir, const char *key_id, char batch[80],
+                         time_t *expires, mr_error *err)
+{
+    char path[4096];
+    json_error_t jerr;
+    json_t *o;
+    const char *b, *e;
+    int rc = check_id(key_id, err);
+
+    batch[0] = '\0';
+    *expires = 0;
+    if (rc == 0)
+        rc = vault_path(path, sizeof path, vault_dir, key_id, ".json", err);
+    if (rc != 0)
+        return rc;
+    o = json_load_file(path, 0, &jerr);
+    if (o == NULL)
+        return mr_error_set(err, access(path, F_OK) == 0 ? MR_E_PARSE : MR_E_NOTFOUND,
+                            "epoch key metadata %s.json: %s", key_id, jerr.text);
+    b = json_string_value(json_object_get(o, "batch"));
+    e = json_string_value(json_object_get(o, "expires"));
+    if (b == NULL || e == NULL || strlen(b) >= 80 || mrtime_parse_utc(e, expires, NULL) != 0)
+        rc = mr_error_set(err, MR_E_PARSE, "epoch key metadata %s.json is malformed", key_id);
+    else
+        snprintf(batch, 80, "%s", b);
+    json_decref(o);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* init_host.c — `keys init-host`: install IT's (and the re-identification holder's)
  * certificate, create the pseudonym key with a copy sealed to IT (so that IT can compute
- * tokens for a restore-by-person without the host), and the manifest HMAC key. */
+ * tokens for a restore-by-person without the host), and the Ed25519 batch-signing key
+ * whose public half goes to the keyring that IT pins. */
 #include "keys/keys.h"
 
 #include <errno.h>
@@ -66,21 +67,21 @@ static int new_secret_key(const char *path, unsigned char key[KEYS_SECRET_LEN], 
     return durable_write_file(path, key, KEYS_SECRET_LEN, 0600, err);
 }
 
-int keys_init_host(const struct keys_host_options *opt, audit_log *audit, mr_error *err)
+int keys_init_host(struct keys_host_options *opt, audit_log *audit, mr_error *err)
 {
     X509 *it = NULL, *reid = NULL;
-    unsigned char pkey[KEYS_SECRET_LEN], mkey[KEYS_SECRET_LEN];
-    char pid[17] = "", mid[17] = "", it_id[KEYS_ID_LEN + 1] = "", reid_id[KEYS_ID_LEN + 1] = "";
+    unsigned char pkey[KEYS_SECRET_LEN];
+    char pid[17] = "", it_id[KEYS_ID_LEN + 1] = "", reid_id[KEYS_ID_LEN + 1] = "";
     int rc;
 
     if (opt->it_cert_source == NULL || opt->it_cert == NULL || opt->reid_cert == NULL
         || opt->pseudonym_key_file == NULL || opt->pseudonym_key_sealed == NULL
-        || opt->manifest_key_file == NULL)
+        || opt->signing_key_file == NULL || opt->host_keyring == NULL)
         return mr_error_set(err, MR_E_CONFIG, "init-host: a key path is not configured");
     /* Check before changing anything, so that a refused re-run leaves the host as it was. */
     {
         struct stat st;
-        if (stat(opt->pseudonym_key_file, &st) == 0 || stat(opt->manifest_key_file, &st) == 0)
+        if (stat(opt->pseudonym_key_file, &st) == 0 || stat(opt->signing_key_file, &st) == 0)
             return mr_error_set(err, MR_E_EXISTS,
                                 "host keys already exist (%s); refusing to replace them",
                                 opt->pseudonym_key_file);
@@ -100,18 +101,17 @@ int keys_init_host(const struct keys_host_options *opt, audit_log *audit, mr_err
         keys_secret_key_id(pkey, pid);
         rc = keys_seal_file(pkey, sizeof pkey, it, opt->pseudonym_key_sealed, err);
     }
-    if (rc == 0)
-        rc = new_secret_key(opt->manifest_key_file, mkey, err);
-    if (rc == 0)
-        keys_secret_key_id(mkey, mid);
     OPENSSL_cleanse(pkey, sizeof pkey);
-    OPENSSL_cleanse(mkey, sizeof mkey);
+    /* Audited by keys_signing_new itself (keys.signing.create). */
+    if (rc == 0)
+        rc = keys_signing_new(opt->signing_key_file, opt->host_keyring, false, audit,
+                              opt->signing_id, opt->signing_fpr, err);
     if (rc == 0 && audit != NULL) {
         const struct audit_field f[] = {
             { "it_cert", it_id },
             { "reid_cert", reid_id },
             { "pseudonym_key", pid },
-            { "manifest_key", mid },
+            { "signing_key", opt->signing_id },
         };
         rc = audit_append(audit, "keys.host.init", f, sizeof f / sizeof f[0], err);
     }

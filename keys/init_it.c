@@ -1,6 +1,8 @@
 /* init_it.c — `keys init-it`: IT's restore key pair, made on IT's own machine.  The private
- * key leaves this function only as passphrase-encrypted PKCS#8 (PBES2, AES-256-CBC), so
- * copying the certificate to the host can never carry the private half along. */
+ * key leaves this function only as passphrase-encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA256
+ * with KEYS_IT_PBKDF2_ITER iterations, AES-256-CBC), so copying the certificate to the host
+ * can never carry the private half along, and a stolen copy of the key file resists
+ * guessing (OpenSSL's default is 2,048 iterations).  Stock `openssl` reads it. */
 #include "keys/keys.h"
 
 #include <stdio.h>
@@ -8,6 +10,8 @@
 #include <sys/stat.h>
 
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
 
 #include "common/durable.h"
 
@@ -24,6 +28,27 @@ static int pem_to_file(BIO *mem, const char *path, mode_t mode, mr_error *err)
     return rc;
 }
 
+static int encrypt_pkcs8(BIO *out, EVP_PKEY *pkey, const char *pass)
+{
+    PKCS8_PRIV_KEY_INFO *p8inf = EVP_PKEY2PKCS8(pkey);
+    X509_ALGOR *pbe = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), KEYS_IT_PBKDF2_ITER, NULL, 0, NULL,
+                                        NID_hmacWithSHA256);
+    X509_SIG *p8 = NULL;
+    int rc = -1;
+
+    if (p8inf != NULL && pbe != NULL) {
+        p8 = PKCS8_set0_pbe(pass, (int)strlen(pass), p8inf, pbe);
+        if (p8 != NULL)
+            pbe = NULL;     /* owned by p8 now */
+    }
+    if (p8 != NULL && PEM_write_bio_PKCS8(out, p8))
+        rc = 0;
+    X509_SIG_free(p8);
+    X509_ALGOR_free(pbe);
+    PKCS8_PRIV_KEY_INFO_free(p8inf);    /* clears the private key's encoding */
+    return rc;
+}
+
 int keys_init_it(const struct keys_it_options *opt, audit_log *audit,
                  char key_id[KEYS_ID_LEN + 1], mr_error *err)
 {
@@ -33,9 +58,10 @@ int keys_init_it(const struct keys_it_options *opt, audit_log *audit,
     struct stat st;
     int rc;
 
-    if (opt->passphrase == NULL || strlen(opt->passphrase) < 8)
+    if (opt->passphrase == NULL || strlen(opt->passphrase) < KEYS_IT_PASSPHRASE_MIN)
         return mr_error_set(err, MR_E_INVALID,
-                            "the IT key passphrase must have at least 8 characters");
+                            "the IT key passphrase must have at least %d characters",
+                            KEYS_IT_PASSPHRASE_MIN);
     if (stat(opt->key_path, &st) == 0)
         return mr_error_set(err, MR_E_EXISTS, "refusing to overwrite %s", opt->key_path);
     if (stat(opt->cert_path, &st) == 0)
@@ -57,9 +83,7 @@ int keys_init_it(const struct keys_it_options *opt, audit_log *audit,
         rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
         goto done;
     }
-    if (!PEM_write_bio_PKCS8PrivateKey(kbio, pkey, EVP_aes_256_cbc(), opt->passphrase,
-                                       (int)strlen(opt->passphrase), NULL, NULL)
-        || !PEM_write_bio_X509(cbio, cert)) {
+    if (encrypt_pkcs8(kbio, pkey, opt->passphrase) != 0 || !PEM_write_bio_X509(cbio, cert)) {
         rc = mr_error_openssl(err, MR_E_CRYPTO, "cannot encode the IT key");
         goto done;
     }

@@ -36,7 +36,8 @@
 
 /* Key ids: the first 16 bytes of SHA-256 over the DER SubjectPublicKeyInfo, in hex. */
 #define KEYS_ID_LEN 32
-#define KEYS_SECRET_LEN 32          /* pseudonym and manifest keys */
+#define KEYS_SECRET_LEN 32          /* pseudonym and (legacy) manifest keys */
+#define KEYS_FPR_LEN 64             /* SHA-256 fingerprints, hex */
 
 /* ---- secrets (passphrases) ---------------------------------------------------------- */
 
@@ -94,8 +95,10 @@ struct keys_it_options {
     const char *common_name;    /* NULL = "mailret IT restore" */
     int days;                   /* certificate validity; 0 = 10 years */
     enum keys_algo algo;
-    const char *passphrase;     /* required, at least 8 characters */
+    const char *passphrase;     /* required, at least KEYS_IT_PASSPHRASE_MIN characters */
 };
+#define KEYS_IT_PASSPHRASE_MIN 12
+#define KEYS_IT_PBKDF2_ITER 600000
 int keys_init_it(const struct keys_it_options *opt, audit_log *audit,
                  char key_id[KEYS_ID_LEN + 1], mr_error *err);
 
@@ -106,11 +109,15 @@ struct keys_host_options {
     const char *reid_cert;
     const char *pseudonym_key_file; /* 0600 */
     const char *pseudonym_key_sealed;   /* the copy sealed to IT (e.g. in the vault) */
-    const char *manifest_key_file;  /* 0600 */
+    const char *signing_key_file;   /* Ed25519, 0600 */
+    const char *host_keyring;       /* its public key is appended here (public) */
+    /* out: the signing key's id and fingerprint, for IT to pin */
+    char signing_id[KEYS_ID_LEN + 1];
+    char signing_fpr[KEYS_FPR_LEN + 1];
 };
-/* Refuses (MR_E_EXISTS) to replace an existing pseudonym or manifest key: that would
- * orphan every archive's tokens and manifests. */
-int keys_init_host(const struct keys_host_options *opt, audit_log *audit, mr_error *err);
+/* Refuses (MR_E_EXISTS) to replace an existing pseudonym or signing key: that would
+ * orphan every archive's tokens and signatures. */
+int keys_init_host(struct keys_host_options *opt, audit_log *audit, mr_error *err);
 
 /* ---- epoch keys --------------------------------------------------------------------------- */
 
@@ -128,9 +135,11 @@ struct keys_epoch_options {
     time_t created, expires;
 };
 
-/* Generate a P-256 pair and a self-signed certificate, seal the private half into the vault
- * and write the certificate and metadata there (all durable) before returning: a volume
- * is never encrypted to a key whose sealed copy is not on disk. */
+/* Generate a P-256 pair and a self-signed certificate; write the metadata (naming the
+ * batch), the certificate and the sealed private half into the vault, in that order and
+ * each durably, before returning: a volume is never encrypted to a key whose sealed copy
+ * is not on disk, and a kill at any point leaves nothing the batch's discard cannot find
+ * by its metadata. */
 int keys_epoch_create(const struct keys_epoch_options *opt, audit_log *audit,
                       keys_epoch **out, mr_error *err);
 const char *keys_epoch_id(const keys_epoch *ep);
@@ -153,12 +162,59 @@ int keys_epoch_shred(const char *vault_dir, const char *key_id, audit_log *audit
 /* True if the sealed private key of key_id is in the vault. */
 bool keys_epoch_present(const char *vault_dir, const char *key_id);
 
+/* SHA-256 (hex) of the DER certificate: what a signed manifest records per epoch key. */
+int keys_cert_fingerprint(X509 *cert, char out[KEYS_FPR_LEN + 1], mr_error *err);
+/* The fingerprint of <vault>/<id>.crt.pem (MR_E_NOTFOUND when it is gone). */
+int keys_epoch_cert_fingerprint(const char *vault_dir, const char *key_id,
+                                char out[KEYS_FPR_LEN + 1], mr_error *err);
+/* From <vault>/<id>.json: the batch the key was made for and when it expires.  Used when
+ * a batch's manifest cannot be trusted, to decide on the vault's own record whether its
+ * keys are past expiry. */
+int keys_epoch_meta_read(const char *vault_dir, const char *key_id, char batch[80],
+                         time_t *expires, mr_error *err);
+
+/* ---- host signing key and pinned host keys ------------------------------------------- */
+
+/* Ed25519.  The private key is an unencrypted PKCS#8 PEM, 0600, on the host only
+ * ([keys] signing_key_file); its public halves, current and earlier, are the keyring
+ * ([keys] host_keyring, PEM "PUBLIC KEY" blocks, public), which IT copies and pins.
+ * A key's id is keys_key_id (16 bytes of SHA-256 over the SubjectPublicKeyInfo); its
+ * fingerprint the full SHA-256, in hex. */
+#define KEYS_SIG_LEN 64
+
+int keys_fingerprint(EVP_PKEY *pkey, char out[KEYS_FPR_LEN + 1], mr_error *err);
+int keys_signing_load(const char *path, EVP_PKEY **out, mr_error *err);
+int keys_sign(EVP_PKEY *key, const void *msg, size_t len, unsigned char sig[KEYS_SIG_LEN],
+              mr_error *err);
+/* Create the signing key (rotate false: refuses MR_E_EXISTS if there is one) or replace
+ * it (rotate true: the old public key stays in the keyring, the old private key is
+ * shredded).  The new public key is appended to the keyring before the private key is
+ * installed.  Audited (keys.signing.create / keys.signing.rotate). */
+int keys_signing_new(const char *key_path, const char *keyring_path, bool rotate,
+                     audit_log *audit, char id[KEYS_ID_LEN + 1], char fpr[KEYS_FPR_LEN + 1],
+                     mr_error *err);
+
+typedef struct keys_keyring keys_keyring;
+keys_keyring *keys_keyring_new(void);      /* NULL when out of memory */
+void keys_keyring_free(keys_keyring *kr);
+/* Add every PEM public key in path (at least one; each must be Ed25519). */
+int keys_keyring_add_file(keys_keyring *kr, const char *path, mr_error *err);
+/* Add pub's public half (a private key's public half when given one). */
+int keys_keyring_add(keys_keyring *kr, EVP_PKEY *pub, mr_error *err);
+size_t keys_keyring_size(const keys_keyring *kr);
+const char *keys_keyring_id(const keys_keyring *kr, size_t i);
+bool keys_keyring_has(const keys_keyring *kr, const char *id);
+/* 0 if sig is signer's signature over msg and signer is pinned; MR_E_TAMPERED otherwise
+ * (the message says which: not pinned, or does not verify). */
+int keys_keyring_verify(const keys_keyring *kr, const char *signer, const void *msg,
+                        size_t len, const unsigned char sig[KEYS_SIG_LEN], mr_error *err);
+
 /* ---- listing ------------------------------------------------------------------------------ */
 
 struct keys_entry {
     char id[KEYS_ID_LEN + 1];
-    char kind[24];          /* "it-cert", "reid-cert", "pseudonym", "manifest",
-                               "epoch-content", "epoch-reid" */
+    char kind[24];          /* "it-cert", "reid-cert", "pseudonym", "manifest-legacy",
+                               "host-signing", "epoch-content", "epoch-reid" */
     char holder[64];
     char batch[80];
     char created[24];       /* YYYY-MM-DDTHH:MM:SSZ or "" */
@@ -170,6 +226,7 @@ struct keys_list_options {
     const char *vault_dir;          /* may be NULL */
     const char *it_cert, *reid_cert;    /* may be NULL */
     const char *pseudonym_key_file, *manifest_key_file;     /* may be NULL */
+    const char *signing_key_file, *host_keyring;            /* may be NULL */
 };
 /* *out is malloc'd (free()). */
 int keys_list(const struct keys_list_options *opt, struct keys_entry **out, size_t *n,

@@ -152,6 +152,41 @@ static int add_vault(const char *vault, struct keys_entry **v, size_t *n, size_t
     return rc;
 }
 
+/* The pinned host keys; the one the signing key file holds is "signing (current)". */
+static int add_keyring(const struct keys_list_options *opt, struct keys_entry **v, size_t *n,
+                       size_t *cap, mr_error *err)
+{
+    keys_keyring *kr;
+    char current[KEYS_ID_LEN + 1] = "";
+    int rc = 0;
+
+    if (opt->host_keyring == NULL || access(opt->host_keyring, F_OK) != 0)
+        return 0;
+    if (opt->signing_key_file != NULL && access(opt->signing_key_file, R_OK) == 0) {
+        EVP_PKEY *sk = NULL;
+        if (keys_signing_load(opt->signing_key_file, &sk, NULL) == 0)
+            (void)keys_key_id(sk, current, NULL);
+        EVP_PKEY_free(sk);
+    }
+    kr = keys_keyring_new();
+    if (kr == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    rc = keys_keyring_add_file(kr, opt->host_keyring, err);
+    for (size_t i = 0; rc == 0 && i < keys_keyring_size(kr); i++) {
+        rc = grow(v, n, cap, err);
+        if (rc != 0)
+            break;
+        snprintf((*v)[*n].id, sizeof (*v)[*n].id, "%s", keys_keyring_id(kr, i));
+        snprintf((*v)[*n].kind, sizeof (*v)[*n].kind, "host-signing");
+        snprintf((*v)[*n].holder, sizeof (*v)[*n].holder, "%s",
+                 strcmp(current, keys_keyring_id(kr, i)) == 0 ? "host (current)"
+                                                              : "earlier (verify only)");
+        (*n)++;
+    }
+    keys_keyring_free(kr);
+    return rc;
+}
+
 int keys_list(const struct keys_list_options *opt, struct keys_entry **out, size_t *n,
               mr_error *err)
 {
@@ -164,7 +199,9 @@ int keys_list(const struct keys_list_options *opt, struct keys_entry **out, size
     if (rc == 0)
         rc = add_secret(opt->pseudonym_key_file, "pseudonym", &v, &cnt, &cap, err);
     if (rc == 0)
-        rc = add_secret(opt->manifest_key_file, "manifest", &v, &cnt, &cap, err);
+        rc = add_secret(opt->manifest_key_file, "manifest-legacy", &v, &cnt, &cap, err);
+    if (rc == 0)
+        rc = add_keyring(opt, &v, &cnt, &cap, err);
     if (rc == 0)
         rc = add_vault(opt->vault_dir, &v, &cnt, &cap, err);
     if (rc != 0) {

@@ -1,6 +1,7 @@
 /* check.c — the compliance check (see check.h). */
 #include "purge/check.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "common/mrtime.h"
 #include "ingest/state.h"
 #include "keys/keys.h"
+#include "purge/expire.h"
 #include "purge/tombstone.h"
 
 /* Bounded copy that says so to the compiler (snprintf "%s" would warn about truncation,
@@ -51,7 +53,7 @@ static void check_tombstone(const struct check_options *opt, const char *dir,
 {
     struct purge_tombstone t;
     mr_error e;
-    int rc = purge_tombstone_read(dir, opt->manifest_key, &t, &e);
+    int rc = purge_tombstone_read(dir, opt->trust, &t, &e);
 
     if (rc == MR_E_NOTFOUND) {
         set(b, "incomplete", CHECK_WARN, "no manifest: an interrupted run, or one running now");
@@ -67,6 +69,8 @@ static void check_tombstone(const struct check_options *opt, const char *dir,
     b->created = t.created;
     b->expires = t.expires;
     b->messages = t.message_count;
+    snprintf(b->content_key_id, sizeof b->content_key_id, "%s", t.content_key_id);
+    snprintf(b->reid_key_id, sizeof b->reid_key_id, "%s", t.reid_key_id);
     if (keys_epoch_present(opt->vault_dir, t.content_key_id)
         || keys_epoch_present(opt->vault_dir, t.reid_key_id))
         set(b, "key-present-after-expiry", CHECK_VIOLATION,
@@ -74,8 +78,45 @@ static void check_tombstone(const struct check_options *opt, const char *dir,
     else if (file_present(dir, "vol-0001.p7m", NULL) || file_present(dir, "reid-0001.p7m", NULL))
         set(b, "key-present-after-expiry", CHECK_VIOLATION,
             "volumes survived expiry (keys are gone; run `mailret expire` again)");
+    else if (t.manifest_unverified)
+        set(b, "expired", CHECK_OK, "keys shredded, volumes deleted (its manifest was not "
+            "authentic: expired on the vault's record)");
     else
         set(b, "expired", CHECK_OK, "keys shredded, volumes deleted");
+}
+
+/* A manifest that does not authenticate: say so, and whether expire can still destroy
+ * the batch on the vault's record of its keys. */
+static void check_unverifiable(const struct check_options *opt,
+                               const struct archive_batch_ref *ref, struct check_batch *b,
+                               const mr_error *why)
+{
+    struct archive_manifest u;
+    char detail[2 * MR_ERROR_MSG_MAX + 160], when[24];
+    time_t due = 0;
+    mr_error e;
+
+    if (why->code != MR_E_TAMPERED || archive_manifest_read_unverified(ref->dir, &u, &e) != 0) {
+        set(b, "damaged", CHECK_VIOLATION, why->msg);
+        return;
+    }
+    b->expires = 0;
+    snprintf(b->content_key_id, sizeof b->content_key_id, "%s", u.content_key_id);
+    snprintf(b->reid_key_id, sizeof b->reid_key_id, "%s", u.reid_key_id);
+    if (expire_unverified_due(opt->vault_dir, ref->dir, &u, &due, &e) != 0) {
+        snprintf(detail, sizeof detail, "%s; the vault does not vouch for its expiry (%s)",
+                 why->msg, e.msg);
+    } else {
+        b->expires = due;
+        mrtime_format_utc(due, when, sizeof when);
+        if (due <= opt->at)
+            snprintf(detail, sizeof detail, "%s; past expiry (%s per the vault): `mailret "
+                     "expire` will shred its keys", why->msg, when);
+        else
+            snprintf(detail, sizeof detail, "%s; expires %s per the vault", why->msg, when);
+    }
+    set(b, "UNVERIFIABLE", CHECK_VIOLATION, detail);
+    archive_manifest_clear(&u);
 }
 
 static void check_batch_dir(const struct check_options *opt, const struct archive_batch_ref *ref,
@@ -96,8 +137,8 @@ static void check_batch_dir(const struct check_options *opt, const struct archiv
         check_tombstone(opt, ref->dir, b);
         return;
     }
-    if (archive_manifest_read(ref->dir, opt->manifest_key, &m, &e) != 0) {
-        set(b, "damaged", CHECK_VIOLATION, e.msg);
+    if (archive_manifest_read(ref->dir, opt->trust, &m, &e) != 0) {
+        check_unverifiable(opt, ref, b, &e);
         return;
     }
     snprintf(b->batch_id, sizeof b->batch_id, "%s", m.batch_id);
@@ -107,6 +148,8 @@ static void check_batch_dir(const struct check_options *opt, const struct archiv
     b->created = m.created;
     b->expires = m.expires;
     b->messages = m.message_count;
+    snprintf(b->content_key_id, sizeof b->content_key_id, "%s", m.content_key_id);
+    snprintf(b->reid_key_id, sizeof b->reid_key_id, "%s", m.reid_key_id);
     detail[0] = '\0';
     for (size_t i = 0; i < m.n_volumes && detail[0] == '\0'; i++) {
         unsigned long long size = 0, rsize = 0;
@@ -285,6 +328,116 @@ static void check_mailboxes(const struct check_options *opt, struct check_report
     imap_close(conn);
 }
 
+/* ---- the vault: every key file must belong to a batch -------------------------------- */
+
+static bool key_owned(const struct check_report *r, const char *id, const char *meta_batch)
+{
+    for (size_t i = 0; i < r->n_batches; i++) {
+        const struct check_batch *b = &r->batches[i];
+        if (strcmp(b->content_key_id, id) == 0 || strcmp(b->reid_key_id, id) == 0)
+            return true;
+        /* an interrupted or running batch: its directory exists, its manifest not yet */
+        if (meta_batch[0] != '\0' && strcmp(b->status, "incomplete") == 0
+            && strcmp(b->batch_id, meta_batch) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int push_row(struct check_report *r, size_t *cap, struct check_batch **out)
+{
+    if (r->n_batches == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        struct check_batch *nv = realloc(r->batches, nc * sizeof *nv);
+        if (nv == NULL)
+            return MR_E_NOMEM;
+        r->batches = nv;
+        *cap = nc;
+    }
+    *out = &r->batches[r->n_batches++];
+    memset(*out, 0, sizeof **out);
+    snprintf((*out)->mailbox, sizeof (*out)->mailbox, "(vault)");
+    return 0;
+}
+
+static int check_vault(const struct check_options *opt, struct check_report *r, size_t cap,
+                       mr_error *err)
+{
+    static const char *const suffixes[] = { ".key.p7m", ".crt.pem", ".json" };
+    DIR *d = opendir(opt->vault_dir);
+    struct dirent *de;
+    char (*ids)[KEYS_ID_LEN + 1] = NULL;
+    size_t n_ids = 0, id_cap = 0, n_batches = r->n_batches;
+    int rc = 0;
+
+    if (d == NULL)
+        return errno == ENOENT ? 0 : mr_error_errno(err, MR_E_IO, errno, "cannot read %s",
+                                                    opt->vault_dir);
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        bool known = false, key_file = false;
+        struct check_batch *b;
+        if (strstr(de->d_name, ".tmp.") != NULL) {
+            rc = push_row(r, &cap, &b);
+            if (rc == 0) {
+                char detail[600];
+                snprintf(detail, sizeof detail, "%s: left by an interrupted write",
+                         de->d_name);
+                set(b, "stale-temp", CHECK_WARN, detail);
+            }
+            continue;
+        }
+        for (size_t i = 0; i < 3 && !key_file; i++) {
+            size_t sl = strlen(suffixes[i]);
+            key_file = len == KEYS_ID_LEN + sl && strcmp(de->d_name + KEYS_ID_LEN, suffixes[i]) == 0
+                       && strspn(de->d_name, "0123456789abcdef") == KEYS_ID_LEN;
+        }
+        if (!key_file)
+            continue;
+        for (size_t i = 0; i < n_ids && !known; i++)
+            known = strncmp(ids[i], de->d_name, KEYS_ID_LEN) == 0;
+        if (known)
+            continue;
+        if (n_ids == id_cap) {
+            size_t nc = id_cap ? id_cap * 2 : 64;
+            char(*nv)[KEYS_ID_LEN + 1] = realloc(ids, nc * sizeof *nv);
+            if (nv == NULL) {
+                rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+                break;
+            }
+            ids = nv;
+            id_cap = nc;
+        }
+        memcpy(ids[n_ids], de->d_name, KEYS_ID_LEN);
+        ids[n_ids][KEYS_ID_LEN] = '\0';
+        n_ids++;
+    }
+    closedir(d);
+    for (size_t i = 0; rc == 0 && i < n_ids; i++) {
+        char batch[80] = "", detail[600];
+        time_t exp;
+        mr_error me;
+        struct check_batch *b;
+        struct check_report view = *r;
+        view.n_batches = n_batches;     /* the batches, not the rows added here */
+        (void)keys_epoch_meta_read(opt->vault_dir, ids[i], batch, &exp, &me);
+        if (key_owned(&view, ids[i], batch))
+            continue;
+        if (push_row(r, &cap, &b) != 0) {
+            rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+            break;
+        }
+        copy(b->batch_id, sizeof b->batch_id, batch);
+        snprintf(detail, sizeof detail, "epoch key %s%s%s%s belongs to no batch or tombstone "
+                 "in the archive: nothing would ever shred it", ids[i],
+                 keys_epoch_present(opt->vault_dir, ids[i]) ? " (sealed private key)" : "",
+                 batch[0] ? ", made for batch " : " (no metadata)", batch);
+        set(b, "orphan-key", CHECK_VIOLATION, detail);
+    }
+    free(ids);
+    return rc;
+}
+
 static int cmp_batch(const void *a, const void *b)
 {
     const struct check_batch *x = a, *y = b;
@@ -323,6 +476,11 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
         check_batch_dir(opt, &refs[i], &r->batches[i]);
     r->n_batches = n_refs;
     free(refs);
+    rc = opt->vault_dir != NULL ? check_vault(opt, r, n_refs ? n_refs : 1, err) : 0;
+    if (rc != 0) {
+        check_report_free(r);
+        return rc;
+    }
     qsort(r->batches, r->n_batches, sizeof *r->batches, cmp_batch);
 
     r->n_mailboxes = opt->n_mailboxes;

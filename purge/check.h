@@ -6,8 +6,11 @@
  *   expiring      (warning)   expires within warn_days
  *   OVERDUE       (violation) past its expiry, not held: expire has not run
  *   held                      under legal hold (kept past expiry on purpose); ok level
- *   damaged       (violation) manifest HMAC fails, or a volume is missing or has the
- *                             wrong size
+ *   damaged       (violation) the manifest cannot be read, or a volume is missing or
+ *                             has the wrong size
+ *   UNVERIFIABLE  (violation) the manifest does not authenticate (altered, unsigned,
+ *                             unknown signer); the detail says whether expire can still
+ *                             shred it on the vault's record of its keys
  *   key-missing   (violation) a sealed epoch key is gone while the batch should be
  *                             restorable
  *   key-present-after-expiry  (violation) an expired batch whose epoch key or volumes
@@ -15,6 +18,12 @@
  *   expired                   tombstone only, keys gone; ok level
  *   incomplete    (warning)   a directory without manifest or tombstone (an interrupted
  *                             purge, or one running now)
+ *   orphan-key    (violation) a file of an epoch key in the vault (sealed key,
+ *                             certificate or metadata) that no batch's manifest or
+ *                             tombstone names and whose batch directory does not exist
+ *                             (mailbox "(vault)"); no one would ever shred it
+ *   stale-temp    (warning)   a temporary file of an interrupted write (the next purge,
+ *                             backup or expire removes it)
  * Mailboxes (unless offline): nothing with INTERNALDATE before the last cutoff whose
  * purge should have run (the month start of at - grace).  What is there is explained per
  * class: held back (the member system has not accepted it since DATE: a warning for
@@ -32,6 +41,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "backup/archive.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "ingest/imap.h"
@@ -42,7 +52,7 @@ enum check_level { CHECK_OK = 0, CHECK_WARN = 1, CHECK_VIOLATION = 2 };
 struct check_options {
     const char *archive_dir;
     const char *vault_dir;
-    const unsigned char *manifest_key;
+    const struct archive_trust *trust;  /* pinned host keys, legacy manifest key */
     time_t at;                          /* evaluate as of this time */
     int warn_days;                      /* "expiring" window */
     const char *zone;                   /* NULL = Europe/Copenhagen */
@@ -67,7 +77,8 @@ struct check_batch {
     size_t messages;
     const char *status;                 /* one of the names above */
     enum check_level level;
-    char detail[256];
+    char detail[512];
+    char content_key_id[33], reid_key_id[33];   /* the keys it names, if known */
 };
 
 struct check_mailbox {

@@ -56,7 +56,7 @@ static int remove_volumes(const char *dir, mr_error *err)
 }
 
 static int expire_batch(const struct expire_options *opt, const char *dir,
-                        const struct archive_manifest *m, mr_error *err)
+                        const struct archive_manifest *m, bool unverified, mr_error *err)
 {
     struct purge_tombstone t;
     char path[4200], exp[24];
@@ -76,7 +76,8 @@ static int expire_batch(const struct expire_options *opt, const char *dir,
     /* 3. The tombstone, then the manifest: the batch never looks complete without keys. */
     if (rc == 0) {
         purge_tombstone_from_manifest(m, time(NULL), &t);
-        rc = purge_tombstone_write(dir, &t, opt->manifest_key, err);
+        t.manifest_unverified = unverified;
+        rc = purge_tombstone_write(dir, &t, opt->signing_key, err);
     }
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
@@ -90,13 +91,55 @@ static int expire_batch(const struct expire_options *opt, const char *dir,
         snprintf(cnt, sizeof cnt, "%zu", m->message_count);
         mrtime_format_utc(m->expires, exp, sizeof exp);
         const struct audit_field f[] = { { "batch", m->batch_id }, { "mailbox", m->mailbox },
-                                         { "expires", exp }, { "messages", cnt } };
-        rc = audit_append(opt->audit, "batch.expire", f, 4, err);
+                                         { "expires", exp }, { "messages", cnt },
+                                         { "manifest", unverified ? "unverified" : "verified" } };
+        rc = audit_append(opt->audit, "batch.expire", f, 5, err);
     }
     if (rc == 0)
         log_info(opt->log, "batch %s: expired (epoch keys shredded, volumes deleted)",
                  m->batch_id);
     return rc;
+}
+
+int expire_unverified_due(const char *vault_dir, const char *dir,
+                          const struct archive_manifest *m, time_t *expires, mr_error *err)
+{
+    const char *ids[2] = { m->content_key_id, m->reid_key_id };
+    const char *base = strrchr(dir, '/');
+    size_t blen, ilen = strlen(m->batch_id);
+    bool any = false;
+
+    *expires = 0;
+    base = base != NULL ? base + 1 : dir;
+    blen = strlen(base);
+    /* The manifest may claim anything: it must at least name the batch its directory is. */
+    if (ilen == 0 || blen <= ilen || strcmp(base + blen - ilen, m->batch_id) != 0
+        || base[blen - ilen - 1] != '-')
+        return mr_error_set(err, MR_E_TAMPERED, "the manifest names batch %s, not this "
+                            "directory's", m->batch_id);
+    for (int i = 0; i < 2; i++) {
+        char batch[80];
+        time_t e;
+        mr_error me;
+        int rc = keys_epoch_meta_read(vault_dir, ids[i], batch, &e, &me);
+        if (rc == MR_E_NOTFOUND && !keys_epoch_present(vault_dir, ids[i]))
+            continue;       /* this key is gone already */
+        if (rc != 0) {
+            if (err != NULL)
+                *err = me;
+            return rc;
+        }
+        if (strcmp(batch, m->batch_id) != 0)
+            return mr_error_set(err, MR_E_TAMPERED, "epoch key %s belongs to batch %s, not "
+                                "%s", ids[i], batch, m->batch_id);
+        if (e > *expires)
+            *expires = e;
+        any = true;
+    }
+    if (!any)
+        return mr_error_set(err, MR_E_NOTFOUND, "no epoch key of batch %s in the vault",
+                            m->batch_id);
+    return 0;
 }
 
 int expire_run(const struct expire_options *opt, struct expire_report **report, mr_error *err)
@@ -124,7 +167,7 @@ int expire_run(const struct expire_options *opt, struct expire_report **report, 
         if (!refs[i].has_manifest)
             continue;
         mr_error_clear(&e);
-        read_rc = archive_manifest_read(refs[i].dir, opt->manifest_key, &m, &e);
+        read_rc = archive_manifest_read(refs[i].dir, opt->trust, &m, &e);
         if (read_rc == 0 && m.expires > opt->at) {
             archive_manifest_clear(&m);
             continue;
@@ -137,12 +180,43 @@ int expire_run(const struct expire_options *opt, struct expire_report **report, 
             break;
         }
         if (read_rc != 0) {
-            /* A manifest we cannot trust is not destroyed on its say-so. */
+            /* A manifest we cannot trust is not destroyed on its say-so: only if the
+             * vault's own record of the batch's keys says they are past expiry. */
             const char *base = strrchr(refs[i].dir, '/');
+            struct archive_manifest u;
+            time_t due = 0;
+            mr_error ue;
             snprintf(it->batch_id, sizeof it->batch_id, "%s", base != NULL ? base + 1 : "?");
             snprintf(it->mailbox, sizeof it->mailbox, "%s", refs[i].mailbox);
             it->action = EXPIRE_FAILED;
-            snprintf(it->detail, sizeof it->detail, "%s", e.msg);
+            if (read_rc == MR_E_TAMPERED
+                && archive_manifest_read_unverified(refs[i].dir, &u, &ue) == 0) {
+                if (expire_unverified_due(opt->vault_dir, refs[i].dir, &u, &due, &ue) == 0) {
+                    u.expires = due;
+                    it->expires = due;
+                    if (due > opt->at) {
+                        /* Not yet due: leave it to check, which reports it. */
+                        archive_manifest_clear(&u);
+                        r->n--;
+                        continue;
+                    } else if (u.hold) {
+                        it->action = EXPIRE_HELD;
+                        r->held++;
+                    } else if (opt->dry_run) {
+                        it->action = EXPIRE_WOULD;
+                    } else if (expire_batch(opt, refs[i].dir, &u, true, &ue) == 0) {
+                        it->action = EXPIRE_EXPIRED;
+                        r->expired++;
+                        log_warn(opt->log, "batch %s: manifest not authentic (%s); expired "
+                                 "on the vault's record of its keys", u.batch_id, e.msg);
+                    }
+                    if (it->action != EXPIRE_FAILED)
+                        snprintf(it->detail, sizeof it->detail, "manifest not authentic");
+                }
+                archive_manifest_clear(&u);
+            }
+            if (it->action == EXPIRE_FAILED)
+                snprintf(it->detail, sizeof it->detail, "%s", e.msg);
         } else {
             snprintf(it->batch_id, sizeof it->batch_id, "%s", m.batch_id);
             snprintf(it->mailbox, sizeof it->mailbox, "%s", m.mailbox);
@@ -152,7 +226,7 @@ int expire_run(const struct expire_options *opt, struct expire_report **report, 
                 r->held++;
             } else if (opt->dry_run) {
                 it->action = EXPIRE_WOULD;
-            } else if (expire_batch(opt, refs[i].dir, &m, &e) == 0) {
+            } else if (expire_batch(opt, refs[i].dir, &m, false, &e) == 0) {
                 it->action = EXPIRE_EXPIRED;
                 r->expired++;
             } else {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "backup/archive.h"
 #include "common/audit.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -24,7 +25,8 @@
 struct expire_options {
     const char *archive_dir;
     const char *vault_dir;
-    const unsigned char *manifest_key;
+    const struct archive_trust *trust;  /* pinned host keys, legacy manifest key */
+    EVP_PKEY *signing_key;              /* signs the tombstones */
     time_t at;                  /* "now" (tests and auditors pass another date) */
     bool dry_run;
     audit_log *audit;
@@ -51,6 +53,13 @@ struct expire_report {
     size_t n;
     size_t expired, held, failed;
 };
+
+/* A batch whose manifest does not authenticate (m read unverified from dir): its expiry
+ * according to the vault's metadata of its epoch keys, which must name the batch, as must
+ * the directory.  Expire shreds such a batch when this date has passed (and check says
+ * so); MR_E_TAMPERED / MR_E_NOTFOUND when the vault does not vouch for it. */
+int expire_unverified_due(const char *vault_dir, const char *dir,
+                          const struct archive_manifest *m, time_t *expires, mr_error *err);
 
 /* Returns 0 if no batch failed, else the first failure's code (err says which). */
 int expire_run(const struct expire_options *opt, struct expire_report **report, mr_error *err);

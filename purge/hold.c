@@ -7,9 +7,9 @@
 #include "backup/archive.h"
 #include "common/log.h"
 
-int hold_set(const char *archive_dir, const char *batch, bool hold, const char *reason,
-             const unsigned char *manifest_key, audit_log *audit, char *dir, size_t dir_size,
-             mr_error *err)
+int hold_set(const char *archive_dir, const char *vault_dir, const char *batch, bool hold,
+             const char *reason, const struct archive_trust *trust, EVP_PKEY *signing_key,
+             audit_log *audit, char *dir, size_t dir_size, mr_error *err)
 {
     char found[4096], why[512];
     int rc;
@@ -31,7 +31,7 @@ int hold_set(const char *archive_dir, const char *batch, bool hold, const char *
         if (rc != 0)
             return rc;
     }
-    rc = archive_batch_set_hold(found, hold, manifest_key, audit, err);
+    rc = archive_batch_set_hold(found, hold, trust, signing_key, vault_dir, audit, err);
     if (rc != 0)
         return mr_error_prefix(err, "batch %s", batch);
     if (dir != NULL)

@@ -10,12 +10,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "backup/archive.h"
 #include "common/audit.h"
 #include "common/error.h"
 
 /* batch: batch id or directory name.  dir (may be NULL) receives the batch directory. */
-int hold_set(const char *archive_dir, const char *batch, bool hold, const char *reason,
-             const unsigned char *manifest_key, audit_log *audit, char *dir, size_t dir_size,
-             mr_error *err);
+int hold_set(const char *archive_dir, const char *vault_dir, const char *batch, bool hold,
+             const char *reason, const struct archive_trust *trust, EVP_PKEY *signing_key,
+             audit_log *audit, char *dir, size_t dir_size, mr_error *err);
 
 #endif

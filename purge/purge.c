@@ -15,7 +15,7 @@ struct purge_ctx {
     const struct purge_options *opt;
     imap_conn *conn;
     purge_journal *journal;
-    const unsigned char *mkey;
+    const struct archive_trust *trust;
 };
 
 static void hook(const struct purge_options *opt, const char *step)
@@ -287,7 +287,7 @@ static int resume_batch(struct purge_ctx *c, const struct purge_jbatch *b,
     /* closing, verified, expunging: the manifest decides whether the batch exists. */
     rc = archive_batch_find(ao->archive_dir, b->batch_id, dir, sizeof dir, err);
     if (rc == 0)
-        rc = archive_manifest_read(dir, c->mkey, &m, err);
+        rc = archive_manifest_read(dir, c->trust, &m, err);
     if (rc == MR_E_NOTFOUND && b->state == PJ_CLOSING) {
         /* Killed while writing or verifying: nothing was deleted; redo it. */
         rc = purge_batch_discard(ao->archive_dir, ao->vault_dir, b->batch_id, c->opt->audit,
@@ -696,7 +696,7 @@ static int record_result(struct purge_ctx *c, const struct purge_mailbox_report 
 int purge_run(const struct purge_options *opt, struct purge_report **report, mr_error *err)
 {
     struct purge_report *r;
-    struct purge_ctx c = { .opt = opt, .mkey = opt->archive->manifest_key };
+    struct purge_ctx c = { .opt = opt, .trust = opt->trust };
     mr_error serr, ierr_ignored;    /* serr: what kept every mailbox from running */
     int rc = 0, src = 0;
 

@@ -59,6 +59,7 @@ struct purge_options {
     size_t n_mailboxes;
     const struct archive_options *archive;  /* template: mailbox, batch id, period and
                                                times are set per batch */
+    const struct archive_trust *trust;      /* to read back a resumed batch's manifest */
     int retention_years;                    /* expires = created + years (mrtime) */
     const char *zone;                       /* NULL = Europe/Copenhagen */
     time_t cutoff;                          /* messages with INTERNALDATE < cutoff go */

@@ -1,5 +1,6 @@
-/* tombstone.c — expired.json (see tombstone.h).  The HMAC covers the compact, key-sorted
- * JSON of every other field, which jansson reproduces byte for byte on reading. */
+/* tombstone.c — expired.json (see tombstone.h).  The signature (format 1: the HMAC)
+ * covers the compact, key-sorted JSON of every other field, which jansson reproduces byte
+ * for byte on reading. */
 #include "purge/tombstone.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 
 #include "common/durable.h"
 #include "common/mrtime.h"
+#include "keys/keys.h"
 
 void purge_tombstone_from_manifest(const struct archive_manifest *m, time_t when,
                                    struct purge_tombstone *t)
@@ -76,31 +78,55 @@ static json_t *body(const struct purge_tombstone *t)
     fmt(t->created, c);
     fmt(t->expires, e);
     fmt(t->expired, x);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:s}, s:s}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:s}, s:s, s:b}",
                      "format", PURGE_TOMBSTONE_FORMAT, "batch_id", t->batch_id, "mailbox",
                      t->mailbox, "period_start", ps, "period_end", pe, "created", c, "expires",
                      e, "expired", x, "message_count", (json_int_t)t->message_count,
                      "shredded_epoch_keys", "content", t->content_key_id, "reid",
-                     t->reid_key_id, "status", "expired");
+                     t->reid_key_id, "status", "expired", "manifest_verified",
+                     (int)!t->manifest_unverified);
+}
+
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+    static const char hexd[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hexd[b[i] >> 4];
+        out[2 * i + 1] = hexd[b[i] & 15];
+    }
+    out[2 * n] = '\0';
 }
 
 int purge_tombstone_write(const char *dir, const struct purge_tombstone *t,
-                          const unsigned char key[ARCHIVE_KEY_LEN], mr_error *err)
+                          EVP_PKEY *signing_key, mr_error *err)
 {
     json_t *o = body(t);
-    char *text = NULL, mac[65], path[4200];
+    char *text = NULL, sig_hex[2 * KEYS_SIG_LEN + 1], signer[KEYS_ID_LEN + 1], path[4200];
+    unsigned char sig[KEYS_SIG_LEN];
     int rc;
 
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "tombstone: cannot build JSON");
-    text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    if (text == NULL) {
+    if (signing_key == NULL) {
         json_decref(o);
-        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+        return mr_error_set(err, MR_E_INVALID, "tombstone: no signing key");
     }
-    mac_hex(key, text, mac);
+    rc = keys_key_id(signing_key, signer, err);
+    if (rc == 0)
+        json_object_set_new(o, "signer", json_string(signer));
+    text = rc == 0 ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (rc == 0 && text == NULL)
+        rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+    if (rc == 0)
+        rc = keys_sign(signing_key, text, strlen(text), sig, err);
     free(text);
-    json_object_set_new(o, "hmac_sha256", json_string(mac));
+    if (rc != 0) {
+        json_decref(o);
+        return rc;
+    }
+    hex(sig, KEYS_SIG_LEN, sig_hex);
+    json_object_set_new(o, "ed25519_signature", json_string(sig_hex));
     text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     if (text == NULL)
@@ -122,18 +148,80 @@ int purge_tombstone_write(const char *dir, const struct purge_tombstone *t,
     return rc;
 }
 
-int purge_tombstone_read(const char *dir, const unsigned char *key, struct purge_tombstone *t,
-                         mr_error *err)
+static int unhex(const char *h, unsigned char *out, size_t n)
 {
-    char path[4200], mac[65];
+    if (h == NULL || strlen(h) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = h[2 * i + k];
+            v <<= 4;
+            if (c >= '0' && c <= '9')
+                v |= (unsigned)(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= (unsigned)(c - 'a' + 10);
+            else
+                return -1;
+        }
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+/* Removes the authentication field from o and checks it over the rest. */
+static int tomb_authenticate(json_t *o, const struct archive_trust *trust, const char *path,
+                             mr_error *err)
+{
+    const char *format = json_string_value(json_object_get(o, "format"));
+    bool v2 = format != NULL && strcmp(format, PURGE_TOMBSTONE_FORMAT) == 0;
+    json_t *given = json_incref(json_object_get(o, v2 ? "ed25519_signature" : "hmac_sha256"));
+    const char *g = json_string_value(given);
+    char *text;
+    int rc = 0;
+
+    if (!v2 && (format == NULL || strcmp(format, PURGE_TOMBSTONE_FORMAT_V1) != 0)) {
+        json_decref(given);
+        return mr_error_set(err, MR_E_UNSUPPORTED, "%s: unknown format", path);
+    }
+    json_object_del(o, v2 ? "ed25519_signature" : "hmac_sha256");
+    text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text == NULL) {
+        json_decref(given);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    if (v2) {
+        unsigned char sig[KEYS_SIG_LEN];
+        const char *signer = json_string_value(json_object_get(o, "signer"));
+        if (signer == NULL || unhex(g, sig, KEYS_SIG_LEN) != 0)
+            rc = mr_error_set(err, MR_E_TAMPERED, "%s: unsigned", path);
+        else if (keys_keyring_verify(trust->keyring, signer, text, strlen(text), sig, err) != 0)
+            rc = mr_error_prefix(err, "%s", path);
+    } else if (trust->legacy_key == NULL) {
+        rc = mr_error_set(err, MR_E_TAMPERED, "%s: legacy HMAC and no manifest key", path);
+    } else {
+        char mac[65];
+        mac_hex(trust->legacy_key, text, mac);
+        if (g == NULL || strlen(g) != 64 || CRYPTO_memcmp(g, mac, 64) != 0)
+            rc = mr_error_set(err, MR_E_TAMPERED, "%s: HMAC does not match", path);
+    }
+    free(text);
+    json_decref(given);
+    return rc;
+}
+
+int purge_tombstone_read(const char *dir, const struct archive_trust *trust,
+                         struct purge_tombstone *t, mr_error *err)
+{
+    static const struct archive_trust none = { 0 };
+    char path[4200];
     json_error_t jerr;
-    json_t *o, *given, *keys;
-    const char *g;
+    json_t *o, *keys, *mv;
     int bad = 0;
 
     memset(t, 0, sizeof *t);
     snprintf(path, sizeof path, "%s/%s", dir, PURGE_TOMBSTONE);
-    o = json_load_file(path, 0, &jerr);
+    o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
         FILE *f = fopen(path, "r");
         if (f == NULL)
@@ -142,25 +230,15 @@ int purge_tombstone_read(const char *dir, const unsigned char *key, struct purge
         fclose(f);
         return mr_error_set(err, MR_E_PARSE, "%s is not JSON (line %d)", path, jerr.line);
     }
-    given = json_incref(json_object_get(o, "hmac_sha256"));
-    g = json_string_value(given);
-    json_object_del(o, "hmac_sha256");
-    if (key != NULL) {
-        char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-        if (text == NULL) {
-            json_decref(given);
+    {
+        int rc = tomb_authenticate(o, trust != NULL ? trust : &none, path, err);
+        if (rc != 0) {
             json_decref(o);
-            return mr_error_set(err, MR_E_NOMEM, "out of memory");
-        }
-        mac_hex(key, text, mac);
-        free(text);
-        if (g == NULL || strlen(g) != 64 || CRYPTO_memcmp(g, mac, 64) != 0) {
-            json_decref(given);
-            json_decref(o);
-            return mr_error_set(err, MR_E_TAMPERED, "%s: HMAC does not match", path);
+            return rc;
         }
     }
-    json_decref(given);
+    mv = json_object_get(o, "manifest_verified");
+    t->manifest_unverified = json_is_false(mv);
     keys = json_object_get(o, "shredded_epoch_keys");
     snprintf(t->batch_id, sizeof t->batch_id, "%s",
              str_or_empty(json_object_get(o, "batch_id")));

@@ -4,15 +4,16 @@
  *
  * Each input (after its first byte, which picks the way) is written as manifest.json into
  * a private temporary batch directory (never the source tree) and read one of three ways:
- *   1. as it is, without a key (IT's machine: no HMAC check);
- *   2. as it is, with a manifest key (the HMAC almost never matches: the tag parsing and
- *      the comparison are what is exercised);
- *   3. re-signed: the input is taken as the body, and the trailing
- *      ,"hmac_sha256":"<hex>"}\n field is appended with the correct HMAC, so that the
- *      keyed path goes on to the JSON and field checks.
- * On success the manifest is written back (archive_manifest_write) and read again, and
- * the two must agree.  Errors must carry a negative code and a message.
+ *   1. as it is, parsed only (archive_manifest_read_unverified);
+ *   2. as it is, with a pinned signing key and the legacy manifest key (neither almost
+ *      ever matches: the tag parsing and the comparisons are what is exercised);
+ *   3. re-signed: the input is taken as the body of a legacy (format 1) manifest, and the
+ *      trailing ,"hmac_sha256":"<hex>"}\n field is appended with the correct HMAC, so
+ *      that the keyed path goes on to the JSON and field checks.
+ * On success the manifest is written back signed (archive_manifest_write, format 2) and
+ * read again against the pinned key, and the two must agree.  Errors must carry a negative code and a message.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,19 @@ static void write_file(const void *a, size_t alen, const void *b, size_t blen)
     fclose(f);
 }
 
+static EVP_PKEY *signer;
+static keys_keyring *pinned;
+
+static void signer_setup(void)
+{
+    if (signer != NULL)
+        return;
+    signer = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    pinned = keys_keyring_new();
+    if (signer == NULL || pinned == NULL || keys_keyring_add(pinned, signer, NULL) != 0)
+        abort();
+}
+
 static void check_error(int rc, const mr_error *err)
 {
     if (rc > 0 || (rc < 0 && err->msg[0] == '\0'))
@@ -88,22 +102,29 @@ static void same_manifest(const struct archive_manifest *a, const struct archive
 }
 
 /* Read the file now in place; on success write it back, read again, compare. */
-static void read_and_roundtrip(const unsigned char *k)
+static void read_and_roundtrip(bool keyed)
 {
+    struct archive_trust trust = { .keyring = pinned, .legacy_key = key };
     struct archive_manifest m, m2;
     mr_error err;
     int rc;
 
     mr_error_clear(&err);
-    rc = archive_manifest_read(tmpdir, k, &m, &err);
+    rc = keyed ? archive_manifest_read(tmpdir, &trust, &m, &err)
+               : archive_manifest_read_unverified(tmpdir, &m, &err);
     check_error(rc, &err);
     if (rc != 0)
         return;
-    rc = archive_manifest_write(tmpdir, &m, key, &err);
+    /* A format-1 manifest names no certificates; any fingerprint will do here. */
+    if (m.content_cert_fpr[0] == '\0')
+        memset(m.content_cert_fpr, 'a', 64);
+    if (m.reid_cert_fpr[0] == '\0')
+        memset(m.reid_cert_fpr, 'b', 64);
+    rc = archive_manifest_write(tmpdir, &m, signer, &err);
     check_error(rc, &err);
     if (rc == 0) {
-        rc = archive_manifest_read(tmpdir, key, &m2, &err);
-        if (rc != 0)
+        rc = archive_manifest_read(tmpdir, &trust, &m2, &err);
+        if (rc != 0 || m2.auth != ARCHIVE_AUTH_SIGNED)
             abort();    /* our own manifest must read back */
         same_manifest(&m, &m2);
         archive_manifest_clear(&m2);
@@ -129,11 +150,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
     setup();
+    signer_setup();
 
     if (mode == 0 || mode == 1) {
-        /* 1 and 2: the bytes as given, without or with the key. */
+        /* 1 and 2: the bytes as given, parsed only or authenticated. */
         write_file(data, size, NULL, 0);
-        read_and_roundtrip(mode == 0 ? NULL : key);
+        read_and_roundtrip(mode == 1);
         return 0;
     }
 
@@ -151,6 +173,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     t += (size_t)snprintf(trailer + t, sizeof trailer - t, "\"}\n");
     write_file(data, size, trailer, t);
     free(signed_body);
-    read_and_roundtrip(key);
+    read_and_roundtrip(true);
     return 0;
 }

@@ -39,7 +39,9 @@ struct fx {
     EVP_PKEY *it;
     X509 *it_cert;
     pseudo_key pkey;
-    unsigned char mkey[32];
+    EVP_PKEY *sk;                   /* host signing key */
+    keys_keyring *kr;               /* its public half, pinned */
+    struct archive_trust trust;
     int appended;
 };
 
@@ -114,7 +116,11 @@ static int setup(void **state)
     assert_int_equal(keys_generate(KEYS_ALGO_P256, &f->it, &err), 0);
     assert_int_equal(keys_self_signed(f->it, "IT", 30, &f->it_cert, &err), 0);
     RAND_bytes(f->pkey.bytes, sizeof f->pkey.bytes);
-    RAND_bytes(f->mkey, sizeof f->mkey);
+    f->sk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(f->sk);
+    f->kr = keys_keyring_new();
+    assert_int_equal(keys_keyring_add(f->kr, f->sk, &err), 0);
+    f->trust.keyring = f->kr;
     *state = f;
     return 0;
 }
@@ -124,6 +130,8 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     EVP_PKEY_free(f->it);
+    EVP_PKEY_free(f->sk);
+    keys_keyring_free(f->kr);
     X509_free(f->it_cert);
     th_rmtree(f->root);
     free(f->root);
@@ -138,10 +146,10 @@ static void run(struct fx *f, purge_hook_fn hook, struct purge_report **rep)
     struct archive_options ao = {
         .archive_dir = f->archive, .vault_dir = f->vault, .zone = "Europe/Copenhagen",
         .workers = 1, .content_holder = f->it_cert, .reid_holder = f->it_cert,
-        .pseudonym_key = &f->pkey, .manifest_key = f->mkey,
+        .pseudonym_key = &f->pkey, .signing_key = f->sk,
     };
     struct purge_options o = {
-        .imap = &f->io, .mailboxes = mb, .n_mailboxes = 1, .archive = &ao,
+        .imap = &f->io, .mailboxes = mb, .n_mailboxes = 1, .archive = &ao, .trust = &f->trust,
         .retention_years = 5, .zone = "Europe/Copenhagen", .cutoff = utc("2026-11-01"),
         .journal_path = f->journal, .expunge_chunk = 2, .hook = hook, .hook_ctx = f,
     };

@@ -3,11 +3,14 @@
 # archived twice.  Crash points (MAILRET_TEST_CRASH_AT, purge/crash.c, SIGKILL at exactly
 # that step): during the fetch, with all messages journalled before the archive is
 # closed, after the manifest is written but before the journal says "verified", after
-# "verified", between UID STORE and UID EXPUNGE, after EXPUNGE before "done"; plus a real
-# kill -9 from outside while the volumes are being written.
+# "verified", between UID STORE and UID EXPUNGE, after EXPUNGE before "done"; inside
+# epoch-key creation (after its metadata, after its certificate, and inside the durable
+# write of the sealed key before its rename); plus a real kill -9 from outside while the
+# volumes are being written.
 # After each kill: every original message is on the server or in a verified batch (or
 # both).  After the re-run: server + archive == original exactly (SHA-256 multisets),
-# one batch with a manifest, no unfinished batch directory, no orphan epoch key.
+# one batch with a manifest, no unfinished batch directory, no orphan epoch key (no key
+# file of any kind beyond the batch's two keys) and no temporary file left anywhere.
 source "$(dirname "$0")/purge_lib.sh"
 
 # Original messages all present on the server or in a verified batch (set inclusion).
@@ -28,11 +31,17 @@ check_final() {
     [ "$batches" = 1 ] || fail "$1: $batches batches (archived twice?)"
     [ "$dirs" = 1 ] || fail "$1: $dirs batch directories (unfinished one left)"
     [ "$keys" = 2 ] || fail "$1: $keys sealed epoch keys in the vault (want 2)"
+    [ "$(find "$T/vault" -name '*.crt.pem' | wc -l)" = 2 ] || fail "$1: stray epoch certificates"
+    [ "$(find "$T/vault" -name '????????????????????????????????.json' | wc -l)" = 2 ] ||
+        fail "$1: stray epoch key metadata"
+    [ -z "$(find "$T/vault" "$T/state" "$T/archive" -name '*.tmp.*')" ] ||
+        fail "$1: temporary files left: $(find "$T/vault" "$T/state" "$T/archive" -name '*.tmp.*')"
     mailret check --offline > /dev/null 2>&1 || fail "$1: check not green after re-run"
 }
 
 n=0
-for step in mid-fetch before-close after-close after-verified after-store after-expunge; do
+for step in mid-fetch epoch-after-meta epoch-after-cert 'durable-before-rename:*.key.p7m' \
+            before-close after-close after-verified after-store after-expunge; do
     setup "k$n" 120 "purge-kill-$n"
     n=$((n + 1))
     set +e
@@ -55,7 +64,7 @@ for step in mid-fetch before-close after-close after-verified after-store after-
     discarded=$(json_field "$T/rerun.json" 'j["mailboxes"][0]["discarded_batches"]')
     new=$(json_field "$T/rerun.json" 'j["mailboxes"][0]["archived"]')
     case $step in
-        mid-fetch|before-close)
+        mid-fetch|before-close|epoch-*|durable-*)
             [ "$discarded" = 1 ] && [ "$new" -gt 0 ] || fail "$step: want discard + new batch, got discarded=$discarded new=$new" ;;
         *)
             [ "$resumed" = 1 ] && [ "$new" = 0 ] || fail "$step: want resume without re-archiving, got resumed=$resumed new=$new" ;;
@@ -85,4 +94,4 @@ wait "$pid" 2>/dev/null || true
 check_nothing_lost "volume write"
 mailret purge > "$T/rerun.out" 2> "$T/rerun.log" || fail "volume write: re-run: $(tail -3 "$T/rerun.log")"
 check_final "volume write"
-echo "PASS purge_kill9 (7 crash points + kill -9 during volume write)"
+echo "PASS purge_kill9 (10 crash points + kill -9 during volume write)"

@@ -25,6 +25,18 @@ printf 'it passphrase 123\n' > it.pass
 "$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass \
   --algo "$ARCHIVE_IT_ALGO" >/dev/null
 grep -q 'BEGIN ENCRYPTED PRIVATE KEY' it.key || fail "IT key is not encrypted"
+# ...with PBKDF2-HMAC-SHA256 at >= 600,000 iterations (OpenSSL's default is 2,048), as
+# openssl's own parser reads the PBES2 parameters
+openssl asn1parse -in it.key > asn1.txt
+grep -q ':PBKDF2' asn1.txt && grep -q ':hmacWithSHA256' asn1.txt && grep -q ':aes-256-cbc' asn1.txt ||
+  fail "IT key is not PBES2/PBKDF2-HMAC-SHA256/AES-256: $(cat asn1.txt)"
+ITER=$(awk '/:PBKDF2/{p=1} p && /INTEGER/{sub(/.*:/, ""); print; exit}' asn1.txt)
+[ -n "$ITER" ] && [ $((16#$ITER)) -ge 600000 ] || fail "PBKDF2 iterations: ${ITER:-none}"
+printf 'elevenchars\n' > short.pass
+if "$MAILRET_BIN" keys init-it --key short.key --cert short.crt --passphrase-file short.pass \
+     2>err.txt; then fail "an 11-character passphrase was accepted"; fi
+grep -q 'at least 12 characters' err.txt || fail "short passphrase: $(cat err.txt)"
+[ ! -e short.key ] || fail "a key was written for a refused passphrase"
 want_type=EC; [ "$ARCHIVE_IT_ALGO" = rsa3072 ] && want_type=RSA
 openssl pkey -in it.key -passin "file:$T/it.pass" -noout -text 2>/dev/null \
   | grep -q "$([ $want_type = RSA ] && echo 'Private-Key: (3072 bit' || echo 'ASN1 OID: prime256v1')" \
@@ -99,11 +111,16 @@ for v in "$BATCH_DIR"/*.p7m; do
 done
 M verify all | grep -q $'\tok\t' || fail "verify"
 
-# Invariant 3: nothing identifying and no private key on the host's disks.
+# Invariant 3: nothing identifying and no private key on the host's disks but its own
+# batch-signing key (Ed25519, 0600), which can sign but decrypts nothing.
 for needle in karen.soerensen@example.com 2512849876 'Karen Sørensen' '87 65 43 21' \
               'PRIVATE KEY'; do
-  if grep -rqaF "$needle" archive vault state host; then fail "found a planted value on disk"; fi
+  if grep -rqaF --exclude=signing-key.pem "$needle" archive vault state host; then
+    fail "found a planted value on disk"; fi
 done
+test "$(stat -c %a state/signing-key.pem)" = 600 || fail "signing key mode"
+openssl pkey -in state/signing-key.pem -noout -text | grep -q 'ED25519 Private-Key' ||
+  fail "the host's signing key is not Ed25519"
 
 # --- IT: restore ------------------------------------------------------------------------
 export MAILRET_IT_PASSPHRASE='wrong passphrase'
@@ -135,6 +152,30 @@ grep -qx '0 $Forwarded' out-full/dovecot-keywords && grep -qx '1 NonJunk' out-fu
 
 M restore --reason "integration test" --it-key it.key --it-passphrase-file it.pass \
   --pseudonymised --maildir out-pseudo >/dev/null
+
+# A person's mail: the address or CPR number on standard input, never in argv.
+printf 'Karen.Soerensen@example.com\n' | M restore --reason "access request 12" \
+  --it-key it.key --it-passphrase-file it.pass --person --maildir out-person > p.out ||
+  fail "restore --person"
+grep -q 'restored 30 messages' p.out || fail "restore --person: $(cat p.out)"
+printf '  \n2512849876\r\nnobody@example.org\n' | M restore --reason "access request 13" \
+  --it-key it.key --it-passphrase-file it.pass --person --maildir out-cpr > p.out ||
+  fail "restore --person (CPR)"
+grep -q 'restored 30 messages' p.out || fail "restore --person by CPR: $(cat p.out)"
+printf 'nobody@example.org\n' | M restore --reason "access request 14" \
+  --it-key it.key --it-passphrase-file it.pass --person --maildir out-nobody > p.out ||
+  fail "restore --person (nobody)"
+grep -q 'restored 0 messages' p.out || fail "restore --person for someone else: $(cat p.out)"
+if M restore --reason "x y z" --it-key it.key --it-passphrase-file it.pass \
+     --person karen.soerensen@example.com --maildir out-argv < /dev/null 2> err.txt; then
+  fail "a person on the command line was accepted"; fi
+grep -q 'standard input' err.txt || fail "--person in argv: unclear error: $(cat err.txt)"
+if grep -qiF 'karen.soerensen' err.txt; then fail "the refused value was echoed"; fi
+if M restore --reason "x y z" --it-key it.key --it-passphrase-file it.pass \
+     --person --maildir out-empty < /dev/null 2> err.txt; then fail "--person with no input"; fi
+grep -q 'no address or CPR number' err.txt || fail "--person, empty input: $(cat err.txt)"
+if grep -qiF -e 'karen.soerensen' -e '2512849876' state/audit.log; then
+  fail "a person's address or CPR number reached the audit log"; fi
 grep -rqaF karen.soerensen@example.com out-pseudo && fail "pseudonymised restore has identifiers"
 
 # The same through stock tools only: unseal the epoch key, decrypt, untar.
@@ -150,11 +191,45 @@ test -f stock/index.jsonl || fail "no index.jsonl"
 rm stock/index.jsonl
 [ "$(ls stock | wc -l)" = 30 ] || fail "stock tools: wrong file count"
 [ "$(sha_list stock)" = "$(sha_list out-pseudo)" ] || fail "openssl+tar differs from mailret"
-# ...and one volume alone, exactly as docs/RESTORE-IT.md shows
-mkdir one
-openssl cms -decrypt -inform DER -binary -inkey epoch.pem -in "$BATCH_DIR/vol-0001.p7m" \
-  | tar xzf - -C one
+# ...and one volume alone, exactly as docs/RESTORE-IT.md shows: signature, the volume's
+# SHA-256 against the signed manifest, decrypt to a file, untar only on success.
+cp state/host-keys.pem host-key.pem
+stock_one() {   # batch dir, output dir
+  local B=$1 M=$1/manifest.json
+  perl -0777 -ne 'print substr($_, 0, rindex($_, q(,"ed25519_signature":"))), "}"' $M > signed
+  perl -ne 'print pack "H*", $1 if /"ed25519_signature":"([0-9a-f]{128})"/' $M > sig
+  openssl pkeyutl -verify -rawin -pubin -inkey host-key.pem -sigfile sig -in signed >/dev/null ||
+    return 11
+  grep -q "\"name\":\"vol-0001.p7m\",\"size\":[0-9]*,\"sha256\":\"$(sha256sum < $B/vol-0001.p7m | cut -c1-64)\"" signed ||
+    return 12
+  if openssl cms -decrypt -inform DER -binary -inkey epoch.pem -in $B/vol-0001.p7m \
+        -out vol1.tgz 2>/dev/null; then
+    mkdir "$2" && tar xzf vol1.tgz -C "$2"
+  else
+    rm -f vol1.tgz; return 13
+  fi
+}
+stock_one "$BATCH_DIR" one || fail "stock tools on a genuine volume: $?"
 ls one | grep -q '\.eml$' || fail "vol-0001 alone"
+# a flipped byte in the ciphertext: the signed SHA-256 refuses it, and even past that
+# check openssl fails (the GCM tag) so nothing is unpacked
+cp "$BATCH_DIR/vol-0001.p7m" vol.saved
+SZ=$(stat -c %s vol.saved)
+printf '\x00' | dd of="$BATCH_DIR/vol-0001.p7m" bs=1 seek=$((SZ - 100)) conv=notrunc 2>/dev/null
+cmp -s vol.saved "$BATCH_DIR/vol-0001.p7m" &&
+  printf '\x01' | dd of="$BATCH_DIR/vol-0001.p7m" bs=1 seek=$((SZ - 100)) conv=notrunc 2>/dev/null
+rc=0; stock_one "$BATCH_DIR" two || rc=$?
+[ $rc = 12 ] || fail "stock tools: a flipped byte was not caught by the signed SHA-256 ($rc)"
+rc=0; openssl cms -decrypt -inform DER -binary -inkey epoch.pem -in "$BATCH_DIR/vol-0001.p7m" \
+  -out flipped.tgz 2>/dev/null || rc=$?
+[ $rc != 0 ] || fail "openssl cms exited 0 on a flipped byte: the recipe's check would not help"
+cp vol.saved "$BATCH_DIR/vol-0001.p7m"
+# an altered manifest fails the signature check
+cp "$BATCH_DIR/manifest.json" man.saved
+sed -i 's/"mailbox":"INBOX"/"mailbox":"INBOY"/' "$BATCH_DIR/manifest.json"
+rc=0; stock_one "$BATCH_DIR" three || rc=$?
+[ $rc = 11 ] || fail "stock tools: an altered manifest passed the signature check ($rc)"
+cp man.saved "$BATCH_DIR/manifest.json"
 
 # --- tampering and loss are detected and named ----------------------------------------
 for name in vol-0002.p7m reid-0001.p7m manifest.json; do

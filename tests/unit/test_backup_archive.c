@@ -20,6 +20,8 @@
 #include <openssl/sha.h>
 
 #include "backup/archive.h"
+#include "backup/buf.h"
+#include "backup/index.h"
 #include "backup/restore.h"
 #include "backup/tar.h"
 #include "backup/verify.h"
@@ -35,7 +37,9 @@ struct fx {
     EVP_PKEY *it;
     X509 *it_cert;
     pseudo_key pkey;
-    unsigned char mkey[32];
+    EVP_PKEY *sk;                   /* host signing key */
+    keys_keyring *kr;               /* its public half, pinned */
+    struct archive_trust trust;
     unsigned char *msg[N_MSG];
     size_t len[N_MSG];
     struct archive_result *res;
@@ -127,7 +131,7 @@ static int do_backup(struct fx *f, size_t volume_size, struct archive_result **r
         .period_end = 1793000000, .expires = 1793000000 + 5 * 366 * 86400,
         .volume_size = volume_size, .compression_level = 6, .workers = 2,
         .content_holder = f->it_cert, .reid_holder = f->it_cert,
-        .pseudonym_key = &f->pkey, .manifest_key = f->mkey,
+        .pseudonym_key = &f->pkey, .signing_key = f->sk,
     };
     archive_batch *b = NULL;
     mr_error err;
@@ -167,7 +171,11 @@ static int setup(void **state)
     assert_int_equal(keys_generate(KEYS_ALGO_P256, &f->it, &err), 0);
     assert_int_equal(keys_self_signed(f->it, "IT", 30, &f->it_cert, &err), 0);
     RAND_bytes(f->pkey.bytes, sizeof f->pkey.bytes);
-    RAND_bytes(f->mkey, sizeof f->mkey);
+    f->sk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(f->sk);
+    f->kr = keys_keyring_new();
+    assert_int_equal(keys_keyring_add(f->kr, f->sk, &err), 0);
+    f->trust.keyring = f->kr;
     make_messages(f);
     assert_int_equal(do_backup(f, 64 * 1024, &f->res), 0);
     *state = f;
@@ -182,6 +190,8 @@ static int teardown(void **state)
         free(f->msg[i]);
     archive_result_free(f->res);
     EVP_PKEY_free(f->it);
+    EVP_PKEY_free(f->sk);
+    keys_keyring_free(f->kr);
     X509_free(f->it_cert);
     th_rmtree(f->root);
     free(f->root);
@@ -195,7 +205,7 @@ static int restore_to(struct fx *f, const char *out, bool pseudonymised, const c
 {
     struct restore_options o = {
         .archive_dir = f->archive, .vault_dir = f->vault, .pseudonymised = pseudonymised,
-        .it_key = key, .manifest_key = f->mkey, .ledger_path = ledger,
+        .it_key = key, .trust = &f->trust, .ledger_path = ledger,
         .tokens = tokens, .n_tokens = n_tokens,
         .format = RESTORE_MAILDIR, .output = out, .reason = "unit test",
     };
@@ -286,7 +296,7 @@ static void test_round_trip(void **state)
 
     /* volumes respect the size limit */
     struct archive_manifest m;
-    assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
     assert_int_equal(m.message_count, N_MSG);
     assert_int_equal(m.n_volumes, f->res->n_volumes);
     for (size_t v = 0; v < m.n_volumes; v++) {
@@ -300,7 +310,7 @@ static void test_round_trip(void **state)
 
     /* host and deep verification pass */
     struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
-                                 .manifest_key = f->mkey };
+                                 .trust = &f->trust };
     struct verify_report rep;
     assert_int_equal(verify_batch(&vo, &rep, &err), 0);
     assert_int_equal(rep.volumes, f->res->n_volumes);
@@ -396,7 +406,7 @@ static void test_tamper_detected_and_named(void **state)
 {
     struct fx *f = *state;
     struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
-                                 .manifest_key = f->mkey };
+                                 .trust = &f->trust };
     struct verify_report rep;
     struct restore_stats st;
     mr_error err;
@@ -422,7 +432,7 @@ static void test_tamper_detected_and_named(void **state)
         snprintf(path, sizeof path, "%s/vol-0001.p7m", f->res->dir);
         EVP_PKEY *ck = NULL;
         struct archive_manifest m;
-        assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+        assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
         assert_int_equal(keys_epoch_unseal(f->vault, m.content_key_id, f->it, NULL, &ck, &err),
                          0);
         archive_manifest_clear(&m);
@@ -455,11 +465,26 @@ static void test_tamper_detected_and_named(void **state)
     assert_non_null(strstr(err.msg, "vol-0099.p7m"));
     unlink(path);
 
-    /* another manifest key is tampering too */
-    unsigned char other[32] = { 1 };
-    vo.manifest_key = other;
-    assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_TAMPERED);
-    assert_non_null(strstr(err.msg, "HMAC"));
+    /* a keyring without the signer: refused, naming the manifest */
+    {
+        struct archive_trust other = { 0 };
+        keys_keyring *kr = keys_keyring_new();
+        EVP_PKEY *k2 = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        assert_int_equal(keys_keyring_add(kr, k2, &err), 0);
+        other.keyring = kr;
+        vo.trust = &other;
+        assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_TAMPERED);
+        assert_non_null(strstr(err.msg, "manifest.json"));
+        assert_non_null(strstr(err.msg, "not pinned"));
+        /* the override reads it, and says so */
+        other.accept_unverified = true;
+        assert_int_equal(verify_batch(&vo, &rep, &err), 0);
+        assert_int_equal(rep.auth, ARCHIVE_AUTH_OVERRIDDEN);
+        assert_non_null(strstr(rep.auth_problem, "not pinned"));
+        vo.trust = &f->trust;
+        EVP_PKEY_free(k2);
+        keys_keyring_free(kr);
+    }
 }
 
 static void test_ledger_and_selection(void **state)
@@ -491,7 +516,7 @@ static void test_ledger_and_selection(void **state)
 
     /* by Message-ID and date */
     struct restore_options o = {
-        .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
+        .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it, .trust = &f->trust,
         .message_id = "<msg-12@example.dk>", .format = RESTORE_MBOX, .reason = "unit test",
     };
     snprintf(out2, sizeof out2, "%s/one.mbox", f->root);
@@ -537,7 +562,7 @@ static void test_manifest_commit_point_and_hold(void **state)
     mr_error err;
     char path[4400], saved[4400], dir[4096];
     struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
-                                 .manifest_key = f->mkey };
+                                 .trust = &f->trust };
     struct verify_report rep;
 
     assert_int_equal(archive_batch_list(f->archive, "post@akasse.dk", &refs, &n, &err), 0);
@@ -548,8 +573,8 @@ static void test_manifest_commit_point_and_hold(void **state)
     assert_int_equal(archive_batch_find(f->archive, f->res->batch_id, dir, sizeof dir, &err), 0);
     assert_string_equal(dir, f->res->dir);
 
-    assert_int_equal(archive_batch_set_hold(f->res->dir, true, f->mkey, NULL, &err), 0);
-    assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+    assert_int_equal(archive_batch_set_hold(f->res->dir, true, &f->trust, f->sk, f->vault, NULL, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
     assert_true(m.hold);
     assert_true(m.hold_since > 0);
     archive_manifest_clear(&m);
@@ -571,7 +596,7 @@ static void test_manifest_commit_point_and_hold(void **state)
 
     /* the epoch keys were forgotten after verification; shredding one makes the batch
      * unrecoverable even though every volume is intact */
-    assert_int_equal(archive_manifest_read(f->res->dir, f->mkey, &m, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
     assert_int_equal(keys_epoch_shred(f->vault, m.content_key_id, NULL, &err), 0);
     archive_manifest_clear(&m);
     assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_NOTFOUND);
@@ -693,6 +718,140 @@ static void test_mailbox_dirname(void **state)
     free(root);
 }
 
+/* ---- crafted volumes: content a signed manifest vouches for but that breaks the reader's
+ * assumptions (the host signs what it wrote; a damaged or malicious writer must still not
+ * crash or exhaust IT's restore).  The volume is encrypted to the batch's real epoch
+ * certificate and the manifest re-signed with the host key, so only the reader's own
+ * checks stand between the bytes and the output. */
+
+static void sha_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+
+    SHA256(data, len, md);
+    volume_hex(md, 32, out);
+}
+
+/* Replace the batch with one volume whose content and reid plaintexts are given. */
+static void install_crafted(struct fx *f, const struct mr_buf *content, const struct mr_buf *reid,
+                            size_t messages)
+{
+    struct archive_manifest m;
+    char path[4400], cert[4400];
+    X509 *ccert = NULL, *rcert = NULL;
+    mr_error err;
+
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
+    snprintf(cert, sizeof cert, "%s/%s.crt.pem", f->vault, m.content_key_id);
+    assert_int_equal(keys_cert_load(cert, &ccert, &err), 0);
+    snprintf(cert, sizeof cert, "%s/%s.crt.pem", f->vault, m.reid_key_id);
+    assert_int_equal(keys_cert_load(cert, &rcert, &err), 0);
+    for (size_t i = 0; i < m.n_volumes; i++) {
+        snprintf(path, sizeof path, "%s/%s", f->res->dir, m.volumes[i].name);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/%s", f->res->dir, m.volumes[i].reid_name);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/vol-0001.p7m", f->res->dir);
+    assert_int_equal(volume_write(path, content->data, content->len, 6, ccert, &err), 0);
+    assert_int_equal(volume_file_hash(path, &m.volumes[0].size, m.volumes[0].sha256, &err), 0);
+    snprintf(path, sizeof path, "%s/reid-0001.p7m", f->res->dir);
+    assert_int_equal(volume_write(path, reid->data, reid->len, 6, rcert, &err), 0);
+    assert_int_equal(volume_file_hash(path, &m.volumes[0].reid_size, m.volumes[0].reid_sha256,
+                                      &err), 0);
+    m.volumes[0].messages = messages;
+    m.n_volumes = 1;
+    m.message_count = messages;
+    snprintf(path, sizeof path, "%s/manifest.json", f->res->dir);
+    unlink(path);
+    assert_int_equal(archive_manifest_write(f->res->dir, &m, f->sk, &err), 0);
+    archive_manifest_clear(&m);
+    X509_free(ccert);
+    X509_free(rcert);
+}
+
+static void add_index_line(struct mr_buf *idx, const char *file, const void *data, size_t len)
+{
+    char sha[65], line[1024];
+
+    sha_hex(data, len, sha);
+    snprintf(line, sizeof line,
+             "{\"file\":\"%s\",\"uidvalidity\":7,\"uid\":1,\"internaldate\":"
+             "\"2026-09-21T14:13:20Z\",\"internaldate_unix\":1790000000,\"tz_min\":0,"
+             "\"flags\":\"\",\"size\":%zu,\"sha256\":\"%s\",\"pseudo_size\":%zu,"
+             "\"pseudo_sha256\":\"%s\",\"tokens\":[]}\n", file, len, sha, len, sha);
+    assert_int_equal(buf_append(idx, line, strlen(line), NULL), 0);
+}
+
+static void test_crafted_index_names(void **state)
+{
+    struct fx *f = *state;
+    /* names the index may not give a member: too short for ".eml", not the message's
+     * "<uidvalidity>-<uid>.eml", a path, the index itself */
+    static const char *const bad[] = { "a", "", ".eml", "7-2.eml", "../7-1.eml", "index.jsonl",
+                                       "7-1.emlx" };
+    struct restore_stats st;
+    mr_error err;
+
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        struct mr_buf c = { 0 }, r = { 0 }, idx = { 0 };
+        char out2[700], rname[300];
+        const char *name = bad[k][0] != '\0' ? bad[k] : "x";
+        assert_int_equal(tar_write_entry(&c, name, 0, (const unsigned char *)"x", 1, &err), 0);
+        add_index_line(&idx, bad[k], "x", 1);
+        assert_int_equal(tar_write_entry(&c, INDEX_FILE, 0, idx.data, idx.len, &err), 0);
+        assert_int_equal(tar_write_end(&c, &err), 0);
+        /* the reid entry named exactly like the content entry reaches the stem check */
+        snprintf(rname, sizeof rname, "%s", name);
+        assert_int_equal(tar_write_entry(&r, rname, 0, (const unsigned char *)"y", 1, &err), 0);
+        assert_int_equal(tar_write_end(&r, &err), 0);
+        install_crafted(f, &c, &r, 1);
+        snprintf(out2, sizeof out2, "%s/out-bad-%zu", f->root, k);
+        assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->it, &st, &err),
+                         MR_E_TAMPERED);
+        assert_non_null(strstr(err.msg, "vol-0001.p7m"));
+        assert_int_equal(st.restored, 0);
+        buf_free(&c);
+        buf_free(&r);
+        buf_free(&idx);
+    }
+}
+
+static void test_crafted_bomb(void **state)
+{
+    struct fx *f = *state;
+    struct mr_buf c = { 0 }, r = { 0 }, idx = { 0 };
+    struct restore_stats st;
+    size_t big = (size_t)300 << 20;     /* 300 MiB of zeros: gzip makes ~300 KB of it */
+    unsigned char *zeros = calloc(1, big);
+    char out2[700], path[4400];
+    unsigned long long vsize = 0;
+    char vsha[65];
+    mr_error err;
+
+    assert_non_null(zeros);
+    assert_int_equal(tar_write_entry(&c, "7-1.eml", 0, zeros, big, &err), 0);
+    add_index_line(&idx, "7-1.eml", zeros, big);
+    free(zeros);
+    assert_int_equal(tar_write_entry(&c, INDEX_FILE, 0, idx.data, idx.len, &err), 0);
+    assert_int_equal(tar_write_end(&c, &err), 0);
+    assert_int_equal(tar_write_entry(&r, "7-1.reid", 0, (const unsigned char *)"y", 1, &err), 0);
+    assert_int_equal(tar_write_end(&r, &err), 0);
+    install_crafted(f, &c, &r, 1);
+    buf_free(&c);
+    buf_free(&r);
+    buf_free(&idx);
+    snprintf(path, sizeof path, "%s/vol-0001.p7m", f->res->dir);
+    assert_int_equal(volume_file_hash(path, &vsize, vsha, &err), 0);
+    assert_true(vsize < (2u << 20));    /* the set-up: a small file, a huge plaintext */
+    snprintf(out2, sizeof out2, "%s/out-bomb", f->root);
+    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->it, &st, &err), MR_E_LIMIT);
+    assert_non_null(strstr(err.msg, "vol-0001.p7m"));
+    assert_non_null(strstr(err.msg, "decompression bomb"));
+    assert_null(strchr(err.msg, '\n'));
+    assert_int_equal(st.restored, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -704,6 +863,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tamper_detected_and_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger_and_selection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_commit_point_and_hold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crafted_index_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crafted_bomb, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

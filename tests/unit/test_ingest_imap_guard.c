@@ -175,12 +175,54 @@ static void test_count_and_long_literal(void **state)
     }
 }
 
+/* A line that never ends is refused at IMAP_GUARD_LINE_MAX bytes, however it is split;
+ * a line just that long passes, and literal bytes (a message body) do not count. */
+static void test_line_cap(void **state)
+{
+    size_t chunk = 1 << 20;
+    unsigned char *buf = malloc(chunk);
+    struct imap_guard g;
+    uint64_t fed;
+
+    (void)state;
+    assert_non_null(buf);
+    memset(buf, 'a', chunk);
+    imap_guard_init(&g);
+    for (fed = 0; fed + chunk < IMAP_GUARD_LINE_MAX; fed += chunk)
+        (void)imap_guard_filter(&g, buf, chunk);
+    (void)imap_guard_filter(&g, buf, chunk - 1);
+    assert_false(g.line_too_long);
+    assert_int_equal(g.line_len, IMAP_GUARD_LINE_MAX - 1);
+    (void)imap_guard_filter(&g, (unsigned char *)"\r\n", 2);     /* the cap with its CR */
+    assert_false(g.line_too_long);
+    assert_int_equal(g.line_len, 0);
+    for (fed = 0; fed + chunk <= IMAP_GUARD_LINE_MAX; fed += chunk)
+        (void)imap_guard_filter(&g, buf, chunk);
+    (void)imap_guard_filter(&g, buf, 1);                         /* one byte more */
+    assert_true(g.line_too_long);
+    assert_int_equal(imap_guard_filter(&g, buf, 10), 0);         /* and nothing after */
+
+    /* a body literal far longer than the cap, inside one FETCH line */
+    {
+        char head[] = "* 1 FETCH (UID 7 BODY[] {67108864}\r\n";
+        imap_guard_init(&g);
+        (void)imap_guard_filter(&g, (unsigned char *)head, strlen(head));
+        for (fed = 0; fed < ((uint64_t)64 << 20); fed += chunk)
+            (void)imap_guard_filter(&g, buf, chunk);
+        (void)imap_guard_filter(&g, (unsigned char *)")\r\n", 3);
+        assert_false(g.line_too_long);
+        assert_int_equal(g.line_len, 0);
+    }
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_renamed),
         cmocka_unit_test(test_left_alone),
         cmocka_unit_test(test_count_and_long_literal),
+        cmocka_unit_test(test_line_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,6 +101,9 @@ static void test_it_key_passphrase(void **state)
         snprintf(c2, sizeof c2, "%s/x.crt", f->dir);
         struct keys_it_options o = { .key_path = k2, .cert_path = c2, .passphrase = "short" };
         assert_int_equal(keys_init_it(&o, NULL, id, &err), MR_E_INVALID);
+        o.passphrase = "elevenchars";
+        assert_int_equal(keys_init_it(&o, NULL, id, &err), MR_E_INVALID);
+        assert_non_null(strstr(err.msg, "at least 12 characters"));
     }
     /* a group-readable key file is refused */
     chmod(f->it_key, 0640);
@@ -140,7 +143,7 @@ static void test_secret_sources(void **state)
  * KeyAgreeRecipientInfo) or RSA-3072 (KeyTransRecipientInfo). */
 static void host_and_epoch(struct fx *f, enum keys_algo algo)
 {
-    char pk_path[600], mk_path[600], sealed[600], it_inst[600], reid_inst[600];
+    char pk_path[600], mk_path[600], kr_path[600], sealed[600], it_inst[600], reid_inst[600];
     unsigned char pkey[KEYS_SECRET_LEN], *unsealed = NULL;
     size_t ulen = 0, n = 0;
     EVP_PKEY *it = NULL, *other = NULL, *ep_priv = NULL;
@@ -152,7 +155,8 @@ static void host_and_epoch(struct fx *f, enum keys_algo algo)
 
     make_it_algo(f, algo);
     snprintf(pk_path, sizeof pk_path, "%s/pseudonym.key", f->dir);
-    snprintf(mk_path, sizeof mk_path, "%s/manifest.key", f->dir);
+    snprintf(mk_path, sizeof mk_path, "%s/signing-key.pem", f->dir);
+    snprintf(kr_path, sizeof kr_path, "%s/host-keys.pem", f->dir);
     snprintf(sealed, sizeof sealed, "%s/vault/pseudonym.key.p7m", f->dir);
     snprintf(it_inst, sizeof it_inst, "%s/it-installed.crt", f->dir);
     snprintf(reid_inst, sizeof reid_inst, "%s/reid-installed.crt", f->dir);
@@ -160,13 +164,22 @@ static void host_and_epoch(struct fx *f, enum keys_algo algo)
     struct keys_host_options ho = { .it_cert_source = f->it_cert, .it_cert = it_inst,
                                     .reid_cert = reid_inst, .pseudonym_key_file = pk_path,
                                     .pseudonym_key_sealed = sealed,
-                                    .manifest_key_file = mk_path };
+                                    .signing_key_file = mk_path, .host_keyring = kr_path };
     assert_int_equal(keys_init_host(&ho, f->audit, &err), 0);
+    assert_int_equal(strlen(ho.signing_fpr), KEYS_FPR_LEN);
     assert_int_equal(stat(pk_path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(st.st_size, KEYS_SECRET_LEN);
     assert_int_equal(stat(mk_path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    {
+        /* the keyring holds the signing key's public half, under its id */
+        keys_keyring *kr = keys_keyring_new();
+        assert_int_equal(keys_keyring_add_file(kr, kr_path, &err), 0);
+        assert_int_equal(keys_keyring_size(kr), 1);
+        assert_string_equal(keys_keyring_id(kr, 0), ho.signing_id);
+        keys_keyring_free(kr);
+    }
     assert_int_equal(keys_init_host(&ho, f->audit, &err), MR_E_EXISTS);
     assert_int_equal(keys_secret_key_read(pk_path, pkey, &err), 0);
 
@@ -215,9 +228,11 @@ static void host_and_epoch(struct fx *f, enum keys_algo algo)
     /* listing: ids, holders, dates */
     struct keys_list_options lo = { .vault_dir = f->vault, .it_cert = it_inst,
                                     .reid_cert = reid_inst, .pseudonym_key_file = pk_path,
-                                    .manifest_key_file = mk_path };
+                                    .signing_key_file = mk_path, .host_keyring = kr_path };
     assert_int_equal(keys_list(&lo, &list, &n, &err), 0);
     assert_int_equal(n, 5);
+    assert_string_equal(list[3].kind, "host-signing");
+    assert_string_equal(list[3].holder, "host (current)");
     assert_string_equal(list[4].kind, "epoch-content");
     assert_string_equal(list[4].id, idcopy);
     assert_string_equal(list[4].batch, "20261101T000000Z-abcd");
@@ -234,8 +249,8 @@ static void host_and_epoch(struct fx *f, enum keys_algo algo)
     /* every key operation was audited, and the chain verifies */
     size_t records = 0;
     assert_int_equal(audit_verify(f->audit_path, &records, &err), 0);
-    /* it.create, host.init, epoch.create, forget, unseal, shred x2 */
-    assert_int_equal(records, 7);
+    /* it.create, signing.create, host.init, epoch.create, forget, unseal, shred x2 */
+    assert_int_equal(records, 8);
     unsigned char *log = th_read_file(f->audit_path, &ulen);
     assert_non_null(strstr((char *)log, "keys.epoch.shred"));
     assert_null(strstr((char *)log, "PRIVATE"));

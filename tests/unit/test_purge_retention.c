@@ -30,7 +30,9 @@ struct fx {
     EVP_PKEY *it;
     X509 *it_cert;
     pseudo_key pkey;
-    unsigned char mkey[32];
+    EVP_PKEY *sk;                   /* host signing key */
+    keys_keyring *kr;               /* its public half, pinned */
+    struct archive_trust trust;
 };
 
 static const char *const ZONE = "Europe/Copenhagen";
@@ -46,7 +48,11 @@ static int setup(void **state)
     assert_int_equal(keys_generate(KEYS_ALGO_P256, &f->it, &err), 0);
     assert_int_equal(keys_self_signed(f->it, "IT", 30, &f->it_cert, &err), 0);
     RAND_bytes(f->pkey.bytes, sizeof f->pkey.bytes);
-    RAND_bytes(f->mkey, sizeof f->mkey);
+    f->sk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(f->sk);
+    f->kr = keys_keyring_new();
+    assert_int_equal(keys_keyring_add(f->kr, f->sk, &err), 0);
+    f->trust.keyring = f->kr;
     *state = f;
     return 0;
 }
@@ -56,6 +62,8 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     EVP_PKEY_free(f->it);
+    EVP_PKEY_free(f->sk);
+    keys_keyring_free(f->kr);
     X509_free(f->it_cert);
     th_rmtree(f->root);
     free(f->root);
@@ -82,7 +90,7 @@ static void make_batch(struct fx *f, const char *id, time_t created, char *dir, 
         .archive_dir = f->archive, .vault_dir = f->vault, .mailbox = "INBOX", .batch_id = id,
         .zone = ZONE, .period_end = created, .created = created,
         .content_holder = f->it_cert, .reid_holder = f->it_cert, .pseudonym_key = &f->pkey,
-        .manifest_key = f->mkey, .workers = 1,
+        .signing_key = f->sk, .workers = 1,
     };
     struct archive_message m = { .uidvalidity = 1, .uid = 1, .internaldate = created - 86400,
                                  .flags = "", .bytes = (const unsigned char *)msg,
@@ -113,7 +121,7 @@ static const struct check_batch *find(const struct check_report *r, const char *
 static struct check_report *check_at(struct fx *f, time_t at)
 {
     struct check_options o = { .archive_dir = f->archive, .vault_dir = f->vault,
-                               .manifest_key = f->mkey, .at = at, .warn_days = 30,
+                               .trust = &f->trust, .at = at, .warn_days = 30,
                                .zone = ZONE };
     struct check_report *r = NULL;
     mr_error err;
@@ -125,7 +133,7 @@ static struct check_report *check_at(struct fx *f, time_t at)
 static struct expire_report *expire_at(struct fx *f, time_t at)
 {
     struct expire_options o = { .archive_dir = f->archive, .vault_dir = f->vault,
-                                .manifest_key = f->mkey, .at = at };
+                                .trust = &f->trust, .signing_key = f->sk, .at = at };
     struct expire_report *r = NULL;
     mr_error err;
 
@@ -170,7 +178,7 @@ static void test_expiry_dates(void **state)
     x = expire_at(f, e_leap - 1);
     assert_int_equal(x->expired, 0);
     expire_report_free(x);
-    assert_int_equal(archive_manifest_read(leap, f->mkey, &m, &err), 0);
+    assert_int_equal(archive_manifest_read(leap, &f->trust, &m, &err), 0);
     x = expire_at(f, e_leap);
     assert_int_equal(x->expired, 1);
     assert_string_equal(x->items[0].batch_id, "leap");
@@ -183,7 +191,7 @@ static void test_expiry_dates(void **state)
     assert_int_not_equal(access(path, F_OK), 0);
     snprintf(path, sizeof path, "%s/%s", leap, ARCHIVE_MANIFEST);
     assert_int_not_equal(access(path, F_OK), 0);
-    assert_int_equal(purge_tombstone_read(leap, f->mkey, &t, &err), 0);
+    assert_int_equal(purge_tombstone_read(leap, &f->trust, &t, &err), 0);
     assert_string_equal(t.batch_id, "leap");
     assert_int_equal(t.expires, e_leap);
     assert_int_equal(t.message_count, 1);
@@ -195,7 +203,7 @@ static void test_expiry_dates(void **state)
     check_report_free(r);
 
     /* A held batch survives its expiry; released, it goes. */
-    assert_int_equal(archive_batch_set_hold(dst, true, f->mkey, NULL, &err), 0);
+    assert_int_equal(archive_batch_set_hold(dst, true, &f->trust, f->sk, f->vault, NULL, &err), 0);
     x = expire_at(f, e_dst + 86400);
     assert_int_equal(x->expired, 0);
     assert_int_equal(x->held, 1);
@@ -206,7 +214,7 @@ static void test_expiry_dates(void **state)
     assert_string_equal(find(r, "dst")->status, "held");
     assert_int_equal(find(r, "dst")->level, CHECK_OK);
     check_report_free(r);
-    assert_int_equal(archive_batch_set_hold(dst, false, f->mkey, NULL, &err), 0);
+    assert_int_equal(archive_batch_set_hold(dst, false, &f->trust, f->sk, f->vault, NULL, &err), 0);
     x = expire_at(f, e_dst + 86400);
     assert_int_equal(x->expired, 1);
     expire_report_free(x);
@@ -223,12 +231,17 @@ static void test_expiry_dates(void **state)
 
     /* The tombstone's HMAC: another key or an edited byte is detected. */
     {
-        unsigned char other[32];
+        struct archive_trust other = { 0 };
+        keys_keyring *okr = keys_keyring_new();
+        EVP_PKEY *ok = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
         char tpath[4400];
         unsigned char *data;
         size_t len;
-        RAND_bytes(other, sizeof other);
-        assert_int_equal(purge_tombstone_read(leap, other, &t, &err), MR_E_TAMPERED);
+        assert_int_equal(keys_keyring_add(okr, ok, &err), 0);
+        other.keyring = okr;
+        assert_int_equal(purge_tombstone_read(leap, &other, &t, &err), MR_E_TAMPERED);
+        EVP_PKEY_free(ok);
+        keys_keyring_free(okr);
         snprintf(tpath, sizeof tpath, "%s/%s", leap, PURGE_TOMBSTONE);
         data = th_read_file(tpath, &len);
         assert_non_null(data);
@@ -237,7 +250,7 @@ static void test_expiry_dates(void **state)
         p[16] = '7';
         assert_int_equal(th_write_file(tpath, data, len), 0);
         free(data);
-        assert_int_equal(purge_tombstone_read(leap, f->mkey, &t, &err), MR_E_TAMPERED);
+        assert_int_equal(purge_tombstone_read(leap, &f->trust, &t, &err), MR_E_TAMPERED);
         r = check_at(f, e_leap);
         assert_string_equal(find(r, "leap")->status, "damaged");
         check_report_free(r);
