@@ -162,10 +162,12 @@ printf '  \n2512849876\r\nnobody@example.org\n' | M restore --reason "access req
   --it-key it.key --it-passphrase-file it.pass --person --maildir out-cpr > p.out ||
   fail "restore --person (CPR)"
 grep -q 'restored 30 messages' p.out || fail "restore --person by CPR: $(cat p.out)"
-printf 'nobody@example.org\n' | M restore --reason "access request 14" \
-  --it-key it.key --it-passphrase-file it.pass --person --maildir out-nobody > p.out ||
-  fail "restore --person (nobody)"
-grep -q 'restored 0 messages' p.out || fail "restore --person for someone else: $(cat p.out)"
+# Someone the archive does not know: nothing matched is an error, and nothing is written.
+if printf 'nobody@example.org\n' | M restore --reason "access request 14" \
+     --it-key it.key --it-passphrase-file it.pass --person --maildir out-nobody > p.out 2> err.txt; then
+  fail "restore --person for someone else: exit 0: $(cat p.out)"; fi
+grep -q 'nothing matched the selection' err.txt || fail "restore --person for someone else: $(cat err.txt)"
+[ -z "$(find out-nobody -type f 2>/dev/null | head -1)" ] || fail "restore --person for someone else wrote mail"
 if M restore --reason "x y z" --it-key it.key --it-passphrase-file it.pass \
      --person karen.soerensen@example.com --maildir out-argv < /dev/null 2> err.txt; then
   fail "a person on the command line was accepted"; fi

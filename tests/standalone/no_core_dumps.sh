@@ -52,7 +52,7 @@ kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 core=$(grep 'Max core file size' <<< "$limits" | awk '{print $5, $6}')
 [ "$core" = "0 0" ] || fail "core file size limit of a running mailret is '$core'"
-for u in "$MAILRET_SOURCE_DIR"/scripts/systemd/mailret-{purge,ingest,expire,check}.service; do
+for u in "$MAILRET_SOURCE_DIR"/scripts/systemd/mailret-{purge,ingest,expire,check}@.service; do
   grep -qx 'LimitCORE=0' "$u" || fail "$(basename "$u") lacks LimitCORE=0"
 done
 echo "no_core_dumps: ok"
