@@ -203,25 +203,6 @@ const char *archive_auth_name(enum archive_auth auth)
     }
 }
 
-static int hex_decode(const char *hex, unsigned char *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned v = 0;
-        for (int k = 0; k < 2; k++) {
-            char c = hex[2 * i + k];
-            v <<= 4;
-            if (c >= '0' && c <= '9')
-                v |= (unsigned)(c - '0');
-            else if (c >= 'a' && c <= 'f')
-                v |= (unsigned)(c - 'a' + 10);
-            else
-                return -1;
-        }
-        out[i] = (unsigned char)v;
-    }
-    return 0;
-}
-
 /* The trailing authentication field, if the text ends with exactly `<tag><hex>"}\n`. */
 static char *find_tail(char *text, const char *tag, size_t hex_len)
 {
@@ -251,7 +232,7 @@ static int authenticate(char *text, const struct archive_trust *trust,
     tag[0] = '}';       /* the authenticated bytes: the body with its closing brace */
     if (v2) {
         unsigned char sig[KEYS_SIG_LEN];
-        if (hex_decode(tag + strlen(SIG_TAG), sig, KEYS_SIG_LEN) != 0)
+        if (volume_unhex(tag + strlen(SIG_TAG), sig, KEYS_SIG_LEN) != 0)
             rc = mr_error_set(err, MR_E_TAMPERED, "malformed signature");
         else if (keys_keyring_size(trust->keyring) == 0)
             rc = mr_error_set(err, MR_E_TAMPERED, "no pinned host key to check the signature "

@@ -52,6 +52,25 @@ void volume_hex(const unsigned char *bin, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+int volume_unhex(const char *hex, unsigned char *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = hex[2 * i + k];    /* a NUL is not a digit: a short text stops here */
+            v <<= 4;
+            if (c >= '0' && c <= '9')
+                v |= (unsigned)(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= (unsigned)(c - 'a' + 10);
+            else
+                return -1;
+        }
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
 static const char *base_name(const char *path)
 {
     const char *s = strrchr(path, '/');

@@ -79,7 +79,9 @@ int volume_check_end(volume_reader *r, mr_error *err);
 /* Wipe and free (volume_reader_free; NULL is allowed). */
 void volume_close(volume_reader *r);
 
-/* Hex helper. */
+/* Hex helpers: lower-case hex of len bytes into out (2 * len + 1 bytes); the n bytes that
+ * the first 2 * n lower-case hex digits of hex spell (-1 on anything else). */
 void volume_hex(const unsigned char *bin, size_t len, char *out);
+int volume_unhex(const char *hex, unsigned char *out, size_t n);
 
 #endif

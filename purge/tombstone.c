@@ -14,6 +14,7 @@
 
 #include "common/durable.h"
 #include "common/mrtime.h"
+#include "backup/volume.h"
 #include "keys/keys.h"
 
 void purge_tombstone_from_manifest(const struct archive_manifest *m, time_t when,
@@ -148,27 +149,6 @@ int purge_tombstone_write(const char *dir, const struct purge_tombstone *t,
     return rc;
 }
 
-static int unhex(const char *h, unsigned char *out, size_t n)
-{
-    if (h == NULL || strlen(h) != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v = 0;
-        for (int k = 0; k < 2; k++) {
-            char c = h[2 * i + k];
-            v <<= 4;
-            if (c >= '0' && c <= '9')
-                v |= (unsigned)(c - '0');
-            else if (c >= 'a' && c <= 'f')
-                v |= (unsigned)(c - 'a' + 10);
-            else
-                return -1;
-        }
-        out[i] = (unsigned char)v;
-    }
-    return 0;
-}
-
 /* Removes the authentication field from o and checks it over the rest. */
 static int tomb_authenticate(json_t *o, const struct archive_trust *trust, const char *path,
                              mr_error *err)
@@ -193,7 +173,8 @@ static int tomb_authenticate(json_t *o, const struct archive_trust *trust, const
     if (v2) {
         unsigned char sig[KEYS_SIG_LEN];
         const char *signer = json_string_value(json_object_get(o, "signer"));
-        if (signer == NULL || unhex(g, sig, KEYS_SIG_LEN) != 0)
+        if (signer == NULL || g == NULL || strlen(g) != 2 * KEYS_SIG_LEN ||
+            volume_unhex(g, sig, KEYS_SIG_LEN) != 0)
             rc = mr_error_set(err, MR_E_TAMPERED, "%s: unsigned", path);
         else if (keys_keyring_verify(trust->keyring, signer, text, strlen(text), sig, err) != 0)
             rc = mr_error_prefix(err, "%s", path);
