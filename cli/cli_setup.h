@@ -15,7 +15,7 @@
 #include "backup/pseudo.h"
 #include "common/config.h"
 #include "common/error.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 #include "keys/keys.h"
 
 struct cli_keys {

@@ -15,7 +15,7 @@
 #include "common/mrtime.h"
 #include "common/progress.h"
 #include "common/secret.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 #include "ingest/ingest_setup.h"
 #include "keys/keys.h"
 #include "purge/purge.h"

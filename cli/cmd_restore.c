@@ -17,7 +17,7 @@
 #include "common/config.h"
 #include "common/mrtime.h"
 #include "common/secret.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 #include "ingest/ingest_setup.h"
 #include "keys/keys.h"
 

@@ -44,7 +44,7 @@
 #include "backup/archive.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 #include "purge/journal.h"
 
 enum check_level { CHECK_OK = 0, CHECK_WARN = 1, CHECK_VIOLATION = 2 };

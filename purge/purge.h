@@ -40,7 +40,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/progress.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 #include "ingest/ingest.h"
 
 #define PURGE_DEFAULT_EXPUNGE_CHUNK 1000

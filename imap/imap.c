@@ -12,7 +12,7 @@
  *  - EOF mid-literal: the stream returns -1 (never 0), so the parser fails instead of
  *    looping; we report the stream's recorded cause.
  */
-#include "ingest/imap.h"
+#include "imap/imap.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -26,9 +26,9 @@
 #include <openssl/crypto.h>
 
 #include "common/secret.h"
-#include "ingest/imap_sasl.h"
-#include "ingest/imap_stream.h"
-#include "ingest/mutf7.h"
+#include "imap/imap_sasl.h"
+#include "imap/imap_stream.h"
+#include "imap/mutf7.h"
 
 #define IMAP_DEFAULT_MAX_LITERAL ((size_t)256 * 1024 * 1024)
 #define IMAP_SET_CHUNK 500      /* UID ranges per command: keeps lines far below 64 KiB */
@@ -202,7 +202,7 @@ static int caps_load(imap_conn *c, mr_error *err)
 
     /* Not mailimap_capability(): libetpan 1.9.4 dereferences the stored capability list
      * without checking it, so a server that answers OK without an untagged CAPABILITY
-     * line crashes it (found by fuzz_ingest_imap).  We send the command ourselves and
+     * line crashes it (found by fuzz_imap_client).  We send the command ourselves and
      * read what the parser stored, after forgetting any list from before login. */
     if (info != NULL && info->imap_capability != NULL) {
         mailimap_capability_data_free(info->imap_capability);

@@ -17,8 +17,8 @@
  * mid-response, the connection is unusable: every later call returns MR_E_STATE at once;
  * imap_close it (no LOGOUT round trip is attempted) and connect again.
  */
-#ifndef MAILRET_INGEST_IMAP_H
-#define MAILRET_INGEST_IMAP_H
+#ifndef MAILRET_IMAP_IMAP_H
+#define MAILRET_IMAP_IMAP_H
 
 #include <stdbool.h>
 #include <stddef.h>
