@@ -18,7 +18,6 @@
 #include "common/mrtime.h"
 #include "common/secret.h"
 #include "imap/imap.h"
-#include "ingest/ingest_setup.h"
 #include "keys/keys.h"
 
 #define PSEUDONYM_SEALED_NAME "pseudonym-key.p7m"
@@ -56,7 +55,10 @@ static void usage(FILE *out)
             "  --pseudonymised    no re-identification: the archived bytes (content key only)\n"
             "  --ledger FILE      erasure ledger (default [state] erasure_ledger);\n"
             "                     messages carrying a listed token are always left out\n"
-            "  --imap-mailbox NAME  APPEND into this mailbox on the configured [imap] server\n"
+            "  --account NAME     the account the mail came from: --mailbox is its mailbox\n"
+            "                     (batches filed as NAME:mailbox), and --imap-mailbox\n"
+            "                     restores into its server (needed with several accounts)\n"
+            "  --imap-mailbox NAME  APPEND into this mailbox on the configured IMAP server\n"
             "                     (created if missing) with original flags and INTERNALDATE,\n"
             "                     except \\Deleted\n"
             "  --keep-deleted     with --imap-mailbox: set \\Deleted again where it was set\n"
@@ -138,11 +140,20 @@ static int imap_sink_put(void *ctx, const unsigned char *msg, size_t len, const 
     return rc;
 }
 
-static int imap_sink_open(const struct mr_config *cfg, struct imap_sink *s, mr_error *err)
+/* The target is the server of --account NAME, or of the configuration's one account. */
+static int imap_sink_open(const struct mr_config *cfg, const char *account,
+                          struct imap_sink *s, mr_error *err)
 {
     struct imap_options io;
     char *password = NULL;
-    int rc = ingest_setup_imap_options(cfg, &io, &password, err);
+    size_t first = 0, count = 0;
+    int rc = cli_accounts_select(cfg, account, &first, &count, err);
+
+    if (rc == 0 && count > 1)
+        rc = mr_error_set(err, MR_E_INVALID, "--imap-mailbox with several accounts: give "
+                          "--account NAME (the server to restore into)");
+    if (rc == 0)
+        rc = cli_imap_options(&cfg->accounts[first], &io, &password, err);
 
     if (rc == 0)
         rc = imap_connect(&io, &s->conn, err);
@@ -239,6 +250,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "mbox", required_argument, NULL, 'B' },
         { "batch", required_argument, NULL, 'b' },
         { "mailbox", required_argument, NULL, 'm' },
+        { "account", required_argument, NULL, 'a' },
         { "from", required_argument, NULL, 'f' },
         { "to", required_argument, NULL, 't' },
         { "message-id", required_argument, NULL, 'i' },
@@ -276,6 +288,8 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     const char *zone = MRTIME_DEFAULT_ZONE;
     pseudo_key pk;
     struct imap_sink imap_out = { 0 };
+    const char *account = NULL;
+    char mailbox_key[CLI_MAILBOX_KEY_MAX];
     bool json = false;
     mr_error err;
     int opt, rc = 0;
@@ -299,6 +313,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
             batches[n_batches++] = optarg;
             break;
         case 'm': o.mailbox = optarg; break;
+        case 'a': account = optarg; break;
         case 'f': from = optarg; break;
         case 't': to = optarg; break;
         case 'i': o.message_id = optarg; break;
@@ -331,6 +346,16 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
                                               : "unexpected argument (%d)", optind);
     if (o.reason == NULL)
         return cli_usage_error("restore", "--reason is required (it goes to the audit log)");
+    if (account != NULL && o.mailbox != NULL) {
+        /* Named the way purge and backup filed it (cli_mailbox_key); no configuration is
+         * needed for that on IT's machine. */
+        struct config_account a = { .name = (char *)account,
+                                    .legacy_keys = strcmp(account, CONFIG_DEFAULT_ACCOUNT) == 0 };
+        mr_error kerr;
+        if (cli_mailbox_key(&a, o.mailbox, mailbox_key, sizeof mailbox_key, &kerr) != 0)
+            return cli_usage_error("restore", "--mailbox: %s", kerr.msg);
+        o.mailbox = mailbox_key;
+    }
     if (o.output == NULL)
         return cli_usage_error("restore", "give --maildir DIR, --mbox FILE or --imap-mailbox");
     if (imap_out.keep_deleted && o.format != RESTORE_SINK)
@@ -398,7 +423,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         rc = audit_open(&audit, audit_path, &err);
     if (rc == 0 && o.format == RESTORE_SINK) {
         imap_out.log = ctx->log;
-        rc = imap_sink_open(cfg, &imap_out, &err);
+        rc = imap_sink_open(cfg, account, &imap_out, &err);
         o.sink = imap_sink_put;
         o.sink_ctx = &imap_out;
     }
