@@ -44,6 +44,11 @@ struct imap_conn {
     bool plaintext_auth_ok; /* imap_connect_fd for tests: credentials without TLS */
     long long throttle_left_ms;  /* server-requested backoff still allowed */
     char sep;               /* hierarchy separator, 0 = not asked yet */
+    bool ns_asked;          /* NAMESPACE asked (or not offered) on this connection */
+    char *ns_personal;      /* the personal namespace's prefix as the server writes it
+                               ("INBOX." on Cyrus without altnamespace); NULL = none */
+    char **ns_others;       /* the other users' and shared namespaces' prefixes */
+    size_t n_ns_others;
     mr_log *log;
 };
 
@@ -726,6 +731,10 @@ void imap_close(imap_conn *conn)
         mailimap_free(conn->imap);
     }
     caps_free(conn);
+    free(conn->ns_personal);
+    for (size_t i = 0; i < conn->n_ns_others; i++)
+        free(conn->ns_others[i]);
+    free(conn->ns_others);
     free(conn->host);
     free(conn);
 }
@@ -757,10 +766,71 @@ static char hierarchy_sep(imap_conn *c)
     return c->sep;
 }
 
+static void ns_add(char ***list, size_t *n, const struct mailimap_namespace_item *item)
+{
+    for (clistiter *it = item != NULL ? clist_begin(item->ns_data_list) : NULL; it != NULL;
+         it = clist_next(it)) {
+        const struct mailimap_namespace_info *ni = clist_content(it);
+        char **grown;
+        if (ni == NULL || ni->ns_prefix == NULL || ni->ns_prefix[0] == '\0')
+            continue;
+        grown = realloc(*list, (*n + 1) * sizeof *grown);
+        if (grown == NULL)
+            return;
+        *list = grown;
+        if ((grown[*n] = strdup(ni->ns_prefix)) != NULL)
+            (*n)++;
+    }
+}
+
+/* The server's namespaces (RFC 2342), once per connection, if it offers NAMESPACE. */
+static void namespace_load(imap_conn *c)
+{
+    struct mailimap_namespace_data *ns = NULL;
+    int r;
+
+    if (c->ns_asked)
+        return;
+    c->ns_asked = true;
+    if (!imap_has_capability(c, "NAMESPACE"))
+        return;
+    r = mailimap_namespace(c->imap, &ns);
+    if (r != MAILIMAP_NO_ERROR) {
+        /* A refusal leaves the names as they are; a dead stream or bad parse does not. */
+        if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE ||
+            imap_stream_failed(c->st))
+            c->broken = true;
+        return;
+    }
+    if (ns != NULL && ns->ns_personal != NULL) {
+        clistiter *it = clist_begin(ns->ns_personal->ns_data_list);
+        const struct mailimap_namespace_info *ni = it != NULL ? clist_content(it) : NULL;
+        if (ni != NULL && ni->ns_prefix != NULL && ni->ns_prefix[0] != '\0')
+            c->ns_personal = strdup(ni->ns_prefix);
+    }
+    if (ns != NULL) {
+        ns_add(&c->ns_others, &c->n_ns_others, ns->ns_other);
+        ns_add(&c->ns_others, &c->n_ns_others, ns->ns_shared);
+        mailimap_namespace_data_free(ns);
+    }
+}
+
+/* Whether name begins with prefix; "INBOX" is case-insensitive (RFC 3501 5.1). */
+static bool has_prefix(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix), head = strncasecmp(prefix, "INBOX", 5) == 0 ? 5 : 0;
+
+    return strlen(name) >= n && strncasecmp(name, prefix, head) == 0 &&
+           strncmp(name + head, prefix + head, n - head) == 0;
+}
+
 /* A configured (UTF-8) mailbox name as the server knows it: modified UTF-7, with '/' (the
  * hierarchy separator in the configuration) as the server's own separator.  Modified
  * UTF-7 never writes '/' itself (its BASE64 has ',' instead), so every '/' here is one
- * the name had.  Other characters go as written: "INBOX.Sager" on a server with '.'. */
+ * the name had.  Other characters go as written: "INBOX.Sager" on a server with '.'.
+ * Where the personal namespace has a prefix (Cyrus without altnamespace: "INBOX."), a
+ * name that is not INBOX and not already in a namespace gets it: "Sager/2026" is
+ * "INBOX.Sager.2026" there and "Sager/2026" on Dovecot. */
 static int wire_name(imap_conn *c, const char *mailbox, char **out, mr_error *err)
 {
     int rc = mutf7_encode(mailbox, out, err);
@@ -770,18 +840,36 @@ static int wire_name(imap_conn *c, const char *mailbox, char **out, mr_error *er
         mr_error_prefix(err, "mailbox %s", mailbox);
         return rc;
     }
-    if (strchr(*out, '/') == NULL)
+    if (strcasecmp(*out, "INBOX") == 0)
         return 0;
-    sep = hierarchy_sep(c);
+    namespace_load(c);
+    sep = strchr(*out, '/') != NULL ? hierarchy_sep(c) : '/';
     if (c->broken) {
         free(*out);
         *out = NULL;
-        return mr_error_set(err, MR_E_NETWORK, "IMAP LIST on %s: the connection failed",
-                            c->host);
+        return mr_error_set(err, MR_E_NETWORK, "IMAP NAMESPACE or LIST on %s: the connection "
+                            "failed", c->host);
     }
     for (char *p = *out; *p != '\0'; p++)
         if (*p == '/')
             *p = sep;
+    if (c->ns_personal != NULL && !has_prefix(*out, c->ns_personal)) {
+        bool elsewhere = false;
+        char *full;
+        for (size_t i = 0; i < c->n_ns_others; i++)
+            elsewhere |= has_prefix(*out, c->ns_others[i]);
+        if (!elsewhere) {
+            if ((full = malloc(strlen(c->ns_personal) + strlen(*out) + 1)) == NULL) {
+                free(*out);
+                *out = NULL;
+                return mr_error_set(err, MR_E_NOMEM, "out of memory");
+            }
+            strcpy(full, c->ns_personal);
+            strcat(full, *out);
+            free(*out);
+            *out = full;
+        }
+    }
     return 0;
 }
 
