@@ -126,8 +126,9 @@ static int imap_sink_put(void *ctx, const unsigned char *msg, size_t len, const 
     s->attempted++;
     rc = imap_append(s->conn, s->mailbox, clean, internaldate, tz_min, msg, len, err);
     /* The server refused this message (NO/BAD: too large, over quota, content it will
-     * not store) and the session is still usable: say so on one line and go on. */
-    if (rc == MR_E_PROTOCOL && imap_usable(s->conn)) {
+     * not store), or it cannot be sent there (a NUL byte without BINARY), and the session
+     * is still usable: say so on one line and go on. */
+    if ((rc == MR_E_PROTOCOL || rc == MR_E_UNSUPPORTED) && imap_usable(s->conn)) {
         char when[32] = "";
         struct tm tm;
         if (gmtime_r(&internaldate, &tm) != NULL)

@@ -1814,6 +1814,75 @@ static int flags_parse(const char *flags, struct mailimap_flag_list **out, mr_er
     return 0;
 }
 
+/* APPEND of a message holding a NUL byte, which an IMAP4rev1 literal cannot carry: as a
+ * BINARY literal8 (RFC 3516), non-synchronizing (LITERAL+, RFC 7888), written here since
+ * libetpan has no literal8.  flags were checked by flags_parse (atoms, single blanks
+ * rebuilt here); wire is the mailbox's name on the server (7-bit). */
+static int append_binary(imap_conn *c, const char *wire, const char *flags, time_t local,
+                         int tz_min, const unsigned char *msg, size_t len, mr_error *err)
+{
+    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                                           "Aug", "Sep", "Oct", "Nov", "Dec" };
+    struct mailimap_response *resp = NULL;
+    char head[128], *copy = NULL, *save = NULL, *tok;
+    int a = tz_min < 0 ? -tz_min : tz_min, r, state;
+    struct tm tm;
+    bool first = true;
+
+    if (!imap_has_capability(c, "BINARY") || !imap_has_capability(c, "LITERAL+"))
+        return mr_error_set(err, MR_E_UNSUPPORTED, "the message contains a NUL byte, which "
+                            "APPEND can carry only as a BINARY literal, and %s does not offer "
+                            "BINARY with LITERAL+", c->host);
+    if (gmtime_r(&local, &tm) == NULL)
+        return mr_error_set(err, MR_E_INVALID, "imap_append: INTERNALDATE out of range");
+    r = mailimap_send_current_tag(c->imap);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "APPEND", err);
+    r = send_raw(c, "APPEND \"", 8);
+    for (const char *p = wire; r == MAILIMAP_NO_ERROR && *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            r = send_raw(c, "\\", 1);
+        if (r == MAILIMAP_NO_ERROR)
+            r = send_raw(c, p, 1);
+    }
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, "\" (", 3);
+    if (flags != NULL && (copy = strdup(flags)) == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    for (tok = copy != NULL ? strtok_r(copy, " ", &save) : NULL;
+         r == MAILIMAP_NO_ERROR && tok != NULL; tok = strtok_r(NULL, " ", &save)) {
+        if (!first)
+            r = send_raw(c, " ", 1);
+        if (r == MAILIMAP_NO_ERROR)
+            r = send_raw(c, tok, strlen(tok));
+        first = false;
+    }
+    free(copy);
+    snprintf(head, sizeof head, ") \"%2d-%s-%04d %02d:%02d:%02d %c%02d%02d\" ~{%zu+}\r\n",
+             tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec, tz_min < 0 ? '-' : '+', a / 60, a % 60, len);
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, head, strlen(head));
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, (const char *)msg, len);
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, "\r\n", 2);
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_flush(c);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "APPEND", err);
+    if (mailimap_read_line(c->imap) == NULL)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, "APPEND", err);
+    r = mailimap_parse_response(c->imap, &resp);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "APPEND", err);
+    state = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+    mailimap_response_free(resp);
+    if (state != MAILIMAP_RESP_COND_STATE_OK)
+        return imap_fail(c, MAILIMAP_ERROR_APPEND, "APPEND", err);
+    return 0;
+}
+
 int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
                 time_t internaldate, int tz_min, const unsigned char *msg, size_t len,
                 mr_error *err)
@@ -1865,6 +1934,17 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
             mailimap_flag_list_free(fl);
         if (dt != NULL)
             mailimap_date_time_free(dt);
+        return rc;
+    }
+    if (memchr(msg, '\0', len) != NULL) {
+        rc = append_binary(conn, wire, flags, internaldate + (time_t)tz_min * 60, tz_min, msg,
+                           len, err);
+        free(wire);
+        if (fl != NULL)
+            mailimap_flag_list_free(fl);
+        mailimap_date_time_free(dt);
+        if (rc == MR_E_PROTOCOL || rc == MR_E_UNSUPPORTED)
+            mr_error_prefix(err, "mailbox %s", mailbox);
         return rc;
     }
     do

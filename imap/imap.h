@@ -168,7 +168,10 @@ int imap_expunge(imap_conn *conn, mr_error *err);
 
 /* APPEND with flags ("\\Seen ..." or "") and INTERNALDATE, which is always sent (0 = the
  * current time, UTC), since Exchange and Outlook date a message by it.
- * libetpan sends bare LF as CRLF (IMAP requires CRLF); CRLF messages go byte for byte. */
+ * libetpan sends bare LF as CRLF (IMAP requires CRLF); CRLF messages go byte for byte.
+ * A message holding a NUL byte goes as a BINARY literal8 (RFC 3516) where the server
+ * offers BINARY and LITERAL+; elsewhere it is MR_E_UNSUPPORTED, before anything is sent,
+ * and the session stays usable (a plain literal cannot carry NUL). */
 int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
                 time_t internaldate, int tz_min, const unsigned char *msg, size_t len,
                 mr_error *err);
