@@ -44,6 +44,7 @@ struct imap_conn {
     bool plaintext_auth_ok; /* imap_connect_fd for tests: credentials without TLS */
     long long throttle_left_ms;  /* server-requested backoff still allowed */
     char sep;               /* hierarchy separator, 0 = not asked yet */
+    bool utf8;              /* UTF8=ACCEPT enabled: mailbox names go as UTF-8 */
     bool ns_asked;          /* NAMESPACE asked (or not offered) on this connection */
     char *ns_personal;      /* the personal namespace's prefix as the server writes it
                                ("INBOX." on Cyrus without altnamespace); NULL = none */
@@ -360,6 +361,8 @@ static int conn_new(const struct imap_options *opt, imap_conn **out, mr_error *e
 
 /* ---------------------------------------------------------------- login */
 
+static int utf8_enable(imap_conn *c, mr_error *err);
+
 /* Bytes of a command (or of a SASL response) as they are, through the session's stream. */
 static int send_raw(imap_conn *c, const char *bytes, size_t n)
 {
@@ -623,7 +626,63 @@ static int session_start(imap_conn *c, mailstream *s, const struct imap_options 
         if (rc != 0)
             return rc;
     }
-    return caps_load(c, err);
+    rc = caps_load(c, err);
+    return rc != 0 ? rc : utf8_enable(c, err);
+}
+
+/* RFC 6855: where the server offers UTF8=ACCEPT, ENABLE it; mailbox names then go as
+ * UTF-8 quoted strings, but only once the server has said so (an ENABLED response naming
+ * it).  Until then, and on every other server, they go in modified UTF-7. */
+static int utf8_enable(imap_conn *c, mr_error *err)
+{
+    struct mailimap_capability_data *want, *got = NULL;
+    struct mailimap_capability *cap = NULL;
+    clist *list;
+    char *name;
+    int r;
+
+    if (!imap_has_capability(c, "UTF8=ACCEPT"))
+        return 0;
+    list = clist_new();
+    name = strdup("UTF8=ACCEPT");
+    if (list != NULL && name != NULL)
+        cap = mailimap_capability_new(MAILIMAP_CAPABILITY_NAME, NULL, name);
+    if (cap == NULL || clist_append(list, cap) < 0) {
+        if (cap != NULL)
+            mailimap_capability_free(cap);
+        else
+            free(name);
+        if (list != NULL)
+            clist_free(list);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    want = mailimap_capability_data_new(list);
+    if (want == NULL) {
+        mailimap_capability_free(cap);    /* the list's only element */
+        clist_free(list);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    r = mailimap_enable(c->imap, want, &got);
+    mailimap_capability_data_free(want);
+    if (r != MAILIMAP_NO_ERROR) {
+        /* A refusal leaves the names in modified UTF-7; a dead stream or bad parse ends
+         * the connection. */
+        if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE ||
+            imap_stream_failed(c->st))
+            return imap_fail(c, r, "ENABLE", err);
+        return 0;
+    }
+    for (clistiter *it = got != NULL && got->cap_list != NULL ? clist_begin(got->cap_list)
+                                                              : NULL;
+         it != NULL; it = clist_next(it)) {
+        const struct mailimap_capability *e = clist_content(it);
+        if (e != NULL && e->cap_type == MAILIMAP_CAPABILITY_NAME && e->cap_data.cap_name != NULL
+            && strcasecmp(e->cap_data.cap_name, "UTF8=ACCEPT") == 0)
+            c->utf8 = true;
+    }
+    if (got != NULL)
+        mailimap_capability_data_free(got);
+    return 0;
 }
 
 /* The end of both ways in: the connection on success, else it is closed (as broken: no
@@ -839,6 +898,12 @@ static int wire_name(imap_conn *c, const char *mailbox, char **out, mr_error *er
     if (rc != 0) {
         mr_error_prefix(err, "mailbox %s", mailbox);
         return rc;
+    }
+    if (c->utf8) {
+        /* Checked as valid UTF-8 without controls by the encoder; sent as it is. */
+        free(*out);
+        if ((*out = strdup(mailbox)) == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory");
     }
     if (strcasecmp(*out, "INBOX") == 0)
         return 0;
