@@ -1,24 +1,14 @@
 /* pseudo_sha.c — the SHA-256 work of the pseudonymiser: the digest of the original for
  * the reid record, and the HMAC-SHA-256 of every token.
  *
- * Fetching the algorithm costs about as much as hashing 500 bytes (OpenSSL 3 looks it up
- * in the provider store each time, and EVP_sha256() does so again at every
- * EVP_DigestInit_ex), so it is fetched once, when first needed, and kept with the
- * context (for a session, across messages).
+ * The algorithm is fetched once, when first needed, and kept with the context (for a
+ * session, across messages): OpenSSL 3 looks it up in the provider store at each fetch.
  *
  * HMAC: the key is the same for every token, so the SHA-256 states after key^ipad and
  * key^opad are computed once and each token starts from copies of them (RFC 2104 by
- * hand; the tests check every token against OpenSSL's HMAC()).  With OpenSSL 3.0 the
- * copy is what costs: EVP_MD_CTX_copy_ex frees the destination's provider context and
- * allocates a new one, two allocations and a cleanse per copy, twice per token — 245 ns
- * of a 250 ns HMAC for a short value, against 112 ns with a plain SHA256_CTX that is
- * copied by assignment.  The low-level SHA256_* functions are deprecated in OpenSSL 3 but
- * present in every 3.x build that keeps the deprecated API (Debian's does); a build
- * without it (OPENSSL_NO_DEPRECATED_3_0), or one with -DPSEUDO_HMAC_EVP (scripts/test
- * builds one), uses the EVP copies.  Both use the same SHA-256 implementation
- * (SHA-NI where the CPU has it). */
-#define OPENSSL_SUPPRESS_DEPRECATED 1   /* SHA256_Init & co., see above */
-
+ * hand; the tests check every token against OpenSSL's HMAC()).  Copying a keyed
+ * EVP_MD_CTX is the cheapest way the non-deprecated API offers: a duplicated EVP_MAC_CTX
+ * or EVP_MAC_init on a keyed context copies the same states and allocates more. */
 #include "backup/pseudo_int.h"
 
 #include <stdlib.h>
@@ -26,11 +16,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/sha.h>
-
-#if defined(OPENSSL_NO_DEPRECATED_3_0) && !defined(PSEUDO_HMAC_EVP)
-#define PSEUDO_HMAC_EVP 1
-#endif
 
 int psha_md(psha *s, mr_error *err)
 {
@@ -67,23 +52,17 @@ void psha_free(psha *s)
 }
 
 struct psha_hmac {
-#ifdef PSEUDO_HMAC_EVP
     EVP_MD_CTX *inner, *outer, *work;
-#else
-    SHA256_CTX inner, outer;
-#endif
 };
 
 void psha_hmac_free(psha_hmac *h)
 {
     if (h == NULL)
         return;
-#ifdef PSEUDO_HMAC_EVP
+    /* EVP_MD_CTX_free cleanses the keyed states, which stand for the key. */
     EVP_MD_CTX_free(h->inner);
     EVP_MD_CTX_free(h->outer);
     EVP_MD_CTX_free(h->work);
-#endif
-    OPENSSL_cleanse(h, sizeof *h);   /* the keyed states stand for the key */
     free(h);
 }
 
@@ -105,18 +84,12 @@ int psha_hmac_new(psha *s, const unsigned char *key, size_t key_len, psha_hmac *
         ipad[i] ^= key[i];
         opad[i] ^= key[i];
     }
-#ifdef PSEUDO_HMAC_EVP
     ok = psha_md(s, err) == 0 && (h->inner = EVP_MD_CTX_new()) != NULL &&
          (h->outer = EVP_MD_CTX_new()) != NULL && (h->work = EVP_MD_CTX_new()) != NULL &&
          EVP_DigestInit_ex(h->inner, s->md, NULL) == 1 &&
          EVP_DigestUpdate(h->inner, ipad, sizeof ipad) == 1 &&
          EVP_DigestInit_ex(h->outer, s->md, NULL) == 1 &&
          EVP_DigestUpdate(h->outer, opad, sizeof opad) == 1;
-#else
-    (void)s;
-    ok = SHA256_Init(&h->inner) == 1 && SHA256_Update(&h->inner, ipad, sizeof ipad) == 1 &&
-         SHA256_Init(&h->outer) == 1 && SHA256_Update(&h->outer, opad, sizeof opad) == 1;
-#endif
     OPENSSL_cleanse(ipad, sizeof ipad);
     OPENSSL_cleanse(opad, sizeof opad);
     if (!ok) {
@@ -132,22 +105,13 @@ int psha_hmac_compute(psha_hmac *h, const unsigned char *a, size_t a_len,
                       mr_error *err)
 {
     unsigned char ih[32];
+    unsigned int n1 = 0, n2 = 0;
     int ok;
 
-#ifdef PSEUDO_HMAC_EVP
-    unsigned int n1 = 0, n2 = 0;
     ok = EVP_MD_CTX_copy_ex(h->work, h->inner) == 1 && EVP_DigestUpdate(h->work, a, a_len) == 1 &&
          EVP_DigestUpdate(h->work, b, b_len) == 1 && EVP_DigestFinal_ex(h->work, ih, &n1) == 1 &&
          EVP_MD_CTX_copy_ex(h->work, h->outer) == 1 && EVP_DigestUpdate(h->work, ih, 32) == 1 &&
          EVP_DigestFinal_ex(h->work, out, &n2) == 1 && n1 == 32 && n2 == 32;
-#else
-    SHA256_CTX c = h->inner;
-    ok = SHA256_Update(&c, a, a_len) == 1 && SHA256_Update(&c, b, b_len) == 1 &&
-         SHA256_Final(ih, &c) == 1;
-    c = h->outer;
-    ok = ok && SHA256_Update(&c, ih, sizeof ih) == 1 && SHA256_Final(out, &c) == 1;
-    OPENSSL_cleanse(&c, sizeof c);
-#endif
     OPENSSL_cleanse(ih, sizeof ih);
     if (!ok)
         return mr_error_openssl(err, MR_E_CRYPTO, "HMAC-SHA-256 failed");
