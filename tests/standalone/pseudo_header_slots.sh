@@ -1,5 +1,5 @@
 #!/bin/bash
-# pseudo_header_slots.sh — the perfect hash of header names in backup/pseudo_mime.c (HSLOT)
+# pseudo_header_slots.sh — the perfect hash of header names in pseudo/mime.c (HSLOT)
 # is what its generator, scripts/gen-header-slots, gives for HEADERS and HMUL; and the
 # check is able to fail: a table with one slot changed, and a name added to HEADERS
 # without regenerating, are refused.
@@ -7,11 +7,11 @@ set -euo pipefail
 : "${MAILRET_SOURCE_DIR:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 gen="$MAILRET_SOURCE_DIR/scripts/gen-header-slots"
-src="$MAILRET_SOURCE_DIR/backup/pseudo_mime.c"
+src="$MAILRET_SOURCE_DIR/pseudo/mime.c"
 T=$(mktemp -d "${TMPDIR:-/tmp}/header-slots.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
-python3 "$gen" --check "$src" || fail "HSLOT in backup/pseudo_mime.c is stale"
+python3 "$gen" --check "$src" || fail "HSLOT in pseudo/mime.c is stale"
 
 # One slot changed: the first non-zero entry of the table set to 0.
 python3 - "$src" "$T/changed.c" <<'PY'
