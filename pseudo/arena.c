@@ -2,12 +2,11 @@
  *
  * A message makes a few dozen small allocations that all die together (name patterns and
  * their canonical forms, known addresses, token cache entries) and keeps needing the same
- * temporary buffers (decoded parts, re-encoded parts, RFC 2047 runs).  With malloc/free
- * per object that was about a hundred calls per message; here small objects come from a
- * bump allocator (one block for an ordinary message, more for big ones) and temporary
- * buffers from a small pool that keeps their capacity (pbuf_pool, out.c).  A pseudo_session keeps both from
- * one message to the next (parena_reset), so an ordinary message allocates almost
- * nothing. */
+ * temporary buffers (decoded parts, re-encoded parts, RFC 2047 runs).  So small objects
+ * come from a bump allocator (one block for an ordinary message, more for big ones) and
+ * temporary buffers from a small pool that keeps their capacity (pbuf_pool, out.c), not
+ * from malloc per object.  A pseudo_session keeps both from one message to the next
+ * (parena_reset), so an ordinary message allocates almost nothing. */
 #include "pseudo/arena.h"
 
 #include <stddef.h>

@@ -21,7 +21,7 @@ struct pqp_line {
 /* A table entry costs 16 bytes; a body of very short lines (hostile: a megabyte of line
  * ends) would cost 16 times its size.  So no more than one line per PQP_LINE_MIN bytes of
  * body is recorded (real mail has 60 to 76): a body with more is left partial, and
- * re-encoded whole as before the table existed. */
+ * re-encoded whole. */
 #define PQP_LINE_MIN 8
 typedef struct pqp_lines {
     struct pqp_line *v;

@@ -1,11 +1,11 @@
 /* find.c — where the scanner has to look.  Most words of a text start nothing: no
  * digit, no token prefix, no learnt name, no greeting.  Visiting them one by one (finding
- * the word's end, then testing each rule) was most of the scanner's time, with a
- * mispredicted branch per word.  Here up to 64 bytes at a time are classified into bit
+ * the word's end, then testing each rule) costs a mispredicted branch per word.  So up to
+ * 64 bytes at a time are classified into bit
  * masks (word bytes, letters and digits, hex digits, '+', ':', '.').  Word starts and
  * their lengths are read off the masks, and each gets the exact test of its first two
  * bytes and its length (table lookups, no branch); only the positions that pass go to the
- * scanner's rules (scan.c), which decide as before.  Skipped positions are ones
+ * scanner's rules (scan.c), which decide.  Skipped positions are ones
  * where no rule can fire, so the output is the same as visiting every word: a CPR or
  * phone number starts with two digits ("+45" is '+'), an IP address group is all hex
  * digits followed by ':', '.' or '-' (an address inside a host name, "188-162-151-16"), a
@@ -19,10 +19,10 @@
  * '.'; a token prefix's pair), or if the row of its first byte (low five bits) holds the
  * group (low three bits) of its second byte in the table of greetings and learnt names —
  * a superset of the exact test, so that most words skip it.  Without AVX2 every word start
- * gets the exact test (an SSE2 prefilter of the pairs, 16 bytes at a time, cost as much as
- * it saved).  A filter of greetings and sign-offs alone (pass 1's learning scan) has a
+ * gets the exact test (an SSE2 prefilter of the pairs, 16 bytes at a time, would cost as
+ * much as it saves).  A filter of greetings and sign-offs alone (pass 1's learning scan) has a
  * classifier of its own that computes only the word mask and the keywords' first two
- * bytes (pfind_classify_kw_avx2): pass 1 no longer pays for masks it does not use.
+ * bytes (pfind_classify_kw_avx2), so that pass 1 does not pay for masks it does not use.
  *
  * Where the CPU has AVX-512BW both classifiers have a 64-byte form (pfind_classify_avx512,
  * pfind_classify_kw_avx512) that gives the same bits: one register for the window, each
@@ -643,7 +643,7 @@ static inline void kw_masks(const struct pfilter *f, const unsigned char *t, siz
 }
 
 /* window() under such a filter, with AVX2: the word mask and the keywords' pairs
- * (pfind_classify_kw_avx2, about a quarter of the instructions of pfind_classify_avx2),
+ * (pfind_classify_kw_avx2, much less work than pfind_classify_avx2),
  * then the length test of the few word starts that pass. */
 static void window_kw(struct pfind *it, size_t base)
 {

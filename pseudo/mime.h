@@ -21,8 +21,8 @@ int pmime_entity(struct pseudo_ctx *ctx, const unsigned char *p, size_t len, int
 void pmime_cache_reset(struct pseudo_ctx *ctx);
 void pmime_cache_free(struct pseudo_ctx *ctx);
 
-/* Class of a header field name (H_* in mime.c), by hash; the linear search it
- * replaced, and the table's names (NULL past the end), for the tests. */
+/* Class of a header field name (H_* in mime.c), by perfect hash; the same by linear
+ * search, and the table's names (NULL past the end), for the tests. */
 unsigned pmime_classify(const unsigned char *name, size_t n);
 unsigned pmime_classify_linear(const unsigned char *name, size_t n);
 const char *pmime_header_name(size_t i);

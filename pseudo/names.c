@@ -419,7 +419,8 @@ static unsigned char first_key(const struct pname_pat *p)
 
 /* The chain key of a word: a hash of its bytes with bit 5 set in each (0x20: ASCII
  * letters so fold alike in both variants, as do the capitals of the Latin-1 supplement in
- * Latin-1 and in UTF-8), eight bytes per multiply instead of FNV-1a's one.  Coarser than
+ * Latin-1 and in UTF-8), eight bytes per multiply (a hash of a byte per multiply makes
+ * each wait for the last, on every word of text).  Coarser than
  * either variant's folding: a text word's chain holds every pattern whose first word folds
  * (as that pattern's variant folds) to the word, and perhaps some others, which
  * pnames_match compares with the text and finds different (a pattern that matches has

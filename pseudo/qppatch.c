@@ -1,10 +1,9 @@
 /* qppatch.c — a quoted-printable body written back with only the lines that
  * changed re-encoded.
  *
- * Re-encoding the whole body for three tokens made the whole original body one edit, so
- * the re-identification data held a second copy of every text part, and it rewrapped every
- * line of mail written by another encoder (it also cost about 5 % of the time on text-heavy
- * mail).  Quoted-printable decodes line by line (nothing in a line depends on another), so
+ * Re-encoding the whole body for three tokens would make the whole original body one
+ * edit, so the re-identification data would hold a second copy of every text part, and
+ * it would rewrap every line of mail written by another encoder.  Quoted-printable decodes line by line (nothing in a line depends on another), so
  * a run of whole encoded lines can be replaced by the encoding of its new decoded text and
  * the body around it still decodes to what it did: the untouched lines stay byte for byte,
  * and the edits cover only the lines that hold an identifier.  Where the lines are comes

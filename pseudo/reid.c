@@ -23,9 +23,9 @@
  * edits and compares the SHA-256 of the result with the original's, which catches a
  * wrong pairing and a corrupted record as surely (anything that changes a restored byte
  * changes that digest; lengths and framing that do not add up are refused before), and
- * the record is stored inside an AES-GCM-authenticated volume anyway.  Hashing the
- * output and the record cost two of the three passes over every message.  What version 2
- * no longer notices is a change of the pseudonymised bytes inside a replaced span: those
+ * the record is stored inside an AES-GCM-authenticated volume anyway; hashing the output
+ * and the record would be two more passes over every message.  What version 2 does not
+ * notice is a change of the pseudonymised bytes inside a replaced span: those
  * bytes are dropped by the restore, which still gives back exactly the original.
  *
  * Restoring = copying the pseudonymised bytes and putting each edit's original bytes in
@@ -128,7 +128,7 @@ struct reid_frame {
 };
 
 /* Version 1: the record's own checksum and the pseudonymised bytes' digest are checked
- * as they always were. */
+ * too, as that version defines them. */
 static int frame_v1(psha *sha, const unsigned char *pseudo, size_t pseudo_len,
                     const unsigned char *reid, size_t reid_len, struct reid_frame *f,
                     mr_error *err)

@@ -3,9 +3,9 @@
  * The scanner finds greetings and sign-offs through several tables that must agree: a
  * lookup of the whole word (scan.c), a table of word lengths by first two bytes
  * (every search path of find.c), prefilter groups (AVX2 general search) and nibble
- * tables (AVX2 / AVX-512 keyword-only search).  Kept by hand they drifted apart without
- * any test noticing; here they are computed from the one list once, before the first
- * scan, so a word is either in all of them or in none. */
+ * tables (AVX2 / AVX-512 keyword-only search).  Kept by hand they could drift apart
+ * unnoticed, so they are computed from the one list once, before the first scan: a word
+ * is either in all of them or in none. */
 #include "pseudo/rules.h"
 
 #include <pthread.h>

@@ -89,8 +89,8 @@ static int view_push_run(struct pview *v, const unsigned char *src, size_t i, si
     if (rc != 0)
         return rc;
     /* Through restrict locals: the two maps cannot overlap, so the loop is vectorised
-     * (through v->vs and v->ve every store reloaded both pointers, 8 instructions a
-     * byte). */
+     * (through v->vs and v->ve the compiler must reload both pointers after every
+     * store). */
     size_t *restrict vs = v->vs + base, *restrict ve = v->ve + base;
     for (size_t k = 0; k < n; k++) {
         vs[k] = i + k;

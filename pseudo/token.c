@@ -298,9 +298,9 @@ void ptokens_free(ptokens *t)
     t->arena = arena;
 }
 
-/* The table's hash of a value: eight bytes per multiply.  FNV-1a, a multiply per byte
- * and each waiting for the last, was half of this file's time for values of 20-30 bytes.
- * Only the slot depends on it (the token list keeps the order of first use), so it may
+/* The table's hash of a value: eight bytes per multiply (a multiply per byte, each
+ * waiting for the last, would cost more than the lookup it serves).  Only the slot
+ * depends on it (the token list keeps the order of first use), so it may
  * change freely; the length is mixed in first so that a zero-padded tail differs from a
  * longer value. */
 static uint64_t tok_hash(enum pseudo_kind kind, const unsigned char *v, size_t len)
