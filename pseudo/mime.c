@@ -98,10 +98,11 @@ static bool ieq(const unsigned char *a, size_t n, const char *b)
 /* Slot of a lower-cased header name low[0, n) (2 <= n <= HNAME_MAX): the top byte of
  * its length and five of its bytes (the first two, the middle one, the last two) times a
  * multiplier chosen so that the names of HEADERS fall into distinct slots (HSLOT and HMUL
- * are written by scripts/gen-header-slots from HEADERS, which CI checks; after adding a
- * header run it with --search).  Five bytes, not every byte: a multiplication per byte
- * would make each wait for the one before in pass 1's walk over every field name, and the
- * comparison that confirms a slot reads the whole name anyway. */
+ * are written by scripts/gen-header-slots from HEADERS, and the test pseudo_header_slots
+ * fails when they differ from what it writes; after adding a header run it with
+ * --write).  Five bytes, not every byte: a multiplication per byte would make each wait
+ * for the one before in pass 1's walk over every field name, and the comparison that
+ * confirms a slot reads the whole name anyway. */
 #define HMUL UINT64_C(0xbe40f38e4a945555)
 static inline unsigned hslot(const unsigned char *low, size_t n)
 {
