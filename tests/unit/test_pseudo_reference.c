@@ -211,13 +211,6 @@ static int corpus_one(const char *name, const unsigned char *data, size_t len, v
     return 0;
 }
 
-static void source_dir(char *out, size_t cap)
-{
-    const char *s = getenv("MAILRET_SOURCE_DIR");
-
-    snprintf(out, cap, "%s", s != NULL && *s ? s : ".");
-}
-
 /* The text parts of tests/data/nasty and of a generated corpus (scripts/gen-corpus, fixed
  * seed): the fast path and the reference find the same e-mail, CPR and phone values in
  * each (non-ASCII characters mapped to ASCII first, as walk_texts says). */
@@ -229,7 +222,7 @@ static void test_corpus_texts(void **state)
 
     (void)state;
     assert_non_null(tmp);
-    source_dir(src, sizeof src);
+    tp_source_dir(src, sizeof src);
     snprintf(dir, sizeof dir, "%s/tests/data/nasty", src);
     assert_true(th_each_file(dir, corpus_one, &nasty) > 10);
     snprintf(cmd, sizeof cmd,

@@ -28,12 +28,6 @@
 
 #include "helpers/test_helpers.h"
 
-static void source_dir(char *out, size_t cap)
-{
-    const char *s = getenv("MAILRET_SOURCE_DIR");
-    snprintf(out, cap, "%s", s != NULL ? s : ".");
-}
-
 static bool has(const unsigned char *hay, size_t n, const char *needle)
 {
     size_t l = strlen(needle);
@@ -100,7 +94,7 @@ static void test_adversarial(void **state)
 
     (void)state;
     assert_non_null(tmp);
-    source_dir(src, sizeof src);
+    tp_source_dir(src, sizeof src);
     snprintf(in, sizeof in, "%s/in", tmp);
     snprintf(out, sizeof out, "%s/out", tmp);
     snprintf(planted, sizeof planted, "%s/planted.json", in);
@@ -132,7 +126,7 @@ static void test_generated_corpus(void **state)
 
     (void)state;
     assert_non_null(tmp);
-    source_dir(src, sizeof src);
+    tp_source_dir(src, sizeof src);
     snprintf(cmd, sizeof cmd,
              "python3 '%s/scripts/gen-corpus' --count 400 --seed 4711 --out '%s/corpus' "
              "--format eml --fund-domain akasse.example >/dev/null", src, tmp);
@@ -161,7 +155,7 @@ static void test_nasty_exact(void **state)
     struct dirent *de;
 
     (void)state;
-    source_dir(src, sizeof src);
+    tp_source_dir(src, sizeof src);
     snprintf(dir, sizeof dir, "%s/tests/data/nasty", src);
     tp_key(&r.key, 0x35);
     pseudo_policy_default(&r.pol);

@@ -1,10 +1,12 @@
 /*
  * test_pseudo_util.h — shared by the pseudonymiser tests (header-only, static):
- * a fixed key, a round-trip-checking wrapper, MIME tree shapes via libetpan, and paths.
+ * a fixed key, a round-trip-checking wrapper, MIME tree shapes via libetpan, paths, and
+ * the runner of a corpus directory.
  */
-#ifndef TEST_BACKUP_PSEUDO_UTIL_H
-#define TEST_BACKUP_PSEUDO_UTIL_H
+#ifndef TEST_PSEUDO_UTIL_H
+#define TEST_PSEUDO_UTIL_H
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,10 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <libetpan/libetpan.h>
 
+#include "helpers/test_helpers.h"
+#include "pseudo/hooks.h"
 #include "pseudo/pseudo.h"
 
 /* xorshift64*: reproducible random inputs (a failure replays), the state the caller's. */
@@ -129,27 +134,133 @@ static inline int tp_shape(const void *msg, size_t len, char *out, size_t cap)
     return 0;
 }
 
-/* tests/data, from the environment ctest sets, else relative to this source file. */
-static inline void tp_data_dir(char *out, size_t cap, const char *sub)
+/* A directory from the environment ctest sets (env, plus /sub when sub is not NULL), else
+ * rel (and sub) relative to this source file's folder. */
+static inline void tp_dir(char *out, size_t cap, const char *env, const char *rel,
+                          const char *sub)
 {
-    const char *d = getenv("MAILRET_TEST_DATA");
-
-    char here[4096];
-    char *slash;
+    const char *d = getenv(env);
+    char here[4096], *slash;
+    int n;
 
     if (d != NULL && *d) {
-        if (snprintf(out, cap, "%s/%s", d, sub) >= (int)cap)
-            out[0] = '\0';
-        return;
+        n = sub != NULL ? snprintf(out, cap, "%s/%s", d, sub) : snprintf(out, cap, "%s", d);
+    } else {
+        snprintf(here, sizeof here, "%s", __FILE__);
+        slash = strrchr(here, '/');
+        if (slash != NULL)
+            *slash = '\0';
+        else
+            snprintf(here, sizeof here, ".");
+        n = sub != NULL ? snprintf(out, cap, "%s/%s/%s", here, rel, sub)
+                        : snprintf(out, cap, "%s/%s", here, rel);
     }
-    snprintf(here, sizeof here, "%s", __FILE__);
-    slash = strrchr(here, '/');
-    if (slash != NULL)
-        *slash = '\0';
-    else
-        snprintf(here, sizeof here, ".");
-    if (snprintf(out, cap, "%s/../data/%s", here, sub) >= (int)cap)
+    if (n < 0 || (size_t)n >= cap)
         out[0] = '\0';
+}
+
+/* tests/data/sub. */
+static inline void tp_data_dir(char *out, size_t cap, const char *sub)
+{
+    tp_dir(out, cap, "MAILRET_TEST_DATA", "../data", sub);
+}
+
+/* The source tree. */
+static inline void tp_source_dir(char *out, size_t cap)
+{
+    tp_dir(out, cap, "MAILRET_SOURCE_DIR", "../..", NULL);
+}
+
+static inline int tp_cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The policy of the corpus runs: everything on, the generated corpora's fund domain kept. */
+static inline void tp_corpus_policy(struct pseudo_policy *pol)
+{
+    static const char *const own[] = {"akasse.example"};
+
+    pseudo_policy_default(pol);
+    pol->own_domains = own;
+    pol->n_own_domains = 1;
+}
+
+/* Run a checker command (its output follows the test's own); assert it succeeded. */
+static inline void tp_check_cmd(const char *cmd)
+{
+    fflush(stdout);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Called for each message of a corpus run with its input and output. */
+typedef void (*tp_each_fn)(const char *name, const unsigned char *in, size_t len,
+                           const unsigned char *out, size_t olen, void *arg);
+
+/* Pseudonymise every message of tmp/corpus/eml, in name order, into tmp/pseudo/eml (the
+ * layout the Python checkers read), asserting for each the byte-exact restore and that it
+ * was not replaced as a whole; each (if not NULL) sees every pair.  Returns the number of
+ * messages; *bytes (if not NULL) receives their total size. */
+static inline size_t tp_run_corpus(const char *tmp, const pseudo_key *key,
+                                   const struct pseudo_policy *pol, tp_each_fn each,
+                                   void *arg, size_t *bytes)
+{
+    char in_dir[4200], out_dir[4200];
+    char **names = NULL;
+    size_t n = 0, cap = 0, total = 0;
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(in_dir, sizeof in_dir, "%s/corpus/eml", tmp);
+    snprintf(out_dir, sizeof out_dir, "%s/pseudo", tmp);
+    assert_int_equal(mkdir(out_dir, 0700), 0);
+    snprintf(out_dir, sizeof out_dir, "%s/pseudo/eml", tmp);
+    assert_int_equal(mkdir(out_dir, 0700), 0);
+
+    d = opendir(in_dir);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            names = realloc(names, cap * sizeof *names);
+            assert_non_null(names);
+        }
+        names[n] = strdup(de->d_name);
+        assert_non_null(names[n]);
+        n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, tp_cmp_names);
+
+    for (size_t i = 0; i < n; i++) {
+        char path[8400];
+        size_t len, olen;
+        unsigned char *msg;
+        pseudo_result *res;
+        const unsigned char *o;
+
+        snprintf(path, sizeof path, "%s/%s", in_dir, names[i]);
+        msg = th_read_file(path, &len);
+        assert_non_null(msg);
+        total += len;
+        res = tp_run(key, pol, msg, len);
+        if (pseudo_result_is_whole(res))
+            fail_msg("%s: replaced as a whole", names[i]);
+        o = pseudo_result_bytes(res, &olen);
+        if (each != NULL)
+            each(names[i], msg, len, o, olen, arg);
+        snprintf(path, sizeof path, "%s/%s", out_dir, names[i]);
+        assert_int_equal(th_write_file(path, o, olen), 0);
+        pseudo_result_free(res);
+        free(msg);
+        free(names[i]);
+    }
+    free(names);
+    if (bytes != NULL)
+        *bytes = total;
+    return n;
 }
 
 #endif
