@@ -13,8 +13,8 @@
  *   phone    TLF-<token>                      name  Navn-<token>
  *   IP       IP-<token>
  */
-#ifndef MAILRET_BACKUP_PSEUDO_H
-#define MAILRET_BACKUP_PSEUDO_H
+#ifndef MAILRET_PSEUDO_PSEUDO_H
+#define MAILRET_PSEUDO_PSEUDO_H
 
 #include <stdbool.h>
 #include <stddef.h>
