@@ -29,7 +29,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
 #include "common/audit.h"
 #include "common/error.h"
 #include "keys/keys.h"

@@ -13,7 +13,7 @@
 
 #include "backup/archive.h"
 #include "backup/ledger.h"
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "ingest/imap.h"

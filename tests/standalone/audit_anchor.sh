@@ -9,15 +9,9 @@
 #     `audit verify` says intact (which is the weakness), `--anchor <manifest>` and
 #     `--anchor <journal>` say it was rewritten; records cut off after the manifest are
 #     caught by the journal's newer head.
-set -euo pipefail
-
-: "${MAILRET_BIN:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/audit-anchor.XXXXXX")
+source "$(dirname "$0")/offline_lib.sh"
 LPID=
 trap '[ -z "$LPID" ] || kill "$LPID" 2>/dev/null; rm -rf "$T"' EXIT
-cd "$T"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-umask 077
 
 # The "journal": a datagram socket whose messages are appended to journal.txt.
 python3 - "$T/syslog.sock" "$T/journal.txt" <<'PY' &
@@ -33,31 +27,7 @@ for _ in $(seq 1 50); do [ -S syslog.sock ] && break; sleep 0.1; done
 [ -S syslog.sock ] || fail "test syslog socket did not come up"
 export MAILRET_SYSLOG_SOCKET="$T/syslog.sock"
 
-printf 'it passphrase 123\n' > it.pass
-"$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
-mkdir -p state host
-printf 'x\n' > imap.password
-cat > mailret.conf <<CONF
-[imap]
-host = imap.invalid
-user = mailret
-password_file = $T/imap.password
-[mailboxes]
-mailbox = INBOX
-[archive]
-dir = $T/archive
-[keys]
-vault_dir = $T/vault
-it_cert = $T/host/it.crt
-[retention]
-years = 1
-[state]
-dir = $T/state
-[audit]
-log = $T/state/audit.log
-CONF
-M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
-M keys init-host --it-cert it.crt > /dev/null
+offline_host "[retention]" "years = 1"
 mkdir -p md/cur md/new md/tmp
 for i in 1 2 3; do
   printf 'From: a@example.com\r\nSubject: %d\r\nMessage-ID: <a-%d@example.com>\r\n\r\nBody\r\n' "$i" "$i" \

@@ -11,40 +11,8 @@
 #   * erase removes a temporary ledger file a killed writer left;
 #   * a ledger with an entry removed, two entries swapped, or cut back to before the
 #     newest batch (a valid ledger on its own) is refused, naming the cause.
-set -euo pipefail
-
-: "${MAILRET_BIN:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/erase-ledger.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-umask 077
-
-printf 'it passphrase 123\n' > it.pass
-"$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
-mkdir -p state host
-printf 'x\n' > imap.password
-cat > mailret.conf <<CONF
-[imap]
-host = imap.invalid
-user = mailret
-password_file = $T/imap.password
-[mailboxes]
-mailbox = INBOX
-[archive]
-dir = $T/archive
-[keys]
-vault_dir = $T/vault
-it_cert = $T/host/it.crt
-[retention]
-years = 1
-[state]
-dir = $T/state
-[audit]
-log = $T/state/audit.log
-CONF
-M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
-M keys init-host --it-cert it.crt > /dev/null
+source "$(dirname "$0")/offline_lib.sh"
+offline_host "[retention]" "years = 1"
 L=state/erasure.ledger
 
 # IT's view of entry N (line N+1): the sealed DER opened with stock openssl.
@@ -111,7 +79,7 @@ mkdir -p "$ITM"
 cp -a archive vault it.key it.pass "$ITM/"
 cp state/host-keys.pem "$ITM/pinned.pem"
 cp "$L" "$ITM/erasure.ledger"
-[ ! -e /etc/mailret/mailret.conf ] || { echo "skip: /etc/mailret/mailret.conf exists"; exit 0; }
+[ ! -e /etc/mailret/mailret.conf ] || { echo "skip: /etc/mailret/mailret.conf exists"; exit 77; }
 IT() { (cd "$ITM" && env -u MAILRET_CONFIG "$MAILRET_BIN" "$@"); }
 ITR() { IT restore --archive-dir archive --vault-dir vault --audit-log it-audit.log \
           --it-key it.key --it-passphrase-file it.pass --reason "ledger test" \
