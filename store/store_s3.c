@@ -299,7 +299,7 @@ static char *make_url(const struct s3_store *s, const struct req *r)
 static int perform(struct s3_store *s, struct req *r, mr_error *err)
 {
     char *url = make_url(s, r);
-    char hdr[128], range[64];
+    char hdr[128], range[64], ebuf[CURL_ERROR_SIZE];
     int attempt, rc = 0;
     CURLcode res = CURLE_OK;
 
@@ -337,6 +337,8 @@ static int perform(struct s3_store *s, struct req *r, mr_error *err)
             free(url);
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
         }
+        ebuf[0] = '\0';
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -406,10 +408,13 @@ static int perform(struct s3_store *s, struct req *r, mr_error *err)
             if (!retryable_status(r->status))
                 break;
         } else {
+            /* curl's own line says more than its code ("no alternative certificate
+             * subject name matches ..."); it names hosts and files, never credentials. */
+            clean(ebuf, sizeof ebuf - 1);
             rc = mr_error_set(err, res == CURLE_OPERATION_TIMEDOUT ? MR_E_TIMEOUT :
                                    (res == CURLE_SSL_CACERT_BADFILE || res == CURLE_PEER_FAILED_VERIFICATION ||
                                     res == CURLE_SSL_CONNECT_ERROR) ? MR_E_TLS : MR_E_NETWORK,
-                              "%s", curl_easy_strerror(res));
+                              "%s", ebuf[0] ? ebuf : curl_easy_strerror(res));
             if (!retryable_curl(res))
                 break;
         }

@@ -47,6 +47,7 @@ static char *swift_env(const char *key)
 
 struct swift {
     char *endpoint, *region, *bucket, *access, *secret, *cred_file, *port, *log_dir;
+    char *tls_endpoint, *tls_port, *ca_file, *other_ca_file;
 };
 static struct swift sw;
 
@@ -64,7 +65,11 @@ static int group_setup(void **state)
     sw.cred_file = swift_env("CREDENTIALS_FILE");
     sw.port = swift_env("PROXY_PORT");
     sw.log_dir = swift_env("LOG_DIR");
-    return sw.endpoint && sw.region && sw.bucket && sw.access && sw.secret && sw.cred_file &&
+    sw.tls_endpoint = swift_env("TLS_ENDPOINT");
+    sw.tls_port = swift_env("TLS_PORT");
+    sw.ca_file = swift_env("CA_FILE");
+    sw.other_ca_file = swift_env("OTHER_CA_FILE");
+    return sw.tls_endpoint && sw.tls_port && sw.ca_file && sw.other_ca_file && sw.endpoint && sw.region && sw.bucket && sw.access && sw.secret && sw.cred_file &&
            sw.port && sw.log_dir ? 0 : -1;
 }
 
@@ -73,6 +78,7 @@ static int group_teardown(void **state)
     (void)state;
     free(sw.endpoint); free(sw.region); free(sw.bucket); free(sw.access); free(sw.secret);
     free(sw.cred_file); free(sw.port); free(sw.log_dir); free(env_file);
+    free(sw.tls_endpoint); free(sw.tls_port); free(sw.ca_file); free(sw.other_ca_file);
     return 0;
 }
 
@@ -368,6 +374,51 @@ static void test_object_lock_unsupported(void **state)
     assert_non_null(strstr(err.msg, "unsupported"));
 }
 
+/* Over TLS (the same Swift behind its own TLS listener): verified against the CA file
+ * given; another CA, the system's bundle, or a host name the certificate is not for
+ * (127.0.0.1 for a certificate for localhost) fail at once with one line. */
+static void test_tls(void **state)
+{
+    struct store_s3_options o = opts(NULL);
+    char key[256], ip_endpoint[64];
+    unsigned char h[32];
+    mr_store *st = NULL;
+    mr_error err;
+
+    (void)state;
+    o.endpoint = sw.tls_endpoint;
+    o.ca_file = sw.ca_file;
+    assert_int_equal(store_s3_open(&o, &st, &err), 0);
+    key_of(key, sizeof key, "tls.cms");
+    sha("over tls", 8, h);
+    assert_int_equal(store_put_buf(st, key, "over tls", 8, h, &err), 0);
+    assert_int_equal(store_verify(st, key, 8, h, &err), 0);
+    assert_int_equal(store_delete(st, key, &err), 0);
+    store_close(st);
+
+    st = NULL;
+    o.ca_file = sw.other_ca_file;
+    assert_int_equal(store_s3_open(&o, &st, &err), MR_E_TLS);
+    assert_null(st);
+    assert_one_line(&err);
+    assert_non_null(strstr(err.msg, "certificate"));
+    o.ca_file = NULL;
+    assert_int_equal(store_s3_open(&o, &st, &err), MR_E_TLS);
+    assert_one_line(&err);
+    assert_non_null(strstr(err.msg, "certificate"));
+    snprintf(ip_endpoint, sizeof ip_endpoint, "https://127.0.0.1:%s", sw.tls_port);
+    o.endpoint = ip_endpoint;
+    o.ca_file = sw.ca_file;
+    assert_int_equal(store_s3_open(&o, &st, &err), MR_E_TLS);
+    assert_one_line(&err);
+    assert_non_null(strstr(err.msg, "127.0.0.1"));
+    /* Plain HTTP to the TLS port is not silently anything else. */
+    snprintf(ip_endpoint, sizeof ip_endpoint, "http://localhost:%s", sw.tls_port);
+    o.endpoint = ip_endpoint;
+    assert_int_not_equal(store_s3_open(&o, &st, &err), 0);
+    assert_one_line(&err);
+}
+
 /* ---- the fault proxy (tests/tools/faultproxy.py) between the driver and Swift ---- */
 
 struct fproxy {
@@ -591,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_keys_and_list),
         cmocka_unit_test(test_wrong_secret),
         cmocka_unit_test(test_object_lock_unsupported),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_outage_mid_upload),
         cmocka_unit_test(test_outage_recovered),
         cmocka_unit_test(test_503_bounded),
