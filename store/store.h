@@ -112,7 +112,8 @@ struct store_s3_options {
     int connect_timeout_s;          /* 0: 10 */
     int request_timeout_s;          /* whole request, 0: 900 */
     int low_speed_time_s;           /* abort below 1 KiB/s for this long, 0: 30 */
-    int retries;                    /* extra attempts after a 5xx or a network error; 0: 4 */
+    int retries;                    /* extra attempts after a 5xx or a network error;
+                                     * 0: 4, negative: none */
     int backoff_max_ms;             /* 0: 8000; backoff doubles from 250 ms up to this */
     bool require_object_lock;       /* open fails unless the bucket has Object Lock */
     int list_page;                  /* keys per listing request, 0: 1000 (tests: small) */

@@ -927,14 +927,16 @@ int store_s3_open(const struct store_s3_options *o, mr_store **out, mr_error *er
                  o->bucket, scheme_end);
     }
     if (o->credentials_file != NULL) {
-        if ((rc = read_credentials_file(o->credentials_file, &s->access, &s->secret, err)) != 0)
-            goto fail;
+        rc = read_credentials_file(o->credentials_file, &s->access, &s->secret, err);
     } else {
         const char *ae = o->access_key_env ? o->access_key_env : "AWS_ACCESS_KEY_ID";
         const char *se = o->secret_key_env ? o->secret_key_env : "AWS_SECRET_ACCESS_KEY";
-        if ((rc = secret_read_text(NULL, ae, &s->access, err)) != 0 ||
-            (rc = secret_read_text(NULL, se, &s->secret, err)) != 0)
-            goto fail;
+        if ((rc = secret_read_text(NULL, ae, &s->access, err)) == 0)
+            rc = secret_read_text(NULL, se, &s->secret, err);
+    }
+    if (rc != 0) {
+        mr_error_prefix(err, "s3 credentials");
+        goto fail;
     }
     s->curl = curl_easy_init();
     if (s->curl == NULL) {
