@@ -144,15 +144,15 @@ static char *xml_decode(const char *s, size_t n)
 
 char *s3_xml_text(const char *xml, size_t len, size_t *pos, const char *tag)
 {
-    char open[80], close[80];
+    char otag[80], ctag[80];
     size_t ol, cl, i = *pos;
 
-    ol = (size_t)snprintf(open, sizeof open, "<%s>", tag);
-    cl = (size_t)snprintf(close, sizeof close, "</%s>", tag);
-    if (ol >= sizeof open || cl >= sizeof close || i > len)
+    ol = (size_t)snprintf(otag, sizeof otag, "<%s>", tag);
+    cl = (size_t)snprintf(ctag, sizeof ctag, "</%s>", tag);
+    if (ol >= sizeof otag || cl >= sizeof ctag || i > len)
         return NULL;
-    for (;;) {
-        const char *a = memmem(xml + i, len - i, open, ol), *b;
+    {
+        const char *a = memmem(xml + i, len - i, otag, ol), *b;
         if (a == NULL) {
             /* An empty element: <tag/> */
             char empty[80];
@@ -164,7 +164,7 @@ char *s3_xml_text(const char *xml, size_t len, size_t *pos, const char *tag)
             return strdup("");
         }
         a += ol;
-        b = memmem(a, len - (size_t)(a - xml), close, cl);
+        b = memmem(a, len - (size_t)(a - xml), ctag, cl);
         if (b == NULL)
             return NULL;
         *pos = (size_t)(b - xml) + cl;

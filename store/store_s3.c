@@ -670,25 +670,24 @@ static int s3_list(void *self, const char *prefix, store_list_fn fn, void *arg, 
             req_free(&r);
             break;
         }
-        /* Each <Contents> holds a <Key> and a <Size>. */
+        /* Each <Contents>...</Contents> holds a <Key> and a <Size>. */
         while (rc == 0 && r.resp.p != NULL) {
-            size_t cpos = pos;
-            char *contents = s3_xml_text(r.resp.p, r.resp.n, &cpos, "Contents");
+            const char *start = memmem(r.resp.p + pos, r.resp.n - pos, "<Contents>", 10), *end;
+            size_t p2 = 0, elen;
             char *k, *sz;
-            size_t p2 = 0;
-            if (contents == NULL)
+            if (start == NULL)
                 break;
-            free(contents);
-            /* Re-read inside the raw element: entities decode per field. */
-            {
-                const char *start = memmem(r.resp.p + pos, r.resp.n - pos, "<Contents>", 10);
-                size_t base = (size_t)(start - r.resp.p), end = cpos;
-                k = s3_xml_text(r.resp.p + base, end - base, &p2, "Key");
-                p2 = 0;
-                sz = s3_xml_text(r.resp.p + base, end - base, &p2, "Size");
+            end = memmem(start, r.resp.n - (size_t)(start - r.resp.p), "</Contents>", 11);
+            if (end == NULL) {
+                rc = mr_error_set(err, MR_E_PROTOCOL, "listing: unterminated <Contents>");
+                break;
             }
-            pos = cpos;
-            if (k == NULL || sz == NULL)
+            elen = (size_t)(end - start);
+            k = s3_xml_text(start, elen, &p2, "Key");
+            p2 = 0;
+            sz = s3_xml_text(start, elen, &p2, "Size");
+            pos = (size_t)(end - r.resp.p) + 11;
+            if (k == NULL || sz == NULL || *k == '\0')
                 rc = mr_error_set(err, MR_E_PROTOCOL, "listing entry without Key or Size");
             else
                 rc = fn(arg, k, strtoull(sz, NULL, 10), err);
