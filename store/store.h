@@ -107,8 +107,9 @@ struct store_s3_options {
      * AWS_SECRET_ACCESS_KEY).  Never from argv, never logged. */
     const char *credentials_file;
     const char *access_key_env, *secret_key_env;
-    uint64_t multipart_threshold;   /* payloads larger than this go multipart; 0: 64 MiB */
-    uint64_t part_size;             /* 0: 16 MiB; at least 5 MiB (the S3 minimum) */
+    uint64_t multipart_threshold;   /* payloads larger than this go multipart; 0: 64 MiB;
+                                     * at most 5 GiB (S3's largest single PUT) */
+    uint64_t part_size;             /* 0: 16 MiB; 5 MiB to 5 GiB (S3's limits) */
     int connect_timeout_s;          /* 0: 10 */
     int request_timeout_s;          /* whole request, 0: 900 */
     int low_speed_time_s;           /* abort below 1 KiB/s for this long, 0: 30 */

@@ -24,6 +24,7 @@
 
 #define ERRBODY_MAX (64 * 1024)
 #define MIN_PART (5ull << 20)
+#define MAX_SINGLE (5ull << 30)     /* S3's largest single PUT, and largest part */
 #define MAX_PARTS 10000
 
 struct s3_store {
@@ -177,6 +178,8 @@ static size_t on_read(char *dest, size_t size, size_t n, void *arg)
 
     if (want > left)
         want = left;
+    if (want == 0)
+        return 0;
     memcpy(dest, r->body + r->sent, want);
     r->sent += want;
     return want;
@@ -889,8 +892,11 @@ int store_s3_open(const struct store_s3_options *o, mr_store **out, mr_error *er
         return rc;
     if (o->region == NULL || *o->region == '\0' || strpbrk(o->region, ": /") != NULL)
         return mr_error_set(err, MR_E_CONFIG, "s3: region missing or not a plain name");
-    if (o->part_size != 0 && o->part_size < MIN_PART)
-        return mr_error_set(err, MR_E_CONFIG, "s3: part_size below S3's minimum of 5 MiB");
+    if (o->part_size != 0 && (o->part_size < MIN_PART || o->part_size > MAX_SINGLE))
+        return mr_error_set(err, MR_E_CONFIG, "s3: part_size outside S3's limits (5 MiB to 5 GiB)");
+    if (o->multipart_threshold > MAX_SINGLE)
+        return mr_error_set(err, MR_E_CONFIG,
+                            "s3: multipart_threshold above S3's 5 GiB limit for one PUT");
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return mr_error_set(err, MR_E_INTERNAL, "curl_global_init failed");
     s = calloc(1, sizeof *s);

@@ -191,9 +191,20 @@ static void test_roundtrip(void **state)
     assert_int_equal(store_get(st, key, 0, STORE_TO_END, collect, &c, &err), MR_E_NOTFOUND);
     assert_int_equal(store_verify(st, key, 100000, h, &err), MR_E_NOTFOUND);
     assert_int_equal(store_delete(st, key, &err), 0);       /* gone already: fine */
-    /* The empty object. */
+    /* The empty object, from a buffer and from a file. */
     sha("", 0, h);
     assert_int_equal(store_put_buf(st, key, NULL, 0, NULL, &err), 0);
+    assert_int_equal(store_verify(st, key, 0, h, &err), 0);
+    assert_int_equal(store_put_buf(st, key, "x", 1, NULL, &err), 0);
+    assert_int_equal(store_put_file(st, key, "/dev/null", h, &err), MR_E_INVALID);
+    {
+        char *dir = th_tempdir("mrs3empty"), path[512];
+        snprintf(path, sizeof path, "%s/empty", dir);
+        assert_int_equal(th_write_file(path, "", 0), 0);
+        assert_int_equal(store_put_file(st, key, path, h, &err), 0);
+        th_rmtree(dir);
+        free(dir);
+    }
     assert_int_equal(store_verify(st, key, 0, h, &err), 0);
     assert_int_equal(store_delete(st, key, &err), 0);
     store_close(st);

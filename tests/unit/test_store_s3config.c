@@ -94,6 +94,11 @@ static void test_bad_options(void **state)
     o = base();
     o.part_size = (5u << 20) - 1;
     refused(&o, MR_E_CONFIG, "part_size");
+    o.part_size = (5ull << 30) + 1;
+    refused(&o, MR_E_CONFIG, "part_size");
+    o = base();
+    o.multipart_threshold = (5ull << 30) + 1;
+    refused(&o, MR_E_CONFIG, "multipart_threshold");
 }
 
 static void test_bad_credentials(void **state)
