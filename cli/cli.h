@@ -96,6 +96,7 @@ bool cli_wants_help(int argc, char **argv);
     X(config, "configuration: check (FILE:LINE errors, exit 0/1) and show") \
     X(keys, "key management: init-it, init-host, list") \
     X(members, "member registry: import a CSV file") \
+    X(unrouted, "the queue of unrouted mail: list, show, assign, done") \
     X(audit, "audit log: verify the hash chain")
 
 #define CLI_DECLARE(name, summary) int cmd_##name(struct cli_ctx *ctx, int argc, char **argv);

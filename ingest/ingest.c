@@ -162,7 +162,9 @@ static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_erro
     };
     mr_error_clear(&derr);
     rc = sink_deliver(run->opt->sink, &sm, &out, &derr);
-    msginfo_free(&info);
+    if (rc != 0 || out == SINK_REJECTED || route.rule != ROUTE_NONE ||
+        !run->opt->queue_unrouted)
+        msginfo_free(&info);
     if (rc != 0)
         return mr_error_set(err, rc, "mailbox %s UID %u: %s", b->mailbox, msg->uid, derr.msg);
     if (out == SINK_REJECTED) {
@@ -177,6 +179,21 @@ static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_erro
             return rc;
         b->status[idx] = MSG_DONE;
         return 0;
+    }
+    if (route.rule == ROUTE_NONE && run->opt->queue_unrouted) {
+        /* Also after a duplicate: the run that delivered it may have died before this. */
+        struct members_doc qd = {
+            .rule = "none", .message_id = sm.message_id, .sha256_hex = sha_hex,
+            .received = msg->internaldate, .account = run->account, .mailbox = b->mailbox,
+            .uidvalidity = b->uidvalidity, .uid = msg->uid, .raw_len = msg->body_len,
+            .no_raw = true,
+        };
+        bool qdup;
+        rc = members_store(run->opt->members, &qd, &qdup, err);
+        msginfo_free(&info);
+        if (rc != 0)
+            return mr_error_prefix(err, "mailbox %s UID %u: unrouted queue", b->mailbox,
+                                   msg->uid);
     }
     if (out == SINK_DUPLICATE) {
         rep->duplicates++;
