@@ -88,6 +88,7 @@ bool cli_wants_help(int argc, char **argv);
     X(backup, "archive mail older than the cutoff without deleting it") \
     X(restore, "IT: restore archived mail (Maildir, mbox or IMAP)") \
     X(verify, "verify a batch's manifest and volumes (--deep: decrypt, IT)") \
+    X(status, "last runs, test login, unrouted queue, key dates, archive disk use") \
     X(check, "compliance check of every batch and mailbox (exit 0/1/2)") \
     X(expire, "crypto-shred and delete batches past their expiry") \
     X(hold, "place or release a legal hold on a batch") \

@@ -458,6 +458,26 @@ int ingest_run(const struct ingest_options *opt, struct ingest_report **report, 
                           (unsigned long long)undelivered, undelivered == 1 ? "" : "s",
                           sink_name(opt->sink));
 out:
+    /* Each mailbox's result, for `mailret status`; best effort, the run's own result
+     * stands either way. */
+    for (size_t i = 0; run.state != NULL && i < rep->n; i++) {
+        const struct ingest_mailbox_report *mb = &rep->mailboxes[i];
+        char line[MR_ERROR_MSG_MAX];
+        mr_error serr;
+        if (!rep->connected)
+            snprintf(line, sizeof line, "%s", err != NULL ? err->msg : "not connected");
+        else if (mb->status != 0)
+            snprintf(line, sizeof line, "%s", mb->error);
+        else if (mb->errors > 0)
+            snprintf(line, sizeof line, "%llu message(s) not delivered",
+                     (unsigned long long)mb->errors);
+        else
+            line[0] = '\0';
+        log_scrub(line);
+        if (state_run_set(run.state, account, mb->mailbox, line[0] == '\0', line, mb->fetched,
+                          &serr) != 0)
+            log_warn(opt->log, "mailbox %s: %s", mb->mailbox, serr.msg);
+    }
     imap_close(run.conn);
     state_close(run.state);
     route_free(run.router);
