@@ -51,6 +51,9 @@ const char *cli_error_code(const mr_error *err);
  * added, so stdout always carries exactly one object.  Returns 0 or -1. */
 int cli_json_result(FILE *out, const char *command, const char *report, const mr_error *err);
 
+/* Whether cli_json_result printed an object in this process. */
+bool cli_json_printed(void);
+
 /* cli_fail, and with json also the failure object on stdout; returns CLI_EXIT_FAILURE. */
 int cli_fail_json(const char *command, bool json, const mr_error *err);
 
@@ -64,6 +67,11 @@ struct mr_progress *cli_progress_open(enum cli_progress_mode mode);
 /* "<3>" when stderr is the journal's stream (so the one-line failure is at priority
  * err in journalctl), "" otherwise. */
 const char *cli_journal_prefix(void);
+
+/* The code (MR_E_*, or MR_E_USAGE_CLI for a usage error; 0 if none) and scrubbed message
+ * of the last cli_fail or cli_usage_error. */
+#define MR_E_USAGE_CLI 1
+int cli_last_failure(char *message, size_t size);
 
 /* Print a usage error plus "try 'mailret <command> --help'"; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *command, const char *fmt, ...)

@@ -2,7 +2,7 @@
  * ingest and purge with their results and what the server holds; one test login (bounded
  * by [imap] connect_timeout); the unrouted queue; certificate and key dates; the archive's
  * disk use and the free space beside it.  Read-only: no lock, nothing written. */
-#define _XOPEN_SOURCE 700
+
 #include <errno.h>
 #include <ftw.h>
 #include <stdarg.h>
