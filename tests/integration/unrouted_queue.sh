@@ -177,6 +177,20 @@ got=$(find "$T/md/$m2/new" -type f -exec sha256sum {} + | awk '{print $1}' | gre
 [ "$got" = 1 ] || fail "assigned message not in $m2's Maildir byte for byte"
 grep -q '"event":"unrouted.assign","id":"'"$id"'","sink":"maildir"' "$T/state/audit.log" || fail "maildir assign not audited"
 
+# ---- exec sink: the command gets the assigned message with MAILRET_RULE=manual ----------
+rm -rf "$T/state/members.sqlite"* "$T/state/ingest-state.sqlite"* "$T/state/exec-sink.sqlite"*
+mkdir -p "$T/exec"
+sed -i "s#^backend = maildir#backend = exec#; s#^maildir = .*#command = cat > $T/exec/\$MAILRET_UID-\$MAILRET_RULE-\$MAILRET_MEMBER#" "$T/mailret.conf"
+mailret members import "$T/corpus/members.csv" > /dev/null 2>&1 || fail "members import (exec)"
+mailret ingest > /dev/null 2> "$T/ingest3.log" || fail "ingest (exec): $(tail -3 "$T/ingest3.log")"
+id=$(sqlite3 "$DB" "SELECT min(id) FROM unrouted")
+read -r uid sha <<< "$(sqlite3 -separator ' ' "$DB" "SELECT source_uid, sha256 FROM unrouted WHERE id = $id")"
+[ -f "$T/exec/$uid-none-" ] || fail "exec sink: the unrouted delivery is not there"
+mailret unrouted assign "$id" --member "$m2" > /dev/null 2> "$T/a5.err" || fail "assign (exec): $(cat "$T/a5.err")"
+[ -f "$T/exec/$uid-manual-$m2" ] || fail "exec sink: assign did not run the command with rule manual: $(ls "$T/exec" | grep "^$uid-")"
+[ "$(sha256sum < "$T/exec/$uid-manual-$m2" | cut -d' ' -f1)" = "$sha" ] || fail "exec sink: assigned bytes differ"
+sed -i "s#^backend = exec#backend = maildir#; s#^command = .*#maildir = $T/md#" "$T/mailret.conf"
+
 # ---- a member database from before rule "manual" --------------------------------------
 python3 - "$T/old.sqlite" <<'PY'
 import sqlite3, sys
