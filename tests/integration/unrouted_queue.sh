@@ -142,7 +142,8 @@ no_leak "$T/ingest.log" "ingest's log"
 
 # ---- check warns above the configured count ---------------------------------------------
 waiting=$((want_none - 2))
-members_conf "unrouted_warn_count = $((waiting - 1))" "unrouted_warn_days = 0"
+sed -i "s/^unrouted_warn_count = .*/unrouted_warn_count = $((waiting - 1))/; s/^unrouted_warn_days = .*/unrouted_warn_days = 0/" "$T/mailret.conf"
+grep -qx "unrouted_warn_count = $((waiting - 1))" "$T/mailret.conf" || fail "no threshold in the config"
 set +e; mailret check --offline --json > "$T/c1.json" 2> /dev/null; set -e
 [ "$(json_field "$T/c1.json" 'j["unrouted"]["status"]')" = BACKLOG ] || fail "no backlog warning: $(json_field "$T/c1.json" 'j["unrouted"]')"
 [ "$(json_field "$T/c1.json" 'j["unrouted"]["waiting"]')" = "$waiting" ] || fail "check's waiting count"
