@@ -325,20 +325,16 @@ static size_t markup_end(const unsigned char *src, size_t len, size_t i)
     return j < len ? j + 1 : len;
 }
 
-/* Does the markup src[i, e) end a line for a reader (a block element, <br>, a table cell, a
- * declaration)?  Comments, inline elements (span, b, font, a, o:p …) and unknown ones do
- * not: the text on both sides is one run. */
+/* Does the markup src[i, e) end a line for a reader (a block element, <br>, a table
+ * cell)?  Comments, conditional comments, declarations, inline elements (span, b,
+ * font, a, o:p …) and unknown ones do not: the text on both sides is one run. */
 static bool markup_breaks(const unsigned char *src, size_t i, size_t e)
 {
     char name[16] = {0};
     size_t j = i + 1, n = 0;
 
-    if (j >= e)
-        return false;
-    if (src[j] == '!')
-        return !(j + 2 < e && src[j + 1] == '-' && src[j + 2] == '-');
-    if (src[j] == '?')
-        return true;
+    if (j >= e || src[j] == '!' || src[j] == '?')
+        return false;   /* comments, Word's "<![if …]>", declarations */
     if (src[j] == '/')
         j++;
     while (j < e && n < 11 && ascii_alnum(src[j]))

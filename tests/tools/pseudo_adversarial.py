@@ -187,6 +187,7 @@ def body_cases():
         ("cut-cpr-spelle", "cpr", "0506072345", "CPR <span class=SpellE>050607</span>2345 tak"),
         ("cut-cpr-entity", "cpr", "1210880017", "CPR 1210&#56;8<i>&#8211;</i>0017 tak"),
         ("cut-cpr-wbr", "cpr", "1507734321", "CPR 150773<wbr>-4321 tak"),
+        ("cut-cpr-conditional", "cpr", "3112851238", "CPR 3112<![if !supportLists]>85<![endif]>-1238 tak"),
         ("cut-cpr-space", "cpr", "0101901234", "CPR 010190 <span lang=DA>1234</span> tak"),
         ("cut-email-at", "email", "karen.holm@eksempel.dk", "Mail karen.holm<b>@</b>eksempel.dk tak"),
         ("cut-email-domain", "email", "karen.holm@eksempel.dk",
