@@ -357,8 +357,8 @@ static bool markup_breaks(const unsigned char *src, size_t i, size_t e)
     case 3:
         return IS("col") || IS("dir") || IS("div") || IS("nav") || IS("pre");
     case 4:
-        return IS("body") || IS("form") || IS("head") || IS("html") || IS("link") ||
-               IS("main") || IS("menu") || IS("meta");
+        return IS("body") || IS("form") || IS("head") || IS("html") || IS("main") ||
+               IS("menu");
     case 5:
         return IS("aside") || IS("frame") || IS("style") || IS("table") || IS("tbody") ||
                IS("tfoot") || IS("thead") || IS("title");
