@@ -30,7 +30,10 @@
  * held_days after the first refusal, then a violation), not ingested, and not purged
  * (with the last purge's result: its one-line error if it failed) — both violations.
  * The last purge's result is shown for every mailbox.
- * The audit log's hash chain must verify (violation otherwise).
+ * The unrouted queue (members_db, when set): a warning when more than unrouted_warn_count
+ * messages wait, or one has waited more than unrouted_warn_days (0 turns either off).
+ * The audit log's hash chain must verify (violation otherwise).  TLS verification turned
+ * off ([imap] insecure_skip_verify) is a violation.
  * Level of the whole report: the worst item; exit status 0/1/2 in the CLI.
  */
 #ifndef MAILRET_PURGE_CHECK_H
@@ -67,6 +70,12 @@ struct check_options {
     const char *account;                /* its account key */
     const char *journal_path;           /* purge journal: the last run per mailbox */
     int held_days;                      /* held back longer than this: a violation */
+    bool insecure_tls;                  /* [imap] insecure_skip_verify is on: a violation
+                                           (mail and the password open to anyone between) */
+    const char *members_db;             /* the member database (unrouted queue); NULL =
+                                           not checked */
+    unsigned unrouted_warn_count;       /* 0 = no warning on the count */
+    unsigned unrouted_warn_days;        /* 0 = no warning on the age */
     mr_log *log;
 };
 
@@ -108,10 +117,19 @@ struct check_report {
     const char *audit_status;           /* "ok", "BROKEN", "skipped" */
     size_t audit_records;
     char audit_detail[MR_ERROR_MSG_MAX];
+    bool insecure_tls;                  /* counted among the violations */
     enum check_level level;
     size_t warnings, violations;
     size_t unchecked;                   /* mailboxes that could not be checked ("error",
                                            counted among the violations too) */
+    struct {
+        const char *status;             /* "ok", "BACKLOG", "skipped", "error" */
+        enum check_level level;
+        long long waiting;
+        long long oldest_days;          /* days the oldest waiting one has waited */
+        unsigned warn_count, warn_days; /* the thresholds (perfdata) */
+        char detail[MR_ERROR_MSG_MAX];
+    } unrouted;
 };
 
 /* Fills *report even when some part fails (that part becomes a violation or an error
