@@ -18,11 +18,18 @@
 #include <strings.h>
 
 #include <unistr.h>
+/* SSE2 for passing over text without compatibility forms, as find.c uses it. */
+#if defined(__SSE2__) && !defined(PSEUDO_NO_SIMD)
+#define PTEXT_SSE2 1
+#include <emmintrin.h>
+#endif
 
 /* ---- views ------------------------------------------------------------------------- */
 
 /* HTML is scanned through its view in pieces of about this size (see ptext_plain). */
 #define PTEXT_HTML_CHUNK (1u << 20)
+/* ptext_piece: plain text known to hold no %XX escape and no compatibility form. */
+#define PTEXT_AS_IS 0x10000u
 
 struct pview {
     pbuf text;          /* what is scanned */
@@ -192,13 +199,15 @@ static size_t next_byte(const unsigned char *src, size_t len, size_t from, unsig
     return p != NULL ? (size_t)(p - src) : len;
 }
 
-static int html_view(const unsigned char *src, size_t len, struct pview *v, mr_error *err)
+/* The same for src[from, len) (a text run between markup), appended to v. */
+static int html_view_span(const unsigned char *src, size_t from, size_t len, struct pview *v,
+                          mr_error *err)
 {
     /* The next '&' and '%' at or after a position, each found by memchr and kept until
      * passed (most text is long runs between them). */
-    size_t i = 0, run = 0, amp = 0, pct = 0;
+    size_t i = from, run = 0, amp = 0, pct = 0;
     /* The view is never longer than the source: one allocation per map. */
-    int rc = view_reserve(v, len, err);
+    int rc = view_reserve(v, len - from, err);
 
     while (i < len && rc == 0) {
         unsigned char u[4];
@@ -225,6 +234,11 @@ static int html_view(const unsigned char *src, size_t len, struct pview *v, mr_e
         }
     }
     return rc;
+}
+
+static int html_view(const unsigned char *src, size_t len, struct pview *v, mr_error *err)
+{
+    return html_view_span(src, 0, len, v, err);
 }
 
 /* HTML text with entities and %XX decoded as html_view decodes it, without the maps
@@ -259,6 +273,405 @@ static int html_text(const unsigned char *src, size_t len, pbuf *out, mr_error *
             rc = pbuf_append(out, src + i, 1, err);
             i++;
         }
+    }
+    return rc;
+}
+
+/* ---- HTML as a reader sees it ------------------------------------------------------- */
+
+/* Word and Outlook split the text of a line into runs ("1507<span lang=DA>73</span>",
+ * spell-check spans, "<o:p></o:p>"), so markup can cut an identifier in two.  The rendered
+ * view reads the text the way a reader sees it: markup that does not break the line
+ * (inline elements, comments) is left out, the rest becomes one line break. */
+
+static inline bool ascii_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
+/* End of the markup (tag, comment, declaration) at src[i] == '<', or 0 when that '<' is
+ * text ("a < b", "<3").  Quoted attribute values may hold '>'. */
+static size_t markup_end(const unsigned char *src, size_t len, size_t i)
+{
+    size_t j = i + 1, k;
+
+    if (j >= len)
+        return 0;
+    if (src[j] == '!' && j + 2 < len && src[j + 1] == '-' && src[j + 2] == '-') {
+        for (k = next_byte(src, len, j + 3, '>'); k < len; k = next_byte(src, len, k + 1, '>'))
+            if (k >= i + 6 && src[k - 1] == '-' && src[k - 2] == '-')
+                return k + 1;
+        return len;
+    }
+    if (src[j] == '!' || src[j] == '?') {
+        k = next_byte(src, len, j, '>');
+        return k < len ? k + 1 : len;
+    }
+    if (src[j] == '/')
+        j++;
+    if (j >= len || !ascii_alnum(src[j]) || (src[j] >= '0' && src[j] <= '9'))
+        return 0;
+    while (j < len && src[j] != '>') {
+        if (src[j] == '=') {
+            k = j + 1;
+            while (k < len && (src[k] == ' ' || src[k] == '\t' || src[k] == '\r' || src[k] == '\n'))
+                k++;
+            if (k < len && (src[k] == '"' || src[k] == '\'')) {
+                size_t q = next_byte(src, len, k + 1, src[k]);
+                if (q < len) {
+                    j = q + 1;
+                    continue;
+                }
+            }
+        }
+        j++;
+    }
+    return j < len ? j + 1 : len;
+}
+
+/* Does the markup src[i, e) end a line for a reader (a block element, <br>, a table
+ * cell)?  Comments, conditional comments, declarations, inline elements (span, b,
+ * font, a, o:p …) and unknown ones do not: the text on both sides is one run. */
+static bool markup_breaks(const unsigned char *src, size_t i, size_t e)
+{
+    char name[16] = {0};
+    size_t j = i + 1, n = 0;
+
+    if (j >= e || src[j] == '!' || src[j] == '?')
+        return false;   /* comments, Word's "<![if …]>", declarations */
+    if (src[j] == '/')
+        j++;
+    while (j < e && n < 11 && ascii_alnum(src[j]))
+        name[n++] = (char)(src[j++] | 0x20);
+    if (n == 0 || (j < e && (ascii_alnum(src[j]) || src[j] == ':' || src[j] == '-' || src[j] == '_')))
+        return false;   /* a longer or prefixed name ("o:p", "st1:place"): not a block */
+    /* By length, each compared as a constant (a few integer compares). */
+#define IS(lit) (memcmp(name, lit, sizeof lit - 1) == 0)
+    switch (n) {
+    case 1:
+        return name[0] == 'p';
+    case 2:
+        return IS("br") || IS("dd") || IS("dl") || IS("dt") || IS("hr") || IS("li") ||
+               IS("ol") || IS("td") || IS("th") || IS("tr") || IS("ul") ||
+               (name[0] == 'h' && name[1] >= '1' && name[1] <= '6');
+    case 3:
+        return IS("col") || IS("dir") || IS("div") || IS("nav") || IS("pre");
+    case 4:
+        return IS("body") || IS("form") || IS("head") || IS("html") || IS("main") ||
+               IS("menu");
+    case 5:
+        return IS("aside") || IS("frame") || IS("style") || IS("table") || IS("tbody") ||
+               IS("tfoot") || IS("thead") || IS("title");
+    case 6:
+        return IS("center") || IS("dialog") || IS("figure") || IS("footer") ||
+               IS("header") || IS("hgroup") || IS("iframe") || IS("legend") ||
+               IS("option") || IS("script") || IS("select");
+    case 7:
+        return IS("address") || IS("article") || IS("caption") || IS("details") ||
+               IS("section") || IS("summary");
+    case 8:
+        return IS("colgroup") || IS("fieldset") || IS("frameset") || IS("noframes") ||
+               IS("noscript") || IS("optgroup") || IS("textarea");
+    case 10:
+        return IS("blockquote") || IS("figcaption");
+    default:
+        return false;
+    }
+#undef IS
+}
+
+/* Bytes that may sit in an identifier on either side of markup that cuts it: letters,
+ * digits, 8-bit bytes, '@' '.' '-' '_' '+', and the ends of a reference (';' before,
+ * '&' or '%' after). */
+static inline bool cut_before(unsigned char c)
+{
+    return ascii_alnum(c) || c >= 0x80 || c == '@' || c == '.' || c == '-' || c == '_' ||
+           c == '+' || c == ';';
+}
+
+static inline bool cut_after(unsigned char c)
+{
+    return ascii_alnum(c) || c >= 0x80 || c == '@' || c == '.' || c == '-' || c == '_' ||
+           c == '+' || c == '&' || c == '%';
+}
+
+static inline bool digitish(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || c >= 0x80 || c == ';' || c == '&' || c == '+';
+}
+
+/* Does inline markup cut something that may be an identifier: a run of markup that does
+ * not break the line, with identifier bytes right before and after it, or digits on both
+ * sides with at most one blank between them and the markup ("150773 <span>4321",
+ * "12 34<b> 56 78")?  Only then is the rendered view built (it costs a second scan). */
+static bool html_cut(const unsigned char *src, size_t len)
+{
+    size_t i = next_byte(src, len, 0, '<');
+
+    while (i < len) {
+        /* Nothing that can be cut before this '<': pass over it unparsed (the '<' of the
+         * markup after it in a run follows a '>', and is passed over too). */
+        if (i == 0 || !(cut_before(src[i - 1]) || src[i - 1] == ' ' || src[i - 1] == '\t')) {
+            i = next_byte(src, len, i + 1, '<');
+            continue;
+        }
+        size_t e = markup_end(src, len, i), f;
+        if (e == 0) {
+            i = next_byte(src, len, i + 1, '<');
+            continue;
+        }
+        while (e < len && src[e] == '<' && (f = markup_end(src, len, e)) != 0)
+            e = f;   /* the whole run of adjacent markup */
+        if (i > 0 && e < len) {
+            unsigned char l = src[i - 1], r = src[e];
+            bool lb = l == ' ' || l == '\t', rb = r == ' ' || r == '\t';
+            bool tight = cut_before(l) && cut_after(r);
+            bool digits = (digitish(l) || (lb && i > 1 && digitish(src[i - 2]))) &&
+                          (digitish(r) || (rb && e + 1 < len && digitish(src[e + 1])));
+            if (tight || digits) {
+                bool brk = false;
+                for (size_t m = i; m < e && !brk; m = markup_end(src, len, m))
+                    brk = markup_breaks(src, m, markup_end(src, len, m));
+                if (!brk)
+                    return true;
+            }
+        }
+        i = next_byte(src, len, e, '<');
+    }
+    return false;
+}
+
+/* The rendered view: text runs as html_view decodes them, markup that breaks the line as
+ * one '\n' (mapped to the markup), other markup left out. */
+static int html_render(const unsigned char *src, size_t len, struct pview *v, mr_error *err)
+{
+    size_t i = 0;
+    bool sep = true;    /* the view ends in a line break (or is empty) */
+    int rc = view_reserve(v, len, err);
+
+    while (i < len && rc == 0) {
+        size_t m = next_byte(src, len, i, '<'), e = 0;
+        while (m < len && (e = markup_end(src, len, m)) == 0)
+            m = next_byte(src, len, m + 1, '<');
+        if (m > i) {
+            rc = html_view_span(src, i, m, v, err);
+            sep = false;
+        }
+        if (rc != 0 || m >= len)
+            break;
+        if (!sep && markup_breaks(src, m, e)) {
+            rc = view_push(v, (const unsigned char *)"\n", 1, m, e, false, err);
+            sep = true;
+        }
+        i = e;
+    }
+    return rc;
+}
+
+/* The same text without the maps, for pass 1 (names after "Hej <b>", sign-offs in
+ * paragraphs): the text runs joined (markup that breaks a line as '\n'), then decoded as
+ * html_text decodes.  *at: some markup holds an '@' (a mailto: link, or an address written
+ * "<karen@…>" unescaped, which a reader does not see but whose name is learnt). */
+static int html_render_text(const unsigned char *src, size_t len, pbuf *tmp, pbuf *out,
+                            bool *at, mr_error *err)
+{
+    size_t i = 0;
+    bool sep = true;
+    int rc = pbuf_reserve(tmp, len, err);
+
+    *at = false;
+    while (i < len && rc == 0) {
+        size_t m = next_byte(src, len, i, '<'), e = 0;
+        while (m < len && (e = markup_end(src, len, m)) == 0)
+            m = next_byte(src, len, m + 1, '<');
+        if (m > i) {
+            rc = pbuf_append(tmp, src + i, m - i, err);
+            sep = false;
+        }
+        if (rc != 0 || m >= len)
+            break;
+        if (!*at && memchr(src + m, '@', e - m) != NULL)
+            *at = true;
+        if (!sep && markup_breaks(src, m, e)) {
+            rc = pbuf_append(tmp, "\n", 1, err);
+            sep = true;
+        }
+        i = e;
+    }
+    if (rc == 0 && tmp->len > 0)
+        rc = html_text(tmp->p, tmp->len, out, err);
+    return rc;
+}
+
+/* ---- compatibility forms and %XX in plain text ---------------------------------------- */
+
+/* The ASCII character a compatibility form stands for (NFKC: full-width "１５０７７３－４３２１",
+ * "＠", super- and subscript and circled digits, mathematical letters and digits) or a
+ * decimal digit of another script ("١٥٠٧٧٣") is, for detection; 0 for anything else. */
+static unsigned char compat_ascii(ucs4_t cp)
+{
+    /* The zero of every run of ten decimal digits (Unicode Nd) outside ASCII. */
+    static const uint32_t zeros[] = {
+        0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66,
+        0x0CE6, 0x0D66, 0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810,
+        0x1946, 0x19D0, 0x1A80, 0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0,
+        0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10, 0x104A0, 0x10D30, 0x11066,
+        0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0, 0x11730,
+        0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE,
+        0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+    };
+
+    if (cp >= 0xFF01 && cp <= 0xFF5E)
+        return (unsigned char)(cp - 0xFEE0);    /* full-width ASCII */
+    switch (cp) {
+    case 0xB9: return '1';
+    case 0xB2: return '2';
+    case 0xB3: return '3';
+    case 0x2070: case 0x24EA: return '0';
+    case 0x207A: case 0x208A: case 0xFB29: case 0xFE62: return '+';
+    case 0x2024: case 0xFE52: return '.';
+    case 0xFE63: return '-';
+    case 0xFE6B: return '@';
+    case 0x3000: return ' ';
+    default: break;
+    }
+    if (cp < 0x0660)
+        return 0;
+    if (cp >= 0x2074 && cp <= 0x2079)
+        return (unsigned char)('4' + (cp - 0x2074));
+    if (cp >= 0x2080 && cp <= 0x2089)
+        return (unsigned char)('0' + (cp - 0x2080));
+    if (cp >= 0x2460 && cp <= 0x2468)
+        return (unsigned char)('1' + (cp - 0x2460));
+    if (cp >= 0x24B6 && cp <= 0x24E9)
+        return (unsigned char)(cp < 0x24D0 ? 'A' + (cp - 0x24B6) : 'a' + (cp - 0x24D0));
+    if (cp >= 0x1D400 && cp <= 0x1D6A3) {
+        /* thirteen mathematical alphabets of 52 letters */
+        unsigned k = (cp - 0x1D400) % 52;
+        return (unsigned char)(k < 26 ? 'A' + k : 'a' + (k - 26));
+    }
+    size_t lo = 0, hi = sizeof zeros / sizeof zeros[0];
+    while (lo < hi) {   /* the last zero <= cp */
+        size_t mid = (lo + hi) / 2;
+        if (zeros[mid] <= cp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0 && cp - zeros[lo - 1] < 10)
+        return (unsigned char)('0' + (cp - zeros[lo - 1]));
+    return 0;
+}
+
+/* The first compatibility form in t[i, len): its position (len if none), its UTF-8 length
+ * and ASCII character.  Only a byte 0xD9 or above or 0xC2 can begin one (Latin, Greek,
+ * Cyrillic, Hebrew, U+0080..U+065F, have none but ¹ ² ³): with SSE2, sixteen bytes at a
+ * time are passed over when none is such a byte (Danish text: 'æ' 'ø' 'å' are 0xC3). */
+static size_t compat_next(const unsigned char *t, size_t len, size_t i, size_t *n,
+                          unsigned char *a)
+{
+    while (i < len) {
+#ifdef PTEXT_SSE2
+        if (i + 16 <= len) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
+            __m128i hi = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8((char)0xD9)), v);
+            __m128i c2 = _mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xC2));
+            unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(hi, c2));
+            if (m == 0) {
+                i += 16;
+                continue;
+            }
+            i += (size_t)__builtin_ctz(m);
+        }
+#endif
+        unsigned char b = t[i], b1 = i + 1 < len ? t[i + 1] : 0;
+        if (b < 0xD9 && b != 0xC2) {
+            i++;
+            continue;
+        }
+        /* Of the punctuation and symbols (E2) only U+2024, U+2070..U+208A and
+         * U+2460..U+24FF are forms. */
+        if ((b1 & 0xC0) != 0x80 ||
+            (b == 0xC2 && b1 != 0xB2 && b1 != 0xB3 && b1 != 0xB9) ||
+            (b == 0xE2 && (b1 == 0x80 ? i + 2 < len && t[i + 2] != 0xA4
+                                      : b1 != 0x81 && b1 != 0x82 && (b1 < 0x91 || b1 > 0x93)))) {
+            i++;
+            continue;
+        }
+        ucs4_t cp;
+        int l = u8_mbtoucr(&cp, t + i, len - i);
+        if (l <= 0) {
+            i++;
+            continue;
+        }
+        if ((*a = compat_ascii(cp)) != 0) {
+            *n = (size_t)l;
+            return i;
+        }
+        i += (size_t)l;
+    }
+    return len;
+}
+
+/* The first valid %XX escape in t[i, len) (len if none). */
+static size_t pct_next(const unsigned char *t, size_t len, size_t i)
+{
+    for (i = next_byte(t, len, i, '%'); i < len; i = next_byte(t, len, i + 1, '%'))
+        if (i + 2 < len && hexv(t[i + 1]) >= 0 && hexv(t[i + 2]) >= 0)
+            return i;
+    return len;
+}
+
+/* Where view byte k of in (the text t itself when in has no maps) comes from. */
+static inline size_t map_s(const struct pview *in, size_t k)
+{
+    return in != NULL && in->vs != NULL ? in->vs[k] : k;
+}
+
+static inline size_t map_e(const struct pview *in, size_t k)
+{
+    return in != NULL && in->ve != NULL ? in->ve[k] : k + 1;
+}
+
+/* t[i, i + n) with its maps through in. */
+static int view_push_from(struct pview *out, const unsigned char *t, const struct pview *in,
+                          size_t i, size_t n, mr_error *err)
+{
+    if (in == NULL || in->vs == NULL)
+        return view_push_run(out, t, i, n, err);
+    int rc = view_reserve(out, n, err);
+    if (rc != 0)
+        return rc;
+    memcpy(out->vs + out->text.len, in->vs + i, n * sizeof *out->vs);
+    memcpy(out->ve + out->text.len, in->ve + i, n * sizeof *out->ve);
+    memcpy(out->ext + out->text.len, in->ext + i, n);
+    return pbuf_append(&out->text, t + i, n, err);
+}
+
+/* A view of t (the text of in, or the source) with %XX decoded (pct) or the compatibility
+ * forms as ASCII (!pct); each decoded byte maps to what its escape or character maps to. */
+static int view_decode(const unsigned char *t, size_t len, const struct pview *in, bool pct,
+                       struct pview *out, mr_error *err)
+{
+    size_t i = 0;
+    int rc = view_reserve(out, len, err);
+
+    while (i < len && rc == 0) {
+        size_t n = 3, at;
+        unsigned char a = 0;
+        if (pct) {
+            at = pct_next(t, len, i);
+            if (at < len)
+                a = (unsigned char)(hexv(t[at + 1]) * 16 + hexv(t[at + 2]));
+        } else {
+            at = compat_next(t, len, i, &n, &a);
+        }
+        rc = view_push_from(out, t, in, i, at - i, err);
+        if (rc != 0 || at >= len)
+            break;
+        rc = view_push(out, &a, 1, map_s(in, at), map_e(in, at + n - 1),
+                       in != NULL && in->ext != NULL && in->ext[at], err);
+        i = at + n;
     }
     return rc;
 }
@@ -310,6 +723,16 @@ struct emitter {
     const struct pview *view;   /* NULL: the scanned text is src itself */
     const unsigned char *text;  /* scanned text */
     pout *out;
+    /* Collecting: matches of several scans of one source (the rendered HTML and its
+     * markup), each as the whole source range it covers, emitted in order at the end. */
+    bool collect;
+    struct pend {
+        size_t s, e;            /* source range */
+        size_t rep, rep_len;    /* replacement, in reps */
+        bool escape;
+    } *pend;
+    size_t n_pend, cap_pend;
+    pbuf reps;
 };
 
 static int replacement(struct pseudo_ctx *ctx, const unsigned char *text,
@@ -390,6 +813,68 @@ static int emit_piece(struct emitter *em, size_t s, size_t e, const char *rep, s
     return rc;
 }
 
+static int pend_add(struct emitter *em, const struct pmatch *m, const char *rep, size_t rep_len)
+{
+    if (m->end <= m->start)
+        return 0;
+    if (em->n_pend == em->cap_pend) {
+        size_t cap = em->cap_pend ? em->cap_pend * 2 : 16;
+        struct pend *np = realloc(em->pend, cap * sizeof *np);
+        if (np == NULL)
+            return mr_error_set(em->ctx->err, MR_E_NOMEM, "out of memory for matches");
+        em->pend = np;
+        em->cap_pend = cap;
+    }
+    struct pend *p = &em->pend[em->n_pend];
+    p->s = map_s(em->view, m->start);
+    p->e = map_e(em->view, m->end - 1);
+    p->rep = em->reps.len;
+    p->rep_len = rep_len;
+    p->escape = m->escape;
+    em->n_pend++;
+    return pbuf_append(&em->reps, rep, rep_len, em->ctx->err);
+}
+
+static int pend_cmp(const void *a, const void *b)
+{
+    const struct pend *x = a, *y = b;
+
+    if (x->s != y->s)
+        return x->s < y->s ? -1 : 1;
+    if (x->e != y->e)
+        return x->e > y->e ? -1 : 1;    /* the longer first */
+    return 0;
+}
+
+/* Emits the collected matches in source order.  Overlapping ones (the same identifier
+ * seen in the rendered text and in the markup, or a shorter reading of it) become one
+ * replacement over their union, with the longest identifier's token: replacing more
+ * source than one match covers only moves more bytes into the reid data. */
+static int pend_emit(struct emitter *em)
+{
+    int rc = 0;
+
+    if (em->n_pend > 1)
+        qsort(em->pend, em->n_pend, sizeof *em->pend, pend_cmp);
+    for (size_t k = 0; k < em->n_pend && rc == 0;) {
+        const struct pend *best = &em->pend[k];
+        size_t s = best->s, e = best->e;
+        for (k++; k < em->n_pend && em->pend[k].s < e; k++) {
+            const struct pend *p = &em->pend[k];
+            if (best->escape && !p->escape)
+                best = p;
+            else if (!p->escape && p->e - p->s > best->e - best->s)
+                best = p;
+            if (p->e > e)
+                e = p->e;
+        }
+        rc = emit_piece(em, s, e, (const char *)em->reps.p + best->rep, best->rep_len);
+    }
+    em->n_pend = 0;
+    em->reps.len = 0;
+    return rc;
+}
+
 static int emit_cb(void *arg, const struct pmatch *m)
 {
     struct emitter *em = arg;
@@ -400,6 +885,8 @@ static int emit_cb(void *arg, const struct pmatch *m)
 
     if (rc != 0 || keep)
         return rc;
+    if (em->collect)
+        return pend_add(em, m, rep, rep_len);
     if (em->view == NULL || em->view->vs == NULL)
         return emit_piece(em, m->start, m->end, rep, rep_len);
     /* Map to source.  A match is one piece of source where the view bytes come from
@@ -449,6 +936,75 @@ static int emit_cb(void *arg, const struct pmatch *m)
     return 0;
 }
 
+/* Scans t (the text of v, or the source itself when v is NULL) for em.  Detection also
+ * reads compatibility forms as ASCII (full-width digits, '＠') and, when pct, %XX
+ * escapes decoded (a URL in plain text: "?cpr=150773%2D4321"): through views stacked on
+ * v, built only where such a form or escape occurs. */
+static int scan_text(struct pseudo_ctx *ctx, struct emitter *em, const unsigned char *t,
+                     size_t len, const struct pview *v, unsigned scan, bool pct)
+{
+    struct pview a = {0}, b = {0};
+    size_t n;
+    unsigned char c;
+    int rc = 0;
+
+    if (pct && pct_next(t, len, 0) < len) {
+        rc = view_decode(t, len, v, true, &a, ctx->err);
+        v = &a;
+        t = a.text.p;
+        len = a.text.len;
+    }
+    if (rc == 0 && compat_next(t, len, 0, &n, &c) < len) {
+        rc = view_decode(t, len, v, false, &b, ctx->err);
+        v = &b;
+        t = b.text.p;
+        len = b.text.len;
+    }
+    if (rc == 0 && len > 0) {
+        em->view = v;
+        em->text = t;
+        rc = pscan_run(ctx, t, len, scan, emit_cb, em, ctx->err);
+    }
+    em->view = NULL;
+    em->text = em->src;
+    view_free(&a);
+    view_free(&b);
+    return rc;
+}
+
+/* HTML whose markup cuts a possible identifier: the rendered text and the whole text
+ * (markup included, so that attribute values such as href="mailto:…" and title are read
+ * as before) are both scanned, and what either finds is replaced. */
+static int html_rendered(struct pseudo_ctx *ctx, struct emitter *em, unsigned scan)
+{
+    struct pview v = {0};
+    const unsigned char *src = em->src;
+    size_t len = em->src_len;
+    int rc;
+
+    em->collect = true;
+    rc = html_render(src, len, &v, ctx->err);
+    if (rc == 0)
+        rc = scan_text(ctx, em, v.text.p, v.text.len, &v, scan, false);
+    view_free(&v);
+    if (rc == 0 && (memchr(src, '&', len) != NULL || memchr(src, '%', len) != NULL)) {
+        rc = html_view(src, len, &v, ctx->err);
+        if (rc == 0)
+            rc = scan_text(ctx, em, v.text.p, v.text.len, &v, scan, false);
+        view_free(&v);
+    } else if (rc == 0) {
+        rc = scan_text(ctx, em, src, len, NULL, scan, false);
+    }
+    if (rc == 0)
+        rc = pend_emit(em);
+    em->collect = false;
+    free(em->pend);
+    pbuf_free(&em->reps);
+    em->pend = NULL;
+    em->n_pend = em->cap_pend = 0;
+    return rc;
+}
+
 static int ptext_piece(struct pseudo_ctx *ctx, const unsigned char *src, size_t len,
                        unsigned flags, pout *out)
 {
@@ -459,26 +1015,24 @@ static int ptext_piece(struct pseudo_ctx *ctx, const unsigned char *src, size_t 
     rc = pnames_prepare(&ctx->names, ctx->err);   /* names learnt from earlier text */
     if (rc != 0)
         return rc;
-    if ((flags & PTEXT_HTML) && (memchr(src, '&', len) != NULL || memchr(src, '%', len) != NULL)) {
+    if ((flags & PTEXT_HTML) && html_cut(src, len)) {
+        rc = html_rendered(ctx, &em, scan);
+    } else if ((flags & PTEXT_HTML) && (memchr(src, '&', len) != NULL || memchr(src, '%', len) != NULL)) {
         struct pview v = {0};
         rc = html_view(src, len, &v, ctx->err);
-        if (rc == 0) {
-            em.view = &v;
-            em.text = v.text.p;
-            rc = pscan_run(ctx, v.text.p, v.text.len, scan, emit_cb, &em, ctx->err);
-        }
+        if (rc == 0)
+            rc = scan_text(ctx, &em, v.text.p, v.text.len, &v, scan, false);
         view_free(&v);
     } else if ((flags & PTEXT_FOLDED) && has_fold(src, len)) {
         struct pview v = {0};
         rc = folded_view(src, len, &v, ctx->err);
-        if (rc == 0) {
-            em.view = &v;
-            em.text = v.text.p;
-            rc = pscan_run(ctx, v.text.p, v.text.len, scan, emit_cb, &em, ctx->err);
-        }
+        if (rc == 0)
+            rc = scan_text(ctx, &em, v.text.p, v.text.len, &v, scan, true);
         view_free(&v);
-    } else {
+    } else if (flags & PTEXT_AS_IS) {
         rc = pscan_run(ctx, src, len, scan, emit_cb, &em, ctx->err);
+    } else {
+        rc = scan_text(ctx, &em, src, len, NULL, scan, !(flags & PTEXT_HTML));
     }
     if (rc == 0)
         rc = pout_copy(out, src + em.cursor, len - em.cursor, ctx->err);
@@ -496,6 +1050,20 @@ int ptext_plain(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, un
             return 0;
         /* Learn from the text the later passes read: HTML with its references decoded
          * ("Bj&oslash;rg" is one name), calendar lines unfolded. */
+        if ((flags & PTEXT_HTML) && memchr(src, '<', len) != NULL) {
+            /* As rendered: "Hej <b>Karen</b>," and a sign-off in its own paragraph read
+             * as they do in plain text.  The text with its markup too where the markup
+             * holds an address ("Karen Holm <karen@…>" unescaped is markup). */
+            pbuf dec = pscratch_get(ctx), tmp = pscratch_get(ctx);
+            bool at;
+            rc = html_render_text(src, len, &tmp, &dec, &at, ctx->err);
+            if (rc == 0 && dec.len > 0)
+                rc = pscan_learn(ctx, dec.p, dec.len);
+            pscratch_put(ctx, &tmp);
+            pscratch_put(ctx, &dec);
+            if (rc != 0 || !at)
+                return rc;
+        }
         if ((flags & PTEXT_HTML) && memchr(src, '&', len) != NULL) {
             pbuf dec = pscratch_get(ctx);
             rc = html_text(src, len, &dec, ctx->err);
@@ -514,9 +1082,17 @@ int ptext_plain(struct pseudo_ctx *ctx, const unsigned char *src, size_t len, un
         }
         return pscan_learn(ctx, src, len);
     }
-    if ((flags & PTEXT_HTML) && len > PTEXT_HTML_CHUNK) {
-        /* The HTML view costs 17 bytes per byte: bound it by working in pieces that end
-         * at a line break (identifiers other than names never span one). */
+    if (len > PTEXT_HTML_CHUNK && !(flags & (PTEXT_HTML | PTEXT_FOLDED))) {
+        /* A long plain text that needs no view is scanned as it is, without looking for
+         * escapes and forms a second time. */
+        size_t n;
+        unsigned char c;
+        if (pct_next(src, len, 0) == len && compat_next(src, len, 0, &n, &c) == len)
+            return ptext_piece(ctx, src, len, flags | PTEXT_AS_IS, out);
+    }
+    if (len > PTEXT_HTML_CHUNK && !(flags & PTEXT_FOLDED)) {
+        /* A view costs 17 bytes per byte: bound it by working in pieces that end at a
+         * line break (identifiers other than names never span one). */
         size_t s = 0;
         while (s < len) {
             size_t e = len - s > PTEXT_HTML_CHUNK ? s + PTEXT_HTML_CHUNK : len;
@@ -986,8 +1562,10 @@ int ptext_ctype_params(struct pseudo_ctx *ctx, const unsigned char *src, size_t 
         if (rc == 0 && v.text.len > 0) {
             struct emitter em = {.ctx = ctx, .src = src, .src_len = len, .cursor = cursor,
                                  .view = &v, .text = v.text.p, .out = out};
-            rc = pscan_run(ctx, v.text.p, v.text.len, pscan_policy_flags(ctx->pol), emit_cb,
-                           &em, ctx->err);
+            /* %XX once more: a file name that is itself a URL ("…%2D…" written
+             * "%252D") */
+            rc = scan_text(ctx, &em, v.text.p, v.text.len, &v, pscan_policy_flags(ctx->pol),
+                           true);
             cursor = em.cursor;
         }
         view_free(&v);

@@ -11,10 +11,14 @@ blocks, reply attributions, sign-offs, the genitive; folded iCalendar / vCard li
 spam-report and authentication headers and in reverse-DNS host names; non-ASCII addresses),
 each class in every encoding it can take: raw UTF-8, raw windows-1252, quoted-printable with
 a soft break inside the identifier, base64, HTML with character references, RFC 2047 B and
-Q, RFC 2231 continued file names and nested message/rfc822.
+Q, RFC 2231 continued file names and nested message/rfc822.  Also identifiers cut by inline
+HTML markup (spans, bold, comments, Word's <o:p>; HTML raw, quoted-printable and base64),
+written in compatibility forms (full-width digits and '＠', mathematical digits) or in the
+digits of another script, and percent-encoded in plain-text URLs.
 
 check decodes every message independently of mailret (Python's email package, its own HTML
-unescaping and RFC 5545 unfolding) and looks for each planted identifier with its own
+unescaping and rendering through html.parser, RFC 5545 unfolding, URL unquoting, NFKC
+normalisation and unicodedata's decimal digits) and looks for each planted identifier with its own
 patterns (nothing here is shared with the C scanner).  It also runs the reference scanner
 over the decoded input, so a planted identifier the oracle itself cannot see is reported
 as a broken case, not as a recall.  Prints recall per class and encoding; exits 1 when an
@@ -165,6 +169,65 @@ def body_cases():
                       "Ida Lund called."))
     cases.append(Case("name-mvh-one-line", "name", "Per Holm", "Tak for hj\u00e6lpen.\nMvh Per Holm\n"))
     cases.append(Case("name-mvh-dot-one-line", "name", "Rikke Dahl", "Tak.\nMvh. Rikke Dahl\n"))
+    # Identifiers cut by inline markup, as Word and Outlook write runs of one line (language
+    # and spell-check spans, <o:p>, formatting) and as comments fall: a reader sees them whole.
+    H = HTML_ENCODINGS
+    for cls, kind, value, body in [
+        ("cut-cpr-span", "cpr", "1507734321", "CPR 1507<span lang=DA>73</span>-4321 tak"),
+        ("cut-cpr-bold-tail", "cpr", "0101901234", "CPR 01<b>01901234</b> tak"),
+        ("cut-cpr-comment", "cpr", "3112851238", "CPR 311285<!-- [if gte mso 9] -->-1238 tak"),
+        ("cut-cpr-word-runs", "cpr", "2902001234",
+         "<span style='font-size:11.0pt'>CPR 2902</span><span style='font-size:11.0pt;"
+         "color:#1F497D'>00-1234<o:p></o:p></span>"),
+        ("cut-cpr-spelle", "cpr", "0506072345", "CPR <span class=SpellE>050607</span>2345 tak"),
+        ("cut-cpr-entity", "cpr", "1210880017", "CPR 1210&#56;8<i>&#8211;</i>0017 tak"),
+        ("cut-cpr-wbr", "cpr", "1507734321", "CPR 150773<wbr>-4321 tak"),
+        ("cut-cpr-conditional", "cpr", "3112851238", "CPR 3112<![if !supportLists]>85<![endif]>-1238 tak"),
+        ("cut-cpr-space", "cpr", "0101901234", "CPR 010190 <span lang=DA>1234</span> tak"),
+        ("cut-email-at", "email", "karen.holm@eksempel.dk", "Mail karen.holm<b>@</b>eksempel.dk tak"),
+        ("cut-email-domain", "email", "karen.holm@eksempel.dk",
+         "Mail karen.holm@<span class=SpellE>eksempel</span>.dk tak"),
+        ("cut-email-midword", "email", "karen.holm@eksempel.dk",
+         "Mail ka<font color=red>ren.holm@eks</font>empel.dk tak"),
+        ("cut-email-uppercase-tags", "email", "karen.holm@eksempel.dk",
+         "Mail karen<SPAN\r\nstyle=\"color:red\">.holm</SPAN>@eksempel.dk tak"),
+        ("cut-phone-groups", "phone", "42424242", "Tlf. 42 42<b> 42 42</b> tak"),
+        ("cut-phone-tight", "phone", "51525354", "Tlf. 5152<span>5354</span> tak"),
+        ("cut-phone-intl", "phone", "60616263", "Tlf. +45<span> </span>60616263 tak"),
+        ("cut-name-midword", "name", "Mette M\u00f8lgaard", "Hilsen Mette M&oslash;l<span>gaard</span>"),
+        ("cut-name-greeting-bold", "name", "Karen Lund",
+         "K&aelig;re <b>Karen Lund</b><br>\nVi har talt med Karen Lund."),
+        ("cut-email-attr", "email", "k.holm@eksempel.dk",
+         "CPR 1507<span>73</span>-4321 <a href=\"mailto:k.holm@eksempel.dk\" "
+         "title=\"k.holm@eksempel.dk\">mail</a>"),
+    ]:
+        cases.append(Case(cls, kind, value, None, html_text=body, encodings=H))
+    # Compatibility forms (NFKC) and the decimal digits of other scripts.
+    fw = lambda t: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in t)
+    math = lambda t: "".join(chr(0x1D7CE + int(c)) if c.isdigit() else c for c in t)
+    other = lambda t, z: "".join(chr(z + int(c)) if c.isdigit() else c for c in t)
+    for cls, kind, value, text in [
+        ("compat-cpr-fullwidth", "cpr", "1507734321", "CPR " + fw("150773-4321") + " slut"),
+        ("compat-cpr-fullwidth-digits", "cpr", "0101901234", "CPR " + fw("010190") + "-" + fw("1234") + " slut"),
+        ("compat-cpr-ideographic-space", "cpr", "3112851238", "CPR " + fw("311285") + "\u3000" + fw("1238")),
+        ("compat-cpr-math", "cpr", "2902001234", "CPR " + math("290200-1234") + " slut"),
+        ("compat-cpr-arabic-indic", "cpr", "0506072345", "CPR " + other("050607-2345", 0x660) + " slut"),
+        ("compat-cpr-devanagari", "cpr", "1210880017", "CPR " + other("121088-0017", 0x966) + " slut"),
+        ("compat-phone-fullwidth", "phone", "42424242", "Tlf. " + fw("42 42 42 42") + " slut"),
+        ("compat-email-fullwidth-at", "email", "karen.holm@eksempel.dk", "Mail karen.holm\uff20eksempel.dk tak"),
+        ("compat-email-fullwidth", "email", "karen.holm@eksempel.dk", "Mail " + fw("karen.holm@eksempel.dk") + " tak"),
+    ]:
+        cases.append(Case(cls, kind, value, text, cp1252=False))
+    # Percent-encoding in plain-text URLs.
+    for cls, kind, value, text in [
+        ("pct-cpr-query", "cpr", "1507734321", "Se https://portal.example/sag?cpr=150773%2D4321&x=1 nu"),
+        ("pct-cpr-digits", "cpr", "0101901234", "Se https://portal.example/s?id=%30%31%30%31%39%30%31%32%33%34"),
+        ("pct-email-query", "email", "karen.holm@eksempel.dk", "Se https://portal.example/?mail=karen.holm%40eksempel.dk"),
+        ("pct-email-fullwidth-at", "email", "karen.holm@eksempel.dk",
+         "Se https://portal.example/?mail=karen.holm%EF%BC%A0eksempel.dk"),
+        ("pct-phone-tel", "phone", "42424242", "Ring tel:%2B45%2042424242 nu"),
+    ]:
+        cases.append(Case(cls, kind, value, text))
     return cases
 
 
@@ -225,6 +288,8 @@ HEADER_IPS = [
 ]
 
 ENCODINGS = ["raw-utf8", "raw-cp1252", "qp", "b64", "html", "2047-B", "2047-Q", "rfc2231", "rfc822"]
+# HTML as it is sent: raw, quoted-printable (soft breaks between tags and text), base64.
+HTML_ENCODINGS = ["html", "html-qp", "html-b64"]
 
 
 def qp_soft(data, split_at):
@@ -284,11 +349,17 @@ def headers(subject_raw, extra=""):
 
 def build(case, enc, n):
     text = case.text
-    if enc == "html":
+    if enc in HTML_ENCODINGS:
         body = case.html_text if case.html_text is not None else html_escape(text)
         data = ("<html><body><p>" + body + "</p></body></html>\r\n").encode("utf-8")
+        if enc == "html-qp":
+            data, cte = quopri.encodestring(data.replace(b"\r\n", b"\n")).replace(b"\n", b"\r\n"), "quoted-printable"
+        elif enc == "html-b64":
+            data, cte = base64.encodebytes(data).replace(b"\n", b"\r\n"), "base64"
+        else:
+            cte = "8bit"
         return (headers("Sag %d" % n) + "Content-Type: text/html; charset=utf-8\r\n"
-                "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + data
+                "Content-Transfer-Encoding: %s\r\n\r\n" % cte).encode() + data
     if text is None:
         return None
     if enc == "raw-utf8":

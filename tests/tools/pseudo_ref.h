@@ -23,6 +23,9 @@
  *           after it as eight digits in a row; no digit right before or after; eight
  *           digits followed by 'T' and a digit are a date-time, not a phone.
  *   An identifier inside an e-mail address is part of the address.
+ *   The text is read with every '%' and two hex digits decoded to the byte they encode
+ *   (once: "%2540" reads "%40"), as a URL in plain text is ("?cpr=010190%2D1234"); the
+ *   callers feed no escape of an 8-bit byte.
  */
 #ifndef PSEUDO_REF_H
 #define PSEUDO_REF_H
@@ -220,11 +223,33 @@ static inline bool ref_phone_at(const unsigned char *t, size_t len, size_t i, st
     return true;
 }
 
+static inline int ref_hexval(unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *p = c != 0 ? strchr(hex, c >= 'A' && c <= 'F' ? c + 32 : c) : NULL;
+
+    return p != NULL ? (int)(p - hex) : -1;
+}
+
 /* Every identifier of t[0, len): at most cap in hits; the number found (may exceed cap). */
 static inline size_t ref_scan(const unsigned char *t, size_t len, struct ref_hit *hits, size_t cap)
 {
     size_t n = 0, covered = 0;
     struct ref_hit h;
+
+    /* %XX decoded; positions are then in the decoded text. */
+    static unsigned char dec[1 << 16];
+    size_t dl = 0;
+    for (size_t i = 0; i < len && dl < sizeof dec; i++) {
+        if (t[i] == '%' && i + 2 < len && ref_hexval(t[i + 1]) >= 0 && ref_hexval(t[i + 2]) >= 0) {
+            dec[dl++] = (unsigned char)(ref_hexval(t[i + 1]) * 16 + ref_hexval(t[i + 2]));
+            i += 2;
+        } else {
+            dec[dl++] = t[i];
+        }
+    }
+    t = dec;
+    len = dl;
 
     /* Addresses first: digits inside one are part of it. */
     static unsigned char in_email[1 << 16];

@@ -5,16 +5,20 @@ email package and sharing nothing with the C code under test.
 The views: the raw bytes as UTF-8, windows-1252 and Latin-1; RFC 2047 encoded-words found
 anywhere (also inside quoted parameters), alone and as runs; every header decoded; file
 names (RFC 2231 too); every leaf part's payload after its transfer encoding, in its
-charset and as Latin-1, with folded iCalendar / vCard lines joined and HTML entities
-decoded; and the whole with HTML entities and %XX decoded.  A checker that searches for a
-value that must be gone finds it in any of them.
+charset and as Latin-1, with folded iCalendar / vCard lines joined, HTML entities decoded
+and HTML rendered as a reader sees it (html.parser: tags and comments removed, block
+elements a line break); the whole with HTML entities and %XX decoded; and all of that in
+NFKC with every decimal digit of any script as its ASCII digit.  A checker that searches
+for a value that must be gone finds it in any of them.
 """
 import email
 import email.header
 import email.policy
 import email.utils
 import html
+import html.parser
 import re
+import unicodedata
 import urllib.parse
 
 ENCODED_WORD = rb"=\?[^?\s]+\?[BbQq]\?[^?\s]*\?="
@@ -45,6 +49,55 @@ def dec_header(v):
 
 def unfold_ical(s):
     return re.sub(r"\r?\n[ \t]", "", s)
+
+
+# Elements a browser lays out as blocks, line breaks or table cells (HTML Living Standard,
+# "Rendering"): the text on either side is not one run.  Every other element and every
+# comment or declaration is read as if it were not there.
+RENDER_BREAKS = {
+    "html", "body", "head", "title", "address", "blockquote", "center", "dialog", "div",
+    "figure", "figcaption", "footer", "form", "header", "hr", "legend", "listing", "main",
+    "p", "plaintext", "pre", "search", "xmp", "article", "aside", "h1", "h2", "h3", "h4",
+    "h5", "h6", "hgroup", "nav", "section", "dir", "dd", "dl", "dt", "menu", "ol", "ul",
+    "li", "table", "caption", "colgroup", "col", "thead", "tbody", "tfoot", "tr", "td",
+    "th", "br", "fieldset", "details", "summary", "optgroup", "option", "select",
+    "textarea", "iframe", "frameset", "frame", "noframes", "noscript", "script", "style",
+}
+
+
+class Rendered(html.parser.HTMLParser):
+    """The text of an HTML document as a reader sees it."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out = []
+
+    def handle_data(self, data):
+        self.out.append(data)
+
+    def handle_starttag(self, tag, attrs):
+        if tag in RENDER_BREAKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag):
+        self.handle_starttag(tag, [])
+
+
+def rendered(t):
+    r = Rendered()
+    try:
+        r.feed(t)
+        r.close()
+    except Exception:
+        pass
+    return "".join(r.out)
+
+
+def compat(t):
+    """NFKC, and every decimal digit of any script as its ASCII digit."""
+    t = unicodedata.normalize("NFKC", t)
+    return "".join(str(unicodedata.decimal(c)) if ord(c) > 127 and unicodedata.category(c) == "Nd"
+                   else c for c in t)
 
 
 def views(raw, binary=True):
@@ -91,5 +144,7 @@ def views(raw, binary=True):
         out.append(unfold_ical(t))
         if part.get_content_subtype() == "html":
             out.append(html.unescape(t))
+            out.append(rendered(t))
     blob = "\n".join(out)
-    return blob + "\n" + html.unescape(blob) + "\n" + urllib.parse.unquote(blob, errors="replace")
+    blob = blob + "\n" + html.unescape(blob) + "\n" + urllib.parse.unquote(blob, errors="replace")
+    return blob + "\n" + compat(blob)

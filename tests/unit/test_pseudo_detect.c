@@ -4,7 +4,8 @@
  * only in Received-type headers, RFC 2047 / quoted-printable / base64 re-encoded in the
  * same encoding and charset, HTML and mailto:, RFC 2231 file names, binary attachments
  * untouched, Message-ID rule, the fund's own addresses, token-shaped text, policy switches,
- * and that the output still parses as MIME with the same tree (libetpan).
+ * identifiers cut by HTML markup, compatibility forms, %XX in plain text, and that the
+ * output still parses as MIME with the same tree (libetpan).
  */
 #include "unit/test_pseudo_util.h"
 
@@ -291,6 +292,91 @@ static void test_html(void **state)
     free(o);
 }
 
+/* Markup that cuts an identifier (Word's runs, bold, comments) is read as a reader sees
+ * it; the match is replaced over its whole source range, tags inside included, and the
+ * restore gives the original back byte for byte (tp_run).  Attribute values are still
+ * scanned; a table cell ends a run. */
+static void test_html_cut(void **state)
+{
+    char cpr[PSEUDO_SHAPE_MAX], em[PSEUDO_SHAPE_MAX], expect[1024];
+    const char *body =
+        "<p>CPR 1507<span lang=DA>73</span>-4321 og 15<b>07734321</b>, karen.holm<b>@</b>"
+        "eksempel.dk, 150773<!-- x -->-4321 <a href=\"mailto:bo@example.dk\" "
+        "title=\"bo@example.dk\">bo</a> tlf 42 42<b> 42 42</b></p>"
+        "<table><tr><td>150773</td><td>4321</td></tr></table>\r\n";
+    char msg[1024];
+    char *o;
+
+    (void)state;
+    snprintf(msg, sizeof msg, "Content-Type: text/html\r\n\r\n%s", body);
+    o = tp_text(msg);
+    snprintf(cpr, sizeof cpr, "%s", shape(PSEUDO_CPR, "1507734321"));
+    snprintf(em, sizeof em, "%s", shape(PSEUDO_EMAIL, "karen.holm@eksempel.dk"));
+    snprintf(expect, sizeof expect,
+             "Content-Type: text/html\r\n\r\n<p>CPR %s og %s</b>, %s, %s <a href=\"mailto:%s\" "
+             "title=\"%s\">bo</a> tlf %s</b></p>"
+             "<table><tr><td>150773</td><td>4321</td></tr></table>\r\n",
+             cpr, cpr, em, cpr, shape(PSEUDO_EMAIL, "bo@example.dk"),
+             shape(PSEUDO_EMAIL, "bo@example.dk"), shape(PSEUDO_PHONE, "42424242"));
+    assert_string_equal(o, expect);
+    free(o);
+
+    /* A name learnt from a greeting in bold, then replaced everywhere. */
+    o = tp_text("Content-Type: text/html\r\n\r\n<p>Hej <b>Karen</b>,</p><p>Karen ringer.</p>\r\n");
+    HASNT(o, "Karen");
+    HAS(o, shape(PSEUDO_NAME, "Karen"));
+    free(o);
+
+    /* Markup that cuts nothing and text without any: as before. */
+    o = tp_text("Content-Type: text/html\r\n\r\n<p><b>CPR:</b> 150773-4321</p>\r\n");
+    snprintf(expect, sizeof expect, "<p><b>CPR:</b> %s</p>", cpr);
+    HAS(o, expect);
+    free(o);
+}
+
+/* Compatibility forms (full-width, mathematical, other scripts' digits) are read as the
+ * ASCII they stand for, in plain text, HTML references and header values; other such
+ * characters are left alone. */
+static void test_compat_forms(void **state)
+{
+    char *o = tp_text("Subject: CPR １５０７７３-4321\r\n"
+                      "Content-Type: multipart/alternative; boundary=B\r\n\r\n--B\r\n"
+                      "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                      "CPR １５０７７３－４３２１, mail karen.holm＠eksempel.dk, tlf ４２ ４２ ４２ ４２,\r\n"
+                      "𝟏𝟓𝟎𝟕𝟕𝟑-𝟒𝟑𝟐𝟏 / ١٥٠٧٧٣-٤٣٢١ / m² ١٢٣ ｘｙｚ\r\n--B\r\n"
+                      "Content-Type: text/html; charset=utf-8\r\n\r\n"
+                      "<p>&#65297;&#65301;&#65296;&#65303;&#65303;&#65299;-4321</p>\r\n--B--\r\n");
+    const char *cpr = shape(PSEUDO_CPR, "1507734321");
+    char expect[256];
+
+    (void)state;
+    snprintf(expect, sizeof expect, "Subject: CPR %s\r\n", cpr);
+    HAS(o, expect);
+    snprintf(expect, sizeof expect, "CPR %s, mail %s, tlf %s,\r\n%s / %s / m² ١٢٣ ｘｙｚ\r\n", cpr,
+             shape(PSEUDO_EMAIL, "karen.holm@eksempel.dk"), shape(PSEUDO_PHONE, "42424242"), cpr,
+             cpr);
+    HAS(o, expect);
+    snprintf(expect, sizeof expect, "<p>%s</p>", cpr);
+    HAS(o, expect);
+    free(o);
+}
+
+/* %XX in plain text (a URL's query) is decoded for detection; a '%' that is no escape is
+ * text. */
+static void test_percent_plain(void **state)
+{
+    char *o = tp_text("Content-Type: text/plain\r\n\r\n"
+                      "Se https://portal.example/sag?cpr=150773%2D4321&x=1 og "
+                      "?mail=karen.holm%40eksempel.dk; 100% %zz %2\r\n");
+    char expect[256];
+
+    (void)state;
+    snprintf(expect, sizeof expect, "?cpr=%s&x=1 og ?mail=%s; 100%% %%zz %%2\r\n",
+             shape(PSEUDO_CPR, "1507734321"), shape(PSEUDO_EMAIL, "karen.holm@eksempel.dk"));
+    HAS(o, expect);
+    free(o);
+}
+
 static void test_rfc2231(void **state)
 {
     char *o = tp_text("Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
@@ -452,6 +538,9 @@ int main(void)
         cmocka_unit_test(test_qp_soft_break),
         cmocka_unit_test(test_base64_text_and_binary),
         cmocka_unit_test(test_html),
+        cmocka_unit_test(test_html_cut),
+        cmocka_unit_test(test_compat_forms),
+        cmocka_unit_test(test_percent_plain),
         cmocka_unit_test(test_rfc2231),
         cmocka_unit_test(test_message_id),
         cmocka_unit_test(test_token_lookalikes),

@@ -46,6 +46,8 @@ static void test_reference_rules(void **state)
     expect_ref("123456789 20261015T100000 Tlf12345678", "12345678");
     expect_ref("mail Mette.Hansen@Example.DK.", "Mette.Hansen@Example.DK");
     expect_ref("12345678@example.dk a@b c@d.e1", "12345678@example.dk");
+    expect_ref("?cpr=010190%2D1234&mail=a%40example.dk", "a@example.dk 0101901234");
+    expect_ref("%2540example.dk %3101901234 %31%32%33%34%35%36%37%38", "12345678");
 }
 
 static void check(const char *text)
