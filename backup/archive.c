@@ -5,6 +5,7 @@
  * compressing), reused from volume to volume, so memory stays at a few volumes' worth
  * whatever the batch size (docs/ARCHIVE.md, "Parallelism and memory"). */
 #include "backup/archive.h"
+#include "backup/batchdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -250,16 +251,18 @@ static int verify_job(archive_batch *b, struct vol_job *j, const char *vpath,
 static int process_job(archive_batch *b, struct vol_job *j, volume_reader *cv,
                        volume_reader *rv, mr_error *err)
 {
-    char vpath[4200], rpath[4200];
+    char vpath[BATCHDIR_PATH_MAX], rpath[BATCHDIR_PATH_MAX];
     struct archive_volume *v = &j->vol;
     int rc;
 
-    snprintf(v->name, sizeof v->name, "vol-%04u.p7m", j->no);
-    snprintf(v->reid_name, sizeof v->reid_name, "reid-%04u.p7m", j->no);
+    batchdir_volume_name(j->no, v->name);
+    batchdir_reid_name(j->no, v->reid_name);
     v->messages = j->n_msgs;
-    snprintf(vpath, sizeof vpath, "%s/%s", b->dir, v->name);
-    snprintf(rpath, sizeof rpath, "%s/%s", b->dir, v->reid_name);
-    rc = volume_write(vpath, j->tar.data, j->tar.len, b->opt.compression_level,
+    rc = batchdir_path(b->dir, v->name, vpath, sizeof vpath, err);
+    if (rc == 0)
+        rc = batchdir_path(b->dir, v->reid_name, rpath, sizeof rpath, err);
+    if (rc == 0)
+        rc = volume_write(vpath, j->tar.data, j->tar.len, b->opt.compression_level,
                       keys_epoch_cert(b->content), err);
     if (rc == 0)
         rc = volume_write(rpath, j->reid.data, j->reid.len, b->opt.compression_level,
@@ -830,25 +833,10 @@ int archive_batch_close(archive_batch *b, struct archive_result **out, mr_error 
 
 void archive_batch_abort(archive_batch *b)
 {
-    DIR *d;
-    struct dirent *de;
-
     if (b == NULL)
         return;
     stop_workers(b, true);
-    d = opendir(b->dir);
-    if (d != NULL) {
-        while ((de = readdir(d)) != NULL) {
-            char path[4400];
-            if (de->d_name[0] == '.' && (de->d_name[1] == '\0'
-                                         || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
-                continue;
-            snprintf(path, sizeof path, "%s/%s", b->dir, de->d_name);
-            (void)unlink(path);
-        }
-        closedir(d);
-    }
-    (void)rmdir(b->dir);
+    (void)batchdir_destroy(b->dir, NULL);
     keys_epoch_forget(b->content, b->opt.audit);
     keys_epoch_forget(b->reid, b->opt.audit);
     (void)keys_epoch_shred(b->opt.vault_dir, keys_epoch_id(b->content), b->opt.audit, NULL);

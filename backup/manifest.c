@@ -1,4 +1,4 @@
-/* manifest.c — manifest.json: the batch's table of contents and its only claim to exist.
+/* manifest.c — the manifest: the batch's table of contents and its only claim to exist.
  * Format 2 (written): `<body>,"ed25519_signature":"<hex>"}\n`, the Ed25519 signature by
  * the host's signing key over the exact bytes `<body>}`, whose "signer" field names the
  * key.  Format 1 (read only): the same shape with `,"hmac_sha256":"<hex>"` under the
@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 
+#include "backup/batchdir.h"
 #include "backup/volume.h"
 #include "common/durable.h"
 #include "common/mrtime.h"
@@ -22,6 +23,7 @@
 #define HMAC_TAG ",\"hmac_sha256\":\""
 #define SIG_TAG ",\"ed25519_signature\":\""
 #define MANIFEST_MAX (16 * 1024 * 1024)
+#define MF batchdir_name(BATCHDIR_MANIFEST)
 
 /* Times are UTC text; 0 (not set, e.g. hold_since) is the empty string. */
 static void fmt_time(time_t t, char buf[24])
@@ -53,7 +55,7 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                            EVP_PKEY *signing_key, mr_error *err)
 {
     char t_ps[24], t_pe[24], t_c[24], t_e[24], t_v[24], t_h[24], sig_hex[2 * KEYS_SIG_LEN + 1];
-    char path[4200], signer[KEYS_ID_LEN + 1];
+    char signer[KEYS_ID_LEN + 1];
     unsigned char sig[KEYS_SIG_LEN];
     json_t *o, *vols;
     char *body = NULL, *file = NULL;
@@ -114,9 +116,8 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
     }
     memcpy(file, body, blen - 1);
     snprintf(file + blen - 1, flen + 2 - blen, "%s%s\"}\n", SIG_TAG, sig_hex);
-    snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
     /* A hold re-writes an existing manifest: the rename replaces it atomically. */
-    rc = durable_write_file(path, file, strlen(file), 0640, err);
+    rc = batchdir_write(dir, batchdir_name(BATCHDIR_MANIFEST), file, strlen(file), err);
     free(body);
     free(file);
     return rc;
@@ -185,8 +186,7 @@ static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
         av->reid_size = (unsigned long long)json_integer_value(json_object_get(v, "reid_size"));
         av->messages = (size_t)json_integer_value(json_object_get(v, "messages"));
         /* Names are used as paths: accept only our own shape. */
-        if (strncmp(av->name, "vol-", 4) != 0 || strchr(av->name, '/') != NULL
-            || strncmp(av->reid_name, "reid-", 5) != 0 || strchr(av->reid_name, '/') != NULL
+        if (!batchdir_is_volume_name(av->name) || !batchdir_is_reid_name(av->reid_name)
             || strlen(av->sha256) != 64 || strlen(av->reid_sha256) != 64)
             return mr_error_set(err, MR_E_PARSE, "manifest: volume %zu is malformed", i + 1);
     }
@@ -262,8 +262,7 @@ static int authenticate(char *text, const struct archive_trust *trust,
 static int manifest_load(const char *dir, const struct archive_trust *trust,
                          struct archive_manifest *m, mr_error *err)
 {
-    char path[4200];
-    FILE *f;
+    unsigned char *raw = NULL;
     char *text = NULL;
     size_t len = 0;
     json_t *o;
@@ -271,31 +270,20 @@ static int manifest_load(const char *dir, const struct archive_trust *trust,
     int rc;
 
     memset(m, 0, sizeof *m);
-    snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        return mr_error_errno(err, errno == ENOENT ? MR_E_NOTFOUND : MR_E_IO, errno,
-                              "%s: no manifest (not a complete batch)", dir);
-    text = malloc(MANIFEST_MAX + 1);
-    if (text == NULL) {
-        fclose(f);
-        return mr_error_set(err, MR_E_NOMEM, "out of memory");
-    }
-    len = fread(text, 1, MANIFEST_MAX + 1, f);
-    fclose(f);
-    if (len > MANIFEST_MAX) {
-        free(text);
-        return mr_error_set(err, MR_E_LIMIT, "%s is too large", path);
-    }
-    text[len] = '\0';
+    rc = batchdir_read(dir, MF, MANIFEST_MAX, &raw, &len, err);
+    if (rc == MR_E_NOTFOUND)
+        return mr_error_set(err, MR_E_NOTFOUND, "%s: no manifest (not a complete batch)", dir);
+    if (rc != 0)
+        return rc;
+    text = (char *)raw;
     if (strlen(text) != len) {
         free(text);
-        return mr_error_set(err, MR_E_TAMPERED, "manifest.json in %s holds a NUL byte", dir);
+        return mr_error_set(err, MR_E_TAMPERED, "%s in %s holds a NUL byte", MF, dir);
     }
     o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
         free(text);
-        return mr_error_set(err, MR_E_PARSE, "manifest.json in %s is not JSON (line %d)", dir,
+        return mr_error_set(err, MR_E_PARSE, "%s in %s is not JSON (line %d)", MF, dir,
                             jerr.line);
     }
     rc = parse_body(o, m, err);
@@ -303,7 +291,7 @@ static int manifest_load(const char *dir, const struct archive_trust *trust,
     if (rc != 0) {
         free(text);
         archive_manifest_clear(m);
-        return mr_error_prefix(err, "manifest.json in %s", dir);
+        return mr_error_prefix(err, "%s in %s", MF, dir);
     }
     if (trust != NULL) {
         mr_error aerr;
@@ -316,7 +304,7 @@ static int manifest_load(const char *dir, const struct archive_trust *trust,
         } else if (rc != 0) {
             if (err != NULL)
                 *err = aerr;
-            mr_error_prefix(err, "manifest.json in %s", dir);
+            mr_error_prefix(err, "%s in %s", MF, dir);
             archive_manifest_clear(m);
         }
     }

@@ -19,7 +19,7 @@
 
 struct reader_message {
     const struct index_entry *idx;
-    const char *volume;                 /* "vol-NNNN.p7m" */
+    const char *volume;                 /* the volume's name in the batch */
     const unsigned char *pseudo;        /* archived (pseudonymised) bytes */
     size_t pseudo_len;
     const unsigned char *orig;          /* original bytes; NULL without a reid key */

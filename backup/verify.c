@@ -1,12 +1,12 @@
 /* verify.c — see verify.h. */
 #include "backup/verify.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backup/archive.h"
+#include "backup/batchdir.h"
 #include "backup/reader.h"
 #include "backup/volume.h"
 #include "keys/keys.h"
@@ -14,11 +14,13 @@
 static int check_file(const char *dir, const char *name, unsigned long long size,
                       const char *sha, mr_error *err)
 {
-    char path[4400], hex[VOLUME_SHA256_HEX];
+    char path[BATCHDIR_PATH_MAX], hex[VOLUME_SHA256_HEX];
     unsigned long long got = 0;
     int rc;
 
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    rc = batchdir_path(dir, name, path, sizeof path, err);
+    if (rc != 0)
+        return rc;
     rc = volume_file_hash(path, &got, hex, err);
     if (rc == MR_E_NOTFOUND)
         return mr_error_set(err, MR_E_NOTFOUND, "%s is missing", name);
@@ -32,28 +34,24 @@ static int check_file(const char *dir, const char *name, unsigned long long size
     return 0;
 }
 
-/* A vol-/reid- file the manifest does not list is someone's addition (or a leftover). */
+/* A content file the manifest does not list is someone's addition (or a leftover). */
+static int check_stray(void *ctx, const char *name, mr_error *err)
+{
+    const struct archive_manifest *m = ctx;
+
+    if (!batchdir_is_content(name))
+        return 0;
+    for (size_t i = 0; i < m->n_volumes; i++)
+        if (strcmp(name, m->volumes[i].name) == 0 || strcmp(name, m->volumes[i].reid_name) == 0)
+            return 0;
+    return mr_error_set(err, MR_E_TAMPERED, "%s is not listed in the manifest", name);
+}
+
 static int check_strays(const char *dir, const struct archive_manifest *m, mr_error *err)
 {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int rc = 0;
+    int rc = batchdir_list(dir, check_stray, (void *)m, err);
 
-    if (d == NULL)
-        return mr_error_set(err, MR_E_IO, "cannot read %s", dir);
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        bool known = false;
-        if (strncmp(de->d_name, "vol-", 4) != 0 && strncmp(de->d_name, "reid-", 5) != 0)
-            continue;
-        for (size_t i = 0; i < m->n_volumes && !known; i++)
-            known = strcmp(de->d_name, m->volumes[i].name) == 0
-                    || strcmp(de->d_name, m->volumes[i].reid_name) == 0;
-        if (!known)
-            rc = mr_error_set(err, MR_E_TAMPERED, "%s is not listed in the manifest",
-                              de->d_name);
-    }
-    closedir(d);
-    return rc;
+    return rc == MR_E_NOTFOUND ? mr_error_set(err, MR_E_IO, "cannot read %s", dir) : rc;
 }
 
 /* The vault's certificate must be the one the signed manifest names. */
