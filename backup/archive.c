@@ -20,6 +20,7 @@
 
 #include "backup/buf.h"
 #include "backup/index.h"
+#include "backup/locator.h"
 #include "backup/tar.h"
 #include "backup/volume.h"
 #include "common/durable.h"
@@ -55,6 +56,7 @@ struct archive_batch {
     time_t created;
     size_t plain_limit;             /* tar bytes per volume; see volume_plain_limit */
     keys_epoch *content, *reid;
+    locator_builder *locator;       /* where each message went, for targeted restores */
     struct vol_job *cur;
     unsigned next_no;
     struct archive_uid *uids;
@@ -440,6 +442,7 @@ static void batch_free(archive_batch *b)
     keys_epoch_free(b->content);
     keys_epoch_free(b->reid);
     pseudo_session_free(b->pseudo);
+    locator_builder_free(b->locator);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv_work);
     pthread_cond_destroy(&b->cv_space);
@@ -528,6 +531,8 @@ int archive_batch_open(const struct archive_options *opt, archive_batch **out, m
         rc = open_keys(b, err);
     if (rc == 0)
         rc = job_new(b, err);
+    if (rc == 0)
+        rc = locator_builder_new(&b->locator, err);
     for (int i = 0; rc == 0 && i < b->opt.workers; i++) {
         if (pthread_create(&b->threads[i], NULL, worker_main, b) != 0)
             rc = mr_error_set(err, MR_E_NOMEM, "cannot start archive worker thread");
@@ -654,7 +659,11 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
         b->uids = nv;
         b->cap_uids = nc;
     }
-    rc = tar_write_entry(&j->tar, e.file, msg->internaldate, pb, plen, err);
+    rc = locator_builder_add(b->locator, j->no, (unsigned)j->n_msgs, msg->internaldate,
+                             msg->bytes, msg->len, (const char *const *)e.tokens, e.n_tokens,
+                             err);
+    if (rc == 0)
+        rc = tar_write_entry(&j->tar, e.file, msg->internaldate, pb, plen, err);
     if (rc == 0)
         rc = tar_write_entry(&j->reid, rname, msg->internaldate, rb, rlen, err);
     if (rc == 0)
@@ -761,8 +770,17 @@ static int write_manifest(archive_batch *b, struct archive_result *r, mr_error *
     rc = keys_cert_fingerprint(keys_epoch_cert(b->content), m.content_cert_fpr, err);
     if (rc == 0)
         rc = keys_cert_fingerprint(keys_epoch_cert(b->reid), m.reid_cert_fpr, err);
+    /* The locator is written while the host still holds the reid epoch key that
+     * authenticates it; the manifest then lists it like any volume. */
     if (rc == 0)
+        rc = locator_builder_write(b->locator, b->dir, b->batch_id, m.volumes, n,
+                                   keys_epoch_cert(b->reid), keys_epoch_private(b->reid),
+                                   &m.locator_size, m.locator_sha256, err);
+    if (rc == 0) {
+        snprintf(m.locator_name, sizeof m.locator_name, "%s", batchdir_name(BATCHDIR_LOCATOR));
+        r->bytes_archived += m.locator_size;
         rc = archive_manifest_write(b->dir, &m, b->opt.signing_key, err);
+    }
     r->n_volumes = n;
     free(m.volumes);
     return rc;

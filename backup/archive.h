@@ -8,6 +8,8 @@
  *     content volumes  gzip(tar(<uidvalidity>-<uid>.eml..., index.jsonl)) in CMS
  *                      AuthEnvelopedData (AES-256-GCM) to the content epoch certificate
  *     reid files       gzip(tar(<uidvalidity>-<uid>.reid...)) to the reid epoch certificate
+ *     the locator      where each message is and which person tokens it carries
+ *                      (backup/locator.h), to the reid epoch certificate
  *     the manifest     no personal data, signed with the host's Ed25519 key; written last
  * A directory without a valid manifest is not a batch (an interrupted run): purge must not
  * expunge for it, check reports it as incomplete, and a re-run makes a new batch.
@@ -97,7 +99,7 @@ struct archive_result {
     struct archive_uid *uids;       /* every message archived and verified, in add order */
     size_t n_volumes;
     unsigned long long bytes_original;  /* sum of message sizes */
-    unsigned long long bytes_archived;  /* sum of volume + reid file sizes */
+    unsigned long long bytes_archived;  /* sum of volume, reid and locator file sizes */
     unsigned long long sealed_parts;    /* parts sealed into the reid data */
     size_t sealed_messages;             /* messages with at least one */
 };
@@ -157,6 +159,9 @@ struct archive_manifest {
     time_t hold_since;              /* 0 when not held */
     struct archive_volume *volumes;
     size_t n_volumes;
+    char locator_name[32];          /* the batch's locator (backup/locator.h); "" = none */
+    unsigned long long locator_size;
+    char locator_sha256[65];
     /* Set by reading: */
     char signer[33];                /* format 2: id of the host key that signed it */
     enum archive_auth auth;

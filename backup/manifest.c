@@ -86,7 +86,7 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                             (json_int_t)v->reid_size, "reid_sha256", v->reid_sha256));
     }
     o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s},"
-                  " s:{s:s, s:s}, s:I, s:I, s:b, s:s, s:o, s:s}",
+                  " s:{s:s, s:s}, s:I, s:I, s:b, s:s, s:o}",
                   "format", ARCHIVE_FORMAT, "batch_id", m->batch_id, "mailbox", m->mailbox,
                   "period_start", t_ps, "period_end", t_pe, "created", t_c, "expires", t_e,
                   "verified", t_v, "epoch_keys", "content", m->content_key_id, "reid",
@@ -94,9 +94,22 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                   m->reid_cert_fpr, "holders", "content", m->content_holder, "reid",
                   m->reid_holder, "message_count", (json_int_t)m->message_count,
                   "bytes_original", (json_int_t)m->bytes_original, "hold", (int)m->hold,
-                  "hold_since", t_h, "volumes", vols, "signer", signer);
+                  "hold_since", t_h, "volumes", vols);
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
+    if (m->locator_name[0] != '\0'
+        && json_object_set_new(o, "locator", json_pack("{s:s, s:I, s:s}", "name",
+                                                        m->locator_name, "size",
+                                                        (json_int_t)m->locator_size, "sha256",
+                                                        m->locator_sha256)) != 0) {
+        json_decref(o);
+        return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
+    }
+    /* The signer stays the last field before the signature, where readers expect it. */
+    if (json_object_set_new(o, "signer", json_string(signer)) != 0) {
+        json_decref(o);
+        return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
+    }
     body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (body == NULL)
@@ -169,6 +182,16 @@ static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
     m->bytes_original = (unsigned long long)json_integer_value(
         json_object_get(o, "bytes_original"));
     m->hold = json_is_true(json_object_get(o, "hold"));
+    if (json_object_get(o, "locator") != NULL) {
+        json_t *l = json_object_get(o, "locator");
+        copy_str(l, "name", m->locator_name, sizeof m->locator_name);
+        copy_str(l, "sha256", m->locator_sha256, sizeof m->locator_sha256);
+        m->locator_size = (unsigned long long)json_integer_value(json_object_get(l, "size"));
+        /* Used as a path, like the volume names. */
+        if (strcmp(m->locator_name, batchdir_name(BATCHDIR_LOCATOR)) != 0
+            || strlen(m->locator_sha256) != 64)
+            return mr_error_set(err, MR_E_PARSE, "manifest: the locator entry is malformed");
+    }
     if (bad || m->batch_id[0] == '\0' || m->expires == 0 || !json_is_array(vols))
         return mr_error_set(err, MR_E_PARSE, "manifest: missing or malformed fields");
     m->n_volumes = json_array_size(vols);

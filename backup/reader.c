@@ -300,8 +300,13 @@ int reader_run(const struct reader_options *opt, mr_error *err)
 
     if (cr == NULL || rr == NULL)
         rc = mr_error_set(err, MR_E_NOMEM, "out of memory for a volume reader");
-    for (size_t i = 0; rc == 0 && i < opt->manifest->n_volumes; i++)
+    for (size_t i = 0; rc == 0 && i < opt->manifest->n_volumes; i++) {
+        if (opt->volumes != NULL && !opt->volumes[i])
+            continue;
         rc = run_volume(opt, &opt->manifest->volumes[i], cr, rr, err);
+        if (rc == 0 && opt->volumes_read != NULL)
+            (*opt->volumes_read)++;
+    }
     volume_reader_free(cr);
     volume_reader_free(rr);
     return rc;

@@ -7,7 +7,10 @@
  * bytes are written as they are.
  * Selection (all given criteria must hold): batches, INTERNALDATE range, Message-ID,
  * person tokens ("kind:token" as in index.jsonl; the caller computes them with
- * pseudo_token from an address or CPR).  The erasure ledger (one "kind:token" per line)
+ * pseudo_token from an address or CPR).  A targeted selection (any but batches) first
+ * consults each batch's locator (backup/locator.h) and decrypts only the volumes that
+ * hold a candidate; a batch without an authentic locator is read whole, as before.
+ * The audit record names the kinds of selection, never the identifiers.  The erasure ledger (one "kind:token" per line)
  * excludes every message that carries a listed token, and the count is reported.
  * Output: a Maildir (flags in the file name, mtime = INTERNALDATE) or an mboxrd file.
  * Every run is audited (who, batches, reason, counts) before and after.
@@ -54,6 +57,7 @@ struct restore_options {
     const struct archive_trust *trust;  /* required: a batch is restored only if its
                                            manifest is authentic (or the override says) */
     const char *ledger_path;        /* optional erasure ledger */
+    bool no_locator;                /* targeted restores: read every volume anyway */
     enum restore_format format;
     const char *output;             /* Maildir directory or mbox file (or a label for
                                        RESTORE_SINK, for the audit record) */
@@ -73,6 +77,11 @@ struct restore_stats {
     size_t keywords_dropped;    /* Maildir: keyword occurrences past the 26 letters */
     size_t unverified;          /* batches restored under the override */
     size_t legacy;              /* batches authenticated by the legacy HMAC */
+    size_t volumes_read;        /* volumes decrypted */
+    size_t volumes_skipped;     /* volumes the locators showed to hold no match */
+    size_t located_batches;     /* targeted: batches whose locator chose the volumes */
+    size_t slow_batches;        /* targeted: batches read whole (no usable locator) */
+    size_t locators_refused;    /* locators present but not authentic: not used */
 };
 
 int restore_run(const struct restore_options *opt, struct restore_stats *stats,

@@ -7,6 +7,7 @@
 
 #include "backup/archive.h"
 #include "backup/batchdir.h"
+#include "backup/locator.h"
 #include "backup/reader.h"
 #include "backup/volume.h"
 #include "keys/keys.h"
@@ -70,13 +71,35 @@ static int check_cert(const char *vault, const char *id, const char *fpr, mr_err
 
 struct deep_ctx {
     size_t messages;
+    const locator *loc;             /* NULL: the batch has none */
 };
 
+static bool same_tokens(const struct locator_entry *e, const struct index_entry *idx)
+{
+    if (e->n_tokens != idx->n_tokens)
+        return false;
+    for (size_t i = 0; i < e->n_tokens; i++)
+        if (strcmp(e->tokens[i], idx->tokens[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Counts the messages and, when the batch has a locator, checks that its entry for
+ * this message says what the volume's index says. */
 static int count_msg(void *ctx, const struct reader_message *m, mr_error *err)
 {
-    (void)m;
-    (void)err;
-    ((struct deep_ctx *)ctx)->messages++;
+    struct deep_ctx *dc = ctx;
+    size_t i = dc->messages++;
+
+    if (dc->loc == NULL)
+        return 0;
+    if (i >= locator_count(dc->loc))
+        return mr_error_set(err, MR_E_TAMPERED, "the locator lists fewer messages than the "
+                            "volumes hold");
+    const struct locator_entry *e = locator_at(dc->loc, i);
+    if (e->internaldate != m->idx->internaldate || !same_tokens(e, m->idx))
+        return mr_error_set(err, MR_E_TAMPERED, "the locator disagrees with %s about %s",
+                            m->volume, m->idx->file);
     return 0;
 }
 
@@ -104,6 +127,8 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
         if (rc == 0)
             rep->volumes++;
     }
+    if (rc == 0 && m.locator_name[0] != '\0')
+        rc = check_file(opt->dir, m.locator_name, m.locator_size, m.locator_sha256, err);
     if (rc == 0)
         rc = check_strays(opt->dir, &m, err);
     if (rc == 0 && opt->vault_dir != NULL) {
@@ -120,6 +145,7 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
     }
     if (rc == 0 && opt->deep) {
         struct deep_ctx dc = { 0 };
+        locator *loc = NULL;
         if (opt->it_key == NULL)
             rc = mr_error_set(err, MR_E_AUTH, "--deep needs IT's private key");
         if (rc == 0)
@@ -130,6 +156,12 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
                                    opt->reid_key != NULL ? opt->reid_key : opt->it_key,
                                    opt->audit, &rk, err);
         if (rc == 0) {
+            rc = locator_open(opt->dir, &m, rk, &loc, err);
+            if (rc == MR_E_NOTFOUND)
+                rc = 0;         /* written before locators existed */
+            dc.loc = loc;
+        }
+        if (rc == 0) {
             struct reader_options ro = { .dir = opt->dir, .manifest = &m, .content_key = ck,
                                          .reid_key = rk, .fn = count_msg, .ctx = &dc };
             rc = reader_run(&ro, err);
@@ -137,6 +169,10 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
         if (rc == 0 && dc.messages != m.message_count)
             rc = mr_error_set(err, MR_E_TAMPERED, "%zu messages decrypted, manifest says %zu",
                               dc.messages, m.message_count);
+        if (rc == 0 && loc != NULL && locator_count(loc) != dc.messages)
+            rc = mr_error_set(err, MR_E_TAMPERED, "the locator lists %zu messages, the volumes "
+                              "hold %zu", locator_count(loc), dc.messages);
+        locator_free(loc);
         rep->messages = dc.messages;
     }
     if (opt->audit != NULL) {

@@ -35,7 +35,7 @@ static void usage(FILE *out)
             "                       [--pseudonymised] [--ledger FILE]\n"
             "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
             "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
-            "                       [--json]\n"
+            "                       [--json] [--no-locator]\n"
             "                       [--host-key FILE]... [--legacy-manifest-key FILE]\n"
             "                       [--trust-unsigned]\n"
             "\n"
@@ -68,8 +68,11 @@ static void usage(FILE *out)
             "  --legacy-manifest-key FILE  HMAC key of batches from before signing\n"
             "  --trust-unsigned   restore a batch whose manifest is not authentic anyway\n"
             "                     (printed, logged and audited per batch)\n"
-            "  --json             one JSON object: restored, batches, erased (on failure:\n"
-            "                     error and message)\n"
+            "  --json             one JSON object: restored, batches, erased, volumes read\n"
+            "                     and skipped (on failure: error and message)\n"
+            "  --no-locator       read every volume even for --person, --message-id or\n"
+            "                     dates (by default each batch's locator picks the volumes\n"
+            "                     that hold a match; a batch without one is read whole)\n"
             "\n"
             "Exit status: 0 restored (or everything that matched is erased), 1 failed or\n"
             "nothing matched the selection, 2 usage error.\n");
@@ -255,6 +258,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "host-key", required_argument, NULL, 'H' },
         { "legacy-manifest-key", required_argument, NULL, 'G' },
         { "trust-unsigned", no_argument, NULL, 'U' },
+        { "no-locator", no_argument, NULL, 'N' },
         { NULL, 0, NULL, 0 },
     };
     struct restore_options o = { .format = RESTORE_MAILDIR };
@@ -319,6 +323,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
             break;
         case 'G': legacy_key = optarg; break;
         case 'U': trust_unsigned = true; break;
+        case 'N': o.no_locator = true; break;
         default: return cli_usage_error("restore", "unknown option");
         }
     }
@@ -420,15 +425,25 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
                           "searched); nothing restored", st.batches);
     if (rc == 0 && json) {
         printf("{\"restored\": %zu, \"batches\": %zu, \"erased\": %zu, "
-               "\"not_selected\": %zu, \"refused\": %zu}\n", st.restored, st.batches,
-               st.erased, st.not_selected, st.refused);
+               "\"not_selected\": %zu, \"refused\": %zu, \"volumes_read\": %zu, "
+               "\"volumes_skipped\": %zu, \"located_batches\": %zu, \"slow_batches\": %zu, "
+               "\"locators_refused\": %zu}\n", st.restored, st.batches, st.erased,
+               st.not_selected, st.refused, st.volumes_read, st.volumes_skipped,
+               st.located_batches, st.slow_batches, st.locators_refused);
     } else if (rc == 0) {
         printf("restored %zu messages from %zu batches to %s; %zu left out by the erasure "
                "ledger", st.restored, st.batches, o.output, st.erased);
         if (o.format == RESTORE_SINK)
             printf("; %zu refused by the server", st.refused);
         printf("\n");
+        if (st.located_batches + st.slow_batches > 0)
+            printf("%zu volumes decrypted, %zu skipped by the locators of %zu batch(es); %zu "
+                   "batch(es) without a usable locator read whole\n", st.volumes_read,
+                   st.volumes_skipped, st.located_batches, st.slow_batches);
     }
+    if (rc == 0 && st.locators_refused > 0)
+        printf("WARNING: %zu batch(es) have a locator that is NOT AUTHENTIC: not used, every "
+               "volume read (audited)\n", st.locators_refused);
     if (rc == 0 && st.unverified > 0)
         printf("WARNING: %zu batch(es) restored WITHOUT an authentic manifest "
                "(--trust-unsigned)\n", st.unverified);
