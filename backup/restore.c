@@ -82,6 +82,7 @@ struct run {
     size_t n_ledger;
     restore_out *out;
     const char *batch_id;
+    const char *mailbox;
     char wanted_mid[LOCATOR_MID_MAX];
 };
 
@@ -144,8 +145,12 @@ static int emit(void *ctx, const struct reader_message *m, mr_error *err)
         r->stats->refused++;
         return 0;
     }
-    if (rc == 0)
+    if (rc == 0) {
         r->stats->restored++;
+        if (r->opt->restored != NULL)
+            r->opt->restored(r->opt->restored_ctx, r->mailbox, r->batch_id,
+                             m->idx->internaldate);
+    }
     return rc;
 }
 
@@ -272,6 +277,7 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
         r->stats->slow_batches++;
     }
     r->batch_id = m.batch_id;
+    r->mailbox = m.mailbox;
     {
         struct reader_options ro = {
             .dir = dir, .manifest = &m, .content_key = ck, .reid_key = rk,

@@ -63,6 +63,10 @@ struct restore_options {
                                        RESTORE_SINK, for the audit record) */
     restore_sink_fn sink;           /* RESTORE_SINK only */
     void *sink_ctx;
+    /* Optional: told of every message restored (an access request's summary). */
+    void (*restored)(void *ctx, const char *mailbox, const char *batch_id,
+                     time_t internaldate);
+    void *restored_ctx;
     const char *reason;             /* required, goes to the audit log */
     audit_log *audit;               /* required outside unit tests */
     mr_log *log;
