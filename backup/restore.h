@@ -9,9 +9,10 @@
  * person tokens ("kind:token" as in index.jsonl; the caller computes them with
  * pseudo_token from an address or CPR).  A targeted selection (any but batches) first
  * consults each batch's locator (backup/locator.h) and decrypts only the volumes that
- * hold a candidate; a batch without an authentic locator is read whole, as before.
- * The audit record names the kinds of selection, never the identifiers.  The erasure ledger (one "kind:token" per line)
- * excludes every message that carries a listed token, and the count is reported.
+ * hold a candidate; a batch without an authentic locator is read whole.  The audit
+ * record names the kinds of selection, never the identifiers.  The erasure ledger (one
+ * "kind:token" per line) excludes every message that carries a listed token, and the
+ * count is reported.
  * Output: a Maildir (flags in the file name, mtime = INTERNALDATE) or an mboxrd file.
  * Every run is audited (who, batches, reason, counts) before and after.
  */

@@ -84,7 +84,8 @@ static void access_usage(FILE *out)
     fprintf(out,
             "usage: mailret access-request --reason TEXT --it-key FILE\n"
             "                              (--maildir DIR | --mbox FILE) [--summary FILE]\n"
-            "                              [--reid-key FILE] [--pseudonym-key FILE] [--ledger FILE]\n"
+            "                              [--reid-key FILE] [--pseudonym-key FILE]\n"
+            "                              [--ledger FILE]\n"
             "                              [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
             "                              [--host-key FILE]... [--json] < IDENTIFIERS\n"
             "\n"

@@ -65,7 +65,8 @@ static void make_message(struct fx *f, int b, int i)
                  "%s%d-%d%s"
                  "\r\n"
                  "Hej.\r\n", person_of(i), person_of(i), b, i,
-                 i == 7 ? "X-No-Id: " : "Message-ID: <m-", b, i, i == 7 ? "\r\n" : "@example.dk>\r\n");
+                 i == 7 ? "X-No-Id: " : "Message-ID: <m-", b, i,
+                 i == 7 ? "\r\n" : "@example.dk>\r\n");
     f->len[b][i] = (size_t)n + fill;
     f->msg[b][i] = malloc(f->len[b][i]);
     memcpy(f->msg[b][i], head, (size_t)n);
