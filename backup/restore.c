@@ -192,11 +192,12 @@ static int select_volumes(struct run *r, const char *dir, const struct archive_m
     *mask = NULL;
     mr_error_clear(&lerr);
     rc = reid_key != NULL ? locator_open(dir, m, reid_key, &l, &lerr)
-                          : mr_error_set(&lerr, MR_E_NOTFOUND, "no reid key");
+                          : mr_error_set(&lerr, MR_E_NOTFOUND, "batch %s: no reid key to open "
+                                         "its locator", m->batch_id);
     if (rc == MR_E_NOMEM)
         return mr_error_set(err, rc, "%s", lerr.msg);
     if (rc == MR_E_NOTFOUND) {
-        log_info(o->log, "batch %s: no locator: reading every volume", m->batch_id);
+        log_info(o->log, "%s: reading every volume", lerr.msg);
         r->stats->slow_batches++;
         return 0;
     }
