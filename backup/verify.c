@@ -146,6 +146,8 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
     if (rc == 0 && opt->deep) {
         struct deep_ctx dc = { 0 };
         locator *loc = NULL;
+        mr_error lerr;
+        int lrc = 0;
         if (opt->it_key == NULL)
             rc = mr_error_set(err, MR_E_AUTH, "--deep needs IT's private key");
         if (rc == 0)
@@ -155,10 +157,13 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
             rc = keys_epoch_unseal(opt->vault_dir, m.reid_key_id,
                                    opt->reid_key != NULL ? opt->reid_key : opt->it_key,
                                    opt->audit, &rk, err);
+        /* The volumes are the evidence: their problems are reported first, the
+         * locator's after them. */
         if (rc == 0) {
-            rc = locator_open(opt->dir, &m, rk, &loc, err);
-            if (rc == MR_E_NOTFOUND)
-                rc = 0;         /* written before locators existed */
+            mr_error_clear(&lerr);
+            lrc = locator_open(opt->dir, &m, rk, &loc, &lerr);
+            if (lrc == MR_E_NOTFOUND)
+                lrc = 0;        /* written before locators existed */
             dc.loc = loc;
         }
         if (rc == 0) {
@@ -169,6 +174,11 @@ int verify_batch(const struct verify_options *opt, struct verify_report *rep, mr
         if (rc == 0 && dc.messages != m.message_count)
             rc = mr_error_set(err, MR_E_TAMPERED, "%zu messages decrypted, manifest says %zu",
                               dc.messages, m.message_count);
+        if (rc == 0 && lrc != 0) {
+            rc = lrc;
+            if (err != NULL)
+                *err = lerr;
+        }
         if (rc == 0 && loc != NULL && locator_count(loc) != dc.messages)
             rc = mr_error_set(err, MR_E_TAMPERED, "the locator lists %zu messages, the volumes "
                               "hold %zu", locator_count(loc), dc.messages);
