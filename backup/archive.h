@@ -38,7 +38,7 @@
 
 #include <openssl/x509.h>
 
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
 #include "common/audit.h"
 #include "common/error.h"
 #include "common/log.h"

@@ -12,7 +12,7 @@
 #include <openssl/x509.h>
 
 #include "backup/archive.h"
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "ingest/imap.h"

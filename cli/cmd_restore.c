@@ -12,7 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_setup.h"
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
 #include "backup/restore.h"
 #include "common/audit.h"
 #include "common/config.h"

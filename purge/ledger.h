@@ -12,7 +12,7 @@
 
 #include <stdbool.h>
 
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
 #include "common/audit.h"
 #include "common/error.h"
 
