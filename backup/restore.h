@@ -10,9 +10,10 @@
  * pseudo_token from an address or CPR).  A targeted selection (any but batches) first
  * consults each batch's locator (backup/locator.h) and decrypts only the volumes that
  * hold a candidate; a batch without an authentic locator is read whole.  The audit
- * record names the kinds of selection, never the identifiers.  The erasure ledger (one
- * "kind:token" per line) excludes every message that carries a listed token, and the
- * count is reported.
+ * record names the kinds of selection, never the identifiers.  The erasure ledger
+ * (backup/ledger.h) is required (or the audited --no-ledger): it must authenticate and
+ * agree with every signed manifest's anchor, and every message that carries a listed
+ * token is left out.
  * Output: a Maildir (flags in the file name, mtime = INTERNALDATE) or an mboxrd file.
  * Every run is audited (who, batches, reason, counts) before and after.
  */
@@ -57,7 +58,10 @@ struct restore_options {
     EVP_PKEY *reid_key;             /* NULL = it_key */
     const struct archive_trust *trust;  /* required: a batch is restored only if its
                                            manifest is authentic (or the override says) */
-    const char *ledger_path;        /* optional erasure ledger */
+    const char *ledger_path;        /* the erasure ledger (backup/ledger.h), checked against
+                                       trust->keyring and every manifest's anchor */
+    bool no_ledger;                 /* restore without one: audited, warned (exactly one of
+                                       ledger_path and no_ledger) */
     bool no_locator;                /* targeted restores: read every volume anyway */
     enum restore_format format;
     const char *output;             /* Maildir directory or mbox file (or a label for
@@ -91,12 +95,6 @@ struct restore_stats {
 
 int restore_run(const struct restore_options *opt, struct restore_stats *stats,
                 mr_error *err);
-
-/* The erasure ledger: *tokens is a malloc'd array of malloc'd "kind:token" strings.  A
- * missing file is an empty ledger only if missing_ok. */
-int restore_ledger_load(const char *path, bool missing_ok, char ***tokens, size_t *n,
-                        mr_error *err);
-void restore_ledger_free(char **tokens, size_t n);
 
 /* Output writers (restore_out.c). */
 typedef struct restore_out restore_out;

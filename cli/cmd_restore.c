@@ -33,7 +33,7 @@ static void usage(FILE *out)
             "                       (--maildir DIR | --mbox FILE | --imap-mailbox NAME)\n"
             "                       [--batch ID]... [--mailbox NAME] [--from DATE] [--to DATE]\n"
             "                       [--message-id ID] [--person < FILE]\n"
-            "                       [--pseudonymised] [--ledger FILE]\n"
+            "                       [--pseudonymised] (--ledger FILE | --no-ledger)\n"
             "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
             "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
             "                       [--json] [--no-locator]\n"
@@ -55,8 +55,12 @@ static void usage(FILE *out)
             "                     so it needs the pseudonym key: --pseudonym-key, [keys], or\n"
             "                     the copy sealed to IT in the vault\n"
             "  --pseudonymised    no re-identification: the archived bytes (content key only)\n"
-            "  --ledger FILE      erasure ledger (default [state] erasure_ledger);\n"
+            "  --ledger FILE      the erasure ledger copied from the host (default on the\n"
+            "                     host: [state] erasure_ledger).  Required: it must be signed\n"
+            "                     by a pinned host key and agree with every batch's manifest;\n"
             "                     messages carrying a listed token are always left out\n"
+            "  --no-ledger        restore without it: erased people come back (printed and\n"
+            "                     audited)\n"
             "  --imap-mailbox NAME  APPEND into this mailbox on the configured [imap] server\n"
             "                     (created if missing) with original flags and INTERNALDATE,\n"
             "                     except \\Deleted\n"
@@ -85,7 +89,7 @@ static void access_usage(FILE *out)
             "usage: mailret access-request --reason TEXT --it-key FILE\n"
             "                              (--maildir DIR | --mbox FILE) [--summary FILE]\n"
             "                              [--reid-key FILE] [--pseudonym-key FILE]\n"
-            "                              [--ledger FILE]\n"
+            "                              (--ledger FILE | --no-ledger)\n"
             "                              [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
             "                              [--host-key FILE]... [--json] < IDENTIFIERS\n"
             "\n"
@@ -352,6 +356,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         { "person", no_argument, NULL, 'p' },
         { "pseudonymised", no_argument, NULL, 'z' },
         { "ledger", required_argument, NULL, 'l' },
+        { "no-ledger", no_argument, NULL, 'N' },
         { "pseudonym-key", required_argument, NULL, 'y' },
         { "archive-dir", required_argument, NULL, 'A' },
         { "vault-dir", required_argument, NULL, 'V' },
@@ -362,7 +367,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         { "host-key", required_argument, NULL, 'H' },
         { "legacy-manifest-key", required_argument, NULL, 'G' },
         { "trust-unsigned", no_argument, NULL, 'U' },
-        { "no-locator", no_argument, NULL, 'N' },
+        { "no-locator", no_argument, NULL, 'O' },
         { "summary", required_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
     };
@@ -420,6 +425,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         case 'p': persons_stdin = true; break;
         case 'z': o.pseudonymised = true; break;
         case 'l': o.ledger_path = optarg; break;
+        case 'N': o.no_ledger = true; break;
         case 'y': pkey_file = optarg; break;
         case 'A': o.archive_dir = optarg; break;
         case 'V': o.vault_dir = optarg; break;
@@ -434,7 +440,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
             break;
         case 'G': legacy_key = optarg; break;
         case 'U': trust_unsigned = true; break;
-        case 'N': o.no_locator = true; break;
+        case 'O': o.no_locator = true; break;
         case 'S': summary_path = optarg; break;
         default: return cli_usage_error(name, "unknown option");
         }
@@ -470,6 +476,8 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         return cli_usage_error("restore", "--keep-deleted goes with --imap-mailbox");
     if (it_key == NULL)
         return cli_usage_error("restore", "--it-key FILE is required: only IT can restore");
+    if (o.ledger_path != NULL && o.no_ledger)
+        return cli_usage_error("restore", "give either --ledger FILE or --no-ledger");
     if (persons_stdin) {
         rc = read_persons(person_buf, &n_persons);
         if (rc != 0)
@@ -492,18 +500,26 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
             audit_path = cfg->audit.log;
         if (pkey_file == NULL)
             pkey_file = cfg->keys.pseudonym_key_file;
-        if (o.ledger_path == NULL) {
+        if (o.ledger_path == NULL && !o.no_ledger) {
             snprintf(ledger_default, sizeof ledger_default, "%s", cfg->state.erasure_ledger);
-            if (access(ledger_default, F_OK) == 0)
-                o.ledger_path = ledger_default;
-            else
-                log_warn(ctx->log, "no erasure ledger at %s: restoring without one",
-                         ledger_default);
+            if (access(ledger_default, F_OK) != 0) {
+                rc = mr_error_set(&err, MR_E_NOTFOUND, "no erasure ledger at %s: give "
+                                  "--ledger FILE, or --no-ledger to restore without one",
+                                  ledger_default);
+                config_free(cfg);
+                return cli_fail_json("restore", json, &err);
+            }
+            o.ledger_path = ledger_default;
         }
         zone = cfg->retention.timezone;
     }
-    rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, trust_unsigned, &trust,
-                         &err);
+    if (o.ledger_path == NULL && !o.no_ledger)
+        rc = mr_error_set(&err, MR_E_INVALID, "the erasure ledger is required: copy it from "
+                          "the host beside the batches and give --ledger FILE (or "
+                          "--no-ledger, audited)");
+    if (rc == 0)
+        rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, trust_unsigned,
+                             &trust, &err);
     if (rc == 0)
         o.trust = &trust.trust;
     if (rc == 0 && from != NULL)
@@ -529,6 +545,10 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     }
     if (rc == 0)
         rc = audit_open(&audit, audit_path, &err);
+    if (rc == 0 && o.no_ledger)
+        fprintf(stderr, "mailret restore: WARNING: restoring WITHOUT the erasure ledger "
+                "(--no-ledger): mail of people who asked to be erased comes back; this is "
+                "recorded in the audit log\n");
     if (rc == 0 && o.format == RESTORE_SINK) {
         imap_out.log = ctx->log;
         rc = imap_sink_open(cfg, &imap_out, &err);

@@ -20,6 +20,7 @@
 #include <openssl/sha.h>
 
 #include "backup/archive.h"
+#include "backup/ledger.h"
 #include "backup/locator.h"
 #include "backup/restore.h"
 #include "backup/verify.h"
@@ -178,6 +179,7 @@ static int run_restore(struct fx *f, const struct sel *s, bool no_locator,
         .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
         .trust = &f->trust, .message_id = s->mid, .from = s->from, .to = s->to,
         .no_locator = no_locator, .format = fmt, .ledger_path = ledger,
+        .no_ledger = ledger == NULL,
         .reason = "unit test", .audit = audit,
     };
     mr_error e;
@@ -547,9 +549,15 @@ static void test_ledger_and_audit(void **state)
     mr_error err;
 
     assert_int_equal(pseudo_token(&f->pkey, PSEUDO_EMAIL, "person2@example.dk", tok, &err), 0);
-    snprintf(line, sizeof line, "email:%s\n", tok);
+    snprintf(line, sizeof line, "email:%s", tok);
     snprintf(ledger, sizeof ledger, "%s/ledger", f->root);
-    assert_int_equal(th_write_file(ledger, line, strlen(line)), 0);
+    {
+        struct ledger_writer w = { .path = ledger, .it_cert = f->it_cert, .signer = f->sk,
+                                   .keyring = f->kr };
+        struct ledger_anchor a;
+        assert_int_equal(ledger_prepare(&w, &a, &err), 0);
+        assert_int_equal(ledger_append(&w, line, &a, &err), 0);
+    }
     snprintf(alog, sizeof alog, "%s/audit.log", f->root);
     assert_int_equal(audit_open(&audit, alog, &err), 0);
     assert_int_equal(run_restore(f, &person, false, RESTORE_MBOX, ledger, audit, &st, &err), 0);
