@@ -12,6 +12,7 @@
 #include "backup/ledger.h"
 #include "backup/locator.h"
 #include "backup/reader.h"
+#include "common/progress.h"
 #include "keys/keys.h"
 
 /* Load the ledger, authenticate it, and check it against the anchor of every signed
@@ -61,11 +62,22 @@ struct run {
     struct restore_stats *stats;
     char **ledger;
     size_t n_ledger;
-    restore_out *out;
+    restore_dest *out;
     const char *batch_id;
     const char *mailbox;
     char wanted_mid[LOCATOR_MID_MAX];
+    size_t batch_listed;        /* list_only: this batch's messages and bytes */
+    uint64_t batch_bytes;
 };
+
+/* list_only: one message a restore would bring back. */
+static void restore_count(struct run *r, size_t bytes)
+{
+    r->batch_listed++;
+    r->batch_bytes += bytes;
+    r->stats->listed++;
+    r->stats->listed_bytes += bytes;
+}
 
 static bool has_token(const struct index_entry *e, const char *const *toks, size_t n)
 {
@@ -91,6 +103,11 @@ static int want(void *ctx, const struct index_entry *e)
         r->stats->erased++;
         return 0;
     }
+    /* Listing needs the bytes only to match a Message-ID: otherwise nothing is decrypted. */
+    if (o->list_only && r->wanted_mid[0] == '\0') {
+        restore_count(r, o->pseudonymised ? e->pseudo_size : e->size);
+        return 0;
+    }
     return 1;
 }
 
@@ -114,19 +131,26 @@ static int emit(void *ctx, const struct reader_message *m, mr_error *err)
         r->stats->not_selected++;
         return 0;
     }
+    if (r->opt->list_only) {
+        restore_count(r, len);
+        return 0;
+    }
     snprintf(unique, sizeof unique, "%s-%u-%u", r->batch_id, (unsigned)m->idx->uidvalidity,
              (unsigned)m->idx->uid);
-    if (r->opt->format == RESTORE_SINK)
-        rc = r->opt->sink(r->opt->sink_ctx, bytes, len, m->idx->flags, m->idx->internaldate,
-                          m->idx->tz_min, err);
-    else
-        rc = restore_out_write(r->out, bytes, len, m->idx->flags, m->idx->internaldate,
-                               unique, err);
-    if (rc == RESTORE_SINK_REFUSED && r->opt->format == RESTORE_SINK) {
+    struct restore_msg rm = {
+        .bytes = bytes, .len = len, .flags = m->idx->flags,
+        .internaldate = m->idx->internaldate, .tz_min = m->idx->tz_min, .unique = unique,
+    };
+    bool dup = false;
+    rc = restore_dest_put(r->out, &rm, &dup, err);
+    progress_add(r->opt->progress, 1, len);
+    if (rc == RESTORE_REFUSED) {
         r->stats->refused++;
         return 0;
     }
-    if (rc == 0) {
+    if (rc == 0 && dup) {
+        r->stats->duplicates++;
+    } else if (rc == 0) {
         r->stats->restored++;
         if (r->opt->restored != NULL)
             r->opt->restored(r->opt->restored_ctx, r->mailbox, r->batch_id,
@@ -237,7 +261,8 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
         r->stats->legacy++;
     }
     rc = keys_epoch_unseal(o->vault_dir, m.content_key_id, o->it_key, o->audit, &ck, err);
-    if (rc == 0 && !o->pseudonymised)
+    /* A listing re-identifies nothing unless it must read a Message-ID. */
+    if (rc == 0 && !o->pseudonymised && (!o->list_only || r->wanted_mid[0] != '\0'))
         rc = keys_epoch_unseal(o->vault_dir, m.reid_key_id,
                                o->reid_key != NULL ? o->reid_key : o->it_key, o->audit, &rk,
                                err);
@@ -260,6 +285,13 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
     }
     r->batch_id = m.batch_id;
     r->mailbox = m.mailbox;
+    r->batch_listed = 0;
+    r->batch_bytes = 0;
+    if (!o->list_only) {
+        char label[128];
+        snprintf(label, sizeof label, "restore %s", m.batch_id);
+        progress_start(o->progress, label, m.message_count);
+    }
     {
         struct reader_options ro = {
             .dir = dir, .manifest = &m, .content_key = ck, .reid_key = rk,
@@ -270,6 +302,10 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
         if (rc != 0)
             mr_error_prefix(err, "batch %s", m.batch_id);
     }
+    if (!o->list_only)
+        progress_finish(o->progress);
+    if (rc == 0 && o->list_only && o->list != NULL)
+        o->list(o->list_ctx, m.batch_id, m.mailbox, r->batch_listed, r->batch_bytes);
     r->stats->batches++;
 done:
     free(mask);
@@ -284,7 +320,7 @@ static int audit_restore(const struct restore_options *o, const char *event,
                          const struct restore_stats *s, const char *batches, int status,
                          mr_error *err)
 {
-    char restored[32], erased[32], reason[256], sel[64] = "", vols[32];
+    char restored[32], erased[32], dups[32], reason[256], sel[64] = "", vols[32];
     const char *st = status == 0 ? "ok" : mr_status_name(status);
 
     if (o->audit == NULL)
@@ -296,6 +332,7 @@ static int audit_restore(const struct restore_options *o, const char *event,
     log_scrub(reason);
     snprintf(restored, sizeof restored, "%zu", s->restored);
     snprintf(erased, sizeof erased, "%zu", s->erased);
+    snprintf(dups, sizeof dups, "%zu", s->duplicates);
     snprintf(vols, sizeof vols, "%zu", s->volumes_read);
     /* What kind of search, never its terms: those name a person or a message. */
     if (o->n_tokens > 0)
@@ -313,10 +350,12 @@ static int audit_restore(const struct restore_options *o, const char *event,
         { "batches", batches },
         { "reason", reason },
         { "mode", o->pseudonymised ? "pseudonymised" : "re-identified" },
-        { "output", o->format == RESTORE_MAILDIR ? "maildir"
-                    : o->format == RESTORE_MBOX ? "mbox" : "imap" },
+        { "output", o->list_only ? "list"
+                    : o->dest != NULL ? restore_dest_name(o->dest)
+                    : o->format == RESTORE_MAILDIR ? "maildir" : "mbox" },
         { "restored", restored },
         { "erased_left_out", erased },
+        { "already_present", dups },
         { "status", st },
         { "trust", o->trust != NULL && o->trust->accept_unverified ? "unsigned-accepted"
                                                                    : "pinned-keys" },
@@ -403,22 +442,34 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
         rc = mr_error_set(err, MR_E_NOTFOUND, "no batch to restore under %s", opt->archive_dir);
     if (rc == 0)
         rc = audit_restore(opt, "restore.start", stats, batches, 0, err);
-    if (rc == 0 && opt->format == RESTORE_SINK && opt->sink == NULL)
-        rc = mr_error_set(err, MR_E_INVALID, "restore: no destination");
-    if (rc == 0 && opt->format != RESTORE_SINK)
-        rc = restore_out_open(opt->format, opt->output, &r.out, err);
+    restore_dest *own = NULL;
+    if (rc == 0 && !opt->list_only && opt->dest == NULL) {
+        if (opt->output == NULL)
+            rc = mr_error_set(err, MR_E_INVALID, "restore: no destination");
+        else if (opt->format == RESTORE_MAILDIR)
+            rc = restore_maildir_open(opt->output, &own, err);
+        else
+            rc = restore_mbox_open(opt->output, &own, err);
+    }
+    r.out = opt->dest != NULL ? opt->dest : own;
+    if (rc == 0 && r.out != NULL && restore_dest_present(r.out) > 0)
+        log_info(opt->log, "restore: the %s destination holds %zu messages already; those "
+                 "are not written again", restore_dest_name(r.out),
+                 restore_dest_present(r.out));
     for (size_t i = 0; rc == 0 && i < n_dirs; i++)
         rc = restore_batch(&r, dirs[i], err);
-    if (r.out != NULL) {
+    if (r.out != NULL && !opt->list_only) {
         int crc;
-        stats->keywords_dropped = restore_out_keywords_dropped(r.out);
+        stats->keywords_dropped = restore_dest_keywords_dropped(r.out);
         if (stats->keywords_dropped > 0)
             log_warn(opt->log, "restore: %zu keyword flags left out (a Maildir has letters for "
                      "26 keywords)", stats->keywords_dropped);
-        crc = restore_out_close(r.out, rc == 0 ? err : &aerr);
+        /* Synced even after a failure: what was written is then complete on disk. */
+        crc = restore_dest_finish(r.out, rc == 0 ? err : &aerr);
         if (rc == 0)
             rc = crc;
     }
+    restore_dest_close(own);
     if (batches[0] != '\0') {
         int arc = audit_restore(opt, "restore.done", stats, batches, rc,
                                 rc == 0 ? err : &aerr);
@@ -428,9 +479,14 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
     if (rc == 0 && opt->ledger_path != NULL)
         log_info(opt->log, "erasure ledger %s: %zu entries, authentic, consistent with %zu "
                  "signed manifest(s)", opt->ledger_path, r.n_ledger, n_anchors);
-    if (rc == 0)
-        log_info(opt->log, "restore: %zu messages from %zu batches; %zu left out by the "
-                 "erasure ledger", stats->restored, stats->batches, stats->erased);
+    if (rc == 0 && opt->list_only)
+        log_info(opt->log, "restore --list: %zu messages (%llu bytes) in %zu batches; %zu left "
+                 "out by the erasure ledger", stats->listed,
+                 (unsigned long long)stats->listed_bytes, stats->batches, stats->erased);
+    else if (rc == 0)
+        log_info(opt->log, "restore: %zu messages from %zu batches, %zu already there; %zu "
+                 "left out by the erasure ledger", stats->restored, stats->batches,
+                 stats->duplicates, stats->erased);
     for (size_t i = 0; i < n_dirs; i++)
         free(dirs[i]);
     free(dirs);

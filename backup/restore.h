@@ -14,7 +14,13 @@
  * (backup/ledger.h) is required (or the audited --no-ledger): it must authenticate and
  * agree with every signed manifest's anchor, and every message that carries a listed
  * token is left out.
- * Output: a Maildir (flags in the file name, mtime = INTERNALDATE) or an mboxrd file.
+ * Output: a destination driver (struct restore_driver, as ingest's sink_driver): a Maildir
+ * (flags in the file name, mtime = INTERNALDATE), an mboxrd file, or an IMAP mailbox
+ * (APPEND with flags and INTERNALDATE).  Restoring is idempotent: each driver knows the
+ * SHA-256 of every message already in the destination (of the bytes as that destination
+ * stores them), and a message whose bytes are there already is counted as a duplicate and
+ * not written again — so a restore repeated into the same place adds nothing.
+ * list_only reports per batch what a restore would bring back, writing no mail.
  * Every run is audited (who, batches, reason, counts) before and after.
  */
 #ifndef MAILRET_BACKUP_RESTORE_H
@@ -22,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -31,17 +38,77 @@
 #include "common/log.h"
 #include "backup/archive.h"
 
-enum restore_format { RESTORE_MAILDIR = 0, RESTORE_MBOX = 1, RESTORE_SINK = 2 };
+enum restore_format { RESTORE_MAILDIR = 0, RESTORE_MBOX = 1 };
 
-/* A caller-supplied destination (RESTORE_SINK), e.g. IMAP APPEND in cli/cmd_restore.c:
- * the backup module does not link the IMAP client.  Returns 0 (stored), a negative
- * MR_E_* code (stop the restore), or RESTORE_SINK_REFUSED: the destination refused this
- * one message and can take the next (the sink has said why, on one line); the restore
- * goes on and counts it. */
-#define RESTORE_SINK_REFUSED 1
-typedef int (*restore_sink_fn)(void *ctx, const unsigned char *msg, size_t len,
-                               const char *flags, time_t internaldate, int tz_min,
-                               mr_error *err);
+struct mr_progress;
+struct imap_options;
+
+/* ---- destinations ---------------------------------------------------------------------- */
+
+/* One message to write: the bytes as restored, its flags ("\\Seen ..."), INTERNALDATE with
+ * the server's zone offset, and a name unique within the restore (Maildir file names). */
+struct restore_msg {
+    const unsigned char *bytes;
+    size_t len;
+    const char *flags;
+    time_t internaldate;
+    int tz_min;
+    const char *unique;
+};
+
+/* put's "this one message was refused, the next may go" (the driver said why on one line,
+ * in the log); the restore goes on and counts it. */
+#define RESTORE_REFUSED 1
+
+struct restore_driver {
+    const char *name;                   /* "maildir", "mbox", "imap": the audit's output */
+    /* SHA-256 (hex) of msg as this destination will store it, the key of idempotence. */
+    int (*key)(void *self, const unsigned char *msg, size_t len, char hex[65], mr_error *err);
+    /* Call fn with the key of every message already in the destination. */
+    int (*scan)(void *self, int (*fn)(void *ctx, const char *hex, mr_error *err), void *ctx,
+                mr_error *err);
+    /* 0 stored, RESTORE_REFUSED, or a negative MR_E_* code that stops the restore. */
+    int (*put)(void *self, const struct restore_msg *m, mr_error *err);
+    int (*finish)(void *self, mr_error *err);   /* durable when it returns 0 */
+    size_t (*keywords_dropped)(void *self);     /* may be NULL */
+    void (*close)(void *self);
+};
+
+typedef struct restore_dest restore_dest;
+
+/* For drivers: wrap drv and its state (closed by restore_dest_close), and scan what the
+ * destination holds already. */
+int restore_dest_new(const struct restore_driver *drv, void *self, restore_dest **out,
+                     mr_error *err);
+/* Write m unless its key is there already (*duplicate); 0, RESTORE_REFUSED or < 0. */
+int restore_dest_put(restore_dest *d, const struct restore_msg *m, bool *duplicate,
+                     mr_error *err);
+int restore_dest_finish(restore_dest *d, mr_error *err);
+void restore_dest_close(restore_dest *d);
+const char *restore_dest_name(const restore_dest *d);
+size_t restore_dest_keywords_dropped(const restore_dest *d);
+size_t restore_dest_present(const restore_dest *d);  /* keys found by the scan */
+
+/* The drivers.  Maildir: DIR/{tmp,new,cur} created as needed; the key is the SHA-256 of
+ * the file.  mbox (mboxrd): appended to PATH; the key is the SHA-256 of the message as
+ * the mbox holds it (">From " unquoted, with the final newline mbox adds).  IMAP: APPEND
+ * to mailbox (created if missing) with flags except \\Recent and, unless keep_deleted,
+ * \\Deleted; the key is the SHA-256 of the bytes with bare LF as CRLF, as APPEND sends
+ * them and the server returns them. */
+int restore_maildir_open(const char *dir, restore_dest **out, mr_error *err);
+int restore_mbox_open(const char *path, restore_dest **out, mr_error *err);
+struct restore_imap_options {
+    const struct imap_options *imap;
+    const char *mailbox;
+    bool keep_deleted;
+    mr_log *log;
+};
+int restore_imap_open(const struct restore_imap_options *o, restore_dest **out,
+                      mr_error *err);
+
+/* --list: called once per batch with what a restore would bring back. */
+typedef void (*restore_list_fn)(void *ctx, const char *batch_id, const char *mailbox,
+                                size_t messages, uint64_t bytes);
 
 struct restore_options {
     const char *archive_dir;
@@ -63,11 +130,13 @@ struct restore_options {
     bool no_ledger;                 /* restore without one: audited, warned (exactly one of
                                        ledger_path and no_ledger) */
     bool no_locator;                /* targeted restores: read every volume anyway */
+    restore_dest *dest;             /* where to; NULL = open format/output */
     enum restore_format format;
-    const char *output;             /* Maildir directory or mbox file (or a label for
-                                       RESTORE_SINK, for the audit record) */
-    restore_sink_fn sink;           /* RESTORE_SINK only */
-    void *sink_ctx;
+    const char *output;             /* Maildir directory or mbox file (without dest) */
+    bool list_only;                 /* write nothing; call list per batch */
+    restore_list_fn list;
+    void *list_ctx;
+    struct mr_progress *progress;   /* NULL = none */
     /* Optional: told of every message restored (an access request's summary). */
     void (*restored)(void *ctx, const char *mailbox, const char *batch_id,
                      time_t internaldate);
@@ -82,7 +151,10 @@ struct restore_stats {
     size_t restored;
     size_t erased;          /* left out because of the erasure ledger */
     size_t not_selected;
-    size_t refused;         /* RESTORE_SINK: messages the destination refused */
+    size_t refused;         /* messages the destination refused (RESTORE_REFUSED) */
+    size_t duplicates;      /* already in the destination: not written again */
+    size_t listed;          /* list_only: messages a restore would bring back */
+    uint64_t listed_bytes;
     size_t keywords_dropped;    /* Maildir: keyword occurrences past the 26 letters */
     size_t unverified;          /* batches restored under the override */
     size_t legacy;              /* batches authenticated by the legacy HMAC */
@@ -96,15 +168,5 @@ struct restore_stats {
 int restore_run(const struct restore_options *opt, struct restore_stats *stats,
                 mr_error *err);
 
-/* Output writers (restore_out.c). */
-typedef struct restore_out restore_out;
-int restore_out_open(enum restore_format format, const char *path, restore_out **out,
-                     mr_error *err);
-int restore_out_write(restore_out *o, const unsigned char *msg, size_t len, const char *flags,
-                      time_t internaldate, const char *unique, mr_error *err);
-/* fsync and close; frees o. */
-int restore_out_close(restore_out *o, mr_error *err);
-/* Keyword occurrences a Maildir had no letter left for (0 for other formats). */
-size_t restore_out_keywords_dropped(const restore_out *o);
 
 #endif

@@ -51,6 +51,9 @@ const char *cli_error_code(const mr_error *err);
  * added, so stdout always carries exactly one object.  Returns 0 or -1. */
 int cli_json_result(FILE *out, const char *command, const char *report, const mr_error *err);
 
+/* Whether cli_json_result printed an object in this process. */
+bool cli_json_printed(void);
+
 /* cli_fail, and with json also the failure object on stdout; returns CLI_EXIT_FAILURE. */
 int cli_fail_json(const char *command, bool json, const mr_error *err);
 
@@ -64,6 +67,11 @@ struct mr_progress *cli_progress_open(enum cli_progress_mode mode);
 /* "<3>" when stderr is the journal's stream (so the one-line failure is at priority
  * err in journalctl), "" otherwise. */
 const char *cli_journal_prefix(void);
+
+/* The code (MR_E_*, or MR_E_USAGE_CLI for a usage error; 0 if none) and scrubbed message
+ * of the last cli_fail or cli_usage_error. */
+#define MR_E_USAGE_CLI 1
+int cli_last_failure(char *message, size_t size);
 
 /* Print a usage error plus "try 'mailret <command> --help'"; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *command, const char *fmt, ...)
@@ -90,6 +98,7 @@ bool cli_wants_help(int argc, char **argv);
     X(access_request, "IT: every message of one person, re-identified, and a summary") \
     X(locate, "IT: add a locator to batches written without one") \
     X(verify, "verify a batch's manifest and volumes (--deep: decrypt, IT)") \
+    X(status, "last runs, test login, unrouted queue, key dates, archive disk use") \
     X(check, "compliance check of every batch and mailbox (exit 0/1/2)") \
     X(expire, "crypto-shred and delete batches past their expiry") \
     X(hold, "place or release a legal hold on a batch") \
@@ -98,6 +107,7 @@ bool cli_wants_help(int argc, char **argv);
     X(config, "configuration: check (FILE:LINE errors, exit 0/1) and show") \
     X(keys, "key management: init-it, init-host, list") \
     X(members, "member registry: import a CSV file") \
+    X(unrouted, "the queue of unrouted mail: list, show, assign, done") \
     X(audit, "audit log: verify the hash chain")
 
 #define CLI_DECLARE(name, summary) int cmd_##name(struct cli_ctx *ctx, int argc, char **argv);

@@ -20,6 +20,17 @@ const char *cli_journal_prefix(void)
     return journal ? "<3>" : "";
 }
 
+/* The last failure reported, for main's --json wrapper of commands without a JSON report
+ * of their own. */
+static int last_code;
+static char last_message[MR_ERROR_MSG_MAX];
+
+int cli_last_failure(char *message, size_t size)
+{
+    snprintf(message, size, "%s", last_message);
+    return last_code;
+}
+
 int cli_fail(const char *command, const mr_error *err)
 {
     char line[MR_ERROR_MSG_MAX];
@@ -30,6 +41,8 @@ int cli_fail(const char *command, const mr_error *err)
                                                                          : "failed");
     log_scrub(line);
     fprintf(stderr, "%smailret %s: %s\n", cli_journal_prefix(), command, line);
+    last_code = err != NULL && err->code != 0 ? err->code : MR_E_INTERNAL;
+    snprintf(last_message, sizeof last_message, "%s", line);
     return CLI_EXIT_FAILURE;
 }
 
@@ -37,11 +50,13 @@ int cli_usage_error(const char *command, const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "%smailret %s: ", cli_journal_prefix(), command);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(last_message, sizeof last_message, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "; try 'mailret %s --help'\n", command);
+    log_scrub(last_message);
+    last_code = MR_E_USAGE_CLI;
+    fprintf(stderr, "%smailret %s: %s; try 'mailret %s --help'\n", cli_journal_prefix(),
+            command, last_message, command);
     return CLI_EXIT_USAGE;
 }
 
@@ -90,6 +105,13 @@ const char *cli_error_code(const mr_error *err)
     return mr_status_name(code);
 }
 
+static bool json_printed;
+
+bool cli_json_printed(void)
+{
+    return json_printed;
+}
+
 int cli_json_result(FILE *out, const char *command, const char *report, const mr_error *err)
 {
     json_t *o = NULL;
@@ -103,6 +125,7 @@ int cli_json_result(FILE *out, const char *command, const char *report, const mr
             o = NULL;
         }
     }
+    json_printed = true;
     if (err == NULL) {
         if (o == NULL)
             return report != NULL && fputs(report, out) >= 0 ? 0 : -1;

@@ -32,7 +32,9 @@ static void usage(FILE *out)
             "something is, why: HELD BACK (the member system has not accepted it since\n"
             "DATE; a warning for [retention] held_back_days, then a violation), or NOT\n"
             "PURGED (not ingested, or the last purge failed: its error); the last purge's\n"
-            "result.  The audit log's hash chain verifies.  See docs/COMPLIANCE.md.\n"
+            "result.  The unrouted queue: a warning above [members] unrouted_warn_count\n"
+            "waiting or unrouted_warn_days waited.  The audit log's hash chain verifies.\n"
+            "See docs/COMPLIANCE.md.\n"
             "\n"
             "  --json        one JSON object instead of the table (on failure: error and\n"
             "                message)\n"
@@ -137,6 +139,9 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         co.journal_path = journal;
         co.held_days = cfg->retention.held_back_days;
         co.insecure_tls = cfg->imap.insecure_skip_verify;
+        co.members_db = cfg->members.database;
+        co.unrouted_warn_count = cfg->unrouted.warn_count;
+        co.unrouted_warn_days = cfg->unrouted.warn_days;
         co.log = ctx->log;
         rc = check_run(&co, &report, &err);
     }

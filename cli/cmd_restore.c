@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
@@ -17,6 +18,7 @@
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/mrtime.h"
+#include "common/progress.h"
 #include "common/secret.h"
 #include "ingest/imap.h"
 #include "ingest/ingest_setup.h"
@@ -30,13 +32,14 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: mailret restore --reason TEXT --it-key FILE\n"
-            "                       (--maildir DIR | --mbox FILE | --imap-mailbox NAME)\n"
+            "                       (--maildir DIR | --mbox FILE | --imap-mailbox NAME |\n"
+            "                        --list)\n"
             "                       [--batch ID]... [--mailbox NAME] [--from DATE] [--to DATE]\n"
             "                       [--message-id ID] [--person < FILE]\n"
             "                       [--pseudonymised] (--ledger FILE | --no-ledger)\n"
             "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
             "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
-            "                       [--json] [--no-locator]\n"
+            "                       [--json] [--progress | --no-progress] [--no-locator]\n"
             "                       [--host-key FILE]... [--legacy-manifest-key FILE]\n"
             "                       [--trust-unsigned]\n"
             "\n"
@@ -65,6 +68,15 @@ static void usage(FILE *out)
             "                     (created if missing) with original flags and INTERNALDATE,\n"
             "                     except \\Deleted\n"
             "  --keep-deleted     with --imap-mailbox: set \\Deleted again where it was set\n"
+            "  --list             write no mail: per batch, how many messages and bytes the\n"
+            "                     selection would restore (after the erasure ledger)\n"
+            "  --progress, --no-progress  a progress line on stderr (messages, bytes, rate,\n"
+            "                     ETA); default: on when stderr is a terminal outside systemd\n"
+            "\n"
+            "Restoring is idempotent: a message whose bytes (SHA-256, as the destination\n"
+            "stores them) are in the Maildir, mbox or IMAP mailbox already is not written\n"
+            "again, so a restore repeated into the same place adds nothing (counted as\n"
+            "\"already there\").\n"
             "  --reason TEXT      why, e.g. a ticket number (required; goes to the audit log;\n"
             "                     never a person's name or address)\n"
             "  --host-key FILE    the host's pinned public signing keys (its keyring; default\n"
@@ -73,8 +85,9 @@ static void usage(FILE *out)
             "  --legacy-manifest-key FILE  HMAC key of batches from before signing\n"
             "  --trust-unsigned   restore a batch whose manifest is not authentic anyway\n"
             "                     (printed, logged and audited per batch)\n"
-            "  --json             one JSON object: restored, batches, erased, volumes read\n"
-            "                     and skipped (on failure: error and message)\n"
+            "  --json             one JSON object: restored, batches, erased, duplicates,\n"
+            "                     volumes read and skipped (with --list: per batch messages\n"
+            "                     and bytes; on failure: error and message)\n"
             "  --no-locator       read every volume even for --person, --message-id or\n"
             "                     dates (by default each batch's locator picks the volumes\n"
             "                     that hold a match; a batch without one is read whole)\n"
@@ -117,67 +130,59 @@ static int load_private(const char *path, const char *pass_file, const char *env
     return rc;
 }
 
-/* IMAP APPEND as a restore destination.  \Recent cannot be set by a client; \Deleted is
- * left out unless asked for (--keep-deleted): the next EXPUNGE by any client of the live
- * mailbox would remove the restored message again. */
-struct imap_sink {
-    imap_conn *conn;
-    const char *mailbox;
-    bool keep_deleted;
-    size_t attempted;
-    mr_log *log;
+/* --list: what each batch would bring back, printed after the run. */
+struct restore_listing {
+    json_t *batches;
 };
 
-static int imap_sink_put(void *ctx, const unsigned char *msg, size_t len, const char *flags,
-                         time_t internaldate, int tz_min, mr_error *err)
+static void restore_listing_add(void *ctx, const char *batch_id, const char *mailbox,
+                                size_t messages, uint64_t bytes)
 {
-    struct imap_sink *s = ctx;
-    char clean[512] = "";
-    int rc;
-    const char *p = flags != NULL ? flags : "";
+    struct restore_listing *l = ctx;
 
-    while (*p != '\0') {
-        size_t n = strcspn(p, " ");
-        bool drop = (n == 7 && strncasecmp(p, "\\Recent", 7) == 0) ||
-                    (!s->keep_deleted && n == 8 && strncasecmp(p, "\\Deleted", 8) == 0);
-        if (n > 0 && !drop && strlen(clean) + n + 2 < sizeof clean) {
-            if (clean[0] != '\0')
-                strcat(clean, " ");
-            strncat(clean, p, n);
-        }
-        p += n;
-        while (*p == ' ')
-            p++;
-    }
-    s->attempted++;
-    rc = imap_append(s->conn, s->mailbox, clean, internaldate, tz_min, msg, len, err);
-    /* The server refused this message (NO/BAD: too large, over quota, content it will
-     * not store) and the session is still usable: say so on one line and go on. */
-    if (rc == MR_E_PROTOCOL && imap_usable(s->conn)) {
-        char when[32] = "";
-        struct tm tm;
-        if (gmtime_r(&internaldate, &tm) != NULL)
-            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        log_error(s->log, "restore: message %zu (INTERNALDATE %s, %zu bytes) not appended: %s",
-                  s->attempted, when, len, err->msg);
-        mr_error_clear(err);
-        return RESTORE_SINK_REFUSED;
-    }
-    return rc;
+    if (l->batches == NULL && (l->batches = json_array()) == NULL)
+        return;
+    json_array_append_new(l->batches, json_pack("{s:s, s:s, s:I, s:I}", "batch", batch_id,
+                                                "mailbox", mailbox, "messages",
+                                                (json_int_t)messages, "bytes",
+                                                (json_int_t)bytes));
 }
 
-static int imap_sink_open(const struct mr_config *cfg, struct imap_sink *s, mr_error *err)
+static int restore_listing_print(struct restore_listing *l, const struct restore_stats *st,
+                                 bool json, mr_error *err)
 {
-    struct imap_options io;
-    char *password = NULL;
-    int rc = ingest_setup_imap_options(cfg, &io, &password, err);
+    size_t i;
+    json_t *b;
 
-    if (rc == 0)
-        rc = imap_connect(&io, &s->conn, err);
-    secret_free(password);
-    if (rc == 0)
-        rc = imap_create(s->conn, s->mailbox, true, err);
-    return rc;
+    if (l->batches == NULL && (l->batches = json_array()) == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    if (json) {
+        json_t *o = json_pack("{s:O, s:I, s:I, s:I, s:I}", "batches", l->batches, "messages",
+                              (json_int_t)st->listed, "bytes", (json_int_t)st->listed_bytes,
+                              "erased", (json_int_t)st->erased, "not_selected",
+                              (json_int_t)st->not_selected);
+        int rc = o != NULL && json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0
+                 ? 0 : mr_error_set(err, MR_E_IO, "cannot write the listing");
+        json_decref(o);
+        printf("\n");
+        return rc;
+    }
+    printf("%-40s %-20s %9s %14s\n", "BATCH", "MAILBOX", "MESSAGES", "BYTES");
+    json_array_foreach(l->batches, i, b)
+        printf("%-40s %-20s %9lld %14lld\n", json_string_value(json_object_get(b, "batch")),
+               json_string_value(json_object_get(b, "mailbox")),
+               (long long)json_integer_value(json_object_get(b, "messages")),
+               (long long)json_integer_value(json_object_get(b, "bytes")));
+    printf("%zu messages, %llu bytes in %zu batches would be restored; %zu left out by the "
+           "erasure ledger; nothing written\n", st->listed,
+           (unsigned long long)st->listed_bytes, st->batches, st->erased);
+    return 0;
+}
+
+static void restore_listing_free(struct restore_listing *l)
+{
+    json_decref(l->batches);
+    l->batches = NULL;
 }
 
 /* "kind:token" for an address or a CPR number. */
@@ -369,6 +374,9 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         { "trust-unsigned", no_argument, NULL, 'U' },
         { "no-locator", no_argument, NULL, 'O' },
         { "summary", required_argument, NULL, 'S' },
+        { "list", no_argument, NULL, 'T' },
+        { "progress", no_argument, NULL, 'g' },
+        { "no-progress", no_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
     struct restore_options o = { .format = RESTORE_MAILDIR };
@@ -392,7 +400,12 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     struct restore_stats st;
     const char *zone = MRTIME_DEFAULT_ZONE;
     pseudo_key pk;
-    struct imap_sink imap_out = { 0 };
+    struct restore_imap_options imap_out = { 0 };
+    struct imap_options io;
+    char *imap_password = NULL;
+    restore_dest *dest = NULL;
+    enum cli_progress_mode progress_mode = CLI_PROGRESS_AUTO;
+    struct restore_listing listing = { 0 };
     bool json = false;
     mr_error err;
     int opt, rc = 0;
@@ -431,7 +444,10 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         case 'V': o.vault_dir = optarg; break;
         case 'L': audit_path = optarg; break;
         case 'j': json = true; break;
-        case 'I': o.format = RESTORE_SINK; imap_out.mailbox = optarg; o.output = optarg; break;
+        case 'I': imap_out.mailbox = optarg; o.output = optarg; break;
+        case 'T': o.list_only = true; break;
+        case 'g': progress_mode = CLI_PROGRESS_ON; break;
+        case 'n': progress_mode = CLI_PROGRESS_OFF; break;
         case 'D': imap_out.keep_deleted = true; break;
         case 'H':
             if (n_host_keys == MAX_LIST)
@@ -447,7 +463,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     }
     selection_given = n_batches > 0 || o.mailbox != NULL || from != NULL || to != NULL
                       || o.message_id != NULL || persons_stdin || o.pseudonymised;
-    if (access_request && (selection_given || o.format == RESTORE_SINK))
+    if (access_request && (selection_given || imap_out.mailbox != NULL || o.list_only))
         return cli_usage_error(name, "an access request covers every batch and mailbox, "
                                "re-identified, into --maildir or --mbox: no selection options");
     if (!access_request && summary_path != NULL)
@@ -470,9 +486,12 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
                                               : "unexpected argument (%d)", optind);
     if (o.reason == NULL)
         return cli_usage_error("restore", "--reason is required (it goes to the audit log)");
-    if (o.output == NULL)
-        return cli_usage_error("restore", "give --maildir DIR, --mbox FILE or --imap-mailbox");
-    if (imap_out.keep_deleted && o.format != RESTORE_SINK)
+    if (o.output == NULL && !o.list_only)
+        return cli_usage_error("restore", "give --maildir DIR, --mbox FILE, --imap-mailbox "
+                                          "NAME or --list");
+    if (o.output != NULL && o.list_only)
+        return cli_usage_error("restore", "--list writes no mail: no destination with it");
+    if (imap_out.keep_deleted && imap_out.mailbox == NULL)
         return cli_usage_error("restore", "--keep-deleted goes with --imap-mailbox");
     if (it_key == NULL)
         return cli_usage_error("restore", "--it-key FILE is required: only IT can restore");
@@ -488,7 +507,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     mr_error_clear(&err);
     /* The configuration is optional on IT's machine; explicit options win. */
     if (o.archive_dir == NULL || o.vault_dir == NULL || audit_path == NULL
-        || ctx->config_explicit || o.format == RESTORE_SINK) {
+        || ctx->config_explicit || imap_out.mailbox != NULL) {
         rc = cli_config_load(ctx, &cfg, &err);
         if (rc != 0)
             return cli_fail_json("restore", json, &err);
@@ -549,11 +568,22 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         fprintf(stderr, "mailret restore: WARNING: restoring WITHOUT the erasure ledger "
                 "(--no-ledger): mail of people who asked to be erased comes back; this is "
                 "recorded in the audit log\n");
-    if (rc == 0 && o.format == RESTORE_SINK) {
+    if (rc == 0 && imap_out.mailbox != NULL) {
         imap_out.log = ctx->log;
-        rc = imap_sink_open(cfg, &imap_out, &err);
-        o.sink = imap_sink_put;
-        o.sink_ctx = &imap_out;
+        rc = ingest_setup_imap_options(cfg, &io, &imap_password, &err);
+        if (rc == 0) {
+            io.password = imap_password;
+            io.log = ctx->log;
+            imap_out.imap = &io;
+            rc = restore_imap_open(&imap_out, &dest, &err);
+        }
+        secret_free(imap_password);
+        imap_password = NULL;
+        o.dest = dest;
+    }
+    if (rc == 0 && o.list_only) {
+        o.list = restore_listing_add;
+        o.list_ctx = &listing;
     }
     if (rc == 0) {
         o.batches = batches;
@@ -564,26 +594,33 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         o.reid_key = reid;
         o.audit = audit;
         o.log = ctx->log;
+        o.progress = o.list_only ? NULL : cli_progress_open(progress_mode);
         rc = restore_run(&o, &st, &err);
+        progress_close(o.progress);
     }
     /* A selection that matched nothing is a mistake to report, not a successful restore;
      * everything matched but erased is the ledger doing its job. */
-    if (rc == 0 && st.restored == 0 && st.erased == 0 && st.refused == 0)
+    if (rc == 0 && st.restored == 0 && st.erased == 0 && st.refused == 0 &&
+        st.duplicates == 0 && st.listed == 0)
         rc = mr_error_set(&err, MR_E_NOTFOUND, "nothing matched the selection (%zu batch(es) "
                           "searched); nothing restored", st.batches);
     if (rc == 0 && access_request)
         rc = summary_write(&summary, &st, summary_path, zone, json, &err);
-    if (rc == 0 && json) {
+    if (rc == 0 && o.list_only) {
+        rc = restore_listing_print(&listing, &st, json, &err);
+    } else if (rc == 0 && json) {
         printf("{\"restored\": %zu, \"batches\": %zu, \"erased\": %zu, "
-               "\"not_selected\": %zu, \"refused\": %zu, \"volumes_read\": %zu, "
-               "\"volumes_skipped\": %zu, \"located_batches\": %zu, \"slow_batches\": %zu, "
-               "\"locators_refused\": %zu}\n", st.restored, st.batches, st.erased,
-               st.not_selected, st.refused, st.volumes_read, st.volumes_skipped,
-               st.located_batches, st.slow_batches, st.locators_refused);
+               "\"not_selected\": %zu, \"refused\": %zu, \"duplicates\": %zu, "
+               "\"volumes_read\": %zu, \"volumes_skipped\": %zu, \"located_batches\": %zu, "
+               "\"slow_batches\": %zu, \"locators_refused\": %zu}\n", st.restored,
+               st.batches, st.erased, st.not_selected, st.refused, st.duplicates,
+               st.volumes_read, st.volumes_skipped, st.located_batches, st.slow_batches,
+               st.locators_refused);
     } else if (rc == 0) {
-        printf("restored %zu messages from %zu batches to %s; %zu left out by the erasure "
-               "ledger", st.restored, st.batches, o.output, st.erased);
-        if (o.format == RESTORE_SINK)
+        printf("restored %zu messages from %zu batches to %s; %zu already there; %zu left out "
+               "by the erasure ledger", st.restored, st.batches, o.output, st.duplicates,
+               st.erased);
+        if (imap_out.mailbox != NULL)
             printf("; %zu refused by the server", st.refused);
         printf("\n");
         if (st.located_batches + st.slow_batches > 0)
@@ -606,7 +643,8 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
                           st.refused, st.refused == 1 ? "" : "s");
     else if (rc != 0 && json)
         (void)cli_json_result(stdout, "restore", NULL, &err);
-    imap_close(imap_out.conn);
+    restore_dest_close(dest);
+    restore_listing_free(&listing);
     audit_close(audit);
     EVP_PKEY_free(it);
     EVP_PKEY_free(reid);

@@ -88,6 +88,8 @@ static const struct key_def KEYS[] = {
     K("members", "case_pattern", KT_REGEX, members.case_pattern),
     K("members", "own_addresses", KT_ADDRLIST, members.own_addresses),
     K("members", "own_domains", KT_DOMLIST, members.own_domains),
+    KR("members", "unrouted_warn_count", KT_UINT, unrouted.warn_count, 0, 10000000),
+    KR("members", "unrouted_warn_days", KT_UINT, unrouted.warn_days, 0, 3650),
     K("archive", "dir", KT_PATH, archive.dir),
     KR("archive", "volume_size", KT_SIZE, archive.volume_size, 64 * 1024, 4096 * MIB),
     KR("archive", "compression_level", KT_INT, archive.compression_level, 0, 9),
@@ -795,6 +797,8 @@ static void apply_defaults(struct mr_config *cfg)
     cfg->imap.throttle_max_wait = 600;
     cfg->imap.max_message_size = 64 * MIB;
     cfg->members.backend = CONFIG_MEMBERS_SQLITE;
+    cfg->unrouted.warn_count = 100;
+    cfg->unrouted.warn_days = 7;
     cfg->archive.volume_size = 8 * MIB;
     cfg->archive.compression_level = 6;
     cfg->archive.workers = 0;

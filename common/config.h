@@ -78,6 +78,12 @@ struct mr_config {
         struct config_list own_domains;
     } members;
 
+    /* [members] unrouted_warn_*: when `check` and `status` warn about the unrouted queue. */
+    struct {
+        unsigned warn_count;        /* more waiting than this; default 100, 0 = never */
+        unsigned warn_days;         /* one waiting longer than this; default 7, 0 = never */
+    } unrouted;
+
     struct {
         char *dir;                  /* required */
         uint64_t volume_size;       /* bytes, default 8 MiB (memory: see docs/CONFIG.md) */

@@ -162,7 +162,9 @@ static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_erro
     };
     mr_error_clear(&derr);
     rc = sink_deliver(run->opt->sink, &sm, &out, &derr);
-    msginfo_free(&info);
+    if (rc != 0 || out == SINK_REJECTED || route.rule != ROUTE_NONE ||
+        !run->opt->queue_unrouted)
+        msginfo_free(&info);
     if (rc != 0)
         return mr_error_set(err, rc, "mailbox %s UID %u: %s", b->mailbox, msg->uid, derr.msg);
     if (out == SINK_REJECTED) {
@@ -177,6 +179,21 @@ static int ingest_on_message(void *vctx, const struct imap_message *msg, mr_erro
             return rc;
         b->status[idx] = MSG_DONE;
         return 0;
+    }
+    if (route.rule == ROUTE_NONE && run->opt->queue_unrouted) {
+        /* Also after a duplicate: the run that delivered it may have died before this. */
+        struct members_doc qd = {
+            .rule = "none", .message_id = sm.message_id, .sha256_hex = sha_hex,
+            .received = msg->internaldate, .account = run->account, .mailbox = b->mailbox,
+            .uidvalidity = b->uidvalidity, .uid = msg->uid, .raw_len = msg->body_len,
+            .no_raw = true,
+        };
+        bool qdup;
+        rc = members_store(run->opt->members, &qd, &qdup, err);
+        msginfo_free(&info);
+        if (rc != 0)
+            return mr_error_prefix(err, "mailbox %s UID %u: unrouted queue", b->mailbox,
+                                   msg->uid);
     }
     if (out == SINK_DUPLICATE) {
         rep->duplicates++;
@@ -441,6 +458,26 @@ int ingest_run(const struct ingest_options *opt, struct ingest_report **report, 
                           (unsigned long long)undelivered, undelivered == 1 ? "" : "s",
                           sink_name(opt->sink));
 out:
+    /* Each mailbox's result, for `mailret status`; best effort, the run's own result
+     * stands either way. */
+    for (size_t i = 0; run.state != NULL && i < rep->n; i++) {
+        const struct ingest_mailbox_report *mb = &rep->mailboxes[i];
+        char line[MR_ERROR_MSG_MAX];
+        mr_error serr;
+        if (!rep->connected)
+            snprintf(line, sizeof line, "%s", err != NULL ? err->msg : "not connected");
+        else if (mb->status != 0)
+            snprintf(line, sizeof line, "%s", mb->error);
+        else if (mb->errors > 0)
+            snprintf(line, sizeof line, "%llu message(s) not delivered",
+                     (unsigned long long)mb->errors);
+        else
+            line[0] = '\0';
+        log_scrub(line);
+        if (state_run_set(run.state, account, mb->mailbox, line[0] == '\0', line, mb->fetched,
+                          &serr) != 0)
+            log_warn(opt->log, "mailbox %s: %s", mb->mailbox, serr.msg);
+    }
     imap_close(run.conn);
     state_close(run.state);
     route_free(run.router);

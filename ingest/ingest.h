@@ -42,6 +42,9 @@ struct ingest_options {
     size_t n_mailboxes;
     sink *sink;                         /* where routed and unrouted mail goes */
     members_db *members;                /* the registry routing looks up */
+    bool queue_unrouted;                /* also record unrouted mail (without its bytes) in
+                                           members' unrouted table, the queue `mailret
+                                           unrouted` works: for sinks other than sqlite */
     const struct route_config *routing;
     const char *state_db;               /* path of the state database */
     size_t batch_size;                  /* messages per UID FETCH; 0 = INGEST_DEFAULT_BATCH */

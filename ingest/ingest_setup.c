@@ -128,6 +128,7 @@ int ingest_setup_open(const struct mr_config *cfg, mr_log *log, ingest_setup **o
         .n_mailboxes = cfg->mailboxes.n,
         .sink = s->sink,
         .members = s->members,
+        .queue_unrouted = cfg->members.backend != CONFIG_MEMBERS_SQLITE,
         .routing = &s->routing,
         .state_db = s->state_path,
         .batch_size = cfg->imap.fetch_batch,

@@ -12,7 +12,7 @@
 
 #include <sqlite3.h>
 
-#define MEMBERS_SCHEMA_VERSION 1
+#define MEMBERS_SCHEMA_VERSION 2
 
 static const char members_schema[] =
     "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);"
@@ -36,7 +36,7 @@ static const char members_schema[] =
     "  id INTEGER PRIMARY KEY,"
     "  member_id TEXT NOT NULL,"
     "  case_id TEXT,"
-    "  rule TEXT NOT NULL CHECK(rule IN ('case','sender','cpr')),"
+    "  rule TEXT NOT NULL CHECK(rule IN ('case','sender','cpr','manual')),"
     "  message_id TEXT,"
     "  sha256 TEXT NOT NULL,"
     "  received INTEGER NOT NULL,"              /* INTERNALDATE, Unix time UTC */
@@ -108,6 +108,8 @@ struct members_db {
     sqlite3_stmt *st[ST_COUNT];
 };
 
+static int members_migrate(members_db *m, mr_error *err);
+
 static int members_dberr(members_db *m, mr_error *err, const char *what)
 {
     int code = MR_E_DB;
@@ -163,8 +165,9 @@ int members_open(const char *path, members_db **out, mr_error *err)
         return rc;
     }
     if ((rc = members_exec(m, members_schema, err)) != 0 ||
-        (rc = members_exec(m, "INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS"
+        (rc = members_exec(m, "INSERT INTO schema_version SELECT 2 WHERE NOT EXISTS"
                               " (SELECT 1 FROM schema_version)", err)) != 0 ||
+        (rc = members_migrate(m, err)) != 0 ||
         (rc = members_exec(m, "COMMIT", err)) != 0) {
         members_exec(m, "ROLLBACK", NULL);
         members_close(m);
@@ -180,6 +183,49 @@ int members_open(const char *path, members_db **out, mr_error *err)
     }
     *out = m;
     return 0;
+}
+
+/* A database created before the rule "manual" existed: widen the CHECK constraint of
+ * documents in place.  Only loosening a CHECK, which SQLite documents as safe to do by
+ * editing the stored schema (lang_altertable.html, "other kinds of schema changes");
+ * rebuilding the table would copy every stored message. */
+static int members_migrate(members_db *m, mr_error *err)
+{
+    static const char old_check[] = "CHECK(rule IN ('case','sender','cpr'))";
+    sqlite3_stmt *st;
+    bool old = false;
+    int s, version = 0, rc;
+    char sql[160];
+
+    if (sqlite3_prepare_v2(m->db, "SELECT sql FROM sqlite_schema WHERE type='table' AND"
+                                  " name='documents'", -1, &st, NULL) != SQLITE_OK)
+        return members_dberr(m, err, "read schema");
+    if ((s = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+        old = strstr((const char *)sqlite3_column_text(st, 0), old_check) != NULL;
+    sqlite3_finalize(st);
+    if (s != SQLITE_ROW)
+        return members_dberr(m, err, "read schema");
+    if (!old)
+        return 0;
+    if (sqlite3_prepare_v2(m->db, "PRAGMA schema_version", -1, &st, NULL) != SQLITE_OK)
+        return members_dberr(m, err, "read schema version");
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    snprintf(sql, sizeof sql, "PRAGMA schema_version=%d", version + 1);
+    if ((rc = members_exec(m, "PRAGMA writable_schema=ON", err)) != 0)
+        return rc;
+    rc = members_exec(m, "UPDATE sqlite_schema SET sql=replace(sql,"
+                         " 'CHECK(rule IN (''case'',''sender'',''cpr''))',"
+                         " 'CHECK(rule IN (''case'',''sender'',''cpr'',''manual''))')"
+                         " WHERE type='table' AND name='documents'", err);
+    if (rc == 0)
+        rc = members_exec(m, sql, err);
+    if (members_exec(m, "PRAGMA writable_schema=OFF", rc == 0 ? err : NULL) != 0 && rc == 0)
+        rc = MR_E_DB;
+    if (rc == 0)
+        rc = members_exec(m, "UPDATE schema_version SET version=2", err);
+    return rc;
 }
 
 void members_close(members_db *m)
@@ -477,7 +523,7 @@ int members_store(members_db *m, const struct members_doc *d, bool *duplicate, m
     sqlite3_bind_int64(st, i++, (sqlite3_int64)d->raw_len);
     /* The bytes go in afterwards through incremental blob I/O: binding them would make
      * SQLite assemble the whole record in memory, a second copy of a large message. */
-    sqlite3_bind_int64(st, i++, (sqlite3_int64)d->raw_len);
+    sqlite3_bind_int64(st, i++, d->no_raw ? 0 : (sqlite3_int64)d->raw_len);
     s = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -494,7 +540,7 @@ int members_store(members_db *m, const struct members_doc *d, bool *duplicate, m
                                                    "document (a trigger ignored it)");
         return 0;
     }
-    if (d->raw_len == 0)
+    if (d->raw_len == 0 || d->no_raw)
         return 0;
     return members_write_raw(m, d->member_id != NULL ? "documents" : "unrouted",
                              sqlite3_last_insert_rowid(m->db), d->raw, d->raw_len, err);

@@ -56,6 +56,8 @@ struct members_doc {
     uint32_t uidvalidity, uid;
     const unsigned char *raw;
     size_t raw_len;
+    bool no_raw;                /* unrouted only: record the message (size raw_len) without
+                                   its bytes, which another sink keeps */
 };
 
 /* Transactions: the sink wraps each fetched batch in one. */

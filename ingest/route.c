@@ -94,8 +94,8 @@ void route_free(router *r)
 
 const char *route_rule_name(enum route_rule rule)
 {
-    static const char *const names[ROUTE_RULE_COUNT] = { "case", "sender", "cpr",
-                                                         "none", "own",    "auto" };
+    static const char *const names[ROUTE_RULE_COUNT] = { "case", "sender", "cpr", "none",
+                                                         "own",  "auto",   "manual" };
     return (unsigned)rule < ROUTE_RULE_COUNT ? names[rule] : "?";
 }
 

@@ -27,8 +27,11 @@
     "(^|[^[:alnum:]])sag[[:space:]]*(nr\\.?|:)?[[:space:]]*#?[[:space:]]*" \
     "([0-9]{4}-[0-9]{1,10}|[0-9]{3,10})"
 
-enum route_rule { ROUTE_CASE, ROUTE_SENDER, ROUTE_CPR, ROUTE_NONE, ROUTE_OWN, ROUTE_AUTO };
-#define ROUTE_RULE_COUNT 6
+/* ROUTE_MANUAL is never a routing decision: `mailret unrouted assign` delivers a queued
+ * message with it, so that the member system can tell a caseworker's choice from a rule. */
+enum route_rule { ROUTE_CASE, ROUTE_SENDER, ROUTE_CPR, ROUTE_NONE, ROUTE_OWN, ROUTE_AUTO,
+                  ROUTE_MANUAL };
+#define ROUTE_RULE_COUNT 7
 
 struct route_config {
     const char *case_pattern;           /* NULL = ROUTE_DEFAULT_CASE_PATTERN */
@@ -55,7 +58,7 @@ void route_free(router *r);
 int route_message(router *r, members_db *db, const unsigned char *msg, size_t len,
                   const struct msginfo *info, struct route_result *out, mr_error *err);
 
-/* "case", "sender", "cpr", "none", "own", "auto". */
+/* "case", "sender", "cpr", "none", "own", "auto", "manual". */
 const char *route_rule_name(enum route_rule rule);
 
 #endif

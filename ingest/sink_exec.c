@@ -41,6 +41,7 @@ struct exec_sink {
     int timeout_s;
     sqlite3 *db;
     sqlite3_stmt *has, *add;
+    sqlite3_stmt *has_manual, *add_manual;  /* `unrouted assign`: a delivery of its own */
 };
 
 static int exec_dberr(struct exec_sink *s, mr_error *err, const char *what)
@@ -137,17 +138,18 @@ static char **exec_env(const struct exec_sink *s, char vars[][160], size_t n_var
 static int exec_journal_has(struct exec_sink *s, const struct sink_message *m, bool *has,
                             mr_error *err)
 {
+    sqlite3_stmt *q = m->route->rule == ROUTE_MANUAL ? s->has_manual : s->has;
     int r;
 
-    sqlite3_bind_text(s->has, 1, m->account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->has, 2, m->mailbox, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s->has, 3, m->uidvalidity);
-    sqlite3_bind_int64(s->has, 4, m->uid);
-    sqlite3_bind_text(s->has, 5, m->sha256_hex, -1, SQLITE_STATIC);
-    r = sqlite3_step(s->has);
+    sqlite3_bind_text(q, 1, m->account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, m->mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, m->uidvalidity);
+    sqlite3_bind_int64(q, 4, m->uid);
+    sqlite3_bind_text(q, 5, m->sha256_hex, -1, SQLITE_STATIC);
+    r = sqlite3_step(q);
     *has = r == SQLITE_ROW;
-    sqlite3_reset(s->has);
-    sqlite3_clear_bindings(s->has);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
     if (r != SQLITE_ROW && r != SQLITE_DONE)
         return exec_dberr(s, err, "lookup");
     return 0;
@@ -155,16 +157,17 @@ static int exec_journal_has(struct exec_sink *s, const struct sink_message *m, b
 
 static int exec_journal_add(struct exec_sink *s, const struct sink_message *m, mr_error *err)
 {
+    sqlite3_stmt *q = m->route->rule == ROUTE_MANUAL ? s->add_manual : s->add;
     int r;
 
-    sqlite3_bind_text(s->add, 1, m->account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->add, 2, m->mailbox, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s->add, 3, m->uidvalidity);
-    sqlite3_bind_int64(s->add, 4, m->uid);
-    sqlite3_bind_text(s->add, 5, m->sha256_hex, -1, SQLITE_STATIC);
-    r = sqlite3_step(s->add);
-    sqlite3_reset(s->add);
-    sqlite3_clear_bindings(s->add);
+    sqlite3_bind_text(q, 1, m->account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, m->mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, m->uidvalidity);
+    sqlite3_bind_int64(q, 4, m->uid);
+    sqlite3_bind_text(q, 5, m->sha256_hex, -1, SQLITE_STATIC);
+    r = sqlite3_step(q);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
     if (r != SQLITE_DONE)
         return exec_dberr(s, err, "record delivery");
     return 0;
@@ -272,6 +275,8 @@ static void exec_close(void *self)
 
     sqlite3_finalize(s->has);
     sqlite3_finalize(s->add);
+    sqlite3_finalize(s->has_manual);
+    sqlite3_finalize(s->add_manual);
     sqlite3_close(s->db);
     free(s->command);
     for (size_t i = 0; i < s->n_hidden; i++)
@@ -313,8 +318,22 @@ int sink_exec_open(const char *command, const char *journal_path, int timeout_s,
                      "CREATE TABLE IF NOT EXISTS delivered(account TEXT NOT NULL,"
                      " mailbox TEXT NOT NULL, uidvalidity INTEGER NOT NULL,"
                      " uid INTEGER NOT NULL, sha256 TEXT NOT NULL, at INTEGER NOT NULL,"
+                     " PRIMARY KEY(account, mailbox, uidvalidity, uid, sha256)) WITHOUT ROWID;"
+                     /* The same message delivered again by `unrouted assign` to a member:
+                      * recorded apart, so that its first delivery (as unrouted) does not
+                      * make it a duplicate. */
+                     "CREATE TABLE IF NOT EXISTS assigned(account TEXT NOT NULL,"
+                     " mailbox TEXT NOT NULL, uidvalidity INTEGER NOT NULL,"
+                     " uid INTEGER NOT NULL, sha256 TEXT NOT NULL, at INTEGER NOT NULL,"
                      " PRIMARY KEY(account, mailbox, uidvalidity, uid, sha256)) WITHOUT ROWID;",
                      NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "SELECT 1 FROM assigned WHERE account=?1 AND mailbox=?2 AND"
+                           " uidvalidity=?3 AND uid=?4 AND sha256=?5", -1, &s->has_manual,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT OR IGNORE INTO assigned VALUES(?1,?2,?3,?4,?5,"
+                           "strftime('%s','now'))", -1, &s->add_manual, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
                            "SELECT 1 FROM delivered WHERE account=?1 AND mailbox=?2 AND"
                            " uidvalidity=?3 AND uid=?4 AND sha256=?5", -1, &s->has,

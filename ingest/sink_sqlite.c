@@ -12,10 +12,12 @@ static int sqlite_deliver(void *self, const struct sink_message *m, enum sink_ou
                           mr_error *err)
 {
     const struct route_result *r = m->route;
-    bool routed = r->rule == ROUTE_CASE || r->rule == ROUTE_SENDER || r->rule == ROUTE_CPR;
+    bool routed = r->rule == ROUTE_CASE || r->rule == ROUTE_SENDER || r->rule == ROUTE_CPR
+                  || r->rule == ROUTE_MANUAL;
     struct members_doc d = {
         .member_id = routed ? r->member : NULL,
-        .case_id = r->rule == ROUTE_CASE ? r->case_id : NULL,
+        .case_id = (r->rule == ROUTE_CASE || r->rule == ROUTE_MANUAL) && r->case_id[0] != '\0'
+                       ? r->case_id : NULL,
         .rule = route_rule_name(r->rule),
         .message_id = m->message_id,
         .sha256_hex = m->sha256_hex,

@@ -35,7 +35,11 @@ static const char state_schema[] =
     "  PRIMARY KEY(account, mailbox, uidvalidity, uid));"
     "CREATE TABLE IF NOT EXISTS events("
     "  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, account TEXT NOT NULL,"
-    "  mailbox TEXT NOT NULL, event TEXT NOT NULL, detail TEXT);";
+    "  mailbox TEXT NOT NULL, event TEXT NOT NULL, detail TEXT);"
+    "CREATE TABLE IF NOT EXISTS last_run("
+    "  account TEXT NOT NULL, mailbox TEXT NOT NULL, at INTEGER NOT NULL,"
+    "  status TEXT NOT NULL, error TEXT NOT NULL, fetched INTEGER NOT NULL,"
+    "  PRIMARY KEY(account, mailbox));";
 
 enum { SQ_GET, SQ_SET, SQ_SEEN_GET, SQ_SEEN_ADD, SQ_SKIP, SQ_EVENT, SQ_REFUSE, SQ_UNREFUSE,
        SQ_REFUSED, SQ_DROP_OLD, SQ_COUNT };
@@ -307,6 +311,70 @@ int state_event(ingest_state *s, const char *account, const char *mailbox, const
     else
         sqlite3_bind_null(q, 4);
     return state_step_done(s, q, "write event", err);
+}
+
+int state_run_set(ingest_state *s, const char *account, const char *mailbox, bool ok,
+                  const char *error, uint64_t fetched, mr_error *err)
+{
+    sqlite3_stmt *q;
+    int r;
+
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO last_run(account, mailbox, at, status, error,"
+                                  " fetched) VALUES(?1,?2,strftime('%s','now'),?3,?4,?5)"
+                                  " ON CONFLICT(account, mailbox) DO UPDATE SET at=excluded.at,"
+                                  " status=excluded.status, error=excluded.error,"
+                                  " fetched=excluded.fetched", -1, &q, NULL) != SQLITE_OK)
+        return mr_error_set(err, MR_E_DB, "state: record the run: %s", sqlite3_errmsg(s->db));
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, ok ? "ok" : "failed", -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, error != NULL ? error : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)fetched);
+    r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (r != SQLITE_DONE)
+        return mr_error_set(err, MR_E_DB, "state: record the run: %s", sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int state_run_read(const char *path, const char *account, const char *mailbox,
+                   struct state_run *out, mr_error *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int r, rc = 0;
+
+    memset(out, 0, sizeof *out);
+    if (access(path, F_OK) != 0)
+        return 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = mr_error_set(err, MR_E_DB, "cannot open state database %s", path);
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 30000);
+    if (sqlite3_prepare_v2(db, "SELECT at, status, error, fetched FROM last_run WHERE"
+                               " account=?1 AND mailbox=?2", -1, &q, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return 0;       /* a state file from before runs were recorded */
+    }
+    sqlite3_bind_text(q, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mailbox, -1, SQLITE_STATIC);
+    r = sqlite3_step(q);
+    if (r == SQLITE_ROW) {
+        const unsigned char *st = sqlite3_column_text(q, 1), *er = sqlite3_column_text(q, 2);
+        out->found = true;
+        out->at = (time_t)sqlite3_column_int64(q, 0);
+        snprintf(out->status, sizeof out->status, "%s", st ? (const char *)st : "");
+        snprintf(out->error, sizeof out->error, "%s", er ? (const char *)er : "");
+        out->fetched = (uint64_t)sqlite3_column_int64(q, 3);
+    } else if (r != SQLITE_DONE) {
+        rc = mr_error_set(err, MR_E_DB, "state database %s: %s", path, sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
 }
 
 int state_refused_add(ingest_state *s, const char *account, const char *mailbox,

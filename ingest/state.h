@@ -10,6 +10,7 @@
  *                  position moves past them, each run retries them, a delivery removes
  *                  the row, and purge keeps every one of them on the server
  *   events         UIDVALIDITY changes and other things an operator should see later
+ *   last_run       per (account, mailbox): the last run's time, result and error
  * No personal data: mailboxes, UIDs, hashes, member-free outcomes only.
  * One transaction per fetched batch, committed after the sink's.  An exclusive lock on
  * "<path>.lock" keeps two ingest runs from working on the same state.
@@ -68,6 +69,21 @@ int state_refused_drop_other(ingest_state *st, const char *account, const char *
 /* The refused UIDs of a mailbox under uidvalidity, ascending; *uids malloc'd. */
 int state_refused_uids(ingest_state *st, const char *account, const char *mailbox,
                        uint32_t uidvalidity, uint32_t **uids, size_t *n, mr_error *err);
+
+/* The last run per mailbox: when, "ok" or "failed" and its one-line error (scrubbed by
+ * the caller: the state holds no personal data), messages fetched.  state_run_read is
+ * read-only and without the lock, like state_view_read; found false when never run. */
+int state_run_set(ingest_state *st, const char *account, const char *mailbox, bool ok,
+                  const char *error, uint64_t fetched, mr_error *err);
+struct state_run {
+    bool found;
+    time_t at;
+    char status[16];
+    char error[256];
+    uint64_t fetched;
+};
+int state_run_read(const char *path, const char *account, const char *mailbox,
+                   struct state_run *out, mr_error *err);
 
 struct sqlite3 *state_sqlite(ingest_state *st);
 

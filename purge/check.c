@@ -11,6 +11,7 @@
 #include "common/audit.h"
 #include "common/mrtime.h"
 #include "ingest/state.h"
+#include "ingest/unrouted.h"
 #include "keys/keys.h"
 #include "purge/expire.h"
 #include "purge/tombstone.h"
@@ -444,6 +445,40 @@ static int cmp_batch(const void *a, const void *b)
     return x->created < y->created ? -1 : x->created > y->created;
 }
 
+/* The unrouted queue is no compliance matter (the mail stays on the server until purged and
+ * archived either way) but work piling up: warnings only. */
+static void check_unrouted(const struct check_options *opt, struct check_report *r)
+{
+    struct unrouted_backlog b;
+    mr_error e;
+    bool count, age;
+
+    r->unrouted.status = "skipped";
+    r->unrouted.level = CHECK_OK;
+    r->unrouted.warn_count = opt->unrouted_warn_count;
+    r->unrouted.warn_days = opt->unrouted_warn_days;
+    if (opt->members_db == NULL)
+        return;
+    if (unrouted_backlog_read(opt->members_db, &b, &e) != 0) {
+        r->unrouted.status = "error";
+        r->unrouted.level = CHECK_WARN;
+        snprintf(r->unrouted.detail, sizeof r->unrouted.detail, "%s", e.msg);
+        return;
+    }
+    r->unrouted.waiting = b.waiting;
+    r->unrouted.oldest_days = b.waiting > 0 && b.oldest > 0 && r->at > b.oldest
+                              ? (long long)((r->at - b.oldest) / 86400) : 0;
+    count = opt->unrouted_warn_count > 0 && b.waiting > (long long)opt->unrouted_warn_count;
+    age = opt->unrouted_warn_days > 0 && r->unrouted.oldest_days > opt->unrouted_warn_days;
+    r->unrouted.status = count || age ? "BACKLOG" : "ok";
+    r->unrouted.level = count || age ? CHECK_WARN : CHECK_OK;
+    if (count || age)
+        snprintf(r->unrouted.detail, sizeof r->unrouted.detail,
+                 "%lld waiting (warn above %u), the oldest for %lld days (warn above %u):"
+                 " mailret unrouted list", (long long)b.waiting, opt->unrouted_warn_count,
+                 r->unrouted.oldest_days, opt->unrouted_warn_days);
+}
+
 int check_run(const struct check_options *opt, struct check_report **report, mr_error *err)
 {
     struct archive_batch_ref *refs = NULL;
@@ -495,6 +530,8 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
     if (!r->offline)
         check_mailboxes(opt, r);
 
+    check_unrouted(opt, r);
+
     r->audit_status = "skipped";
     if (opt->audit_path != NULL) {
         mr_error e;
@@ -522,6 +559,7 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
     r->insecure_tls = opt->insecure_tls;
     if (r->insecure_tls)
         r->violations++;
+    r->warnings += r->unrouted.level == CHECK_WARN;
     r->level = r->violations > 0 ? CHECK_VIOLATION : r->warnings > 0 ? CHECK_WARN : CHECK_OK;
     *report = r;
     return 0;

@@ -30,6 +30,8 @@
  * held_days after the first refusal, then a violation), not ingested, and not purged
  * (with the last purge's result: its one-line error if it failed) — both violations.
  * The last purge's result is shown for every mailbox.
+ * The unrouted queue (members_db, when set): a warning when more than unrouted_warn_count
+ * messages wait, or one has waited more than unrouted_warn_days (0 turns either off).
  * The audit log's hash chain must verify (violation otherwise).  TLS verification turned
  * off ([imap] insecure_skip_verify) is a violation.
  * Level of the whole report: the worst item; exit status 0/1/2 in the CLI.
@@ -70,6 +72,10 @@ struct check_options {
     int held_days;                      /* held back longer than this: a violation */
     bool insecure_tls;                  /* [imap] insecure_skip_verify is on: a violation
                                            (mail and the password open to anyone between) */
+    const char *members_db;             /* the member database (unrouted queue); NULL =
+                                           not checked */
+    unsigned unrouted_warn_count;       /* 0 = no warning on the count */
+    unsigned unrouted_warn_days;        /* 0 = no warning on the age */
     mr_log *log;
 };
 
@@ -116,6 +122,14 @@ struct check_report {
     size_t warnings, violations;
     size_t unchecked;                   /* mailboxes that could not be checked ("error",
                                            counted among the violations too) */
+    struct {
+        const char *status;             /* "ok", "BACKLOG", "skipped", "error" */
+        enum check_level level;
+        long long waiting;
+        long long oldest_days;          /* days the oldest waiting one has waited */
+        unsigned warn_count, warn_days; /* the thresholds (perfdata) */
+        char detail[MR_ERROR_MSG_MAX];
+    } unrouted;
 };
 
 /* Fills *report even when some part fails (that part becomes a violation or an error

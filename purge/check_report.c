@@ -62,6 +62,15 @@ void check_report_print(FILE *out, const struct check_report *r)
                 fprintf(out, ": %s\n", m->last.error);
         }
     }
+    if (strcmp(r->unrouted.status, "skipped") != 0) {
+        fprintf(out, "unrouted queue: %s, %lld waiting", r->unrouted.status,
+                r->unrouted.waiting);
+        if (r->unrouted.waiting > 0)
+            fprintf(out, ", the oldest for %lld days", r->unrouted.oldest_days);
+        if (r->unrouted.detail[0])
+            fprintf(out, "\n        %s", r->unrouted.detail);
+        fputc('\n', out);
+    }
     fprintf(out, "audit log: %s", r->audit_status);
     if (r->audit_records > 0)
         fprintf(out, " (%zu records)", r->audit_records);
@@ -126,6 +135,16 @@ int check_report_json(FILE *out, const struct check_report *r, mr_error *err)
                   (json_int_t)r->violations, "batches", batches, "mailboxes", mbs, "audit",
                   "status", r->audit_status, "records", (json_int_t)r->audit_records, "detail",
                   r->audit_detail);
+    if (o != NULL &&
+        json_object_set_new(o, "unrouted",
+                            json_pack("{s:s, s:s, s:I, s:I, s:s}", "status", r->unrouted.status,
+                                      "level", level_name(r->unrouted.level), "waiting",
+                                      (json_int_t)r->unrouted.waiting, "oldest_days",
+                                      (json_int_t)r->unrouted.oldest_days, "detail",
+                                      r->unrouted.detail)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "cannot build the JSON report");
     json_object_set_new(o, "insecure_tls", json_boolean(r->insecure_tls));
@@ -214,6 +233,10 @@ enum check_nagios_state check_report_nagios(FILE *out, const struct check_report
                 add(text, sizeof text, "%s batch %s %s", shown++ ? ";" : ":", b->batch_id,
                     b->status);
         }
+        if (r->unrouted.level != CHECK_OK && shown < 3)
+            add(text, sizeof text, "%s unrouted queue %s (%lld waiting, oldest %lld days)",
+                shown++ ? ";" : ":", r->unrouted.status, r->unrouted.waiting,
+                r->unrouted.oldest_days);
         if (strcmp(r->audit_status, "BROKEN") == 0 && shown < 3)
             add(text, sizeof text, "%s audit log BROKEN", shown++ ? ";" : ":");
         if (r->insecure_tls && shown < 3)
@@ -221,6 +244,12 @@ enum check_nagios_state check_report_nagios(FILE *out, const struct check_report
         if (shown < r->violations + r->warnings)
             add(text, sizeof text, "; ...");
     }
+    /* Thresholds in the perfdata only where a warning is configured. */
+    char wcount[16] = "", wdays[16] = "";
+    if (r->unrouted.warn_count > 0)
+        snprintf(wcount, sizeof wcount, "%u", r->unrouted.warn_count);
+    if (r->unrouted.warn_days > 0)
+        snprintf(wdays, sizeof wdays, "%u", r->unrouted.warn_days);
     /* One line, and '|' starts the perfdata: neither may come from a name or message. */
     for (char *p = text; *p != '\0'; p++)
         if (*p == '|' || *p == '\n' || *p == '\r')
@@ -230,13 +259,14 @@ enum check_nagios_state check_report_nagios(FILE *out, const struct check_report
             "overdue=%zu;;;0 damaged=%zu;;;0 key_missing=%zu;;;0 not_shredded=%zu;;;0 "
             "incomplete=%zu;;;0 held=%zu;;;0 expired=%zu;;;0 mailboxes_unchecked=%zu;;;0 "
             "not_purged=%zu;;;0 held_back=%zu;;;0 held_back_days=%ld;;;0 "
-            "audit_broken=%d;;;0;1 warnings=%zu;;;0 violations=%zu;;;0\n",
+            "audit_broken=%d;;;0;1 warnings=%zu;;;0 violations=%zu;;;0 "
+            "unrouted=%lld;%s;;0 unrouted_oldest_days=%lld;%s;;0\n",
             names[state], text, r->n_batches, count_batches(r, "ok"),
             count_batches(r, "expiring"), count_batches(r, "OVERDUE"),
             count_batches(r, "damaged"), count_batches(r, "key-missing"),
             count_batches(r, "key-present-after-expiry"), count_batches(r, "incomplete"),
             count_batches(r, "held"), count_batches(r, "expired"), r->unchecked, not_purged,
             held, held_days, strcmp(r->audit_status, "BROKEN") == 0, r->warnings,
-            r->violations);
+            r->violations, r->unrouted.waiting, wcount, r->unrouted.oldest_days, wdays);
     return state;
 }
