@@ -11,7 +11,7 @@
 
 #include <openssl/evp.h>
 
-#include "ingest/imap.h"
+#include "imap/imap.h"
 
 struct imap_dest {
     imap_conn *conn;
@@ -112,8 +112,9 @@ static int imap_put(void *self, const struct restore_msg *m, mr_error *err)
     rc = imap_append(d->conn, d->mailbox, clean, m->internaldate, m->tz_min, m->bytes, m->len,
                      err);
     /* The server refused this message (NO/BAD: too large, over quota, content it will
-     * not store) and the session is still usable: say so on one line and go on. */
-    if (rc == MR_E_PROTOCOL && imap_usable(d->conn)) {
+     * not store), or it cannot be sent there (a NUL byte without BINARY), and the session
+     * is still usable: say so on one line and go on. */
+    if ((rc == MR_E_PROTOCOL || rc == MR_E_UNSUPPORTED) && imap_usable(d->conn)) {
         char when[32] = "";
         struct tm tm;
         if (gmtime_r(&m->internaldate, &tm) != NULL)

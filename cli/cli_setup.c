@@ -1,5 +1,4 @@
-/* cli_setup.c — configuration to options for the commands that write or read batches
- * (see cli_setup.h). */
+/* cli_setup.c — configuration to options for the commands (see cli_setup.h). */
 #include "cli/cli_setup.h"
 
 #include <stdio.h>
@@ -245,4 +244,217 @@ int cli_state_path(const struct mr_config *cfg, const char *name, char *buf, siz
     if ((size_t)snprintf(buf, size, "%s/%s", cfg->state.dir, name) >= size)
         return mr_error_set(err, MR_E_INVALID, "state directory path too long");
     return 0;
+}
+
+/* ---- accounts ------------------------------------------------------------------------ */
+
+int cli_accounts_select(const struct mr_config *cfg, const char *name, size_t *first,
+                        size_t *count, mr_error *err)
+{
+    *first = 0;
+    *count = cfg->n_accounts;
+    if (name == NULL)
+        return 0;
+    for (size_t i = 0; i < cfg->n_accounts; i++) {
+        if (strcmp(cfg->accounts[i].name, name) == 0) {
+            *first = i;
+            *count = 1;
+            return 0;
+        }
+    }
+    return mr_error_set(err, MR_E_NOTFOUND, "no [account %.*s] in the configuration",
+                        CONFIG_ACCOUNT_NAME_MAX + 8, name);
+}
+
+const char *cli_account_state_key(const struct config_account *a)
+{
+    return a->legacy_keys ? NULL : a->name;
+}
+
+const char *cli_account_prefix(const struct config_account *a, char *buf, size_t size)
+{
+    if (a->legacy_keys)
+        return "";
+    snprintf(buf, size, "%s:", a->name);
+    return buf;
+}
+
+int cli_mailbox_key(const struct config_account *a, const char *mailbox, char *buf,
+                    size_t size, mr_error *err)
+{
+    char prefix[CONFIG_ACCOUNT_NAME_MAX + 2];
+
+    if ((size_t)snprintf(buf, size, "%s%s", cli_account_prefix(a, prefix, sizeof prefix),
+                         mailbox) >= size)
+        return mr_error_set(err, MR_E_INVALID, "mailbox name too long");
+    return 0;
+}
+
+int cli_json_account_add(json_t *arr, const char *account, const char *report, mr_error *err)
+{
+    json_t *o = report != NULL ? json_loads(report, 0, NULL) : NULL;
+
+    if (o == NULL || !json_is_object(o)
+        || json_object_set_new(o, "account", json_string(account)) != 0
+        || json_array_append_new(arr, o) != 0) {
+        json_decref(o);
+        return mr_error_set(err, MR_E_NOMEM, "cannot build the JSON report");
+    }
+    return 0;
+}
+
+char *cli_json_accounts_dump(json_t *arr)
+{
+    json_t *o = json_pack("{s:O}", "accounts", arr);
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *nl = text != NULL ? realloc(text, strlen(text) + 2) : NULL;
+
+    json_decref(o);
+    if (nl == NULL) {
+        free(text);
+        return NULL;
+    }
+    strcat(nl, "\n");
+    return nl;
+}
+
+/* imap_secret_fn for token_command: run once per connection. */
+static int setup_token_command(void *ctx, char **secret, mr_error *err)
+{
+    const struct config_imap *imap = ctx;
+
+    return secret_command_run(imap->token_command, (int)imap->token_timeout, secret, err);
+}
+
+int cli_imap_options(const struct config_account *a, struct imap_options *io,
+                     char **password, mr_error *err)
+{
+    static const enum imap_auth auth[] = {
+        [CONFIG_AUTH_LOGIN] = IMAP_AUTH_LOGIN,
+        [CONFIG_AUTH_PLAIN] = IMAP_AUTH_PLAIN,
+        [CONFIG_AUTH_XOAUTH2] = IMAP_AUTH_XOAUTH2,
+        [CONFIG_AUTH_OAUTHBEARER] = IMAP_AUTH_OAUTHBEARER,
+    };
+    const struct config_imap *imap = &a->imap;
+    int rc;
+
+    memset(io, 0, sizeof *io);
+    io->host = imap->host;
+    io->port = (int)imap->port;
+    io->tls = imap->tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS;
+    io->ca_file = imap->ca_file;
+    io->insecure_skip_verify = imap->insecure_skip_verify;
+    io->user = imap->user;
+    io->connect_timeout_s = (int)imap->connect_timeout;
+    io->io_timeout_s = (int)imap->io_timeout;
+    io->max_literal = (size_t)imap->max_message_size;
+    io->auth = auth[imap->auth];
+    io->throttle_max_wait_s = (int)imap->throttle_max_wait;
+    *password = NULL;
+    if (imap->token_command != NULL) {
+        /* ctx is the account's own settings: they outlive every connection. */
+        io->secret_fn = setup_token_command;
+        io->secret_ctx = (void *)imap;
+        return 0;
+    }
+    rc = secret_read_text(imap->password_file, imap->password_env, password, err);
+    if (rc != 0)
+        return a->legacy_keys ? mr_error_prefix(err, "IMAP password")
+                              : mr_error_prefix(err, "account %s: IMAP password", a->name);
+    io->password = *password;
+    return 0;
+}
+
+struct cli_ingest {
+    struct ingest_options opt;
+    struct imap_options imap;
+    struct route_config routing;
+    char *password;
+    char state_path[4096];
+    char journal_path[4096];
+    members_db *members;
+    sink *sink;
+};
+
+int cli_ingest_open(const struct mr_config *cfg, const struct config_account *a, mr_log *log,
+                    cli_ingest **out, mr_error *err)
+{
+    cli_ingest *s = calloc(1, sizeof *s);
+    int rc;
+
+    *out = NULL;
+    if (s == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    if ((rc = durable_mkdirs(cfg->state.dir, 0700, err)) != 0 ||
+        (rc = cli_state_path(cfg, CLI_INGEST_STATE_FILE, s->state_path, sizeof s->state_path,
+                             err)) != 0 ||
+        (rc = cli_state_path(cfg, CLI_EXEC_JOURNAL_FILE, s->journal_path,
+                             sizeof s->journal_path, err)) != 0 ||
+        (rc = cli_imap_options(a, &s->imap, &s->password, err)) != 0)
+        goto fail;
+    s->imap.log = log;     /* for the loud insecure_skip_verify warning */
+    s->routing = (struct route_config){
+        .case_pattern = cfg->members.case_pattern,
+        .own_addresses = (const char *const *)cfg->members.own_addresses.items,
+        .n_own_addresses = cfg->members.own_addresses.n,
+        .own_domains = (const char *const *)cfg->members.own_domains.items,
+        .n_own_domains = cfg->members.own_domains.n,
+    };
+    /* The registry is always the SQLite member database: routing needs it whichever sink
+     * receives the mail. */
+    if ((rc = members_open(cfg->members.database, &s->members, err)) != 0)
+        goto fail;
+    switch (cfg->members.backend) {
+    case CONFIG_MEMBERS_MAILDIR:
+        rc = sink_maildir_open(cfg->members.maildir, &s->sink, err);
+        break;
+    case CONFIG_MEMBERS_EXEC:
+        rc = sink_exec_open(cfg->members.command, s->journal_path, (int)a->imap.io_timeout,
+                            &s->sink, err);
+        /* The member-system command inherits our environment, but no account's IMAP
+         * password. */
+        for (size_t i = 0; rc == 0 && i < cfg->n_accounts; i++)
+            if (cfg->accounts[i].imap.password_env != NULL)
+                rc = sink_exec_hide_env(s->sink, cfg->accounts[i].imap.password_env, err);
+        break;
+    default:
+        rc = sink_sqlite_open(s->members, &s->sink, err);
+        break;
+    }
+    if (rc != 0)
+        goto fail;
+    s->opt = (struct ingest_options){
+        .imap = &s->imap,
+        .account = cli_account_state_key(a),
+        .mailboxes = (const char *const *)a->mailboxes.items,
+        .n_mailboxes = a->mailboxes.n,
+        .sink = s->sink,
+        .members = s->members,
+        .queue_unrouted = cfg->members.backend != CONFIG_MEMBERS_SQLITE,
+        .routing = &s->routing,
+        .state_db = s->state_path,
+        .batch_size = a->imap.fetch_batch,
+        .max_size = a->imap.max_message_size,
+        .log = log,
+    };
+    *out = s;
+    return 0;
+fail:
+    cli_ingest_close(s);
+    return rc;
+}
+
+struct ingest_options *cli_ingest_options(cli_ingest *s)
+{
+    return &s->opt;
+}
+
+void cli_ingest_close(cli_ingest *s)
+{
+    if (s == NULL)
+        return;
+    sink_close(s->sink);
+    members_close(s->members);
+    secret_free(s->password);
+    free(s);
 }

@@ -2,13 +2,15 @@
  * cli_setup.h — the configuration (common/config.h) mapped onto what backup, purge,
  * check, expire, hold and erase need: the certificates and host keys loaded, the
  * pseudonymisation policy, the archive writer's options, and paths in the state
- * directory.  (IMAP options: ingest_setup_imap_options in ingest/ingest_setup.h.)
+ * directory; and each account's IMAP options and ingest run (members, sink, routing).
+ * Only cli/ reads the configuration: the modules take these option structs.
  */
 #ifndef MAILRET_CLI_SETUP_H
 #define MAILRET_CLI_SETUP_H
 
 #include <stdbool.h>
 
+#include <jansson.h>
 #include <openssl/x509.h>
 
 #include "backup/archive.h"
@@ -16,7 +18,8 @@
 #include "pseudo/pseudo.h"
 #include "common/config.h"
 #include "common/error.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
+#include "ingest/ingest.h"
 #include "keys/keys.h"
 
 struct cli_keys {
@@ -87,5 +90,55 @@ int cli_sweep_tmp(const struct mr_config *cfg, mr_log *log, mr_error *err);
 /* "<state dir>/<name>" into buf. */
 int cli_state_path(const struct mr_config *cfg, const char *name, char *buf, size_t size,
                      mr_error *err);
+
+/* ---- accounts ------------------------------------------------------------------------ */
+
+#define CLI_INGEST_STATE_FILE "ingest-state.sqlite"
+#define CLI_EXEC_JOURNAL_FILE "exec-sink.sqlite"
+/* An account's mailbox as the purge journal and the archive name it: "NAME:mailbox", or
+ * the bare mailbox for the account "default" (the layout from before accounts). */
+#define CLI_MAILBOX_KEY_MAX 320
+
+/* The accounts a command covers: all, or the one --account names (NULL = all).
+ * MR_E_NOTFOUND naming the account when there is none of that name. */
+int cli_accounts_select(const struct mr_config *cfg, const char *name, size_t *first,
+                        size_t *count, mr_error *err);
+
+/* The key the ingest state, the member system and the exec sink's journal file an
+ * account's messages under: NULL for "default" (ingest_account_key's "user@host", as
+ * before accounts), else the account's name. */
+const char *cli_account_state_key(const struct config_account *a);
+
+/* The prefix of its purge-journal and archive mailbox names: "" or "NAME:". */
+const char *cli_account_prefix(const struct config_account *a, char *buf, size_t size);
+
+/* prefix + mailbox into buf. */
+int cli_mailbox_key(const struct config_account *a, const char *mailbox, char *buf,
+                    size_t size, mr_error *err);
+
+/* --json with named accounts: every account's report object, with "account": NAME
+ * added, in an array; dumped as {"accounts":[...]} and a newline (malloc'd, NULL when out
+ * of memory).  Without named accounts the one report is printed as it is. */
+int cli_json_account_add(json_t *arr, const char *account, const char *report, mr_error *err);
+char *cli_json_accounts_dump(json_t *arr);
+
+/* The IMAP options of account a, for every command that connects (ingest, purge, backup,
+ * restore into IMAP, check).  *password is read from password_file/password_env; release
+ * it with secret_free once connected.  With token_command, *password stays NULL and the
+ * options run the command for every connection (a must outlive them).  The options
+ * borrow a's strings. */
+int cli_imap_options(const struct config_account *a, struct imap_options *io,
+                     char **password, mr_error *err);
+
+/* Everything an ingest run of account a needs: its IMAP options, the member database,
+ * the configured sink, routing rules and the state path (<state dir>/ingest-state.sqlite,
+ * shared, keyed by account).  `mailret ingest` and purge's "ingest first" use it.  cfg
+ * must outlive the setup; log may be NULL. */
+typedef struct cli_ingest cli_ingest;
+int cli_ingest_open(const struct mr_config *cfg, const struct config_account *a, mr_log *log,
+                    cli_ingest **out, mr_error *err);
+/* The options; callers may change batch_size, max_size and the mailbox list. */
+struct ingest_options *cli_ingest_options(cli_ingest *s);
+void cli_ingest_close(cli_ingest *s);
 
 #endif

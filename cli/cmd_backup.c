@@ -15,15 +15,14 @@
 #include "common/mrtime.h"
 #include "common/progress.h"
 #include "common/secret.h"
-#include "ingest/imap.h"
-#include "ingest/ingest_setup.h"
+#include "imap/imap.h"
 #include "keys/keys.h"
 #include "purge/purge.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: mailret backup [--mailbox NAME] [--cutoff DATE | --all]\n"
+            "usage: mailret backup [--account NAME] [--mailbox NAME] [--cutoff DATE | --all]\n"
             "                      [--progress | --no-progress]\n"
             "       mailret backup --from-maildir DIR --mailbox NAME [--cutoff DATE | --all]\n"
             "\n"
@@ -33,6 +32,9 @@ static void usage(FILE *out)
             "[archive] volume_size, compressed, encrypted to fresh epoch keys sealed to IT,\n"
             "written, read back and verified; the batch's manifest is written last.\n"
             "\n"
+            "  --account NAME       only this account's mailboxes (default: every account;\n"
+            "                       batches are filed as NAME:mailbox, except the account\n"
+            "                       default's)\n"
             "  --mailbox NAME       only this configured mailbox (with --from-maildir: the\n"
             "                       name the batch is filed under)\n"
             "  --from-maildir DIR   read a Maildir instead of IMAP (UIDVALIDITY 1, UIDs in\n"
@@ -80,10 +82,14 @@ static int feed_imap(void *ctx, const struct imap_message *msg, mr_error *err)
     return rc;
 }
 
-static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const struct cli_keys *k,
+/* One batch of account a's mailbox (from the server, or from maildir); the archive names
+ * it by its key (cli_mailbox_key), so two accounts' INBOX are two archive mailboxes. */
+static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg,
+                     const struct config_account *a, const struct cli_keys *k,
                      audit_log *audit, const char *mailbox, const char *maildir, time_t cutoff,
                      mr_progress *progress, mr_error *err)
 {
+    char key[CLI_MAILBOX_KEY_MAX];
     struct archive_options o;
     archive_batch *b = NULL;
     struct archive_result *res = NULL;
@@ -92,8 +98,11 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const str
     size_t added = 0;
     int rc;
 
+    rc = cli_mailbox_key(a, mailbox, key, sizeof key, err);
+    if (rc != 0)
+        return rc;
     cli_archive_options(cfg, k, audit, ctx->log, &o);
-    o.mailbox = mailbox;
+    o.mailbox = key;
     o.period_end = cutoff;
     o.created = time(NULL);
     rc = mrtime_add_years(o.created, cfg->retention.years, cfg->retention.timezone, &o.expires,
@@ -102,7 +111,7 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const str
         return rc;
     if (maildir == NULL) {
         struct imap_options io;
-        rc = ingest_setup_imap_options(cfg, &io, &password, err);
+        rc = cli_imap_options(a, &io, &password, err);
         if (rc == 0) {
             io.log = ctx->log;
             /* As purge: the archive takes any message the server holds; max_message_size
@@ -128,8 +137,8 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const str
             struct imap_feed2 f = { .base = { .batch = b, .cutoff = cutoff,
                                               .progress = progress },
                                     .uidvalidity = info.uidvalidity };
-            char label[300];
-            snprintf(label, sizeof label, "backup %s", mailbox);
+            char label[CLI_MAILBOX_KEY_MAX + 16];
+            snprintf(label, sizeof label, "backup %s", key);
             progress_start(progress, label, n);
             rc = imap_uid_fetch_set(conn, uids, n, feed_imap, &f, err);
             progress_finish(progress);
@@ -141,19 +150,19 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg, const str
     if (rc != 0) {
         if (b != NULL)
             archive_batch_abort(b);
-        return mr_error_prefix(err, "mailbox %s", mailbox);
+        return mr_error_prefix(err, "mailbox %s", key);
     }
     if (added == 0) {
         /* Nothing older than the cutoff: no empty batch (and no keys) left behind. */
         archive_batch_abort(b);
-        printf("%s\tnothing to archive\n", mailbox);
+        printf("%s\tnothing to archive\n", key);
         return 0;
     }
     rc = archive_batch_close(b, &res, err);
     if (rc != 0)
-        return mr_error_prefix(err, "mailbox %s", mailbox);
+        return mr_error_prefix(err, "mailbox %s", key);
     printf("%s\t%s\t%zu messages\t%zu volumes\t%s\t%llu sealed parts in %zu messages\n",
-           mailbox, res->batch_id, res->n_messages, res->n_volumes, res->dir,
+           key, res->batch_id, res->n_messages, res->n_volumes, res->dir,
            res->sealed_parts, res->sealed_messages);
     archive_result_free(res);
     return 0;
@@ -163,6 +172,7 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "mailbox", required_argument, NULL, 'm' },
+        { "account", required_argument, NULL, 'A' },
         { "from-maildir", required_argument, NULL, 'd' },
         { "cutoff", required_argument, NULL, 'c' },
         { "all", no_argument, NULL, 'a' },
@@ -171,7 +181,8 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *mailbox = NULL, *maildir = NULL, *cutoff_text = NULL;
+    const char *mailbox = NULL, *maildir = NULL, *cutoff_text = NULL, *account = NULL;
+    size_t first = 0, count = 0;
     struct mr_config *cfg = NULL;
     struct cli_keys k;
     audit_log *audit = NULL;
@@ -189,6 +200,7 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case 'm': mailbox = optarg; break;
+        case 'A': account = optarg; break;
         case 'd': maildir = optarg; break;
         case 'c': cutoff_text = optarg; break;
         case 'a': all = true; break;
@@ -208,7 +220,13 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     rc = cli_config_load(ctx, &cfg, &err);
     if (rc != 0)
         return cli_fail("backup", &err);
-    if (cutoff_text != NULL)
+    rc = cli_accounts_select(cfg, account, &first, &count, &err);
+    if (rc == 0 && maildir != NULL && count > 1)
+        rc = mr_error_set(&err, MR_E_INVALID, "--from-maildir with several accounts: give "
+                          "--account NAME too");
+    if (rc != 0)
+        ;
+    else if (cutoff_text != NULL)
         rc = mrtime_parse(cutoff_text, cfg->retention.timezone, &cutoff, &err);
     else if (!all)
         rc = mrtime_month_start(time(NULL), cfg->retention.timezone, &cutoff, &err);
@@ -224,12 +242,16 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         progress = cli_progress_open(pmode);
     if (rc == 0 && maildir != NULL)
-        rc = run_batch(ctx, cfg, &k, audit, mailbox, maildir, cutoff, progress, &err);
-    for (size_t i = 0; rc == 0 && maildir == NULL && i < cfg->mailboxes.n; i++) {
-        if (mailbox != NULL && strcmp(mailbox, cfg->mailboxes.items[i]) != 0)
-            continue;
-        rc = run_batch(ctx, cfg, &k, audit, cfg->mailboxes.items[i], NULL, cutoff, progress,
-                       &err);
+        rc = run_batch(ctx, cfg, &cfg->accounts[first], &k, audit, mailbox, maildir, cutoff,
+                       progress, &err);
+    for (size_t x = first; rc == 0 && maildir == NULL && x < first + count; x++) {
+        const struct config_account *a = &cfg->accounts[x];
+        for (size_t i = 0; rc == 0 && i < a->mailboxes.n; i++) {
+            if (mailbox != NULL && strcmp(mailbox, a->mailboxes.items[i]) != 0)
+                continue;
+            rc = run_batch(ctx, cfg, a, &k, audit, a->mailboxes.items[i], NULL, cutoff,
+                           progress, &err);
+        }
     }
     progress_close(progress);
     audit_close(audit);

@@ -14,7 +14,6 @@
 #include "common/config.h"
 #include "common/mrtime.h"
 #include "common/secret.h"
-#include "ingest/ingest_setup.h"
 #include "purge/check.h"
 #include "purge/journal.h"
 
@@ -22,6 +21,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: mailret check [--json | --nagios] [--offline] [--at DATE]\n"
+            "                     [--account NAME]\n"
             "\n"
             "Compliance check.  For every batch: mailbox, period, created, expires and a\n"
             "status: ok, expiring (within [retention] expiring_warn_days), OVERDUE (past\n"
@@ -42,6 +42,8 @@ static void usage(FILE *out)
             "                exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the check could\n"
             "                not run, e.g. configuration broken, IMAP unreachable)\n"
             "  --offline     do not connect to IMAP (mailboxes are not checked)\n"
+            "  --account NAME  check only this account's mailboxes (default: every\n"
+            "                account's; batches are always all checked)\n"
             "  --at DATE     evaluate as of DATE (YYYY-MM-DD local, or ...THH:MM:SSZ)\n"
             "\n"
             "Exit status: 0 all good, 1 warnings, 2 violations or the check could not run\n"
@@ -65,6 +67,7 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
     static const struct option opts[] = {
         { "json", no_argument, NULL, 'j' },
         { "offline", no_argument, NULL, 'o' },
+        { "account", required_argument, NULL, 'A' },
         { "nagios", no_argument, NULL, 'N' },
         { "at", required_argument, NULL, 'a' },
         { "help", no_argument, NULL, 'h' },
@@ -74,9 +77,13 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
     struct check_report *report = NULL;
     struct mr_config *cfg = NULL;
     struct cli_keys keys;
-    struct imap_options io;
+    struct imap_options *io = NULL;
+    struct check_account *ca = NULL;
+    char **passwords = NULL, (*akeys)[512] = NULL, (*prefixes)[CONFIG_ACCOUNT_NAME_MAX + 2] = NULL;
+    const char *account_name = NULL;
+    size_t first = 0, count = 0;
     const char *at_text = NULL;
-    char *password = NULL, istate[4096], journal[4096], account[512];
+    char istate[4096], journal[4096];
     bool json = false, offline = false, nagios = false;
     mr_error err;
     int o, rc, status;
@@ -92,6 +99,7 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         switch (o) {
         case 'j': json = true; break;
         case 'o': offline = true; break;
+        case 'A': account_name = optarg; break;
         case 'N': nagios = true; break;
         case 'a': at_text = optarg; break;
         default: return unknown_usage(nagios, "bad option");
@@ -112,30 +120,43 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         rc = mrtime_parse(at_text, cfg->retention.timezone, &co.at, &err);
     if (rc == 0)
         rc = cli_keys_load(cfg, CLI_NEED_TRUST, &keys, &err);
-    if (rc == 0 && !offline)
-        rc = ingest_setup_imap_options(cfg, &io, &password, &err);
     if (rc == 0)
-        rc = cli_state_path(cfg, INGEST_STATE_FILE, istate, sizeof istate, &err);
+        rc = cli_accounts_select(cfg, account_name, &first, &count, &err);
+    if (rc == 0 && ((io = calloc(count, sizeof *io)) == NULL ||
+                    (ca = calloc(count, sizeof *ca)) == NULL ||
+                    (passwords = calloc(count, sizeof *passwords)) == NULL ||
+                    (akeys = calloc(count, sizeof *akeys)) == NULL ||
+                    (prefixes = calloc(count, sizeof *prefixes)) == NULL))
+        rc = mr_error_set(&err, MR_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const struct config_account *a = &cfg->accounts[first + i];
+        ca[i].mailboxes = (const char *const *)a->mailboxes.items;
+        ca[i].n_mailboxes = a->mailboxes.n;
+        ca[i].key_prefix = cli_account_prefix(a, prefixes[i], sizeof prefixes[i]);
+        if (offline)
+            continue;
+        rc = cli_imap_options(a, &io[i], &passwords[i], &err);
+        io[i].log = ctx->log;
+        ingest_account_key(&io[i], cli_account_state_key(a), akeys[i], sizeof akeys[i]);
+        ca[i].imap = &io[i];
+        ca[i].account = akeys[i];
+    }
+    if (rc == 0)
+        rc = cli_state_path(cfg, CLI_INGEST_STATE_FILE, istate, sizeof istate, &err);
     if (rc == 0)
         rc = cli_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err);
     if (rc == 0) {
-        io.password = password;
-        io.log = ctx->log;
         co.archive_dir = cfg->archive.dir;
         co.vault_dir = cfg->keys.vault_dir;
         co.trust = &keys.trust;
         co.warn_days = cfg->retention.expiring_warn_days;
         co.zone = cfg->retention.timezone;
-        co.imap = offline ? NULL : &io;
-        co.mailboxes = (const char *const *)cfg->mailboxes.items;
-        co.n_mailboxes = cfg->mailboxes.n;
+        co.accounts = ca;
+        co.n_accounts = count;
         co.grace = 86400;
         co.audit_path = cfg->audit.log;
-        if (!offline) {
-            ingest_account_key(&io, NULL, account, sizeof account);
+        if (!offline)
             co.ingest_state = istate;
-            co.account = account;
-        }
         co.journal_path = journal;
         co.held_days = cfg->retention.held_back_days;
         co.insecure_tls = cfg->imap.insecure_skip_verify;
@@ -145,7 +166,13 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         co.log = ctx->log;
         rc = check_run(&co, &report, &err);
     }
-    secret_free(password);
+    for (size_t i = 0; passwords != NULL && i < count; i++)
+        secret_free(passwords[i]);
+    free(passwords);
+    free(io);
+    free(ca);
+    free(akeys);
+    free(prefixes);
     cli_keys_release(&keys);
     config_free(cfg);
     if (rc != 0) {

@@ -38,6 +38,7 @@ static void usage(FILE *out)
 
 struct checker {
     const struct mr_config *cfg;
+    const struct config_account *account;   /* whose keys section "account" means */
     int errors, warnings;
 };
 
@@ -49,13 +50,20 @@ static void report(struct checker *ck, bool warning, const char *section, const 
 static void report(struct checker *ck, bool warning, const char *section, const char *key,
                    const char *fmt, ...)
 {
-    int line = key != NULL ? config_key_line(ck->cfg, section, key) : 0;
+    int line = key == NULL ? 0
+               : strcmp(section, "account") == 0 ? config_account_key_line(ck->account, key)
+                                                 : config_key_line(ck->cfg, section, key);
+    char acct[16 + CONFIG_ACCOUNT_NAME_MAX];
     char msg[512];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (section != NULL && strcmp(section, "account") == 0) {
+        snprintf(acct, sizeof acct, "account %s", ck->account->name);
+        section = ck->account->borrowed ? "imap" : acct;
+    }
     fprintf(stderr, "%s:%d: %s%s%s%s%s\n", ck->cfg->path, line > 0 ? line : 1,
             warning ? "warning: " : "", key != NULL && line == 0 ? "[" : "",
             key != NULL && line == 0 ? section : "", key != NULL && line == 0 ? "] " : "",
@@ -196,13 +204,18 @@ static int check(struct cli_ctx *ctx)
     }
     ck.cfg = cfg;
     check_config_file(&ck);
-    check_file(&ck, "imap", "ca_file", cfg->imap.ca_file, false, NULL);
-    if (cfg->imap.password_file != NULL) {
-        check_file(&ck, "imap", "password_file", cfg->imap.password_file, true, NULL);
-    } else if (cfg->imap.password_env != NULL && getenv(cfg->imap.password_env) == NULL) {
-        report(&ck, true, "imap", "password_env",
-               "password_env: $%s is not set in this environment (the service must set it)",
-               cfg->imap.password_env);
+    /* Every account's files ("account": its own section, [imap] without accounts). */
+    for (size_t i = 0; i < cfg->n_accounts; i++) {
+        const struct config_imap *imap = &cfg->accounts[i].imap;
+        ck.account = &cfg->accounts[i];
+        check_file(&ck, "account", "ca_file", imap->ca_file, false, NULL);
+        if (imap->password_file != NULL) {
+            check_file(&ck, "account", "password_file", imap->password_file, true, NULL);
+        } else if (imap->password_env != NULL && getenv(imap->password_env) == NULL) {
+            report(&ck, true, "account", "password_env",
+                   "password_env: $%s is not set in this environment (the service must set "
+                   "it)", imap->password_env);
+        }
     }
     check_file(&ck, "keys", "it_cert", cfg->keys.it_cert, false, hint_keys);
     if (strcmp(cfg->keys.reid_cert, cfg->keys.it_cert) != 0)

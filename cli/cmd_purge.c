@@ -14,14 +14,14 @@
 #include "common/mrtime.h"
 #include "common/runlock.h"
 #include "common/secret.h"
-#include "ingest/ingest_setup.h"
 #include "purge/journal.h"
 #include "purge/purge.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: mailret purge [--dry-run] [--cutoff DATE] [--mailbox NAME]...\n"
+            "usage: mailret purge [--dry-run] [--cutoff DATE] [--account NAME]\n"
+            "                     [--mailbox NAME]...\n"
             "                     [--allow-plain-expunge] [--json] [--lock-wait SECONDS]\n"
             "                     [--progress | --no-progress]\n"
             "\n"
@@ -44,7 +44,11 @@ static void usage(FILE *out)
             "                         nothing\n"
             "  --cutoff DATE          YYYY-MM-DD (local) or YYYY-MM-DDTHH:MM:SSZ; not in\n"
             "                         the future\n"
-            "  --mailbox NAME         only this configured mailbox (repeatable)\n"
+            "  --account NAME         only this account (default: every account, one\n"
+            "                         after the other; one that fails does not stop the\n"
+            "                         others)\n"
+            "  --mailbox NAME         only this configured mailbox (repeatable; with\n"
+            "                         several accounts, give --account too)\n"
             "  --allow-plain-expunge  on a server without UIDPLUS, use plain EXPUNGE, but\n"
             "                         only if no other message carries \\Deleted\n"
             "  --json                 print the report as JSON (on failure with \"error\"\n"
@@ -60,12 +64,52 @@ static void usage(FILE *out)
             "undelivered was deleted; re-run to resume), 2 usage error.\n");
 }
 
-static bool configured(const struct mr_config *cfg, const char *mailbox)
+static bool configured(const struct config_account *a, const char *mailbox)
 {
-    for (size_t i = 0; i < cfg->mailboxes.n; i++)
-        if (strcmp(cfg->mailboxes.items[i], mailbox) == 0)
+    for (size_t i = 0; i < a->mailboxes.n; i++)
+        if (strcmp(a->mailboxes.items[i], mailbox) == 0)
             return true;
     return false;
+}
+
+/* One account's purge: its connection, ingest first and mailboxes; po holds what all
+ * accounts share. */
+static int purge_account(struct cli_ctx *ctx, const struct mr_config *cfg,
+                         const struct config_account *a, struct purge_options *po,
+                         const char *const *only, size_t n_only,
+                         struct purge_report **report, mr_error *err)
+{
+    struct imap_options io;
+    cli_ingest *isetup = NULL;
+    char *password = NULL, account[512], prefix[CONFIG_ACCOUNT_NAME_MAX + 2];
+    int rc = cli_imap_options(a, &io, &password, err);
+
+    if (rc == 0 && !po->dry_run)
+        rc = cli_ingest_open(cfg, a, ctx->log, &isetup, err);
+    if (rc == 0) {
+        io.log = ctx->log;
+        /* max_message_size limits ingest only: purge archives whatever the server holds. */
+        io.max_literal = PURGE_MAX_MESSAGE_SIZE;
+        ingest_account_key(&io, cli_account_state_key(a), account, sizeof account);
+        po->account = account;
+        po->key_prefix = cli_account_prefix(a, prefix, sizeof prefix);
+        po->imap = &io;
+        po->mailboxes = n_only > 0 ? only : (const char *const *)a->mailboxes.items;
+        po->n_mailboxes = n_only > 0 ? n_only : a->mailboxes.n;
+        po->ingest = isetup != NULL ? cli_ingest_options(isetup) : NULL;
+        if (po->ingest != NULL && n_only > 0) {
+            /* Ingest exactly the mailboxes about to be purged. */
+            po->ingest->mailboxes = only;
+            po->ingest->n_mailboxes = n_only;
+        }
+        rc = purge_run(po, report, err);
+    }
+    po->imap = NULL;
+    po->ingest = NULL;
+    po->account = po->key_prefix = NULL;
+    cli_ingest_close(isetup);
+    secret_free(password);
+    return rc;
 }
 
 int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
@@ -74,6 +118,7 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         { "dry-run", no_argument, NULL, 'n' },
         { "cutoff", required_argument, NULL, 'c' },
         { "mailbox", required_argument, NULL, 'm' },
+        { "account", required_argument, NULL, 'a' },
         { "allow-plain-expunge", no_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' },
         { "lock-wait", required_argument, NULL, 'w' },
@@ -86,14 +131,15 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     struct mr_config *cfg = NULL;
     struct cli_keys keys;
     struct archive_options ao;
-    struct imap_options io;
     struct purge_report *report = NULL;
-    ingest_setup *isetup = NULL;
+    json_t *jaccounts = NULL;
+    const char *account = NULL;
+    size_t first = 0, count = 0;
     runlock *lock = NULL;
     audit_log *audit = NULL;
     const char *cutoff_text = NULL, **only = NULL;
-    char *password = NULL, journal[4096], istate[4096], account[512];
-    size_t n_only = 0, jlen = 0;
+    char journal[4096], istate[4096];
+    size_t n_only = 0;
     char *jbuf = NULL;          /* the JSON report, printed last with any failure added */
     bool json = false;
     enum cli_progress_mode progress = CLI_PROGRESS_AUTO;
@@ -116,6 +162,7 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         case 'n': po.dry_run = true; break;
         case 'c': cutoff_text = optarg; break;
         case 'm': only[n_only++] = optarg; break;
+        case 'a': account = optarg; break;
         case 'p': po.allow_plain_expunge = true; break;
         case 'j': json = true; break;
         case 'G': progress = CLI_PROGRESS_ON; break;
@@ -135,9 +182,19 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error("purge", "unexpected argument '%s'", argv[optind]);
     }
     rc = cli_config_load(ctx, &cfg, &err);
+    if (rc == 0)
+        rc = cli_accounts_select(cfg, account, &first, &count, &err);
+    if (rc == 0 && n_only > 0 && count > 1)
+        rc = mr_error_set(&err, MR_E_INVALID, "--mailbox with several accounts: give --account "
+                          "NAME too");
     for (size_t i = 0; rc == 0 && i < n_only; i++)
-        if (!configured(cfg, only[i]))
-            rc = mr_error_set(&err, MR_E_CONFIG, "mailbox %s is not in [mailboxes]", only[i]);
+        if (!configured(&cfg->accounts[first], only[i]))
+            rc = cfg->accounts[first].borrowed
+                     ? mr_error_set(&err, MR_E_CONFIG, "mailbox %s is not in [mailboxes]", only[i])
+                     : mr_error_set(&err, MR_E_CONFIG, "mailbox %s is not in [account %s]",
+                                    only[i], cfg->accounts[first].name);
+    if (rc == 0 && !cfg->accounts[0].borrowed && (jaccounts = json_array()) == NULL)
+        rc = mr_error_set(&err, MR_E_NOMEM, "out of memory");
     if (rc == 0 && cutoff_text != NULL) {
         rc = mrtime_parse(cutoff_text, cfg->retention.timezone, &po.cutoff, &err);
         if (rc == 0 && po.cutoff > time(NULL))
@@ -160,61 +217,79 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = cli_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err);
     if (rc == 0)
-        rc = cli_state_path(cfg, INGEST_STATE_FILE, istate, sizeof istate, &err);
-    if (rc == 0)
-        rc = ingest_setup_imap_options(cfg, &io, &password, &err);
-    if (rc == 0 && !po.dry_run)
-        rc = ingest_setup_open(cfg, ctx->log, &isetup, &err);
+        rc = cli_state_path(cfg, CLI_INGEST_STATE_FILE, istate, sizeof istate, &err);
     if (rc == 0) {
-        io.password = password;
-        io.log = ctx->log;
-        /* max_message_size limits ingest only: purge archives whatever the server holds. */
-        io.max_literal = PURGE_MAX_MESSAGE_SIZE;
-        ingest_account_key(&io, NULL, account, sizeof account);
+        mr_error aerr;
+        int arc = 0;
+
         po.ingest_state = istate;
-        po.account = account;
         cli_archive_options(cfg, &keys, audit, ctx->log, &ao);
-        po.imap = &io;
-        po.mailboxes = n_only > 0 ? only : (const char *const *)cfg->mailboxes.items;
-        po.n_mailboxes = n_only > 0 ? n_only : cfg->mailboxes.n;
         po.archive = &ao;
         po.trust = &keys.trust;
         po.retention_years = cfg->retention.years;
         po.zone = cfg->retention.timezone;
         po.journal_path = journal;
-        po.ingest = isetup != NULL ? ingest_setup_options(isetup) : NULL;
-        if (po.ingest != NULL && n_only > 0) {
-            /* Ingest exactly the mailboxes about to be purged. */
-            po.ingest->mailboxes = only;
-            po.ingest->n_mailboxes = n_only;
-        }
         po.audit = audit;
         po.log = ctx->log;
         po.hook = purge_test_crash_hook;
         po.progress = cli_progress_open(progress);
-        rc = purge_run(&po, &report, &err);
-        if (report != NULL) {
+        /* One account after the other; one that fails does not stop the others. */
+        for (size_t i = first; i < first + count; i++) {
+            const struct config_account *a = &cfg->accounts[i];
+            purge_report_free(report);
+            report = NULL;
+            rc = purge_account(ctx, cfg, a, &po, only, n_only, &report, &err);
+            if (rc != 0 && jaccounts != NULL)
+                mr_error_prefix(&err, "account %s", a->name);
+            if (rc != 0 && count > 1)
+                log_error(ctx->log, "%s", err.msg);
+            if (rc != 0 && arc == 0) {
+                arc = rc;
+                aerr = err;
+            }
+            if (report == NULL)
+                continue;
             if (json) {
                 mr_error jerr;
-                FILE *mem = open_memstream(&jbuf, &jlen);
-                if ((mem == NULL || purge_report_json(mem, report, &jerr) != 0) && rc == 0) {
-                    if (mem == NULL)
-                        mr_error_set(&jerr, MR_E_NOMEM, "cannot build the JSON report");
-                    err = jerr;
-                    rc = jerr.code;
-                }
+                char *one = NULL;
+                size_t one_len = 0;
+                FILE *mem = open_memstream(&one, &one_len);
+                int jrc = mem == NULL ? mr_error_set(&jerr, MR_E_NOMEM, "cannot build the JSON "
+                                                     "report")
+                                      : purge_report_json(mem, report, &jerr);
                 if (mem != NULL)
                     fclose(mem);
+                if (jrc == 0 && jaccounts != NULL) {
+                    jrc = cli_json_account_add(jaccounts, a->name, one, &jerr);
+                } else if (jrc == 0) {
+                    free(jbuf);
+                    jbuf = one;
+                    one = NULL;
+                }
+                free(one);
+                if (jrc != 0 && arc == 0) {
+                    arc = jrc;
+                    aerr = jerr;
+                }
             } else {
+                if (jaccounts != NULL)
+                    printf("account %s\n", a->name);
                 purge_report_print(stdout, report);
             }
             fflush(stdout);
         }
+        if (jaccounts != NULL && json) {
+            free(jbuf);
+            if ((jbuf = cli_json_accounts_dump(jaccounts)) == NULL && arc == 0)
+                arc = mr_error_set(&aerr, MR_E_NOMEM, "cannot build the JSON report");
+        }
+        rc = arc;
+        if (rc != 0)
+            err = aerr;
     }
     progress_close(po.progress);
     purge_report_free(report);
-    secret_free(password);
-    ingest_setup_close(isetup);
+    json_decref(jaccounts);
     audit_close(audit);
     cli_keys_release(&keys);
     runlock_release(lock);

@@ -20,8 +20,7 @@
 #include "common/mrtime.h"
 #include "common/progress.h"
 #include "common/secret.h"
-#include "ingest/imap.h"
-#include "ingest/ingest_setup.h"
+#include "imap/imap.h"
 #include "keys/keys.h"
 
 #define PSEUDONYM_SEALED_NAME "pseudonym-key.p7m"
@@ -64,7 +63,10 @@ static void usage(FILE *out)
             "                     messages carrying a listed token are always left out\n"
             "  --no-ledger        restore without it: erased people come back (printed and\n"
             "                     audited)\n"
-            "  --imap-mailbox NAME  APPEND into this mailbox on the configured [imap] server\n"
+            "  --account NAME     the account the mail came from: --mailbox is its mailbox\n"
+            "                     (batches filed as NAME:mailbox), and --imap-mailbox\n"
+            "                     restores into its server (needed with several accounts)\n"
+            "  --imap-mailbox NAME  APPEND into this mailbox on the configured IMAP server\n"
             "                     (created if missing) with original flags and INTERNALDATE,\n"
             "                     except \\Deleted\n"
             "  --keep-deleted     with --imap-mailbox: set \\Deleted again where it was set\n"
@@ -355,6 +357,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         { "mbox", required_argument, NULL, 'B' },
         { "batch", required_argument, NULL, 'b' },
         { "mailbox", required_argument, NULL, 'm' },
+        { "account", required_argument, NULL, 'a' },
         { "from", required_argument, NULL, 'f' },
         { "to", required_argument, NULL, 't' },
         { "message-id", required_argument, NULL, 'i' },
@@ -403,6 +406,9 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     struct restore_imap_options imap_out = { 0 };
     struct imap_options io;
     char *imap_password = NULL;
+    const char *account = NULL;
+    char mailbox_key[CLI_MAILBOX_KEY_MAX];
+    size_t first = 0, count = 0;
     restore_dest *dest = NULL;
     enum cli_progress_mode progress_mode = CLI_PROGRESS_AUTO;
     struct restore_listing listing = { 0 };
@@ -432,6 +438,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
             batches[n_batches++] = optarg;
             break;
         case 'm': o.mailbox = optarg; break;
+        case 'a': account = optarg; break;
         case 'f': from = optarg; break;
         case 't': to = optarg; break;
         case 'i': o.message_id = optarg; break;
@@ -486,6 +493,16 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
                                               : "unexpected argument (%d)", optind);
     if (o.reason == NULL)
         return cli_usage_error("restore", "--reason is required (it goes to the audit log)");
+    if (account != NULL && o.mailbox != NULL) {
+        /* Named the way purge and backup filed it (cli_mailbox_key); no configuration is
+         * needed for that on IT's machine. */
+        struct config_account a = { .name = (char *)account,
+                                    .legacy_keys = strcmp(account, CONFIG_DEFAULT_ACCOUNT) == 0 };
+        mr_error kerr;
+        if (cli_mailbox_key(&a, o.mailbox, mailbox_key, sizeof mailbox_key, &kerr) != 0)
+            return cli_usage_error("restore", "--mailbox: %s", kerr.msg);
+        o.mailbox = mailbox_key;
+    }
     if (o.output == NULL && !o.list_only)
         return cli_usage_error("restore", "give --maildir DIR, --mbox FILE, --imap-mailbox "
                                           "NAME or --list");
@@ -570,7 +587,13 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
                 "recorded in the audit log\n");
     if (rc == 0 && imap_out.mailbox != NULL) {
         imap_out.log = ctx->log;
-        rc = ingest_setup_imap_options(cfg, &io, &imap_password, &err);
+        /* The target: the server of --account NAME, or of the configuration's one account. */
+        rc = cli_accounts_select(cfg, account, &first, &count, &err);
+        if (rc == 0 && count > 1)
+            rc = mr_error_set(&err, MR_E_INVALID, "--imap-mailbox with several accounts: give "
+                              "--account NAME (the server to restore into)");
+        if (rc == 0)
+            rc = cli_imap_options(&cfg->accounts[first], &io, &imap_password, &err);
         if (rc == 0) {
             io.password = imap_password;
             io.log = ctx->log;

@@ -23,7 +23,6 @@
 #include "common/config.h"
 #include "common/mrtime.h"
 #include "common/secret.h"
-#include "ingest/ingest_setup.h"
 #include "ingest/state.h"
 #include "ingest/unrouted.h"
 #include "keys/keys.h"
@@ -155,8 +154,8 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     if ((rc = cli_config_load(ctx, &cfg, &err)) != 0 ||
-        (rc = ingest_setup_imap_options(cfg, &io, &password, &err)) != 0 ||
-        (rc = cli_state_path(cfg, INGEST_STATE_FILE, istate, sizeof istate, &err)) != 0 ||
+        (rc = cli_imap_options(&cfg->accounts[0], &io, &password, &err)) != 0 ||
+        (rc = cli_state_path(cfg, CLI_INGEST_STATE_FILE, istate, sizeof istate, &err)) != 0 ||
         (rc = cli_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err)) != 0)
         goto out;
     io.password = password;
@@ -185,8 +184,8 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
     secret_free(password);
     password = NULL;
 
-    for (size_t i = 0; i < cfg->mailboxes.n; i++) {
-        const char *mb = cfg->mailboxes.items[i];
+    for (size_t i = 0; i < cfg->accounts[0].mailboxes.n; i++) {
+        const char *mb = cfg->accounts[0].mailboxes.items[i];
         struct state_run ir;
         struct purge_jresult pj;
         char iat[24], pat[24];

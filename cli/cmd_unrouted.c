@@ -18,7 +18,7 @@
 #include "common/mrtime.h"
 #include "common/runlock.h"
 #include "common/secret.h"
-#include "ingest/ingest_setup.h"
+#include "cli/cli_setup.h"
 #include "ingest/members.h"
 #include "ingest/unrouted.h"
 
@@ -195,7 +195,7 @@ int cmd_unrouted(struct cli_ctx *ctx, int argc, char **argv)
     struct mr_config *cfg = NULL;
     bool all = false, json = false;
     members_db *db = NULL;
-    ingest_setup *setup = NULL;
+    cli_ingest *setup = NULL;
     runlock *lock = NULL;
     int64_t id = 0;
     time_t now = time(NULL);
@@ -291,7 +291,7 @@ int cmd_unrouted(struct cli_ctx *ctx, int argc, char **argv)
             char *password = NULL;
             mr_error ferr;
             mr_error_clear(&ferr);
-            if (ingest_setup_imap_options(cfg, &io, &password, &ferr) == 0) {
+            if (cli_imap_options(&cfg->accounts[0], &io, &password, &ferr) == 0) {
                 io.password = password;
                 io.log = ctx->log;
                 (void)unrouted_fetch(&io, &e, &raw, &len, &ferr);
@@ -348,9 +348,9 @@ int cmd_unrouted(struct cli_ctx *ctx, int argc, char **argv)
         enum sink_outcome outcome;
         unsigned char *raw = NULL;
         size_t len = 0;
-        if ((rc = ingest_setup_open(cfg, ctx->log, &setup, &err)) != 0)
+        if ((rc = cli_ingest_open(cfg, &cfg->accounts[0], ctx->log, &setup, &err)) != 0)
             goto out;
-        iopt = ingest_setup_options(setup);
+        iopt = cli_ingest_options(setup);
         if ((rc = unrouted_get(iopt->members, id, &e, &raw, &len, &err)) != 0)
             goto out;
         if (e.handled) {
@@ -385,7 +385,7 @@ int cmd_unrouted(struct cli_ctx *ctx, int argc, char **argv)
     }
 
 out:
-    ingest_setup_close(setup);
+    cli_ingest_close(setup);
     members_close(db);
     runlock_release(lock);
     config_free(cfg);

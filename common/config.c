@@ -139,6 +139,59 @@ struct parse_ctx {
     mr_error *err;
 };
 
+/* Keys of an [account NAME] section: those of [imap], and mailbox. */
+static bool account_key(const struct key_def *k)
+{
+    return strcmp(k->section, "imap") == 0 || strcmp(k->section, "mailboxes") == 0;
+}
+
+/* Where key k of an account lives inside it. */
+static void *account_field(struct config_account *a, const struct key_def *k)
+{
+    if (strcmp(k->section, "mailboxes") == 0)
+        return &a->mailboxes;
+    return (char *)&a->imap + (k->off - offsetof(struct mr_config, imap));
+}
+
+static bool account_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > CONFIG_ACCOUNT_NAME_MAX || name[0] == '-' || name[0] == '_')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '-' || name[i] == '_'))
+            return false;
+    return true;
+}
+
+static struct config_account *account_get(struct mr_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_accounts; i++)
+        if (strcmp(cfg->accounts[i].name, name) == 0)
+            return &cfg->accounts[i];
+    return NULL;
+}
+
+const struct config_account *config_account_find(const struct mr_config *cfg,
+                                                 const char *name)
+{
+    return cfg != NULL && name != NULL ? account_get((struct mr_config *)cfg, name) : NULL;
+}
+
+static void imap_defaults(struct config_imap *imap)
+{
+    imap->tls = CONFIG_TLS_IMAPS;
+    imap->connect_timeout = 30;
+    imap->io_timeout = 300;
+    imap->fetch_batch = 200;
+    imap->auth = CONFIG_AUTH_LOGIN;
+    imap->token_timeout = 30;
+    imap->throttle_max_wait = 600;
+    imap->max_message_size = 64 * MIB;
+}
+
 static int ctx_error(struct parse_ctx *c, int line, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -215,6 +268,46 @@ static const char *value_problem(const char *line)
     return NULL;
 }
 
+/* An [account NAME] header: a new account with the [imap] defaults.  The name is not
+ * echoed when it is refused: whatever it is, it is not a valid account name. */
+static void account_section(struct parse_ctx *c, const char *name)
+{
+    struct mr_config *cfg = c->cfg;
+    struct config_account *a;
+
+    if (!account_name_ok(name)) {
+        ctx_error(c, c->line, MR_E_CONFIG, "bad account name in [account NAME] (1-%d of a-z, "
+                  "0-9, '-' and '_', starting with a letter or digit)",
+                  CONFIG_ACCOUNT_NAME_MAX);
+        return;
+    }
+    if ((a = account_get(cfg, name)) != NULL) {
+        ctx_error(c, c->line, MR_E_CONFIG, "duplicate section [account %s] (first on line %d)",
+                  name, a->line);
+        return;
+    }
+    a = realloc(cfg->accounts, (cfg->n_accounts + 1) * sizeof *a);
+    if (a == NULL) {
+        ctx_error(c, c->line, MR_E_NOMEM, "out of memory");
+        return;
+    }
+    cfg->accounts = a;
+    a = &cfg->accounts[cfg->n_accounts];
+    memset(a, 0, sizeof *a);
+    a->name = strdup(name);
+    a->key_lines = calloc(N_KEYS, sizeof *a->key_lines);
+    if (a->name == NULL || a->key_lines == NULL) {
+        free(a->name);
+        free(a->key_lines);
+        ctx_error(c, c->line, MR_E_NOMEM, "out of memory");
+        return;
+    }
+    a->line = c->line;
+    a->legacy_keys = strcmp(name, CONFIG_DEFAULT_ACCOUNT) == 0;
+    imap_defaults(&a->imap);
+    cfg->n_accounts++;
+}
+
 /* inih's line source: counts lines and checks what inih does not report itself. */
 static char *config_reader(char *str, int num, void *stream)
 {
@@ -262,7 +355,9 @@ static char *config_reader(char *str, int num, void *stream)
             memcpy(name, p + 1, n);
             name[n] = '\0';
             idx = section_index(name);
-            if (idx < 0)
+            if (strncmp(name, "account", 7) == 0 && (name[7] == ' ' || name[7] == '\0'))
+                account_section(c, name[7] == ' ' ? name + 8 : "");
+            else if (idx < 0)
                 ctx_error(c, c->line, MR_E_CONFIG, "unknown section [%s]", name);
             else if (c->section_line[idx] == 0)
                 c->section_line[idx] = c->line;
@@ -492,9 +587,9 @@ static const char *regex_shape_problem(const char *v)
     return NULL;
 }
 
-static int set_value(struct parse_ctx *c, const struct key_def *k, const char *v)
+static int set_value(struct parse_ctx *c, const struct key_def *k, const char *v,
+                     void *field)
 {
-    void *field = (char *)c->cfg + k->off;
     unsigned long long n;
     mr_error local;
 
@@ -638,6 +733,36 @@ static int set_value(struct parse_ctx *c, const struct key_def *k, const char *v
     return ctx_error(c, c->line, MR_E_INTERNAL, "unhandled key type");
 }
 
+/* A key of [account NAME]: any key of [imap], and mailbox (repeatable). */
+static int account_handler(struct parse_ctx *c, const char *account, const char *name,
+                           const char *value)
+{
+    struct config_account *a = account_get(c->cfg, account);
+
+    if (a == NULL)
+        return 0;   /* the reader reported the bad section */
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key_def *k = &KEYS[i];
+        if (!account_key(k) || strcmp(k->name, name) != 0)
+            continue;
+        if (a->key_lines[i] != 0 && k->type != KT_REPEAT)
+            return ctx_error(c, c->line, MR_E_CONFIG,
+                             "duplicate key '%s' in [account %s] (first set on line %d)", name,
+                             account, a->key_lines[i]);
+        if (*value == '\0')
+            return ctx_error(c, c->line, MR_E_CONFIG, "%s: empty value", name);
+        if (a->key_lines[i] == 0)
+            a->key_lines[i] = c->line;
+        return set_value(c, k, value, account_field(a, k));
+    }
+    if (strcmp(name, "password") == 0)
+        return ctx_error(c, c->line, MR_E_CONFIG,
+                         "unknown key 'password' in [account %s]: secrets do not belong in "
+                         "the configuration file; use password_file or password_env", account);
+    return ctx_error(c, c->line, MR_E_CONFIG, "unknown key '%.40s' in [account %s]", name,
+                     account);
+}
+
 static int config_handler(void *user, const char *section, const char *name,
                           const char *value)
 {
@@ -648,6 +773,8 @@ static int config_handler(void *user, const char *section, const char *name,
         return 1;   /* already failed; let inih finish quietly */
     if (*section == '\0')
         return ctx_error(c, c->line, MR_E_CONFIG, "key '%.40s' outside any [section]", name);
+    if (strncmp(section, "account ", 8) == 0)
+        return account_handler(c, section + 8, name, value);
     if (sidx < 0)
         return 0;   /* the reader reported the unknown section */
     for (size_t i = 0; i < N_KEYS; i++) {
@@ -662,7 +789,7 @@ static int config_handler(void *user, const char *section, const char *name,
             return ctx_error(c, c->line, MR_E_CONFIG, "%s: empty value", name);
         if (c->key_line[i] == 0)
             c->key_line[i] = c->line;
-        return set_value(c, k, value);
+        return set_value(c, k, value, (char *)c->cfg + k->off);
     }
     if (strcmp(section, "imap") == 0 && strcmp(name, "password") == 0)
         return ctx_error(c, c->line, MR_E_CONFIG,
@@ -707,36 +834,124 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
+/* An account's required keys and defaults: [imap] + [mailboxes] (label "imap"), or
+ * [account NAME] (label "account NAME").  lines: where each of KEYS was set. */
+static int finish_imap(struct parse_ctx *c, struct config_imap *imap, const int *lines,
+                       const char *label, int section_line, struct config_list *mailboxes)
+{
+    static const char *const src[] = { "password_file", "password_env", "token_command" };
+    bool legacy = strcmp(label, "imap") == 0;
+    const char *need = NULL, *why = "";
+    int n = 0, last = 0;
+
+    if (imap->host == NULL)
+        need = "host";
+    else if (imap->user == NULL)
+        need = "user";
+    else if (imap->password_file == NULL && imap->password_env == NULL &&
+             imap->token_command == NULL)
+        need = "password_file", why = " (or password_env or token_command)";
+    if (need != NULL) {
+        if (legacy)
+            return missing(c, "imap", need, why) , -1;
+        return ctx_error(c, section_line, MR_E_CONFIG, "[%s] lacks required key '%s'%s", label,
+                         need, why), -1;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        int l = lines[key_index("imap", src[i])];
+        if (l != 0) {
+            n++;
+            last = l > last ? l : last;
+        }
+    }
+    if (n > 1)
+        return ctx_error(c, last, MR_E_CONFIG,
+                         "set only one of password_file, password_env and token_command"), -1;
+    if (lines[key_index("imap", "port")] == 0)
+        imap->port = imap->tls == CONFIG_TLS_IMAPS ? 993 : 143;
+    if (mailboxes->n == 0) {
+        if (legacy)
+            return missing(c, "mailboxes", "mailbox", " (at least one)"), -1;
+        return ctx_error(c, section_line, MR_E_CONFIG, "[%s] lacks required key 'mailbox' (at "
+                         "least one)", label), -1;
+    }
+    return 0;
+}
+
+/* Every [account NAME]: its keys, and no two accounts on one server mailbox (it would be
+ * ingested and purged twice) or on one journal and archive name. */
+static int finish_accounts(struct parse_ctx *c)
+{
+    struct mr_config *cfg = c->cfg;
+
+    for (size_t i = 0; i < cfg->n_accounts; i++) {
+        struct config_account *a = &cfg->accounts[i];
+        char label[16 + CONFIG_ACCOUNT_NAME_MAX];
+        snprintf(label, sizeof label, "account %s", a->name);
+        if (finish_imap(c, &a->imap, a->key_lines, label, a->line, &a->mailboxes) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < cfg->n_accounts; i++) {
+        const struct config_account *a = &cfg->accounts[i];
+        for (size_t j = i + 1; j < cfg->n_accounts; j++) {
+            const struct config_account *b = &cfg->accounts[j];
+            bool same_login = strcasecmp(a->imap.host, b->imap.host) == 0 &&
+                              a->imap.port == b->imap.port &&
+                              strcmp(a->imap.user, b->imap.user) == 0;
+            for (size_t x = 0; same_login && x < a->mailboxes.n; x++)
+                for (size_t y = 0; y < b->mailboxes.n; y++)
+                    if (strcmp(a->mailboxes.items[x], b->mailboxes.items[y]) == 0)
+                        return ctx_error(c, b->line, MR_E_CONFIG, "[account %s] and [account "
+                                         "%s] name the same mailbox of the same login",
+                                         a->name, b->name), -1;
+        }
+        /* "default" keys its mailboxes by their bare names, the others as "NAME:mailbox". */
+        if (!a->legacy_keys)
+            continue;
+        for (size_t j = 0; j < cfg->n_accounts; j++) {
+            const struct config_account *b = &cfg->accounts[j];
+            size_t n = strlen(b->name);
+            for (size_t x = 0; !b->legacy_keys && x < a->mailboxes.n; x++)
+                if (strncmp(a->mailboxes.items[x], b->name, n) == 0 &&
+                    a->mailboxes.items[x][n] == ':')
+                    return ctx_error(c, a->line, MR_E_CONFIG, "[account %s]: a mailbox name "
+                                     "starting with '%s:' would share its archive and journal "
+                                     "name with [account %s]", a->name, b->name, b->name), -1;
+        }
+    }
+    return 0;
+}
+
 /* Defaults that depend on other keys, and checks across keys.  Runs after parsing. */
 static int finish(struct parse_ctx *c)
 {
     struct mr_config *cfg = c->cfg;
 
-    if (cfg->imap.host == NULL)
-        return missing(c, "imap", "host", "");
-    if (cfg->imap.user == NULL)
-        return missing(c, "imap", "user", "");
-    if (cfg->imap.password_file == NULL && cfg->imap.password_env == NULL &&
-        cfg->imap.token_command == NULL)
-        return missing(c, "imap", "password_file", " (or password_env or token_command)");
-    {
-        static const char *const src[] = { "password_file", "password_env", "token_command" };
-        int n = 0, last = 0;
-        for (size_t i = 0; i < 3; i++) {
-            int l = c->key_line[key_index("imap", src[i])];
-            if (l != 0) {
-                n++;
-                last = l > last ? l : last;
-            }
-        }
-        if (n > 1)
-            return ctx_error(c, last, MR_E_CONFIG,
-                             "set only one of password_file, password_env and token_command");
+    if (cfg->n_accounts > 0) {
+        int l = c->section_line[section_index("imap")];
+        if (l == 0)
+            l = c->section_line[section_index("mailboxes")];
+        if (l != 0)
+            return ctx_error(c, l, MR_E_CONFIG, "[imap] and [mailboxes] do not go with [account "
+                             "NAME] sections: rename [imap] to [account default] (it keeps "
+                             "its state) and move its mailbox lines into it");
+        if (finish_accounts(c) != 0)
+            return 0;
+    } else {
+        if (finish_imap(c, &cfg->imap, c->key_line, "imap", c->section_line[section_index("imap")],
+                        &cfg->mailboxes) != 0)
+            return 0;
+        cfg->accounts = calloc(1, sizeof *cfg->accounts);
+        if (cfg->accounts == NULL || (cfg->accounts[0].name = strdup(CONFIG_DEFAULT_ACCOUNT))
+                                         == NULL)
+            goto nomem;
+        cfg->n_accounts = 1;
+        cfg->accounts[0].legacy_keys = true;
+        cfg->accounts[0].borrowed = true;
+        cfg->accounts[0].key_lines = c->key_line;   /* replaced by cfg->key_lines on success */
+        cfg->accounts[0].imap = cfg->imap;
+        cfg->accounts[0].mailboxes = cfg->mailboxes;
     }
-    if (!key_set(c, "imap", "port"))
-        cfg->imap.port = cfg->imap.tls == CONFIG_TLS_IMAPS ? 993 : 143;
-    if (cfg->mailboxes.n == 0)
-        return missing(c, "mailboxes", "mailbox", " (at least one)");
     if (cfg->archive.dir == NULL)
         return missing(c, "archive", "dir", "");
     if (cfg->keys.vault_dir == NULL)
@@ -788,14 +1003,7 @@ nomem:
 
 static void apply_defaults(struct mr_config *cfg)
 {
-    cfg->imap.tls = CONFIG_TLS_IMAPS;
-    cfg->imap.connect_timeout = 30;
-    cfg->imap.io_timeout = 300;
-    cfg->imap.fetch_batch = 200;
-    cfg->imap.auth = CONFIG_AUTH_LOGIN;
-    cfg->imap.token_timeout = 30;
-    cfg->imap.throttle_max_wait = 600;
-    cfg->imap.max_message_size = 64 * MIB;
+    imap_defaults(&cfg->imap);
     cfg->members.backend = CONFIG_MEMBERS_SQLITE;
     cfg->unrouted.warn_count = 100;
     cfg->unrouted.warn_days = 7;
@@ -887,8 +1095,17 @@ int config_load(const char *path, struct mr_config **out, mr_error *err)
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     }
     memcpy(cfg->key_lines, c.key_line, sizeof c.key_line);
+    if (cfg->accounts[0].borrowed)
+        cfg->accounts[0].key_lines = cfg->key_lines;
     *out = cfg;
     return 0;
+}
+
+int config_account_key_line(const struct config_account *a, const char *key)
+{
+    int i = key_index(strcmp(key, "mailbox") == 0 ? "mailboxes" : "imap", key);
+
+    return a != NULL && a->key_lines != NULL && i >= 0 ? a->key_lines[i] : 0;
 }
 
 int config_key_line(const struct mr_config *cfg, const char *section, const char *key)
@@ -930,91 +1147,114 @@ static void show_list(FILE *out, const struct config_list *l)
         fprintf(out, "%s%s", i ? ", " : "", l->items[i]);
 }
 
-int config_show(const struct mr_config *cfg, FILE *out, mr_error *err)
+/* One key with its effective value (set: given in the file, else "# default"). */
+static void show_key(FILE *out, const struct key_def *k, const void *field, bool set)
 {
     static const char *const levels[] = { "error", "warn", "info", "debug" };
+
+    if (k->type == KT_REPEAT) {
+        const struct config_list *l = field;
+        for (size_t j = 0; j < l->n; j++)
+            fprintf(out, "%s = %s\n", k->name, l->items[j]);
+        return;
+    }
+    if ((k->type == KT_STR || k->type == KT_PATH || k->type == KT_REGEX
+         || k->type == KT_ZONE) && *(char *const *)field == NULL) {
+        if (k->off == offsetof(struct mr_config, log.file))
+            fprintf(out, "# default\n%s = -\n", k->name);
+        else
+            fprintf(out, "# %s is not set%s\n", k->name,
+                    k->type == KT_REGEX ? " (built-in default)" : "");
+        return;
+    }
+    if ((k->type == KT_ADDRLIST || k->type == KT_DOMLIST || k->type == KT_TYPELIST) &&
+        ((const struct config_list *)field)->n == 0) {
+        fprintf(out, "# %s is empty\n", k->name);
+        return;
+    }
+    if (k->type == KT_COMMAND && *(char **const *)field == NULL) {
+        fprintf(out, "# %s is not set\n", k->name);
+        return;
+    }
+    if (!set)
+        fprintf(out, "# default\n");
+    fprintf(out, "%s = ", k->name);
+    switch (k->type) {
+    case KT_STR: case KT_PATH: case KT_REGEX: case KT_ZONE:
+        fputs(key_is_secret(k) ? "(redacted)" : *(char *const *)field, out);
+        break;
+    case KT_UINT: fprintf(out, "%u", *(const unsigned *)field); break;
+    case KT_INT: fprintf(out, "%d", *(const int *)field); break;
+    case KT_SIZE: show_size(out, *(const uint64_t *)field); break;
+    case KT_BOOL: fputs(*(const bool *)field ? "yes" : "no", out); break;
+    case KT_INSECURE:
+        fputs(*(const bool *)field ? INSECURE_SPELLING : "no", out);
+        break;
+    case KT_TLS:
+        fputs(*(const enum config_tls *)field == CONFIG_TLS_STARTTLS ? "starttls"
+                                                                     : "imaps", out);
+        break;
+    case KT_BACKEND: {
+        enum config_members_backend b = *(const enum config_members_backend *)field;
+        fputs(b == CONFIG_MEMBERS_EXEC ? "exec"
+              : b == CONFIG_MEMBERS_MAILDIR ? "maildir" : "sqlite", out);
+        break;
+    }
+    case KT_LEVEL: {
+        unsigned lv = (unsigned)*(const enum log_level *)field;
+        fputs(lv < 4 ? levels[lv] : "info", out);
+        break;
+    }
+    case KT_ADDRLIST: case KT_DOMLIST: case KT_TYPELIST: show_list(out, field); break;
+    case KT_AUTH: {
+        static const char *const auths[] = { "login", "plain", "xoauth2",
+                                             "oauthbearer" };
+        unsigned a = (unsigned)*(const enum config_auth *)field;
+        fputs(a < 4 ? auths[a] : "login", out);
+        break;
+    }
+    case KT_COMMAND: {
+        /* The program, not its arguments: an operator may have put a secret there. */
+        char *const *argv = *(char **const *)field;
+        fprintf(out, "%s%s", argv[0], argv[1] != NULL ? " (arguments not shown)" : "");
+        break;
+    }
+    case KT_REPEAT: break;
+    }
+    fputc('\n', out);
+}
+
+int config_show(const struct mr_config *cfg, FILE *out, mr_error *err)
+{
+    bool accounts = cfg != NULL && !(cfg->n_accounts == 1 && cfg->accounts[0].borrowed);
 
     if (cfg == NULL || out == NULL)
         return mr_error_set(err, MR_E_INVALID, "config_show: bad arguments");
     fprintf(out, "# effective configuration of %s\n", cfg->path);
     for (size_t s = 0; s < N_SECTIONS; s++) {
+        bool acct_section = strcmp(SECTIONS[s], "imap") == 0
+                            || strcmp(SECTIONS[s], "mailboxes") == 0;
+        if (accounts && acct_section) {
+            if (strcmp(SECTIONS[s], "imap") != 0)
+                continue;
+            /* [account NAME] sections stand where [imap] would. */
+            for (size_t a = 0; a < cfg->n_accounts; a++) {
+                const struct config_account *ac = &cfg->accounts[a];
+                fprintf(out, "\n[account %s]\n", ac->name);
+                for (size_t i = 0; i < N_KEYS; i++)
+                    if (account_key(&KEYS[i]))
+                        show_key(out, &KEYS[i], account_field((struct config_account *)ac,
+                                                              &KEYS[i]),
+                                 ac->key_lines != NULL && ac->key_lines[i] != 0);
+            }
+            continue;
+        }
         fprintf(out, "\n[%s]\n", SECTIONS[s]);
         for (size_t i = 0; i < N_KEYS; i++) {
-            const struct key_def *k = &KEYS[i];
-            const void *field = (const char *)cfg + k->off;
-
-            if (strcmp(k->section, SECTIONS[s]) != 0)
+            if (strcmp(KEYS[i].section, SECTIONS[s]) != 0)
                 continue;
-            if (k->type == KT_REPEAT) {
-                const struct config_list *l = field;
-                for (size_t j = 0; j < l->n; j++)
-                    fprintf(out, "%s = %s\n", k->name, l->items[j]);
-                continue;
-            }
-            if ((k->type == KT_STR || k->type == KT_PATH || k->type == KT_REGEX
-                 || k->type == KT_ZONE) && *(char *const *)field == NULL) {
-                if (k->off == offsetof(struct mr_config, log.file))
-                    fprintf(out, "# default\n%s = -\n", k->name);
-                else
-                    fprintf(out, "# %s is not set%s\n", k->name,
-                            k->type == KT_REGEX ? " (built-in default)" : "");
-                continue;
-            }
-            if ((k->type == KT_ADDRLIST || k->type == KT_DOMLIST || k->type == KT_TYPELIST) &&
-                ((const struct config_list *)field)->n == 0) {
-                fprintf(out, "# %s is empty\n", k->name);
-                continue;
-            }
-            if (k->type == KT_COMMAND && *(char **const *)field == NULL) {
-                fprintf(out, "# %s is not set\n", k->name);
-                continue;
-            }
-            if (cfg->key_lines == NULL || cfg->key_lines[i] == 0)
-                fprintf(out, "# default\n");
-            fprintf(out, "%s = ", k->name);
-            switch (k->type) {
-            case KT_STR: case KT_PATH: case KT_REGEX: case KT_ZONE:
-                fputs(key_is_secret(k) ? "(redacted)" : *(char *const *)field, out);
-                break;
-            case KT_UINT: fprintf(out, "%u", *(const unsigned *)field); break;
-            case KT_INT: fprintf(out, "%d", *(const int *)field); break;
-            case KT_SIZE: show_size(out, *(const uint64_t *)field); break;
-            case KT_BOOL: fputs(*(const bool *)field ? "yes" : "no", out); break;
-            case KT_INSECURE:
-                fputs(*(const bool *)field ? INSECURE_SPELLING : "no", out);
-                break;
-            case KT_TLS:
-                fputs(*(const enum config_tls *)field == CONFIG_TLS_STARTTLS ? "starttls"
-                                                                             : "imaps", out);
-                break;
-            case KT_BACKEND: {
-                enum config_members_backend b = *(const enum config_members_backend *)field;
-                fputs(b == CONFIG_MEMBERS_EXEC ? "exec"
-                      : b == CONFIG_MEMBERS_MAILDIR ? "maildir" : "sqlite", out);
-                break;
-            }
-            case KT_LEVEL: {
-                unsigned lv = (unsigned)*(const enum log_level *)field;
-                fputs(lv < 4 ? levels[lv] : "info", out);
-                break;
-            }
-            case KT_ADDRLIST: case KT_DOMLIST: case KT_TYPELIST: show_list(out, field); break;
-            case KT_AUTH: {
-                static const char *const auths[] = { "login", "plain", "xoauth2",
-                                                     "oauthbearer" };
-                unsigned a = (unsigned)*(const enum config_auth *)field;
-                fputs(a < 4 ? auths[a] : "login", out);
-                break;
-            }
-            case KT_COMMAND: {
-                /* The program, not its arguments: an operator may have put a secret there. */
-                char *const *argv = *(char **const *)field;
-                fprintf(out, "%s%s", argv[0], argv[1] != NULL ? " (arguments not shown)" : "");
-                break;
-            }
-            case KT_REPEAT: break;
-            }
-            fputc('\n', out);
+            show_key(out, &KEYS[i], (const char *)cfg + KEYS[i].off,
+                     cfg->key_lines != NULL && cfg->key_lines[i] != 0);
         }
     }
     if (fflush(out) != 0 || ferror(out))
@@ -1022,18 +1262,33 @@ int config_show(const struct mr_config *cfg, FILE *out, mr_error *err)
     return 0;
 }
 
+static void imap_free(struct config_imap *imap)
+{
+    free(imap->host);
+    free(imap->ca_file);
+    free(imap->user);
+    free(imap->password_file);
+    free(imap->password_env);
+    secret_command_free(imap->token_command);
+}
+
 void config_free(struct mr_config *cfg)
 {
     if (cfg == NULL)
         return;
+    for (size_t i = 0; i < cfg->n_accounts; i++) {
+        struct config_account *a = &cfg->accounts[i];
+        free(a->name);
+        if (a->borrowed)
+            continue;
+        free(a->key_lines);
+        imap_free(&a->imap);
+        list_free(&a->mailboxes);
+    }
+    free(cfg->accounts);
     free(cfg->path);
     free(cfg->key_lines);
-    free(cfg->imap.host);
-    free(cfg->imap.ca_file);
-    free(cfg->imap.user);
-    free(cfg->imap.password_file);
-    free(cfg->imap.password_env);
-    secret_command_free(cfg->imap.token_command);
+    imap_free(&cfg->imap);
     list_free(&cfg->mailboxes);
     free(cfg->members.database);
     free(cfg->members.maildir);

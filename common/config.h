@@ -42,31 +42,57 @@ struct config_list {
     size_t n;
 };
 
+struct config_imap {
+    char *host;                 /* required */
+    unsigned port;              /* default 993 (imaps) or 143 (starttls) */
+    enum config_tls tls;        /* default imaps */
+    char *ca_file;              /* NULL = system trust store */
+    bool insecure_skip_verify;  /* true only if spelled "yes-for-testing-only" */
+    char *user;                 /* required */
+    enum config_auth auth;      /* default login */
+    char *password_file;        /* exactly one of password_file / password_env / */
+    char *password_env;         /* token_command */
+    char **token_command;       /* argv (NULL-terminated), split without a shell */
+    unsigned token_timeout;     /* seconds token_command may take, default 30 */
+    unsigned throttle_max_wait; /* seconds of server-requested backoff per connection,
+                                   default 600; 0 = fail at once */
+    unsigned connect_timeout;   /* seconds, default 30 */
+    unsigned io_timeout;        /* seconds, default 300 */
+    unsigned fetch_batch;       /* messages per UID FETCH range, default 200 */
+    uint64_t max_message_size;  /* bytes, default 64 MiB */
+};
+
+/* An account name: 1-32 of a-z, 0-9, '-' and '_', starting with a letter or digit, so that
+ * it is safe in paths, state keys and logs (it is configuration, never personal data). */
+#define CONFIG_ACCOUNT_NAME_MAX 32
+#define CONFIG_DEFAULT_ACCOUNT "default"
+
+/* One IMAP login and its mailboxes.  A file with [imap] and [mailboxes] has one account,
+ * "default"; otherwise each [account NAME] section is one.  The account "default" keeps
+ * the state keys of a file without accounts (legacy_keys), so that renaming [imap] to
+ * [account default] changes nothing on disk; every other account's ingest state, purge
+ * journal entries and archive batches are keyed by "NAME:" + mailbox. */
+struct config_account {
+    char *name;
+    bool legacy_keys;               /* name is "default" */
+    bool borrowed;                  /* internal: imap and mailboxes belong to mr_config */
+    int line;                       /* the section's line (0 for [imap]) */
+    int *key_lines;                 /* internal: where each [imap]-style key was set */
+    struct config_imap imap;
+    struct config_list mailboxes;
+};
+
 struct mr_config {
     char *path;                     /* the file loaded (absolute) */
     int *key_lines;                 /* internal: config_key_line */
 
-    struct {
-        char *host;                 /* required */
-        unsigned port;              /* default 993 (imaps) or 143 (starttls) */
-        enum config_tls tls;        /* default imaps */
-        char *ca_file;              /* NULL = system trust store */
-        bool insecure_skip_verify;  /* true only if spelled "yes-for-testing-only" */
-        char *user;                 /* required */
-        enum config_auth auth;      /* default login */
-        char *password_file;        /* exactly one of password_file / password_env / */
-        char *password_env;         /* token_command */
-        char **token_command;       /* argv (NULL-terminated), split without a shell */
-        unsigned token_timeout;     /* seconds token_command may take, default 30 */
-        unsigned throttle_max_wait; /* seconds of server-requested backoff per connection,
-                                       default 600; 0 = fail at once */
-        unsigned connect_timeout;   /* seconds, default 30 */
-        unsigned io_timeout;        /* seconds, default 300 */
-        unsigned fetch_batch;       /* messages per UID FETCH range, default 200 */
-        uint64_t max_message_size;  /* bytes, default 64 MiB */
-    } imap;
+    struct config_imap imap;        /* [imap]: the single account of a file without
+                                       [account NAME] sections (see accounts) */
 
     struct config_list mailboxes;   /* [mailboxes] mailbox = ...; at least one */
+
+    struct config_account *accounts;    /* at least one, in file order */
+    size_t n_accounts;
 
     struct {
         enum config_members_backend backend;    /* default sqlite */
@@ -144,6 +170,13 @@ int config_key_line(const struct mr_config *cfg, const char *section, const char
  * config_load accepts; a default is preceded by a "# default" line.  Secret values (none
  * are stored today; only where they are) would be shown as "(redacted)". */
 int config_show(const struct mr_config *cfg, FILE *out, mr_error *err);
+
+/* The account called name, or NULL. */
+const struct config_account *config_account_find(const struct mr_config *cfg,
+                                                 const char *name);
+
+/* The line of an account's key ([account NAME] or [imap]); 0 when not set. */
+int config_account_key_line(const struct config_account *a, const char *key);
 
 /* Parse a size "123", "64K", "64M", "2G" (binary multiples). */
 int config_parse_size(const char *text, uint64_t *out, mr_error *err);

@@ -27,7 +27,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 #include "ingest/members.h"
 #include "ingest/route.h"
 #include "ingest/sink.h"

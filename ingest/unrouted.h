@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "common/error.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 #include "ingest/members.h"
 #include "ingest/sink.h"
 

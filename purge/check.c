@@ -271,20 +271,21 @@ static void judge_mailbox(const struct check_options *opt, struct check_mailbox 
     }
 }
 
-static void check_mailboxes(const struct check_options *opt, struct check_report *r)
+static void check_mailboxes(const struct check_options *opt, const struct check_account *acc,
+                            size_t n_acc, struct check_report *r)
 {
     imap_conn *conn = NULL;
     time_t cutoff = 0;
-    mr_error e;
-    int rc;
+    mr_error e, ce;
+    int rc, crc = 0;
+    size_t connected = n_acc;   /* the account conn belongs to */
 
     rc = mrtime_month_start(opt->at - opt->grace, opt->zone != NULL ? opt->zone
                                                                     : MRTIME_DEFAULT_ZONE,
                             &cutoff, &e);
-    if (rc == 0)
-        rc = imap_connect(opt->imap, &conn, &e);
     for (size_t i = 0; i < r->n_mailboxes; i++) {
         struct check_mailbox *mb = &r->mailboxes[i];
+        const struct check_account *a = &acc[mb->account];
         struct imap_mailbox_info info;
         struct state_view view;
         struct older_ctx oc = { .cutoff = cutoff, .mb = mb };
@@ -296,13 +297,24 @@ static void check_mailboxes(const struct check_options *opt, struct check_report
         memset(&view, 0, sizeof view);
         memset(&info, 0, sizeof info);
         mb->cutoff = cutoff;
+        if (mrc == 0 && connected != mb->account) {
+            /* Each account on its own connection, made when its first mailbox comes. */
+            imap_close(conn);
+            conn = NULL;
+            connected = mb->account;
+            crc = imap_connect(a->imap, &conn, &ce);
+        }
+        if (mrc == 0 && crc != 0) {
+            mrc = crc;
+            e = ce;
+        }
         if (mrc != 0) {
             me = e;
         } else {
-            mrc = imap_examine(conn, mb->mailbox, &info, &me);
+            mrc = imap_examine(conn, mb->name, &info, &me);
             oc.uidvalidity = info.uidvalidity;
             if (mrc == 0 && opt->ingest_state != NULL) {
-                mrc = state_view_read(opt->ingest_state, opt->account, mb->mailbox, &view, &me);
+                mrc = state_view_read(opt->ingest_state, a->account, mb->name, &view, &me);
                 oc.view = &view;
             }
             /* SEARCH BEFORE is a superset (whole days in the server's zone): the exact
@@ -483,7 +495,12 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
 {
     struct archive_batch_ref *refs = NULL;
     struct check_report *r;
-    size_t n_refs = 0;
+    /* Without accounts, the one the single-account fields describe. */
+    const struct check_account single = { .imap = opt->imap, .mailboxes = opt->mailboxes,
+                                          .n_mailboxes = opt->n_mailboxes,
+                                          .account = opt->account };
+    const struct check_account *acc = &single;
+    size_t n_refs = 0, n_acc = 1, n_mb = 0;
     int rc;
 
     *report = NULL;
@@ -491,13 +508,19 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
     if (r == NULL)
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     r->at = opt->at;
+    if (opt->n_accounts > 0) {
+        acc = opt->accounts;
+        n_acc = opt->n_accounts;
+    }
+    for (size_t i = 0; i < n_acc; i++)
+        n_mb += acc[i].n_mailboxes;
     rc = archive_batch_list(opt->archive_dir, NULL, &refs, &n_refs, err);
     if (rc != 0) {
         free(r);
         return rc;
     }
     r->batches = calloc(n_refs ? n_refs : 1, sizeof *r->batches);
-    r->mailboxes = calloc(opt->n_mailboxes ? opt->n_mailboxes : 1, sizeof *r->mailboxes);
+    r->mailboxes = calloc(n_mb ? n_mb : 1, sizeof *r->mailboxes);
     if (r->batches == NULL || r->mailboxes == NULL) {
         free(refs);
         check_report_free(r);
@@ -514,21 +537,25 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
     }
     qsort(r->batches, r->n_batches, sizeof *r->batches, cmp_batch);
 
-    r->n_mailboxes = opt->n_mailboxes;
-    for (size_t i = 0; i < opt->n_mailboxes; i++) {
-        snprintf(r->mailboxes[i].mailbox, sizeof r->mailboxes[i].mailbox, "%s",
-                 opt->mailboxes[i]);
-        r->mailboxes[i].status = "skipped";
-        /* The last purge's result, online or not. */
-        mr_error je;
-        if (opt->journal_path != NULL &&
-            purge_journal_result_read(opt->journal_path, opt->mailboxes[i],
-                                      &r->mailboxes[i].last, &je) != 0)
-            log_warn(opt->log, "mailbox %s: %s", opt->mailboxes[i], je.msg);
+    r->n_mailboxes = 0;
+    for (size_t a = 0; a < n_acc; a++) {
+        for (size_t i = 0; i < acc[a].n_mailboxes; i++) {
+            struct check_mailbox *mb = &r->mailboxes[r->n_mailboxes++];
+            mb->account = a;
+            snprintf(mb->name, sizeof mb->name, "%s", acc[a].mailboxes[i]);
+            snprintf(mb->mailbox, sizeof mb->mailbox, "%s%s",
+                     acc[a].key_prefix != NULL ? acc[a].key_prefix : "", acc[a].mailboxes[i]);
+            mb->status = "skipped";
+            /* The last purge's result, online or not. */
+            mr_error je;
+            if (opt->journal_path != NULL &&
+                purge_journal_result_read(opt->journal_path, mb->mailbox, &mb->last, &je) != 0)
+                log_warn(opt->log, "mailbox %s: %s", mb->mailbox, je.msg);
+        }
     }
-    r->offline = opt->imap == NULL;
+    r->offline = n_acc == 0 || acc[0].imap == NULL;
     if (!r->offline)
-        check_mailboxes(opt, r);
+        check_mailboxes(opt, acc, n_acc, r);
 
     check_unrouted(opt, r);
 

@@ -47,10 +47,20 @@
 #include "backup/archive.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 #include "purge/journal.h"
 
 enum check_level { CHECK_OK = 0, CHECK_WARN = 1, CHECK_VIOLATION = 2 };
+
+/* One IMAP account's mailboxes, each checked on the account's own connection. */
+struct check_account {
+    const struct imap_options *imap;    /* NULL = offline */
+    const char *const *mailboxes;
+    size_t n_mailboxes;
+    const char *account;                /* its ingest-state key */
+    const char *key_prefix;             /* its purge-journal name: key_prefix + mailbox
+                                           (NULL = "") */
+};
 
 struct check_options {
     const char *archive_dir;
@@ -68,6 +78,9 @@ struct check_options {
     const char *ingest_state;           /* ingest's state: why a message stays; NULL = not
                                            read (every old message is NOT PURGED) */
     const char *account;                /* its account key */
+    const struct check_account *accounts;   /* n_accounts > 0: these instead of imap,
+                                               mailboxes and account above */
+    size_t n_accounts;
     const char *journal_path;           /* purge journal: the last run per mailbox */
     int held_days;                      /* held back longer than this: a violation */
     bool insecure_tls;                  /* [imap] insecure_skip_verify is on: a violation
@@ -91,7 +104,9 @@ struct check_batch {
 };
 
 struct check_mailbox {
-    char mailbox[256];
+    char mailbox[256];                  /* key_prefix + name, as the journal knows it */
+    char name[256];                     /* on the server */
+    size_t account;                     /* index into the accounts checked */
     time_t cutoff;
     size_t older;                       /* messages before the cutoff still there, of which */
     size_t held;                        /*   the member system has not accepted (purge

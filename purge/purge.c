@@ -606,7 +606,9 @@ static int new_batch(struct purge_ctx *c, const char *mailbox,
     return rc;
 }
 
-static int purge_mailbox(struct purge_ctx *c, const char *mailbox,
+/* mailbox: its name on the server; key: its name in the journal and the archive
+ * (opt->key_prefix + mailbox), which is also rep->mailbox. */
+static int purge_mailbox(struct purge_ctx *c, const char *mailbox, const char *key,
                          struct purge_mailbox_report *rep, mr_error *err)
 {
     struct imap_mailbox_info info;
@@ -619,7 +621,7 @@ static int purge_mailbox(struct purge_ctx *c, const char *mailbox,
     rc = c->opt->dry_run ? imap_examine(c->conn, mailbox, &info, err)
                          : imap_select(c->conn, mailbox, &info, err);
     if (rc == 0)
-        rc = purge_journal_pending(c->journal, mailbox, &pending, &n_pending, err);
+        rc = purge_journal_pending(c->journal, key, &pending, &n_pending, err);
     for (size_t i = 0; rc == 0 && i < n_pending; i++)
         rc = resume_batch(c, &pending[i], &info, rep, err);
     free(pending);
@@ -628,8 +630,7 @@ static int purge_mailbox(struct purge_ctx *c, const char *mailbox,
     if (rc == 0 && c->opt->ingest_state != NULL)
         rc = state_view_read(c->opt->ingest_state, c->opt->account, mailbox, &view, err);
     if (rc == 0)
-        rc = new_batch(c, mailbox, &info, c->opt->ingest_state != NULL ? &view : NULL, rep,
-                       err);
+        rc = new_batch(c, key, &info, c->opt->ingest_state != NULL ? &view : NULL, rep, err);
     state_view_clear(&view);
     return rc;
 }
@@ -713,8 +714,10 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
     r->dry_run = opt->dry_run;
     *report = r;
     for (size_t i = 0; i < opt->n_mailboxes; i++)
-        snprintf(r->mailboxes[i].mailbox, sizeof r->mailboxes[i].mailbox, "%s",
-                 opt->mailboxes[i]);
+        if ((size_t)snprintf(r->mailboxes[i].mailbox, sizeof r->mailboxes[i].mailbox, "%s%s",
+                             opt->key_prefix != NULL ? opt->key_prefix : "", opt->mailboxes[i])
+            >= sizeof r->mailboxes[i].mailbox)
+            return mr_error_set(err, MR_E_INVALID, "mailbox name too long");
     r->n = opt->n_mailboxes;
     if (opt->cutoff > time(NULL))
         return mr_error_set(err, MR_E_INVALID, "the cutoff lies in the future");
@@ -763,7 +766,7 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
             mrc = src;
             merr = serr;
         } else {
-            mrc = purge_mailbox(&c, opt->mailboxes[i], mr, &merr);
+            mrc = purge_mailbox(&c, opt->mailboxes[i], mr->mailbox, mr, &merr);
         }
         r->held += mr->n_held;
         if (mrc != 0) {

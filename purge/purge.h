@@ -40,7 +40,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/progress.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 #include "ingest/ingest.h"
 
 #define PURGE_DEFAULT_EXPUNGE_CHUNK 1000
@@ -68,6 +68,8 @@ struct purge_options {
     const char *ingest_state;               /* ingest's state database: what to hold
                                                back; NULL = hold nothing (unit tests) */
     const char *account;                    /* its account key (ingest_account_key) */
+    const char *key_prefix;                 /* journal and archive name of a mailbox:
+                                               key_prefix + its name (NULL = "") */
     bool dry_run;
     bool allow_plain_expunge;
     size_t expunge_chunk;                   /* UIDs per STORE+EXPUNGE round; 0 = default */

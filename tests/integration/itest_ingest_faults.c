@@ -16,7 +16,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "integration/itest_ingest_imap_util.h"
+#include "integration/itest_imap_util.h"
 #include "ingest/ingest.h"
 #include "ingest/members_import.h"
 

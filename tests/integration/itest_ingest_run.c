@@ -7,7 +7,7 @@
  *  - the exec sink refusing a message keeps the state below it, and the next run delivers
  *    exactly the missing one;
  *  - a 50 MB message is ingested intact; with a 10 MB limit it is recorded and skipped.
- * Uses the IMAP test helpers of itest_ingest_imap_util.h (users, messages, collector).
+ * Uses the IMAP test helpers of itest_imap_util.h (users, messages, collector).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +18,7 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
-#include "integration/itest_ingest_imap_util.h"
+#include "integration/itest_imap_util.h"
 #include "ingest/ingest.h"
 #include "ingest/members_import.h"
 #include "ingest/state.h"

@@ -25,7 +25,7 @@
 
 #include "backup/archive.h"
 #include "common/mrtime.h"
-#include "integration/itest_ingest_imap_util.h"
+#include "integration/itest_imap_util.h"
 #include "keys/keys.h"
 #include "purge/journal.h"
 #include "purge/purge.h"

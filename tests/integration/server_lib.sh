@@ -68,7 +68,8 @@ epoch_iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 gen_corpus() {
     local md="$USER_MAILDIR"
     if [ -z "$md" ]; then
-        md="$T/gen-maildir"
+        # A fresh one per call: only this call's messages are uploaded.
+        md="$(mktemp -d "$T/gen-maildir.XXXXXX")"
         mkdir -p "$md/cur" "$md/new" "$md/tmp"
     fi
     python3 "$MAILRET_SOURCE_DIR/scripts/gen-corpus" --count "$1" --seed "$2" \

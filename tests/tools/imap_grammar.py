@@ -161,6 +161,20 @@ class Parser:
         self.i += n
         return body
 
+    def literal8(self):
+        # RFC 3516: "~{" number ["+"] "}" CRLF *OCTET -- any octet, NUL included.
+        self.expect(b"~{")
+        n = self.number()
+        if self.peek() == b"+":
+            self.i += 1
+        self.expect(b"}")
+        self.expect(b"\r\n", "CRLF after a literal8's length")
+        body = self.d[self.i:self.i + n]
+        if len(body) != n:
+            self.fail("literal8 shorter than announced")
+        self.i += n
+        return body
+
     def string(self):
         if self.peek() == b'"':
             return self.quoted()
@@ -515,7 +529,10 @@ class Parser:
             if self.peek() == b'"':
                 self.date_time()
                 self.sp()
-            self.literal()
+            if self.peek() == b"~":
+                self.literal8()     # BINARY (RFC 3516), for a message holding NUL
+            else:
+                self.literal()
         elif w == "ENABLE":
             while True:
                 self.sp()

@@ -630,6 +630,164 @@ static void test_example_file_loads(void **state)
     config_free(cfg);
 }
 
+
+/* The rest of a file with accounts (no [imap], no [mailboxes]). */
+#define COMMON \
+    "[archive]\n"                           /* 1 */ \
+    "dir = /srv/mailret/archive\n"          /* 2 */ \
+    "[keys]\n"                              /* 3 */ \
+    "vault_dir = /srv/mailret/vault\n"      /* 4 */ \
+    "it_cert = certs/it.pem\n"              /* 5 */
+
+static void test_accounts(void **state)
+{
+    struct fixture *fx = *state;
+    mr_error err;
+    char want[600];
+    struct mr_config *cfg = load_text(fx, COMMON
+        "[account kbh]\n"                   /* 6 */
+        "host = imap.example.org\n"
+        "user = sager\n"
+        "password_file = kbh.pass\n"
+        "mailbox = INBOX\n"
+        "mailbox = Sager/2026\n"
+        "[account aarhus-2]\n"              /* 12 */
+        "host = outlook.office365.com\n"
+        "tls = starttls\n"
+        "user = post@aarhus.example\n"
+        "auth = xoauth2\n"
+        "token_command = /usr/local/bin/token\n"
+        "fetch_batch = 50\n"
+        "mailbox = INBOX\n", 0, &err);
+    const struct config_account *a, *b;
+
+    assert_int_equal(cfg->n_accounts, 2);
+    a = &cfg->accounts[0];
+    b = &cfg->accounts[1];
+    assert_string_equal(a->name, "kbh");
+    assert_false(a->legacy_keys);
+    assert_string_equal(a->imap.host, "imap.example.org");
+    assert_int_equal(a->imap.port, 993);
+    assert_int_equal(a->imap.io_timeout, 300);
+    snprintf(want, sizeof want, "%s/kbh.pass", fx->dir);
+    assert_string_equal(a->imap.password_file, want);
+    assert_int_equal(a->mailboxes.n, 2);
+    assert_string_equal(a->mailboxes.items[1], "Sager/2026");
+    assert_string_equal(b->name, "aarhus-2");
+    assert_int_equal(b->imap.tls, CONFIG_TLS_STARTTLS);
+    assert_int_equal(b->imap.port, 143);
+    assert_int_equal(b->imap.auth, CONFIG_AUTH_XOAUTH2);
+    assert_string_equal(b->imap.token_command[0], "/usr/local/bin/token");
+    assert_null(b->imap.token_command[1]);
+    assert_int_equal(b->imap.fetch_batch, 50);
+    assert_int_equal(b->mailboxes.n, 1);
+    assert_ptr_equal(config_account_find(cfg, "aarhus-2"), b);
+    assert_null(config_account_find(cfg, "aarhus"));
+    assert_int_equal(config_account_key_line(b, "fetch_batch"), 18);
+    assert_int_equal(config_account_key_line(a, "mailbox"), 10);
+    assert_int_equal(config_account_key_line(a, "port"), 0);
+
+    /* config show writes a file that loads to the same accounts. */
+    {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        struct mr_config *again;
+        assert_non_null(mem);
+        assert_int_equal(config_show(cfg, mem, &err), 0);
+        fclose(mem);
+        assert_non_null(strstr(text, "\n[account kbh]\n"));
+        assert_non_null(strstr(text, "\n[account aarhus-2]\n"));
+        assert_null(strstr(text, "[imap]"));
+        assert_null(strstr(text, "[mailboxes]"));
+        again = load_text(fx, text, 0, &err);
+        assert_int_equal(again->n_accounts, 2);
+        assert_string_equal(again->accounts[1].imap.host, "outlook.office365.com");
+        assert_int_equal(again->accounts[1].imap.port, 143);
+        assert_int_equal(again->accounts[0].mailboxes.n, 2);
+        config_free(again);
+        free(text);
+    }
+    config_free(cfg);
+
+    /* A single-account file is the account "default", with the state keys of before. */
+    cfg = load_text(fx, MINIMAL, 0, &err);
+    assert_int_equal(cfg->n_accounts, 1);
+    assert_string_equal(cfg->accounts[0].name, CONFIG_DEFAULT_ACCOUNT);
+    assert_true(cfg->accounts[0].legacy_keys);
+    assert_string_equal(cfg->accounts[0].imap.host, "imap.example.org");
+    assert_int_equal(cfg->accounts[0].mailboxes.n, 1);
+    assert_int_equal(config_account_key_line(&cfg->accounts[0], "user"), 3);
+    config_free(cfg);
+
+    /* [account default] is the same account, spelt as a section. */
+    cfg = load_text(fx, COMMON "[account default]\nhost = h.example\nuser = u\n"
+                    "password_env = P\nmailbox = INBOX\n", 0, &err);
+    assert_true(cfg->accounts[0].legacy_keys);
+    config_free(cfg);
+}
+
+static void test_account_errors(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const bad_names[] = { "Kbh", "a/b", "-x", "_x", "x.y", "a b", "",
+                                             "abcdefghijklmnopqrstuvwxyz0123456" };
+    char text[2048];
+
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        snprintf(text, sizeof text, COMMON "[account %s]\nhost = h\nuser = u\n"
+                 "password_env = P\nmailbox = INBOX\n", bad_names[i]);
+        expect_error(fx, text, 6, "bad account name");
+    }
+    /* 32 characters is the limit, and it is allowed. */
+    {
+        struct mr_config *cfg;
+        mr_error err;
+        cfg = load_text(fx, COMMON "[account abcdefghijklmnopqrstuvwxyz012345]\nhost = h\n"
+                        "user = u\npassword_env = P\nmailbox = INBOX\n", 0, &err);
+        config_free(cfg);
+    }
+#define ACCT(name, user) "[account " name "]\nhost = h\nuser = " user "\npassword_env = P\n"
+    expect_error(fx, COMMON ACCT("a", "u") "mailbox = INBOX\n" ACCT("a", "v") "mailbox = X\n",
+                 11, "duplicate section [account a]");
+    expect_error(fx, MINIMAL ACCT("a", "u") "mailbox = INBOX\n", 1,
+                 "rename [imap] to [account default]");
+    expect_error(fx, COMMON "[mailboxes]\nmailbox = INBOX\n" ACCT("a", "u") "mailbox = INBOX\n",
+                 6, "do not go with [account NAME]");
+    expect_error(fx, COMMON "[account a]\nuser = u\npassword_env = P\nmailbox = INBOX\n", 6,
+                 "[account a] lacks required key 'host'");
+    expect_error(fx, COMMON ACCT("a", "u"), 6, "[account a] lacks required key 'mailbox'");
+    expect_error(fx, COMMON "[account a]\nhost = h\nuser = u\nmailbox = INBOX\n", 6,
+                 "lacks required key 'password_file' (or password_env or token_command)");
+    expect_error(fx, COMMON ACCT("a", "u") "password_file = p\nmailbox = INBOX\n", 10,
+                 "set only one of");
+    expect_error(fx, COMMON ACCT("a", "u") "user = v\nmailbox = INBOX\n", 10,
+                 "duplicate key 'user' in [account a] (first set on line 8)");
+    expect_error(fx, COMMON ACCT("a", "u") "mailbox = INBOX\nmailbox = INBOX\n", 11,
+                 "listed twice");
+    expect_error(fx, COMMON ACCT("a", "u") "dir = /x\nmailbox = INBOX\n", 10,
+                 "unknown key 'dir' in [account a]");
+    expect_error(fx, COMMON ACCT("a", "u") "password = hunter2\nmailbox = INBOX\n", 10,
+                 "secrets do not belong");
+    expect_error(fx, COMMON ACCT("a", "u") "port = 0\nmailbox = INBOX\n", 10, "port: bad number");
+    /* Two accounts on one server mailbox would ingest and purge it twice. */
+    expect_error(fx, COMMON ACCT("a", "u") "mailbox = INBOX\nmailbox = X\n"
+                 ACCT("b", "u") "mailbox = X\n", 12, "name the same mailbox of the same login");
+    /* ... unless they are different logins. */
+    {
+        struct mr_config *cfg;
+        mr_error err;
+        cfg = load_text(fx, COMMON ACCT("a", "u") "mailbox = INBOX\n"
+                        ACCT("b", "v") "mailbox = INBOX\n", 0, &err);
+        assert_int_equal(cfg->n_accounts, 2);
+        config_free(cfg);
+    }
+    /* "default" files its mailboxes by their bare names: "b:X" would be account b's X. */
+    expect_error(fx, COMMON ACCT("default", "u") "mailbox = b:X\n" ACCT("b", "v")
+                 "mailbox = X\n", 6, "would share its archive and journal name");
+#undef ACCT
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -639,7 +797,7 @@ int main(void)
         T(test_auth_and_token_command), T(test_insecure_spelling),
         T(test_missing_required), T(test_missing_file),
         T(test_secret_file_modes), T(test_secret_env), T(test_parse_size),
-        T(test_example_file_loads),
+        T(test_example_file_loads), T(test_accounts), T(test_account_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
  * (tag, status word, "[" response code), and, independently, the literal announcement
  * "{N}" that may end any line (then N bytes pass untouched and the line goes on after
  * them).  Literal bytes are skipped in one step, so a FETCH body costs nothing here. */
-#include "ingest/imap_guard.h"
+#include "imap/imap_guard.h"
 
 #include <string.h>
 

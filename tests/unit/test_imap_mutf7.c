@@ -1,4 +1,4 @@
-/* test_ingest_mutf7.c — modified UTF-7 mailbox names (RFC 3501 5.1.3): the RFC's own
+/* test_imap_mutf7.c — modified UTF-7 mailbox names (RFC 3501 5.1.3): the RFC's own
  * examples, hand-checked vectors (Danish letters, '&', astral characters as surrogate
  * pairs), every kind of invalid input refused with an error in both directions, and
  * round trips of random names. */
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "ingest/mutf7.h"
+#include "imap/mutf7.h"
 
 static const struct {
     const char *utf8;

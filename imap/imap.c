@@ -12,7 +12,7 @@
  *  - EOF mid-literal: the stream returns -1 (never 0), so the parser fails instead of
  *    looping; we report the stream's recorded cause.
  */
-#include "ingest/imap.h"
+#include "imap/imap.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -26,9 +26,9 @@
 #include <openssl/crypto.h>
 
 #include "common/secret.h"
-#include "ingest/imap_sasl.h"
-#include "ingest/imap_stream.h"
-#include "ingest/mutf7.h"
+#include "imap/imap_sasl.h"
+#include "imap/imap_stream.h"
+#include "imap/mutf7.h"
 
 #define IMAP_DEFAULT_MAX_LITERAL ((size_t)256 * 1024 * 1024)
 #define IMAP_SET_CHUNK 500      /* UID ranges per command: keeps lines far below 64 KiB */
@@ -44,6 +44,12 @@ struct imap_conn {
     bool plaintext_auth_ok; /* imap_connect_fd for tests: credentials without TLS */
     long long throttle_left_ms;  /* server-requested backoff still allowed */
     char sep;               /* hierarchy separator, 0 = not asked yet */
+    bool utf8;              /* UTF8=ACCEPT enabled: mailbox names go as UTF-8 */
+    bool ns_asked;          /* NAMESPACE asked (or not offered) on this connection */
+    char *ns_personal;      /* the personal namespace's prefix as the server writes it
+                               ("INBOX." on Cyrus without altnamespace); NULL = none */
+    char **ns_others;       /* the other users' and shared namespaces' prefixes */
+    size_t n_ns_others;
     mr_log *log;
 };
 
@@ -202,7 +208,7 @@ static int caps_load(imap_conn *c, mr_error *err)
 
     /* Not mailimap_capability(): libetpan 1.9.4 dereferences the stored capability list
      * without checking it, so a server that answers OK without an untagged CAPABILITY
-     * line crashes it (found by fuzz_ingest_imap).  We send the command ourselves and
+     * line crashes it (found by fuzz_imap_client).  We send the command ourselves and
      * read what the parser stored, after forgetting any list from before login. */
     if (info != NULL && info->imap_capability != NULL) {
         mailimap_capability_data_free(info->imap_capability);
@@ -354,6 +360,8 @@ static int conn_new(const struct imap_options *opt, imap_conn **out, mr_error *e
 }
 
 /* ---------------------------------------------------------------- login */
+
+static int utf8_enable(imap_conn *c, mr_error *err);
 
 /* Bytes of a command (or of a SASL response) as they are, through the session's stream. */
 static int send_raw(imap_conn *c, const char *bytes, size_t n)
@@ -618,7 +626,63 @@ static int session_start(imap_conn *c, mailstream *s, const struct imap_options 
         if (rc != 0)
             return rc;
     }
-    return caps_load(c, err);
+    rc = caps_load(c, err);
+    return rc != 0 ? rc : utf8_enable(c, err);
+}
+
+/* RFC 6855: where the server offers UTF8=ACCEPT, ENABLE it; mailbox names then go as
+ * UTF-8 quoted strings, but only once the server has said so (an ENABLED response naming
+ * it).  Until then, and on every other server, they go in modified UTF-7. */
+static int utf8_enable(imap_conn *c, mr_error *err)
+{
+    struct mailimap_capability_data *want, *got = NULL;
+    struct mailimap_capability *cap = NULL;
+    clist *list;
+    char *name;
+    int r;
+
+    if (!imap_has_capability(c, "UTF8=ACCEPT"))
+        return 0;
+    list = clist_new();
+    name = strdup("UTF8=ACCEPT");
+    if (list != NULL && name != NULL)
+        cap = mailimap_capability_new(MAILIMAP_CAPABILITY_NAME, NULL, name);
+    if (cap == NULL || clist_append(list, cap) < 0) {
+        if (cap != NULL)
+            mailimap_capability_free(cap);
+        else
+            free(name);
+        if (list != NULL)
+            clist_free(list);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    want = mailimap_capability_data_new(list);
+    if (want == NULL) {
+        mailimap_capability_free(cap);    /* the list's only element */
+        clist_free(list);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    r = mailimap_enable(c->imap, want, &got);
+    mailimap_capability_data_free(want);
+    if (r != MAILIMAP_NO_ERROR) {
+        /* A refusal leaves the names in modified UTF-7; a dead stream or bad parse ends
+         * the connection. */
+        if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE ||
+            imap_stream_failed(c->st))
+            return imap_fail(c, r, "ENABLE", err);
+        return 0;
+    }
+    for (clistiter *it = got != NULL && got->cap_list != NULL ? clist_begin(got->cap_list)
+                                                              : NULL;
+         it != NULL; it = clist_next(it)) {
+        const struct mailimap_capability *e = clist_content(it);
+        if (e != NULL && e->cap_type == MAILIMAP_CAPABILITY_NAME && e->cap_data.cap_name != NULL
+            && strcasecmp(e->cap_data.cap_name, "UTF8=ACCEPT") == 0)
+            c->utf8 = true;
+    }
+    if (got != NULL)
+        mailimap_capability_data_free(got);
+    return 0;
 }
 
 /* The end of both ways in: the connection on success, else it is closed (as broken: no
@@ -726,6 +790,10 @@ void imap_close(imap_conn *conn)
         mailimap_free(conn->imap);
     }
     caps_free(conn);
+    free(conn->ns_personal);
+    for (size_t i = 0; i < conn->n_ns_others; i++)
+        free(conn->ns_others[i]);
+    free(conn->ns_others);
     free(conn->host);
     free(conn);
 }
@@ -757,10 +825,71 @@ static char hierarchy_sep(imap_conn *c)
     return c->sep;
 }
 
+static void ns_add(char ***list, size_t *n, const struct mailimap_namespace_item *item)
+{
+    for (clistiter *it = item != NULL ? clist_begin(item->ns_data_list) : NULL; it != NULL;
+         it = clist_next(it)) {
+        const struct mailimap_namespace_info *ni = clist_content(it);
+        char **grown;
+        if (ni == NULL || ni->ns_prefix == NULL || ni->ns_prefix[0] == '\0')
+            continue;
+        grown = realloc(*list, (*n + 1) * sizeof *grown);
+        if (grown == NULL)
+            return;
+        *list = grown;
+        if ((grown[*n] = strdup(ni->ns_prefix)) != NULL)
+            (*n)++;
+    }
+}
+
+/* The server's namespaces (RFC 2342), once per connection, if it offers NAMESPACE. */
+static void namespace_load(imap_conn *c)
+{
+    struct mailimap_namespace_data *ns = NULL;
+    int r;
+
+    if (c->ns_asked)
+        return;
+    c->ns_asked = true;
+    if (!imap_has_capability(c, "NAMESPACE"))
+        return;
+    r = mailimap_namespace(c->imap, &ns);
+    if (r != MAILIMAP_NO_ERROR) {
+        /* A refusal leaves the names as they are; a dead stream or bad parse does not. */
+        if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE ||
+            imap_stream_failed(c->st))
+            c->broken = true;
+        return;
+    }
+    if (ns != NULL && ns->ns_personal != NULL) {
+        clistiter *it = clist_begin(ns->ns_personal->ns_data_list);
+        const struct mailimap_namespace_info *ni = it != NULL ? clist_content(it) : NULL;
+        if (ni != NULL && ni->ns_prefix != NULL && ni->ns_prefix[0] != '\0')
+            c->ns_personal = strdup(ni->ns_prefix);
+    }
+    if (ns != NULL) {
+        ns_add(&c->ns_others, &c->n_ns_others, ns->ns_other);
+        ns_add(&c->ns_others, &c->n_ns_others, ns->ns_shared);
+        mailimap_namespace_data_free(ns);
+    }
+}
+
+/* Whether name begins with prefix; "INBOX" is case-insensitive (RFC 3501 5.1). */
+static bool has_prefix(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix), head = strncasecmp(prefix, "INBOX", 5) == 0 ? 5 : 0;
+
+    return strlen(name) >= n && strncasecmp(name, prefix, head) == 0 &&
+           strncmp(name + head, prefix + head, n - head) == 0;
+}
+
 /* A configured (UTF-8) mailbox name as the server knows it: modified UTF-7, with '/' (the
  * hierarchy separator in the configuration) as the server's own separator.  Modified
  * UTF-7 never writes '/' itself (its BASE64 has ',' instead), so every '/' here is one
- * the name had.  Other characters go as written: "INBOX.Sager" on a server with '.'. */
+ * the name had.  Other characters go as written: "INBOX.Sager" on a server with '.'.
+ * Where the personal namespace has a prefix (Cyrus without altnamespace: "INBOX."), a
+ * name that is not INBOX and not already in a namespace gets it: "Sager/2026" is
+ * "INBOX.Sager.2026" there and "Sager/2026" on Dovecot. */
 static int wire_name(imap_conn *c, const char *mailbox, char **out, mr_error *err)
 {
     int rc = mutf7_encode(mailbox, out, err);
@@ -770,18 +899,42 @@ static int wire_name(imap_conn *c, const char *mailbox, char **out, mr_error *er
         mr_error_prefix(err, "mailbox %s", mailbox);
         return rc;
     }
-    if (strchr(*out, '/') == NULL)
+    if (c->utf8) {
+        /* Checked as valid UTF-8 without controls by the encoder; sent as it is. */
+        free(*out);
+        if ((*out = strdup(mailbox)) == NULL)
+            return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    if (strcasecmp(*out, "INBOX") == 0)
         return 0;
-    sep = hierarchy_sep(c);
+    namespace_load(c);
+    sep = strchr(*out, '/') != NULL ? hierarchy_sep(c) : '/';
     if (c->broken) {
         free(*out);
         *out = NULL;
-        return mr_error_set(err, MR_E_NETWORK, "IMAP LIST on %s: the connection failed",
-                            c->host);
+        return mr_error_set(err, MR_E_NETWORK, "IMAP NAMESPACE or LIST on %s: the connection "
+                            "failed", c->host);
     }
     for (char *p = *out; *p != '\0'; p++)
         if (*p == '/')
             *p = sep;
+    if (c->ns_personal != NULL && !has_prefix(*out, c->ns_personal)) {
+        bool elsewhere = false;
+        char *full;
+        for (size_t i = 0; i < c->n_ns_others; i++)
+            elsewhere |= has_prefix(*out, c->ns_others[i]);
+        if (!elsewhere) {
+            if ((full = malloc(strlen(c->ns_personal) + strlen(*out) + 1)) == NULL) {
+                free(*out);
+                *out = NULL;
+                return mr_error_set(err, MR_E_NOMEM, "out of memory");
+            }
+            strcpy(full, c->ns_personal);
+            strcat(full, *out);
+            free(*out);
+            *out = full;
+        }
+    }
     return 0;
 }
 
@@ -1726,6 +1879,75 @@ static int flags_parse(const char *flags, struct mailimap_flag_list **out, mr_er
     return 0;
 }
 
+/* APPEND of a message holding a NUL byte, which an IMAP4rev1 literal cannot carry: as a
+ * BINARY literal8 (RFC 3516), non-synchronizing (LITERAL+, RFC 7888), written here since
+ * libetpan has no literal8.  flags were checked by flags_parse (atoms, single blanks
+ * rebuilt here); wire is the mailbox's name on the server (7-bit). */
+static int append_binary(imap_conn *c, const char *wire, const char *flags, time_t local,
+                         int tz_min, const unsigned char *msg, size_t len, mr_error *err)
+{
+    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                                           "Aug", "Sep", "Oct", "Nov", "Dec" };
+    struct mailimap_response *resp = NULL;
+    char head[128], *copy = NULL, *save = NULL, *tok;
+    int a = tz_min < 0 ? -tz_min : tz_min, r, state;
+    struct tm tm;
+    bool first = true;
+
+    if (!imap_has_capability(c, "BINARY") || !imap_has_capability(c, "LITERAL+"))
+        return mr_error_set(err, MR_E_UNSUPPORTED, "the message contains a NUL byte, which "
+                            "APPEND can carry only as a BINARY literal, and %s does not offer "
+                            "BINARY with LITERAL+", c->host);
+    if (gmtime_r(&local, &tm) == NULL)
+        return mr_error_set(err, MR_E_INVALID, "imap_append: INTERNALDATE out of range");
+    r = mailimap_send_current_tag(c->imap);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "APPEND", err);
+    r = send_raw(c, "APPEND \"", 8);
+    for (const char *p = wire; r == MAILIMAP_NO_ERROR && *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            r = send_raw(c, "\\", 1);
+        if (r == MAILIMAP_NO_ERROR)
+            r = send_raw(c, p, 1);
+    }
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, "\" (", 3);
+    if (flags != NULL && (copy = strdup(flags)) == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    for (tok = copy != NULL ? strtok_r(copy, " ", &save) : NULL;
+         r == MAILIMAP_NO_ERROR && tok != NULL; tok = strtok_r(NULL, " ", &save)) {
+        if (!first)
+            r = send_raw(c, " ", 1);
+        if (r == MAILIMAP_NO_ERROR)
+            r = send_raw(c, tok, strlen(tok));
+        first = false;
+    }
+    free(copy);
+    snprintf(head, sizeof head, ") \"%2d-%s-%04d %02d:%02d:%02d %c%02d%02d\" ~{%zu+}\r\n",
+             tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec, tz_min < 0 ? '-' : '+', a / 60, a % 60, len);
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, head, strlen(head));
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, (const char *)msg, len);
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_raw(c, "\r\n", 2);
+    if (r == MAILIMAP_NO_ERROR)
+        r = send_flush(c);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "APPEND", err);
+    if (mailimap_read_line(c->imap) == NULL)
+        return imap_fail(c, MAILIMAP_ERROR_STREAM, "APPEND", err);
+    r = mailimap_parse_response(c->imap, &resp);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_fail(c, r, "APPEND", err);
+    state = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+    mailimap_response_free(resp);
+    if (state != MAILIMAP_RESP_COND_STATE_OK)
+        return imap_fail(c, MAILIMAP_ERROR_APPEND, "APPEND", err);
+    return 0;
+}
+
 int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
                 time_t internaldate, int tz_min, const unsigned char *msg, size_t len,
                 mr_error *err)
@@ -1777,6 +1999,17 @@ int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
             mailimap_flag_list_free(fl);
         if (dt != NULL)
             mailimap_date_time_free(dt);
+        return rc;
+    }
+    if (memchr(msg, '\0', len) != NULL) {
+        rc = append_binary(conn, wire, flags, internaldate + (time_t)tz_min * 60, tz_min, msg,
+                           len, err);
+        free(wire);
+        if (fl != NULL)
+            mailimap_flag_list_free(fl);
+        mailimap_date_time_free(dt);
+        if (rc == MR_E_PROTOCOL || rc == MR_E_UNSUPPORTED)
+            mr_error_prefix(err, "mailbox %s", mailbox);
         return rc;
     }
     do

@@ -1,16 +1,16 @@
 /*
- * imap_sasl.h — private to ingest/imap.c: the bytes of the SASL mechanisms mailret speaks
+ * imap_sasl.h — private to imap/imap.c: the bytes of the SASL mechanisms mailret speaks
  * (PLAIN, RFC 4616; XOAUTH2, Google's and Microsoft's; OAUTHBEARER, RFC 7628) and the
  * reading of a server's OAuth error challenge.  Pure functions, no I/O.
  */
-#ifndef MAILRET_INGEST_IMAP_SASL_H
-#define MAILRET_INGEST_IMAP_SASL_H
+#ifndef MAILRET_IMAP_IMAP_SASL_H
+#define MAILRET_IMAP_IMAP_SASL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "common/error.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 
 /* The mechanism's name as IMAP spells it ("PLAIN", "XOAUTH2", "OAUTHBEARER"); NULL for
  * IMAP_AUTH_LOGIN. */

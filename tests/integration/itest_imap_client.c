@@ -1,5 +1,5 @@
 /*
- * itest_ingest_imap.c — ingest/imap.c against the real Dovecot test server: round trips
+ * itest_imap_client.c — imap/imap.c against the real Dovecot test server: round trips
  * over IMAPS and STARTTLS with full verification, TLS and login failures, read-only
  * EXAMINE, SEARCH BEFORE, exact UID EXPUNGE and the no-UIDPLUS refusal.
  * Every test makes its own user, so tests never share mailbox state.
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "integration/itest_ingest_imap_util.h"
+#include "integration/itest_imap_util.h"
 
 struct fixture {
     struct it_server srv;

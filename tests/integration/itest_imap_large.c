@@ -1,5 +1,5 @@
 /*
- * itest_ingest_imap_large.c — FETCH streams: a 50 MB message arrives byte-exact while the
+ * itest_imap_large.c — FETCH streams: a 50 MB message arrives byte-exact while the
  * process's peak memory grows by well under twice the message size (libetpan's default
  * would hold the literal and our copy at once), and a message over max_literal is reported
  * as oversized while the fetch goes on with the next message.
@@ -14,7 +14,7 @@
 #include <openssl/evp.h>
 #include <sys/resource.h>
 
-#include "integration/itest_ingest_imap_util.h"
+#include "integration/itest_imap_util.h"
 
 #define HUGE_SIZE ((size_t)50 * 1000 * 1000)
 

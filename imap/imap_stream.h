@@ -1,5 +1,5 @@
 /*
- * imap_stream.h — private to ingest/imap.c: a libetpan mailstream on a socket we connect
+ * imap_stream.h — private to imap/imap.c: a libetpan mailstream on a socket we connect
  * ourselves and, after imap_stream_start_tls, on an OpenSSL SSL* that we verify ourselves.
  *
  * Why not libetpan's own streams: Debian's libetpan uses GnuTLS without any certificate
@@ -8,8 +8,8 @@
  * control.  This driver returns -1 on EOF, on every error and on timeout, remembers why,
  * and the caller turns that into an mr_error with imap_stream_error.
  */
-#ifndef MAILRET_INGEST_IMAP_STREAM_H
-#define MAILRET_INGEST_IMAP_STREAM_H
+#ifndef MAILRET_IMAP_IMAP_STREAM_H
+#define MAILRET_IMAP_IMAP_STREAM_H
 
 #include <stdbool.h>
 

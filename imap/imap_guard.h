@@ -1,9 +1,9 @@
 /*
- * imap_guard.h — private to ingest/imap_stream.c: a filter on the bytes the IMAP server
+ * imap_guard.h — private to imap/imap_stream.c: a filter on the bytes the IMAP server
  * sends, before libetpan parses them, against a crash in Debian's libetpan 1.9.4.
  *
  * The crash: a PERMANENTFLAGS response code whose flag list does not parse
- * ("* OK [PERMANENTFLAGS (*] ..."; found by fuzz_ingest_imap) makes the parser's cleanup
+ * ("* OK [PERMANENTFLAGS (*] ..."; found by fuzz_imap_client) makes the parser's cleanup
  * call clist_foreach on a NULL list (fixed upstream in 266d59f, May 2026, after the last
  * release).  mailret never uses the permanent flags, so the guard renames every
  * PERMANENTFLAGS response code to PERMANENTFLAGX — one byte, in place — and libetpan
@@ -30,8 +30,8 @@
  * would grow mailret without bound.  The longest line mailret can expect is a SEARCH
  * result (about 8 bytes per UID: 4 million UIDs fit).
  */
-#ifndef MAILRET_INGEST_IMAP_GUARD_H
-#define MAILRET_INGEST_IMAP_GUARD_H
+#ifndef MAILRET_IMAP_IMAP_GUARD_H
+#define MAILRET_IMAP_IMAP_GUARD_H
 
 #include <stddef.h>
 #include <stdint.h>

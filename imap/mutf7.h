@@ -9,8 +9,8 @@
  * surrogates, no printable ASCII inside a BASE64 run, no two runs back to back).
  * Results are malloc'd and NUL-terminated.
  */
-#ifndef MAILRET_INGEST_MUTF7_H
-#define MAILRET_INGEST_MUTF7_H
+#ifndef MAILRET_IMAP_MUTF7_H
+#define MAILRET_IMAP_MUTF7_H
 
 #include "common/error.h"
 

@@ -1,5 +1,5 @@
 /*
- * itest_ingest_imap_auth.c — against the real Dovecot, with tests/tools/faultproxy.py
+ * itest_imap_auth.c — against the real Dovecot, with tests/tools/faultproxy.py
  * recording what the client sends:
  *  - no login method sends anything on a connection without TLS: the refusal comes
  *    before a single byte (control: the test-only override does send AUTHENTICATE);
@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "integration/itest_ingest_imap_util.h"
+#include "integration/itest_imap_util.h"
 
 #define N_MSG 7
 

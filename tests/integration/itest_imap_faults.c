@@ -1,5 +1,5 @@
 /*
- * itest_ingest_imap_faults.c — ingest/imap.c with tests/tools/faultproxy.py between it and
+ * itest_imap_faults.c — imap/imap.c with tests/tools/faultproxy.py between it and
  * the real Dovecot: a server that drops, resets, stalls or corrupts the connection in the
  * middle of a FETCH literal must give a clear error within the I/O timeout — never a hang
  * (libetpan 1.9.4 spins forever on EOF mid-literal with a 0-returning stream) — and an
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "integration/itest_ingest_imap_util.h"
+#include "integration/itest_imap_util.h"
 
 #define BIG (1024 * 1024)     /* the message the faults hit the middle of */
 #define IO_TIMEOUT 3

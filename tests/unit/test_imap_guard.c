@@ -1,14 +1,14 @@
 /*
- * test_ingest_imap_guard.c — the filter between the IMAP server's bytes and libetpan
- * (ingest/imap_guard.c):
+ * test_imap_guard.c — the filter between the IMAP server's bytes and libetpan
+ * (imap/imap_guard.c):
  *  - a PERMANENTFLAGS response code of a status response, tagged or untagged, in any
  *    case, is renamed PERMANENTFLAGX (one byte), valid or not;
  *  - nothing else changes: the same text in a literal (a message body), after other
  *    words, in other responses; a literal announced with LF only; an empty literal;
  *  - the result does not depend on how the stream is split into reads (every split
  *    into one-byte reads and random ones are compared with one read of the whole).
- * End to end, fuzz_ingest_imap replays the input that crashed libetpan 1.9.4
- * (tests/data/fuzz-regressions/fuzz_ingest_imap/permanentflags-star.bin).
+ * End to end, fuzz_imap_client replays the input that crashed libetpan 1.9.4
+ * (tests/data/fuzz-regressions/fuzz_imap_client/permanentflags-star.bin).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingest/imap_guard.h"
+#include "imap/imap_guard.h"
 
 /* in through the guard in pieces of the given sizes (cycled), compared with want. */
 static void check_split(const char *in, const char *want, const size_t *sizes, size_t n_sizes)

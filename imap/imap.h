@@ -17,8 +17,8 @@
  * mid-response, the connection is unusable: every later call returns MR_E_STATE at once;
  * imap_close it (no LOGOUT round trip is attempted) and connect again.
  */
-#ifndef MAILRET_INGEST_IMAP_H
-#define MAILRET_INGEST_IMAP_H
+#ifndef MAILRET_IMAP_IMAP_H
+#define MAILRET_IMAP_IMAP_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -168,7 +168,10 @@ int imap_expunge(imap_conn *conn, mr_error *err);
 
 /* APPEND with flags ("\\Seen ..." or "") and INTERNALDATE, which is always sent (0 = the
  * current time, UTC), since Exchange and Outlook date a message by it.
- * libetpan sends bare LF as CRLF (IMAP requires CRLF); CRLF messages go byte for byte. */
+ * libetpan sends bare LF as CRLF (IMAP requires CRLF); CRLF messages go byte for byte.
+ * A message holding a NUL byte goes as a BINARY literal8 (RFC 3516) where the server
+ * offers BINARY and LITERAL+; elsewhere it is MR_E_UNSUPPORTED, before anything is sent,
+ * and the session stays usable (a plain literal cannot carry NUL). */
 int imap_append(imap_conn *conn, const char *mailbox, const char *flags,
                 time_t internaldate, int tz_min, const unsigned char *msg, size_t len,
                 mr_error *err);

@@ -1,5 +1,5 @@
 /* imap_sasl.c — see imap_sasl.h. */
-#include "ingest/imap_sasl.h"
+#include "imap/imap_sasl.h"
 
 #include <stdbool.h>
 #include <stdio.h>

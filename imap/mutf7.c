@@ -1,7 +1,7 @@
 /*
  * mutf7.c — see mutf7.h.
  */
-#include "ingest/mutf7.h"
+#include "imap/mutf7.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* imap_stream.c — see imap_stream.h. */
-#include "ingest/imap_stream.h"
-#include "ingest/imap_guard.h"
+#include "imap/imap_stream.h"
+#include "imap/imap_guard.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

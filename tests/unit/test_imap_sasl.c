@@ -1,5 +1,5 @@
 /*
- * test_ingest_imap_sasl.c — the SASL bytes mailret sends and its reading of OAuth error
+ * test_imap_sasl.c — the SASL bytes mailret sends and its reading of OAuth error
  * challenges.  The expected base64 strings were computed independently (Python's
  * base64 module over the byte layouts of RFC 4616, RFC 7628 and Google's XOAUTH2
  * documentation, whose own example is the XOAUTH2 vector), not by this code.
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "ingest/imap_sasl.h"
+#include "imap/imap_sasl.h"
 
 static void expect_initial(enum imap_auth mech, const char *user, const char *secret,
                            const char *want)

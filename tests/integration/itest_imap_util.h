@@ -1,5 +1,5 @@
 /*
- * itest_ingest_imap_util.h — shared by the itest_ingest_imap*.c tests (header-only, static
+ * itest_imap_util.h — shared by the itest_imap_*.c tests (header-only, static
  * functions, so the test CMake glob needs no change): the test server's facts, a fresh
  * user per test, generated messages, a collecting fetch callback and the fault proxy.
  */
@@ -21,7 +21,7 @@
 #include <openssl/rand.h>
 
 #include "helpers/test_helpers.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 
 struct it_server {
     char *host, *ca_file, *other_ca, *script, *dir, *log;

@@ -1,6 +1,6 @@
 /*
- * fuzz_ingest_imap.c — libFuzzer target for mailret's handling of IMAP server responses
- * (ingest/imap.c over ingest/imap_stream.c), without a network or TLS.
+ * fuzz_imap_client.c — libFuzzer target for mailret's handling of IMAP server responses
+ * (imap/imap.c over imap/imap_stream.c), without a network or TLS.
  *
  * Seam: imap_connect_fd, the session of imap_connect on a socket that is already
  * connected.  The target makes a socketpair(2); the fuzz input is the server's whole byte
@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "ingest/imap.h"
+#include "imap/imap.h"
 
 static int cmp_u32(const void *a, const void *b)
 {

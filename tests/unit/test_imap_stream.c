@@ -1,7 +1,7 @@
 /*
- * test_ingest_imap_stream.c — the transport under ingest/imap.c, without a mail server:
+ * test_imap_stream.c — the transport under imap/imap.c, without a mail server:
  * the peer is the other end of a loopback socket that the test writes canned bytes into.
- * (The real protocol is tested against Dovecot in tests/integration/itest_ingest_imap*.c;
+ * (The real protocol is tested against Dovecot in tests/integration/itest_imap_*.c;
  * these tests pin down transport behaviour no real server produces on demand.)
  *
  *  - EOF in the middle of a literal makes libetpan's parser fail at once (Debian's 1.9.4
@@ -30,8 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ingest/imap.h"
-#include "ingest/imap_stream.h"
+#include "imap/imap.h"
+#include "imap/imap_stream.h"
 
 static double now_s(void)
 {

@@ -1,0 +1,136 @@
+#!/bin/bash
+# purge_accounts.sh — two IMAP accounts in one configuration, each with its own INBOX, on
+# the real server: a single-account file's state stays valid when its [imap] becomes
+# [account default]; ingest and purge cover both accounts, keep their positions, journal
+# entries and archive batches apart (default: "INBOX", the other "bob:INBOX"); per-account
+# counts are exact; IT restores each account's archive to exactly that account's messages,
+# and by APPEND into that account's server only; --account selects one.
+# servers: dovecot cyrus
+source "$(dirname "$0")/purge_lib.sh"
+
+# shas_of USER PWFILE [MAILBOX]: SHA-256 of every message, sorted.
+shas_of() {
+    python3 - "$HOST" "$IMAPS_PORT" "$CA_FILE" "$1" "$2" "${3:-INBOX}" <<'PY'
+import hashlib, imaplib, ssl, sys
+host, port, ca, user, pwf, box = sys.argv[1:]
+m = imaplib.IMAP4_SSL(host, int(port), ssl_context=ssl.create_default_context(cafile=ca))
+m.login(user, open(pwf).read().strip())
+typ, _ = m.select('"%s"' % box, readonly=True)
+out = []
+if typ == "OK":
+    typ, data = m.uid("SEARCH", None, "ALL")
+    uids = data[0].split()
+    for i in range(0, len(uids), 200):
+        typ, resp = m.uid("FETCH", b",".join(uids[i:i + 200]), "(BODY.PEEK[])")
+        out += [hashlib.sha256(p[1]).hexdigest() for p in resp if isinstance(p, tuple)]
+m.logout()
+print("\n".join(sorted(out)))
+PY
+}
+
+# Account A (becomes "default") and account B ("bob"), each with generated mail.
+new_user acct-a
+gen_corpus 40 accounts-a-1
+append_recent "$RECENT"
+A_USER=$USER_NAME; cp "$T/password" "$T/a.pw"
+mv "$T/corpus" "$T/corpus-a"
+new_user acct-b
+gen_corpus 30 accounts-b-1
+append_recent "$RECENT"
+B_USER=$USER_NAME; cp "$T/password" "$T/b.pw"
+shas_of "$A_USER" "$T/a.pw" > "$T/a-orig.sha"
+shas_of "$B_USER" "$T/b.pw" > "$T/b-orig.sha"
+A_TOTAL=$(wc -l < "$T/a-orig.sha"); B_TOTAL=$(wc -l < "$T/b-orig.sha")
+[ "$A_TOTAL" = 43 ] && [ "$B_TOTAL" = 33 ] || fail "corpus: $A_TOTAL and $B_TOTAL messages"
+# Only the recent messages, identical in both and never purged, are in both accounts.
+[ "$(comm -12 "$T/a-orig.sha" "$T/b-orig.sha" | wc -l)" = "$RECENT" ] || fail "the two corpora share old mail"
+
+# 1. The single-account file, as before accounts: A's mail is ingested.
+USER_NAME=$A_USER; cp "$T/a.pw" "$T/password"
+write_config
+setup_keys
+mailret ingest --json > "$T/ing1.json" 2> "$T/ing1.log" || fail "ingest (single): $(tail -3 "$T/ing1.log")"
+[ "$(json_field "$T/ing1.json" 'j["mailboxes"][0]["fetched"]')" = "$A_TOTAL" ] || fail "single-account ingest count"
+
+# 2. The same file with [imap] as [account default] and a second account with its own INBOX.
+account_lines() {  # account_lines NAME USER PWFILE
+    printf '%s\n' "[account $1]" "host = $HOST" "port = $IMAPS_PORT" "ca_file = $CA_FILE" \
+        "user = $2" "password_file = $3" "mailbox = INBOX"
+}
+{
+    sed -n '/^\[members\]/,$p' "$T/mailret.conf"
+    account_lines default "$A_USER" "$T/a.pw"
+    account_lines bob "$B_USER" "$T/b.pw"
+} > "$T/accounts.conf"
+mv "$T/accounts.conf" "$T/mailret.conf"
+mailret config check > "$T/cc.out" 2>&1 || { cat "$T/cc.out"; fail "config check of two accounts"; }
+mailret config show > "$T/show.out" || fail "config show"
+grep -q '^\[account default\]' "$T/show.out" && grep -q '^\[account bob\]' "$T/show.out" ||
+    { cat "$T/show.out"; fail "config show lacks the account sections"; }
+! grep -q '^\[imap\]' "$T/show.out" || fail "config show prints [imap] beside accounts"
+
+mailret ingest --json > "$T/ing2.json" 2> "$T/ing2.log" || fail "ingest (two accounts): $(tail -3 "$T/ing2.log")"
+[ "$(json_field "$T/ing2.json" '[a["account"] for a in j["accounts"]]')" = "['default', 'bob']" ] ||
+    fail "ingest report accounts"
+[ "$(json_field "$T/ing2.json" 'j["accounts"][0]["mailboxes"][0]["fetched"]')" = 0 ] ||
+    fail "account default re-ingested: its state from the single-account file was not kept"
+[ "$(json_field "$T/ing2.json" 'j["accounts"][1]["mailboxes"][0]["fetched"]')" = "$B_TOTAL" ] ||
+    fail "account bob ingest count"
+# Positions in the shared state, one per account, both for INBOX.
+python3 - "$T/state/ingest-state.sqlite" "$A_USER@$HOST" <<'PY' || fail "ingest state keys"
+import sqlite3, sys
+rows = sorted(sqlite3.connect(sys.argv[1]).execute(
+    "SELECT account, mailbox FROM mailbox_state").fetchall())
+assert rows == sorted([(sys.argv[2], "INBOX"), ("bob", "INBOX")]), rows
+PY
+mailret ingest --account bob --json > "$T/ing3.json" 2> "$T/ing3.log" || fail "ingest --account bob"
+[ "$(json_field "$T/ing3.json" 'len(j["accounts"])')" = 1 ] || fail "--account ran another account"
+[ "$(json_field "$T/ing3.json" 'j["accounts"][0]["mailboxes"][0]["fetched"]')" = 0 ] || fail "bob re-ingested"
+if mailret ingest --account nosuch > "$T/bad.out" 2> "$T/bad.err"; then fail "unknown --account accepted"; fi
+[ "$(wc -l < "$T/bad.err")" = 1 ] && grep -q 'no \[account nosuch\]' "$T/bad.err" || { cat "$T/bad.err"; fail "unknown account error"; }
+
+# 3. Purge both: each account's old mail archived and expunged, under its own name.
+cut=$(month_start_epoch)
+mailret purge --json > "$T/purge.json" 2> "$T/purge.log" || fail "purge: $(tail -3 "$T/purge.log")"
+shas_of "$A_USER" "$T/a.pw" > "$T/a-now.sha"
+shas_of "$B_USER" "$T/b.pw" > "$T/b-now.sha"
+A_GONE=$(( A_TOTAL - $(wc -l < "$T/a-now.sha") )); B_GONE=$(( B_TOTAL - $(wc -l < "$T/b-now.sha") ))
+[ "$A_GONE" -gt 10 ] && [ "$B_GONE" -gt 10 ] || fail "purge removed $A_GONE and $B_GONE messages"
+[ "$(json_field "$T/purge.json" '[(a["account"], a["mailboxes"][0]["mailbox"], a["mailboxes"][0]["expunged"]) for a in j["accounts"]]')" = \
+  "[('default', 'INBOX', $A_GONE), ('bob', 'bob:INBOX', $B_GONE)]" ] ||
+    { cat "$T/purge.json"; fail "purge report per account"; }
+[ -d "$T/archive/INBOX" ] && [ -d "$T/archive/bob%3AINBOX" ] || { ls "$T/archive"; fail "archive directories"; }
+[ "$(ls "$T/archive" | wc -l)" = 2 ] || { ls "$T/archive"; fail "unexpected archive directories"; }
+
+# 4. IT restores each account's archive: exactly what left that account's server.
+restore_shas() {  # restore_shas ACCOUNT DIR
+    mailret restore --reason "accounts test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
+        --account "$1" --mailbox INBOX --maildir "$2" > "$2.out" 2>&1 || { cat "$2.out" >&2; return 1; }
+    find "$2" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -print0 | xargs -0 -r sha256sum |
+        awk '{print $1}' | sort
+}
+restore_shas default "$T/rest-a" > "$T/a-rest.sha" || fail "restore of account default"
+restore_shas bob "$T/rest-b" > "$T/b-rest.sha" || fail "restore of account bob"
+sort "$T/a-now.sha" "$T/a-rest.sha" | cmp -s - "$T/a-orig.sha" || fail "account default: server + archive != original"
+sort "$T/b-now.sha" "$T/b-rest.sha" | cmp -s - "$T/b-orig.sha" || fail "account bob: server + archive != original"
+[ -z "$(comm -12 "$T/a-rest.sha" "$T/b-orig.sha")" ] || fail "bob's mail in default's archive"
+
+# Restore by APPEND goes to the named account's server, and nowhere else.
+if mailret restore --reason "accounts test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
+        --mailbox bob:INBOX --imap-mailbox Restored > "$T/ra.out" 2>&1; then
+    fail "--imap-mailbox without --account accepted with two accounts"
+fi
+grep -q 'give --account NAME' "$T/ra.out" || { cat "$T/ra.out"; fail "--imap-mailbox error"; }
+mailret restore --reason "accounts test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
+    --account bob --mailbox INBOX --imap-mailbox Restored > "$T/rb.out" 2>&1 || { cat "$T/rb.out"; fail "restore by APPEND"; }
+shas_of "$B_USER" "$T/b.pw" Restored > "$T/b-restored.sha"
+cmp -s "$T/b-restored.sha" "$T/b-rest.sha" || fail "bob's Restored mailbox != bob's archive"
+[ -z "$(shas_of "$A_USER" "$T/a.pw" Restored)" ] || fail "restore by APPEND reached account default"
+
+# 5. A second purge finds nothing in either; check sees both mailboxes.
+mailret purge > "$T/again.out" 2> "$T/again.log" || fail "second purge: $(tail -3 "$T/again.log")"
+[ "$(grep -c 'nothing older than the cutoff' "$T/again.out")" = 2 ] || { cat "$T/again.out"; fail "second purge"; }
+mailret check --json > "$T/check.json" 2> "$T/check.log" || { cat "$T/check.json" "$T/check.log"; fail "check"; }
+[ "$(json_field "$T/check.json" 'sorted((m["mailbox"], m["status"]) for m in j["mailboxes"])')" = \
+  "[('INBOX', 'ok'), ('bob:INBOX', 'ok')]" ] || { cat "$T/check.json"; fail "check mailboxes"; }
+echo "PASS purge_accounts (default: $A_GONE archived, bob: $B_GONE archived)"
