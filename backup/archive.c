@@ -5,6 +5,7 @@
  * compressing), reused from volume to volume, so memory stays at a few volumes' worth
  * whatever the batch size (docs/ARCHIVE.md, "Parallelism and memory"). */
 #include "backup/archive.h"
+#include "backup/batchdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 
 #include "backup/buf.h"
 #include "backup/index.h"
+#include "backup/locator.h"
 #include "backup/tar.h"
 #include "backup/volume.h"
 #include "common/durable.h"
@@ -54,6 +56,7 @@ struct archive_batch {
     time_t created;
     size_t plain_limit;             /* tar bytes per volume; see volume_plain_limit */
     keys_epoch *content, *reid;
+    locator_builder *locator;       /* where each message went, for targeted restores */
     struct vol_job *cur;
     unsigned next_no;
     struct archive_uid *uids;
@@ -250,16 +253,18 @@ static int verify_job(archive_batch *b, struct vol_job *j, const char *vpath,
 static int process_job(archive_batch *b, struct vol_job *j, volume_reader *cv,
                        volume_reader *rv, mr_error *err)
 {
-    char vpath[4200], rpath[4200];
+    char vpath[BATCHDIR_PATH_MAX], rpath[BATCHDIR_PATH_MAX];
     struct archive_volume *v = &j->vol;
     int rc;
 
-    snprintf(v->name, sizeof v->name, "vol-%04u.p7m", j->no);
-    snprintf(v->reid_name, sizeof v->reid_name, "reid-%04u.p7m", j->no);
+    batchdir_volume_name(j->no, v->name);
+    batchdir_reid_name(j->no, v->reid_name);
     v->messages = j->n_msgs;
-    snprintf(vpath, sizeof vpath, "%s/%s", b->dir, v->name);
-    snprintf(rpath, sizeof rpath, "%s/%s", b->dir, v->reid_name);
-    rc = volume_write(vpath, j->tar.data, j->tar.len, b->opt.compression_level,
+    rc = batchdir_path(b->dir, v->name, vpath, sizeof vpath, err);
+    if (rc == 0)
+        rc = batchdir_path(b->dir, v->reid_name, rpath, sizeof rpath, err);
+    if (rc == 0)
+        rc = volume_write(vpath, j->tar.data, j->tar.len, b->opt.compression_level,
                       keys_epoch_cert(b->content), err);
     if (rc == 0)
         rc = volume_write(rpath, j->reid.data, j->reid.len, b->opt.compression_level,
@@ -437,6 +442,7 @@ static void batch_free(archive_batch *b)
     keys_epoch_free(b->content);
     keys_epoch_free(b->reid);
     pseudo_session_free(b->pseudo);
+    locator_builder_free(b->locator);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv_work);
     pthread_cond_destroy(&b->cv_space);
@@ -525,6 +531,8 @@ int archive_batch_open(const struct archive_options *opt, archive_batch **out, m
         rc = open_keys(b, err);
     if (rc == 0)
         rc = job_new(b, err);
+    if (rc == 0)
+        rc = locator_builder_new(&b->locator, err);
     for (int i = 0; rc == 0 && i < b->opt.workers; i++) {
         if (pthread_create(&b->threads[i], NULL, worker_main, b) != 0)
             rc = mr_error_set(err, MR_E_NOMEM, "cannot start archive worker thread");
@@ -651,7 +659,11 @@ int archive_batch_add(archive_batch *b, const struct archive_message *msg, mr_er
         b->uids = nv;
         b->cap_uids = nc;
     }
-    rc = tar_write_entry(&j->tar, e.file, msg->internaldate, pb, plen, err);
+    rc = locator_builder_add(b->locator, j->no, (unsigned)j->n_msgs, msg->internaldate,
+                             msg->bytes, msg->len, (const char *const *)e.tokens, e.n_tokens,
+                             err);
+    if (rc == 0)
+        rc = tar_write_entry(&j->tar, e.file, msg->internaldate, pb, plen, err);
     if (rc == 0)
         rc = tar_write_entry(&j->reid, rname, msg->internaldate, rb, rlen, err);
     if (rc == 0)
@@ -769,8 +781,17 @@ static int write_manifest(archive_batch *b, struct archive_result *r, mr_error *
         m.audit_seq = (unsigned long long)seq;
         m.has_audit = rc == 0;
     }
+    /* The locator is written while the host still holds the reid epoch key that
+     * authenticates it; the manifest then lists it like any volume. */
     if (rc == 0)
+        rc = locator_builder_write(b->locator, b->dir, b->batch_id, m.volumes, n,
+                                   keys_epoch_cert(b->reid), keys_epoch_private(b->reid),
+                                   &m.locator_size, m.locator_sha256, err);
+    if (rc == 0) {
+        snprintf(m.locator_name, sizeof m.locator_name, "%s", batchdir_name(BATCHDIR_LOCATOR));
+        r->bytes_archived += m.locator_size;
         rc = archive_manifest_write(b->dir, &m, b->opt.signing_key, err);
+    }
     r->n_volumes = n;
     free(m.volumes);
     return rc;
@@ -841,25 +862,10 @@ int archive_batch_close(archive_batch *b, struct archive_result **out, mr_error 
 
 void archive_batch_abort(archive_batch *b)
 {
-    DIR *d;
-    struct dirent *de;
-
     if (b == NULL)
         return;
     stop_workers(b, true);
-    d = opendir(b->dir);
-    if (d != NULL) {
-        while ((de = readdir(d)) != NULL) {
-            char path[4400];
-            if (de->d_name[0] == '.' && (de->d_name[1] == '\0'
-                                         || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
-                continue;
-            snprintf(path, sizeof path, "%s/%s", b->dir, de->d_name);
-            (void)unlink(path);
-        }
-        closedir(d);
-    }
-    (void)rmdir(b->dir);
+    (void)batchdir_destroy(b->dir, NULL);
     keys_epoch_forget(b->content, b->opt.audit);
     keys_epoch_forget(b->reid, b->opt.audit);
     (void)keys_epoch_shred(b->opt.vault_dir, keys_epoch_id(b->content), b->opt.audit, NULL);

@@ -4,11 +4,13 @@
  * which are IT's side.)  The on-disk format is docs/ARCHIVE.md.
  *
  * A batch = one backup/purge run of one mailbox:
- *   ARCHIVE_DIR/<mailbox>/<YYYY-MM>-<batch id>/
- *     vol-NNNN.p7m    gzip(tar(<uidvalidity>-<uid>.eml..., index.jsonl)) in CMS
- *                     AuthEnvelopedData (AES-256-GCM) to the content epoch certificate
- *     reid-NNNN.p7m   gzip(tar(<uidvalidity>-<uid>.reid...)) to the reid epoch certificate
- *     manifest.json   no personal data, signed with the host's Ed25519 key; written last
+ *   ARCHIVE_DIR/<mailbox>/<YYYY-MM>-<batch id>/, holding (backup/batchdir.h names them)
+ *     content volumes  gzip(tar(<uidvalidity>-<uid>.eml..., index.jsonl)) in CMS
+ *                      AuthEnvelopedData (AES-256-GCM) to the content epoch certificate
+ *     reid files       gzip(tar(<uidvalidity>-<uid>.reid...)) to the reid epoch certificate
+ *     the locator      where each message is and which person tokens it carries
+ *                      (backup/locator.h), to the reid epoch certificate
+ *     the manifest     no personal data, signed with the host's Ed25519 key; written last
  * A directory without a valid manifest is not a batch (an interrupted run): purge must not
  * expunge for it, check reports it as incomplete, and a re-run makes a new batch.
  *
@@ -45,7 +47,6 @@
 
 #define ARCHIVE_DEFAULT_VOLUME_MIB 8
 #define ARCHIVE_MAX_WORKERS 16
-#define ARCHIVE_MANIFEST "manifest.json"
 #define ARCHIVE_FORMAT "mailret-batch/2"      /* signed (Ed25519) */
 #define ARCHIVE_FORMAT_V1 "mailret-batch/1"   /* legacy: HMAC under the manifest key */
 #define ARCHIVE_KEY_LEN 32
@@ -104,7 +105,7 @@ struct archive_result {
     struct archive_uid *uids;       /* every message archived and verified, in add order */
     size_t n_volumes;
     unsigned long long bytes_original;  /* sum of message sizes */
-    unsigned long long bytes_archived;  /* sum of volume + reid file sizes */
+    unsigned long long bytes_archived;  /* sum of volume, reid and locator file sizes */
     unsigned long long sealed_parts;    /* parts sealed into the reid data */
     size_t sealed_messages;             /* messages with at least one */
 };
@@ -122,11 +123,11 @@ void archive_result_free(struct archive_result *r);
 /* ---- manifests -------------------------------------------------------------------------- */
 
 struct archive_volume {
-    char name[32];                  /* vol-NNNN.p7m */
+    char name[32];                  /* the content volume (batchdir_volume_name) */
     unsigned long long size;
     char sha256[65];
     size_t messages;
-    char reid_name[32];             /* reid-NNNN.p7m */
+    char reid_name[32];             /* its reid file (batchdir_reid_name) */
     unsigned long long reid_size;
     char reid_sha256[65];
 };
@@ -169,16 +170,19 @@ struct archive_manifest {
     bool has_ledger, has_audit;
     unsigned long long ledger_count, audit_seq;
     char ledger_head[65], audit_head[65];
+    char locator_name[32];          /* the batch's locator (backup/locator.h); "" = none */
+    unsigned long long locator_size;
+    char locator_sha256[65];
     /* Set by reading: */
     char signer[33];                /* format 2: id of the host key that signed it */
     enum archive_auth auth;
     char auth_problem[MR_ERROR_MSG_MAX];   /* ARCHIVE_AUTH_OVERRIDDEN: why it did not verify */
 };
 
-/* Read <dir>/manifest.json and establish that it is authentic: a format-2 manifest must
+/* Read dir's manifest and establish that it is authentic: a format-2 manifest must
  * carry a signature by a key in trust->keyring; a format-1 manifest an HMAC under
  * trust->legacy_key.  Anything else (unsigned, another key, altered, format 1 without the
- * legacy key) is MR_E_TAMPERED naming manifest.json, unless trust->accept_unverified, in
+ * legacy key) is MR_E_TAMPERED naming the manifest, unless trust->accept_unverified, in
  * which case it is returned with auth = ARCHIVE_AUTH_OVERRIDDEN and the reason in
  * auth_problem.  Malformed JSON or fields are refused either way. */
 int archive_manifest_read(const char *dir, const struct archive_trust *trust,

@@ -1,5 +1,6 @@
 /* archive_list.c — finding batches on disk: ARCHIVE_DIR/<mailbox>/<YYYY-MM>-<batch id>/. */
 #include "backup/archive.h"
+#include "backup/batchdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -106,11 +107,12 @@ static void legacy_dirname(const char *mailbox, char *out, size_t size)
  * verify authenticate the manifest before trusting anything in it. */
 static bool manifest_names(const char *dir, const char *mailbox)
 {
-    char path[4200];
+    char path[BATCHDIR_PATH_MAX];
     json_t *o, *m;
     bool same;
 
-    snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
+    if (batchdir_path(dir, batchdir_name(BATCHDIR_MANIFEST), path, sizeof path, NULL) != 0)
+        return false;
     o = json_load_file(path, 0, NULL);
     if (o == NULL)
         return false;
@@ -147,7 +149,6 @@ static int scan_mailbox(const char *archive_dir, const char *mbdir,
         return errno == ENOENT ? 0 : mr_error_errno(err, MR_E_IO, errno, "cannot read %s", path);
     while ((de = readdir(d)) != NULL) {
         struct archive_batch_ref *r;
-        char mpath[4200];
         if (!is_batch_name(de->d_name))
             continue;
         if (*n == *cap) {
@@ -166,8 +167,7 @@ static int scan_mailbox(const char *archive_dir, const char *mbdir,
         if ((size_t)snprintf(r->dir, sizeof r->dir, "%s/%s", path, de->d_name)
             >= sizeof r->dir)
             continue;
-        snprintf(mpath, sizeof mpath, "%s/%s", r->dir, ARCHIVE_MANIFEST);
-        r->has_manifest = access(mpath, F_OK) == 0;
+        r->has_manifest = batchdir_exists(r->dir, batchdir_name(BATCHDIR_MANIFEST), NULL);
         (*n)++;
     }
     closedir(d);

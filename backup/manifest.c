@@ -1,4 +1,4 @@
-/* manifest.c — manifest.json: the batch's table of contents and its only claim to exist.
+/* manifest.c — the manifest: the batch's table of contents and its only claim to exist.
  * Format 2 (written): `<body>,"ed25519_signature":"<hex>"}\n`, the Ed25519 signature by
  * the host's signing key over the exact bytes `<body>}`, whose "signer" field names the
  * key.  Format 1 (read only): the same shape with `,"hmac_sha256":"<hex>"` under the
@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 
+#include "backup/batchdir.h"
 #include "backup/volume.h"
 #include "common/durable.h"
 #include "common/mrtime.h"
@@ -22,6 +23,7 @@
 #define HMAC_TAG ",\"hmac_sha256\":\""
 #define SIG_TAG ",\"ed25519_signature\":\""
 #define MANIFEST_MAX (16 * 1024 * 1024)
+#define MF batchdir_name(BATCHDIR_MANIFEST)
 
 /* Times are UTC text; 0 (not set, e.g. hold_since) is the empty string. */
 static void fmt_time(time_t t, char buf[24])
@@ -53,7 +55,7 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                            EVP_PKEY *signing_key, mr_error *err)
 {
     char t_ps[24], t_pe[24], t_c[24], t_e[24], t_v[24], t_h[24], sig_hex[2 * KEYS_SIG_LEN + 1];
-    char path[4200], signer[KEYS_ID_LEN + 1];
+    char signer[KEYS_ID_LEN + 1];
     unsigned char sig[KEYS_SIG_LEN];
     json_t *o, *vols;
     char *body = NULL, *file = NULL;
@@ -95,7 +97,12 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                   "hold_since", t_h, "volumes", vols);
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
-    if ((m->has_ledger
+    if ((m->locator_name[0] != '\0'
+         && json_object_set_new(o, "locator",
+                                json_pack("{s:s, s:I, s:s}", "name", m->locator_name, "size",
+                                          (json_int_t)m->locator_size, "sha256",
+                                          m->locator_sha256)) != 0)
+        || (m->has_ledger
          && json_object_set_new(o, "erasure_ledger",
                                 json_pack("{s:I, s:s}", "count", (json_int_t)m->ledger_count,
                                           "head", m->ledger_head)) != 0)
@@ -127,9 +134,8 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
     }
     memcpy(file, body, blen - 1);
     snprintf(file + blen - 1, flen + 2 - blen, "%s%s\"}\n", SIG_TAG, sig_hex);
-    snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
     /* A hold re-writes an existing manifest: the rename replaces it atomically. */
-    rc = durable_write_file(path, file, strlen(file), 0640, err);
+    rc = batchdir_write(dir, batchdir_name(BATCHDIR_MANIFEST), file, strlen(file), err);
     free(body);
     free(file);
     return rc;
@@ -202,6 +208,16 @@ static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
     m->bytes_original = (unsigned long long)json_integer_value(
         json_object_get(o, "bytes_original"));
     m->hold = json_is_true(json_object_get(o, "hold"));
+    if (json_object_get(o, "locator") != NULL) {
+        json_t *l = json_object_get(o, "locator");
+        copy_str(l, "name", m->locator_name, sizeof m->locator_name);
+        copy_str(l, "sha256", m->locator_sha256, sizeof m->locator_sha256);
+        m->locator_size = (unsigned long long)json_integer_value(json_object_get(l, "size"));
+        /* Used as a path, like the volume names. */
+        if (strcmp(m->locator_name, batchdir_name(BATCHDIR_LOCATOR)) != 0
+            || strlen(m->locator_sha256) != 64)
+            return mr_error_set(err, MR_E_PARSE, "manifest: the locator entry is malformed");
+    }
     if (parse_anchor(json_object_get(o, "erasure_ledger"), "count", &m->has_ledger,
                      &m->ledger_count, m->ledger_head) != 0
         || parse_anchor(json_object_get(o, "audit"), "seq", &m->has_audit, &m->audit_seq,
@@ -224,8 +240,7 @@ static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
         av->reid_size = (unsigned long long)json_integer_value(json_object_get(v, "reid_size"));
         av->messages = (size_t)json_integer_value(json_object_get(v, "messages"));
         /* Names are used as paths: accept only our own shape. */
-        if (strncmp(av->name, "vol-", 4) != 0 || strchr(av->name, '/') != NULL
-            || strncmp(av->reid_name, "reid-", 5) != 0 || strchr(av->reid_name, '/') != NULL
+        if (!batchdir_is_volume_name(av->name) || !batchdir_is_reid_name(av->reid_name)
             || strlen(av->sha256) != 64 || strlen(av->reid_sha256) != 64)
             return mr_error_set(err, MR_E_PARSE, "manifest: volume %zu is malformed", i + 1);
     }
@@ -301,8 +316,7 @@ static int authenticate(char *text, const struct archive_trust *trust,
 static int manifest_load(const char *dir, const struct archive_trust *trust,
                          struct archive_manifest *m, mr_error *err)
 {
-    char path[4200];
-    FILE *f;
+    unsigned char *raw = NULL;
     char *text = NULL;
     size_t len = 0;
     json_t *o;
@@ -310,31 +324,20 @@ static int manifest_load(const char *dir, const struct archive_trust *trust,
     int rc;
 
     memset(m, 0, sizeof *m);
-    snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        return mr_error_errno(err, errno == ENOENT ? MR_E_NOTFOUND : MR_E_IO, errno,
-                              "%s: no manifest (not a complete batch)", dir);
-    text = malloc(MANIFEST_MAX + 1);
-    if (text == NULL) {
-        fclose(f);
-        return mr_error_set(err, MR_E_NOMEM, "out of memory");
-    }
-    len = fread(text, 1, MANIFEST_MAX + 1, f);
-    fclose(f);
-    if (len > MANIFEST_MAX) {
-        free(text);
-        return mr_error_set(err, MR_E_LIMIT, "%s is too large", path);
-    }
-    text[len] = '\0';
+    rc = batchdir_read(dir, MF, MANIFEST_MAX, &raw, &len, err);
+    if (rc == MR_E_NOTFOUND)
+        return mr_error_set(err, MR_E_NOTFOUND, "%s: no manifest (not a complete batch)", dir);
+    if (rc != 0)
+        return rc;
+    text = (char *)raw;
     if (strlen(text) != len) {
         free(text);
-        return mr_error_set(err, MR_E_TAMPERED, "manifest.json in %s holds a NUL byte", dir);
+        return mr_error_set(err, MR_E_TAMPERED, "%s in %s holds a NUL byte", MF, dir);
     }
     o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
         free(text);
-        return mr_error_set(err, MR_E_PARSE, "manifest.json in %s is not JSON (line %d)", dir,
+        return mr_error_set(err, MR_E_PARSE, "%s in %s is not JSON (line %d)", MF, dir,
                             jerr.line);
     }
     rc = parse_body(o, m, err);
@@ -342,7 +345,7 @@ static int manifest_load(const char *dir, const struct archive_trust *trust,
     if (rc != 0) {
         free(text);
         archive_manifest_clear(m);
-        return mr_error_prefix(err, "manifest.json in %s", dir);
+        return mr_error_prefix(err, "%s in %s", MF, dir);
     }
     if (trust != NULL) {
         mr_error aerr;
@@ -355,7 +358,7 @@ static int manifest_load(const char *dir, const struct archive_trust *trust,
         } else if (rc != 0) {
             if (err != NULL)
                 *err = aerr;
-            mr_error_prefix(err, "manifest.json in %s", dir);
+            mr_error_prefix(err, "%s in %s", MF, dir);
             archive_manifest_clear(m);
         }
     }

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "backup/batchdir.h"
 #include "backup/tar.h"
 #include "backup/volume.h"
 
@@ -188,11 +189,13 @@ static int run_volume(const struct reader_options *opt, const struct archive_vol
     struct scan c = { 0 }, r = { 0 };
     struct index_entry *idx = NULL;
     size_t n_idx = 0;
-    char path[4400];
+    char path[BATCHDIR_PATH_MAX];
     int rc;
 
-    snprintf(path, sizeof path, "%s/%s", opt->dir, vol->name);
-    rc = named(volume_reader_open(cr, path, opt->content_key, vol->sha256, err), vol->name, err);
+    rc = batchdir_path(opt->dir, vol->name, path, sizeof path, err);
+    if (rc == 0)
+        rc = named(volume_reader_open(cr, path, opt->content_key, vol->sha256, err), vol->name,
+                   err);
     if (rc == 0)
         rc = scan_volume(cr, vol->name, true, &c, err);
     if (rc != 0)
@@ -221,9 +224,10 @@ static int run_volume(const struct reader_options *opt, const struct archive_vol
         }
     }
     if (opt->reid_key != NULL) {
-        snprintf(path, sizeof path, "%s/%s", opt->dir, vol->reid_name);
-        rc = named(volume_reader_open(rr, path, opt->reid_key, vol->reid_sha256, err),
-                   vol->reid_name, err);
+        rc = batchdir_path(opt->dir, vol->reid_name, path, sizeof path, err);
+        if (rc == 0)
+            rc = named(volume_reader_open(rr, path, opt->reid_key, vol->reid_sha256, err),
+                       vol->reid_name, err);
         if (rc == 0)
             rc = scan_volume(rr, vol->reid_name, false, &r, err);
         if (rc != 0)
@@ -296,8 +300,13 @@ int reader_run(const struct reader_options *opt, mr_error *err)
 
     if (cr == NULL || rr == NULL)
         rc = mr_error_set(err, MR_E_NOMEM, "out of memory for a volume reader");
-    for (size_t i = 0; rc == 0 && i < opt->manifest->n_volumes; i++)
+    for (size_t i = 0; rc == 0 && i < opt->manifest->n_volumes; i++) {
+        if (opt->volumes != NULL && !opt->volumes[i])
+            continue;
         rc = run_volume(opt, &opt->manifest->volumes[i], cr, rr, err);
+        if (rc == 0 && opt->volumes_read != NULL)
+            (*opt->volumes_read)++;
+    }
     volume_reader_free(cr);
     volume_reader_free(rr);
     return rc;

@@ -9,6 +9,7 @@
 #ifndef MAILRET_BACKUP_READER_H
 #define MAILRET_BACKUP_READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/evp.h>
@@ -19,7 +20,7 @@
 
 struct reader_message {
     const struct index_entry *idx;
-    const char *volume;                 /* "vol-NNNN.p7m" */
+    const char *volume;                 /* the volume's name in the batch */
     const unsigned char *pseudo;        /* archived (pseudonymised) bytes */
     size_t pseudo_len;
     const unsigned char *orig;          /* original bytes; NULL without a reid key */
@@ -39,6 +40,9 @@ struct reader_options {
     reader_want_fn want;
     reader_fn fn;
     void *ctx;
+    const bool *volumes;                /* NULL = every volume; else only those with
+                                           volumes[i] (one per manifest volume) are read */
+    size_t *volumes_read;               /* may be NULL: counts the volumes decrypted */
 };
 
 /* 0 when every volume was read and every callback returned 0.  Errors name the volume

@@ -10,6 +10,7 @@
 
 #include "backup/archive.h"
 #include "backup/ledger.h"
+#include "backup/locator.h"
 #include "backup/reader.h"
 #include "common/progress.h"
 #include "keys/keys.h"
@@ -63,7 +64,8 @@ struct run {
     size_t n_ledger;
     restore_dest *out;
     const char *batch_id;
-    char wanted_mid[1000];
+    const char *mailbox;
+    char wanted_mid[LOCATOR_MID_MAX];
     size_t batch_listed;        /* list_only: this batch's messages and bytes */
     uint64_t batch_bytes;
 };
@@ -109,39 +111,12 @@ static int want(void *ctx, const struct index_entry *e)
     return 1;
 }
 
-/* The Message-ID header's value without <> and surrounding blanks (first occurrence in
- * the header section, unfolded). */
+/* The same reading of the header as the locator's digest, so both paths agree. */
 static bool message_id_is(const unsigned char *msg, size_t len, const char *wanted)
 {
-    size_t pos = 0;
+    char val[LOCATOR_MID_MAX];
 
-    while (pos < len) {
-        const unsigned char *nl = memchr(msg + pos, '\n', len - pos);
-        size_t end = nl != NULL ? (size_t)(nl - msg) : len;
-        if (end == pos || (end == pos + 1 && msg[pos] == '\r'))
-            return false;   /* end of header */
-        if (end - pos > 11 && strncasecmp((const char *)msg + pos, "Message-ID:", 11) == 0) {
-            char val[1000];
-            size_t n = 0, p = pos + 11;
-            /* value plus folded continuation lines */
-            for (;;) {
-                for (; p < end && n + 1 < sizeof val; p++)
-                    if (!isspace(msg[p]) && msg[p] != '<' && msg[p] != '>')
-                        val[n++] = (char)msg[p];
-                if (end + 1 < len && (msg[end + 1] == ' ' || msg[end + 1] == '\t')) {
-                    p = end + 1;
-                    nl = memchr(msg + p, '\n', len - p);
-                    end = nl != NULL ? (size_t)(nl - msg) : len;
-                    continue;
-                }
-                break;
-            }
-            val[n] = '\0';
-            return strcmp(val, wanted) == 0;
-        }
-        pos = end + 1;
-    }
-    return false;
+    return locator_message_id(msg, len, val, sizeof val) && strcmp(val, wanted) == 0;
 }
 
 static int emit(void *ctx, const struct reader_message *m, mr_error *err)
@@ -173,18 +148,98 @@ static int emit(void *ctx, const struct reader_message *m, mr_error *err)
         r->stats->refused++;
         return 0;
     }
-    if (rc == 0 && dup)
+    if (rc == 0 && dup) {
         r->stats->duplicates++;
-    else if (rc == 0)
+    } else if (rc == 0) {
         r->stats->restored++;
+        if (r->opt->restored != NULL)
+            r->opt->restored(r->opt->restored_ctx, r->mailbox, r->batch_id,
+                             m->idx->internaldate);
+    }
     return rc;
+}
+
+static bool targeted(const struct restore_options *o, const struct run *r)
+{
+    return o->from != 0 || o->to != 0 || o->n_tokens > 0 || r->wanted_mid[0] != '\0';
+}
+
+/* The locator's verdict for one message.  Only a pre-filter: what it lets through is
+ * checked again against the volume's own index (want) and bytes (emit). */
+static bool located(const struct run *r, const locator *l, const struct locator_entry *e)
+{
+    const struct restore_options *o = r->opt;
+    bool tok = o->n_tokens == 0;
+
+    if ((o->from != 0 && e->internaldate < o->from) || (o->to != 0 && e->internaldate >= o->to))
+        return false;
+    for (size_t i = 0; !tok && i < e->n_tokens; i++)
+        for (size_t j = 0; !tok && j < o->n_tokens; j++)
+            tok = strcmp(e->tokens[i], o->tokens[j]) == 0;
+    if (!tok)
+        return false;
+    /* A pseudonymised restore compares the Message-ID of the archived bytes, which the
+     * locator's digest (of the original) need not match: the volumes decide. */
+    return r->wanted_mid[0] == '\0' || o->pseudonymised || locator_mid_is(l, e, r->wanted_mid);
+}
+
+/* For a targeted restore: which of the batch's volumes hold a candidate.  *mask stays
+ * NULL (read every volume) when the batch has no locator, or one that is not authentic,
+ * which is said and audited and then ignored. */
+static int select_volumes(struct run *r, const char *dir, const struct archive_manifest *m,
+                          EVP_PKEY *reid_key, bool **mask, mr_error *err)
+{
+    const struct restore_options *o = r->opt;
+    locator *l = NULL;
+    mr_error lerr;
+    int rc;
+
+    *mask = NULL;
+    mr_error_clear(&lerr);
+    rc = reid_key != NULL ? locator_open(dir, m, reid_key, &l, &lerr)
+                          : mr_error_set(&lerr, MR_E_NOTFOUND, "batch %s: no reid key to open "
+                                         "its locator", m->batch_id);
+    if (rc == MR_E_NOMEM)
+        return mr_error_set(err, rc, "%s", lerr.msg);
+    if (rc == MR_E_NOTFOUND) {
+        log_info(o->log, "%s: reading every volume", lerr.msg);
+        r->stats->slow_batches++;
+        return 0;
+    }
+    if (rc != 0) {
+        const struct audit_field f[] = { { "batch", m->batch_id }, { "problem", lerr.msg } };
+        log_warn(o->log, "%s: NOT USED; reading every volume", lerr.msg);
+        r->stats->slow_batches++;
+        r->stats->locators_refused++;
+        return o->audit != NULL ? audit_append(o->audit, "restore.locator_refused", f, 2, err)
+                                : 0;
+    }
+    *mask = calloc(m->n_volumes ? m->n_volumes : 1, sizeof **mask);
+    if (*mask == NULL) {
+        locator_free(l);
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < locator_count(l); i++) {
+        const struct locator_entry *e = locator_at(l, i);
+        if (located(r, l, e))
+            (*mask)[e->volume - 1] = true;
+    }
+    locator_free(l);
+    for (size_t i = 0; i < m->n_volumes; i++)
+        if (!(*mask)[i]) {
+            r->stats->volumes_skipped++;
+            r->stats->not_selected += m->volumes[i].messages;
+        }
+    r->stats->located_batches++;
+    return 0;
 }
 
 static int restore_batch(struct run *r, const char *dir, mr_error *err)
 {
     const struct restore_options *o = r->opt;
     struct archive_manifest m;
-    EVP_PKEY *ck = NULL, *rk = NULL;
+    EVP_PKEY *ck = NULL, *rk = NULL, *lk = NULL;
+    bool *mask = NULL;
     int rc = archive_manifest_read(dir, o->trust, &m, err);
 
     if (rc != 0)
@@ -215,7 +270,21 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
         mr_error_prefix(err, "batch %s", m.batch_id);
         goto done;
     }
+    /* The locator is sealed to the reid holder: a pseudonymised restore may not have
+     * that key, and then reads every volume. */
+    if (targeted(o, r) && !o->no_locator) {
+        if (rk == NULL && keys_epoch_unseal(o->vault_dir, m.reid_key_id,
+                                            o->reid_key != NULL ? o->reid_key : o->it_key,
+                                            o->audit, &lk, NULL) != 0)
+            lk = NULL;
+        rc = select_volumes(r, dir, &m, rk != NULL ? rk : lk, &mask, err);
+        if (rc != 0)
+            goto done;
+    } else if (targeted(o, r)) {
+        r->stats->slow_batches++;
+    }
     r->batch_id = m.batch_id;
+    r->mailbox = m.mailbox;
     r->batch_listed = 0;
     r->batch_bytes = 0;
     if (!o->list_only) {
@@ -226,7 +295,8 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
     {
         struct reader_options ro = {
             .dir = dir, .manifest = &m, .content_key = ck, .reid_key = rk,
-            .want = want, .fn = emit, .ctx = r,
+            .want = want, .fn = emit, .ctx = r, .volumes = mask,
+            .volumes_read = &r->stats->volumes_read,
         };
         rc = reader_run(&ro, err);
         if (rc != 0)
@@ -238,8 +308,10 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
         o->list(o->list_ctx, m.batch_id, m.mailbox, r->batch_listed, r->batch_bytes);
     r->stats->batches++;
 done:
+    free(mask);
     EVP_PKEY_free(ck);      /* frees and clears the private scalars */
     EVP_PKEY_free(rk);
+    EVP_PKEY_free(lk);
     archive_manifest_clear(&m);
     return rc;
 }
@@ -248,7 +320,7 @@ static int audit_restore(const struct restore_options *o, const char *event,
                          const struct restore_stats *s, const char *batches, int status,
                          mr_error *err)
 {
-    char restored[32], erased[32], dups[32], reason[256];
+    char restored[32], erased[32], dups[32], reason[256], sel[64] = "", vols[32];
     const char *st = status == 0 ? "ok" : mr_status_name(status);
 
     if (o->audit == NULL)
@@ -261,7 +333,20 @@ static int audit_restore(const struct restore_options *o, const char *event,
     snprintf(restored, sizeof restored, "%zu", s->restored);
     snprintf(erased, sizeof erased, "%zu", s->erased);
     snprintf(dups, sizeof dups, "%zu", s->duplicates);
+    snprintf(vols, sizeof vols, "%zu", s->volumes_read);
+    /* What kind of search, never its terms: those name a person or a message. */
+    if (o->n_tokens > 0)
+        strcat(sel, "person,");
+    if (o->message_id != NULL)
+        strcat(sel, "message-id,");
+    if (o->from != 0 || o->to != 0)
+        strcat(sel, "dates,");
+    if (sel[0] == '\0')
+        strcat(sel, "all,");
+    sel[strlen(sel) - 1] = '\0';
     const struct audit_field f[] = {
+        { "selection", sel },
+        { "volumes_read", vols },
         { "batches", batches },
         { "reason", reason },
         { "mode", o->pseudonymised ? "pseudonymised" : "re-identified" },

@@ -7,9 +7,13 @@
  * bytes are written as they are.
  * Selection (all given criteria must hold): batches, INTERNALDATE range, Message-ID,
  * person tokens ("kind:token" as in index.jsonl; the caller computes them with
- * pseudo_token from an address or CPR).  The erasure ledger (backup/ledger.h) is
- * required (or the audited --no-ledger): it must authenticate and agree with every signed
- * manifest's anchor, and every message that carries a listed token is left out.
+ * pseudo_token from an address or CPR).  A targeted selection (any but batches) first
+ * consults each batch's locator (backup/locator.h) and decrypts only the volumes that
+ * hold a candidate; a batch without an authentic locator is read whole.  The audit
+ * record names the kinds of selection, never the identifiers.  The erasure ledger
+ * (backup/ledger.h) is required (or the audited --no-ledger): it must authenticate and
+ * agree with every signed manifest's anchor, and every message that carries a listed
+ * token is left out.
  * Output: a destination driver (struct restore_driver, as ingest's sink_driver): a Maildir
  * (flags in the file name, mtime = INTERNALDATE), an mboxrd file, or an IMAP mailbox
  * (APPEND with flags and INTERNALDATE).  Restoring is idempotent: each driver knows the
@@ -125,6 +129,7 @@ struct restore_options {
                                        trust->keyring and every manifest's anchor */
     bool no_ledger;                 /* restore without one: audited, warned (exactly one of
                                        ledger_path and no_ledger) */
+    bool no_locator;                /* targeted restores: read every volume anyway */
     restore_dest *dest;             /* where to; NULL = open format/output */
     enum restore_format format;
     const char *output;             /* Maildir directory or mbox file (without dest) */
@@ -132,6 +137,10 @@ struct restore_options {
     restore_list_fn list;
     void *list_ctx;
     struct mr_progress *progress;   /* NULL = none */
+    /* Optional: told of every message restored (an access request's summary). */
+    void (*restored)(void *ctx, const char *mailbox, const char *batch_id,
+                     time_t internaldate);
+    void *restored_ctx;
     const char *reason;             /* required, goes to the audit log */
     audit_log *audit;               /* required outside unit tests */
     mr_log *log;
@@ -149,6 +158,11 @@ struct restore_stats {
     size_t keywords_dropped;    /* Maildir: keyword occurrences past the 26 letters */
     size_t unverified;          /* batches restored under the override */
     size_t legacy;              /* batches authenticated by the legacy HMAC */
+    size_t volumes_read;        /* volumes decrypted */
+    size_t volumes_skipped;     /* volumes the locators showed to hold no match */
+    size_t located_batches;     /* targeted: batches whose locator chose the volumes */
+    size_t slow_batches;        /* targeted: batches read whole (no usable locator) */
+    size_t locators_refused;    /* locators present but not authentic: not used */
 };
 
 int restore_run(const struct restore_options *opt, struct restore_stats *stats,

@@ -2,11 +2,13 @@
  * verify.h — `mailret verify BATCH`.
  * Host side (no private keys): the manifest's signature against the pinned host keys
  * (or a legacy manifest's HMAC), every volume and reid file present with the manifest's
- * size and SHA-256, no stray volume files, both sealed epoch keys in the vault and their
- * certificates the ones the manifest names.
+ * size and SHA-256 (and the locator's, when the manifest lists one), no stray volume
+ * files, both sealed epoch keys in the vault and their certificates the ones the manifest
+ * names.
  * Deep (IT side, --deep): additionally unseal the epoch keys with IT's key, decrypt every
  * volume and reid file, and check every message's SHA-256 before and after
- * re-identification against the index and the message count against the manifest.
+ * re-identification against the index and the message count against the manifest, and
+ * the batch's locator (if any) authentic and saying of every message what its index says.
  * The first problem found is returned, naming the file (MR_E_TAMPERED, MR_E_NOTFOUND...).
  */
 #ifndef MAILRET_BACKUP_VERIFY_H

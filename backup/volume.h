@@ -1,7 +1,7 @@
 /*
  * volume.h — one encrypted archive file: gzip of a plaintext (a tar image), in CMS
  * AuthEnvelopedData with AES-256-GCM to one certificate, as streamed BER.  The same form is
- * used for vol-NNNN.p7m (content) and reid-NNNN.p7m (re-identification data), so that
+ * used for content volumes, re-identification files and locators (batchdir.h), so that
  *   openssl cms -decrypt -inform DER -binary -inkey KEY -in FILE | tar xzf -
  * opens either.
  *

@@ -95,6 +95,8 @@ bool cli_wants_help(int argc, char **argv);
     X(purge, "back up and delete mail older than the monthly cutoff") \
     X(backup, "archive mail older than the cutoff without deleting it") \
     X(restore, "IT: restore archived mail (Maildir, mbox or IMAP)") \
+    X(access_request, "IT: every message of one person, re-identified, and a summary") \
+    X(locate, "IT: add a locator to batches written without one") \
     X(verify, "verify a batch's manifest and volumes (--deep: decrypt, IT)") \
     X(status, "last runs, test login, unrouted queue, key dates, archive disk use") \
     X(check, "compliance check of every batch and mailbox (exit 0/1/2)") \

@@ -26,7 +26,7 @@ static void usage(FILE *out)
             "it) has passed and that is not under legal hold: first the sealed epoch keys\n"
             "are shredded in the vault (so no surviving copy of the volumes can ever be\n"
             "decrypted), then the volumes and re-identification files are deleted, and a\n"
-            "tombstone (expired.json, no personal data) replaces the manifest.  Audited.\n"
+            "tombstone (no personal data) replaces the manifest.  Audited.\n"
             "\n"
             "  --dry-run   list what would be destroyed; change nothing\n"
             "  --json      one JSON object (batches, counts; on failure: error, message)\n"

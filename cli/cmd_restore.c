@@ -1,5 +1,6 @@
 /* cmd_restore.c — `mailret restore`, IT's command (see backup/restore.h).  Works with the
  * configuration file or, on IT's own machine, with --archive-dir/--vault-dir/--audit-log. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ static void usage(FILE *out)
             "                       [--pseudonymised] (--ledger FILE | --no-ledger)\n"
             "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
             "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
-            "                       [--json] [--progress | --no-progress]\n"
+            "                       [--json] [--progress | --no-progress] [--no-locator]\n"
             "                       [--host-key FILE]... [--legacy-manifest-key FILE]\n"
             "                       [--trust-unsigned]\n"
             "\n"
@@ -86,12 +87,35 @@ static void usage(FILE *out)
             "  --legacy-manifest-key FILE  HMAC key of batches from before signing\n"
             "  --trust-unsigned   restore a batch whose manifest is not authentic anyway\n"
             "                     (printed, logged and audited per batch)\n"
-            "  --json             one JSON object: restored, batches, erased, duplicates\n"
-            "                     (with --list: per batch messages and bytes; on failure:\n"
-            "                     error and message)\n"
+            "  --json             one JSON object: restored, batches, erased, duplicates,\n"
+            "                     volumes read and skipped (with --list: per batch messages\n"
+            "                     and bytes; on failure: error and message)\n"
+            "  --no-locator       read every volume even for --person, --message-id or\n"
+            "                     dates (by default each batch's locator picks the volumes\n"
+            "                     that hold a match; a batch without one is read whole)\n"
             "\n"
             "Exit status: 0 restored (or everything that matched is erased), 1 failed or\n"
             "nothing matched the selection, 2 usage error.\n");
+}
+
+static void access_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mailret access-request --reason TEXT --it-key FILE\n"
+            "                              (--maildir DIR | --mbox FILE) [--summary FILE]\n"
+            "                              [--reid-key FILE] [--pseudonym-key FILE]\n"
+            "                              (--ledger FILE | --no-ledger)\n"
+            "                              [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
+            "                              [--host-key FILE]... [--json] < IDENTIFIERS\n"
+            "\n"
+            "IT, for a data subject's request for access (GDPR Art. 15): every archived\n"
+            "message of one person, across all batches and mailboxes, re-identified, into\n"
+            "a Maildir or an mbox file, and a summary (messages per batch, and their dates)\n"
+            "on standard output and in --summary FILE (created; it names no person).\n"
+            "The person's addresses and CPR numbers are read from standard input, one per\n"
+            "line (never the command line).  The erasure ledger applies as for restore;\n"
+            "each batch's locator picks the volumes to decrypt.  Other options as for\n"
+            "`mailret restore`.  Exit status: 0 done, 1 failed or nothing found, 2 usage.\n");
 }
 
 static int load_private(const char *path, const char *pass_file, const char *env,
@@ -238,8 +262,91 @@ static int load_pseudonym_key(const char *file, const char *vault, EVP_PKEY *it,
     return rc;
 }
 
-int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
+/* An access request's summary: how many messages, from which batches and months. */
+#define SUMMARY_MAX 512
+struct access_summary {
+    struct { char mailbox[256], batch[64]; size_t n; time_t first, last; } b[SUMMARY_MAX];
+    size_t n_b;
+    size_t total, overflow;
+};
+
+static void summary_add(void *ctx, const char *mailbox, const char *batch_id, time_t when)
 {
+    struct access_summary *s = ctx;
+    size_t i;
+
+    s->total++;
+    for (i = 0; i < s->n_b; i++)
+        if (strcmp(s->b[i].batch, batch_id) == 0)
+            break;
+    if (i == s->n_b) {
+        if (s->n_b == SUMMARY_MAX) {
+            s->overflow++;
+            return;
+        }
+        snprintf(s->b[i].mailbox, sizeof s->b[i].mailbox, "%s", mailbox);
+        snprintf(s->b[i].batch, sizeof s->b[i].batch, "%s", batch_id);
+        s->b[i].first = s->b[i].last = when;
+        s->n_b++;
+    }
+    s->b[i].n++;
+    if (when < s->b[i].first)
+        s->b[i].first = when;
+    if (when > s->b[i].last)
+        s->b[i].last = when;
+}
+
+static void month(time_t t, const char *zone, char out[16])
+{
+    if (mrtime_format_month(t, zone, out, 16, NULL) != 0)
+        snprintf(out, 16, "?");
+}
+
+/* The summary names mailboxes, batches and months, never the person. */
+static int summary_write(const struct access_summary *s, const struct restore_stats *st,
+                         const char *path, const char *zone, bool json, mr_error *err)
+{
+    FILE *f = path != NULL ? fopen(path, "wx") : NULL;
+    FILE *outs[2] = { json ? NULL : stdout, f };
+    time_t first = 0, last = 0;
+    char a[16] = "-", b[16] = "-";
+
+    if (path != NULL && f == NULL)
+        return mr_error_errno(err, MR_E_IO, errno, "cannot create summary %s", path);
+    for (size_t i = 0; i < s->n_b; i++) {
+        if (first == 0 || s->b[i].first < first)
+            first = s->b[i].first;
+        if (s->b[i].last > last)
+            last = s->b[i].last;
+    }
+    for (int k = 0; k < 2; k++) {
+        FILE *o = outs[k];
+        if (o == NULL)
+            continue;
+        if (s->total > 0) {
+            month(first, zone, a);
+            month(last, zone, b);
+        }
+        fprintf(o, "access request: %zu messages from %zu batch(es), dated %s to %s; %zu "
+                "left out by the erasure ledger\n", s->total, s->n_b, a, b, st->erased);
+        for (size_t i = 0; i < s->n_b; i++) {
+            month(s->b[i].first, zone, a);
+            month(s->b[i].last, zone, b);
+            fprintf(o, "  %s\t%s\t%zu messages\t%s to %s\n", s->b[i].mailbox, s->b[i].batch,
+                    s->b[i].n, a, b);
+        }
+        if (s->overflow > 0)
+            fprintf(o, "  (%zu more messages in batches past the first %d)\n", s->overflow,
+                    SUMMARY_MAX);
+    }
+    if (f != NULL && fclose(f) != 0)
+        return mr_error_errno(err, MR_E_IO, errno, "cannot write summary %s", path);
+    return 0;
+}
+
+static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool access_request)
+{
+    const char *name = access_request ? "access-request" : "restore";
     static const struct option opts[] = {
         { "reason", required_argument, NULL, 'r' },
         { "it-key", required_argument, NULL, 'k' },
@@ -268,12 +375,17 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "host-key", required_argument, NULL, 'H' },
         { "legacy-manifest-key", required_argument, NULL, 'G' },
         { "trust-unsigned", no_argument, NULL, 'U' },
+        { "no-locator", no_argument, NULL, 'O' },
+        { "summary", required_argument, NULL, 'S' },
         { "list", no_argument, NULL, 'T' },
         { "progress", no_argument, NULL, 'g' },
         { "no-progress", no_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
     struct restore_options o = { .format = RESTORE_MAILDIR };
+    static struct access_summary summary;
+    const char *summary_path = NULL;
+    bool selection_given = false;
     const char *it_key = NULL, *it_pass = NULL, *reid_key = NULL, *reid_pass = NULL;
     const char *from = NULL, *to = NULL, *pkey_file = NULL, *audit_path = NULL;
     const char *batches[MAX_LIST], *persons[MAX_LIST], *host_keys[MAX_LIST];
@@ -305,7 +417,10 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
     int opt, rc = 0;
 
     if (cli_wants_help(argc, argv)) {
-        usage(stdout);
+        if (access_request)
+            access_usage(stdout);
+        else
+            usage(stdout);
         return CLI_EXIT_OK;
     }
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -348,8 +463,26 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
             break;
         case 'G': legacy_key = optarg; break;
         case 'U': trust_unsigned = true; break;
-        default: return cli_usage_error("restore", "unknown option");
+        case 'O': o.no_locator = true; break;
+        case 'S': summary_path = optarg; break;
+        default: return cli_usage_error(name, "unknown option");
         }
+    }
+    selection_given = n_batches > 0 || o.mailbox != NULL || from != NULL || to != NULL
+                      || o.message_id != NULL || persons_stdin || o.pseudonymised;
+    if (access_request && (selection_given || imap_out.mailbox != NULL || o.list_only))
+        return cli_usage_error(name, "an access request covers every batch and mailbox, "
+                               "re-identified, into --maildir or --mbox: no selection options");
+    if (!access_request && summary_path != NULL)
+        return cli_usage_error(name, "--summary goes with access-request");
+    if (summary_path != NULL && access(summary_path, F_OK) == 0) {
+        mr_error_set(&err, MR_E_EXISTS, "summary file %s exists", summary_path);
+        return cli_fail(name, &err);
+    }
+    if (access_request) {
+        persons_stdin = true;
+        o.restored = summary_add;
+        o.restored_ctx = &summary;
     }
     /* A stray argument may be a person's address or CPR number: never echoed. */
     if (optind < argc)
@@ -494,13 +627,18 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         st.duplicates == 0 && st.listed == 0)
         rc = mr_error_set(&err, MR_E_NOTFOUND, "nothing matched the selection (%zu batch(es) "
                           "searched); nothing restored", st.batches);
+    if (rc == 0 && access_request)
+        rc = summary_write(&summary, &st, summary_path, zone, json, &err);
     if (rc == 0 && o.list_only) {
         rc = restore_listing_print(&listing, &st, json, &err);
     } else if (rc == 0 && json) {
         printf("{\"restored\": %zu, \"batches\": %zu, \"erased\": %zu, "
-               "\"not_selected\": %zu, \"refused\": %zu, \"duplicates\": %zu}\n",
-               st.restored, st.batches, st.erased, st.not_selected, st.refused,
-               st.duplicates);
+               "\"not_selected\": %zu, \"refused\": %zu, \"duplicates\": %zu, "
+               "\"volumes_read\": %zu, \"volumes_skipped\": %zu, \"located_batches\": %zu, "
+               "\"slow_batches\": %zu, \"locators_refused\": %zu}\n", st.restored,
+               st.batches, st.erased, st.not_selected, st.refused, st.duplicates,
+               st.volumes_read, st.volumes_skipped, st.located_batches, st.slow_batches,
+               st.locators_refused);
     } else if (rc == 0) {
         printf("restored %zu messages from %zu batches to %s; %zu already there; %zu left out "
                "by the erasure ledger", st.restored, st.batches, o.output, st.duplicates,
@@ -508,7 +646,14 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         if (imap_out.mailbox != NULL)
             printf("; %zu refused by the server", st.refused);
         printf("\n");
+        if (st.located_batches + st.slow_batches > 0)
+            printf("%zu volumes decrypted, %zu skipped by the locators of %zu batch(es); %zu "
+                   "batch(es) without a usable locator read whole\n", st.volumes_read,
+                   st.volumes_skipped, st.located_batches, st.slow_batches);
     }
+    if (rc == 0 && st.locators_refused > 0)
+        printf("WARNING: %zu batch(es) have a locator that is NOT AUTHENTIC: not used, every "
+               "volume read (audited)\n", st.locators_refused);
     if (rc == 0 && st.unverified > 0)
         printf("WARNING: %zu batch(es) restored WITHOUT an authentic manifest "
                "(--trust-unsigned)\n", st.unverified);
@@ -530,5 +675,15 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         free(tokens[i]);
     OPENSSL_cleanse(person_buf, sizeof person_buf);
     config_free(cfg);
-    return rc == 0 ? CLI_EXIT_OK : cli_fail("restore", &err);
+    return rc == 0 ? CLI_EXIT_OK : cli_fail(name, &err);
+}
+
+int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return restore_command(ctx, argc, argv, false);
+}
+
+int cmd_access_request(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return restore_command(ctx, argc, argv, true);
 }

@@ -184,7 +184,7 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
                 char line[sizeof rep.auth_problem];
                 snprintf(line, sizeof line, "%s", rep.auth_problem);
                 log_scrub(line);
-                printf("%s\tUNVERIFIED\tmanifest.json is not authentic (%s); files match it"
+                printf("%s\tUNVERIFIED\tthe manifest is not authentic (%s); files match it"
                        "%s\n", base, line, deep ? " and decrypt" : "");
                 failures++;
             } else if (rc == 0 && deep) {

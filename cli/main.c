@@ -30,9 +30,18 @@ struct cli_command {
 static const struct cli_command commands[] = { CLI_COMMANDS(CLI_ENTRY) };
 #undef CLI_ENTRY
 
+/* Command names are C identifiers in CLI_COMMANDS; on the command line '_' is '-'. */
+static bool is_command(const char *arg, const char *name)
+{
+    for (; *arg != '\0' && *name != '\0'; arg++, name++)
+        if (*arg != (*name == '_' ? '-' : *name))
+            return false;
+    return *arg == '\0' && *name == '\0';
+}
+
 /* Commands whose --json report is their own; every other command gets main's wrapper. */
-static const char *const native_json[] = { "ingest", "purge", "restore", "status", "check",
-                                           "expire", "unrouted" };
+static const char *const native_json[] = { "ingest", "purge", "restore", "access_request",
+                                           "status", "check", "expire", "unrouted" };
 
 static bool has_native_json(const char *name)
 {
@@ -180,8 +189,14 @@ static void print_usage(FILE *out)
             "\n"
             "Commands:\n",
             DEFAULT_CONFIG);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char shown[32];
+        snprintf(shown, sizeof shown, "%s", commands[i].name);
+        for (char *p = shown; *p != '\0'; p++)
+            if (*p == '_')
+                *p = '-';
+        fprintf(out, "  %-9s %s\n", shown, commands[i].summary);
+    }
     fprintf(out, "\nSecrets are read from files or the environment, never from the command line.\n");
 }
 
@@ -254,7 +269,7 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(argv[optind], commands[i].name) != 0)
+        if (!is_command(argv[optind], commands[i].name))
             continue;
         mr_error_clear(&err);
         if (log_open(&ctx.log, ctx.log_level, NULL, &err) != 0)

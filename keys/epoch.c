@@ -298,20 +298,27 @@ int keys_cert_fingerprint(X509 *cert, char out[KEYS_FPR_LEN + 1], mr_error *err)
     return 0;
 }
 
-int keys_epoch_cert_fingerprint(const char *vault_dir, const char *key_id,
-                                char out[KEYS_FPR_LEN + 1], mr_error *err)
+int keys_epoch_cert_load(const char *vault_dir, const char *key_id, X509 **out,
+                         mr_error *err)
 {
     char path[4096];
-    X509 *cert = NULL;
     int rc = check_id(key_id, err);
 
+    *out = NULL;
     if (rc == 0)
         rc = vault_path(path, sizeof path, vault_dir, key_id, ".crt.pem", err);
     if (rc == 0 && access(path, F_OK) != 0)
         return mr_error_set(err, MR_E_NOTFOUND, "epoch certificate %s.crt.pem is missing",
                             key_id);
-    if (rc == 0)
-        rc = keys_cert_load(path, &cert, err);
+    return rc == 0 ? keys_cert_load(path, out, err) : rc;
+}
+
+int keys_epoch_cert_fingerprint(const char *vault_dir, const char *key_id,
+                                char out[KEYS_FPR_LEN + 1], mr_error *err)
+{
+    X509 *cert = NULL;
+    int rc = keys_epoch_cert_load(vault_dir, key_id, &cert, err);
+
     if (rc == 0)
         rc = keys_cert_fingerprint(cert, out, err);
     X509_free(cert);

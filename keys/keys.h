@@ -164,6 +164,9 @@ bool keys_epoch_present(const char *vault_dir, const char *key_id);
 
 /* SHA-256 (hex) of the DER certificate: what a signed manifest records per epoch key. */
 int keys_cert_fingerprint(X509 *cert, char out[KEYS_FPR_LEN + 1], mr_error *err);
+/* <vault>/<id>.crt.pem (MR_E_NOTFOUND when it is gone); X509_free it. */
+int keys_epoch_cert_load(const char *vault_dir, const char *key_id, X509 **out,
+                         mr_error *err);
 /* The fingerprint of <vault>/<id>.crt.pem (MR_E_NOTFOUND when it is gone). */
 int keys_epoch_cert_fingerprint(const char *vault_dir, const char *key_id,
                                 char out[KEYS_FPR_LEN + 1], mr_error *err);

@@ -5,9 +5,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "backup/archive.h"
+#include "backup/batchdir.h"
 #include "common/audit.h"
 #include "common/mrtime.h"
 #include "ingest/state.h"
@@ -36,17 +36,13 @@ static void set(struct check_batch *b, const char *status, enum check_level leve
     copy(b->detail, sizeof b->detail, detail != NULL ? detail : "");
 }
 
-static bool file_present(const char *dir, const char *name, unsigned long long *size)
+static bool first_volume_present(const char *dir)
 {
-    char path[4400];
-    struct stat st;
+    char vol[BATCHDIR_NAME_MAX], reid[BATCHDIR_NAME_MAX];
 
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (stat(path, &st) != 0)
-        return false;
-    if (size != NULL)
-        *size = (unsigned long long)st.st_size;
-    return true;
+    batchdir_volume_name(1, vol);
+    batchdir_reid_name(1, reid);
+    return batchdir_exists(dir, vol, NULL) || batchdir_exists(dir, reid, NULL);
 }
 
 static void check_tombstone(const struct check_options *opt, const char *dir,
@@ -76,7 +72,7 @@ static void check_tombstone(const struct check_options *opt, const char *dir,
         || keys_epoch_present(opt->vault_dir, t.reid_key_id))
         set(b, "key-present-after-expiry", CHECK_VIOLATION,
             "a sealed epoch key survived expiry: the batch is not crypto-shredded");
-    else if (file_present(dir, "vol-0001.p7m", NULL) || file_present(dir, "reid-0001.p7m", NULL))
+    else if (first_volume_present(dir))
         set(b, "key-present-after-expiry", CHECK_VIOLATION,
             "volumes survived expiry (keys are gone; run `mailret expire` again)");
     else if (t.manifest_unverified)
@@ -154,8 +150,8 @@ static void check_batch_dir(const struct check_options *opt, const struct archiv
     detail[0] = '\0';
     for (size_t i = 0; i < m.n_volumes && detail[0] == '\0'; i++) {
         unsigned long long size = 0, rsize = 0;
-        if (!file_present(ref->dir, m.volumes[i].name, &size)
-            || !file_present(ref->dir, m.volumes[i].reid_name, &rsize))
+        if (!batchdir_exists(ref->dir, m.volumes[i].name, &size)
+            || !batchdir_exists(ref->dir, m.volumes[i].reid_name, &rsize))
             snprintf(detail, sizeof detail, "%s or %s is missing", m.volumes[i].name,
                      m.volumes[i].reid_name);
         else if (size != m.volumes[i].size || rsize != m.volumes[i].reid_size)

@@ -1,49 +1,13 @@
 /* discard.c — removing an unfinished batch (a purge killed while fetching or writing):
  * the equivalent of archive_batch_abort for a batch whose process is gone. */
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backup/archive.h"
-#include "common/durable.h"
+#include "backup/batchdir.h"
 #include "keys/keys.h"
 #include "purge/purge.h"
-
-static int remove_dir_files(const char *dir, mr_error *err)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char parent[4096], *slash;
-    int rc = 0;
-
-    if (d == NULL)
-        return errno == ENOENT ? 0 : mr_error_errno(err, MR_E_IO, errno, "cannot read %s", dir);
-    while ((de = readdir(d)) != NULL) {
-        char path[4400];
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (unlink(path) != 0 && errno != ENOENT) {
-            rc = mr_error_errno(err, MR_E_IO, errno, "cannot remove %s", path);
-            break;
-        }
-    }
-    closedir(d);
-    if (rc != 0)
-        return rc;
-    if (rmdir(dir) != 0 && errno != ENOENT)
-        return mr_error_errno(err, MR_E_IO, errno, "cannot remove %s", dir);
-    snprintf(parent, sizeof parent, "%s", dir);
-    slash = strrchr(parent, '/');
-    if (slash != NULL && slash != parent) {
-        *slash = '\0';
-        rc = durable_fsync_dir(parent, err);
-    }
-    return rc;
-}
 
 int purge_batch_discard(const char *archive_dir, const char *vault_dir, const char *batch_id,
                         audit_log *audit, mr_log *log, mr_error *err)
@@ -56,7 +20,7 @@ int purge_batch_discard(const char *archive_dir, const char *vault_dir, const ch
 
     rc = archive_batch_find(archive_dir, batch_id, dir, sizeof dir, err);
     if (rc == 0)
-        rc = remove_dir_files(dir, err);
+        rc = batchdir_destroy(dir, err);
     else if (rc == MR_E_NOTFOUND)
         rc = 0;     /* killed before the directory was made */
     if (rc != 0)

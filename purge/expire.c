@@ -1,14 +1,11 @@
 /* expire.c — crypto-shredding expired batches (see expire.h). */
 #include "purge/expire.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backup/archive.h"
-#include "common/durable.h"
+#include "backup/batchdir.h"
 #include "common/mrtime.h"
 #include "keys/keys.h"
 #include "purge/tombstone.h"
@@ -31,35 +28,29 @@ static struct expire_item *push(struct expire_report *r, size_t *cap)
     return it;
 }
 
+static int remove_content(void *ctx, const char *name, mr_error *err)
+{
+    return batchdir_is_content(name) ? batchdir_remove(ctx, name, err) : 0;
+}
+
 /* Every volume and re-identification file, listed in the manifest or not (a stray
- * vol-NNNN.p7m is archive content too). */
+ * volume is archive content too), and the locator (person tokens). */
 static int remove_volumes(const char *dir, mr_error *err)
 {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int rc = 0;
+    int rc = batchdir_list(dir, remove_content, (void *)dir, err);
 
-    if (d == NULL)
-        return mr_error_errno(err, MR_E_IO, errno, "cannot read %s", dir);
-    while ((de = readdir(d)) != NULL) {
-        char path[4400];
-        if (strncmp(de->d_name, "vol-", 4) != 0 && strncmp(de->d_name, "reid-", 5) != 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (unlink(path) != 0 && errno != ENOENT) {
-            rc = mr_error_errno(err, MR_E_IO, errno, "cannot remove %s", path);
-            break;
-        }
-    }
-    closedir(d);
-    return rc == 0 ? durable_fsync_dir(dir, err) : rc;
+    if (rc == MR_E_NOTFOUND)
+        rc = mr_error_set(err, MR_E_IO, "cannot read %s", dir);
+    if (rc == 0)
+        rc = batchdir_remove(dir, batchdir_name(BATCHDIR_LOCATOR), err);
+    return rc == 0 ? batchdir_sync(dir, err) : rc;
 }
 
 static int expire_batch(const struct expire_options *opt, const char *dir,
                         const struct archive_manifest *m, bool unverified, mr_error *err)
 {
     struct purge_tombstone t;
-    char path[4200], exp[24];
+    char exp[24];
     int rc;
 
     /* 1. Keys first: the moment they are gone, every copy of the volumes is noise. */
@@ -80,11 +71,9 @@ static int expire_batch(const struct expire_options *opt, const char *dir,
         rc = purge_tombstone_write(dir, &t, opt->signing_key, err);
     }
     if (rc == 0) {
-        snprintf(path, sizeof path, "%s/%s", dir, ARCHIVE_MANIFEST);
-        if (unlink(path) != 0 && errno != ENOENT)
-            rc = mr_error_errno(err, MR_E_IO, errno, "cannot remove %s", path);
+        rc = batchdir_remove(dir, batchdir_name(BATCHDIR_MANIFEST), err);
         if (rc == 0)
-            rc = durable_fsync_dir(dir, err);
+            rc = batchdir_sync(dir, err);
     }
     if (rc == 0 && opt->audit != NULL) {
         char cnt[24];

@@ -6,7 +6,7 @@
  *      fsync, unlink, fsync the directory) — from here on no copy of the volumes,
  *      wherever it survives, can be decrypted;
  *   2. delete the volumes and re-identification files;
- *   3. write the tombstone expired.json (tombstone.h), then remove manifest.json.
+ *   3. write the tombstone (tombstone.h), then remove the manifest.
  * Audited ("batch.expire").  The caller holds the run lock.
  */
 #ifndef MAILRET_PURGE_EXPIRE_H

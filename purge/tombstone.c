@@ -1,7 +1,8 @@
-/* tombstone.c — expired.json (see tombstone.h).  The signature (format 1: the HMAC)
+/* tombstone.c — the tombstone file (see tombstone.h).  The signature (format 1: the HMAC)
  * covers the compact, key-sorted JSON of every other field, which jansson reproduces byte
  * for byte on reading. */
 #include "purge/tombstone.h"
+#include "backup/batchdir.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -103,7 +104,7 @@ int purge_tombstone_write(const char *dir, const struct purge_tombstone *t,
                           EVP_PKEY *signing_key, mr_error *err)
 {
     json_t *o = body(t);
-    char *text = NULL, sig_hex[2 * KEYS_SIG_LEN + 1], signer[KEYS_ID_LEN + 1], path[4200];
+    char *text = NULL, sig_hex[2 * KEYS_SIG_LEN + 1], signer[KEYS_ID_LEN + 1];
     unsigned char sig[KEYS_SIG_LEN];
     int rc;
 
@@ -132,7 +133,6 @@ int purge_tombstone_write(const char *dir, const struct purge_tombstone *t,
     json_decref(o);
     if (text == NULL)
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
-    snprintf(path, sizeof path, "%s/%s", dir, PURGE_TOMBSTONE);
     {
         size_t len = strlen(text);
         char *line = malloc(len + 2);
@@ -142,7 +142,7 @@ int purge_tombstone_write(const char *dir, const struct purge_tombstone *t,
         }
         memcpy(line, text, len);
         line[len] = '\n';
-        rc = durable_write_file(path, line, len + 1, 0640, err);
+        rc = batchdir_write(dir, batchdir_name(BATCHDIR_TOMBSTONE), line, len + 1, err);
         free(line);
     }
     free(text);
@@ -195,13 +195,15 @@ int purge_tombstone_read(const char *dir, const struct archive_trust *trust,
                          struct purge_tombstone *t, mr_error *err)
 {
     static const struct archive_trust none = { 0 };
-    char path[4200];
+    char path[BATCHDIR_PATH_MAX];
     json_error_t jerr;
     json_t *o, *keys, *mv;
-    int bad = 0;
+    int bad = 0, rc;
 
     memset(t, 0, sizeof *t);
-    snprintf(path, sizeof path, "%s/%s", dir, PURGE_TOMBSTONE);
+    rc = batchdir_path(dir, batchdir_name(BATCHDIR_TOMBSTONE), path, sizeof path, err);
+    if (rc != 0)
+        return rc;
     o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
         FILE *f = fopen(path, "r");
@@ -211,12 +213,10 @@ int purge_tombstone_read(const char *dir, const struct archive_trust *trust,
         fclose(f);
         return mr_error_set(err, MR_E_PARSE, "%s is not JSON (line %d)", path, jerr.line);
     }
-    {
-        int rc = tomb_authenticate(o, trust != NULL ? trust : &none, path, err);
-        if (rc != 0) {
-            json_decref(o);
-            return rc;
-        }
+    rc = tomb_authenticate(o, trust != NULL ? trust : &none, path, err);
+    if (rc != 0) {
+        json_decref(o);
+        return rc;
     }
     mv = json_object_get(o, "manifest_verified");
     t->manifest_unverified = json_is_false(mv);

@@ -1,7 +1,7 @@
 /*
- * tombstone.h — what remains of an expired batch: <batch dir>/expired.json, no personal
- * data (batch id, mailbox name, period, created, expires, expired, message count, the ids
- * of the shredded epoch keys), signed with the host's signing key like the manifest it
+ * tombstone.h — what remains of an expired batch: its tombstone (named by
+ * backup/batchdir.h), no personal data (batch id, mailbox name, period, created, expires,
+ * expired, message count, the ids of the shredded epoch keys), signed with the host's signing key like the manifest it
  * replaces (format 2; format 1 carried an HMAC under the legacy manifest key).  A batch
  * whose manifest could not be authenticated is expired on the vault's record of its keys,
  * and its tombstone says so (manifest_verified false).  Auditors see that the batch existed and when it was destroyed;
@@ -17,7 +17,6 @@
 #include "backup/archive.h"
 #include "common/error.h"
 
-#define PURGE_TOMBSTONE "expired.json"
 #define PURGE_TOMBSTONE_FORMAT "mailret-tombstone/2"
 #define PURGE_TOMBSTONE_FORMAT_V1 "mailret-tombstone/1"
 

@@ -24,6 +24,7 @@
 #include <openssl/hmac.h>
 
 #include "backup/archive.h"
+#include "backup/batchdir.h"
 
 static char tmpdir[4096];
 static char path[4200];
@@ -53,7 +54,7 @@ static void setup(void)
         perror("mkdtemp");
         abort();
     }
-    snprintf(path, sizeof path, "%s/%s", tmpdir, ARCHIVE_MANIFEST);
+    snprintf(path, sizeof path, "%s/%s", tmpdir, batchdir_name(BATCHDIR_MANIFEST));
     atexit(cleanup);
 }
 

@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "backup/archive.h"
+#include "backup/batchdir.h"
 #include "common/mrtime.h"
 #include "helpers/test_helpers.h"
 #include "keys/keys.h"
@@ -189,7 +190,7 @@ static void test_expiry_dates(void **state)
     assert_int_not_equal(access(path, F_OK), 0);
     snprintf(path, sizeof path, "%s/reid-0001.p7m", leap);
     assert_int_not_equal(access(path, F_OK), 0);
-    snprintf(path, sizeof path, "%s/%s", leap, ARCHIVE_MANIFEST);
+    snprintf(path, sizeof path, "%s/%s", leap, batchdir_name(BATCHDIR_MANIFEST));
     assert_int_not_equal(access(path, F_OK), 0);
     assert_int_equal(purge_tombstone_read(leap, &f->trust, &t, &err), 0);
     assert_string_equal(t.batch_id, "leap");
@@ -242,7 +243,7 @@ static void test_expiry_dates(void **state)
         assert_int_equal(purge_tombstone_read(leap, &other, &t, &err), MR_E_TAMPERED);
         EVP_PKEY_free(ok);
         keys_keyring_free(okr);
-        snprintf(tpath, sizeof tpath, "%s/%s", leap, PURGE_TOMBSTONE);
+        snprintf(tpath, sizeof tpath, "%s/%s", leap, batchdir_name(BATCHDIR_TOMBSTONE));
         data = th_read_file(tpath, &len);
         assert_non_null(data);
         char *p = strstr((char *)data, "\"message_count\":1");
