@@ -93,8 +93,11 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                   m->reid_holder, "message_count", (json_int_t)m->message_count,
                   "bytes_original", (json_int_t)m->bytes_original, "hold", (int)m->hold,
                   "hold_since", t_h, "volumes", vols, "signer", signer);
-    if (o == NULL)
+    if (o == NULL
+        || json_object_set_new(o, "pseudonym_epoch", json_integer(m->pseudonym_epoch)) != 0) {
+        json_decref(o);
         return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
+    }
     body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (body == NULL)
@@ -168,6 +171,14 @@ static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
     m->bytes_original = (unsigned long long)json_integer_value(
         json_object_get(o, "bytes_original"));
     m->hold = json_is_true(json_object_get(o, "hold"));
+    /* Batches from before pseudonym-key epochs name none: they used epoch 0. */
+    {
+        json_t *pe = json_object_get(o, "pseudonym_epoch");
+        if (pe != NULL && (!json_is_integer(pe) || json_integer_value(pe) < 0
+                           || json_integer_value(pe) > KEYS_PSEUDONYM_EPOCH_MAX))
+            bad = 1;
+        m->pseudonym_epoch = pe != NULL && !bad ? (unsigned)json_integer_value(pe) : 0;
+    }
     if (bad || m->batch_id[0] == '\0' || m->expires == 0 || !json_is_array(vols))
         return mr_error_set(err, MR_E_PARSE, "manifest: missing or malformed fields");
     m->n_volumes = json_array_size(vols);

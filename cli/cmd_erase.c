@@ -24,8 +24,8 @@ static void usage(FILE *out)
             "       mailret erase --email=VALUE | --cpr=VALUE   (discouraged)\n"
             "\n"
             "IT: record a person's erasure request.  Each identifier (one per line on\n"
-            "standard input) is turned into its token under the pseudonym key and the line\n"
-            "\"email:<token>\" or \"cpr:<token>\" is added to the erasure ledger\n"
+            "standard input) is turned into its token under each epoch of the pseudonym key\n"
+            "and each \"email:<token>\" or \"cpr:<token>\" is added to the erasure ledger\n"
             "([state] erasure_ledger) unless already there.  The identifier itself is\n"
             "stored nowhere.  Archives are immutable; every later restore leaves out the\n"
             "messages that carry a ledger token and reports how many.  Audited.\n"
@@ -33,17 +33,25 @@ static void usage(FILE *out)
             "line is visible to every user of the host (ps) and stays in shell history.\n");
 }
 
-static int record(const pseudo_key *key, enum pseudo_kind kind, const char *value,
-                  const char *ledger, audit_log *audit, mr_error *err)
+/* One ledger entry per epoch of the pseudonym key: the person's mail is in batches of
+ * every epoch, each under that epoch's token. */
+static int record(const struct keys_pseudonym_set *keys, enum pseudo_kind kind,
+                  const char *value, const char *ledger, audit_log *audit, mr_error *err)
 {
-    char entry[64];
-    bool added = false;
-    int rc = ledger_entry(key, kind, value, entry, sizeof entry, err);
+    int rc = 0;
 
-    if (rc == 0)
-        rc = ledger_add(ledger, entry, audit, &added, err);
-    if (rc == 0)
-        printf("%s\t%s\n", entry, added ? "recorded" : "already in the ledger");
+    for (size_t i = 0; rc == 0 && i < keys->n; i++) {
+        pseudo_key key;
+        char entry[64];
+        bool added = false;
+        memcpy(key.bytes, keys->v[i].key, sizeof key.bytes);
+        rc = ledger_entry(&key, kind, value, entry, sizeof entry, err);
+        OPENSSL_cleanse(&key, sizeof key);
+        if (rc == 0)
+            rc = ledger_add(ledger, entry, audit, &added, err);
+        if (rc == 0)
+            printf("%s\t%s\n", entry, added ? "recorded" : "already in the ledger");
+    }
     return rc;
 }
 
@@ -97,7 +105,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0 && value != NULL) {
         log_warn(ctx->log, "identifier given on the command line: prefer standard input");
-        rc = record(&keys.pkey, kind, value, cfg->state.erasure_ledger, audit, &err);
+        rc = record(&keys.pkeys, kind, value, cfg->state.erasure_ledger, audit, &err);
         n = 1;
     } else if (rc == 0) {
         char *line = NULL;
@@ -109,7 +117,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
                 line[--len] = '\0';
             if (len == 0)
                 continue;
-            rc = record(&keys.pkey, kind, line, cfg->state.erasure_ledger, audit, &err);
+            rc = record(&keys.pkeys, kind, line, cfg->state.erasure_ledger, audit, &err);
             n++;
         }
         if (line != NULL) {
