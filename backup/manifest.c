@@ -84,7 +84,7 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                             (json_int_t)v->reid_size, "reid_sha256", v->reid_sha256));
     }
     o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s},"
-                  " s:{s:s, s:s}, s:I, s:I, s:b, s:s, s:o, s:s}",
+                  " s:{s:s, s:s}, s:I, s:I, s:b, s:s, s:o, s:I, s:s}",
                   "format", ARCHIVE_FORMAT, "batch_id", m->batch_id, "mailbox", m->mailbox,
                   "period_start", t_ps, "period_end", t_pe, "created", t_c, "expires", t_e,
                   "verified", t_v, "epoch_keys", "content", m->content_key_id, "reid",
@@ -92,12 +92,10 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                   m->reid_cert_fpr, "holders", "content", m->content_holder, "reid",
                   m->reid_holder, "message_count", (json_int_t)m->message_count,
                   "bytes_original", (json_int_t)m->bytes_original, "hold", (int)m->hold,
-                  "hold_since", t_h, "volumes", vols, "signer", signer);
-    if (o == NULL
-        || json_object_set_new(o, "pseudonym_epoch", json_integer(m->pseudonym_epoch)) != 0) {
-        json_decref(o);
+                  "hold_since", t_h, "volumes", vols, "pseudonym_epoch",
+                  (json_int_t)m->pseudonym_epoch, "signer", signer);
+    if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
-    }
     body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (body == NULL)
