@@ -239,6 +239,11 @@ int keys_epoch_unseal(const char *vault_dir, const char *key_id, EVP_PKEY *holde
 int keys_epoch_shred(const char *vault_dir, const char *key_id, audit_log *audit,
                      mr_error *err);
 
+/* True if name (a file name in the vault) is one of an epoch key's files: sealed key,
+ * certificate or metadata; id receives the key's id.  Readers of the vault use this
+ * instead of spelling the names. */
+bool keys_vault_epoch_file(const char *name, char id[KEYS_ID_LEN + 1]);
+
 /* True if the sealed private key of key_id is in the vault. */
 bool keys_epoch_present(const char *vault_dir, const char *key_id);
 
