@@ -9,6 +9,7 @@
  * process group of its own so that a timeout kills whatever it started too.
  */
 #include "common/secret.h"
+#include "common/child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -154,44 +155,11 @@ static bool env_allowed(const char *entry)
     return false;
 }
 
-static long ms_left(const struct timespec *deadline)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
 static const char *prog_name(const char *argv0)
 {
     const char *slash = strrchr(argv0, '/');
 
     return slash != NULL && slash[1] != '\0' ? slash + 1 : argv0;
-}
-
-/* Reap the child: wait until the deadline, then kill its group and wait for good. */
-static int reap(pid_t pid, const struct timespec *deadline, bool kill_now, bool *killed)
-{
-    int status = 0;
-
-    *killed = false;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (kill_now || ms_left(deadline) <= 0) {
-            *killed = true;
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            return status;
-        }
-        struct timespec nap = { 0, 5 * 1000 * 1000 };
-        nanosleep(&nap, NULL);
-    }
 }
 
 int secret_command_run(char *const argv[], int timeout_s, char **out, mr_error *err)
@@ -259,11 +227,10 @@ int secret_command_run(char *const argv[], int timeout_s, char **out, mr_error *
         goto out;
     }
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_s;
+    child_deadline(&deadline, timeout_s);
     for (;;) {
         struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
-        long left = ms_left(&deadline);
+        long left = child_ms_left(&deadline);
         ssize_t r;
 
         if (left <= 0) {
@@ -297,7 +264,7 @@ int secret_command_run(char *const argv[], int timeout_s, char **out, mr_error *
     }
     close(pipefd[0]);
     pipefd[0] = -1;
-    status = reap(pid, &deadline, timed_out || too_much || rc != 0, &killed);
+    status = child_reap(pid, &deadline, timed_out || too_much || rc != 0, &killed);
     if (rc != 0)
         goto out;
     if (timed_out || (killed && !too_much)) {

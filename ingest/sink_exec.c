@@ -12,6 +12,7 @@
  * twice; MAILRET_SHA256 lets the command recognise that case.
  */
 #include "ingest/sink.h"
+#include "common/child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,14 +55,6 @@ static int exec_begin(void *self, mr_error *err)
     return 0;
 }
 
-static long exec_ms_left(const struct timespec *deadline)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
 /* Write all of buf to the child's stdin, or stop early if the child closes it (EPIPE) or
  * the deadline passes.  SIGPIPE is blocked meanwhile and a pending one consumed, so that
  * the process-wide disposition is not touched. */
@@ -76,7 +69,7 @@ static void exec_feed(int fd, const unsigned char *buf, size_t len,
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     while (done < len) {
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        long left = exec_ms_left(deadline);
+        long left = child_ms_left(deadline);
         if (left <= 0 || poll(&p, 1, (int)(left > 1000 ? 1000 : left)) < 0) {
             if (errno == EINTR)
                 continue;
@@ -101,30 +94,6 @@ static void exec_feed(int fd, const unsigned char *buf, size_t len,
             sigtimedwait(&pipe_set, NULL, &zero);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-/* Wait for the child until the deadline, then kill it.  Returns the wait status. */
-static int exec_wait(pid_t pid, const struct timespec *deadline, bool *timed_out)
-{
-    int status = 0;
-
-    *timed_out = false;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (exec_ms_left(deadline) <= 0) {
-            *timed_out = true;
-            kill(-pid, SIGKILL);    /* the whole group: sh may have forked the real work */
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            return status;
-        }
-        struct timespec nap = { 0, 5 * 1000 * 1000 };
-        nanosleep(&nap, NULL);
-    }
 }
 
 /* Our variables plus an allow-list of the inherited ones: the command must not see the
@@ -260,11 +229,10 @@ static int exec_deliver(void *self, const struct sink_message *m, enum sink_outc
         return mr_error_errno(err, MR_E_IO, rc, "exec sink: cannot start /bin/sh");
     }
     fcntl(pipefd[1], F_SETFL, O_NONBLOCK);
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += s->timeout_s;
+    child_deadline(&deadline, s->timeout_s);
     exec_feed(pipefd[1], m->raw, m->len, &deadline);
     close(pipefd[1]);
-    status = exec_wait(pid, &deadline, &timed_out);
+    status = child_reap(pid, &deadline, false, &timed_out);
     if (timed_out) {
         *out = SINK_REJECTED;
         mr_error_set(err, MR_E_TIMEOUT, "exec sink: command timed out after %d s", s->timeout_s);

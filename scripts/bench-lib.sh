@@ -80,6 +80,28 @@ except ValueError:
     print("null")' "$1" "$2" "${3:-2}"
 }
 
+# bl_stats "T1 T2 ...": "MEDIAN MIN MAX" of the numbers given (empty when none).  Figures
+# are medians of several runs: one run on a shared machine moves by tens of per cent.
+bl_stats() {
+    python3 -c '
+import statistics, sys
+v = [float(x) for x in sys.argv[1].split()]
+if v:
+    print("%.3f %.3f %.3f" % (statistics.median(v), min(v), max(v)))' "$1"
+}
+
+# bl_order ROUND NAME...: the NAMEs rotated by ROUND, so that no tool always runs first
+# (and pays for a cold cache or a busy neighbour) or always right after another.
+bl_order() {
+    local r=$1
+    shift
+    local n=$# i
+    local a=("$@")
+    for ((i = 0; i < n; i++)); do
+        printf '%s\n' "${a[$(( (i + r) % n ))]}"
+    done
+}
+
 # bl_result KEY=VALUE...: append one figure to $BENCH_RESULTS.  Keys: bench figure unit
 # ours peer peer_name higher_is_better(true/false) target note, and one of:
 #   min_ratio=R   pass if ours/peer >= R   (throughput: ours must be R times the peer's)

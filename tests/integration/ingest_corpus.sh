@@ -11,10 +11,13 @@
 source "$(dirname "$0")/ingest_lib.sh"
 
 new_user corpus
-gen_corpus 800 ingest-corpus-1
+# Every routing rule occurs at 300 messages; Dovecot (the faster server) gets more.
+N=800
+[ "${MAILRET_TEST_SERVER:-dovecot}" = cyrus ] && N=300
+gen_corpus "$N" ingest-corpus-1
 write_config
 before="$(flag_snapshot)"
-[ "$(echo "$before" | wc -l)" -eq 800 ] || fail "corpus not in the Maildir"
+[ "$(echo "$before" | wc -l)" -eq "$N" ] || fail "corpus not in the Maildir"
 echo "$before" | grep -q ' .*S' || fail "corpus has no \\Seen messages to check flags on"
 
 mailret members import "$T/corpus/members.csv" > "$T/import.out" 2> "$T/import.log" ||
@@ -25,9 +28,9 @@ mailret ingest --json > "$T/run1.json" 2> "$T/run1.log" || fail "ingest: $(tail 
 check_routing "$T/run1.log" || fail "routing does not match the truth"
 
 # The report adds up and agrees with the truth's counts.
-[ "$(json_field "$T/run1.json" 'j["mailboxes"][0]["fetched"]')" = 800 ] || fail "fetched != 800"
-[ "$(json_field "$T/run1.json" 'sum(j["mailboxes"][0]["routed"].values())')" = 800 ] ||
-    fail "routed counts do not add up to 800"
+[ "$(json_field "$T/run1.json" 'j["mailboxes"][0]["fetched"]')" = "$N" ] || fail "fetched != $N"
+[ "$(json_field "$T/run1.json" 'sum(j["mailboxes"][0]["routed"].values())')" = "$N" ] ||
+    fail "routed counts do not add up to $N"
 want_none="$(grep -c '"rule": "none"' "$T/corpus/truth.jsonl")"
 [ "$(json_field "$T/run1.json" 'j["mailboxes"][0]["unrouted"]')" = "$want_none" ] ||
     fail "unrouted count differs from truth"

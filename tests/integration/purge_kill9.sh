@@ -42,7 +42,7 @@ check_final() {
 n=0
 for step in mid-fetch epoch-after-meta epoch-after-cert 'durable-before-rename:*.key.p7m' \
             before-close after-close after-verified after-store after-expunge; do
-    setup "k$n" 120 "purge-kill-$n"
+    setup "k$n" 40 "purge-kill-$n"
     n=$((n + 1))
     set +e
     MAILRET_TEST_CRASH_AT=$step mailret purge > "$T/crash.out" 2> "$T/crash.log"

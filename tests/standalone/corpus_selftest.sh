@@ -13,7 +13,7 @@ set -euo pipefail
 SRC="${MAILRET_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
 GEN="$SRC/scripts/gen-corpus"
 VERIFY="$SRC/scripts/corpus/verify.py"
-N="${CORPUS_SELFTEST_COUNT:-600}"
+N="${CORPUS_SELFTEST_COUNT:-300}"
 
 die() { echo "corpus_selftest: FAIL: $*" >&2; exit 1; }
 step() { echo "corpus_selftest: $*"; }

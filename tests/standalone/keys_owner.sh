@@ -6,37 +6,9 @@
 # that belongs to no batch or tombstone as a violation and a leftover temporary file as a
 # warning; the next backup removes temporary files of dead writers (and no live one's).
 # (The purge's discard of such a batch is tests/integration/purge_kill9.sh.)
-set -euo pipefail
-
-: "${MAILRET_BIN:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/keys-owner.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-umask 077
-printf 'it passphrase 123\n' > it.pass
-"$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
-mkdir -p state host md/cur md/new md/tmp
-printf 'x\n' > imap.password
-cat > mailret.conf <<CONF
-[imap]
-host = imap.invalid
-user = mailret
-password_file = $T/imap.password
-[mailboxes]
-mailbox = INBOX
-[archive]
-dir = $T/archive
-[keys]
-vault_dir = $T/vault
-it_cert = $T/host/it.crt
-[state]
-dir = $T/state
-[audit]
-log = $T/state/audit.log
-CONF
-M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
-M keys init-host --it-cert it.crt > /dev/null
+source "$(dirname "$0")/offline_lib.sh"
+offline_host
+mkdir -p md/cur md/new md/tmp
 printf 'Subject: one\r\n\r\nbody\r\n' > "md/cur/1700000001.M1.host:2,S"
 status_rows() { M check --offline --json > check.json || true
   python3 -c 'import json,sys; [print(b["mailbox"], b["status"], b["batch_id"], b["detail"]) for b in json.load(open("check.json"))["batches"]]'; }

@@ -5,36 +5,9 @@
 # exit non-zero, nothing written.  Needs root (to hand the directory to another uid).
 set -euo pipefail
 
-: "${MAILRET_BIN:?}"
-if [ "$(id -u)" != 0 ]; then echo "state_owner: skipped (needs root)"; exit 0; fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/state-owner.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-umask 077
-printf 'it passphrase 123\n' > it.pass
-"$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
-mkdir -p state host
-printf 'x\n' > imap.password
-cat > mailret.conf <<CONF
-[imap]
-host = imap.invalid
-user = mailret
-password_file = $T/imap.password
-[mailboxes]
-mailbox = INBOX
-[archive]
-dir = $T/archive
-[keys]
-vault_dir = $T/vault
-it_cert = $T/host/it.crt
-[state]
-dir = $T/state
-[audit]
-log = $T/state/audit.log
-CONF
-M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
-M keys init-host --it-cert it.crt > /dev/null
+if [ "$(id -u)" != 0 ]; then echo "state_owner: skipped (needs root)"; exit 77; fi
+source "$(dirname "$0")/offline_lib.sh"
+offline_host
 M check --offline > /dev/null || fail "check as the owner"
 # hand the state directory to another user: root may no longer run mailret on it
 chown 65534 state

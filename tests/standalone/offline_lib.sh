@@ -1,0 +1,44 @@
+# offline_lib.sh — sourced by standalone tests (not a test itself).  Gives a temporary
+# directory $T (the working directory, removed on exit), fail, and M (mailret on
+# $T/mailret.conf); offline_host makes IT's key pair as IT would (it.key, it.crt, the
+# passphrase in it.pass) and a host that never reaches an IMAP server: archive, vault and
+# state under $T, IT's certificate handed over into host/, host keys made.
+[ -n "${BASH_SOURCE[1]:-}" ] || { echo "offline_lib.sh: helper, nothing to test"; exit 0; }
+set -euo pipefail
+: "${MAILRET_BIN:?}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/$(basename "$0" .sh).XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+umask 077
+fail() { echo "FAIL: $*" >&2; exit 1; }
+M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
+
+# offline_host [LINE...]: as above; each LINE is appended to the configuration.
+offline_host() {
+  local l
+  printf 'it passphrase 123\n' > it.pass
+  "$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
+  mkdir -p state host
+  printf 'x\n' > imap.password
+  {
+    cat <<CONF
+[imap]
+host = imap.invalid
+user = mailret
+password_file = $T/imap.password
+[mailboxes]
+mailbox = INBOX
+[archive]
+dir = $T/archive
+[keys]
+vault_dir = $T/vault
+it_cert = $T/host/it.crt
+[state]
+dir = $T/state
+[audit]
+log = $T/state/audit.log
+CONF
+    for l in "$@"; do echo "$l"; done
+  } > mailret.conf
+  M keys init-host --it-cert it.crt > /dev/null
+}
