@@ -756,9 +756,20 @@ static int write_manifest(archive_batch *b, struct archive_result *r, mr_error *
     m.pseudonym_epoch = b->opt.pseudonym_epoch;
     m.message_count = b->n_uids;
     m.bytes_original = b->bytes_original;
+    if (b->opt.ledger != NULL) {
+        m.has_ledger = true;
+        m.ledger_count = b->opt.ledger->count;
+        memcpy(m.ledger_head, b->opt.ledger->head, sizeof m.ledger_head);
+    }
     rc = keys_cert_fingerprint(keys_epoch_cert(b->content), m.content_cert_fpr, err);
     if (rc == 0)
         rc = keys_cert_fingerprint(keys_epoch_cert(b->reid), m.reid_cert_fpr, err);
+    if (rc == 0 && b->opt.audit != NULL) {
+        long long seq = 0;
+        rc = audit_head(b->opt.audit, &seq, m.audit_head, err);
+        m.audit_seq = (unsigned long long)seq;
+        m.has_audit = rc == 0;
+    }
     if (rc == 0)
         rc = archive_manifest_write(b->dir, &m, b->opt.signing_key, err);
     r->n_volumes = n;

@@ -36,7 +36,8 @@
 
 #include <openssl/x509.h>
 
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
+#include "backup/ledger.h"
 #include "common/audit.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -81,7 +82,12 @@ struct archive_options {
     unsigned pseudonym_epoch;       /* that key's epoch (keys.h), named in the manifest */
     const struct pseudo_policy *policy;     /* NULL = pseudo_policy_default() */
     EVP_PKEY *signing_key;          /* the host's Ed25519 batch-signing key */
-    audit_log *audit;               /* NULL only in unit tests */
+    /* Where the erasure ledger stood when this run began (the run lock keeps erase out),
+     * recorded in the signed manifest so that IT notices a ledger cut back to an older
+     * state; NULL only in unit tests. */
+    const struct ledger_anchor *ledger;
+    audit_log *audit;               /* NULL only in unit tests; its head is recorded in the
+                                       signed manifest (audit verify --anchor) */
     mr_log *log;                    /* may be NULL */
 };
 
@@ -160,6 +166,11 @@ struct archive_manifest {
     time_t hold_since;              /* 0 when not held */
     struct archive_volume *volumes;
     size_t n_volumes;
+    /* Anchors (absent in manifests written before they existed): the erasure ledger's
+     * count and head, and the audit log's last seq and its hash, when it was signed. */
+    bool has_ledger, has_audit;
+    unsigned long long ledger_count, audit_seq;
+    char ledger_head[65], audit_head[65];
     /* Set by reading: */
     char signer[33];                /* format 2: id of the host key that signed it */
     enum archive_auth auth;

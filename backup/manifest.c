@@ -84,7 +84,7 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                             (json_int_t)v->reid_size, "reid_sha256", v->reid_sha256));
     }
     o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s},"
-                  " s:{s:s, s:s}, s:I, s:I, s:b, s:s, s:o, s:I, s:s}",
+                  " s:{s:s, s:s}, s:I, s:I, s:b, s:s, s:o, s:I}",
                   "format", ARCHIVE_FORMAT, "batch_id", m->batch_id, "mailbox", m->mailbox,
                   "period_start", t_ps, "period_end", t_pe, "created", t_c, "expires", t_e,
                   "verified", t_v, "epoch_keys", "content", m->content_key_id, "reid",
@@ -93,9 +93,22 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                   m->reid_holder, "message_count", (json_int_t)m->message_count,
                   "bytes_original", (json_int_t)m->bytes_original, "hold", (int)m->hold,
                   "hold_since", t_h, "volumes", vols, "pseudonym_epoch",
-                  (json_int_t)m->pseudonym_epoch, "signer", signer);
+                  (json_int_t)m->pseudonym_epoch);
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
+    if ((m->has_ledger
+         && json_object_set_new(o, "erasure_ledger",
+                                json_pack("{s:I, s:s}", "count", (json_int_t)m->ledger_count,
+                                          "head", m->ledger_head)) != 0)
+        || (m->has_audit
+            && json_object_set_new(o, "audit", json_pack("{s:I, s:s}", "seq",
+                                                         (json_int_t)m->audit_seq, "head",
+                                                         m->audit_head)) != 0)
+        /* the signer stays the last field, right before the signature */
+        || json_object_set_new(o, "signer", json_string(signer)) != 0) {
+        json_decref(o);
+        return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
+    }
     body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (body == NULL)
@@ -128,6 +141,27 @@ static void copy_str(json_t *o, const char *k, char *dst, size_t size)
     const char *s = json_string_value(json_object_get(o, k));
 
     snprintf(dst, size, "%s", s != NULL ? s : "");
+}
+
+/* {"<count_key>":N,"head":"<64 hex>"} or absent. */
+static int parse_anchor(json_t *a, const char *count_key, bool *has,
+                        unsigned long long *count, char head[65])
+{
+    json_t *c, *h;
+
+    *has = false;
+    if (a == NULL)
+        return 0;
+    c = json_object_get(a, count_key);
+    h = json_object_get(a, "head");
+    if (!json_is_integer(c) || json_integer_value(c) < 0 || !json_is_string(h)
+        || strlen(json_string_value(h)) != 64
+        || strspn(json_string_value(h), "0123456789abcdef") != 64)
+        return -1;
+    *count = (unsigned long long)json_integer_value(c);
+    memcpy(head, json_string_value(h), 65);
+    *has = true;
+    return 0;
 }
 
 static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
@@ -177,6 +211,11 @@ static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
             bad = 1;
         m->pseudonym_epoch = pe != NULL && !bad ? (unsigned)json_integer_value(pe) : 0;
     }
+    if (parse_anchor(json_object_get(o, "erasure_ledger"), "count", &m->has_ledger,
+                     &m->ledger_count, m->ledger_head) != 0
+        || parse_anchor(json_object_get(o, "audit"), "seq", &m->has_audit, &m->audit_seq,
+                        m->audit_head) != 0)
+        return mr_error_set(err, MR_E_PARSE, "manifest: malformed ledger or audit anchor");
     if (bad || m->batch_id[0] == '\0' || m->expires == 0 || !json_is_array(vols))
         return mr_error_set(err, MR_E_PARSE, "manifest: missing or malformed fields");
     m->n_volumes = json_array_size(vols);

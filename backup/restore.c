@@ -9,69 +9,50 @@
 #include <strings.h>
 
 #include "backup/archive.h"
+#include "backup/ledger.h"
 #include "backup/reader.h"
 #include "keys/keys.h"
 
-void restore_ledger_free(char **tokens, size_t n)
+/* Load the ledger, authenticate it, and check it against the anchor of every signed
+ * manifest in the archive: a ledger cut back to before the newest batch, or rewritten,
+ * is refused. */
+static int ledger_load(const struct restore_options *o, char ***entries, size_t *n,
+                       size_t *n_anchors, mr_error *err)
 {
-    for (size_t i = 0; i < n; i++)
-        free(tokens[i]);
-    free(tokens);
-}
+    struct archive_batch_ref *refs = NULL;
+    size_t n_refs = 0, anchors = 0;
+    ledger_reader *l = NULL;
+    int rc = ledger_open(o->ledger_path, o->trust->keyring, &l, err);
 
-int restore_ledger_load(const char *path, bool missing_ok, char ***tokens, size_t *n,
-                        mr_error *err)
-{
-    FILE *f = fopen(path, "r");
-    char line[512];
-    char **v = NULL;
-    size_t cnt = 0, cap = 0, lineno = 0;
-
-    *tokens = NULL;
-    *n = 0;
-    if (f == NULL) {
-        if (errno == ENOENT && missing_ok)
-            return 0;
-        return mr_error_errno(err, errno == ENOENT ? MR_E_NOTFOUND : MR_E_IO, errno,
-                              "cannot open erasure ledger %s", path);
-    }
-    while (fgets(line, sizeof line, f) != NULL) {
-        char *s = line, *e;
-        lineno++;
-        while (isspace((unsigned char)*s))
-            s++;
-        e = s + strlen(s);
-        while (e > s && isspace((unsigned char)e[-1]))
-            *--e = '\0';
-        if (*s == '\0' || *s == '#')
+    if (rc == 0)
+        rc = archive_batch_list(o->archive_dir, NULL, &refs, &n_refs, err);
+    for (size_t i = 0; rc == 0 && i < n_refs; i++) {
+        struct archive_manifest m;
+        mr_error merr;
+        if (!refs[i].has_manifest)
             continue;
-        if (strchr(s, ':') == NULL || strchr(s, ' ') != NULL) {
-            fclose(f);
-            restore_ledger_free(v, cnt);
-            return mr_error_set(err, MR_E_PARSE, "erasure ledger %s:%zu: not kind:token", path,
-                                lineno);
+        /* A manifest that does not authenticate anchors nothing (and is refused if
+         * selected). */
+        if (archive_manifest_read(refs[i].dir, o->trust, &m, &merr)
+            != 0)
+            continue;
+        if (m.has_ledger && m.auth != ARCHIVE_AUTH_OVERRIDDEN) {
+            struct ledger_anchor a = { .count = m.ledger_count };
+            memcpy(a.head, m.ledger_head, sizeof a.head);
+            rc = ledger_check_anchor(l, &a, err);
+            if (rc != 0)
+                mr_error_prefix(err, "%s (checked against batch %s)", o->ledger_path,
+                                m.batch_id);
+            anchors++;
         }
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            char **nv = realloc(v, nc * sizeof *nv);
-            if (nv == NULL)
-                break;
-            v = nv;
-            cap = nc;
-        }
-        if ((v[cnt] = strdup(s)) == NULL)
-            break;
-        cnt++;
+        archive_manifest_clear(&m);
     }
-    if (ferror(f) || !feof(f)) {
-        fclose(f);
-        restore_ledger_free(v, cnt);
-        return mr_error_set(err, MR_E_IO, "cannot read erasure ledger %s", path);
-    }
-    fclose(f);
-    *tokens = v;
-    *n = cnt;
-    return 0;
+    free(refs);
+    if (rc == 0)
+        rc = ledger_entries(l, o->it_key, entries, n, err);
+    *n_anchors = anchors;
+    ledger_free(l);
+    return rc;
 }
 
 struct run {
@@ -278,7 +259,7 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
     struct run r = { .opt = opt, .stats = stats };
     struct archive_batch_ref *refs = NULL;
     char **dirs = NULL, batches[1024] = "";
-    size_t n_dirs = 0, n_refs = 0;
+    size_t n_dirs = 0, n_refs = 0, n_anchors = 0;
     int rc = 0;
     mr_error aerr;
 
@@ -296,9 +277,22 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
                 r.wanted_mid[n++] = *p;
         r.wanted_mid[n] = '\0';
     }
+    if (opt->ledger_path != NULL && opt->no_ledger)
+        return mr_error_set(err, MR_E_INVALID, "give either --ledger or --no-ledger");
+    if (opt->ledger_path == NULL && !opt->no_ledger)
+        return mr_error_set(err, MR_E_INVALID, "restore needs the erasure ledger (--ledger "
+                            "FILE, copied from the host), or --no-ledger");
     if (opt->ledger_path != NULL) {
-        rc = restore_ledger_load(opt->ledger_path, false, &r.ledger, &r.n_ledger, err);
+        rc = ledger_load(opt, &r.ledger, &r.n_ledger, &n_anchors, err);
         if (rc != 0)
+            return rc;
+    } else {
+        /* IT's explicit decision, said loudly and recorded: erased people may come back. */
+        const struct audit_field f[] = { { "reason", "--no-ledger" } };
+        log_warn(opt->log, "restoring WITHOUT the erasure ledger (--no-ledger): mail of "
+                 "people who asked to be erased is restored too");
+        if (opt->audit != NULL
+            && (rc = audit_append(opt->audit, "restore.no_ledger", f, 1, err)) != 0)
             return rc;
     }
     /* Resolve the batches first, so that the audit record names them. */
@@ -360,6 +354,9 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
         if (rc == 0)
             rc = arc;
     }
+    if (rc == 0 && opt->ledger_path != NULL)
+        log_info(opt->log, "erasure ledger %s: %zu entries, authentic, consistent with %zu "
+                 "signed manifest(s)", opt->ledger_path, r.n_ledger, n_anchors);
     if (rc == 0)
         log_info(opt->log, "restore: %zu messages from %zu batches; %zu left out by the "
                  "erasure ledger", stats->restored, stats->batches, stats->erased);
@@ -367,6 +364,6 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
         free(dirs[i]);
     free(dirs);
     free(refs);
-    restore_ledger_free(r.ledger, r.n_ledger);
+    ledger_entries_free(r.ledger, r.n_ledger);
     return rc;
 }

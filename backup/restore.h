@@ -7,8 +7,9 @@
  * bytes are written as they are.
  * Selection (all given criteria must hold): batches, INTERNALDATE range, Message-ID,
  * person tokens ("kind:token" as in index.jsonl; the caller computes them with
- * pseudo_token from an address or CPR).  The erasure ledger (one "kind:token" per line)
- * excludes every message that carries a listed token, and the count is reported.
+ * pseudo_token from an address or CPR).  The erasure ledger (backup/ledger.h) is
+ * required (or the audited --no-ledger): it must authenticate and agree with every signed
+ * manifest's anchor, and every message that carries a listed token is left out.
  * Output: a Maildir (flags in the file name, mtime = INTERNALDATE) or an mboxrd file.
  * Every run is audited (who, batches, reason, counts) before and after.
  */
@@ -56,7 +57,10 @@ struct restore_options {
     EVP_PKEY *reid_key;             /* NULL = it_key */
     const struct archive_trust *trust;  /* required: a batch is restored only if its
                                            manifest is authentic (or the override says) */
-    const char *ledger_path;        /* optional erasure ledger */
+    const char *ledger_path;        /* the erasure ledger (backup/ledger.h), checked against
+                                       trust->keyring and every manifest's anchor */
+    bool no_ledger;                 /* restore without one: audited, warned (exactly one of
+                                       ledger_path and no_ledger) */
     enum restore_format format;
     const char *output;             /* Maildir directory or mbox file (or a label for
                                        RESTORE_SINK, for the audit record) */
@@ -80,12 +84,6 @@ struct restore_stats {
 
 int restore_run(const struct restore_options *opt, struct restore_stats *stats,
                 mr_error *err);
-
-/* The erasure ledger: *tokens is a malloc'd array of malloc'd "kind:token" strings.  A
- * missing file is an empty ledger only if missing_ok. */
-int restore_ledger_load(const char *path, bool missing_ok, char ***tokens, size_t *n,
-                        mr_error *err);
-void restore_ledger_free(char **tokens, size_t n);
 
 /* Output writers (restore_out.c). */
 typedef struct restore_out restore_out;

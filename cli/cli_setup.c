@@ -183,8 +183,32 @@ void cli_archive_options(const struct mr_config *cfg, const struct cli_keys *k,
     o->pseudonym_epoch = k->pepoch;
     o->policy = &k->policy;
     o->signing_key = k->signer;
+    o->ledger = k->have_ledger ? &k->ledger : NULL;
     o->audit = audit;
     o->log = log;
+}
+
+int cli_ledger_anchor(const struct mr_config *cfg, struct cli_keys *k, audit_log *audit,
+                      mr_log *log, mr_error *err)
+{
+    struct ledger_writer w = { .path = cfg->state.erasure_ledger, .it_cert = k->it,
+                               .signer = k->signer, .keyring = k->keyring, .audit = audit };
+    mr_error lerr;
+    int rc;
+
+    k->have_ledger = false;
+    mr_error_clear(&lerr);
+    rc = ledger_prepare(&w, &k->ledger, &lerr);
+    if (rc == 0) {
+        k->have_ledger = true;
+        return 0;
+    }
+    log_error(log, "%s", lerr.msg);
+    if (audit != NULL) {
+        const struct audit_field f[] = { { "status", mr_status_name(rc) } };
+        return audit_append(audit, "erasure.ledger_problem", f, 1, err);
+    }
+    return 0;
 }
 
 int cli_sweep_tmp(const struct mr_config *cfg, mr_log *log, mr_error *err)
@@ -197,6 +221,19 @@ int cli_sweep_tmp(const struct mr_config *cfg, mr_log *log, mr_error *err)
     if (rc == 0)
         rc = durable_sweep_tmp(cfg->state.dir, true, &n, err);
     total += rc == 0 ? n : 0;
+    /* The erasure ledger and the audit log may live outside the state directory. */
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        const char *file = i == 0 ? cfg->state.erasure_ledger : cfg->audit.log;
+        const char *slash = file != NULL ? strrchr(file, '/') : NULL;
+        char dir[4096];
+        if (slash == NULL || (size_t)(slash - file) >= sizeof dir)
+            continue;
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - file), file);
+        if (strcmp(dir, cfg->state.dir) == 0)
+            continue;
+        rc = durable_sweep_tmp(dir, false, &n, err);
+        total += rc == 0 ? n : 0;
+    }
     if (rc == 0)
         rc = archive_batch_list(cfg->archive.dir, NULL, &refs, &n_refs, err);
     for (size_t i = 0; rc == 0 && i < n_refs; i++) {

@@ -12,7 +12,8 @@
 #include <openssl/x509.h>
 
 #include "backup/archive.h"
-#include "backup/pseudo.h"
+#include "backup/ledger.h"
+#include "pseudo/pseudo.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "ingest/imap.h"
@@ -28,7 +29,8 @@ struct cli_keys {
     unsigned char mkey[KEYS_SECRET_LEN];    /* legacy manifest key, when present */
     struct archive_trust trust;             /* keyring + legacy key, no override */
     struct pseudo_policy policy;
-    bool have_certs, have_pkey, have_mkey;
+    struct ledger_anchor ledger;            /* where the erasure ledger stands */
+    bool have_certs, have_pkey, have_mkey, have_ledger;
 };
 
 enum cli_keys_need {
@@ -71,6 +73,14 @@ void cli_keys_release(struct cli_keys *k);
  * are filled per batch by the caller). */
 void cli_archive_options(const struct mr_config *cfg, const struct cli_keys *k,
                            audit_log *audit, mr_log *log, struct archive_options *o);
+
+/* Prepare the erasure ledger ([state] erasure_ledger: created, or sealed if it is in the
+ * old plaintext format) and note where it stands in k->ledger, for the manifests this run
+ * signs.  Needs the certificates and the signer.  A ledger that does not authenticate is
+ * logged at error level and audited, and the run goes on without the anchor: the monthly
+ * deletion must not wait for it, and IT's restore refuses that ledger anyway. */
+int cli_ledger_anchor(const struct mr_config *cfg, struct cli_keys *k, audit_log *audit,
+                      mr_log *log, mr_error *err);
 
 /* Remove the temporary files that interrupted durable writes left in the vault, the state
  * directory (both shredded: key material) and every batch directory; logged when any. */

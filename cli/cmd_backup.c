@@ -220,6 +220,8 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0)
+        rc = cli_ledger_anchor(cfg, &k, audit, ctx->log, &err);
+    if (rc == 0)
         progress = cli_progress_open(pmode);
     if (rc == 0 && maildir != NULL)
         rc = run_batch(ctx, cfg, &k, audit, mailbox, maildir, cutoff, progress, &err);

@@ -136,6 +136,7 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         }
         co.journal_path = journal;
         co.held_days = cfg->retention.held_back_days;
+        co.insecure_tls = cfg->imap.insecure_skip_verify;
         co.log = ctx->log;
         rc = check_run(&co, &report, &err);
     }

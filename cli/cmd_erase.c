@@ -1,5 +1,5 @@
 /* cmd_erase.c — `mailret erase --email|--cpr`: record a person's erasure request in the
- * erasure ledger as tokens (purge/ledger.h).  The identifier is personal data, so it is
+ * erasure ledger as tokens, sealed to IT (backup/ledger.h).  The identifier is personal data, so it is
  * read from standard input by default: it then lands neither in shell history nor in the
  * process list (ps, /proc/PID/cmdline). */
 #include <getopt.h>
@@ -14,7 +14,7 @@
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/runlock.h"
-#include "purge/ledger.h"
+#include "backup/ledger.h"
 
 static void usage(FILE *out)
 {
@@ -22,13 +22,18 @@ static void usage(FILE *out)
             "usage: mailret erase --email [-]  < identifiers\n"
             "       mailret erase --cpr [-]    < identifiers\n"
             "       mailret erase --email=VALUE | --cpr=VALUE   (discouraged)\n"
+            "       mailret erase --seal-ledger\n"
             "\n"
             "IT: record a person's erasure request.  Each identifier (one per line on\n"
-            "standard input) is turned into its token under each epoch of the pseudonym key\n"
-            "and each \"email:<token>\" or \"cpr:<token>\" is added to the erasure ledger\n"
-            "([state] erasure_ledger) unless already there.  The identifier itself is\n"
-            "stored nowhere.  Archives are immutable; every later restore leaves out the\n"
-            "messages that carry a ledger token and reports how many.  Audited.\n"
+            "standard input) is turned into its token under each epoch of the pseudonym\n"
+            "key, and each entry \"email:<token>\" or \"cpr:<token>\" is sealed to IT's\n"
+            "certificate and appended to the erasure ledger ([state] erasure_ledger), chained\n"
+            "and signed with the host's signing key.  Neither the identifier nor the token is\n"
+            "stored readably: the host can add to the ledger but not read it.  Archives are\n"
+            "immutable; every later restore leaves out the messages that carry a ledger token\n"
+            "and reports how many.  Audited (the entry's number, never the token).\n"
+            "--seal-ledger seals a ledger in the old plaintext format (and creates an empty\n"
+            "one when there is none) without recording anything.\n"
             "Give the identifier on standard input (the default): a value on the command\n"
             "line is visible to every user of the host (ps) and stays in shell history.\n");
 }
@@ -36,21 +41,23 @@ static void usage(FILE *out)
 /* One ledger entry per epoch of the pseudonym key: the person's mail is in batches of
  * every epoch, each under that epoch's token. */
 static int record(const struct keys_pseudonym_set *keys, enum pseudo_kind kind,
-                  const char *value, const char *ledger, audit_log *audit, mr_error *err)
+                  const char *value, const struct ledger_writer *w, mr_error *err)
 {
     int rc = 0;
 
     for (size_t i = 0; rc == 0 && i < keys->n; i++) {
         pseudo_key key;
         char entry[64];
-        bool added = false;
+        struct ledger_anchor a;
         memcpy(key.bytes, keys->v[i].key, sizeof key.bytes);
         rc = ledger_entry(&key, kind, value, entry, sizeof entry, err);
         OPENSSL_cleanse(&key, sizeof key);
         if (rc == 0)
-            rc = ledger_add(ledger, entry, audit, &added, err);
+            rc = ledger_append(w, entry, &a, err);
+        OPENSSL_cleanse(entry, sizeof entry);
         if (rc == 0)
-            printf("%s\t%s\n", entry, added ? "recorded" : "already in the ledger");
+            printf("%s: recorded as erasure ledger entry %llu (pseudonym key epoch %u)\n",
+                   pseudo_kind_name(kind), a.count, keys->v[i].epoch);
     }
     return rc;
 }
@@ -60,6 +67,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
     static const struct option opts[] = {
         { "email", optional_argument, NULL, 'e' },
         { "cpr", optional_argument, NULL, 'c' },
+        { "seal-ledger", no_argument, NULL, 's' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -69,6 +77,8 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
     audit_log *audit = NULL;
     const char *value = NULL;
     enum pseudo_kind kind = PSEUDO_EMAIL;
+    struct ledger_writer w;
+    bool seal_only = false;
     int kinds = 0, o, rc;
     size_t n = 0;
     mr_error err;
@@ -81,6 +91,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
         switch (o) {
         case 'e': kind = PSEUDO_EMAIL; kinds++; value = optarg; break;
         case 'c': kind = PSEUDO_CPR; kinds++; value = optarg; break;
+        case 's': seal_only = true; break;
         default: return cli_usage_error("erase", "bad option");
         }
     }
@@ -88,8 +99,9 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
      * documented "--email -" spelling too. */
     if (value == NULL && optind < argc && strcmp(argv[optind], "-") == 0)
         optind++;
-    if (kinds != 1)
-        return cli_usage_error("erase", "give exactly one of --email or --cpr");
+    if (kinds != (seal_only ? 0 : 1))
+        return cli_usage_error("erase", seal_only ? "--seal-ledger goes alone"
+                                                  : "give exactly one of --email or --cpr");
     if (optind < argc)
         return cli_usage_error("erase", "unexpected argument (identifiers go on stdin)");
     if (value != NULL && strcmp(value, "-") == 0)
@@ -100,12 +112,23 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = runlock_acquire(cfg->state.dir, 60, &lock, &err);
     if (rc == 0)
-        rc = cli_keys_load(cfg, CLI_NEED_PSEUDONYM_KEY, &keys, &err);
+        rc = cli_sweep_tmp(cfg, ctx->log, &err);
+    if (rc == 0)
+        rc = cli_keys_load(cfg, (seal_only ? 0 : CLI_NEED_PSEUDONYM_KEY) | CLI_NEED_CERTS
+                                    | CLI_NEED_SIGNER, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
-    if (rc == 0 && value != NULL) {
+    w = (struct ledger_writer){ .path = cfg != NULL ? cfg->state.erasure_ledger : NULL,
+                                .it_cert = keys.it, .signer = keys.signer,
+                                .keyring = keys.keyring, .audit = audit };
+    if (rc == 0 && seal_only) {
+        struct ledger_anchor a;
+        rc = ledger_prepare(&w, &a, &err);
+        if (rc == 0)
+            printf("erasure ledger %s: sealed, %llu entries\n", w.path, a.count);
+    } else if (rc == 0 && value != NULL) {
         log_warn(ctx->log, "identifier given on the command line: prefer standard input");
-        rc = record(&keys.pkeys, kind, value, cfg->state.erasure_ledger, audit, &err);
+        rc = record(&keys.pkeys, kind, value, &w, &err);
         n = 1;
     } else if (rc == 0) {
         char *line = NULL;
@@ -117,7 +140,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
                 line[--len] = '\0';
             if (len == 0)
                 continue;
-            rc = record(&keys.pkeys, kind, line, cfg->state.erasure_ledger, audit, &err);
+            rc = record(&keys.pkeys, kind, line, &w, &err);
             n++;
         }
         if (line != NULL) {

@@ -155,6 +155,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
                                       | CLI_NEED_SIGNER, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
+    if (rc == 0 && !po.dry_run)
+        rc = cli_ledger_anchor(cfg, &keys, audit, ctx->log, &err);
     if (rc == 0)
         rc = cli_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err);
     if (rc == 0)

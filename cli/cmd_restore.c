@@ -11,7 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_setup.h"
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
 #include "backup/restore.h"
 #include "common/audit.h"
 #include "common/config.h"
@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "                       (--maildir DIR | --mbox FILE | --imap-mailbox NAME)\n"
             "                       [--batch ID]... [--mailbox NAME] [--from DATE] [--to DATE]\n"
             "                       [--message-id ID] [--person < FILE]\n"
-            "                       [--pseudonymised] [--ledger FILE]\n"
+            "                       [--pseudonymised] (--ledger FILE | --no-ledger)\n"
             "                       [--reid-key FILE] [--pseudonym-key FILE]\n"
             "                       [--archive-dir DIR --vault-dir DIR --audit-log FILE]\n"
             "                       [--json]\n"
@@ -54,8 +54,12 @@ static void usage(FILE *out)
             "                     (--pseudonym-key, [keys]) or the vault's copies, sealed to\n"
             "                     the re-identification holder (--reid-key)\n"
             "  --pseudonymised    no re-identification: the archived bytes (content key only)\n"
-            "  --ledger FILE      erasure ledger (default [state] erasure_ledger);\n"
+            "  --ledger FILE      the erasure ledger copied from the host (default on the\n"
+            "                     host: [state] erasure_ledger).  Required: it must be signed\n"
+            "                     by a pinned host key and agree with every batch's manifest;\n"
             "                     messages carrying a listed token are always left out\n"
+            "  --no-ledger        restore without it: erased people come back (printed and\n"
+            "                     audited)\n"
             "  --imap-mailbox NAME  APPEND into this mailbox on the configured [imap] server\n"
             "                     (created if missing) with original flags and INTERNALDATE,\n"
             "                     except \\Deleted\n"
@@ -269,6 +273,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         { "person", no_argument, NULL, 'p' },
         { "pseudonymised", no_argument, NULL, 'z' },
         { "ledger", required_argument, NULL, 'l' },
+        { "no-ledger", no_argument, NULL, 'N' },
         { "pseudonym-key", required_argument, NULL, 'y' },
         { "archive-dir", required_argument, NULL, 'A' },
         { "vault-dir", required_argument, NULL, 'V' },
@@ -331,6 +336,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         case 'p': persons_stdin = true; break;
         case 'z': o.pseudonymised = true; break;
         case 'l': o.ledger_path = optarg; break;
+        case 'N': o.no_ledger = true; break;
         case 'y': pkey_file = optarg; break;
         case 'A': o.archive_dir = optarg; break;
         case 'V': o.vault_dir = optarg; break;
@@ -363,6 +369,8 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error("restore", "--keep-deleted goes with --imap-mailbox");
     if (it_key == NULL)
         return cli_usage_error("restore", "--it-key FILE is required: only IT can restore");
+    if (o.ledger_path != NULL && o.no_ledger)
+        return cli_usage_error("restore", "give either --ledger FILE or --no-ledger");
     if (persons_stdin) {
         rc = read_persons(person_buf, &n_persons);
         if (rc != 0)
@@ -385,18 +393,26 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
             audit_path = cfg->audit.log;
         if (pkey_file == NULL)
             pkey_file = cfg->keys.pseudonym_key_file;
-        if (o.ledger_path == NULL) {
+        if (o.ledger_path == NULL && !o.no_ledger) {
             snprintf(ledger_default, sizeof ledger_default, "%s", cfg->state.erasure_ledger);
-            if (access(ledger_default, F_OK) == 0)
-                o.ledger_path = ledger_default;
-            else
-                log_warn(ctx->log, "no erasure ledger at %s: restoring without one",
-                         ledger_default);
+            if (access(ledger_default, F_OK) != 0) {
+                rc = mr_error_set(&err, MR_E_NOTFOUND, "no erasure ledger at %s: give "
+                                  "--ledger FILE, or --no-ledger to restore without one",
+                                  ledger_default);
+                config_free(cfg);
+                return cli_fail_json("restore", json, &err);
+            }
+            o.ledger_path = ledger_default;
         }
         zone = cfg->retention.timezone;
     }
-    rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, trust_unsigned, &trust,
-                         &err);
+    if (o.ledger_path == NULL && !o.no_ledger)
+        rc = mr_error_set(&err, MR_E_INVALID, "the erasure ledger is required: copy it from "
+                          "the host beside the batches and give --ledger FILE (or "
+                          "--no-ledger, audited)");
+    if (rc == 0)
+        rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, trust_unsigned,
+                             &trust, &err);
     if (rc == 0)
         o.trust = &trust.trust;
     if (rc == 0 && from != NULL)
@@ -420,6 +436,10 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
                                &err);
         keys_pseudonym_set_free(&pkeys);
     }
+    if (rc == 0 && o.no_ledger)
+        fprintf(stderr, "mailret restore: WARNING: restoring WITHOUT the erasure ledger "
+                "(--no-ledger): mail of people who asked to be erased comes back; this is "
+                "recorded in the audit log\n");
     if (rc == 0 && o.format == RESTORE_SINK) {
         imap_out.log = ctx->log;
         rc = imap_sink_open(cfg, &imap_out, &err);

@@ -18,12 +18,15 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -426,6 +429,8 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+static void head_announce(const audit_log *log, long long seq, const char *hash);
+
 static int append_locked(audit_log *log, const char *event, const struct audit_field *fields,
                          size_t n_fields, mr_error *err)
 {
@@ -460,6 +465,64 @@ static int append_locked(audit_log *log, const char *event, const struct audit_f
     rc = head_write(log->head_path, &h, err);
     if (rc != 0)
         mr_error_prefix(err, "audit record %lld written but head not updated", h.seq);
+    else
+        head_announce(log, h.seq, h.hash);
+    return rc;
+}
+
+/* The new head, at notice priority, to syslog (journald's /dev/log): a copy of the head
+ * the host's disk does not hold, for `audit verify --anchor`.  Best effort and never
+ * blocking: the chain itself is the record; MAILRET_SYSLOG_SOCKET names another socket
+ * (for the tests). */
+static void head_announce(const audit_log *log, long long seq, const char *hash)
+{
+    const char *path = getenv("MAILRET_SYSLOG_SOCKET");
+    struct sockaddr_un sa;
+    char msg[512];
+    int fd, n;
+
+    if (path == NULL || *path == '\0')
+        path = "/dev/log";
+    if (strlen(path) >= sizeof sa.sun_path)
+        return;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    /* <13>: facility user, severity notice. */
+    n = snprintf(msg, sizeof msg, "<13>mailret[%ld]: audit head seq=%lld hash=%s log=%s",
+                 (long)getpid(), seq, hash, log->path);
+    if (n < 0 || (size_t)n >= sizeof msg)
+        return;
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return;
+    (void)sendto(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                 sizeof sa);
+    close(fd);
+}
+
+int audit_head(audit_log *log, long long *seq, char hash[65], mr_error *err)
+{
+    struct audit_head h;
+    int rc;
+
+    if (log == NULL || seq == NULL || hash == NULL)
+        return mr_error_set(err, MR_E_INVALID, "audit_head: bad arguments");
+    pthread_mutex_lock(&log->lock);
+    while ((rc = flock(log->fd, LOCK_EX)) != 0 && errno == EINTR)
+        ;
+    if (rc != 0) {
+        rc = mr_error_errno(err, MR_E_IO, errno, "cannot lock audit log %s", log->path);
+        pthread_mutex_unlock(&log->lock);
+        return rc;
+    }
+    rc = chain_tail(log, &h, err);
+    flock(log->fd, LOCK_UN);
+    pthread_mutex_unlock(&log->lock);
+    if (rc == 0) {
+        *seq = h.seq;
+        memcpy(hash, h.hash, HASH_HEX);
+    }
     return rc;
 }
 
@@ -489,6 +552,9 @@ int audit_append(audit_log *log, const char *event, const struct audit_field *fi
 
 /* Verification state carried from line to line. */
 struct verify_state {
+    long long anchor_seq;       /* 0: none */
+    const char *anchor_hash;
+    bool anchor_seen;
     long long records;
     char hash[HASH_HEX];        /* hash of the last record */
     char prev_hash[HASH_HEX];   /* hash of the record before it */
@@ -526,10 +592,36 @@ static int verify_line(const char *path, long long ln, const char *line, size_t 
     memcpy(vs->prev_hash, vs->hash, HASH_HEX);
     rc = sha256_hex(line, len, vs->hash, err);
     vs->records++;
+    if (rc == 0 && vs->records == vs->anchor_seq) {
+        if (strcmp(vs->hash, vs->anchor_hash) != 0)
+            return mr_error_set(err, MR_E_TAMPERED,
+                                "audit log %s line %lld: record %lld is not the one the "
+                                "anchor recorded (the log was rewritten up to here)",
+                                path, ln, vs->anchor_seq);
+        vs->anchor_seen = true;
+    }
     return rc;
 }
 
+static int verify_run(const char *path, long long anchor_seq, const char *anchor_hash,
+                      size_t *n_records, mr_error *err);
+
 int audit_verify(const char *path, size_t *n_records, mr_error *err)
+{
+    return verify_run(path, 0, NULL, n_records, err);
+}
+
+int audit_verify_anchor(const char *path, long long seq, const char *hash,
+                        size_t *n_records, mr_error *err)
+{
+    if (seq <= 0 || hash == NULL || !is_hash_hex(hash))
+        return mr_error_set(err, MR_E_INVALID, "audit anchor: a seq >= 1 and a SHA-256 in "
+                            "hex are needed");
+    return verify_run(path, seq, hash, n_records, err);
+}
+
+static int verify_run(const char *path, long long anchor_seq, const char *anchor_hash,
+                      size_t *n_records, mr_error *err)
 {
     struct verify_state vs;
     struct audit_head h;
@@ -549,6 +641,8 @@ int audit_verify(const char *path, size_t *n_records, mr_error *err)
         return mr_error_errno(err, errno == ENOENT ? MR_E_NOTFOUND : MR_E_IO, errno,
                               "cannot open audit log %s", path);
     memset(&vs, 0, sizeof vs);
+    vs.anchor_seq = anchor_seq;
+    vs.anchor_hash = anchor_hash;
     memcpy(vs.hash, ZERO_HASH, HASH_HEX);
     memcpy(vs.prev_hash, ZERO_HASH, HASH_HEX);
     while (rc == 0 && (got = getline(&line, &cap, f)) > 0) {
@@ -607,6 +701,10 @@ int audit_verify(const char *path, size_t *n_records, mr_error *err)
                             "audit log %s: lines after %lld are not covered by the head file",
                             path, h.seq);
     }
+    if (anchor_seq > 0 && !vs.anchor_seen)
+        return mr_error_set(err, MR_E_TAMPERED,
+                            "audit log %s has %lld records but the anchor recorded record "
+                            "%lld (records removed)", path, vs.records, anchor_seq);
     if (n_records != NULL)
         *n_records = (size_t)vs.records;
     return 0;

@@ -663,7 +663,7 @@ int imap_connect(const struct imap_options *opt, imap_conn **out, mr_error *err)
     if (rc != 0)
         goto fail;
     if (opt->insecure_skip_verify)
-        log_warn(c->log, "IMAP: TLS certificate and host-name verification are DISABLED for "
+        log_error(c->log, "IMAP: TLS certificate and host-name verification are DISABLED for "
                  "%s (insecure_skip_verify); use only in tests", c->host);
 
     rc = imap_stream_open(opt->host, port, cto, ioto, &s, &c->st, err);

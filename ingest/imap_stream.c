@@ -28,6 +28,7 @@ struct imap_stream {
     mailstream_low_driver driver;
     int fd;
     int io_timeout_ms;
+    int handshake_timeout_ms;   /* the TLS handshake is part of connecting */
     SSL_CTX *ctx;
     SSL *ssl;
     bool tls_up;        /* handshake (and verification, unless insecure) succeeded */
@@ -420,7 +421,10 @@ int imap_stream_open(const char *host, int port, int connect_timeout_s, int io_t
         return mr_error_errno(err, MR_E_NETWORK, errnum, "cannot connect to IMAP server %s:%d",
                               host, port);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return imap_stream_adopt_fd(fd, io_timeout_s, out, st_out, err);
+    rc = imap_stream_adopt_fd(fd, io_timeout_s, out, st_out, err);
+    if (rc == 0 && connect_timeout_s > 0)
+        (*st_out)->handshake_timeout_ms = connect_timeout_s * 1000;
+    return rc;
 }
 
 int imap_stream_adopt_fd(int fd, int io_timeout_s, mailstream **out, imap_stream **st_out,
@@ -439,6 +443,7 @@ int imap_stream_adopt_fd(int fd, int io_timeout_s, mailstream **out, imap_stream
     }
     st->fd = fd;
     st->io_timeout_ms = io_timeout_s * 1000;
+    st->handshake_timeout_ms = st->io_timeout_ms;
     imap_guard_init(&st->guard);
     st->driver.mailstream_read = drv_read;
     st->driver.mailstream_write = drv_write;
@@ -526,7 +531,7 @@ static int tls_setup(imap_stream *st, const char *host, const char *ca_file, boo
 int imap_stream_start_tls(imap_stream *st, const char *host, const char *ca_file,
                           bool insecure, mr_error *err)
 {
-    long long deadline = now_ms() + st->io_timeout_ms;
+    long long deadline = now_ms() + st->handshake_timeout_ms;
     int rc;
 
     if (st->ssl != NULL)
@@ -571,7 +576,8 @@ int imap_stream_start_tls(imap_stream *st, const char *host, const char *ca_file
         w = wait_fd(st->fd, want, deadline);
         if (w <= 0) {
             st->failed = true;
-            return mr_error_set(err, MR_E_TLS, "TLS handshake with %s timed out", host);
+            return mr_error_set(err, MR_E_TLS, "TLS handshake with %s timed out after %d s "
+                                "(connect_timeout)", host, st->handshake_timeout_ms / 1000);
         }
     }
     if (!insecure) {

@@ -20,14 +20,15 @@
 typedef struct imap_stream imap_stream;
 
 /* TCP connect to host:port (every address getaddrinfo returns, in order) within
- * connect_timeout_s; every later read/write waits at most io_timeout_s.  On success *out
+ * connect_timeout_s, which bounds the TLS handshake too; every later read/write waits at
+ * most io_timeout_s.  On success *out
  * is a mailstream that owns the socket (mailstream_close frees everything) and *st is
  * the handle for the functions below, valid as long as the mailstream lives. */
 int imap_stream_open(const char *host, int port, int connect_timeout_s, int io_timeout_s,
                      mailstream **out, imap_stream **st, mr_error *err);
 
 /* The same on a socket that is already connected (imap_connect_fd): the mailstream owns
- * fd from here, and on failure fd is closed. */
+ * fd from here, and on failure fd is closed.  Its TLS handshake waits io_timeout_s. */
 int imap_stream_adopt_fd(int fd, int io_timeout_s, mailstream **out, imap_stream **st,
                          mr_error *err);
 

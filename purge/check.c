@@ -517,6 +517,9 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
     }
     if (strcmp(r->audit_status, "BROKEN") == 0)
         r->violations++;
+    r->insecure_tls = opt->insecure_tls;
+    if (r->insecure_tls)
+        r->violations++;
     r->level = r->violations > 0 ? CHECK_VIOLATION : r->warnings > 0 ? CHECK_WARN : CHECK_OK;
     *report = r;
     return 0;

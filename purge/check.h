@@ -30,7 +30,8 @@
  * held_days after the first refusal, then a violation), not ingested, and not purged
  * (with the last purge's result: its one-line error if it failed) — both violations.
  * The last purge's result is shown for every mailbox.
- * The audit log's hash chain must verify (violation otherwise).
+ * The audit log's hash chain must verify (violation otherwise).  TLS verification turned
+ * off ([imap] insecure_skip_verify) is a violation.
  * Level of the whole report: the worst item; exit status 0/1/2 in the CLI.
  */
 #ifndef MAILRET_PURGE_CHECK_H
@@ -67,6 +68,8 @@ struct check_options {
     const char *account;                /* its account key */
     const char *journal_path;           /* purge journal: the last run per mailbox */
     int held_days;                      /* held back longer than this: a violation */
+    bool insecure_tls;                  /* [imap] insecure_skip_verify is on: a violation
+                                           (mail and the password open to anyone between) */
     mr_log *log;
 };
 
@@ -108,6 +111,7 @@ struct check_report {
     const char *audit_status;           /* "ok", "BROKEN", "skipped" */
     size_t audit_records;
     char audit_detail[MR_ERROR_MSG_MAX];
+    bool insecure_tls;                  /* counted among the violations */
     enum check_level level;
     size_t warnings, violations;
     size_t unchecked;                   /* mailboxes that could not be checked ("error",

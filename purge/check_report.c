@@ -67,6 +67,9 @@ void check_report_print(FILE *out, const struct check_report *r)
         fprintf(out, " (%zu records)", r->audit_records);
     if (r->audit_detail[0])
         fprintf(out, ": %s", r->audit_detail);
+    if (r->insecure_tls)
+        fprintf(out, "\nIMAP TLS verification: DISABLED ([imap] insecure_skip_verify): "
+                "VIOLATION");
     fprintf(out, "\n\nresult: %s (%zu warning(s), %zu violation(s))\n", level_name(r->level),
             r->warnings, r->violations);
 }
@@ -125,6 +128,7 @@ int check_report_json(FILE *out, const struct check_report *r, mr_error *err)
                   r->audit_detail);
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "cannot build the JSON report");
+    json_object_set_new(o, "insecure_tls", json_boolean(r->insecure_tls));
     if (json_dumpf(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
         rc = mr_error_set(err, MR_E_IO, "cannot write the JSON report");
     fputc('\n', out);
@@ -212,6 +216,8 @@ enum check_nagios_state check_report_nagios(FILE *out, const struct check_report
         }
         if (strcmp(r->audit_status, "BROKEN") == 0 && shown < 3)
             add(text, sizeof text, "%s audit log BROKEN", shown++ ? ";" : ":");
+        if (r->insecure_tls && shown < 3)
+            add(text, sizeof text, "%s IMAP TLS verification DISABLED", shown++ ? ";" : ":");
         if (shown < r->violations + r->warnings)
             add(text, sizeof text, "; ...");
     }

@@ -78,14 +78,6 @@ sed -i 's/"pseudonym_epoch":1/"pseudonym_epoch":0/' "$B2/manifest.json"
 if mailret verify all > "$T/verify-bad.out" 2>&1; then fail "altered epoch verified"; fi
 cp "$T/manifest.saved" "$B2/manifest.json"
 
-# Pseudonymised copies of each batch, to look for the person's tokens once erase names them.
-for b in 1 2; do
-    eval "bd=\$B$b"
-    mailret restore --reason "epoch test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
-        --pseudonymised --batch "$(basename "$bd")" --maildir "$T/pseudo$b" > "$T/p$b.out" 2>&1 ||
-        fail "pseudonymised restore $b: $(cat "$T/p$b.out")"
-done
-
 # restore --person on the host: found in both batches, each by its own epoch's token.
 person_restore() {  # person_restore OUT BATCH [extra...]: restored count
     local out=$1 batch=$2
@@ -94,7 +86,7 @@ person_restore() {  # person_restore OUT BATCH [extra...]: restored count
         --it-passphrase-file "$T/it.pass" --reid-key "$T/reid.key" \
         --reid-passphrase-file "$T/reid.pass" --person --batch "$batch" --maildir "$out" \
         "$@" > "$out.log" 2>&1 || fail "restore --person $batch: $(cat "$out.log")"
-    grep -o 'restored [0-9]*' "$out.log" | awk '{print $2}'
+    grep -o '^restored [0-9][0-9]*' "$out.log" | awk '{print $2}'
 }
 r1=$(person_restore "$T/person1" "$(basename "$B1")")
 r2=$(person_restore "$T/person2" "$(basename "$B2")")
@@ -112,11 +104,10 @@ ITM="$T/itmachine"
 mkdir -p "$ITM"
 cp -a "$T/archive" "$T/vault" "$ITM/"
 cp "$T/state/host-keys.pem" "$ITM/pinned.pem"
-: > "$ITM/empty.ledger"
 IT() { (cd "$ITM" && env -u MAILRET_CONFIG "$MAILRET_BIN" "$@"); }
 ITR() { IT restore --reason "epoch test" --archive-dir archive --vault-dir vault \
         --audit-log it-audit.log --host-key pinned.pem --it-key "$T/it.key" \
-        --it-passphrase-file "$T/it.pass" --ledger empty.ledger "$@"; }
+        --it-passphrase-file "$T/it.pass" --no-ledger "$@"; }
 if printf '%s\n' "$ADDR" | ITR --person --maildir out-itonly > "$ITM/itonly.log" 2>&1; then
     fail "IT's key alone turned a person into tokens"
 fi
@@ -124,22 +115,14 @@ grep -q "re-identification holder" "$ITM/itonly.log" || fail "IT-only error: $(c
 [ ! -d "$ITM/out-itonly" ] || fail "IT-only restore wrote mail"
 printf '%s\n' "$ADDR" | ITR --reid-key "$T/reid.key" --reid-passphrase-file "$T/reid.pass" \
     --person --maildir out-both > "$ITM/both.log" 2>&1 || fail "IT restore --person: $(cat "$ITM/both.log")"
-rb=$(grep -o 'restored [0-9]*' "$ITM/both.log" | awk '{print $2}')
-[ "$rb" = "$((r1 + r2))" ] || fail "IT machine: $rb restored, host found $r1 + $r2"
+rb=$(grep -o '^restored [0-9][0-9]*' "$ITM/both.log" | awk '{print $2}')
+[ "$rb" = "$((r1 + r2))" ] || fail "IT machine: $rb restored, host found $r1 + $r2: $(cat "$ITM/both.log")"
 grep -q '"event":"keys.pseudonym.unseal"' "$ITM/it-audit.log" || fail "unseal not audited"
 
-# erase: one token per epoch; the epoch-0 token is in batch 1's pseudonymised mail only, the
-# epoch-1 token in batch 2's only.
+# erase: one sealed ledger entry per epoch.
 printf '%s\n' "$ADDR" | mailret erase --email > "$T/erase.out" 2> "$T/erase.log" ||
     fail "erase: $(cat "$T/erase.log")"
 [ "$(grep -c 'recorded' "$T/erase.out")" = 2 ] || fail "erase output: $(cat "$T/erase.out")"
-TOK0=$(sed -n 1p "$T/erase.out" | cut -f1 | sed 's/^email://')
-TOK1=$(sed -n 2p "$T/erase.out" | cut -f1 | sed 's/^email://')
-[ -n "$TOK0" ] && [ -n "$TOK1" ] && [ "$TOK0" != "$TOK1" ] || fail "tokens: $TOK0 $TOK1"
-grep -rqF "p-$TOK0@pseudonym.invalid" "$T/pseudo1" || fail "epoch-0 token not in batch 1"
-! grep -rqF "p-$TOK1@pseudonym.invalid" "$T/pseudo1" || fail "epoch-1 token in batch 1"
-grep -rqF "p-$TOK1@pseudonym.invalid" "$T/pseudo2" || fail "epoch-1 token not in batch 2"
-! grep -rqF "p-$TOK0@pseudonym.invalid" "$T/pseudo2" || fail "epoch-0 token in batch 2"
 for f in "$T/erase.out" "$T/erase.log" "$T/state/audit.log" "$T/rotate.out"; do
     ! grep -qiF "$ADDR" "$f" || fail "the address was written to $f"
 done

@@ -1,8 +1,8 @@
 #!/bin/bash
 # purge_erase.sh — an erasure request end to end: `mailret erase --email` reads the
-# address on stdin, records only its token in the ledger (idempotent, audited, no
-# identifier anywhere), and a later restore by IT leaves out every message carrying it,
-# says how many, and restores everything else byte for byte.
+# address on stdin, appends its token sealed to IT (audited, no identifier or readable
+# token anywhere), and a later restore by IT leaves out every message carrying it, says
+# how many, and restores everything else byte for byte.
 source "$(dirname "$0")/purge_lib.sh"
 
 setup erase 150 purge-erase-1
@@ -30,11 +30,11 @@ before=$(archived_shas | wc -l)
 grep -rqiF "$ADDR" "$T/restored" || fail "control: the address is not in the restored mail"
 
 printf '%s\n' "$ADDR" | mailret erase --email > "$T/erase.out" 2> "$T/erase.log" || fail "erase: $(cat "$T/erase.log")"
-grep -q "recorded" "$T/erase.out" || fail "erase output: $(cat "$T/erase.out")"
-[ "$(grep -c '^email:' "$T/state/erasure.ledger")" = 1 ] || fail "ledger: $(cat "$T/state/erasure.ledger")"
+grep -q "recorded as erasure ledger entry 1" "$T/erase.out" || fail "erase output: $(cat "$T/erase.out")"
+head -1 "$T/state/erasure.ledger" | grep -qx 'mailret-ledger/2' || fail "ledger not sealed"
+! grep -q 'email:' "$T/state/erasure.ledger" || fail "a readable entry in the ledger"
 printf '%s\n' "$ADDR" | mailret erase --email - > "$T/erase2.out" 2>/dev/null || fail "second erase"
-grep -q "already in the ledger" "$T/erase2.out" || fail "duplicate not recognised"
-[ "$(wc -l < "$T/state/erasure.ledger")" = 1 ] || fail "ledger entry duplicated"
+grep -q "recorded as erasure ledger entry 2" "$T/erase2.out" || fail "second erase: $(cat "$T/erase2.out")"
 for f in "$T/state/erasure.ledger" "$T/state/audit.log" "$T/erase.out" "$T/erase.log"; do
     ! grep -qiF "$ADDR" "$f" || fail "the address itself was written to $f"
 done

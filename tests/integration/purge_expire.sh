@@ -89,7 +89,7 @@ mailret audit verify > /dev/null 2>&1 || fail "audit chain after expire"
 set +e
 "$MAILRET_BIN" restore --reason "expiry test" --it-key "$T/it.key" \
     --it-passphrase-file "$T/it.pass" --archive-dir "$T/copy" --vault-dir "$T/vault" \
-    --host-key "$T/state/host-keys.pem" \
+    --host-key "$T/state/host-keys.pem" --ledger "$T/state/erasure.ledger" \
     --audit-log "$T/copy-audit.log" --maildir "$T/from-copy" > "$T/r.out" 2> "$T/r.err"
 rc=$?
 set -e
@@ -99,7 +99,7 @@ echo "restore of the copy: $(tail -1 "$T/r.err")"
 # ...while with the key (before expiry) it could be: the copy itself is sound.
 "$MAILRET_BIN" restore --reason "control" --it-key "$T/it.key" \
     --it-passphrase-file "$T/it.pass" --archive-dir "$T/copy" --vault-dir "$T/vault-copy" \
-    --host-key "$T/state/host-keys.pem" \
+    --host-key "$T/state/host-keys.pem" --ledger "$T/state/erasure.ledger" \
     --audit-log "$T/copy-audit.log" --maildir "$T/control" > /dev/null 2>&1 ||
     fail "control: the copy does not restore even with its key"
 

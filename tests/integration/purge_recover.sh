@@ -64,6 +64,7 @@ ITM="$T/itmachine"
 mkdir -p "$ITM"
 cp "$T/state/host-keys.pem" "$ITM/pinned.pem"
 cp -a "$T/vault" "$ITM/vault"
+[ ! -f "$T/state/erasure.ledger" ] || cp "$T/state/erasure.ledger" "$ITM/erasure.ledger"
 SIGNER_A=$(json_field "$BA/manifest.json" 'j["signer"]')
 
 # A's disk is lost: state directory (pseudonym, signing and manifest keys, keyring, audit
@@ -89,6 +90,8 @@ FPR_B=$(grep -o 'SHA256:[0-9a-f]*' "$T/init-b.out" | cut -d: -f2)
 [ ! -e "$T/state/pseudonym.key" ] || fail "--recover made a pseudonym key"
 # Nothing can be archived before the archive's pseudonym key is back.
 if mailret purge > "$T/purge-early.out" 2>&1; then fail "purge ran without the pseudonym key"; fi
+
+[ ! -f "$ITM/erasure.ledger" ] || cp "$ITM/erasure.ledger" "$T/state/erasure.ledger"
 
 # The re-identification holder re-provisions the pseudonym key to B through a transfer key.
 mailret keys import-pseudonym --request "$T/transfer.crt" > "$T/req.out" 2>&1 ||
@@ -145,33 +148,18 @@ assert len(st) == 2 and all(s == "ok" for s in st), st
 PY
 mailret verify all > "$T/verify.out" 2>&1 || fail "verify on B: $(cat "$T/verify.out")"
 
-# The same person has the same token in A's and B's batches (a scratch ledger shows it).
-cp "$T/mailret.conf" "$T/scratch.conf"
-printf '[state]\nerasure_ledger = %s\n' "$T/scratch.ledger" >> "$T/scratch.conf"
-printf '%s\n' "$ADDR" | "$MAILRET_BIN" -c "$T/scratch.conf" erase --email > "$T/tok.out" 2>&1 ||
-    fail "token: $(cat "$T/tok.out")"
-TOK=$(cut -f1 "$T/tok.out" | sed 's/^email://')
-for b in "$BA" "$BB"; do
-    rm -rf "$T/pseudo"
-    mailret restore --reason "recovery test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
-        --pseudonymised --batch "$(basename "$b")" --maildir "$T/pseudo" > "$T/p.out" 2>&1 ||
-        fail "pseudonymised restore: $(cat "$T/p.out")"
-    grep -rqF "p-$TOK@pseudonym.invalid" "$T/pseudo" || fail "token not in $(basename "$b")"
-done
-
 # IT restores the person from both hosts' batches on its own machine.
 rm -rf "$ITM/archive" && cp -a "$T/archive" "$ITM/archive"
-: > "$ITM/empty.ledger"
 ITR() { (cd "$ITM" && env -u MAILRET_CONFIG "$MAILRET_BIN" restore --reason "recovery test" \
         --archive-dir archive --vault-dir vault --audit-log it-audit.log \
         --host-key pinned.pem --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
         --reid-key "$T/reid.key" --reid-passphrase-file "$T/reid.pass" \
-        --ledger empty.ledger "$@"); }
+        --no-ledger "$@"); }
 # B's vault copy of epoch-key files is newer than IT's: IT refreshes its copy first.
 rm -rf "$ITM/vault" && cp -a "$T/vault" "$ITM/vault"
 printf '%s\n' "$ADDR" | ITR --person --maildir out > "$ITM/r.log" 2>&1 ||
     fail "IT restore --person: $(cat "$ITM/r.log")"
-r=$(grep -o 'restored [0-9]*' "$ITM/r.log" | awk '{print $2}')
+r=$(grep -o '^restored [0-9][0-9]*' "$ITM/r.log" | awk '{print $2}')
 [ "$r" -ge "$((N1 + N2))" ] || fail "restored $r of the person's $N1 + $N2 messages"
 grep -o 'from [0-9]* batches' "$ITM/r.log" | grep -q 'from 2 batches' || fail "not both batches: $(cat "$ITM/r.log")"
 check_invariant "after recovery"

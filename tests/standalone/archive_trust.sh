@@ -76,19 +76,22 @@ grep -q '"epoch_certs":{"content":"[0-9a-f]\{64\}","reid":"[0-9a-f]\{64\}"}' "$B
 M verify all > v.out || fail "host verify: $(cat v.out)"
 grep -q "signed by" v.out || fail "verify does not say who signed: $(cat v.out)"
 
-# --- the IT machine: archive copy, vault copy, IT's key, the pinned keyring; nothing else
+# --- the IT machine: archive copy, vault copy, erasure ledger, IT's key, the pinned
+# keyring; nothing else
 ITM="$T/itmachine"
 mkdir -p "$ITM"
 cp -a archive vault it.key it.pass "$ITM/"
 cp state/host-keys.pem "$ITM/pinned.pem"
-ls "$ITM" | sort | tr '\n' ' ' | grep -qx 'archive it.key it.pass pinned.pem vault ' ||
+cp state/erasure.ledger "$ITM/erasure.ledger"
+ls "$ITM" | sort | tr '\n' ' ' | grep -qx 'archive erasure.ledger it.key it.pass pinned.pem vault ' ||
   fail "IT machine holds more than it should: $(ls "$ITM")"
 if grep -rqa 'PRIVATE KEY' "$ITM/archive" "$ITM/vault" "$ITM/pinned.pem"; then
   fail "a private key in the IT machine's copies"; fi
 [ ! -e /etc/mailret/mailret.conf ] || { echo "skip: /etc/mailret/mailret.conf exists"; exit 77; }
 IT() { (cd "$ITM" && env -u MAILRET_CONFIG "$MAILRET_BIN" "$@"); }
 ITR() { IT restore --archive-dir archive --vault-dir vault --audit-log it-audit.log \
-          --it-key it.key --it-passphrase-file it.pass --reason "trust test" "$@"; }
+          --it-key it.key --it-passphrase-file it.pass --reason "trust test" \
+          --ledger erasure.ledger "$@"; }
 ITV() { IT verify --archive-dir archive --vault-dir vault --audit-log it-audit.log "$@"; }
 # No configuration on the IT machine: everything it trusts is given on the command line.
 if ITV all 2>err.txt >v.out; then fail "verify without a pinned key succeeded"; fi

@@ -5,94 +5,21 @@ Usage: pseudo_recall.py CORPUS_DIR PSEUDO_DIR
 
 CORPUS_DIR is what scripts/gen-corpus wrote (truth.jsonl + the messages); PSEUDO_DIR holds
 the pseudonymised messages under the same relative paths.  Every output message is decoded
-independently of mailret (Python's email package): raw bytes, every header with its RFC 2047
-words decoded, every part's payload after its transfer encoding in its charset, HTML
-entities, %XX and RFC 2231 parameters.  Each planted identifier is searched for in all of
+independently of mailret (pseudo_views.py: raw bytes, every header with its RFC 2047
+words decoded, every text part's payload after its transfer encoding in its charset, HTML
+entities, %XX and RFC 2231 parameters).  Each planted identifier is searched for in all of
 that.  Prints recall per kind and per (kind, encoding); exits 1 if e-mail, CPR or phone
 recall is below 100 %, 0 otherwise (names and IPs are reported).
 """
-import email
-import email.header
-import email.policy
-import html
 import json
 import os
 import re
 import sys
-import urllib.parse
 from collections import defaultdict
 
+from pseudo_views import views
+
 STRICT = ("email", "cpr", "phone")
-
-
-def text_of(b, charset):
-    for cs in (charset, "utf-8", "latin-1"):
-        if not cs:
-            continue
-        try:
-            return b.decode(cs)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return b.decode("latin-1")
-
-
-def decode_header(v):
-    try:
-        parts = email.header.decode_header(v)
-    except Exception:
-        return v
-    out = []
-    for s, cs in parts:
-        if isinstance(s, bytes):
-            out.append(text_of(s, cs))
-        else:
-            out.append(s)
-    return "".join(out) + " " + " ".join(
-        text_of(s, cs) if isinstance(s, bytes) else s for s, cs in parts)
-
-
-def views(raw):
-    """Every decoding of a message we can think of, as one string."""
-    out = [raw.decode("utf-8", "replace"), raw.decode("latin-1")]
-    # Encoded-words anywhere in the raw text (also inside quoted parameters).
-    for m in re.finditer(rb"=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=", raw):
-        out.append(decode_header(m.group(0).decode("latin-1")))
-    try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    except Exception:
-        return "\n".join(out)
-    for part in msg.walk():
-        for k, v in part.items():
-            out.append(decode_header(str(v)))
-        for getter in (part.get_filename, lambda: part.get_param("name")):
-            try:
-                fn = getter()
-            except Exception:
-                fn = None
-            if fn:
-                if isinstance(fn, tuple):
-                    fn = email.utils.collapse_rfc2231_value(fn)
-                out.append(decode_header(str(fn)))
-        if part.is_multipart():
-            continue
-        if part.get_content_maintype() not in ("text", "message"):
-            continue   # binary attachments: random bytes would give false hits
-        try:
-            payload = part.get_payload(decode=True)
-        except Exception:
-            payload = None
-        if payload is None:
-            p = part.get_payload()
-            if isinstance(p, str):
-                payload = p.encode("latin-1", "replace")
-            else:
-                continue
-        cs = part.get_content_charset()
-        t = text_of(payload, cs)
-        out.append(t)
-        out.append(payload.decode("latin-1"))
-    blob = "\n".join(out)
-    return blob + "\n" + html.unescape(blob) + "\n" + urllib.parse.unquote(blob, errors="replace")
 
 
 def found(kind, value, blob, blob_lower):
@@ -132,7 +59,7 @@ def main():
             with open(path, "rb") as g:
                 raw = g.read()
             n += 1
-            blob = views(raw)
+            blob = views(raw, binary=False)
             low = blob.lower()
             for ident in rec["identifiers"]:
                 kind, enc = ident["kind"], ident["encoding"]

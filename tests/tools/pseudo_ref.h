@@ -1,9 +1,9 @@
 /*
  * pseudo_ref.h — an independent reference for the pseudonymiser's e-mail, CPR and phone
  * rules on plain ASCII text, written from docs/PSEUDONYMISER.md ("What is replaced"), not
- * from backup/pseudo_*: it shares no table and no code with them.  Slow and simple: every
- * position is tried in turn.  Used by test_backup_pseudo_reference and the differential
- * fuzz target fuzz_backup_pseudodiff, which compare what it finds with the tokens the
+ * from pseudo/: it shares no table and no code with them.  Slow and simple: every
+ * position is tried in turn.  Used by test_pseudo_reference and the differential
+ * fuzz target fuzz_pseudo_diff, which compare what it finds with the tokens the
  * fast path emits.  Header-only (static functions) so that both include it.
  *
  * Rules (ASCII text only; the callers feed nothing else):

@@ -3,7 +3,7 @@
  * the reference of pseudo_ref.h: a text becomes the body of a text/plain message, and the
  * set of e-mail, CPR and phone tokens the fast path emits must equal the tokens of the
  * values the reference finds (pseudo_token of each).  Header-only, for
- * test_backup_pseudo_reference and fuzz_backup_pseudodiff.
+ * test_pseudo_reference and fuzz_pseudo_diff.
  */
 #ifndef PSEUDO_REF_DIFF_H
 #define PSEUDO_REF_DIFF_H
@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
 #include "pseudo_ref.h"
 
 #define REF_MAX_HITS 4096

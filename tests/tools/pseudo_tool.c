@@ -34,7 +34,7 @@
 #include <openssl/evp.h>
 
 #include "backup/buf.h"
-#include "backup/pseudo.h"
+#include "pseudo/pseudo.h"
 #include "backup/volume.h"   /* VOLUME_DEFAULT_LEVEL */
 
 struct file_list {

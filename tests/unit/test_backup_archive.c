@@ -22,6 +22,7 @@
 #include "backup/archive.h"
 #include "backup/buf.h"
 #include "backup/index.h"
+#include "backup/ledger.h"
 #include "backup/restore.h"
 #include "backup/tar.h"
 #include "backup/verify.h"
@@ -38,6 +39,7 @@ struct fx {
     X509 *it_cert;
     pseudo_key pkey;
     EVP_PKEY *sk;                   /* host signing key */
+    const struct ledger_anchor *anchor;     /* recorded in the manifests do_backup signs */
     keys_keyring *kr;               /* its public half, pinned */
     struct archive_trust trust;
     unsigned char *msg[N_MSG];
@@ -131,7 +133,7 @@ static int do_backup(struct fx *f, size_t volume_size, struct archive_result **r
         .period_end = 1793000000, .expires = 1793000000 + 5 * 366 * 86400,
         .volume_size = volume_size, .compression_level = 6, .workers = 2,
         .content_holder = f->it_cert, .reid_holder = f->it_cert,
-        .pseudonym_key = &f->pkey, .signing_key = f->sk,
+        .pseudonym_key = &f->pkey, .signing_key = f->sk, .ledger = f->anchor,
     };
     archive_batch *b = NULL;
     mr_error err;
@@ -205,7 +207,7 @@ static int restore_to(struct fx *f, const char *out, bool pseudonymised, const c
 {
     struct restore_options o = {
         .archive_dir = f->archive, .vault_dir = f->vault, .pseudonymised = pseudonymised,
-        .it_key = key, .trust = &f->trust, .ledger_path = ledger,
+        .it_key = key, .trust = &f->trust, .ledger_path = ledger, .no_ledger = ledger == NULL,
         .tokens = tokens, .n_tokens = n_tokens,
         .format = RESTORE_MAILDIR, .output = out, .reason = "unit test",
     };
@@ -487,6 +489,56 @@ static void test_tamper_detected_and_named(void **state)
     }
 }
 
+/* A ledger cut back to before a batch that recorded its head is refused, naming the
+ * batch; the ledger as it was is accepted and erases. */
+static void test_ledger_truncated_refused(void **state)
+{
+    struct fx *f = *state;
+    char tok[PSEUDO_TOKEN_LEN + 1], entry[64], ledger[600], out2[700];
+    struct ledger_writer w = { .path = ledger, .it_cert = f->it_cert, .signer = f->sk,
+                               .keyring = f->kr };
+    struct ledger_anchor a;
+    struct archive_result *res2 = NULL;
+    struct restore_stats st;
+    unsigned char *saved;
+    size_t saved_len;
+    mr_error err;
+
+    snprintf(ledger, sizeof ledger, "%s/ledger", f->root);
+    assert_int_equal(ledger_prepare(&w, &a, &err), 0);
+    saved = th_read_file(ledger, &saved_len);      /* the empty ledger, validly signed */
+    assert_int_equal(pseudo_token(&f->pkey, PSEUDO_EMAIL, "Bo.Hansen@mail.example.org", tok,
+                                  &err), 0);
+    snprintf(entry, sizeof entry, "email:%s", tok);
+    assert_int_equal(ledger_append(&w, entry, &a, &err), 0);
+    f->anchor = &a;
+    assert_int_equal(do_backup(f, 64 * 1024, &res2), 0);
+    archive_result_free(res2);
+    f->anchor = NULL;
+
+    snprintf(out2, sizeof out2, "%s/out-full", f->root);
+    assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->it, &st, &err), 0);
+    assert_int_equal(st.erased, 2 * (N_MSG - 2));
+
+    assert_int_equal(th_write_file(ledger, saved, saved_len), 0);
+    snprintf(out2, sizeof out2, "%s/out-cut", f->root);
+    assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->it, &st, &err),
+                     MR_E_TAMPERED);
+    assert_non_null(strstr(err.msg, "checked against batch"));
+    assert_non_null(strstr(err.msg, "removed from the end"));
+    /* neither given: refused */
+    {
+        struct restore_options o = {
+            .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
+            .trust = &f->trust, .format = RESTORE_MAILDIR, .output = out2,
+            .reason = "unit test",
+        };
+        assert_int_equal(restore_run(&o, &st, &err), MR_E_INVALID);
+        assert_non_null(strstr(err.msg, "--no-ledger"));
+    }
+    free(saved);
+}
+
 static void test_ledger_and_selection(void **state)
 {
     struct fx *f = *state;
@@ -497,9 +549,14 @@ static void test_ledger_and_selection(void **state)
     /* Bo's address appears in every message except the empty one and the binary one. */
     assert_int_equal(pseudo_token(&f->pkey, PSEUDO_EMAIL, "Bo.Hansen@mail.example.org", tok,
                                   &err), 0);
-    snprintf(line, sizeof line, "# erasure requests\nemail:%s\n", tok);
+    snprintf(line, sizeof line, "email:%s", tok);
     snprintf(ledger, sizeof ledger, "%s/ledger", f->root);
-    assert_int_equal(th_write_file(ledger, line, strlen(line)), 0);
+    {
+        struct ledger_writer w = { .path = ledger, .it_cert = f->it_cert, .signer = f->sk,
+                                   .keyring = f->kr };
+        struct ledger_anchor a;
+        assert_int_equal(ledger_append(&w, line, &a, &err), 0);
+    }
     snprintf(out2, sizeof out2, "%s/out-ledger", f->root);
     assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->it, &st, &err), 0);
     assert_int_equal(st.erased, N_MSG - 2);
@@ -521,7 +578,7 @@ static void test_ledger_and_selection(void **state)
         struct restore_options po = {
             .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
             .trust = &f->trust, .tokens = toks, .n_tokens = 1, .token_epochs = &ep,
-            .format = RESTORE_MAILDIR, .reason = "unit test",
+            .format = RESTORE_MAILDIR, .reason = "unit test", .no_ledger = true,
         };
         snprintf(out2, sizeof out2, "%s/out-person-e1", f->root);
         po.output = out2;
@@ -539,6 +596,7 @@ static void test_ledger_and_selection(void **state)
     struct restore_options o = {
         .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it, .trust = &f->trust,
         .message_id = "<msg-12@example.dk>", .format = RESTORE_MBOX, .reason = "unit test",
+        .no_ledger = true,
     };
     snprintf(out2, sizeof out2, "%s/one.mbox", f->root);
     o.output = out2;
@@ -883,6 +941,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_host_cannot_decrypt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_detected_and_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger_and_selection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_truncated_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_commit_point_and_hold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crafted_index_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crafted_bomb, setup, teardown),

@@ -431,6 +431,44 @@ static void test_concurrent_processes(void **state)
     assert_int_equal(n, 100);
 }
 
+/* audit_head names the last record, and audit_verify_anchor holds the log to a head:
+ * the intact log passes, a different hash or a seq past the end is refused.  The oracle
+ * is an independent SHA-256 of the record's line (openssl dgst in a child). */
+static void test_head_and_anchor(void **state)
+{
+    struct fixture *fx = *state;
+    audit_log *log = NULL;
+    long long seq = -1;
+    char hash[65], want[65] = "", cmd[800], bad[65];
+    mr_error err;
+    FILE *p;
+
+    assert_int_equal(audit_open(&log, fx->path, &err), 0);
+    assert_int_equal(audit_head(log, &seq, hash, &err), 0);
+    assert_int_equal(seq, 0);
+    assert_string_equal(hash, "0000000000000000000000000000000000000000000000000000000000000000");
+    audit_close(log);
+    append_n(fx->path, 4, "a");
+    assert_int_equal(audit_open(&log, fx->path, &err), 0);
+    assert_int_equal(audit_head(log, &seq, hash, &err), 0);
+    audit_close(log);
+    assert_int_equal(seq, 4);
+    snprintf(cmd, sizeof cmd, "sed -n 3p '%s' | tr -d '\\n' | sha256sum | cut -c1-64", fx->path);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(want, sizeof want, p));
+    pclose(p);
+    assert_int_equal(audit_verify_anchor(fx->path, 3, want, NULL, &err), 0);
+    assert_int_equal(audit_verify_anchor(fx->path, 4, hash, NULL, &err), 0);
+    memcpy(bad, want, sizeof bad);
+    bad[0] = bad[0] == 'a' ? 'b' : 'a';
+    assert_int_equal(audit_verify_anchor(fx->path, 3, bad, NULL, &err), MR_E_TAMPERED);
+    assert_non_null(strstr(err.msg, "rewritten"));
+    assert_int_equal(audit_verify_anchor(fx->path, 6, want, NULL, &err), MR_E_TAMPERED);
+    assert_non_null(strstr(err.msg, "records removed"));
+    assert_int_equal(audit_verify_anchor(fx->path, 0, want, NULL, &err), MR_E_INVALID);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -439,6 +477,7 @@ int main(void)
         T(test_edited_every_byte), T(test_edited_last_record), T(test_removed_middle),
         T(test_removed_tail), T(test_reordered), T(test_broken_json), T(test_missing_head), T(test_open_creates_private_dir),
         T(test_interrupted_append), T(test_torn_append), T(test_concurrent_processes),
+        T(test_head_and_anchor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,8 @@
  *  - EOF in the middle of a literal makes libetpan's parser fail at once (Debian's 1.9.4
  *    loops forever when a stream read returns 0 there); the cause is "closed".
  *  - a silent peer gives MR_E_TIMEOUT after io_timeout; a dead stream stays dead.
- *  - a plain-text peer on an IMAPS connection is a TLS error, quickly.
+ *  - a plain-text peer on an IMAPS connection is a TLS error, quickly; a silent one gives
+ *    up after connect_timeout, not io_timeout.
  *  - STARTTLS: bytes the server sent after "OK Begin TLS" but before the handshake are
  *    refused (command injection), and a server without STARTTLS is refused.
  *  - a literal of more than 1 MiB outside a message body is refused (imap_guard.h).
@@ -185,6 +186,32 @@ static void test_plain_peer_on_tls_is_tls_error(void **state)
     pair_close(&p);
 }
 
+/* A peer that accepts TCP and never answers the ClientHello: the handshake gives up after
+ * connect_timeout (1 s), not io_timeout (30 s). */
+static void test_silent_tls_peer_bounded_by_connect_timeout(void **state)
+{
+    mr_error err = { 0 };
+    mailstream *s = NULL;
+    imap_stream *st = NULL;
+    double t0, took;
+    int lfd, port, peer;
+
+    (void)state;
+    lfd = listen_loopback(&port);
+    assert_int_equal(imap_stream_open("127.0.0.1", port, 1, 30, &s, &st, &err), 0);
+    peer = accept(lfd, NULL, NULL);
+    assert_true(peer >= 0);
+    t0 = now_s();
+    assert_int_equal(imap_stream_start_tls(st, "localhost", NULL, false, &err), MR_E_TLS);
+    took = now_s() - t0;
+    assert_true(took >= 0.9);
+    assert_true(took < 5.0);
+    assert_non_null(strstr(err.msg, "timed out"));
+    mailstream_close(s);
+    close(peer);
+    close(lfd);
+}
+
 /* A canned plain-text server in a child process: writes `script` after accepting, then
  * drains until the client goes away. */
 static pid_t canned_server(const char *script, int *port)
@@ -292,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_silent_peer_times_out_and_stays_dead),
         cmocka_unit_test(test_data_then_eof_is_minus_one_not_zero),
         cmocka_unit_test(test_plain_peer_on_tls_is_tls_error),
+        cmocka_unit_test(test_silent_tls_peer_bounded_by_connect_timeout),
         cmocka_unit_test(test_starttls_injection_refused),
         cmocka_unit_test(test_no_starttls_capability_refused),
         cmocka_unit_test(test_preauth_on_starttls_refused),
