@@ -765,6 +765,7 @@ static int write_manifest(archive_batch *b, struct archive_result *r, mr_error *
     snprintf(m.content_holder, sizeof m.content_holder, "it");
     snprintf(m.reid_holder, sizeof m.reid_holder, "%s",
              b->opt.reid_holder_name != NULL ? b->opt.reid_holder_name : "it");
+    m.pseudonym_epoch = b->opt.pseudonym_epoch;
     m.message_count = b->n_uids;
     m.bytes_original = b->bytes_original;
     if (b->opt.ledger != NULL) {

@@ -80,6 +80,7 @@ struct archive_options {
     X509 *reid_holder;              /* re-identification holder's certificate (may = IT) */
     const char *reid_holder_name;   /* role name for listings; NULL = "it" */
     const pseudo_key *pseudonym_key;
+    unsigned pseudonym_epoch;       /* that key's epoch (keys.h), named in the manifest */
     const struct pseudo_policy *policy;     /* NULL = pseudo_policy_default() */
     EVP_PKEY *signing_key;          /* the host's Ed25519 batch-signing key */
     /* Where the erasure ledger stood when this run began (the run lock keeps erase out),
@@ -159,6 +160,7 @@ struct archive_manifest {
     char content_cert_fpr[65], reid_cert_fpr[65];   /* SHA-256 of the epoch certificates
                                                        (format 2; "" in format 1) */
     char content_holder[64], reid_holder[64];   /* role names */
+    unsigned pseudonym_epoch;       /* the pseudonym key's epoch; 0 when not named */
     size_t message_count;
     unsigned long long bytes_original;
     bool hold;

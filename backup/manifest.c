@@ -86,7 +86,7 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                             (json_int_t)v->reid_size, "reid_sha256", v->reid_sha256));
     }
     o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s},"
-                  " s:{s:s, s:s}, s:I, s:I, s:b, s:s, s:o}",
+                  " s:{s:s, s:s}, s:I, s:I, s:b, s:s, s:o, s:I}",
                   "format", ARCHIVE_FORMAT, "batch_id", m->batch_id, "mailbox", m->mailbox,
                   "period_start", t_ps, "period_end", t_pe, "created", t_c, "expires", t_e,
                   "verified", t_v, "epoch_keys", "content", m->content_key_id, "reid",
@@ -94,7 +94,8 @@ int archive_manifest_write(const char *dir, const struct archive_manifest *m,
                   m->reid_cert_fpr, "holders", "content", m->content_holder, "reid",
                   m->reid_holder, "message_count", (json_int_t)m->message_count,
                   "bytes_original", (json_int_t)m->bytes_original, "hold", (int)m->hold,
-                  "hold_since", t_h, "volumes", vols);
+                  "hold_since", t_h, "volumes", vols, "pseudonym_epoch",
+                  (json_int_t)m->pseudonym_epoch);
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "manifest: cannot build JSON");
     if ((m->locator_name[0] != '\0'
@@ -217,6 +218,14 @@ static int parse_body(json_t *o, struct archive_manifest *m, mr_error *err)
         if (strcmp(m->locator_name, batchdir_name(BATCHDIR_LOCATOR)) != 0
             || strlen(m->locator_sha256) != 64)
             return mr_error_set(err, MR_E_PARSE, "manifest: the locator entry is malformed");
+    }
+    /* Batches from before pseudonym-key epochs name none: they used epoch 0. */
+    {
+        json_t *pe = json_object_get(o, "pseudonym_epoch");
+        if (pe != NULL && (!json_is_integer(pe) || json_integer_value(pe) < 0
+                           || json_integer_value(pe) > KEYS_PSEUDONYM_EPOCH_MAX))
+            bad = 1;
+        m->pseudonym_epoch = pe != NULL && !bad ? (unsigned)json_integer_value(pe) : 0;
     }
     if (parse_anchor(json_object_get(o, "erasure_ledger"), "count", &m->has_ledger,
                      &m->ledger_count, m->ledger_head) != 0

@@ -68,6 +68,7 @@ struct run {
     char wanted_mid[LOCATOR_MID_MAX];
     size_t batch_listed;        /* list_only: this batch's messages and bytes */
     uint64_t batch_bytes;
+    unsigned pseudonym_epoch;       /* the batch's, from its manifest */
 };
 
 /* list_only: one message a restore would bring back. */
@@ -88,13 +89,25 @@ static bool has_token(const struct index_entry *e, const char *const *toks, size
     return false;
 }
 
+/* A person's token selects only in batches of the pseudonym epoch it was made under. */
+static bool has_person(const struct run *r, const struct index_entry *e)
+{
+    const struct restore_options *o = r->opt;
+
+    for (size_t j = 0; j < o->n_tokens; j++)
+        if ((o->token_epochs == NULL || o->token_epochs[j] == r->pseudonym_epoch)
+            && has_token(e, &o->tokens[j], 1))
+            return true;
+    return false;
+}
+
 static int want(void *ctx, const struct index_entry *e)
 {
     struct run *r = ctx;
     const struct restore_options *o = r->opt;
 
     if ((o->from != 0 && e->internaldate < o->from) || (o->to != 0 && e->internaldate >= o->to)
-        || (o->n_tokens > 0 && !has_token(e, o->tokens, o->n_tokens))) {
+        || (o->n_tokens > 0 && !has_person(r, e))) {
         r->stats->not_selected++;
         return 0;
     }
@@ -292,6 +305,7 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
         snprintf(label, sizeof label, "restore %s", m.batch_id);
         progress_start(o->progress, label, m.message_count);
     }
+    r->pseudonym_epoch = m.pseudonym_epoch;
     {
         struct reader_options ro = {
             .dir = dir, .manifest = &m, .content_key = ck, .reid_key = rk,

@@ -120,6 +120,9 @@ struct restore_options {
     const char *message_id;         /* with or without <>; NULL = any */
     const char *const *tokens;      /* person selection; a message must carry one of them */
     size_t n_tokens;
+    const unsigned *token_epochs;   /* per token, the pseudonym-key epoch it was made
+                                       under: it selects only in batches of that epoch
+                                       (manifest pseudonym_epoch); NULL = in any batch */
     bool pseudonymised;
     EVP_PKEY *it_key;               /* content holder's private key */
     EVP_PKEY *reid_key;             /* NULL = it_key */

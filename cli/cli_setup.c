@@ -25,7 +25,12 @@ int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k
         k->have_certs = rc == 0;
     }
     if (rc == 0 && (need & CLI_NEED_PSEUDONYM_KEY)) {
-        rc = keys_secret_key_read(cfg->keys.pseudonym_key_file, k->pkey.bytes, err);
+        rc = keys_pseudonym_load_host(cfg->keys.pseudonym_key_file, &k->pkeys, err);
+        if (rc == 0) {
+            const struct keys_pseudonym *cur = keys_pseudonym_current(&k->pkeys);
+            memcpy(k->pkey.bytes, cur->key, sizeof k->pkey.bytes);
+            k->pepoch = cur->epoch;
+        }
         k->have_pkey = rc == 0;
     }
     if (rc == 0 && (need & CLI_NEED_SIGNER)) {
@@ -147,6 +152,7 @@ void cli_keys_release(struct cli_keys *k)
     X509_free(k->reid);
     k->it = k->reid = NULL;
     OPENSSL_cleanse(&k->pkey, sizeof k->pkey);
+    keys_pseudonym_set_free(&k->pkeys);
     OPENSSL_cleanse(k->mkey, sizeof k->mkey);
     EVP_PKEY_free(k->signer);
     keys_keyring_free(k->keyring);
@@ -173,6 +179,7 @@ void cli_archive_options(const struct mr_config *cfg, const struct cli_keys *k,
                                   && strcmp(cfg->keys.reid_cert, cfg->keys.it_cert) != 0
                               ? "reid" : "it";
     o->pseudonym_key = &k->pkey;
+    o->pseudonym_epoch = k->pepoch;
     o->policy = &k->policy;
     o->signing_key = k->signer;
     o->ledger = k->have_ledger ? &k->ledger : NULL;

@@ -24,7 +24,9 @@
 
 struct cli_keys {
     X509 *it, *reid;                        /* certificates (public) */
-    pseudo_key pkey;
+    pseudo_key pkey;                        /* the pseudonym key's newest epoch */
+    unsigned pepoch;                        /* its epoch number */
+    struct keys_pseudonym_set pkeys;        /* every epoch (erase: a token under each) */
     EVP_PKEY *signer;                       /* the host's batch-signing key */
     keys_keyring *keyring;                  /* pinned host keys */
     unsigned char mkey[KEYS_SECRET_LEN];    /* legacy manifest key, when present */

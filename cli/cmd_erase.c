@@ -25,31 +25,40 @@ static void usage(FILE *out)
             "       mailret erase --seal-ledger\n"
             "\n"
             "IT: record a person's erasure request.  Each identifier (one per line on\n"
-            "standard input) is turned into its token under the pseudonym key, and the entry\n"
-            "\"email:<token>\" or \"cpr:<token>\" is sealed to IT's certificate and appended\n"
-            "to the erasure ledger ([state] erasure_ledger), chained and signed with the\n"
-            "host's signing key.  Neither the identifier nor the token is stored readably:\n"
-            "the host can add to the ledger but not read it.  Archives are immutable; every\n"
-            "later restore leaves out the messages that carry a ledger token and reports how\n"
-            "many.  Audited (the entry's number, never the token).\n"
+            "standard input) is turned into its token under each epoch of the pseudonym\n"
+            "key, and each entry \"email:<token>\" or \"cpr:<token>\" is sealed to IT's\n"
+            "certificate and appended to the erasure ledger ([state] erasure_ledger), chained\n"
+            "and signed with the host's signing key.  Neither the identifier nor the token is\n"
+            "stored readably: the host can add to the ledger but not read it.  Archives are\n"
+            "immutable; every later restore leaves out the messages that carry a ledger token\n"
+            "and reports how many.  Audited (the entry's number, never the token).\n"
             "--seal-ledger seals a ledger in the old plaintext format (and creates an empty\n"
             "one when there is none) without recording anything.\n"
             "Give the identifier on standard input (the default): a value on the command\n"
             "line is visible to every user of the host (ps) and stays in shell history.\n");
 }
 
-static int record(const pseudo_key *key, enum pseudo_kind kind, const char *value,
-                  const struct ledger_writer *w, mr_error *err)
+/* One ledger entry per epoch of the pseudonym key: the person's mail is in batches of
+ * every epoch, each under that epoch's token. */
+static int record(const struct keys_pseudonym_set *keys, enum pseudo_kind kind,
+                  const char *value, const struct ledger_writer *w, mr_error *err)
 {
-    char entry[64];
-    struct ledger_anchor a;
-    int rc = ledger_entry(key, kind, value, entry, sizeof entry, err);
+    int rc = 0;
 
-    if (rc == 0)
-        rc = ledger_append(w, entry, &a, err);
-    OPENSSL_cleanse(entry, sizeof entry);
-    if (rc == 0)
-        printf("%s: recorded as erasure ledger entry %llu\n", pseudo_kind_name(kind), a.count);
+    for (size_t i = 0; rc == 0 && i < keys->n; i++) {
+        pseudo_key key;
+        char entry[64];
+        struct ledger_anchor a;
+        memcpy(key.bytes, keys->v[i].key, sizeof key.bytes);
+        rc = ledger_entry(&key, kind, value, entry, sizeof entry, err);
+        OPENSSL_cleanse(&key, sizeof key);
+        if (rc == 0)
+            rc = ledger_append(w, entry, &a, err);
+        OPENSSL_cleanse(entry, sizeof entry);
+        if (rc == 0)
+            printf("%s: recorded as erasure ledger entry %llu (pseudonym key epoch %u)\n",
+                   pseudo_kind_name(kind), a.count, keys->v[i].epoch);
+    }
     return rc;
 }
 
@@ -119,7 +128,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
             printf("erasure ledger %s: sealed, %llu entries\n", w.path, a.count);
     } else if (rc == 0 && value != NULL) {
         log_warn(ctx->log, "identifier given on the command line: prefer standard input");
-        rc = record(&keys.pkey, kind, value, &w, &err);
+        rc = record(&keys.pkeys, kind, value, &w, &err);
         n = 1;
     } else if (rc == 0) {
         char *line = NULL;
@@ -131,7 +140,7 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv)
                 line[--len] = '\0';
             if (len == 0)
                 continue;
-            rc = record(&keys.pkey, kind, line, &w, &err);
+            rc = record(&keys.pkeys, kind, line, &w, &err);
             n++;
         }
         if (line != NULL) {

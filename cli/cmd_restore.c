@@ -23,7 +23,6 @@
 #include "imap/imap.h"
 #include "keys/keys.h"
 
-#define PSEUDONYM_SEALED_NAME "pseudonym-key.p7m"
 #define MAX_LIST 64
 #define PERSON_MAX 322      /* an address (320) or a CPR number, and the NUL */
 
@@ -54,8 +53,9 @@ static void usage(FILE *out)
             "  --person           messages naming one of the addresses or CPR numbers read\n"
             "                     from standard input, one per line (never on the command\n"
             "                     line, which every user can see); matched via their tokens,\n"
-            "                     so it needs the pseudonym key: --pseudonym-key, [keys], or\n"
-            "                     the copy sealed to IT in the vault\n"
+            "                     under every epoch of the pseudonym key: the host's\n"
+            "                     (--pseudonym-key, [keys]) or the vault's copies, sealed to\n"
+            "                     the re-identification holder (--reid-key)\n"
             "  --pseudonymised    no re-identification: the archived bytes (content key only)\n"
             "  --ledger FILE      the erasure ledger copied from the host (default on the\n"
             "                     host: [state] erasure_ledger).  Required: it must be signed\n"
@@ -240,25 +240,49 @@ static int read_persons(char buf[MAX_LIST][PERSON_MAX], size_t *n)
     return CLI_EXIT_OK;
 }
 
-static int load_pseudonym_key(const char *file, const char *vault, EVP_PKEY *it,
-                              pseudo_key *out, mr_error *err)
+/* Every epoch of the pseudonym key: the host's files when readable (restore on the host),
+ * otherwise the vault's copies, sealed to the re-identification holder (IT's key opens
+ * only copies made before they went to that holder). */
+static int load_pseudonym_keys(const char *file, const char *vault, EVP_PKEY *reid,
+                               EVP_PKEY *it, audit_log *audit, struct keys_pseudonym_set *out,
+                               mr_error *err)
 {
-    char sealed[4096];
-    unsigned char *data = NULL;
-    size_t len = 0;
+    EVP_PKEY *holders[2] = { reid, it };
     int rc;
 
-    if (file != NULL && keys_secret_key_read(file, out->bytes, err) == 0)
+    if (file != NULL && keys_pseudonym_load_host(file, out, err) == 0)
         return 0;
-    snprintf(sealed, sizeof sealed, "%s/%s", vault, PSEUDONYM_SEALED_NAME);
-    rc = keys_unseal_file(sealed, it, &data, &len, err);
-    if (rc != 0)
-        return mr_error_prefix(err, "pseudonym key");
-    if (len != PSEUDO_KEY_LEN)
-        rc = mr_error_set(err, MR_E_TAMPERED, "sealed pseudonym key has the wrong size");
-    else
-        memcpy(out->bytes, data, len);
-    keys_wipe_free(data, len);
+    rc = keys_pseudonym_load_sealed(vault, holders, 2, audit, out, err);
+    return rc != 0 ? mr_error_prefix(err, "--person needs the pseudonym key") : 0;
+}
+
+/* Each person's token under each epoch, with the epoch it belongs to. */
+static int person_tokens(const struct keys_pseudonym_set *ks, const char *const *persons,
+                         size_t n_persons, char ***tokens, unsigned **epochs, size_t *n,
+                         mr_error *err)
+{
+    size_t total = n_persons * ks->n;
+    int rc = 0;
+
+    *n = 0;
+    *tokens = calloc(total ? total : 1, sizeof **tokens);
+    *epochs = calloc(total ? total : 1, sizeof **epochs);
+    if (*tokens == NULL || *epochs == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n_persons; i++)
+        for (size_t e = 0; rc == 0 && e < ks->n; e++) {
+            pseudo_key pk;
+            char *t = malloc(PSEUDO_TOKEN_LEN + 16);
+            if (t == NULL) {
+                rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+                break;
+            }
+            memcpy(pk.bytes, ks->v[e].key, sizeof pk.bytes);
+            rc = person_token(&pk, persons[i], t, PSEUDO_TOKEN_LEN + 16, err);
+            OPENSSL_cleanse(&pk, sizeof pk);
+            (*tokens)[*n] = t;
+            (*epochs)[(*n)++] = ks->v[e].epoch;
+        }
     return rc;
 }
 
@@ -395,14 +419,16 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     size_t n_host_keys = 0;
     bool trust_unsigned = false;
     struct cli_trust trust = { 0 };
-    char *tokens[MAX_LIST] = { 0 }, ledger_default[4096];
+    char **tokens = NULL, ledger_default[4096];
+    unsigned *token_epochs = NULL;
+    size_t n_tokens = 0;
+    struct keys_pseudonym_set pkeys = { 0 };
     size_t n_batches = 0, n_persons = 0;
     struct mr_config *cfg = NULL;
     audit_log *audit = NULL;
     EVP_PKEY *it = NULL, *reid = NULL;
     struct restore_stats st;
     const char *zone = MRTIME_DEFAULT_ZONE;
-    pseudo_key pk;
     struct restore_imap_options imap_out = { 0 };
     struct imap_options io;
     char *imap_password = NULL;
@@ -565,22 +591,20 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     if (rc == 0)
         rc = load_private(it_key, it_pass, "MAILRET_IT_PASSPHRASE", "IT key passphrase: ", &it,
                           &err);
-    if (rc == 0 && reid_key != NULL && !o.pseudonymised)
+    /* The re-identification key also opens the pseudonym key, which --person needs even
+     * for pseudonymised output. */
+    if (rc == 0 && reid_key != NULL && (!o.pseudonymised || n_persons > 0))
         rc = load_private(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
                           "Re-identification key passphrase: ", &reid, &err);
-    if (rc == 0 && n_persons > 0) {
-        rc = load_pseudonym_key(pkey_file, o.vault_dir, it, &pk, &err);
-        for (size_t i = 0; rc == 0 && i < n_persons; i++) {
-            tokens[i] = malloc(PSEUDO_TOKEN_LEN + 16);
-            if (tokens[i] == NULL)
-                rc = mr_error_set(&err, MR_E_NOMEM, "out of memory");
-            else
-                rc = person_token(&pk, persons[i], tokens[i], PSEUDO_TOKEN_LEN + 16, &err);
-        }
-        OPENSSL_cleanse(&pk, sizeof pk);
-    }
     if (rc == 0)
         rc = audit_open(&audit, audit_path, &err);
+    if (rc == 0 && n_persons > 0) {
+        rc = load_pseudonym_keys(pkey_file, o.vault_dir, reid, it, audit, &pkeys, &err);
+        if (rc == 0)
+            rc = person_tokens(&pkeys, persons, n_persons, &tokens, &token_epochs, &n_tokens,
+                               &err);
+        keys_pseudonym_set_free(&pkeys);
+    }
     if (rc == 0 && o.no_ledger)
         fprintf(stderr, "mailret restore: WARNING: restoring WITHOUT the erasure ledger "
                 "(--no-ledger): mail of people who asked to be erased comes back; this is "
@@ -612,9 +636,10 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         o.batches = batches;
         o.n_batches = n_batches;
         o.tokens = (const char *const *)tokens;
-        o.n_tokens = n_persons;
+        o.n_tokens = n_tokens;
+        o.token_epochs = token_epochs;
         o.it_key = it;
-        o.reid_key = reid;
+        o.reid_key = o.pseudonymised ? NULL : reid;
         o.audit = audit;
         o.log = ctx->log;
         o.progress = o.list_only ? NULL : cli_progress_open(progress_mode);
@@ -671,8 +696,10 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     audit_close(audit);
     EVP_PKEY_free(it);
     EVP_PKEY_free(reid);
-    for (size_t i = 0; i < n_persons; i++)
+    for (size_t i = 0; i < n_tokens; i++)
         free(tokens[i]);
+    free(tokens);
+    free(token_epochs);
     OPENSSL_cleanse(person_buf, sizeof person_buf);
     config_free(cfg);
     return rc == 0 ? CLI_EXIT_OK : cli_fail(name, &err);

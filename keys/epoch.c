@@ -260,16 +260,34 @@ bool keys_epoch_present(const char *vault_dir, const char *key_id)
     return access(path, F_OK) == 0;
 }
 
+/* The files of one epoch key in the vault, in the order they are shredded. */
+static const char *const epoch_suffixes[] = { ".key.p7m", ".crt.pem", ".json" };
+
+bool keys_vault_epoch_file(const char *name, char id[KEYS_ID_LEN + 1])
+{
+    size_t len = strlen(name);
+
+    if (len <= KEYS_ID_LEN || strspn(name, "0123456789abcdef") != KEYS_ID_LEN)
+        return false;
+    for (size_t i = 0; i < sizeof epoch_suffixes / sizeof epoch_suffixes[0]; i++)
+        if (strcmp(name + KEYS_ID_LEN, epoch_suffixes[i]) == 0) {
+            memcpy(id, name, KEYS_ID_LEN);
+            id[KEYS_ID_LEN] = '\0';
+            return true;
+        }
+    return false;
+}
+
 int keys_epoch_shred(const char *vault_dir, const char *key_id, audit_log *audit,
                      mr_error *err)
 {
-    static const char *const suffixes[] = { ".key.p7m", ".crt.pem", ".json" };
+    const char *const *suffixes = epoch_suffixes;
     char path[4096];
     int rc = check_id(key_id, err);
 
     if (rc != 0)
         return rc;
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+    for (size_t i = 0; i < sizeof epoch_suffixes / sizeof epoch_suffixes[0]; i++) {
         rc = vault_path(path, sizeof path, vault_dir, key_id, suffixes[i], err);
         if (rc != 0)
             return rc;

@@ -1,6 +1,7 @@
 /* init_host.c — `keys init-host`: install IT's (and the re-identification holder's)
- * certificate, create the pseudonym key with a copy sealed to IT (so that IT can compute
- * tokens for a restore-by-person without the host), and the Ed25519 batch-signing key
+ * certificate, create the pseudonym key with a copy sealed to the re-identification holder
+ * (so that a restore-by-person works without the host, while the content holder alone
+ * cannot turn tokens back into CPR or phone numbers), and the Ed25519 batch-signing key
  * whose public half goes to the keyring that IT pins. */
 #include "keys/keys.h"
 
@@ -10,7 +11,6 @@
 #include <sys/stat.h>
 
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 
 #include "common/durable.h"
 
@@ -54,28 +54,15 @@ static int install_cert(const char *src, const char *dst, X509 **out, mr_error *
     return rc;
 }
 
-static int new_secret_key(const char *path, unsigned char key[KEYS_SECRET_LEN], mr_error *err)
-{
-    struct stat st;
-
-    if (stat(path, &st) == 0)
-        return mr_error_set(err, MR_E_EXISTS,
-                            "refusing to replace existing key %s (it would orphan every "
-                            "archive made with it)", path);
-    if (RAND_priv_bytes(key, KEYS_SECRET_LEN) != 1)
-        return mr_error_openssl(err, MR_E_CRYPTO, "random generator failed");
-    return durable_write_file(path, key, KEYS_SECRET_LEN, 0600, err);
-}
-
 int keys_init_host(struct keys_host_options *opt, audit_log *audit, mr_error *err)
 {
     X509 *it = NULL, *reid = NULL;
-    unsigned char pkey[KEYS_SECRET_LEN];
     char pid[17] = "", it_id[KEYS_ID_LEN + 1] = "", reid_id[KEYS_ID_LEN + 1] = "";
+    size_t previous = 0;
     int rc;
 
     if (opt->it_cert_source == NULL || opt->it_cert == NULL || opt->reid_cert == NULL
-        || opt->pseudonym_key_file == NULL || opt->pseudonym_key_sealed == NULL
+        || opt->pseudonym_key_file == NULL || opt->vault_dir == NULL
         || opt->signing_key_file == NULL || opt->host_keyring == NULL)
         return mr_error_set(err, MR_E_CONFIG, "init-host: a key path is not configured");
     /* Check before changing anything, so that a refused re-run leaves the host as it was. */
@@ -95,13 +82,13 @@ int keys_init_host(struct keys_host_options *opt, audit_log *audit, mr_error *er
         rc = keys_key_id(X509_get0_pubkey(it), it_id, err);
     if (rc == 0)
         rc = keys_key_id(X509_get0_pubkey(reid), reid_id, err);
-    if (rc == 0)
-        rc = new_secret_key(opt->pseudonym_key_file, pkey, err);
-    if (rc == 0) {
-        keys_secret_key_id(pkey, pid);
-        rc = keys_seal_file(pkey, sizeof pkey, it, opt->pseudonym_key_sealed, err);
-    }
-    OPENSSL_cleanse(pkey, sizeof pkey);
+    if (rc == 0 && !opt->recover)
+        rc = keys_pseudonym_create(opt->pseudonym_key_file, opt->vault_dir, reid, pid, err);
+    /* The earlier hosts' keys reach the keyring before this host's: from the start it
+     * verifies every batch of the archive it continues. */
+    if (rc == 0 && opt->previous_keyring != NULL)
+        rc = keys_keyring_import(opt->host_keyring, opt->previous_keyring, audit, &previous,
+                                 err);
     /* Audited by keys_signing_new itself (keys.signing.create). */
     if (rc == 0)
         rc = keys_signing_new(opt->signing_key_file, opt->host_keyring, false, audit,
@@ -110,7 +97,7 @@ int keys_init_host(struct keys_host_options *opt, audit_log *audit, mr_error *er
         const struct audit_field f[] = {
             { "it_cert", it_id },
             { "reid_cert", reid_id },
-            { "pseudonym_key", pid },
+            { "pseudonym_key", opt->recover ? "(recovery: imported later)" : pid },
             { "signing_key", opt->signing_id },
         };
         rc = audit_append(audit, "keys.host.init", f, sizeof f / sizeof f[0], err);

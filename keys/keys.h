@@ -5,7 +5,8 @@
  *                           passphrase-encrypted PKCS#8 PEM that never reaches the host,
  *                           the self-signed certificate is installed on the host.
  *   re-identification cert  the holder of re-identification data (by default IT's cert).
- *   pseudonym key           32 random bytes, 0600 on the host, plus a copy sealed to IT.
+ *   pseudonym keys          32 random bytes per epoch, 0600 on the host, plus a copy sealed
+ *                           to the re-identification holder.
  *   manifest key            32 random bytes, 0600 on the host: HMAC of batch manifests.
  *   epoch key pairs         EC P-256, two per batch (content, re-identification), made at
  *                           backup time, private halves sealed (CMS AuthEnvelopedData,
@@ -107,10 +108,16 @@ struct keys_host_options {
     const char *reid_cert_source;   /* NULL = IT's */
     const char *it_cert;            /* where to install them */
     const char *reid_cert;
-    const char *pseudonym_key_file; /* 0600 */
-    const char *pseudonym_key_sealed;   /* the copy sealed to IT (e.g. in the vault) */
+    const char *pseudonym_key_file; /* 0600; epoch 0 of the pseudonym key */
+    const char *vault_dir;          /* its copy sealed to the re-identification holder */
     const char *signing_key_file;   /* Ed25519, 0600 */
     const char *host_keyring;       /* its public key is appended here (public) */
+    /* Disaster recovery: a host that continues an existing archive.  No pseudonym key is
+     * made (IT re-provisions the archive's with keys_pseudonym_import), and the public
+     * keys in previous_keyring (the earlier hosts' keys as IT pinned them) are put into
+     * the keyring first, so batches they signed keep verifying here. */
+    bool recover;
+    const char *previous_keyring;   /* may be NULL */
     /* out: the signing key's id and fingerprint, for IT to pin */
     char signing_id[KEYS_ID_LEN + 1];
     char signing_fpr[KEYS_FPR_LEN + 1];
@@ -118,6 +125,79 @@ struct keys_host_options {
 /* Refuses (MR_E_EXISTS) to replace an existing pseudonym or signing key: that would
  * orphan every archive's tokens and signatures. */
 int keys_init_host(struct keys_host_options *opt, audit_log *audit, mr_error *err);
+
+/* ---- pseudonym keys, by epoch ------------------------------------------------------------ */
+
+/* The pseudonym key has epochs 0, 1, 2, ...: epoch 0 is the key `init-host` made; `keys
+ * rotate-pseudonym` adds the next one.  New batches use the newest epoch and name it in
+ * their manifest (no epoch named: 0); finding or erasing a person means computing their
+ * token under every epoch.  On the host each epoch is a raw 32-byte file (epoch 0 is
+ * [keys] pseudonym_key_file itself, epoch N "<that file>.N"); in the vault each has a copy
+ * sealed to the re-identification holder (never to the content holder).  Only this module
+ * names these files. */
+#define KEYS_PSEUDONYM_EPOCH_MAX 9999
+
+struct keys_pseudonym {
+    unsigned epoch;
+    unsigned char key[KEYS_SECRET_LEN];
+    char id[17];                    /* keys_secret_key_id */
+};
+/* Every epoch's key, ascending by epoch; wipe with keys_pseudonym_set_free. */
+struct keys_pseudonym_set {
+    struct keys_pseudonym *v;
+    size_t n;
+};
+void keys_pseudonym_set_free(struct keys_pseudonym_set *s);
+/* The newest epoch (NULL for an empty set). */
+const struct keys_pseudonym *keys_pseudonym_current(const struct keys_pseudonym_set *s);
+
+/* The host's file of `epoch` and the vault's sealed copy of it, into buf. */
+int keys_pseudonym_host_path(const char *key_file, unsigned epoch, char *buf, size_t size,
+                             mr_error *err);
+int keys_pseudonym_sealed_path(const char *vault_dir, unsigned epoch, char *buf,
+                               size_t size, mr_error *err);
+
+/* Host: every epoch from the host's files.  Epoch 0 must be there (MR_E_NOTFOUND). */
+int keys_pseudonym_load_host(const char *key_file, struct keys_pseudonym_set *out,
+                             mr_error *err);
+/* IT: every epoch sealed in the vault, each unsealed with the first of holders[] that
+ * opens it (the re-identification holder's key; IT's for vaults sealed before the copies
+ * went to the re-identification holder).  Audited (keys.pseudonym.unseal).  MR_E_NOTFOUND
+ * when the vault holds none; MR_E_CRYPTO when a copy opens with none of the keys. */
+int keys_pseudonym_load_sealed(const char *vault_dir, EVP_PKEY *const *holders,
+                               size_t n_holders, audit_log *audit,
+                               struct keys_pseudonym_set *out, mr_error *err);
+
+/* Make epoch 0 (init-host): refuses MR_E_EXISTS if the host file is there.  The sealed
+ * copy is written first: no token is ever made with a key the holder cannot recover. */
+int keys_pseudonym_create(const char *key_file, const char *vault_dir, X509 *holder,
+                          char id[17], mr_error *err);
+/* A new epoch, one past the highest on the host or in the vault: sealed to holder into the
+ * vault, then the host file.  Audited (keys.pseudonym.rotate). */
+int keys_pseudonym_rotate(const char *key_file, const char *vault_dir, X509 *holder,
+                          audit_log *audit, unsigned *epoch, char id[17], mr_error *err);
+/* Seal every epoch of the host's key again to holder (e.g. after [keys] reid_cert was set
+ * on a host whose copies went to IT), replacing the vault's copies.  Audited. */
+int keys_pseudonym_reseal(const char *key_file, const char *vault_dir, X509 *holder,
+                          audit_log *audit, size_t *n, mr_error *err);
+
+/* Disaster recovery, three steps.  The new host makes a one-time transfer key pair (the
+ * private half 0600 beside key_file, the certificate written to request_out for IT); IT
+ * exports every epoch of the archive's pseudonym key sealed to that certificate; the new
+ * host imports the file: each epoch's host file is written (an identical one is kept, a
+ * different one refused MR_E_EXISTS), a copy sealed to holder goes to the vault where
+ * missing, and the transfer key is shredded.  All audited. */
+int keys_pseudonym_request(const char *key_file, const char *request_out, audit_log *audit,
+                           mr_error *err);
+int keys_pseudonym_export(const struct keys_pseudonym_set *s, X509 *recipient,
+                          const char *out_path, audit_log *audit, mr_error *err);
+int keys_pseudonym_import(const char *bundle, const char *key_file, const char *vault_dir,
+                          X509 *holder, audit_log *audit, size_t *n, mr_error *err);
+
+/* Append to keyring_path every public key in from_path it does not hold yet (each must be
+ * Ed25519); *added says how many.  Audited (keys.keyring.import). */
+int keys_keyring_import(const char *keyring_path, const char *from_path, audit_log *audit,
+                        size_t *added, mr_error *err);
 
 /* ---- epoch keys --------------------------------------------------------------------------- */
 
@@ -158,6 +238,11 @@ int keys_epoch_unseal(const char *vault_dir, const char *key_id, EVP_PKEY *holde
  * that is already gone is not an error (expire may be re-run after a crash). */
 int keys_epoch_shred(const char *vault_dir, const char *key_id, audit_log *audit,
                      mr_error *err);
+
+/* True if name (a file name in the vault) is one of an epoch key's files: sealed key,
+ * certificate or metadata; id receives the key's id.  Readers of the vault use this
+ * instead of spelling the names. */
+bool keys_vault_epoch_file(const char *name, char id[KEYS_ID_LEN + 1]);
 
 /* True if the sealed private key of key_id is in the vault. */
 bool keys_epoch_present(const char *vault_dir, const char *key_id);

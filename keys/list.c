@@ -86,6 +86,30 @@ static int add_secret(const char *path, const char *kind, struct keys_entry **v,
     return 0;
 }
 
+/* One entry per epoch of the pseudonym key on the host, oldest first. */
+static int add_pseudonym(const char *key_file, struct keys_entry **v, size_t *n, size_t *cap,
+                         mr_error *err)
+{
+    struct keys_pseudonym_set s;
+    int rc;
+
+    if (key_file == NULL || access(key_file, F_OK) != 0)
+        return 0;
+    rc = keys_pseudonym_load_host(key_file, &s, err);
+    for (size_t i = 0; rc == 0 && i < s.n; i++) {
+        rc = grow(v, n, cap, err);
+        if (rc != 0)
+            break;
+        snprintf((*v)[*n].id, sizeof (*v)[*n].id, "%s", s.v[i].id);
+        snprintf((*v)[*n].kind, sizeof (*v)[*n].kind, "pseudonym");
+        snprintf((*v)[*n].holder, sizeof (*v)[*n].holder, "host, epoch %u%s", s.v[i].epoch,
+                 i + 1 == s.n ? " (current)" : "");
+        (*n)++;
+    }
+    keys_pseudonym_set_free(&s);
+    return rc;
+}
+
 static void copy_field(json_t *o, const char *key, char *dst, size_t size)
 {
     const char *s = json_string_value(json_object_get(o, key));
@@ -197,7 +221,7 @@ int keys_list(const struct keys_list_options *opt, struct keys_entry **out, size
     if (rc == 0)
         rc = add_cert(opt->reid_cert, "reid-cert", &v, &cnt, &cap, err);
     if (rc == 0)
-        rc = add_secret(opt->pseudonym_key_file, "pseudonym", &v, &cnt, &cap, err);
+        rc = add_pseudonym(opt->pseudonym_key_file, &v, &cnt, &cap, err);
     if (rc == 0)
         rc = add_secret(opt->manifest_key_file, "manifest-legacy", &v, &cnt, &cap, err);
     if (rc == 0)

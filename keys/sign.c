@@ -380,3 +380,32 @@ int keys_signing_new(const char *key_path, const char *keyring_path, bool rotate
     }
     return rc;
 }
+
+int keys_keyring_import(const char *keyring_path, const char *from_path, audit_log *audit,
+                        size_t *added, mr_error *err)
+{
+    keys_keyring *have = keys_keyring_new(), *from = keys_keyring_new();
+    int rc = have != NULL && from != NULL ? 0 : mr_error_set(err, MR_E_NOMEM, "out of memory");
+
+    *added = 0;
+    if (rc == 0)
+        rc = keys_keyring_add_file(from, from_path, err);
+    if (rc == 0 && access(keyring_path, F_OK) == 0)
+        rc = keys_keyring_add_file(have, keyring_path, err);
+    for (size_t i = 0; rc == 0 && i < from->n; i++) {
+        if (keys_keyring_has(have, from->ids[i]))
+            continue;
+        rc = keyring_append(keyring_path, from->keys[i], err);
+        if (rc == 0)
+            rc = keys_keyring_add(have, from->keys[i], err);
+        if (rc == 0 && audit != NULL) {
+            const struct audit_field f[] = { { "key_id", from->ids[i] } };
+            rc = audit_append(audit, "keys.keyring.import", f, 1, err);
+        }
+        if (rc == 0)
+            (*added)++;
+    }
+    keys_keyring_free(have);
+    keys_keyring_free(from);
+    return rc;
+}

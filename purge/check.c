@@ -372,7 +372,7 @@ static int push_row(struct check_report *r, size_t *cap, struct check_batch **ou
 static int check_vault(const struct check_options *opt, struct check_report *r, size_t cap,
                        mr_error *err)
 {
-    static const char *const suffixes[] = { ".key.p7m", ".crt.pem", ".json" };
+    char file_id[KEYS_ID_LEN + 1];
     DIR *d = opendir(opt->vault_dir);
     struct dirent *de;
     char (*ids)[KEYS_ID_LEN + 1] = NULL;
@@ -383,7 +383,6 @@ static int check_vault(const struct check_options *opt, struct check_report *r, 
         return errno == ENOENT ? 0 : mr_error_errno(err, MR_E_IO, errno, "cannot read %s",
                                                     opt->vault_dir);
     while (rc == 0 && (de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
         bool known = false, key_file = false;
         struct check_batch *b;
         if (strstr(de->d_name, ".tmp.") != NULL) {
@@ -396,15 +395,11 @@ static int check_vault(const struct check_options *opt, struct check_report *r, 
             }
             continue;
         }
-        for (size_t i = 0; i < 3 && !key_file; i++) {
-            size_t sl = strlen(suffixes[i]);
-            key_file = len == KEYS_ID_LEN + sl && strcmp(de->d_name + KEYS_ID_LEN, suffixes[i]) == 0
-                       && strspn(de->d_name, "0123456789abcdef") == KEYS_ID_LEN;
-        }
+        key_file = keys_vault_epoch_file(de->d_name, file_id);
         if (!key_file)
             continue;
         for (size_t i = 0; i < n_ids && !known; i++)
-            known = strncmp(ids[i], de->d_name, KEYS_ID_LEN) == 0;
+            known = strcmp(ids[i], file_id) == 0;
         if (known)
             continue;
         if (n_ids == id_cap) {
@@ -417,8 +412,7 @@ static int check_vault(const struct check_options *opt, struct check_report *r, 
             ids = nv;
             id_cap = nc;
         }
-        memcpy(ids[n_ids], de->d_name, KEYS_ID_LEN);
-        ids[n_ids][KEYS_ID_LEN] = '\0';
+        memcpy(ids[n_ids], file_id, sizeof file_id);
         n_ids++;
     }
     closedir(d);

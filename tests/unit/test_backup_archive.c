@@ -571,6 +571,27 @@ static void test_ledger_and_selection(void **state)
     assert_int_equal(st.restored, N_MSG - 2);
     assert_int_equal(st.not_selected, 2);
 
+    /* a token selects only in batches of the pseudonym epoch it was made under: this
+     * batch is epoch 0 */
+    {
+        unsigned ep = 1;
+        struct restore_options po = {
+            .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
+            .trust = &f->trust, .tokens = toks, .n_tokens = 1, .token_epochs = &ep,
+            .format = RESTORE_MAILDIR, .reason = "unit test", .no_ledger = true,
+        };
+        snprintf(out2, sizeof out2, "%s/out-person-e1", f->root);
+        po.output = out2;
+        assert_int_equal(restore_run(&po, &st, &err), 0);
+        assert_int_equal(st.restored, 0);
+        assert_int_equal(st.not_selected, N_MSG);
+        ep = 0;
+        snprintf(out2, sizeof out2, "%s/out-person-e0", f->root);
+        po.output = out2;
+        assert_int_equal(restore_run(&po, &st, &err), 0);
+        assert_int_equal(st.restored, N_MSG - 2);
+    }
+
     /* by Message-ID and date */
     struct restore_options o = {
         .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it, .trust = &f->trust,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -157,13 +158,13 @@ static void host_and_epoch(struct fx *f, enum keys_algo algo)
     snprintf(pk_path, sizeof pk_path, "%s/pseudonym.key", f->dir);
     snprintf(mk_path, sizeof mk_path, "%s/signing-key.pem", f->dir);
     snprintf(kr_path, sizeof kr_path, "%s/host-keys.pem", f->dir);
-    snprintf(sealed, sizeof sealed, "%s/vault/pseudonym.key.p7m", f->dir);
+    assert_int_equal(keys_pseudonym_sealed_path(f->vault, 0, sealed, sizeof sealed, &err), 0);
     snprintf(it_inst, sizeof it_inst, "%s/it-installed.crt", f->dir);
     snprintf(reid_inst, sizeof reid_inst, "%s/reid-installed.crt", f->dir);
     mkdir(f->vault, 0700);
     struct keys_host_options ho = { .it_cert_source = f->it_cert, .it_cert = it_inst,
                                     .reid_cert = reid_inst, .pseudonym_key_file = pk_path,
-                                    .pseudonym_key_sealed = sealed,
+                                    .vault_dir = f->vault,
                                     .signing_key_file = mk_path, .host_keyring = kr_path };
     assert_int_equal(keys_init_host(&ho, f->audit, &err), 0);
     assert_int_equal(strlen(ho.signing_fpr), KEYS_FPR_LEN);
@@ -183,7 +184,8 @@ static void host_and_epoch(struct fx *f, enum keys_algo algo)
     assert_int_equal(keys_init_host(&ho, f->audit, &err), MR_E_EXISTS);
     assert_int_equal(keys_secret_key_read(pk_path, pkey, &err), 0);
 
-    /* IT can open the sealed pseudonym key, and it is the host's key */
+    /* Without a separate re-identification holder IT is that holder: IT opens the sealed
+     * pseudonym key, and it is the host's key */
     assert_int_equal(keys_private_load(f->it_key, "correct horse 1", &it, &err), 0);
     assert_true(EVP_PKEY_is_a(it, algo == KEYS_ALGO_RSA3072 ? "RSA" : "EC"));
     if (algo == KEYS_ALGO_RSA3072)
@@ -261,6 +263,199 @@ static void host_and_epoch(struct fx *f, enum keys_algo algo)
     X509_free(itc);
 }
 
+static void load_reid_pair(struct fx *f, char *key, char *cert, size_t size,
+                           EVP_PKEY **out)
+{
+    char id[KEYS_ID_LEN + 1];
+    mr_error err;
+
+    snprintf(key, size, "%s/reid.key", f->dir);
+    snprintf(cert, size, "%s/reid.crt", f->dir);
+    struct keys_it_options o = { .key_path = key, .cert_path = cert,
+                                 .common_name = "re-identification holder",
+                                 .passphrase = "second person 2" };
+    assert_int_equal(keys_init_it(&o, NULL, id, &err), 0);
+    assert_int_equal(keys_private_load(key, "second person 2", out, &err), 0);
+}
+
+static void assert_same_set(const struct keys_pseudonym_set *a,
+                            const struct keys_pseudonym_set *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->v[i].epoch, b->v[i].epoch);
+        assert_memory_equal(a->v[i].key, b->v[i].key, KEYS_SECRET_LEN);
+        assert_string_equal(a->v[i].id, b->v[i].id);
+    }
+}
+
+/* The pseudonym key goes to the re-identification holder, not to IT; epochs rotate; the
+ * keys move to a recovered host only through a transfer key. */
+static void test_pseudonym_epochs(void **state)
+{
+    struct fx *f = *state;
+    char pk[600], sk[600], kr[600], it_inst[600], reid_inst[600], reid_key[600],
+        reid_crt[600], sealed[600], path[700], id[17];
+    struct keys_pseudonym_set host = { 0 }, got = { 0 }, again = { 0 };
+    EVP_PKEY *it = NULL, *reid = NULL;
+    X509 *reidc = NULL, *itc = NULL;
+    unsigned char *data = NULL;
+    size_t len = 0, n = 0;
+    unsigned epoch = 99;
+    struct stat st;
+    mr_error err;
+
+    make_it(f);
+    load_reid_pair(f, reid_key, reid_crt, sizeof reid_key, &reid);
+    assert_int_equal(keys_private_load(f->it_key, "correct horse 1", &it, &err), 0);
+    snprintf(pk, sizeof pk, "%s/state/pseudonym.key", f->dir);
+    snprintf(sk, sizeof sk, "%s/state/signing-key.pem", f->dir);
+    snprintf(kr, sizeof kr, "%s/state/host-keys.pem", f->dir);
+    snprintf(it_inst, sizeof it_inst, "%s/state/it.crt", f->dir);
+    snprintf(reid_inst, sizeof reid_inst, "%s/state/reid.crt", f->dir);
+    snprintf(path, sizeof path, "%s/state", f->dir);
+    mkdir(path, 0700);
+    mkdir(f->vault, 0700);
+    struct keys_host_options ho = { .it_cert_source = f->it_cert, .reid_cert_source = reid_crt,
+                                    .it_cert = it_inst, .reid_cert = reid_inst,
+                                    .pseudonym_key_file = pk, .vault_dir = f->vault,
+                                    .signing_key_file = sk, .host_keyring = kr };
+    assert_int_equal(keys_init_host(&ho, f->audit, &err), 0);
+    assert_int_equal(keys_pseudonym_load_host(pk, &host, &err), 0);
+    assert_int_equal(host.n, 1);
+    assert_int_equal(host.v[0].epoch, 0);
+
+    /* The content holder's key alone cannot open the pseudonym key... */
+    assert_int_equal(keys_pseudonym_sealed_path(f->vault, 0, sealed, sizeof sealed, &err), 0);
+    assert_int_equal(keys_unseal_file(sealed, it, &data, &len, &err), MR_E_CRYPTO);
+    assert_null(data);
+    assert_int_equal(keys_pseudonym_load_sealed(f->vault, &it, 1, NULL, &got, &err),
+                     MR_E_CRYPTO);
+    assert_int_equal(got.n, 0);
+    /* ...the re-identification holder's does, and it is the host's key. */
+    assert_int_equal(keys_pseudonym_load_sealed(f->vault, &reid, 1, f->audit, &got, &err), 0);
+    assert_same_set(&got, &host);
+    keys_pseudonym_set_free(&got);
+
+    /* Rotation: a new epoch with a different key, sealed to the holder too. */
+    assert_int_equal(keys_cert_load(reid_inst, &reidc, &err), 0);
+    assert_int_equal(keys_pseudonym_rotate(pk, f->vault, reidc, f->audit, &epoch, id, &err), 0);
+    assert_int_equal(epoch, 1);
+    keys_pseudonym_set_free(&host);
+    assert_int_equal(keys_pseudonym_load_host(pk, &host, &err), 0);
+    assert_int_equal(host.n, 2);
+    assert_int_equal(keys_pseudonym_current(&host)->epoch, 1);
+    assert_string_equal(keys_pseudonym_current(&host)->id, id);
+    assert_memory_not_equal(host.v[0].key, host.v[1].key, KEYS_SECRET_LEN);
+    assert_int_equal(keys_pseudonym_load_sealed(f->vault, &reid, 1, NULL, &got, &err), 0);
+    assert_same_set(&got, &host);
+    keys_pseudonym_set_free(&got);
+    assert_int_equal(keys_pseudonym_load_sealed(f->vault, &it, 1, NULL, &got, &err),
+                     MR_E_CRYPTO);
+
+    /* A rotation killed after sealing (no host file) never has its epoch reused. */
+    assert_int_equal(keys_pseudonym_rotate(pk, f->vault, reidc, NULL, &epoch, id, &err), 0);
+    assert_int_equal(epoch, 2);
+    assert_int_equal(keys_pseudonym_host_path(pk, 2, path, sizeof path, &err), 0);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(keys_pseudonym_rotate(pk, f->vault, reidc, NULL, &epoch, id, &err), 0);
+    assert_int_equal(epoch, 3);
+    keys_pseudonym_set_free(&host);
+    assert_int_equal(keys_pseudonym_load_host(pk, &host, &err), 0);
+    assert_int_equal(host.n, 3);
+    assert_int_equal(host.v[2].epoch, 3);
+
+    /* Disaster recovery: a new host asks, the holder exports, the new host imports. */
+    char pk2[600], vault2[600], req[600], bundle[600], tkey[700];
+    snprintf(path, sizeof path, "%s/state2", f->dir);
+    mkdir(path, 0700);
+    snprintf(pk2, sizeof pk2, "%s/state2/pseudonym.key", f->dir);
+    snprintf(vault2, sizeof vault2, "%s/vault2", f->dir);
+    mkdir(vault2, 0700);
+    snprintf(req, sizeof req, "%s/transfer.crt", f->dir);
+    snprintf(bundle, sizeof bundle, "%s/pseudonym-keys.p7m", f->dir);
+    snprintf(tkey, sizeof tkey, "%s.import.pem", pk2);
+    assert_int_equal(keys_pseudonym_import(bundle, pk2, vault2, reidc, NULL, &n, &err),
+                     MR_E_NOTFOUND);
+    assert_int_equal(keys_pseudonym_request(pk2, req, f->audit, &err), 0);
+    assert_int_equal(stat(tkey, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);
+    assert_int_equal(keys_pseudonym_load_sealed(f->vault, &reid, 1, NULL, &got, &err), 0);
+    {
+        X509 *tc = NULL;
+        assert_int_equal(keys_cert_load(req, &tc, &err), 0);
+        assert_int_equal(keys_pseudonym_export(&got, tc, bundle, f->audit, &err), 0);
+        X509_free(tc);
+    }
+    /* the vault also holds the epoch the interrupted rotation sealed: it travels too */
+    assert_int_equal(got.n, 4);
+    /* the export is sealed: no key in the clear */
+    {
+        unsigned char *raw = th_read_file(bundle, &len);
+        char hex[2 * KEYS_SECRET_LEN + 1];
+        for (size_t j = 0; j < KEYS_SECRET_LEN; j++)
+            snprintf(hex + 2 * j, 3, "%02x", host.v[0].key[j]);
+        assert_null(memmem(raw, len, hex, strlen(hex)));
+        assert_null(memmem(raw, len, host.v[0].key, KEYS_SECRET_LEN));
+        free(raw);
+    }
+    /* neither IT's key nor the holder's opens the export: only the transfer key */
+    assert_int_equal(keys_unseal_file(bundle, it, &data, &len, &err), MR_E_CRYPTO);
+    assert_int_equal(keys_unseal_file(bundle, reid, &data, &len, &err), MR_E_CRYPTO);
+    /* a different key already on the new host: refused, nothing written */
+    assert_int_equal(th_write_file(pk2, "0123456789abcdef0123456789abcdef", 32), 0);
+    chmod(pk2, 0600);
+    assert_int_equal(keys_pseudonym_import(bundle, pk2, vault2, reidc, NULL, &n, &err),
+                     MR_E_EXISTS);
+    assert_int_equal(keys_pseudonym_host_path(pk2, 1, path, sizeof path, &err), 0);
+    assert_int_not_equal(stat(path, &st), 0);
+    unlink(pk2);
+    assert_int_equal(keys_pseudonym_import(bundle, pk2, vault2, reidc, f->audit, &n, &err), 0);
+    assert_int_equal(n, 4);
+    assert_int_not_equal(stat(tkey, &st), 0);       /* transfer key shredded */
+    assert_int_equal(keys_pseudonym_load_host(pk2, &again, &err), 0);
+    assert_same_set(&again, &got);
+    keys_pseudonym_set_free(&again);
+    assert_int_equal(keys_pseudonym_load_sealed(vault2, &reid, 1, NULL, &again, &err), 0);
+    assert_same_set(&again, &got);
+    keys_pseudonym_set_free(&again);
+    keys_pseudonym_set_free(&got);
+    /* the export cannot be imported twice (the transfer key is gone) */
+    assert_int_equal(keys_pseudonym_import(bundle, pk2, vault2, reidc, NULL, &n, &err),
+                     MR_E_NOTFOUND);
+
+    /* Reseal: a host whose copies went to IT moves them to the reid holder. */
+    assert_int_equal(keys_cert_load(it_inst, &itc, &err), 0);
+    assert_int_equal(keys_pseudonym_reseal(pk, f->vault, itc, NULL, &n, &err), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < host.n; i++) {
+        assert_int_equal(keys_pseudonym_sealed_path(f->vault, host.v[i].epoch, sealed,
+                                                    sizeof sealed, &err), 0);
+        assert_int_equal(keys_unseal_file(sealed, it, &data, &len, &err), 0);
+        assert_int_equal(len, KEYS_SECRET_LEN);
+        assert_memory_equal(data, host.v[i].key, KEYS_SECRET_LEN);
+        keys_wipe_free(data, len);
+    }
+    {
+        /* IT's key first, then the holder's: each copy opens with one of them */
+        EVP_PKEY *both[2] = { it, reid };
+        assert_int_equal(keys_pseudonym_load_sealed(f->vault, both, 2, NULL, &got, &err), 0);
+        assert_int_equal(got.n, 4);
+        keys_pseudonym_set_free(&got);
+    }
+    assert_int_equal(keys_pseudonym_reseal(pk, f->vault, reidc, NULL, &n, &err), 0);
+    assert_int_equal(keys_pseudonym_sealed_path(f->vault, 0, sealed, sizeof sealed, &err), 0);
+    data = NULL;
+    assert_int_equal(keys_unseal_file(sealed, it, &data, &len, &err), MR_E_CRYPTO);
+
+    assert_int_equal(audit_verify(f->audit_path, &n, &err), 0);
+    keys_pseudonym_set_free(&host);
+    EVP_PKEY_free(it);
+    EVP_PKEY_free(reid);
+    X509_free(reidc);
+    X509_free(itc);
+}
+
 static void test_host_and_epoch(void **state)
 {
     host_and_epoch(*state, KEYS_ALGO_P256);
@@ -278,6 +473,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_and_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_and_epoch_rsa3072, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pseudonym_epochs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
