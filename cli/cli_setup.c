@@ -465,3 +465,17 @@ void cli_ingest_close(cli_ingest *s)
     secret_free(s->password);
     free(s);
 }
+
+int cli_private_key_load(const char *path, const char *pass_file, const char *env,
+                         const char *prompt, EVP_PKEY **out, mr_error *err)
+{
+    struct keys_secret_source src = { .file = pass_file, .env = env, .terminal = true,
+                                       .prompt = prompt };
+    char *pass = NULL;
+    int rc = keys_secret_read(&src, &pass, err);
+
+    if (rc == 0)
+        rc = keys_private_load(path, pass, out, err);
+    secret_free(pass);
+    return rc;
+}

@@ -44,6 +44,11 @@ enum cli_keys_need {
     CLI_NEED_SIGNER = 8,        /* the signing key itself (implies CLI_NEED_TRUST) */
 };
 
+/* IT's (or the re-identification holder's) private key from path, its passphrase from
+ * pass_file, else the environment variable env, else the terminal with prompt. */
+int cli_private_key_load(const char *path, const char *pass_file, const char *env,
+                         const char *prompt, EVP_PKEY **out, mr_error *err);
+
 /* The pinned keys from the configuration: [keys] host_keyring if it exists, and the
  * public half of the signing key if it is readable.  MR_E_NOTFOUND if neither gives one.
  * *legacy_loaded tells whether mkey was filled from [keys] manifest_key_file. */

@@ -35,20 +35,6 @@ static void usage(FILE *out)
             "BATCH is a batch id, a directory name, or 'all'.  Exit 0 ok, 1 a problem.\n");
 }
 
-static int load_key(const char *path, const char *pass_file, const char *env,
-                    const char *prompt, EVP_PKEY **out, mr_error *err)
-{
-    struct keys_secret_source src = { .file = pass_file, .env = env, .terminal = true,
-                                      .prompt = prompt };
-    char *pass = NULL;
-    int rc = keys_secret_read(&src, &pass, err);
-
-    if (rc == 0)
-        rc = keys_private_load(path, pass, out, err);
-    secret_free(pass);
-    return rc;
-}
-
 int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -121,11 +107,11 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
     }
     rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, false, &trust, &err);
     if (rc == 0)
-        rc = load_key(it_key, it_pass, "MAILRET_IT_PASSPHRASE", "IT key passphrase: ", &it,
-                      &err);
+        rc = cli_private_key_load(it_key, it_pass, "MAILRET_IT_PASSPHRASE",
+                                  "IT key passphrase: ", &it, &err);
     if (rc == 0 && reid_key != NULL)
-        rc = load_key(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
-                      "Re-identification key passphrase: ", &reid, &err);
+        rc = cli_private_key_load(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
+                                  "Re-identification key passphrase: ", &reid, &err);
     if (rc == 0)
         rc = audit_open(&audit, audit_path, &err);
     if (rc != 0) {

@@ -118,20 +118,6 @@ static void access_usage(FILE *out)
             "`mailret restore`.  Exit status: 0 done, 1 failed or nothing found, 2 usage.\n");
 }
 
-static int load_private(const char *path, const char *pass_file, const char *env,
-                        const char *prompt, EVP_PKEY **out, mr_error *err)
-{
-    struct keys_secret_source src = { .file = pass_file, .env = env, .terminal = true,
-                                      .prompt = prompt };
-    char *pass = NULL;
-    int rc = keys_secret_read(&src, &pass, err);
-
-    if (rc == 0)
-        rc = keys_private_load(path, pass, out, err);
-    secret_free(pass);
-    return rc;
-}
-
 /* --list: what each batch would bring back, printed after the run. */
 struct restore_listing {
     json_t *batches;
@@ -589,13 +575,13 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     if (rc == 0 && to != NULL)
         rc = mrtime_parse(to, zone, &o.to, &err);
     if (rc == 0)
-        rc = load_private(it_key, it_pass, "MAILRET_IT_PASSPHRASE", "IT key passphrase: ", &it,
-                          &err);
+        rc = cli_private_key_load(it_key, it_pass, "MAILRET_IT_PASSPHRASE",
+                                  "IT key passphrase: ", &it, &err);
     /* The re-identification key also opens the pseudonym key, which --person needs even
      * for pseudonymised output. */
     if (rc == 0 && reid_key != NULL && (!o.pseudonymised || n_persons > 0))
-        rc = load_private(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
-                          "Re-identification key passphrase: ", &reid, &err);
+        rc = cli_private_key_load(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
+                                  "Re-identification key passphrase: ", &reid, &err);
     if (rc == 0)
         rc = audit_open(&audit, audit_path, &err);
     if (rc == 0 && n_persons > 0) {

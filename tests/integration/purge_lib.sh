@@ -112,12 +112,60 @@ print(n)
 PY
 }
 
+# setup_reid_holder PREFIX COUNT SEED: as setup, with a re-identification holder apart from
+# IT (its key $T/reid.key, passphrase $T/reid.pass; [keys] reid_cert), the corpus over four
+# months, and the host keys made with both certificates; archived_shas then restores with
+# both holders' keys.
+setup_reid_holder() {
+    new_user "$1"
+    gen_corpus "$2" "$3" 4
+    append_recent "$RECENT"
+    TOTAL=$(( $2 + RECENT ))
+    write_config "$IMAPS_PORT" "[keys]" "reid_cert = $T/reid.crt"
+    printf 'reid-holder-passphrase\n' > "$T/reid.pass"
+    printf 'it-test-passphrase\n' > "$T/it.pass"
+    chmod 600 "$T/reid.pass" "$T/it.pass"
+    "$MAILRET_BIN" keys init-it --key "$T/reid.key" --cert "$T/reid-handover.crt" \
+        --cn "re-identification holder" --passphrase-file "$T/reid.pass" > /dev/null
+    "$MAILRET_BIN" keys init-it --key "$T/it.key" --cert "$T/it-handover.crt" \
+        --passphrase-file "$T/it.pass" > /dev/null
+    mkdir -p "$T/state" && chmod 700 "$T/state"
+    server_shas > "$T/original.sha"
+    mailret keys init-host --it-cert "$T/it-handover.crt" --reid-cert "$T/reid-handover.crt" \
+        > "$T/init-host.out" || fail "init-host"
+    REID_ARGS=(--reid-key "$T/reid.key" --reid-passphrase-file "$T/reid.pass")
+}
+
+# address_on_both_sides OLDER NEWER: "ADDRESS N1 N2", the outside address with the most
+# messages (by the corpus's truth) both before OLDER and between OLDER and NEWER.
+address_on_both_sides() {
+    python3 - "$T/corpus/truth.jsonl" "$1" "$2" <<'PY'
+import collections, datetime, json, sys
+c2, c1 = int(sys.argv[2]), int(sys.argv[3])
+a1, a2 = collections.Counter(), collections.Counter()
+for l in open(sys.argv[1], encoding="utf-8"):
+    t = json.loads(l)
+    ts = datetime.datetime.strptime(t["internaldate"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    side = a1 if ts < c2 else a2 if ts < c1 else None
+    if side is None:
+        continue
+    for a in {i["value"].lower() for i in t.get("identifiers", [])
+              if i.get("kind") == "email" and "akasse.example" not in i["value"]}:
+        side[a] += 1
+best = max(set(a1) & set(a2), key=lambda a: (min(a1[a], a2[a]), a))
+print(best, a1[best], a2[best])
+PY
+}
+
 # archived_shas: IT restores every batch (byte for byte) and hashes the result.
+REID_ARGS=()
 archived_shas() {
     rm -rf "$T/restored"
     [ -n "$(find "$T/archive" -name manifest.json 2>/dev/null | head -1)" ] || return 0
     mailret restore --reason "purge test" --it-key "$T/it.key" \
-        --it-passphrase-file "$T/it.pass" --maildir "$T/restored" > "$T/restore.out" 2>&1 ||
+        --it-passphrase-file "$T/it.pass" "${REID_ARGS[@]}" --maildir "$T/restored" \
+        > "$T/restore.out" 2>&1 ||
         { cat "$T/restore.out" >&2; return 1; }
     if [ -d "$T/restored" ]; then
         find "$T/restored" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -print0 |

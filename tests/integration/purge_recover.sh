@@ -8,51 +8,12 @@
 # across A's and B's batches, with no legacy manifest key anywhere.
 source "$(dirname "$0")/purge_lib.sh"
 
-new_user recover
-gen_corpus 160 purge-recover-1 4
-append_recent "$RECENT"
-write_config "$IMAPS_PORT" "[keys]" "reid_cert = $T/reid.crt"
-printf 'reid-holder-passphrase\n' > "$T/reid.pass"
-printf 'it-test-passphrase\n' > "$T/it.pass"
-chmod 600 "$T/reid.pass" "$T/it.pass"
-"$MAILRET_BIN" keys init-it --key "$T/reid.key" --cert "$T/reid-handover.crt" \
-    --cn "re-identification holder" --passphrase-file "$T/reid.pass" > /dev/null
-"$MAILRET_BIN" keys init-it --key "$T/it.key" --cert "$T/it-handover.crt" \
-    --passphrase-file "$T/it.pass" > /dev/null
-mkdir -p "$T/state" && chmod 700 "$T/state"
-server_shas > "$T/original.sha"
-mailret keys init-host --it-cert "$T/it-handover.crt" --reid-cert "$T/reid-handover.crt" \
-    > "$T/init-a.out" || fail "init-host A"
-
-# IT restores with the re-identification holder's key beside its own.
-archived_shas() {
-    rm -rf "$T/restored"
-    mailret restore --reason "recovery test" --it-key "$T/it.key" \
-        --it-passphrase-file "$T/it.pass" --reid-key "$T/reid.key" \
-        --reid-passphrase-file "$T/reid.pass" --maildir "$T/restored" > "$T/restore.out" 2>&1 ||
-        { cat "$T/restore.out" >&2; return 1; }
-    find "$T/restored" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -print0 |
-        xargs -0 -r sha256sum | awk '{print $1}' | sort
-}
+setup_reid_holder recover 160 purge-recover-1
 
 cut1=$(month_start_epoch)
 cut2=$(month_start_epoch 2)
-read -r ADDR N1 N2 < <(python3 - "$T/corpus/truth.jsonl" "$cut2" "$cut1" <<'PY'
-import collections, datetime, json, sys
-c2, c1 = int(sys.argv[2]), int(sys.argv[3])
-a1, a2 = collections.Counter(), collections.Counter()
-for l in open(sys.argv[1], encoding="utf-8"):
-    t = json.loads(l)
-    ts = datetime.datetime.strptime(t["internaldate"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()
-    side = a1 if ts < c2 else a2 if ts < c1 else None
-    if side is None:
-        continue
-    for a in {i["value"].lower() for i in t.get("identifiers", []) if i.get("kind") == "email" and "akasse.example" not in i["value"]}:
-        side[a] += 1
-best = max(set(a1) & set(a2), key=lambda a: (min(a1[a], a2[a]), a))
-print(best, a1[best], a2[best])
-PY
-)
+# The address with the most messages on both sides of the second cutoff.
+read -r ADDR N1 N2 < <(address_on_both_sides "$cut2" "$cut1")
 [ -n "$ADDR" ] && [ "$N1" -ge 1 ] && [ "$N2" -ge 1 ] || fail "no address on both sides: $ADDR $N1 $N2"
 
 # Host A purges the older mail.  IT keeps what the documentation tells it to keep: the
