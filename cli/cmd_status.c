@@ -1,6 +1,6 @@
 /* cmd_status.c — `mailret status`: what an operator looks at first.  Per mailbox the last
- * ingest and purge with their results and what the server holds; one test login (bounded
- * by [imap] connect_timeout); the unrouted queue; certificate and key dates; the archive's
+ * ingest and purge with their results and what the server holds; one test login per
+ * account (bounded by its connect_timeout); the unrouted queue; certificate and key dates; the archive's
  * disk use and the free space beside it.  Read-only: no lock, nothing written. */
 
 #include <errno.h>
@@ -31,18 +31,21 @@
 static void status_usage(FILE *out)
 {
     fprintf(out,
-            "usage: mailret status [--json] [--offline]\n"
+            "usage: mailret status [--json] [--offline] [--account NAME]\n"
             "\n"
-            "What mailret is doing, per mailbox: the last ingest and the last purge with\n"
-            "their result (and error), and the messages on the server; one test login to\n"
-            "IMAP, bounded by [imap] connect_timeout; the unrouted queue (a warning above\n"
-            "[members] unrouted_warn_count or unrouted_warn_days); the certificates' and\n"
-            "keys' dates (a warning within [retention] expiring_warn_days of a\n"
-            "certificate's end); the archive's disk use and the free space on its file\n"
-            "system.  Reads only; no lock, so it can run beside ingest or purge.\n"
+            "What mailret is doing, per account and mailbox: the last ingest and the last\n"
+            "purge with their result (and error), and the messages on the server; one test\n"
+            "login per account, bounded by its connect_timeout; the unrouted queue (a\n"
+            "warning above [members] unrouted_warn_count or unrouted_warn_days); the\n"
+            "certificates' and keys' dates (a warning within [retention]\n"
+            "expiring_warn_days of a certificate's end); the archive's disk use and the\n"
+            "free space on its file system.  Reads only; no lock, so it can run beside\n"
+            "ingest or purge.\n"
             "\n"
             "  --json     one JSON object (on failure: error and message)\n"
             "  --offline  no test login, no server counts\n"
+            "  --account NAME  only this account's login and mailboxes (default: every\n"
+            "             account's; a named account's mailboxes read NAME:mailbox)\n"
             "\n"
             "Exit status: 0 nothing wrong (warnings may be shown), 1 a problem: the login\n"
             "failed, the last ingest or purge of a mailbox failed, a certificate expired\n"
@@ -112,20 +115,148 @@ static void status_problem(struct status_problems *p, bool warning, const char *
     json_array_append_new(warning ? p->warnings : p->list, json_string(line));
 }
 
+/* One account: its test login, then a row per mailbox appended to mbs (named by the key
+ * purge and check use, NAME:mailbox for a named account).  *out: the account's entry. */
+static int status_account(struct cli_ctx *ctx, const struct config_account *a, bool offline,
+                          const char *istate, const char *journal, json_t *mbs, json_t **out,
+                          struct status_problems *pr, mr_error *err)
+{
+    struct imap_options io;
+    char *password = NULL, account[512];
+    imap_conn *conn = NULL;
+    json_t *login;
+    mr_error oerr;
+    int rc;
+
+    *out = NULL;
+    /* An account whose credentials cannot be read is a failed login: the others and its
+     * mailboxes' last runs are still shown. */
+    if (cli_imap_options(a, &io, &password, &oerr) != 0) {
+        char line[MR_ERROR_MSG_MAX];
+        snprintf(line, sizeof line, "%s", oerr.msg);
+        log_scrub(line);
+        memset(&io, 0, sizeof io);
+        io.host = a->imap.host;
+        io.user = a->imap.user;
+        offline = true;
+        login = json_pack("{s:s, s:s, s:s}", "status", "failed", "error", line, "code",
+                          cli_error_code(&oerr));
+        status_problem(pr, false, "account %s: %s", a->name, line);
+    } else {
+        login = NULL;
+    }
+    io.password = password;
+    io.log = ctx->log;
+    ingest_account_key(&io, cli_account_state_key(a), account, sizeof account);
+
+    /* The test login: a stalled server must not hold status longer than a connect. */
+    if (login == NULL && offline) {
+        login = json_pack("{s:s}", "status", "skipped");
+    } else if (login == NULL) {
+        double t0 = status_now();
+        mr_error lerr;
+        io.io_timeout_s = io.connect_timeout_s > 0 ? io.connect_timeout_s : 30;
+        if (imap_connect(&io, &conn, &lerr) == 0) {
+            login = json_pack("{s:s, s:I}", "status", "ok", "ms",
+                              (json_int_t)((status_now() - t0) * 1000));
+        } else {
+            char line[MR_ERROR_MSG_MAX];
+            snprintf(line, sizeof line, "%s", lerr.msg);
+            log_scrub(line);
+            login = json_pack("{s:s, s:s, s:s}", "status", "failed", "error", line, "code",
+                              cli_error_code(&lerr));
+            if (a->legacy_keys)
+                status_problem(pr, false, "IMAP login failed: %s", line);
+            else
+                status_problem(pr, false, "account %s: IMAP login failed: %s", a->name, line);
+        }
+    }
+    secret_free(password);
+    password = NULL;
+    io.password = NULL;
+
+    for (size_t i = 0; i < a->mailboxes.n; i++) {
+        const char *box = a->mailboxes.items[i];
+        char mb[1024];
+        struct state_run ir;
+        struct purge_jresult pj;
+        char iat[24], pat[24];
+        json_t *server = json_null(), *ingest, *purge;
+        mr_error e;
+
+        if ((rc = cli_mailbox_key(a, box, mb, sizeof mb, err)) != 0) {
+            imap_close(conn);
+            json_decref(login);
+            return rc;
+        }
+        memset(&pj, 0, sizeof pj);
+        /* Ingest keys its state by (account, mailbox on the server); purge its journal by
+         * the mailbox key. */
+        if (state_run_read(istate, account, box, &ir, &e) != 0) {
+            status_problem(pr, true, "mailbox %s: ingest state: %s", mb, e.msg);
+            memset(&ir, 0, sizeof ir);
+        }
+        if (purge_journal_result_read(journal, mb, &pj, &e) != 0)
+            status_problem(pr, true, "mailbox %s: purge journal: %s", mb, e.msg);
+        status_time(ir.at, iat);
+        status_time(pj.at, pat);
+        ingest = ir.found ? json_pack("{s:s, s:s, s:s, s:I}", "at", iat, "status", ir.status,
+                                      "error", ir.error, "fetched", (json_int_t)ir.fetched)
+                          : json_null();
+        purge = pj.found ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "at", pat, "status",
+                                     pj.status, "error", pj.error, "archived",
+                                     (json_int_t)pj.archived, "expunged",
+                                     (json_int_t)pj.expunged, "held", (json_int_t)pj.held)
+                         : json_null();
+        if (ir.found && strcmp(ir.status, "ok") != 0)
+            status_problem(pr, false, "mailbox %s: the last ingest failed: %s", mb, ir.error);
+        if (pj.found && strcmp(pj.status, "ok") != 0)
+            status_problem(pr, false, "mailbox %s: the last purge failed: %s", mb, pj.error);
+        if (!ir.found)
+            status_problem(pr, true, "mailbox %s: never ingested", mb);
+        if (conn != NULL) {
+            struct imap_mailbox_info info;
+            if (imap_examine(conn, box, &info, &e) == 0) {
+                server = json_pack("{s:I, s:I}", "messages", (json_int_t)info.exists,
+                                   "uidvalidity", (json_int_t)info.uidvalidity);
+            } else {
+                char line[MR_ERROR_MSG_MAX];
+                snprintf(line, sizeof line, "%s", e.msg);
+                log_scrub(line);
+                server = json_pack("{s:s}", "error", line);
+                status_problem(pr, false, "mailbox %s: %s", mb, line);
+                if (!imap_usable(conn)) {
+                    imap_close(conn);
+                    conn = NULL;
+                }
+            }
+        }
+        json_array_append_new(mbs, json_pack("{s:s, s:s, s:o, s:o, s:o}", "mailbox", mb,
+                                             "account", a->name, "last_ingest", ingest,
+                                             "last_purge", purge, "server", server));
+    }
+    imap_close(conn);
+    *out = json_pack("{s:s, s:s, s:o}", "name", a->name, "key", account, "login", login);
+    if (*out == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    return 0;
+}
+
 int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "json", no_argument, NULL, 'j' },
         { "offline", no_argument, NULL, 'o' },
+        { "account", required_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct mr_config *cfg = NULL;
-    struct imap_options io;
     struct status_problems pr = { NULL, NULL };
-    json_t *root = NULL, *mbs = NULL, *keys = NULL, *login = NULL;
-    char *password = NULL, account[512], istate[4096], journal[4096];
-    imap_conn *conn = NULL;
+    json_t *root = NULL, *mbs = NULL, *keys = NULL, *accts = NULL;
+    char istate[4096], journal[4096];
+    const char *account_name = NULL;
+    size_t first = 0, count = 0;
     bool json = false, offline = false;
     time_t now = time(NULL);
     mr_error err;
@@ -139,6 +270,7 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
         switch (o) {
         case 'j': json = true; break;
         case 'o': offline = true; break;
+        case 'A': account_name = optarg; break;
         default: return cli_usage_error("status", "bad option");
         }
     }
@@ -149,95 +281,24 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
     pr.warnings = json_array();
     mbs = json_array();
     keys = json_array();
-    if (pr.list == NULL || pr.warnings == NULL || mbs == NULL || keys == NULL) {
+    accts = json_array();
+    if (pr.list == NULL || pr.warnings == NULL || mbs == NULL || keys == NULL ||
+        accts == NULL) {
         rc = mr_error_set(&err, MR_E_NOMEM, "out of memory");
         goto out;
     }
     if ((rc = cli_config_load(ctx, &cfg, &err)) != 0 ||
-        (rc = cli_imap_options(&cfg->accounts[0], &io, &password, &err)) != 0 ||
+        (rc = cli_accounts_select(cfg, account_name, &first, &count, &err)) != 0 ||
         (rc = cli_state_path(cfg, CLI_INGEST_STATE_FILE, istate, sizeof istate, &err)) != 0 ||
         (rc = cli_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err)) != 0)
         goto out;
-    io.password = password;
-    io.log = ctx->log;
-    ingest_account_key(&io, NULL, account, sizeof account);
-
-    /* The test login: a stalled server must not hold status longer than a connect. */
-    if (offline) {
-        login = json_pack("{s:s}", "status", "skipped");
-    } else {
-        double t0 = status_now();
-        mr_error lerr;
-        io.io_timeout_s = io.connect_timeout_s > 0 ? io.connect_timeout_s : 30;
-        if (imap_connect(&io, &conn, &lerr) == 0) {
-            login = json_pack("{s:s, s:I}", "status", "ok", "ms",
-                              (json_int_t)((status_now() - t0) * 1000));
-        } else {
-            char line[MR_ERROR_MSG_MAX];
-            snprintf(line, sizeof line, "%s", lerr.msg);
-            log_scrub(line);
-            login = json_pack("{s:s, s:s, s:s}", "status", "failed", "error", line, "code",
-                              cli_error_code(&lerr));
-            status_problem(&pr, false, "IMAP login failed: %s", line);
-        }
+    for (size_t a = 0; a < count; a++) {
+        json_t *acct = NULL;
+        if ((rc = status_account(ctx, &cfg->accounts[first + a], offline, istate, journal, mbs,
+                                 &acct, &pr, &err)) != 0)
+            goto out;
+        json_array_append_new(accts, acct);
     }
-    secret_free(password);
-    password = NULL;
-
-    for (size_t i = 0; i < cfg->accounts[0].mailboxes.n; i++) {
-        const char *mb = cfg->accounts[0].mailboxes.items[i];
-        struct state_run ir;
-        struct purge_jresult pj;
-        char iat[24], pat[24];
-        json_t *server = json_null(), *ingest, *purge;
-        mr_error e;
-
-        memset(&pj, 0, sizeof pj);
-        if (state_run_read(istate, account, mb, &ir, &e) != 0) {
-            status_problem(&pr, true, "mailbox %s: ingest state: %s", mb, e.msg);
-            memset(&ir, 0, sizeof ir);
-        }
-        if (purge_journal_result_read(journal, mb, &pj, &e) != 0)
-            status_problem(&pr, true, "mailbox %s: purge journal: %s", mb, e.msg);
-        status_time(ir.at, iat);
-        status_time(pj.at, pat);
-        ingest = ir.found ? json_pack("{s:s, s:s, s:s, s:I}", "at", iat, "status", ir.status,
-                                      "error", ir.error, "fetched", (json_int_t)ir.fetched)
-                          : json_null();
-        purge = pj.found ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "at", pat, "status",
-                                     pj.status, "error", pj.error, "archived",
-                                     (json_int_t)pj.archived, "expunged",
-                                     (json_int_t)pj.expunged, "held", (json_int_t)pj.held)
-                         : json_null();
-        if (ir.found && strcmp(ir.status, "ok") != 0)
-            status_problem(&pr, false, "mailbox %s: the last ingest failed: %s", mb, ir.error);
-        if (pj.found && strcmp(pj.status, "ok") != 0)
-            status_problem(&pr, false, "mailbox %s: the last purge failed: %s", mb, pj.error);
-        if (!ir.found)
-            status_problem(&pr, true, "mailbox %s: never ingested", mb);
-        if (conn != NULL) {
-            struct imap_mailbox_info info;
-            if (imap_examine(conn, mb, &info, &e) == 0) {
-                server = json_pack("{s:I, s:I}", "messages", (json_int_t)info.exists,
-                                   "uidvalidity", (json_int_t)info.uidvalidity);
-            } else {
-                char line[MR_ERROR_MSG_MAX];
-                snprintf(line, sizeof line, "%s", e.msg);
-                log_scrub(line);
-                server = json_pack("{s:s}", "error", line);
-                status_problem(&pr, false, "mailbox %s: %s", mb, line);
-                if (!imap_usable(conn)) {
-                    imap_close(conn);
-                    conn = NULL;
-                }
-            }
-        }
-        json_array_append_new(mbs, json_pack("{s:s, s:o, s:o, s:o}", "mailbox", mb,
-                                             "last_ingest", ingest, "last_purge", purge,
-                                             "server", server));
-    }
-    imap_close(conn);
-    conn = NULL;
 
     /* The unrouted queue. */
     json_t *unrouted;
@@ -341,11 +402,20 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 
     char at[24];
     status_time(now, at);
-    root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:O, s:O}", "at", at, "config",
-                     cfg->path, "account", account, "login", login, "mailboxes", mbs,
-                     "unrouted", unrouted, "keys", keys, "archive", archive, "problems",
-                     pr.list, "warnings", pr.warnings);
-    login = mbs = keys = NULL;
+    root = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:O, s:O}", "at", at, "config",
+                     cfg->path, "accounts", accts, "mailboxes", mbs, "unrouted", unrouted,
+                     "keys", keys, "archive", archive, "problems", pr.list, "warnings",
+                     pr.warnings);
+    accts = mbs = keys = NULL;
+    /* One account shown: its key and login also at the top, as before accounts. */
+    if (root != NULL && count == 1) {
+        json_t *a0 = json_array_get(json_object_get(root, "accounts"), 0);
+        if (json_object_set(root, "account", json_object_get(a0, "key")) != 0 ||
+            json_object_set(root, "login", json_object_get(a0, "login")) != 0) {
+            json_decref(root);
+            root = NULL;
+        }
+    }
     if (root == NULL) {
         rc = mr_error_set(&err, MR_E_NOMEM, "cannot build the status");
         goto out;
@@ -357,47 +427,55 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
             goto out;
         }
     } else {
-        json_t *l = json_object_get(root, "login");
-        printf("mailret status as of %s (%s)\n\naccount %s: login %s", at, cfg->path, account,
-               json_string_value(json_object_get(l, "status")));
-        if (json_object_get(l, "ms"))
-            printf(" (%lld ms)", (long long)json_integer_value(json_object_get(l, "ms")));
-        if (json_object_get(l, "error"))
-            printf(": %s", json_string_value(json_object_get(l, "error")));
-        printf("\n");
-        size_t i;
-        json_t *m;
-        json_array_foreach(json_object_get(root, "mailboxes"), i, m) {
-            json_t *ig = json_object_get(m, "last_ingest"), *pg = json_object_get(m, "last_purge");
-            json_t *sv = json_object_get(m, "server");
-            printf("\nmailbox %s\n", json_string_value(json_object_get(m, "mailbox")));
-            if (json_is_object(ig))
-                printf("  last ingest  %s %s (%lld fetched)%s%s\n",
-                       json_string_value(json_object_get(ig, "at")),
-                       json_string_value(json_object_get(ig, "status")),
-                       (long long)json_integer_value(json_object_get(ig, "fetched")),
-                       *json_string_value(json_object_get(ig, "error")) ? ": " : "",
-                       json_string_value(json_object_get(ig, "error")));
-            else
-                printf("  last ingest  never\n");
-            if (json_is_object(pg) && strcmp(json_string_value(json_object_get(pg, "status")),
-                                             "ok") == 0)
-                printf("  last purge   %s ok (%lld archived, %lld expunged, %lld held back)\n",
-                       json_string_value(json_object_get(pg, "at")),
-                       (long long)json_integer_value(json_object_get(pg, "archived")),
-                       (long long)json_integer_value(json_object_get(pg, "expunged")),
-                       (long long)json_integer_value(json_object_get(pg, "held")));
-            else if (json_is_object(pg))
-                printf("  last purge   %s %s: %s\n", json_string_value(json_object_get(pg, "at")),
-                       json_string_value(json_object_get(pg, "status")),
-                       json_string_value(json_object_get(pg, "error")));
-            else
-                printf("  last purge   never\n");
-            if (json_object_get(sv, "messages"))
-                printf("  on server    %lld messages\n",
-                       (long long)json_integer_value(json_object_get(sv, "messages")));
-            else if (json_object_get(sv, "error"))
-                printf("  on server    %s\n", json_string_value(json_object_get(sv, "error")));
+        printf("mailret status as of %s (%s)\n", at, cfg->path);
+        size_t i, k;
+        json_t *m, *ac;
+        json_array_foreach(json_object_get(root, "accounts"), k, ac) {
+            json_t *l = json_object_get(ac, "login");
+            const char *aname = json_string_value(json_object_get(ac, "name"));
+            printf("\naccount %s: login %s", json_string_value(json_object_get(ac, "key")),
+                   json_string_value(json_object_get(l, "status")));
+            if (json_object_get(l, "ms"))
+                printf(" (%lld ms)", (long long)json_integer_value(json_object_get(l, "ms")));
+            if (json_object_get(l, "error"))
+                printf(": %s", json_string_value(json_object_get(l, "error")));
+            printf("\n");
+            json_array_foreach(json_object_get(root, "mailboxes"), i, m) {
+                if (strcmp(json_string_value(json_object_get(m, "account")), aname) != 0)
+                    continue;
+                json_t *ig = json_object_get(m, "last_ingest");
+                json_t *pg = json_object_get(m, "last_purge");
+                json_t *sv = json_object_get(m, "server");
+                printf("\nmailbox %s\n", json_string_value(json_object_get(m, "mailbox")));
+                if (json_is_object(ig))
+                    printf("  last ingest  %s %s (%lld fetched)%s%s\n",
+                           json_string_value(json_object_get(ig, "at")),
+                           json_string_value(json_object_get(ig, "status")),
+                           (long long)json_integer_value(json_object_get(ig, "fetched")),
+                           *json_string_value(json_object_get(ig, "error")) ? ": " : "",
+                           json_string_value(json_object_get(ig, "error")));
+                else
+                    printf("  last ingest  never\n");
+                if (json_is_object(pg) && strcmp(json_string_value(json_object_get(pg, "status")),
+                                                 "ok") == 0)
+                    printf("  last purge   %s ok (%lld archived, %lld expunged, %lld held back)\n",
+                           json_string_value(json_object_get(pg, "at")),
+                           (long long)json_integer_value(json_object_get(pg, "archived")),
+                           (long long)json_integer_value(json_object_get(pg, "expunged")),
+                           (long long)json_integer_value(json_object_get(pg, "held")));
+                else if (json_is_object(pg))
+                    printf("  last purge   %s %s: %s\n",
+                           json_string_value(json_object_get(pg, "at")),
+                           json_string_value(json_object_get(pg, "status")),
+                           json_string_value(json_object_get(pg, "error")));
+                else
+                    printf("  last purge   never\n");
+                if (json_object_get(sv, "messages"))
+                    printf("  on server    %lld messages\n",
+                           (long long)json_integer_value(json_object_get(sv, "messages")));
+                else if (json_object_get(sv, "error"))
+                    printf("  on server    %s\n", json_string_value(json_object_get(sv, "error")));
+            }
         }
         json_t *u = json_object_get(root, "unrouted");
         if (json_object_get(u, "waiting"))
@@ -446,10 +524,8 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
     return rc;
 
 out:
-    imap_close(conn);
-    secret_free(password);
     json_decref(root);
-    json_decref(login);
+    json_decref(accts);
     json_decref(mbs);
     json_decref(keys);
     json_decref(pr.list);

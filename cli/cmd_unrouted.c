@@ -19,6 +19,7 @@
 #include "common/runlock.h"
 #include "common/secret.h"
 #include "cli/cli_setup.h"
+#include "ingest/ingest.h"
 #include "ingest/members.h"
 #include "ingest/unrouted.h"
 
@@ -33,15 +34,15 @@ static void unrouted_usage(FILE *out)
             "The queue of mail that no routing rule could place (docs/INGEST.md), in the\n"
             "member database.\n"
             "\n"
-            "  list    waiting messages: id, mailbox, date received, age in the queue, size\n"
-            "          (no addresses or subjects); --all also the handled ones\n"
+            "  list    waiting messages: id, account, mailbox, date received, age in the\n"
+            "          queue, size (no addresses or subjects); --all also the handled ones\n"
             "  show    one message: where it came from, and its Date, From, To, Cc and\n"
             "          Subject header lines on the terminal (never in a log; not in --json)\n"
             "  assign  deliver the message to MEMBER (and CASE, which must be MEMBER's)\n"
             "          through the configured member-system sink with rule \"manual\", then\n"
             "          mark it handled; a message whose bytes the sink kept (maildir,\n"
-            "          exec) is fetched again from IMAP and checked by SHA-256.  Assigning\n"
-            "          twice delivers once.\n"
+            "          exec) is fetched again from its account's IMAP server and checked\n"
+            "          by SHA-256.  Assigning twice delivers once.\n"
             "  done    mark the message handled without delivering it\n"
             "\n"
             "[members] unrouted_warn_count and unrouted_warn_days make `check` and `status`\n"
@@ -76,16 +77,50 @@ static void unrouted_age(time_t since, time_t now, char *buf, size_t size)
         snprintf(buf, size, "%lldm", s / 60);
 }
 
-static json_t *unrouted_json_entry(const struct unrouted_entry *e, time_t now)
+/* The configured account an entry came from: ingest records the account's state key
+ * (NAME, or user@host for the unnamed one); NULL when no account of the configuration has
+ * it any more. */
+static const struct config_account *unrouted_account(const struct mr_config *cfg,
+                                                     const struct unrouted_entry *e)
 {
-    char rec[24], ing[24], hnd[24];
+    for (size_t i = 0; i < cfg->n_accounts; i++) {
+        const struct config_account *a = &cfg->accounts[i];
+        struct imap_options io = { .host = a->imap.host, .user = a->imap.user };
+        char key[512];
+        ingest_account_key(&io, cli_account_state_key(a), key, sizeof key);
+        if (strcmp(key, e->account) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+/* How list and show name an entry's source: the account's name and the mailbox's key
+ * (NAME:mailbox for a named account, as status, check and purge name it). */
+static void unrouted_source(const struct mr_config *cfg, const struct unrouted_entry *e,
+                            const char **account, char *mailbox, size_t size)
+{
+    const struct config_account *a = unrouted_account(cfg, e);
+    mr_error kerr;
+
+    *account = a != NULL ? a->name : e->account;
+    if (a == NULL || cli_mailbox_key(a, e->mailbox, mailbox, size, &kerr) != 0)
+        snprintf(mailbox, size, "%s", e->mailbox);
+}
+
+static json_t *unrouted_json_entry(const struct mr_config *cfg, const struct unrouted_entry *e,
+                                   time_t now)
+{
+    char rec[24], ing[24], hnd[24], mb[1024];
+    const char *acct;
+
+    unrouted_source(cfg, e, &acct, mb, sizeof mb);
 
     mrtime_format_utc(e->received, rec, sizeof rec);
     mrtime_format_utc(e->ingested, ing, sizeof ing);
     if (e->handled)
         mrtime_format_utc(e->handled, hnd, sizeof hnd);
-    return json_pack("{s:I, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:s}",
-                     "id", (json_int_t)e->id, "mailbox", e->mailbox,
+    return json_pack("{s:I, s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:s}",
+                     "id", (json_int_t)e->id, "account", acct, "mailbox", mb,
                      "uidvalidity", (json_int_t)e->uidvalidity, "uid", (json_int_t)e->uid,
                      "received", rec, "queued", ing,
                      "age_seconds", (json_int_t)(now > e->ingested ? now - e->ingested : 0),
@@ -253,19 +288,21 @@ int cmd_unrouted(struct cli_ctx *ctx, int argc, char **argv)
         if (json) {
             json_t *arr = json_array();
             for (size_t i = 0; arr != NULL && i < n; i++)
-                json_array_append_new(arr, unrouted_json_entry(&v[i], now));
+                json_array_append_new(arr, unrouted_json_entry(cfg, &v[i], now));
             rc = unrouted_print_json(json_pack("{s:I, s:o}", "count", (json_int_t)n,
                                                "messages", arr), &err);
         } else {
-            printf("%8s  %-24s %-10s %6s %10s%s\n", "ID", "MAILBOX", "DATE", "AGE", "SIZE",
-                   all ? "  HANDLED" : "");
+            printf("%8s  %-16s %-24s %-10s %6s %10s%s\n", "ID", "ACCOUNT", "MAILBOX", "DATE",
+                   "AGE", "SIZE", all ? "  HANDLED" : "");
             for (size_t i = 0; i < n; i++) {
-                char d[24], age[16], h[24];
+                char d[24], age[16], h[24], mb[1024];
+                const char *acct;
+                unrouted_source(cfg, &v[i], &acct, mb, sizeof mb);
                 unrouted_day(v[i].received, d, sizeof d);
                 unrouted_age(v[i].ingested, now, age, sizeof age);
                 unrouted_day(v[i].handled, h, sizeof h);
-                printf("%8" PRId64 "  %-24s %-10s %6s %10" PRId64 "%s%s\n", v[i].id,
-                       v[i].mailbox, d, age, v[i].size, all ? "  " : "", all ? h : "");
+                printf("%8" PRId64 "  %-16s %-24s %-10s %6s %10" PRId64 "%s%s\n", v[i].id,
+                       acct, mb, d, age, v[i].size, all ? "  " : "", all ? h : "");
             }
             printf("%zu %s\n", n, all ? "message(s)" : "message(s) waiting");
         }
@@ -277,21 +314,25 @@ int cmd_unrouted(struct cli_ctx *ctx, int argc, char **argv)
         struct unrouted_entry e;
         unsigned char *raw = NULL;
         size_t len = 0;
-        char rec[24], ing[24];
+        char rec[24], ing[24], mb[1024];
+        const char *acct;
         if ((rc = members_open(cfg->members.database, &db, &err)) != 0 ||
             (rc = unrouted_get(db, id, &e, json ? NULL : &raw, &len, &err)) != 0)
             goto out;
         if (json) {
-            rc = unrouted_print_json(unrouted_json_entry(&e, now), &err);
+            rc = unrouted_print_json(unrouted_json_entry(cfg, &e, now), &err);
             goto out;
         }
         if (raw == NULL) {
-            /* The sink kept the bytes: read the header from the server. */
+            /* The sink kept the bytes: read the header from the account's server. */
+            const struct config_account *a = unrouted_account(cfg, &e);
             struct imap_options io;
             char *password = NULL;
             mr_error ferr;
             mr_error_clear(&ferr);
-            if (cli_imap_options(&cfg->accounts[0], &io, &password, &ferr) == 0) {
+            if (a == NULL)
+                mr_error_set(&ferr, MR_E_NOTFOUND, "its account is not in the configuration");
+            else if (cli_imap_options(a, &io, &password, &ferr) == 0) {
                 io.password = password;
                 io.log = ctx->log;
                 (void)unrouted_fetch(&io, &e, &raw, &len, &ferr);
@@ -303,9 +344,11 @@ int cmd_unrouted(struct cli_ctx *ctx, int argc, char **argv)
         }
         mrtime_format_utc(e.received, rec, sizeof rec);
         mrtime_format_utc(e.ingested, ing, sizeof ing);
-        printf("id        %" PRId64 "\nmailbox   %s\nuid       %u (UIDVALIDITY %u)\n"
-               "received  %s\nqueued    %s\nsize      %" PRId64 "\nsha256    %s\n"
-               "status    ", e.id, e.mailbox, e.uid, e.uidvalidity, rec, ing, e.size,
+        unrouted_source(cfg, &e, &acct, mb, sizeof mb);
+        printf("id        %" PRId64 "\naccount   %s\nmailbox   %s\n"
+               "uid       %u (UIDVALIDITY %u)\nreceived  %s\nqueued    %s\n"
+               "size      %" PRId64 "\nsha256    %s\n"
+               "status    ", e.id, acct, mb, e.uid, e.uidvalidity, rec, ing, e.size,
                e.sha256);
         if (e.handled) {
             char h[24];
@@ -343,12 +386,29 @@ int cmd_unrouted(struct cli_ctx *ctx, int argc, char **argv)
 
     /* assign */
     {
+        const struct config_account *acct;
         struct ingest_options *iopt;
         struct unrouted_entry e;
         enum sink_outcome outcome;
         unsigned char *raw = NULL;
         size_t len = 0;
-        if ((rc = cli_ingest_open(cfg, &cfg->accounts[0], ctx->log, &setup, &err)) != 0)
+        /* The entry says which account it came from: its bytes are fetched again from
+         * that account's server. */
+        if ((rc = members_open(cfg->members.database, &db, &err)) != 0 ||
+            (rc = unrouted_get(db, id, &e, NULL, &len, &err)) != 0)
+            goto out;
+        members_close(db);
+        db = NULL;
+        if (e.handled) {
+            rc = mr_error_set(&err, MR_E_EXISTS, "%" PRId64 " is already handled", id);
+            goto out;
+        }
+        if ((acct = unrouted_account(cfg, &e)) == NULL) {
+            rc = mr_error_set(&err, MR_E_NOTFOUND, "%" PRId64 ": the account it came from is "
+                              "not in the configuration", id);
+            goto out;
+        }
+        if ((rc = cli_ingest_open(cfg, acct, ctx->log, &setup, &err)) != 0)
             goto out;
         iopt = cli_ingest_options(setup);
         if ((rc = unrouted_get(iopt->members, id, &e, &raw, &len, &err)) != 0)

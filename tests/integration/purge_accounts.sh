@@ -3,7 +3,9 @@
 # the real server: a single-account file's state stays valid when its [imap] becomes
 # [account default]; ingest and purge cover both accounts, keep their positions, journal
 # entries and archive batches apart (default: "INBOX", the other "bob:INBOX"); per-account
-# counts are exact; IT restores each account's archive to exactly that account's messages,
+# counts are exact; status shows each account's login and mailboxes with their own last
+# ingest, and the unrouted queue names (and assign fetches from) each entry's account; IT
+# restores each account's archive to exactly that account's messages,
 # and by APPEND into that account's server only; --account selects one.
 # servers: dovecot cyrus
 source "$(dirname "$0")/purge_lib.sh"
@@ -83,6 +85,70 @@ rows = sorted(sqlite3.connect(sys.argv[1]).execute(
     "SELECT account, mailbox FROM mailbox_state").fetchall())
 assert rows == sorted([(sys.argv[2], "INBOX"), ("bob", "INBOX")]), rows
 PY
+# status: a login per account, each account's mailboxes with its own last ingest (default
+# fetched nothing new, bob everything) and the server's count from its own server.
+mailret status --json > "$T/st.json" 2> "$T/st.log" || { cat "$T/st.json" "$T/st.log"; fail "status (two accounts)"; }
+python3 - "$T/st.json" "$A_TOTAL" "$B_TOTAL" <<'PY' || fail "status per account"
+import json, sys
+j = json.load(open(sys.argv[1])); a, b = int(sys.argv[2]), int(sys.argv[3])
+assert [(x["name"], x["login"]["status"]) for x in j["accounts"]] == [("default", "ok"), ("bob", "ok")], j["accounts"]
+assert j["accounts"][1]["key"] == "bob", j["accounts"]
+got = [(m["account"], m["mailbox"], m["last_ingest"]["fetched"], m["server"]["messages"])
+       for m in j["mailboxes"]]
+assert got == [("default", "INBOX", 0, a), ("bob", "bob:INBOX", b, b)], got
+assert "login" not in j and "account" not in j, "one account's login shown for two"
+PY
+mailret status > "$T/st.txt" 2> "$T/st.log" || fail "status (text)"
+grep -q "^account $A_USER@$HOST: login ok" "$T/st.txt" && grep -q '^account bob: login ok' "$T/st.txt" &&
+    grep -q '^mailbox bob:INBOX$' "$T/st.txt" && grep -q "^  last ingest .* ok ($B_TOTAL fetched)$" "$T/st.txt" ||
+    { cat "$T/st.txt"; fail "status text per account"; }
+mailret status --account bob --offline --json > "$T/stb.json" 2> "$T/stb.log" || fail "status --account bob"
+[ "$(json_field "$T/stb.json" '([a["name"] for a in j["accounts"]], [(m["mailbox"], m["last_ingest"]["fetched"]) for m in j["mailboxes"]], j["account"], j["login"]["status"])')" = \
+  "(['bob'], [('bob:INBOX', $B_TOTAL)], 'bob', 'skipped')" ] || { cat "$T/stb.json"; fail "status --account bob"; }
+if mailret status --account nosuch > /dev/null 2> "$T/stn.err"; then fail "status: unknown --account accepted"; fi
+[ "$(wc -l < "$T/stn.err")" = 1 ] && grep -q 'no \[account nosuch\]' "$T/stn.err" || { cat "$T/stn.err"; fail "status: unknown account error"; }
+
+# An account whose password cannot be read fails its login; the other is still shown.
+cp "$T/mailret.conf" "$T/good.conf"
+sed -i "s#^password_file = $T/b.pw#password_file = $T/b-missing.pw#" "$T/mailret.conf"
+set +e; mailret status --json > "$T/stm.json" 2> "$T/stm.log"; rc=$?; set -e
+mv "$T/good.conf" "$T/mailret.conf"
+[ "$rc" = 1 ] || { cat "$T/stm.json" "$T/stm.log"; fail "status with bob's password missing: exit $rc"; }
+[ "$(json_field "$T/stm.json" '([(a["name"], a["login"]["status"]) for a in j["accounts"]], [m["last_ingest"]["fetched"] for m in j["mailboxes"]], [p for p in j["problems"] if p.startswith("account bob: ")] != [])')" =   "([('default', 'ok'), ('bob', 'failed')], [0, $B_TOTAL], True)" ] || { cat "$T/stm.json"; fail "status with one account's password missing"; }
+
+# unrouted: every queued message names the account and mailbox it came from, as the
+# member database recorded them (default by user@host, bob by name).
+DB="$T/state/members.sqlite"
+mailret unrouted list --json > "$T/ul.json" 2> "$T/ul.log" || fail "unrouted list: $(cat "$T/ul.log")"
+sqlite3 -separator ' ' "$DB" "SELECT id, source_account, source_mailbox FROM unrouted" > "$T/ul.db"
+python3 - "$T/ul.json" "$T/ul.db" "$A_USER@$HOST" <<'PY' || fail "unrouted list accounts"
+import json, sys
+j = json.load(open(sys.argv[1]))
+db = {int(i): (a, m) for i, a, m in (l.split() for l in open(sys.argv[2]))}
+names = {sys.argv[3]: ("default", ""), "bob": ("bob", "bob:")}
+assert j["count"] == len(db) == len(j["messages"]), (j["count"], len(db))
+for m in j["messages"]:
+    acct, box = db[m["id"]]
+    assert (m["account"], m["mailbox"]) == (names[acct][0], names[acct][1] + box), (m, acct, box)
+assert {m["account"] for m in j["messages"]} == {"default", "bob"}, "not both accounts queued"
+PY
+mailret unrouted list > "$T/ul.txt" || fail "unrouted list (text)"
+[ "$(grep -c ' bob  *bob:INBOX ' "$T/ul.txt")" = "$(sqlite3 "$DB" "SELECT count(*) FROM unrouted WHERE source_account = 'bob'")" ] &&
+    [ "$(grep -c ' default  *INBOX ' "$T/ul.txt")" = "$(sqlite3 "$DB" "SELECT count(*) FROM unrouted WHERE source_account <> 'bob'")" ] ||
+    { cat "$T/ul.txt"; fail "unrouted list (text) accounts"; }
+# Without the stored bytes, show and assign fetch bob's message from bob's server: the
+# same UID on default's server is another message (its SHA-256 differs).
+read -r bid bsha <<< "$(sqlite3 -separator ' ' "$DB" "SELECT id, sha256 FROM unrouted WHERE source_account = 'bob' AND source_uid IN (SELECT source_uid FROM unrouted WHERE source_account <> 'bob') ORDER BY id LIMIT 1")"
+[ -n "$bid" ] || fail "no bob entry whose UID default also queued"
+sqlite3 "$DB" "UPDATE unrouted SET raw = x'' WHERE id = $bid"
+mailret unrouted show "$bid" > "$T/us.txt" 2> "$T/us.err" || fail "unrouted show: $(cat "$T/us.err")"
+grep -q '^account   bob$' "$T/us.txt" && grep -q '^mailbox   bob:INBOX$' "$T/us.txt" && grep -q '^header$' "$T/us.txt" ||
+    { cat "$T/us.txt" "$T/us.err"; fail "unrouted show of bob's message"; }
+mailret members import "$T/corpus/members.csv" > /dev/null 2>&1 || fail "members import"
+bm=$(python3 -c 'import csv,sys; print(next(csv.DictReader(open(sys.argv[1], encoding="utf-8")))["member_id"])' "$T/corpus/members.csv")
+mailret unrouted assign "$bid" --member "$bm" > "$T/ua.out" 2> "$T/ua.err" || fail "unrouted assign of bob's message: $(cat "$T/ua.err")"
+[ "$(sqlite3 "$DB" "SELECT count(*) FROM documents WHERE sha256 = '$bsha' AND member_id = '$bm' AND rule = 'manual' AND source_account = 'bob'")" = 1 ] ||
+    fail "bob's message not delivered from bob's server"
 mailret ingest --account bob --json > "$T/ing3.json" 2> "$T/ing3.log" || fail "ingest --account bob"
 [ "$(json_field "$T/ing3.json" 'len(j["accounts"])')" = 1 ] || fail "--account ran another account"
 [ "$(json_field "$T/ing3.json" 'j["accounts"][0]["mailboxes"][0]["fetched"]')" = 0 ] || fail "bob re-ingested"
