@@ -27,9 +27,15 @@ int cli_keys_load(const struct mr_config *cfg, unsigned need, struct cli_keys *k
     if (rc == 0 && (need & CLI_NEED_PSEUDONYM_KEY)) {
         rc = keys_pseudonym_load_host(cfg->keys.pseudonym_key_file, &k->pkeys, err);
         if (rc == 0) {
+            /* keys_pseudonym_load_host insists on epoch 0, so there is a current key. */
             const struct keys_pseudonym *cur = keys_pseudonym_current(&k->pkeys);
-            memcpy(k->pkey.bytes, cur->key, sizeof k->pkey.bytes);
-            k->pepoch = cur->epoch;
+            if (cur == NULL) {
+                rc = mr_error_set(err, MR_E_NOTFOUND, "%s: no pseudonym key",
+                                  cfg->keys.pseudonym_key_file);
+            } else {
+                memcpy(k->pkey.bytes, cur->key, sizeof k->pkey.bytes);
+                k->pepoch = cur->epoch;
+            }
         }
         k->have_pkey = rc == 0;
     }
