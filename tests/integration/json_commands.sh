@@ -41,6 +41,7 @@ PY
 M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
 bad() { "$MAILRET_BIN" -c "$MISSING" "$@"; }
 R=(--it-key "$T/it.key" --it-passphrase-file "$T/it.pass" --reason "ticket 1")
+printf 'anna@example.dk\n' > "$T/erase.in"
 
 json_ok members M members import --json "$T/corpus/members.csv"
 json_fail members M members import --json "$T/no-such.csv"
@@ -55,6 +56,22 @@ json_ok verify M verify --json all
 json_fail verify M verify --json no-such-batch
 json_ok restore M restore --list --json "${R[@]}"
 json_fail restore M restore --list --json "${R[@]}" --message-id "<none@example.invalid>"
+# The outside address with the most messages in the corpus (its truth): the access
+# request's person, with mail in the purged batches.
+person=$(python3 -c '
+import collections, json, sys
+c = collections.Counter()
+for l in open(sys.argv[1], encoding="utf-8"):
+    c.update({i["value"].lower() for i in json.loads(l).get("identifiers", [])
+              if i.get("kind") == "email" and "akasse.example" not in i["value"]})
+print(c.most_common(1)[0][0])' "$T/corpus/truth.jsonl")
+printf '%s\n' "$person" > "$T/person.in"
+json_ok access-request M access-request --json "${R[@]}" --mbox "$T/ar.mbox" < "$T/person.in"
+json_fail access-request M access-request --json "${R[@]}" --mbox "$T/ar-none.mbox" \
+    < "$T/erase.in"
+json_ok locate M locate --json --add all --it-key "$T/it.key" --it-passphrase-file "$T/it.pass"
+json_fail locate M locate --json --add no-such-batch --it-key "$T/it.key" \
+    --it-passphrase-file "$T/it.pass"
 json_ok status M status --json
 json_fail status bad status --json
 EXPECT_RC=0,1 json_ok check M check --offline --json
@@ -63,7 +80,6 @@ json_ok expire M expire --dry-run --json
 json_fail expire bad expire --json
 json_ok hold M hold --json "$batch" --reason "ticket 2"
 json_fail hold M hold --json no-such-batch --reason "ticket 2"
-printf 'anna@example.dk\n' > "$T/erase.in"
 json_ok erase M erase --email --json < "$T/erase.in"
 json_fail erase bad erase --json --email < "$T/erase.in"
 json_ok config M config check --json
