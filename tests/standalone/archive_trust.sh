@@ -17,41 +17,9 @@
 #     is refused with the old keyring and accepted with the new one;
 #   * an unverifiable batch past its expiry is reported by check and expired (keys
 #     shredded) on the vault's record.
-set -euo pipefail
-
-: "${MAILRET_BIN:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/archive-trust.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/offline_lib.sh"
 sha_list() { (cd "$1" && find . -type f ! -name dovecot-keywords -exec sha256sum {} + | awk '{print $1}' | sort); }
-umask 077
-
-printf 'it passphrase 123\n' > it.pass
-"$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
-mkdir -p state host
-printf 'x\n' > imap.password
-cat > mailret.conf <<CONF
-[imap]
-host = imap.invalid
-user = mailret
-password_file = $T/imap.password
-[mailboxes]
-mailbox = INBOX
-[archive]
-dir = $T/archive
-[keys]
-vault_dir = $T/vault
-it_cert = $T/host/it.crt
-[retention]
-years = 1
-[state]
-dir = $T/state
-[audit]
-log = $T/state/audit.log
-CONF
-M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
-M keys init-host --it-cert it.crt > init.out
+offline_host "[retention]" "years = 1"
 FPR=$(sed -n 's/.*fingerprint SHA256:\([0-9a-f]*\).*/\1/p' init.out)
 [ ${#FPR} = 64 ] || fail "init-host printed no fingerprint: $(cat init.out)"
 WANT=$(openssl pkey -pubin -in state/host-keys.pem -outform DER | sha256sum | cut -d' ' -f1)

@@ -5,46 +5,15 @@
 # A control run with verification on shows neither.
 set -euo pipefail
 
-: "${MAILRET_BIN:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/check-insecure.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-umask 077
-
-printf 'it passphrase 123\n' > it.pass
-"$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
-mkdir -p state host
-printf 'x\n' > imap.password
+source "$(dirname "$0")/offline_lib.sh"
 # A loopback port nothing listens on: the connection fails after the warning is due.
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+OFFLINE_IMAP=("host = 127.0.0.1" "port = $PORT" "connect_timeout = 2")
+offline_host "[retention]" "years = 1"
 conf() {   # insecure-line
-  cat > mailret.conf <<CONF
-[imap]
-host = 127.0.0.1
-port = $PORT
-connect_timeout = 2
-user = mailret
-password_file = $T/imap.password
-$1
-[mailboxes]
-mailbox = INBOX
-[archive]
-dir = $T/archive
-[keys]
-vault_dir = $T/vault
-it_cert = $T/host/it.crt
-[retention]
-years = 1
-[state]
-dir = $T/state
-[audit]
-log = $T/state/audit.log
-CONF
+  OFFLINE_IMAP=("host = 127.0.0.1" "port = $PORT" "connect_timeout = 2" "$1")
+  offline_config "[retention]" "years = 1"
 }
-M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
-conf ""
-M keys init-host --it-cert it.crt > /dev/null
 
 # control: verification on
 set +e; M -q check --offline > ok.out 2> ok.err; rc=$?; set -e

@@ -13,17 +13,18 @@ umask 077
 fail() { echo "FAIL: $*" >&2; exit 1; }
 M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
 
-# offline_host [LINE...]: as above; each LINE is appended to the configuration.
-offline_host() {
+# offline_config [LINE...]: (re)writes mailret.conf; each LINE is appended, and the lines
+# of the array OFFLINE_IMAP (if set) go into [imap] in place of the unreachable host.
+offline_config() {
   local l
-  printf 'it passphrase 123\n' > it.pass
-  "$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
-  mkdir -p state host
-  printf 'x\n' > imap.password
   {
+    echo "[imap]"
+    if [ -n "${OFFLINE_IMAP+x}" ]; then
+      for l in "${OFFLINE_IMAP[@]}"; do echo "$l"; done
+    else
+      echo "host = imap.invalid"
+    fi
     cat <<CONF
-[imap]
-host = imap.invalid
 user = mailret
 password_file = $T/imap.password
 [mailboxes]
@@ -40,5 +41,15 @@ log = $T/state/audit.log
 CONF
     for l in "$@"; do echo "$l"; done
   } > mailret.conf
-  M keys init-host --it-cert it.crt > /dev/null
+}
+
+# offline_host [LINE...]: IT's key pair, offline_config LINE..., and the host keys
+# (init-host's output in $T/init.out).
+offline_host() {
+  printf 'it passphrase 123\n' > it.pass
+  "$MAILRET_BIN" keys init-it --key it.key --cert it.crt --passphrase-file it.pass >/dev/null
+  mkdir -p state host
+  printf 'x\n' > imap.password
+  offline_config "$@"
+  M keys init-host --it-cert it.crt > init.out
 }
