@@ -18,8 +18,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "common/error.h"
+#include "store/store.h"
 
 #define BATCHDIR_NAME_MAX 32
 #define BATCHDIR_PATH_MAX 4400
@@ -63,5 +65,46 @@ int batchdir_list(const char *dir, batchdir_list_fn fn, void *ctx, mr_error *err
 /* Remove every file and then the directory itself (best effort, for discarding an
  * unfinished batch); MR_E_NOTFOUND-free: a missing dir is 0. */
 int batchdir_destroy(const char *dir, mr_error *err);
+
+/* ---- the object store mirror (batchdir_store.c, docs/STORE.md) ------------------------
+ * With [archive] store = s3 every batch directory under the archive root is mirrored to
+ * the store: the object of a file is <prefix>/<path relative to root>/<name>.  The local
+ * directory stays the complete copy; these functions only copy it out. */
+
+/* Mirror batches under root to st (not owned; NULL = none) with key prefix (NULL or ""
+ * = none; no leading or trailing '/').  One store per process: the command attaches it
+ * after reading the configuration, and every module that changes a batch pushes it. */
+int batchdir_store_attach(const char *root, mr_store *st, const char *prefix, mr_error *err);
+void batchdir_store_detach(void);
+/* The attached store; NULL when none. */
+mr_store *batchdir_store_current(void);
+/* The object key of file name in batch directory dir (which must lie under root). */
+int batchdir_store_key(const char *dir, const char *name, char *key, size_t size,
+                       mr_error *err);
+
+struct batchdir_push_stats {
+    size_t put;         /* files stored now (and read back) */
+    size_t skipped;     /* already in the store: read back and equal to the local file */
+    size_t deleted;     /* objects the local directory no longer has */
+};
+
+/* Mirror one batch directory (it must hold a manifest or a tombstone) to the attached
+ * store; 0 at once when none is attached.  Every file is put unless the store's object
+ * already verifies (store_verify: read back, size and SHA-256), then read back; the
+ * manifest goes last, so a store never holds a manifest before the files it lists.
+ * Objects the directory no longer has are deleted only when it holds no manifest (an
+ * expired batch: content first, the manifest last, after the tombstone is in); while
+ * the manifest is there a local file that went missing never takes the store's copy
+ * with it.  retain_until (0 = none) locks new objects where the bucket has Object Lock
+ * enabled (store_put_file_until).  Idempotent: a push interrupted at any point is
+ * completed by the next. */
+int batchdir_store_push(const char *dir, time_t retain_until, mr_error *err);
+/* The same, counting what was done (stats may be NULL). */
+int batchdir_store_push_stats(const char *dir, time_t retain_until,
+                              struct batchdir_push_stats *stats, mr_error *err);
+/* For batches that no longer change (expired ones): push only when the store's listing
+ * of the batch differs from the local files by name or size; *pushed says whether it
+ * did. */
+int batchdir_store_sync(const char *dir, bool *pushed, mr_error *err);
 
 #endif
