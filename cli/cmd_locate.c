@@ -7,7 +7,9 @@
 
 #include "cli/cli.h"
 #include "cli/cli_setup.h"
+#include "cli/cli_store.h"
 #include "backup/archive.h"
+#include "backup/batchdir.h"
 #include "backup/locator.h"
 #include "common/audit.h"
 #include "common/config.h"
@@ -16,6 +18,23 @@
 #include "keys/keys.h"
 
 #define MAX_KEYS 64
+
+/* The batch's new locator goes to the object store too, where one is attached. */
+static int mirror_locator(const char *dir, mr_error *err)
+{
+    struct archive_manifest m;
+    int rc;
+
+    if (batchdir_store_current() == NULL)
+        return 0;
+    rc = archive_manifest_read_unverified(dir, &m, err);
+    if (rc == 0) {
+        rc = batchdir_store_push(dir, m.expires, err);
+        archive_manifest_clear(&m);
+    }
+    return rc != 0 ? mr_error_prefix(err, "locator added here, but not in the object store")
+                   : 0;
+}
 
 static void usage(FILE *out)
 {
@@ -58,6 +77,7 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
     struct mr_config *cfg = NULL;
     audit_log *audit = NULL;
     EVP_PKEY *it = NULL, *reid = NULL;
+    mr_store *store = NULL;
     bool add = false;
     int opt, rc = 0, failures = 0;
     mr_error err;
@@ -114,7 +134,14 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
                                   "Re-identification key passphrase: ", &reid, &err);
     if (rc == 0)
         rc = audit_open(&audit, audit_path, &err);
+    /* With the configuration's object store: what locate adds is mirrored there. */
+    if (rc == 0 && cfg != NULL && batchdir_store_current() == NULL) {
+        rc = cli_store_open(cfg, &store, &err);
+        if (rc == 0 && store != NULL)
+            rc = batchdir_store_attach(archive_dir, store, cfg->archive.store_prefix, &err);
+    }
     if (rc != 0) {
+        cli_store_detach(store);
         cli_trust_release(&trust);
         EVP_PKEY_free(it);
         EVP_PKEY_free(reid);
@@ -154,6 +181,8 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
                 continue;       /* an interrupted run is not a batch */
             mr_error_clear(&err);
             rc = locator_add(&lo, batch, &msgs, &err);
+            if (rc == 0)
+                rc = mirror_locator(refs[j].dir, &err);
             if (rc == 0) {
                 printf("%s\tlocator added\t%zu messages\n", base, msgs);
             } else if (rc == MR_E_EXISTS) {
@@ -167,6 +196,7 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
         }
         free(refs);
     }
+    cli_store_detach(store);
     audit_close(audit);
     cli_trust_release(&trust);
     EVP_PKEY_free(it);
