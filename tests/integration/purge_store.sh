@@ -12,6 +12,7 @@
 #      line; UNREACHABLE); back up, the re-run pushes and expunges exactly once, and
 #      server + archive == original (IT restores every batch);
 #   4. check: an object deleted from the bucket, or of another size, is a violation;
+#      `backup --push` puts it again, and a batch the bucket lacks entirely;
 #   5. hold and release are mirrored (the re-signed manifest);
 #   6. expire: the bucket keeps only the tombstones; a tombstone missing from the bucket
 #      and content planted back under an expired batch are violations, and the next
@@ -172,9 +173,20 @@ head -c 100 "$T/archive/$REL_A/vol-0001.p7m" > "$T/short"
 swift_put "$STORE_PREFIX/$REL_A/vol-0001.p7m" "$T/short"
 check_json 2
 status_a detail | grep -q "vol-0001.p7m has 100 bytes in the object store" || fail "detail: $(status_a detail)"
-swift_put "$STORE_PREFIX/$REL_A/vol-0001.p7m" "$T/archive/$REL_A/vol-0001.p7m"
+# backup --push repairs it; and puts a batch the bucket lacks entirely (as one written
+# before store = s3 was set).
+mailret backup --push > "$T/push.out" 2> "$T/push.log" || fail "backup --push: $(cat "$T/push.log")"
+grep -q "$B_A.*put into the object store" "$T/push.out" || fail "--push: $(cat "$T/push.out")"
+grep -q "^1 batch(es) put into the object store, 2 there already, 0 failed" "$T/push.out" ||
+    fail "--push count: $(tail -1 "$T/push.out")"
+store_equals_archive "after backup --push"
+for o in $(stored "$T/archive/$REL_A"); do swift_delete "$STORE_PREFIX/$REL_A/$o"; done
+[ -z "$(stored "$T/archive/$REL_A")" ] || fail "could not empty batch A in the bucket"
+check_json 2
+mailret backup --push > "$T/push.out" 2> "$T/push.log" || fail "backup --push: $(cat "$T/push.log")"
+store_equals_archive "after backup --push of a whole batch"
 check_json 0
-echo "ok check finds missing and short objects"
+echo "ok check finds missing and short objects; backup --push puts them"
 
 # ---- 5. hold is mirrored -------------------------------------------------------------
 cp "$T/archive/$REL_A/manifest.json" "$T/manifest.before"
