@@ -797,6 +797,74 @@ static void test_mailbox_dirname(void **state)
     free(root);
 }
 
+/* Which account filed a batch: "NAME:mailbox" with NAME of an account name's form is
+ * account NAME's, any other key the default account's; by the mailbox the manifest
+ * names, else by the directory's name. */
+static void test_mailbox_account(void **state)
+{
+    static const struct { const char *key, *account; } v[] = {
+        { "INBOX", "default" }, { "bob:INBOX", "bob" }, { "kbh-2_x:Sager/2024", "kbh-2_x" },
+        { "bob:x:y", "bob" }, { "9:INBOX", "9" }, { "Bob:INBOX", "default" },
+        { "-x:INBOX", "default" }, { "_x:INBOX", "default" }, { ":INBOX", "default" },
+        { "a b:INBOX", "default" }, { "bob", "default" }, { "b\xc3\xb8" "b:INBOX", "default" },
+        { "abcdefghijklmnopqrstuvwxyz012345:INBOX", "abcdefghijklmnopqrstuvwxyz012345" },
+        { "abcdefghijklmnopqrstuvwxyz0123456:INBOX", "default" },
+    };
+    static const struct { const char *dir, *mb; } batches[] = {
+        { "INBOX/2026-10-aaaa", "INBOX" },
+        { "bob%3AINBOX/2026-10-bbbb", "bob:INBOX" },
+        { "bob%3AINBOX/2026-11-cccc", NULL },       /* interrupted: no manifest */
+        { "bob_INBOX/2026-09-dddd", "bob:INBOX" },  /* the old directory name */
+        { "Sager/2026-10-eeee", "Sager" },
+        { "ann%3AINBOX/2026-10-ffff", "ann:INBOX" },
+    };
+    char out[ARCHIVE_ACCOUNT_NAME_MAX + 1], path[1024], cmd[1200], json[128];
+    char *root = th_tempdir("account");
+    struct archive_batch_ref *refs = NULL;
+    size_t n = 0;
+    mr_error err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        archive_mailbox_account(v[i].key, out);
+        assert_string_equal(out, v[i].account);
+    }
+    for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", root, batches[i].dir);
+        assert_int_equal(system(cmd), 0);
+        if (batches[i].mb == NULL)
+            continue;
+        snprintf(path, sizeof path, "%s/%s/manifest.json", root, batches[i].dir);
+        snprintf(json, sizeof json, "{\"mailbox\":\"%s\"}\n", batches[i].mb);
+        assert_int_equal(th_write_file(path, json, strlen(json)), 0);
+    }
+    assert_int_equal(archive_batch_list_account(root, "bob", &refs, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_non_null(strstr(refs[0].dir, "/bob%3AINBOX/2026-10-bbbb"));
+    assert_non_null(strstr(refs[1].dir, "/bob%3AINBOX/2026-11-cccc"));
+    assert_non_null(strstr(refs[2].dir, "/bob_INBOX/2026-09-dddd"));
+    free(refs);
+    assert_int_equal(archive_batch_list_account(root, "default", &refs, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_non_null(strstr(refs[0].dir, "/INBOX/2026-10-aaaa"));
+    assert_non_null(strstr(refs[1].dir, "/Sager/2026-10-eeee"));
+    free(refs);
+    assert_int_equal(archive_batch_list_account(root, "nosuch", &refs, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(refs);
+    snprintf(path, sizeof path, "%s/bob_INBOX/2026-09-dddd", root);
+    archive_batch_account(path, out);
+    assert_string_equal(out, "bob");
+    snprintf(path, sizeof path, "%s/bob%%3AINBOX/2026-11-cccc", root);
+    archive_batch_account(path, out);
+    assert_string_equal(out, "bob");
+    snprintf(path, sizeof path, "%s/Sager/2026-10-eeee", root);
+    archive_batch_account(path, out);
+    assert_string_equal(out, "default");
+    th_rmtree(root);
+    free(root);
+}
+
 /* ---- crafted volumes: content a signed manifest vouches for but that breaks the reader's
  * assumptions (the host signs what it wrote; a damaged or malicious writer must still not
  * crash or exhaust IT's restore).  The volume is encrypted to the batch's real epoch
@@ -936,6 +1004,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tar_long_names),
         cmocka_unit_test(test_mailbox_dirname),
+        cmocka_unit_test(test_mailbox_account),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_identifiers_or_keys_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_cannot_decrypt, setup, teardown),
