@@ -8,6 +8,8 @@
 
 #include "cli/cli.h"
 #include "cli/cli_setup.h"
+#include "cli/cli_store.h"
+#include "backup/batchdir.h"
 #include "backup/archive.h"
 #include "backup/maildir_source.h"
 #include "common/audit.h"
@@ -30,7 +32,8 @@ static void usage(FILE *out)
             "month in [retention] timezone) into a new verified batch per mailbox, without\n"
             "deleting anything.  Messages are pseudonymised, packed into volumes of at most\n"
             "[archive] volume_size, compressed, encrypted to fresh epoch keys sealed to IT,\n"
-            "written, read back and verified; the batch's manifest is written last.\n"
+            "written, read back and verified; the batch's manifest is written last.  With\n"
+            "[archive] store = s3 the batch is then put into the bucket and read back.\n"
             "\n"
             "  --account NAME       only this account's mailboxes (default: every account;\n"
             "                       batches are filed as NAME:mailbox, except the account\n"
@@ -161,6 +164,14 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg,
     rc = archive_batch_close(b, &res, err);
     if (rc != 0)
         return mr_error_prefix(err, "mailbox %s", key);
+    /* Mirrored to the object store, if one is configured, and read back. */
+    rc = batchdir_store_push(res->dir, o.expires, err);
+    if (rc != 0) {
+        mr_error_prefix(err, "mailbox %s: batch %s is written here but not in the object "
+                        "store", key, res->batch_id);
+        archive_result_free(res);
+        return rc;
+    }
     printf("%s\t%s\t%zu messages\t%zu volumes\t%s\t%llu sealed parts in %zu messages\n",
            key, res->batch_id, res->n_messages, res->n_volumes, res->dir,
            res->sealed_parts, res->sealed_messages);
@@ -189,6 +200,7 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     bool all = false;
     enum cli_progress_mode pmode = CLI_PROGRESS_AUTO;
     mr_progress *progress = NULL;
+    mr_store *store = NULL;
     time_t cutoff = 0;
     mr_error err;
     int opt, rc;
@@ -240,6 +252,8 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = cli_ledger_anchor(cfg, &k, audit, ctx->log, &err);
     if (rc == 0)
+        rc = cli_store_attach(cfg, &store, &err);
+    if (rc == 0)
         progress = cli_progress_open(pmode);
     if (rc == 0 && maildir != NULL)
         rc = run_batch(ctx, cfg, &cfg->accounts[first], &k, audit, mailbox, maildir, cutoff,
@@ -254,6 +268,7 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
         }
     }
     progress_close(progress);
+    cli_store_detach(store);
     audit_close(audit);
     cli_keys_release(&k);
     config_free(cfg);

@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_setup.h"
+#include "cli/cli_store.h"
 #include "common/config.h"
 #include "common/mrtime.h"
 #include "common/secret.h"
@@ -74,6 +75,8 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct check_options co;
+    mr_store *store = NULL;
+    mr_error store_err;
     struct check_report *report = NULL;
     struct mr_config *cfg = NULL;
     struct cli_keys keys;
@@ -164,7 +167,16 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         co.unrouted_warn_count = cfg->unrouted.warn_count;
         co.unrouted_warn_days = cfg->unrouted.warn_days;
         co.log = ctx->log;
+        /* An object store that cannot be opened is a finding of the check, not a reason
+         * for it not to run. */
+        co.store_configured = cfg->archive.store != CONFIG_STORE_LOCAL;
+        co.store_lock_mode = cli_store_lock_mode(cfg);
+        if (co.store_configured && cli_store_attach(cfg, &store, &store_err) != 0) {
+            log_scrub(store_err.msg);
+            co.store_error = store_err.msg;
+        }
         rc = check_run(&co, &report, &err);
+        cli_store_detach(store);
     }
     for (size_t i = 0; passwords != NULL && i < count; i++)
         secret_free(passwords[i]);

@@ -231,6 +231,16 @@ static int check(struct cli_ctx *ctx)
     check_dir(&ck, "state", "dir", cfg->state.dir, 077, true);
     check_dir(&ck, "keys", "vault_dir", cfg->keys.vault_dir, 077, true);
     check_dir(&ck, "archive", "dir", cfg->archive.dir, 002, true);
+    if (cfg->archive.store == CONFIG_STORE_S3) {
+        check_file(&ck, "archive", "store_ca_file", cfg->archive.store_ca_file, false, NULL);
+        if (cfg->archive.store_credentials_file != NULL)
+            check_file(&ck, "archive", "store_credentials_file",
+                       cfg->archive.store_credentials_file, true, NULL);
+        else if (getenv("AWS_ACCESS_KEY_ID") == NULL || getenv("AWS_SECRET_ACCESS_KEY") == NULL)
+            report(&ck, true, "archive", "store", "store: no store_credentials_file, and "
+                   "$AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY are not both set in this "
+                   "environment (the service must set them)");
+    }
     check_parent(&ck, "audit", "log", cfg->audit.log, "`mailret init`");
     check_parent(&ck, "state", "erasure_ledger", cfg->state.erasure_ledger, "`mailret init`");
     if (cfg->log.file != NULL)

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_setup.h"
+#include "cli/cli_store.h"
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/mrtime.h"
@@ -26,7 +27,9 @@ static void usage(FILE *out)
             "it) has passed and that is not under legal hold: first the sealed epoch keys\n"
             "are shredded in the vault (so no surviving copy of the volumes can ever be\n"
             "decrypted), then the volumes and re-identification files are deleted, and a\n"
-            "tombstone (no personal data) replaces the manifest.  Audited.\n"
+            "tombstone (no personal data) replaces the manifest.  Audited.  With [archive]\n"
+            "store = s3 the bucket follows: the batch's objects are deleted, its tombstone\n"
+            "put.\n"
             "\n"
             "  --dry-run   list what would be destroyed; change nothing\n"
             "  --json      one JSON object (batches, counts; on failure: error, message)\n"
@@ -97,6 +100,7 @@ int cmd_expire(struct cli_ctx *ctx, int argc, char **argv)
     struct cli_keys keys;
     runlock *lock = NULL;
     audit_log *audit = NULL;
+    mr_store *store = NULL;
     const char *at_text = NULL;
     char *jbuf = NULL;
     bool json = false;
@@ -143,6 +147,9 @@ int cmd_expire(struct cli_ctx *ctx, int argc, char **argv)
         rc = cli_keys_load(cfg, CLI_NEED_SIGNER, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
+    /* Expiry is mirrored to the object store; a dry run changes nothing there either. */
+    if (rc == 0 && !eo.dry_run)
+        rc = cli_store_attach(cfg, &store, &err);
     if (rc == 0) {
         eo.archive_dir = cfg->archive.dir;
         eo.vault_dir = cfg->keys.vault_dir;
@@ -158,6 +165,7 @@ int cmd_expire(struct cli_ctx *ctx, int argc, char **argv)
         fflush(stdout);
     }
     expire_report_free(report);
+    cli_store_detach(store);
     audit_close(audit);
     cli_keys_release(&keys);
     runlock_release(lock);

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_setup.h"
+#include "cli/cli_store.h"
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/runlock.h"
@@ -37,6 +38,9 @@ int cmd_hold(struct cli_ctx *ctx, int argc, char **argv)
     struct cli_keys keys;
     runlock *lock = NULL;
     audit_log *audit = NULL;
+    mr_store *store = NULL;
+    mr_error store_err;
+    int store_rc = 0;
     const char *reason = NULL, *batch;
     bool release = false;
     char dir[4096];
@@ -68,11 +72,22 @@ int cmd_hold(struct cli_ctx *ctx, int argc, char **argv)
         rc = cli_keys_load(cfg, CLI_NEED_SIGNER, &keys, &err);
     if (rc == 0)
         rc = audit_open(&audit, cfg->audit.log, &err);
+    /* A hold is placed here even while the object store is out of reach: the store's
+     * copy follows when the command is run again. */
+    if (rc == 0)
+        store_rc = cli_store_attach(cfg, &store, &store_err);
     if (rc == 0)
         rc = hold_set(cfg->archive.dir, cfg->keys.vault_dir, batch, !release, reason,
                       &keys.trust, keys.signer, audit, dir, sizeof dir, &err);
     if (rc == 0)
         printf("%s: legal hold %s\n", batch, release ? "released" : "placed");
+    if (rc == 0 && store_rc != 0) {
+        rc = store_rc;
+        err = store_err;
+        mr_error_prefix(&err, "batch %s: legal hold %s here, but not in the object store (run "
+                        "the command again)", batch, release ? "released" : "placed");
+    }
+    cli_store_detach(store);
     audit_close(audit);
     cli_keys_release(&keys);
     runlock_release(lock);

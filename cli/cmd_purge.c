@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "common/progress.h"
 #include "cli/cli_setup.h"
+#include "cli/cli_store.h"
 #include "common/audit.h"
 #include "common/config.h"
 #include "common/mrtime.h"
@@ -32,7 +33,10 @@ static void usage(FILE *out)
             "encrypted batch; and only when every volume is written, read back and verified,\n"
             "UID STORE \\Deleted + UID EXPUNGE exactly those UIDs.  A journal in the state\n"
             "directory makes every step resumable: re-run after a crash.  Runs under the\n"
-            "lock <state dir>/mailret.lock.  See docs/PURGE.md.\n"
+            "lock <state dir>/mailret.lock.  See docs/PURGE.md.  With [archive] store = s3\n"
+            "the batch must also be in the bucket and read back before anything is\n"
+            "expunged; when the store fails, the batch stays here and the next purge\n"
+            "stores it and expunges.\n"
             "\n"
             "A message older than the cutoff stays on the server, listed by UID with its\n"
             "reason, while the member system has not accepted it (the ingest state says\n"
@@ -137,6 +141,8 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
     size_t first = 0, count = 0;
     runlock *lock = NULL;
     audit_log *audit = NULL;
+    mr_store *store = NULL;
+    mr_error store_err;
     const char *cutoff_text = NULL, **only = NULL;
     char journal[4096], istate[4096];
     size_t n_only = 0;
@@ -214,6 +220,10 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
         rc = audit_open(&audit, cfg->audit.log, &err);
     if (rc == 0 && !po.dry_run)
         rc = cli_ledger_anchor(cfg, &keys, audit, ctx->log, &err);
+    /* The object store every batch is mirrored to: one that cannot be opened fails every
+     * mailbox after the ingest, with its one line (a dry run does not need it). */
+    if (rc == 0 && !po.dry_run && cli_store_attach(cfg, &store, &store_err) != 0)
+        po.store_error = &store_err;
     if (rc == 0)
         rc = cli_state_path(cfg, PURGE_JOURNAL_FILE, journal, sizeof journal, &err);
     if (rc == 0)
@@ -288,6 +298,7 @@ int cmd_purge(struct cli_ctx *ctx, int argc, char **argv)
             err = aerr;
     }
     progress_close(po.progress);
+    cli_store_detach(store);
     purge_report_free(report);
     json_decref(jaccounts);
     audit_close(audit);

@@ -49,6 +49,8 @@ enum key_type {
     KT_REPEAT,      /* repeatable key, one value each */
     KT_AUTH,
     KT_COMMAND,     /* a command line, split into argv without a shell */
+    KT_STORE,       /* local | s3 */
+    KT_LOCKMODE,    /* governance | compliance */
 };
 
 struct key_def {
@@ -94,6 +96,21 @@ static const struct key_def KEYS[] = {
     KR("archive", "volume_size", KT_SIZE, archive.volume_size, 64 * 1024, 4096 * MIB),
     KR("archive", "compression_level", KT_INT, archive.compression_level, 0, 9),
     KR("archive", "workers", KT_UINT, archive.workers, 0, 16),   /* ARCHIVE_MAX_WORKERS */
+    K("archive", "store", KT_STORE, archive.store),
+    K("archive", "store_endpoint", KT_STR, archive.store_endpoint),
+    K("archive", "store_region", KT_STR, archive.store_region),
+    K("archive", "store_bucket", KT_STR, archive.store_bucket),
+    K("archive", "store_path_style", KT_BOOL, archive.store_path_style),
+    K("archive", "store_prefix", KT_STR, archive.store_prefix),
+    K("archive", "store_ca_file", KT_PATH, archive.store_ca_file),
+    K("archive", "store_credentials_file", KT_PATH, archive.store_credentials_file),
+    /* S3's limits: parts of 5 MiB to 5 GiB, one PUT of at most 5 GiB. */
+    KR("archive", "store_multipart_threshold", KT_SIZE, archive.store_multipart_threshold,
+       5 * MIB, 5120 * MIB),
+    KR("archive", "store_part_size", KT_SIZE, archive.store_part_size, 5 * MIB, 5120 * MIB),
+    KR("archive", "store_timeout", KT_UINT, archive.store_timeout, 1, 86400),
+    K("archive", "object_lock_mode", KT_LOCKMODE, archive.object_lock_mode),
+    K("archive", "require_object_lock", KT_BOOL, archive.require_object_lock),
     K("keys", "vault_dir", KT_PATH, keys.vault_dir),
     K("keys", "it_cert", KT_PATH, keys.it_cert),
     K("keys", "reid_cert", KT_PATH, keys.reid_cert),
@@ -700,6 +717,23 @@ static int set_value(struct parse_ctx *c, const struct key_def *k, const char *v
             return ctx_error(c, c->line, local.code, "%s: %s", k->name, local.msg);
         return 1;
     }
+    case KT_STORE:
+        if (strcmp(v, "local") == 0)
+            *(enum config_store *)field = CONFIG_STORE_LOCAL;
+        else if (strcmp(v, "s3") == 0)
+            *(enum config_store *)field = CONFIG_STORE_S3;
+        else
+            return ctx_error(c, c->line, MR_E_CONFIG, "store: '%.40s' (use local or s3)", v);
+        return 1;
+    case KT_LOCKMODE:
+        if (strcasecmp(v, "compliance") == 0)
+            *(enum config_lock_mode *)field = CONFIG_LOCK_COMPLIANCE;
+        else if (strcasecmp(v, "governance") == 0)
+            *(enum config_lock_mode *)field = CONFIG_LOCK_GOVERNANCE;
+        else
+            return ctx_error(c, c->line, MR_E_CONFIG,
+                             "object_lock_mode: '%.40s' (use compliance or governance)", v);
+        return 1;
     case KT_BACKEND:
         if (strcmp(v, "sqlite") == 0)
             *(enum config_members_backend *)field = CONFIG_MEMBERS_SQLITE;
@@ -922,6 +956,134 @@ static int finish_accounts(struct parse_ctx *c)
     return 0;
 }
 
+/* Keys of [archive] that only mean something with store = s3. */
+static bool s3_only_key(const struct key_def *k)
+{
+    return strcmp(k->section, "archive") == 0
+           && ((strncmp(k->name, "store_", 6) == 0) || strcmp(k->name, "object_lock_mode") == 0
+               || strcmp(k->name, "require_object_lock") == 0);
+}
+
+/* The host part of an endpoint "scheme://host[:port]" is a loopback name: plain http is
+ * allowed only there (credentials and archive bytes would otherwise cross a network
+ * in clear, and a signature does not hide a body). */
+static bool loopback_host(const char *host)
+{
+    size_t n = strcspn(host, ":");
+
+    if (host[0] == '[')
+        return strncmp(host, "[::1]", 5) == 0 && (host[5] == '\0' || host[5] == ':');
+    return (n == 9 && strncmp(host, "127.0.0.1", 9) == 0)
+           || (n == 9 && strncmp(host, "localhost", 9) == 0);
+}
+
+static const char *endpoint_problem(const char *e)
+{
+    const char *host, *port;
+
+    if (strncmp(e, "https://", 8) == 0)
+        host = e + 8;
+    else if (strncmp(e, "http://", 7) == 0)
+        host = e + 7;
+    else
+        return "must start with https:// (http:// only for 127.0.0.1, [::1] or localhost)";
+    if (*host == '\0' || strpbrk(host, "/?#@ \t") != NULL)
+        return "must be https://host[:port], without a path, query or user";
+    port = host[0] == '[' ? strstr(host, "]:") : strchr(host, ':');
+    if (port != NULL) {
+        unsigned long long p;
+        port += host[0] == '[' ? 2 : 1;
+        if (parse_ull(port, &p) != 0 || p == 0 || p > 65535)
+            return "has a bad port";
+    }
+    if (e[4] != 's' && !loopback_host(host))
+        return "http:// is allowed only for 127.0.0.1, [::1] or localhost (use https://)";
+    return NULL;
+}
+
+/* An object key prefix: the same rules as an object key (store_key_check), which this
+ * module cannot call. */
+static const char *prefix_problem(const char *p)
+{
+    size_t len = strlen(p), seg = 0;
+
+    if (len > 512)
+        return "longer than 512 bytes";
+    if (p[0] == '/' || p[len - 1] == '/')
+        return "starts or ends with '/'";
+    for (size_t i = 0; i <= len; i++) {
+        if (p[i] == '/' || p[i] == '\0') {
+            const char *s = p + i - seg;
+            if (seg == 0)
+                return "has an empty segment ('//')";
+            if ((seg == 1 && s[0] == '.') || (seg == 2 && s[0] == '.' && s[1] == '.'))
+                return "has a '.' or '..' segment";
+            if (seg > 255)
+                return "has a segment longer than 255 bytes";
+            if (memmem(s, seg, ".tmp.", 5) != NULL)
+                return "contains '.tmp.'";
+            seg = 0;
+            continue;
+        }
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return "contains a control character";
+        seg++;
+    }
+    return NULL;
+}
+
+/* [archive] store keys: with store = s3 the bucket's address is required and checked;
+ * with store = local no store key may be set (a typo in `store` would otherwise leave
+ * every batch on this host alone while the operator believes it is mirrored). */
+static int finish_store(struct parse_ctx *c)
+{
+    struct mr_config *cfg = c->cfg;
+    const char *problem;
+
+    if (cfg->archive.store != CONFIG_STORE_S3) {
+        for (size_t i = 0; i < N_KEYS; i++)
+            if (s3_only_key(&KEYS[i]) && c->key_line[i] != 0)
+                return ctx_error(c, c->key_line[i], MR_E_CONFIG, "%s: only used with store "
+                                 "= s3 (store is local)", KEYS[i].name), -1;
+        return 0;
+    }
+    if (cfg->archive.store_endpoint == NULL)
+        return missing(c, "archive", "store_endpoint", " (store = s3)"), -1;
+    if (cfg->archive.store_region == NULL)
+        return missing(c, "archive", "store_region", " (store = s3)"), -1;
+    if (cfg->archive.store_bucket == NULL)
+        return missing(c, "archive", "store_bucket", " (store = s3)"), -1;
+    if ((problem = endpoint_problem(cfg->archive.store_endpoint)) != NULL)
+        return ctx_error(c, c->key_line[key_index("archive", "store_endpoint")], MR_E_CONFIG,
+                         "store_endpoint: %s", problem), -1;
+    if (strpbrk(cfg->archive.store_region, ": /\t") != NULL)
+        return ctx_error(c, c->key_line[key_index("archive", "store_region")], MR_E_CONFIG,
+                         "store_region: not a plain region name"), -1;
+    {
+        const char *b = cfg->archive.store_bucket;
+        size_t n = strlen(b);
+        bool ok = n >= 3 && n <= 63;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '-'
+                 || b[i] == '.';
+        if (!ok)
+            return ctx_error(c, c->key_line[key_index("archive", "store_bucket")], MR_E_CONFIG,
+                             "store_bucket: 3 to 63 of a-z, 0-9, '-' and '.'"), -1;
+    }
+    if (cfg->archive.store_prefix != NULL
+        && (problem = prefix_problem(cfg->archive.store_prefix)) != NULL)
+        return ctx_error(c, c->key_line[key_index("archive", "store_prefix")], MR_E_CONFIG,
+                         "store_prefix: %s", problem), -1;
+    if (cfg->archive.store_multipart_threshold < cfg->archive.store_part_size) {
+        if (key_set(c, "archive", "store_multipart_threshold"))
+            return ctx_error(c, c->key_line[key_index("archive", "store_multipart_threshold")],
+                             MR_E_CONFIG, "store_multipart_threshold: smaller than "
+                             "store_part_size"), -1;
+        cfg->archive.store_multipart_threshold = cfg->archive.store_part_size;
+    }
+    return 0;
+}
+
 /* Defaults that depend on other keys, and checks across keys.  Runs after parsing. */
 static int finish(struct parse_ctx *c)
 {
@@ -954,6 +1116,8 @@ static int finish(struct parse_ctx *c)
     }
     if (cfg->archive.dir == NULL)
         return missing(c, "archive", "dir", "");
+    if (finish_store(c) != 0)
+        return 0;
     if (cfg->keys.vault_dir == NULL)
         return missing(c, "keys", "vault_dir", "");
     if (cfg->keys.it_cert == NULL)
@@ -1010,6 +1174,12 @@ static void apply_defaults(struct mr_config *cfg)
     cfg->archive.volume_size = 8 * MIB;
     cfg->archive.compression_level = 6;
     cfg->archive.workers = 0;
+    cfg->archive.store = CONFIG_STORE_LOCAL;
+    cfg->archive.store_path_style = true;
+    cfg->archive.store_multipart_threshold = 64 * MIB;
+    cfg->archive.store_part_size = 16 * MIB;
+    cfg->archive.store_timeout = 900;
+    cfg->archive.object_lock_mode = CONFIG_LOCK_COMPLIANCE;
     cfg->retention.years = 5;
     cfg->retention.expiring_warn_days = 30;
     cfg->retention.held_back_days = 30;
@@ -1194,6 +1364,14 @@ static void show_key(FILE *out, const struct key_def *k, const void *field, bool
         fputs(*(const enum config_tls *)field == CONFIG_TLS_STARTTLS ? "starttls"
                                                                      : "imaps", out);
         break;
+    case KT_STORE:
+        fputs(*(const enum config_store *)field == CONFIG_STORE_S3 ? "s3" : "local", out);
+        break;
+    case KT_LOCKMODE:
+        fputs(*(const enum config_lock_mode *)field == CONFIG_LOCK_GOVERNANCE ? "governance"
+                                                                              : "compliance",
+              out);
+        break;
     case KT_BACKEND: {
         enum config_members_backend b = *(const enum config_members_backend *)field;
         fputs(b == CONFIG_MEMBERS_EXEC ? "exec"
@@ -1253,6 +1431,10 @@ int config_show(const struct mr_config *cfg, FILE *out, mr_error *err)
         for (size_t i = 0; i < N_KEYS; i++) {
             if (strcmp(KEYS[i].section, SECTIONS[s]) != 0)
                 continue;
+            if (s3_only_key(&KEYS[i]) && cfg->archive.store != CONFIG_STORE_S3) {
+                fprintf(out, "# %s: only with store = s3\n", KEYS[i].name);
+                continue;
+            }
             show_key(out, &KEYS[i], (const char *)cfg + KEYS[i].off,
                      cfg->key_lines != NULL && cfg->key_lines[i] != 0);
         }
@@ -1297,6 +1479,12 @@ void config_free(struct mr_config *cfg)
     list_free(&cfg->members.own_addresses);
     list_free(&cfg->members.own_domains);
     free(cfg->archive.dir);
+    free(cfg->archive.store_endpoint);
+    free(cfg->archive.store_region);
+    free(cfg->archive.store_bucket);
+    free(cfg->archive.store_prefix);
+    free(cfg->archive.store_ca_file);
+    free(cfg->archive.store_credentials_file);
     free(cfg->keys.vault_dir);
     free(cfg->keys.it_cert);
     free(cfg->keys.reid_cert);

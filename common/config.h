@@ -30,6 +30,11 @@ enum config_auth {
     CONFIG_AUTH_OAUTHBEARER = 3,
 };
 
+/* Where batches are mirrored besides [archive] dir (docs/STORE.md). */
+enum config_store { CONFIG_STORE_LOCAL = 0, CONFIG_STORE_S3 = 1 };
+/* The Object Lock retention mode objects get where the bucket has Object Lock on. */
+enum config_lock_mode { CONFIG_LOCK_COMPLIANCE = 0, CONFIG_LOCK_GOVERNANCE = 1 };
+
 enum config_members_backend {
     CONFIG_MEMBERS_SQLITE = 0,
     CONFIG_MEMBERS_MAILDIR = 1,
@@ -115,6 +120,20 @@ struct mr_config {
         uint64_t volume_size;       /* bytes, default 8 MiB (memory: see docs/CONFIG.md) */
         int compression_level;      /* 0-9, default 6 */
         unsigned workers;           /* 0 = number of CPUs (default) */
+        /* The object store every batch is mirrored to (docs/STORE.md); local = none. */
+        enum config_store store;    /* default local */
+        char *store_endpoint;       /* s3: required; https://, http:// only to loopback */
+        char *store_region;         /* s3: required (signing region) */
+        char *store_bucket;         /* s3: required */
+        bool store_path_style;      /* default yes */
+        char *store_prefix;         /* NULL = none; no leading or trailing '/' */
+        char *store_ca_file;        /* NULL = system bundle */
+        char *store_credentials_file;   /* NULL = AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY */
+        uint64_t store_multipart_threshold;     /* 0 = the driver's default (64 MiB) */
+        uint64_t store_part_size;   /* 0 = the driver's default (16 MiB) */
+        unsigned store_timeout;     /* seconds per request, 0 = the driver's (900) */
+        enum config_lock_mode object_lock_mode;     /* default compliance */
+        bool require_object_lock;   /* default no */
     } archive;
 
     struct {

@@ -36,6 +36,112 @@ static void set(struct check_batch *b, const char *status, enum check_level leve
     copy(b->detail, sizeof b->detail, detail != NULL ? detail : "");
 }
 
+/* ---- the object store: every file of a batch there, with its size --------------------- */
+
+/* One file of dir in the store: 0 and *size, MR_E_NOTFOUND, or another error (e). */
+static int store_size(const char *dir, const char *name, uint64_t *size, mr_error *e)
+{
+    char key[STORE_KEY_MAX + 1];
+    int rc = batchdir_store_key(dir, name, key, sizeof key, e);
+
+    return rc != 0 ? rc : store_stat(batchdir_store_current(), key, size, e);
+}
+
+/* A file that must be in the store with want bytes: "" when it is, else why not. */
+static void store_expect(const char *dir, const char *name, unsigned long long want,
+                         char *why, size_t size, size_t *unreachable)
+{
+    uint64_t have = 0;
+    mr_error e;
+    int rc;
+
+    if (why[0] != '\0')
+        return;
+    rc = store_size(dir, name, &have, &e);
+    if (rc == MR_E_NOTFOUND)
+        snprintf(why, size, "%s is not in the object store", name);
+    else if (rc != 0) {
+        snprintf(why, size, "cannot check the object store: %s", e.msg);
+        (*unreachable)++;
+    } else if (have != want)
+        snprintf(why, size, "%s has %llu bytes in the object store, %llu here", name,
+                 (unsigned long long)have, want);
+}
+
+/* A batch with a verified manifest: each of its files (volumes, reid files, locator and
+ * the manifest itself) in the store with the size it has here.  Reading them back is
+ * verify's job; check only asks the store. */
+static void check_store_batch(const struct archive_batch_ref *ref, const struct archive_manifest *m,
+                              struct check_batch *b, size_t *unreachable)
+{
+    char why[MR_ERROR_MSG_MAX + 64] = "";
+    unsigned long long msize = 0;
+
+    if (batchdir_store_current() == NULL)
+        return;
+    for (size_t i = 0; i < m->n_volumes; i++) {
+        store_expect(ref->dir, m->volumes[i].name, m->volumes[i].size, why, sizeof why,
+                     unreachable);
+        store_expect(ref->dir, m->volumes[i].reid_name, m->volumes[i].reid_size, why,
+                     sizeof why, unreachable);
+    }
+    if (m->locator_name[0] != '\0')
+        store_expect(ref->dir, m->locator_name, m->locator_size, why, sizeof why, unreachable);
+    if (batchdir_exists(ref->dir, batchdir_name(BATCHDIR_MANIFEST), &msize))
+        store_expect(ref->dir, batchdir_name(BATCHDIR_MANIFEST), msize, why, sizeof why,
+                     unreachable);
+    if (why[0] == '\0')
+        return;
+    if (b->level < CHECK_VIOLATION) {
+        set(b, "NOT IN STORE", CHECK_VIOLATION, why);
+    } else {
+        size_t n = strlen(b->detail);
+        snprintf(b->detail + n, sizeof b->detail - n, "; %s", why);
+    }
+}
+
+/* An expired batch: its tombstone in the store, and nothing of its content. */
+static void check_store_tombstone(const struct archive_batch_ref *ref, struct check_batch *b,
+                                  size_t *unreachable)
+{
+    char why[MR_ERROR_MSG_MAX + 64] = "", vol[BATCHDIR_NAME_MAX], reid[BATCHDIR_NAME_MAX];
+    const char *left[4];
+    unsigned long long tsize = 0;
+
+    if (batchdir_store_current() == NULL
+        || !batchdir_exists(ref->dir, batchdir_name(BATCHDIR_TOMBSTONE), &tsize))
+        return;
+    store_expect(ref->dir, batchdir_name(BATCHDIR_TOMBSTONE), tsize, why, sizeof why,
+                 unreachable);
+    batchdir_volume_name(1, vol);
+    batchdir_reid_name(1, reid);
+    left[0] = vol;
+    left[1] = reid;
+    left[2] = batchdir_name(BATCHDIR_LOCATOR);
+    left[3] = batchdir_name(BATCHDIR_MANIFEST);
+    for (size_t i = 0; i < 4 && why[0] == '\0'; i++) {
+        uint64_t size;
+        mr_error e;
+        int rc = store_size(ref->dir, left[i], &size, &e);
+        if (rc == 0) {
+            snprintf(why, sizeof why, "%s survived expiry in the object store (run `mailret "
+                     "expire` again)", left[i]);
+        } else if (rc != MR_E_NOTFOUND) {
+            snprintf(why, sizeof why, "cannot check the object store: %s", e.msg);
+            (*unreachable)++;
+        }
+    }
+    if (why[0] == '\0')
+        return;
+    if (b->level < CHECK_VIOLATION)
+        set(b, strstr(why, "survived") != NULL ? "key-present-after-expiry" : "NOT IN STORE",
+            CHECK_VIOLATION, why);
+    else {
+        size_t n = strlen(b->detail);
+        snprintf(b->detail + n, sizeof b->detail - n, "; %s", why);
+    }
+}
+
 static bool first_volume_present(const char *dir)
 {
     char vol[BATCHDIR_NAME_MAX], reid[BATCHDIR_NAME_MAX];
@@ -117,7 +223,7 @@ static void check_unverifiable(const struct check_options *opt,
 }
 
 static void check_batch_dir(const struct check_options *opt, const struct archive_batch_ref *ref,
-                            struct check_batch *b)
+                            struct check_batch *b, size_t *store_unreachable)
 {
     struct archive_manifest m;
     const char *base = strrchr(ref->dir, '/');
@@ -132,6 +238,8 @@ static void check_batch_dir(const struct check_options *opt, const struct archiv
     copy(b->batch_id, sizeof b->batch_id, strlen(base) > 8 && base[7] == '-' ? base + 8 : base);
     if (!ref->has_manifest) {
         check_tombstone(opt, ref->dir, b);
+        if (strcmp(b->status, "incomplete") != 0)
+            check_store_tombstone(ref, b, store_unreachable);
         return;
     }
     if (archive_manifest_read(ref->dir, opt->trust, &m, &e) != 0) {
@@ -182,6 +290,7 @@ static void check_batch_dir(const struct check_options *opt, const struct archiv
     } else {
         set(b, "ok", CHECK_OK, NULL);
     }
+    check_store_batch(ref, &m, b, store_unreachable);
     archive_manifest_clear(&m);
 }
 
@@ -441,6 +550,48 @@ static int check_vault(const struct check_options *opt, struct check_report *r, 
     return rc;
 }
 
+/* The store itself: reachable (the command opened it), its Object Lock state and mode. */
+static void check_store_open(const struct check_options *opt, struct check_report *r)
+{
+    mr_store *st = batchdir_store_current();
+
+    r->store.status = "none";
+    r->store.level = CHECK_OK;
+    r->store.object_lock = "";
+    r->store.lock_mode = "";
+    if (!opt->store_configured)
+        return;
+    r->store.driver = "s3";
+    if (st == NULL) {
+        r->store.status = "UNREACHABLE";
+        r->store.level = CHECK_VIOLATION;
+        copy(r->store.detail, sizeof r->store.detail,
+             opt->store_error != NULL ? opt->store_error : "not opened");
+        return;
+    }
+    r->store.driver = store_name(st);
+    r->store.status = "ok";
+    switch (store_object_lock(st)) {
+    case STORE_LOCK_ON:
+        r->store.object_lock = "on";
+        r->store.lock_mode = opt->store_lock_mode != NULL ? opt->store_lock_mode : "";
+        break;
+    case STORE_LOCK_OFF: r->store.object_lock = "off"; break;
+    default: r->store.object_lock = "unsupported"; break;
+    }
+}
+
+/* Batches that could not be asked about make the store unreachable after all. */
+static void check_store_close(struct check_report *r)
+{
+    if (r->store.unreachable == 0 || strcmp(r->store.status, "ok") != 0)
+        return;
+    r->store.status = "UNREACHABLE";
+    r->store.level = CHECK_VIOLATION;
+    snprintf(r->store.detail, sizeof r->store.detail, "%zu batch(es) could not be checked in "
+             "the object store", r->store.unreachable);
+}
+
 static int cmp_batch(const void *a, const void *b)
 {
     const struct check_batch *x = a, *y = b;
@@ -520,8 +671,10 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
         check_report_free(r);
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     }
+    check_store_open(opt, r);
     for (size_t i = 0; i < n_refs; i++)
-        check_batch_dir(opt, &refs[i], &r->batches[i]);
+        check_batch_dir(opt, &refs[i], &r->batches[i], &r->store.unreachable);
+    check_store_close(r);
     r->n_batches = n_refs;
     free(refs);
     rc = opt->vault_dir != NULL ? check_vault(opt, r, n_refs ? n_refs : 1, err) : 0;
@@ -576,6 +729,8 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
         r->violations += l == CHECK_VIOLATION;
     }
     if (strcmp(r->audit_status, "BROKEN") == 0)
+        r->violations++;
+    if (r->store.level == CHECK_VIOLATION)
         r->violations++;
     r->insecure_tls = opt->insecure_tls;
     if (r->insecure_tls)

@@ -24,6 +24,13 @@
  *                             (mailbox "(vault)"); no one would ever shred it
  *   stale-temp    (warning)   a temporary file of an interrupted write (the next purge,
  *                             backup or expire removes it)
+ *   NOT IN STORE  (violation) with an object store (backup/batchdir.h): a file of the
+ *                             batch (volume, reid file, locator, manifest) is not in the
+ *                             store or has another size there; an expired batch whose
+ *                             tombstone is not there.  Content left in the store after
+ *                             expiry is key-present-after-expiry.
+ * The object store (when configured): reachable (a violation otherwise), its Object
+ * Lock state (on, off, unsupported) and the retention mode used.
  * Mailboxes (unless offline): nothing with INTERNALDATE before the last cutoff whose
  * purge should have run (the month start of at - grace).  What is there is explained per
  * class: held back (the member system has not accepted it since DATE: a warning for
@@ -89,6 +96,10 @@ struct check_options {
                                            not checked */
     unsigned unrouted_warn_count;       /* 0 = no warning on the count */
     unsigned unrouted_warn_days;        /* 0 = no warning on the age */
+    /* The object store: the command attaches it (batchdir_store_attach) when it opens. */
+    bool store_configured;              /* [archive] store = s3 */
+    const char *store_error;            /* why it could not be opened; NULL = it was */
+    const char *store_lock_mode;        /* the configured retention mode, for the report */
     mr_log *log;
 };
 
@@ -137,6 +148,15 @@ struct check_report {
     size_t warnings, violations;
     size_t unchecked;                   /* mailboxes that could not be checked ("error",
                                            counted among the violations too) */
+    struct {
+        const char *status;             /* "none" (not configured), "ok", "UNREACHABLE" */
+        enum check_level level;
+        const char *driver;             /* "s3"; NULL when none */
+        const char *object_lock;        /* "on", "off", "unsupported"; "" when none */
+        const char *lock_mode;          /* "compliance"/"governance" when on, else "" */
+        size_t unreachable;             /* batches the store did not answer about */
+        char detail[MR_ERROR_MSG_MAX];
+    } store;
     struct {
         const char *status;             /* "ok", "BACKLOG", "skipped", "error" */
         enum check_level level;

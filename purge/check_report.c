@@ -71,6 +71,17 @@ void check_report_print(FILE *out, const struct check_report *r)
             fprintf(out, "\n        %s", r->unrouted.detail);
         fputc('\n', out);
     }
+    if (strcmp(r->store.status, "none") != 0) {
+        fprintf(out, "object store: %s %s", r->store.driver != NULL ? r->store.driver : "",
+                r->store.status);
+        if (r->store.object_lock[0] != '\0')
+            fprintf(out, ", Object Lock %s%s%s%s", r->store.object_lock,
+                    r->store.lock_mode[0] ? " (" : "", r->store.lock_mode,
+                    r->store.lock_mode[0] ? ")" : "");
+        if (r->store.detail[0])
+            fprintf(out, ": %s", r->store.detail);
+        fputc('\n', out);
+    }
     fprintf(out, "audit log: %s", r->audit_status);
     if (r->audit_records > 0)
         fprintf(out, " (%zu records)", r->audit_records);
@@ -148,6 +159,13 @@ int check_report_json(FILE *out, const struct check_report *r, mr_error *err)
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "cannot build the JSON report");
     json_object_set_new(o, "insecure_tls", json_boolean(r->insecure_tls));
+    json_object_set_new(o, "store",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "status", r->store.status,
+                                  "level", level_name(r->store.level), "driver",
+                                  r->store.driver != NULL ? r->store.driver : "",
+                                  "object_lock", r->store.object_lock,
+                                  "lock_mode", r->store.lock_mode,
+                                  "detail", r->store.detail));
     if (json_dumpf(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
         rc = mr_error_set(err, MR_E_IO, "cannot write the JSON report");
     fputc('\n', out);
@@ -241,6 +259,8 @@ enum check_nagios_state check_report_nagios(FILE *out, const struct check_report
             add(text, sizeof text, "%s audit log BROKEN", shown++ ? ";" : ":");
         if (r->insecure_tls && shown < 3)
             add(text, sizeof text, "%s IMAP TLS verification DISABLED", shown++ ? ";" : ":");
+        if (r->store.level != CHECK_OK && shown < 3)
+            add(text, sizeof text, "%s object store %s", shown++ ? ";" : ":", r->store.status);
         if (shown < r->violations + r->warnings)
             add(text, sizeof text, "; ...");
     }
@@ -260,13 +280,15 @@ enum check_nagios_state check_report_nagios(FILE *out, const struct check_report
             "incomplete=%zu;;;0 held=%zu;;;0 expired=%zu;;;0 mailboxes_unchecked=%zu;;;0 "
             "not_purged=%zu;;;0 held_back=%zu;;;0 held_back_days=%ld;;;0 "
             "audit_broken=%d;;;0;1 warnings=%zu;;;0 violations=%zu;;;0 "
-            "unrouted=%lld;%s;;0 unrouted_oldest_days=%lld;%s;;0\n",
+            "unrouted=%lld;%s;;0 unrouted_oldest_days=%lld;%s;;0 not_in_store=%zu;;;0 "
+            "store_unreachable=%d;;;0;1\n",
             names[state], text, r->n_batches, count_batches(r, "ok"),
             count_batches(r, "expiring"), count_batches(r, "OVERDUE"),
             count_batches(r, "damaged"), count_batches(r, "key-missing"),
             count_batches(r, "key-present-after-expiry"), count_batches(r, "incomplete"),
             count_batches(r, "held"), count_batches(r, "expired"), r->unchecked, not_purged,
             held, held_days, strcmp(r->audit_status, "BROKEN") == 0, r->warnings,
-            r->violations, r->unrouted.waiting, wcount, r->unrouted.oldest_days, wdays);
+            r->violations, r->unrouted.waiting, wcount, r->unrouted.oldest_days, wdays,
+            count_batches(r, "NOT IN STORE"), strcmp(r->store.status, "UNREACHABLE") == 0);
     return state;
 }

@@ -87,6 +87,53 @@ static int expire_batch(const struct expire_options *opt, const char *dir,
     if (rc == 0)
         log_info(opt->log, "batch %s: expired (epoch keys shredded, volumes deleted)",
                  m->batch_id);
+    /* 4. The object store follows: content objects deleted, the tombstone put, the
+     * manifest deleted last.  A failure here leaves a batch expired on this host that a
+     * later expire mirrors (expire_run's sweep of tombstones). */
+    if (rc == 0 && (rc = batchdir_store_push(dir, 0, err)) != 0)
+        mr_error_prefix(err, "keys shredded and files deleted here, but the object store "
+                        "still holds the batch (the next expire deletes it there)");
+    return rc;
+}
+
+/* An expired batch (tombstone, no manifest) whose copy in the object store is not just
+ * its tombstone: an expiry whose mirroring failed or was cut off.  Finished now. */
+static int sweep_tombstone(const struct expire_options *opt, const struct archive_batch_ref *ref,
+                           struct expire_report *r, size_t *cap, mr_error *err)
+{
+    struct expire_item *it;
+    const char *base;
+    bool pushed = false;
+    mr_error e;
+    int rc;
+
+    if (batchdir_store_current() == NULL
+        || !batchdir_exists(ref->dir, batchdir_name(BATCHDIR_TOMBSTONE), NULL))
+        return 0;
+    mr_error_clear(&e);
+    if (!opt->dry_run)
+        rc = batchdir_store_sync(ref->dir, &pushed, &e);
+    else
+        rc = 0;
+    if (rc == 0 && !pushed)
+        return 0;
+    if ((it = push(r, cap)) == NULL)
+        return mr_error_set(err, MR_E_NOMEM, "out of memory");
+    base = strrchr(ref->dir, '/');
+    snprintf(it->batch_id, sizeof it->batch_id, "%s", base != NULL ? base + 1 : "?");
+    snprintf(it->mailbox, sizeof it->mailbox, "%s", ref->mailbox);
+    if (rc == 0) {
+        it->action = EXPIRE_EXPIRED;
+        snprintf(it->detail, sizeof it->detail, "expired before; now deleted from the object "
+                 "store too");
+        log_info(opt->log, "batch %s: expired before; its objects are deleted from the store "
+                 "now", it->batch_id);
+        return 0;
+    }
+    it->action = EXPIRE_FAILED;
+    snprintf(it->detail, sizeof it->detail, "%s", e.msg);
+    if (err != NULL)
+        *err = e;
     return rc;
 }
 
@@ -152,9 +199,30 @@ int expire_run(const struct expire_options *opt, struct expire_report **report, 
         mr_error e;
         int read_rc;
 
-        /* No manifest: an expired batch (tombstone) or an unfinished one (purge's). */
-        if (!refs[i].has_manifest)
+        /* No manifest: an expired batch (tombstone) or an unfinished one (purge's).  An
+         * expired one whose store copy was not finished is mirrored now. */
+        if (!refs[i].has_manifest) {
+            mr_error se;
+            size_t before = r->n;
+            int src = sweep_tombstone(opt, &refs[i], r, &cap, &se);
+            if (src == MR_E_NOMEM) {
+                rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
+                break;
+            }
+            if (r->n > before && r->items[r->n - 1].action == EXPIRE_EXPIRED)
+                r->expired++;
+            if (src != 0) {
+                r->failed++;
+                log_error(opt->log, "batch %s: %s", r->items[r->n - 1].batch_id, se.msg);
+                if (first == 0) {
+                    first = src;
+                    if (err != NULL)
+                        *err = se;
+                    mr_error_prefix(err, "batch %s", r->items[r->n - 1].batch_id);
+                }
+            }
             continue;
+        }
         mr_error_clear(&e);
         read_rc = archive_manifest_read(refs[i].dir, opt->trust, &m, &e);
         if (read_rc == 0 && m.expires > opt->at) {

@@ -6,7 +6,11 @@
  *      fsync, unlink, fsync the directory) — from here on no copy of the volumes,
  *      wherever it survives, can be decrypted;
  *   2. delete the volumes and re-identification files;
- *   3. write the tombstone (tombstone.h), then remove the manifest.
+ *   3. write the tombstone (tombstone.h), then remove the manifest;
+ *   4. with an object store attached (backup/batchdir.h), mirror that: the content
+ *      objects are deleted, the tombstone put, the store's manifest deleted last.  An
+ *      expired batch whose store copy is more than its tombstone (a failed or cut-off
+ *      step 4) is mirrored by the next run.
  * Audited ("batch.expire").  The caller holds the run lock.
  */
 #ifndef MAILRET_PURGE_EXPIRE_H

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backup/archive.h"
+#include "backup/batchdir.h"
 #include "common/log.h"
 
 int hold_set(const char *archive_dir, const char *vault_dir, const char *batch, bool hold,
@@ -34,6 +35,19 @@ int hold_set(const char *archive_dir, const char *vault_dir, const char *batch, 
     rc = archive_batch_set_hold(found, hold, trust, signing_key, vault_dir, audit, err);
     if (rc != 0)
         return mr_error_prefix(err, "batch %s", batch);
+    /* The re-signed manifest goes to the object store too (no store: nothing to do). */
+    if (batchdir_store_current() != NULL) {
+        struct archive_manifest m;
+        rc = archive_manifest_read_unverified(found, &m, err);
+        if (rc == 0) {
+            rc = batchdir_store_push(found, m.expires, err);
+            archive_manifest_clear(&m);
+        }
+        if (rc != 0)
+            return mr_error_prefix(err, "batch %s: legal hold %s here, but not yet in the "
+                                   "object store (run the command again)", batch,
+                                   hold ? "placed" : "released");
+    }
     if (dir != NULL)
         snprintf(dir, dir_size, "%s", found);
     return 0;

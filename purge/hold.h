@@ -2,7 +2,8 @@
  * hold.h — legal hold: `mailret hold BATCH --reason ...` and `--release`.  A held batch is
  * kept past its expiry (expire skips it) and check shows it as held.  The reason goes to
  * the audit log, scrubbed of anything shaped like an address, CPR or phone number (a
- * reason should name a case, not a person).
+ * reason should name a case, not a person).  With an object store attached
+ * (backup/batchdir.h) the re-signed manifest is mirrored to it.
  */
 #ifndef MAILRET_PURGE_HOLD_H
 #define MAILRET_PURGE_HOLD_H

@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "backup/batchdir.h"
 #include "common/mrtime.h"
 #include "ingest/state.h"
 #include "purge/journal.h"
@@ -22,6 +23,26 @@ static void hook(const struct purge_options *opt, const char *step)
 {
     if (opt->hook != NULL)
         opt->hook(opt->hook_ctx, step);
+}
+
+/* Mirror a finished batch to the object store (none attached: nothing to do) and read it
+ * back: until this returns 0 nothing of the batch may be expunged. */
+static int push_batch(const struct purge_options *opt, const char *dir, const char *batch_id,
+                      time_t expires, mr_error *err)
+{
+    struct batchdir_push_stats st;
+    int rc;
+
+    if (batchdir_store_current() == NULL)
+        return 0;
+    rc = batchdir_store_push_stats(dir, expires, &st, err);
+    if (rc != 0)
+        return mr_error_prefix(err, "batch %s is kept here but is not in the object store; "
+                               "nothing deleted (the next purge stores and expunges it)",
+                               batch_id);
+    log_info(opt->log, "batch %s: in the object store and read back (%zu file(s) stored, "
+             "%zu there already)", batch_id, st.put, st.skipped);
+    return 0;
 }
 
 static void sha_hex(const unsigned char *data, size_t len, char out[65])
@@ -305,7 +326,13 @@ static int resume_batch(struct purge_ctx *c, const struct purge_jbatch *b,
         rc = mr_error_set(err, MR_E_TAMPERED, "batch %s: manifest does not match the purge "
                           "journal (%zu vs %zu messages); refusing to delete", b->batch_id,
                           m.message_count, b->n_messages);
+    /* In every state: a push is idempotent (what verifies is not sent again), and a
+     * batch whose push was cut off is completed here before anything is expunged. */
+    if (rc == 0)
+        rc = push_batch(c->opt, dir, b->batch_id, m.expires, err);
     archive_manifest_clear(&m);
+    if (rc == 0)
+        hook(c->opt, "resume-after-push");
     if (rc == 0 && b->state == PJ_CLOSING)
         rc = purge_journal_set_state(c->journal, b->id, PJ_VERIFIED, err);
     if (rc == 0)
@@ -562,6 +589,15 @@ static int new_batch(struct purge_ctx *c, const char *mailbox,
         return mr_error_prefix(err, "batch not verified, nothing deleted");
     }
     hook(opt, "after-close");
+    /* Still closing in the journal: a failed or killed push leaves a batch the next run
+     * pushes before it expunges. */
+    rc = push_batch(opt, res->dir, batch_id, f.ao.expires, err);
+    if (rc != 0) {
+        free(f.msgs);
+        archive_result_free(res);
+        return rc;
+    }
+    hook(opt, "after-push");
     rc = purge_journal_set_state(c->journal, jid, PJ_VERIFIED, err);
     if (rc == 0)
         hook(opt, "after-verified");
@@ -742,6 +778,10 @@ int purge_run(const struct purge_options *opt, struct purge_report **report, mr_
                                "delivered", ierr.msg);
         }
     }
+    if (src == 0 && opt->store_error != NULL && !opt->dry_run)
+        src = mr_error_set(&serr, opt->store_error->code != 0 ? opt->store_error->code
+                                                              : MR_E_NETWORK,
+                           "%s; nothing archived or deleted", opt->store_error->msg);
     if (src == 0)
         src = purge_journal_open(opt->journal_path, &c.journal, &serr);
     else

@@ -11,8 +11,11 @@
  *   2. UID SEARCH BEFORE the cutoff (a superset: IMAP dates are whole days in the server's
  *      zone), UID FETCH those UIDs and keep the ones whose exact INTERNALDATE is before
  *      the cutoff; archive them as one batch, recording UID + SHA-256 in the journal;
- *   3. when archive_batch_close has verified every volume and written the manifest:
- *      UID STORE +FLAGS.SILENT (\Deleted) and UID EXPUNGE exactly those UIDs, in chunks.
+ *   3. when archive_batch_close has verified every volume and written the manifest, and
+ *      (with an object store attached to backup/batchdir.h) every file of the batch is in
+ *      the store and read back: UID STORE +FLAGS.SILENT (\Deleted) and UID EXPUNGE
+ *      exactly those UIDs, in chunks.  A batch the store did not take stays here, its
+ *      messages on the server; the next run pushes it (as in 1.) and expunges.
  * Messages added after the SEARCH are never touched.  Without UIDPLUS the purge refuses
  * (MR_E_UNSUPPORTED) unless allow_plain_expunge, and then only if no other message in the
  * mailbox carries \Deleted.
@@ -49,7 +52,7 @@
 #define PURGE_MAX_MESSAGE_SIZE ((size_t)UINT32_MAX)
 
 /* Called at named steps ("after-search", "mid-fetch", "before-close", "after-close",
- * "after-verified", "after-store", "after-expunge", "resume-after-store").  The CLI
+ * "after-push", "after-verified", "after-store", "after-expunge", "resume-after-store").  The CLI
  * installs purge_test_crash_hook (crash.h) for fault-injection tests; NULL = none. */
 typedef void (*purge_hook_fn)(void *ctx, const char *step);
 
@@ -72,6 +75,9 @@ struct purge_options {
                                                key_prefix + its name (NULL = "") */
     bool dry_run;
     bool allow_plain_expunge;
+    const mr_error *store_error;            /* the object store could not be opened: every
+                                               mailbox fails with it (after ingest),
+                                               nothing archived or deleted; NULL = fine */
     size_t expunge_chunk;                   /* UIDs per STORE+EXPUNGE round; 0 = default */
     audit_log *audit;
     mr_log *log;

@@ -209,3 +209,38 @@ char *s3_xml_escape(const char *s)
     *o = '\0';
     return out;
 }
+
+int s3_lock_headers(bool lock_on, bool governance, time_t retain_until, time_t now,
+                    char mode[64], char until[96])
+{
+    struct tm tm;
+
+    mode[0] = until[0] = '\0';
+    if (!lock_on || retain_until <= now || gmtime_r(&retain_until, &tm) == NULL)
+        return 0;
+    snprintf(mode, 64, "x-amz-object-lock-mode: %s", governance ? "GOVERNANCE" : "COMPLIANCE");
+    if (strftime(until, 96, "x-amz-object-lock-retain-until-date: %Y-%m-%dT%H:%M:%S.000Z",
+                 &tm) == 0) {
+        mode[0] = until[0] = '\0';
+        return 0;
+    }
+    return 2;
+}
+
+bool s3_content_md5_header(const void *data, size_t len, char out[64])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int n;
+
+    out[0] = '\0';
+    if (EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16)
+        return false;
+    memcpy(out, "Content-MD5: ", 13);
+    n = EVP_EncodeBlock((unsigned char *)out + 13, md, 16);
+    if (n != 24) {
+        out[0] = '\0';
+        return false;
+    }
+    return true;
+}

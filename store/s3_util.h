@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 /* SigV4 URI encoding: every byte but A-Z a-z 0-9 - . _ ~ becomes %XX (upper-case hex);
  * '/' stays when keep_slash (a path), else %2F (a query name or value).  malloc'd. */
@@ -36,5 +37,18 @@ char *s3_xml_text(const char *xml, size_t len, size_t *pos, const char *tag);
 void s3_xml_root(const char *xml, size_t len, char *out, size_t outsz);
 /* XML-escape s (for a CompleteMultipartUpload body).  malloc'd. */
 char *s3_xml_escape(const char *s);
+
+/* The Object Lock headers of a put (PUT or CreateMultipartUpload): none (returns 0, both
+ * lines "") unless lock_on and retain_until lies after now; else 2, with
+ *   mode:  "x-amz-object-lock-mode: COMPLIANCE" (or GOVERNANCE)
+ *   until: "x-amz-object-lock-retain-until-date: 2031-12-07T06:33:06.000Z" (UTC)
+ * The one place that decides whether a request carries retention, so that a store
+ * without Object Lock (Swift) never sees a lock header. */
+int s3_lock_headers(bool lock_on, bool governance, time_t retain_until, time_t now,
+                    char mode[64], char until[96]);
+
+/* "Content-MD5: <base64 of the MD5 of data>" (S3 wants it on puts that carry Object Lock
+ * retention); false when the digest cannot be computed. */
+bool s3_content_md5_header(const void *data, size_t len, char out[64]);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -155,7 +156,7 @@ out:
 }
 
 static int do_put(mr_store *st, const char *key, const struct store_source *src,
-                  const unsigned char sha256[32], mr_error *err)
+                  const unsigned char sha256[32], time_t retain_until, mr_error *err)
 {
     unsigned char h[32];
     int rc;
@@ -169,7 +170,13 @@ static int do_put(mr_store *st, const char *key, const struct store_source *src,
             return rc;
         sha256 = h;
     }
-    rc = st->drv->put(st->self, key, src, sha256, err);
+    /* Retention only where the probe found Object Lock enabled and the date is ahead:
+     * anything else is a plain put, with no lock header at all. */
+    if (retain_until > time(NULL) && st->drv->put_retained != NULL
+        && store_object_lock(st) == STORE_LOCK_ON)
+        rc = st->drv->put_retained(st->self, key, src, sha256, retain_until, err);
+    else
+        rc = st->drv->put(st->self, key, src, sha256, err);
     if (rc != 0)
         mr_error_prefix(err, "%s: put %s", st->drv->name, key);
     return rc;
@@ -183,11 +190,17 @@ int store_put_buf(mr_store *st, const char *key, const void *buf, size_t len,
 
     if (buf == NULL && len > 0)
         return mr_error_set(err, MR_E_INVALID, "store_put_buf: no buffer");
-    return do_put(st, key, &src, sha256, err);
+    return do_put(st, key, &src, sha256, 0, err);
 }
 
 int store_put_file(mr_store *st, const char *key, const char *path,
                    const unsigned char sha256[32], mr_error *err)
+{
+    return store_put_file_until(st, key, path, sha256, 0, err);
+}
+
+int store_put_file_until(mr_store *st, const char *key, const char *path,
+                         const unsigned char sha256[32], time_t retain_until, mr_error *err)
 {
     struct store_source src = { NULL, -1, 0 };
     struct stat sb;
@@ -204,7 +217,7 @@ int store_put_file(mr_store *st, const char *key, const char *path,
         return mr_error_set(err, MR_E_INVALID, "%s is not a regular file", path);
     }
     src.size = (uint64_t)sb.st_size;
-    rc = do_put(st, key, &src, sha256, err);
+    rc = do_put(st, key, &src, sha256, retain_until, err);
     close(src.fd);
     return rc;
 }

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "common/error.h"
 
@@ -51,6 +52,10 @@ struct store_driver {
     int (*list)(void *self, const char *prefix, store_list_fn fn, void *arg, mr_error *err);
     int (*del)(void *self, const char *key, mr_error *err);
     void (*close)(void *self);
+    /* A put whose object is locked until retain_until (Object Lock); NULL for a driver
+     * without locks.  Called only when the store's probe said STORE_LOCK_ON. */
+    int (*put_retained)(void *self, const char *key, const struct store_source *src,
+                        const unsigned char sha256[32], time_t retain_until, mr_error *err);
 };
 
 int store_new(const struct store_driver *drv, void *self, mr_store **out, mr_error *err);
@@ -65,6 +70,13 @@ int store_put_buf(mr_store *st, const char *key, const void *buf, size_t len,
                   const unsigned char sha256[32], mr_error *err);
 int store_put_file(mr_store *st, const char *key, const char *path,
                    const unsigned char sha256[32], mr_error *err);
+/* store_put_file, and where the bucket has Object Lock enabled (store_object_lock ==
+ * STORE_LOCK_ON) and retain_until lies in the future, the object is locked until then
+ * in the store's retention mode (store_s3_options.lock_mode).  Anywhere else exactly
+ * store_put_file: no retention header or call is sent (on Swift, a PUT ?retention would
+ * overwrite the object). */
+int store_put_file_until(mr_store *st, const char *key, const char *path,
+                         const unsigned char sha256[32], time_t retain_until, mr_error *err);
 
 /* Stream length bytes from offset (STORE_TO_END: to the end) to fn.  A range past the
  * end is MR_E_INVALID; a missing object MR_E_NOTFOUND. */
@@ -117,6 +129,8 @@ struct store_s3_options {
                                      * 0: 4, negative: none */
     int backoff_max_ms;             /* 0: 8000; backoff doubles from 250 ms up to this */
     bool require_object_lock;       /* open fails unless the bucket has Object Lock */
+    bool lock_governance;           /* retention mode of locked puts: GOVERNANCE instead
+                                     * of COMPLIANCE (store_put_file_until) */
     int list_page;                  /* keys per listing request, 0: 1000 (tests: small) */
 };
 

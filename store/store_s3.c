@@ -39,6 +39,7 @@ struct s3_store {
     int retries, backoff_max_ms;
     char list_page[16];
     enum store_lock_state lock;
+    bool governance;        /* retention mode of locked puts */
 };
 
 struct buf {
@@ -72,6 +73,7 @@ struct req {
     const unsigned char *body;  /* what a PUT or POST sends (may be NULL with len 0) */
     size_t body_len;
     const char *content_type;
+    const char *extra[3];       /* more header lines ("Name: value"), NULL-padded */
     char payload_hex[65];
     bool ranged;                /* GET: a Range from offset, length */
     uint64_t offset, length;
@@ -336,6 +338,12 @@ static int perform(struct s3_store *s, struct req *r, mr_error *err)
             h2 = curl_slist_append(h, ct);
             h = h2;
         }
+        for (size_t x = 0; h != NULL && x < 3 && r->extra[x] != NULL; x++) {
+            h2 = curl_slist_append(h, r->extra[x]);
+            if (h2 == NULL)
+                curl_slist_free_all(h);
+            h = h2;
+        }
         if (h == NULL) {
             free(url);
             return mr_error_set(err, MR_E_NOMEM, "out of memory");
@@ -438,10 +446,11 @@ static void req_free(struct req *r)
 /* ---- operations ---- */
 
 static int put_single(struct s3_store *s, const char *key, const struct store_source *src,
-                      const unsigned char sha256[32], mr_error *err)
+                      const unsigned char sha256[32], time_t retain_until, mr_error *err)
 {
     struct req r = { .method = "PUT", .key = key, .content_type = "application/octet-stream" };
     unsigned char *data = NULL, got[32];
+    char mode[64], until[96], md5[64];
     int rc;
 
     /* One request: read the payload once, hash what is sent, and sign the caller's hash.
@@ -469,6 +478,17 @@ static int put_single(struct s3_store *s, const char *key, const struct store_so
         goto out;
     }
     s3_hex(sha256, 32, r.payload_hex);
+    if (s3_lock_headers(s->lock == STORE_LOCK_ON, s->governance, retain_until, time(NULL),
+                        mode, until) == 2) {
+        /* S3 wants a Content-MD5 on a put that carries retention. */
+        if (!s3_content_md5_header(r.body ? (const void *)r.body : "", r.body_len, md5)) {
+            rc = mr_error_openssl(err, MR_E_CRYPTO, "MD5");
+            goto out;
+        }
+        r.extra[0] = mode;
+        r.extra[1] = until;
+        r.extra[2] = md5;
+    }
     rc = perform(s, &r, err);
 out:
     req_free(&r);
@@ -490,11 +510,14 @@ static void abort_multipart(struct s3_store *s, const char *key, const char *upl
 }
 
 static int put_multipart(struct s3_store *s, const char *key, const struct store_source *src,
-                         const unsigned char sha256[32], mr_error *err)
+                         const unsigned char sha256[32], time_t retain_until, mr_error *err)
 {
     struct s3_param init_q[] = { { "uploads", "" } };
     struct req r = { .method = "POST", .key = key, .q = init_q, .nq = 1,
                      .content_type = "application/octet-stream" };
+    char mode[64], until[96];
+    bool locked = s3_lock_headers(s->lock == STORE_LOCK_ON, s->governance, retain_until,
+                                  time(NULL), mode, until) == 2;
     uint64_t nparts = (src->size + s->part_size - 1) / s->part_size, off = 0;
     char *upload_id = NULL, **etags = NULL;
     unsigned char *part = NULL, whole[32];
@@ -509,6 +532,11 @@ static int put_multipart(struct s3_store *s, const char *key, const struct store
     if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(md);
         return mr_error_openssl(err, MR_E_CRYPTO, "SHA-256");
+    }
+    /* The retention goes with the upload's creation; its parts carry a Content-MD5. */
+    if (locked) {
+        r.extra[0] = mode;
+        r.extra[1] = until;
     }
     if ((rc = perform(s, &r, err)) != 0) {
         mr_error_prefix(err, "initiate multipart upload");
@@ -532,6 +560,7 @@ static int put_multipart(struct s3_store *s, const char *key, const struct store
         struct s3_param q[] = { { "partNumber", num }, { "uploadId", upload_id } };
         struct req p = { .method = "PUT", .key = key, .q = q, .nq = 2, .body = part,
                          .body_len = len, .content_type = "application/octet-stream" };
+        char md5[64];
 
         snprintf(num, sizeof num, "%llu", (unsigned long long)(i + 1));
         /* The part is read once into memory: the hash signed is the hash of what is sent. */
@@ -542,6 +571,13 @@ static int put_multipart(struct s3_store *s, const char *key, const struct store
             goto fail;
         }
         s3_sha256_hex(part, len, p.payload_hex);
+        if (locked) {
+            if (!s3_content_md5_header(part, len, md5)) {
+                rc = mr_error_openssl(err, MR_E_CRYPTO, "MD5");
+                goto fail;
+            }
+            p.extra[0] = md5;
+        }
         rc = perform(s, &p, err);
         if (rc == 0 && p.etag[0] == '\0')
             rc = mr_error_set(err, MR_E_PROTOCOL, "no ETag in the answer");
@@ -619,14 +655,20 @@ out:
     return rc;
 }
 
-static int s3_put(void *self, const char *key, const struct store_source *src,
-                  const unsigned char sha256[32], mr_error *err)
+static int s3_put_retained(void *self, const char *key, const struct store_source *src,
+                           const unsigned char sha256[32], time_t retain_until, mr_error *err)
 {
     struct s3_store *s = self;
 
     if (src->size > s->threshold)
-        return put_multipart(s, key, src, sha256, err);
-    return put_single(s, key, src, sha256, err);
+        return put_multipart(s, key, src, sha256, retain_until, err);
+    return put_single(s, key, src, sha256, retain_until, err);
+}
+
+static int s3_put(void *self, const char *key, const struct store_source *src,
+                  const unsigned char sha256[32], mr_error *err)
+{
+    return s3_put_retained(self, key, src, sha256, 0, err);
 }
 
 static int s3_get(void *self, const char *key, uint64_t offset, uint64_t length,
@@ -751,6 +793,7 @@ static const struct store_driver s3_driver = {
     .list = s3_list,
     .del = s3_del,
     .close = s3_close,
+    .put_retained = s3_put_retained,
 };
 
 /* Object Lock: GET ?object-lock.  Only an ObjectLockConfiguration saying Enabled means
@@ -909,6 +952,7 @@ int store_s3_open(const struct store_s3_options *o, mr_store **out, mr_error *er
     s->low_speed_time = o->low_speed_time_s > 0 ? o->low_speed_time_s : 30;
     s->retries = o->retries > 0 ? o->retries : o->retries < 0 ? 0 : 4;
     s->backoff_max_ms = o->backoff_max_ms > 0 ? o->backoff_max_ms : 8000;
+    s->governance = o->lock_governance;
     snprintf(s->list_page, sizeof s->list_page, "%d",
              o->list_page > 0 && o->list_page <= 1000 ? o->list_page : 1000);
     if (s->threshold < s->part_size)

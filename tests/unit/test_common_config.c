@@ -787,6 +787,145 @@ static void test_account_errors(void **state)
                  "mailbox = X\n", 6, "would share its archive and journal name");
 #undef ACCT
 }
+/* [archive] store keys: an S3 mirror with every key, its defaults, and each mistake a
+ * one-line error naming the key on its line. */
+#define S3_LINES \
+    "[archive]\n"                                   /* 12 */ \
+    "store = s3\n"                                  /* 13 */ \
+    "store_endpoint = https://s3.example.org:8443\n" /* 14 */ \
+    "store_region = eu-north-1\n"                   /* 15 */ \
+    "store_bucket = fund-archive\n"                 /* 16 */
+
+static void test_store_keys(void **state)
+{
+    struct fixture *fx = *state;
+    mr_error err;
+    char want[700], *text = NULL;
+    size_t len = 0;
+    struct mr_config *cfg, *again;
+    FILE *mem;
+
+    /* Without the keys: no store, and show prints none of them as a setting. */
+    cfg = load_text(fx, MINIMAL, 0, &err);
+    assert_int_equal(cfg->archive.store, CONFIG_STORE_LOCAL);
+    assert_null(cfg->archive.store_endpoint);
+    mem = open_memstream(&text, &len);
+    assert_int_equal(config_show(cfg, mem, &err), 0);
+    fclose(mem);
+    assert_null(strstr(text, "\nstore_path_style ="));
+    assert_non_null(strstr(text, "\nstore = local\n"));
+    again = load_text(fx, text, 0, &err);
+    config_free(again);
+    free(text);
+    config_free(cfg);
+
+    cfg = load_text(fx, MINIMAL S3_LINES, 0, &err);
+    assert_int_equal(cfg->archive.store, CONFIG_STORE_S3);
+    assert_string_equal(cfg->archive.store_endpoint, "https://s3.example.org:8443");
+    assert_string_equal(cfg->archive.store_region, "eu-north-1");
+    assert_string_equal(cfg->archive.store_bucket, "fund-archive");
+    assert_true(cfg->archive.store_path_style);
+    assert_null(cfg->archive.store_prefix);
+    assert_null(cfg->archive.store_credentials_file);
+    assert_int_equal(cfg->archive.store_multipart_threshold, 64ULL << 20);
+    assert_int_equal(cfg->archive.store_part_size, 16ULL << 20);
+    assert_int_equal(cfg->archive.store_timeout, 900);
+    assert_int_equal(cfg->archive.object_lock_mode, CONFIG_LOCK_COMPLIANCE);
+    assert_false(cfg->archive.require_object_lock);
+    config_free(cfg);
+
+    cfg = load_text(fx, MINIMAL S3_LINES
+                    "store_path_style = no\n"
+                    "store_prefix = funds/kbh-1\n"
+                    "store_ca_file = certs/s3-ca.pem\n"
+                    "store_credentials_file = s3.credentials\n"
+                    "store_multipart_threshold = 128M\n"
+                    "store_part_size = 32M\n"
+                    "store_timeout = 120\n"
+                    "object_lock_mode = governance\n"
+                    "require_object_lock = yes\n", 0, &err);
+    assert_false(cfg->archive.store_path_style);
+    assert_string_equal(cfg->archive.store_prefix, "funds/kbh-1");
+    snprintf(want, sizeof want, "%s/certs/s3-ca.pem", fx->dir);
+    assert_string_equal(cfg->archive.store_ca_file, want);
+    snprintf(want, sizeof want, "%s/s3.credentials", fx->dir);
+    assert_string_equal(cfg->archive.store_credentials_file, want);
+    assert_int_equal(cfg->archive.store_multipart_threshold, 128ULL << 20);
+    assert_int_equal(cfg->archive.store_part_size, 32ULL << 20);
+    assert_int_equal(cfg->archive.store_timeout, 120);
+    assert_int_equal(cfg->archive.object_lock_mode, CONFIG_LOCK_GOVERNANCE);
+    assert_true(cfg->archive.require_object_lock);
+    /* show's output loads again, to the same values. */
+    text = NULL;
+    mem = open_memstream(&text, &len);
+    assert_int_equal(config_show(cfg, mem, &err), 0);
+    fclose(mem);
+    again = load_text(fx, text, 0, &err);
+    assert_string_equal(again->archive.store_prefix, "funds/kbh-1");
+    assert_int_equal(again->archive.object_lock_mode, CONFIG_LOCK_GOVERNANCE);
+    assert_int_equal(again->archive.store_part_size, 32ULL << 20);
+    config_free(again);
+    free(text);
+    config_free(cfg);
+
+    /* Loopback may speak plain http; a part size above the default threshold raises it. */
+    cfg = load_text(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = http://127.0.0.1:8080\n"
+                    "store_region = r1\nstore_bucket = b-1\nstore_part_size = 100M\n", 0, &err);
+    assert_int_equal(cfg->archive.store_multipart_threshold, 100ULL << 20);
+    config_free(cfg);
+    cfg = load_text(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = http://[::1]\n"
+                    "store_region = r1\nstore_bucket = b-1\n", 0, &err);
+    config_free(cfg);
+
+    /* Each mistake: FILE:LINE and the key. */
+    expect_error(fx, MINIMAL "[archive]\nstore = ftp\n", 13, "store: 'ftp'");
+    expect_error(fx, MINIMAL "[archive]\nstore_bucket = x-1\n", 13,
+                 "store_bucket: only used with store = s3");
+    expect_error(fx, MINIMAL "[archive]\nrequire_object_lock = yes\n", 13,
+                 "require_object_lock: only used with store = s3");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_region = r\nstore_bucket = bbb\n", 7,
+                 "lacks required key 'store_endpoint' (store = s3)");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = https://h\n"
+                 "store_bucket = bbb\n", 7, "'store_region'");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = https://h\n"
+                 "store_region = r\n", 7, "'store_bucket'");
+    expect_error(fx, MINIMAL S3_LINES "store_endpoint = x\n", 17, "duplicate key");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = http://s3.example.org\n"
+                 "store_region = r\nstore_bucket = bbb\n", 14,
+                 "store_endpoint: http:// is allowed only for");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = s3.example.org\n"
+                 "store_region = r\nstore_bucket = bbb\n", 14, "store_endpoint: must start");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = https://h/bucket\n"
+                 "store_region = r\nstore_bucket = bbb\n", 14, "store_endpoint: must be");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = https://u@h\n"
+                 "store_region = r\nstore_bucket = bbb\n", 14, "store_endpoint: must be");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = https://h:99999\n"
+                 "store_region = r\nstore_bucket = bbb\n", 14, "store_endpoint: has a bad port");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = https://h\n"
+                 "store_region = a/b\nstore_bucket = bbb\n", 15, "store_region");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = https://h\n"
+                 "store_region = r\nstore_bucket = Fund_Archive\n", 16, "store_bucket: 3 to 63");
+    expect_error(fx, MINIMAL "[archive]\nstore = s3\nstore_endpoint = https://h\n"
+                 "store_region = r\nstore_bucket = ab\n", 16, "store_bucket");
+    expect_error(fx, MINIMAL S3_LINES "store_prefix = /abs\n", 17, "store_prefix: starts or ends");
+    expect_error(fx, MINIMAL S3_LINES "store_prefix = a/\n", 17, "store_prefix: starts or ends");
+    expect_error(fx, MINIMAL S3_LINES "store_prefix = a//b\n", 17, "store_prefix: has an empty");
+    expect_error(fx, MINIMAL S3_LINES "store_prefix = a/../b\n", 17, "store_prefix: has a '.'");
+    expect_error(fx, MINIMAL S3_LINES "store_prefix = x.tmp.1\n", 17, "store_prefix: contains");
+    expect_error(fx, MINIMAL S3_LINES "store_part_size = 1M\n", 17, "store_part_size: bad size");
+    expect_error(fx, MINIMAL S3_LINES "store_multipart_threshold = 6G\n", 17,
+                 "store_multipart_threshold: bad size");
+    expect_error(fx, MINIMAL S3_LINES "store_multipart_threshold = 8M\nstore_part_size = 16M\n",
+                 17, "store_multipart_threshold: smaller than store_part_size");
+    expect_error(fx, MINIMAL S3_LINES "store_timeout = 0\n", 17, "store_timeout: bad number");
+    expect_error(fx, MINIMAL S3_LINES "object_lock_mode = strict\n", 17,
+                 "object_lock_mode: 'strict'");
+    expect_error(fx, MINIMAL S3_LINES "require_object_lock = maybe\n", 17,
+                 "require_object_lock: bad boolean");
+    expect_error(fx, MINIMAL S3_LINES "store_secret = abc\n", 17,
+                 "unknown key 'store_secret' in [archive]");
+}
+
 
 int main(void)
 {
@@ -798,6 +937,7 @@ int main(void)
         T(test_missing_required), T(test_missing_file),
         T(test_secret_file_modes), T(test_secret_env), T(test_parse_size),
         T(test_example_file_loads), T(test_accounts), T(test_account_errors),
+        T(test_store_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
