@@ -4,6 +4,7 @@
  * against the signed manifest, never from the store or the cache. */
 #include "backup/batchdir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,32 @@ static int root_prefix(const char *root, mr_error *err)
     return 0;
 }
 
+/* Files in a cached batch directory that the store does not hold (a locator whose put
+ * failed, a fetch cut short) go: the cache never holds more than the store. */
+static int sweep(const char *dir, size_t rel_dir_len)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char rel[BATCHDIR_PATH_MAX], path[BATCHDIR_PATH_MAX];
+
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        /* another process's fetch in progress (common/durable.h's temporary name) */
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0
+            || strstr(de->d_name, ".tmp.") != NULL)
+            continue;
+        if ((size_t)snprintf(rel, sizeof rel, "%.*s/%s", (int)rel_dir_len,
+                             dir + fc.root_len + 1, de->d_name) >= sizeof rel
+            || find(rel) != NULL)
+            continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) < sizeof path)
+            (void)unlink(path);
+    }
+    closedir(d);
+    return 0;
+}
+
 int batchdir_store_pull_tree(const char *root, mr_error *err)
 {
     mr_store *st = batchdir_store_current();
@@ -200,8 +227,8 @@ int batchdir_store_pull_tree(const char *root, mr_error *err)
         else if (i > 0 && strncmp(fc.v[i - 1].rel, fc.v[i].rel,
                                   (size_t)(last - fc.v[i].rel) + 1) == 0)
             continue;   /* same batch as the previous entry */
-        else
-            rc = durable_mkdirs(dir, 0700, err);
+        else if ((rc = durable_mkdirs(dir, 0700, err)) == 0)
+            rc = sweep(dir, (size_t)(last - fc.v[i].rel));
     }
     if (rc != 0) {
         index_free();

@@ -2,8 +2,8 @@
  * (backup/batchdir_fetch.c), over the local directory driver (the S3 path is
  * store_restore.sh against Swift): the listing decides what exists; a file is fetched
  * when first read and not before; a volume already cached at the listed size is not
- * fetched again, a manifest is fetched once per run; a file the store no longer holds is
- * not read and leaves the cache; a dropped copy is fetched again; verify reads the
+ * fetched again, a manifest is fetched once per run; a file the store does not hold (no
+ * longer, or never: planted) is not read and leaves the cache; a dropped copy is fetched again; verify reads the
  * store's object, not the cache's; objects outside the batch shape are ignored; and with
  * nothing pulled (the host) every call is the plain directory's. */
 #include <stdarg.h>
@@ -226,6 +226,9 @@ static void test_gone_from_store(void **state)
     snprintf(path, sizeof path, "%s/vol-0009.p7m", f->batch);
     assert_int_equal(th_write_file(path, "planted", 7), 0);
     assert_int_equal(batchdir_store_pull_tree(f->cache, &err), 0);
+    /* The cache never holds more than the store: both went at the listing. */
+    assert_false(cached(f, "vol-0009.p7m"));
+    assert_false(cached(f, "vol-0002.p7m"));
     assert_false(batchdir_exists(f->batch, "vol-0002.p7m", NULL));
     assert_false(batchdir_exists(f->batch, "vol-0009.p7m", NULL));
     assert_int_equal(batchdir_read(f->batch, "vol-0002.p7m", 4096, &buf, &len, &err),
