@@ -4,9 +4,12 @@
 #   * the host writes two batches with `[archive] store = s3`; restore on IT's machine,
 #     from the store into a fresh cache, gives byte for byte the mbox the host restores
 #     from its local archive, and restore --list the same listing;
-#   * restore --person and access-request on another fresh cache equal the slow path and
-#     fetch only manifests, locators and the volumes that hold a match: the batch without
-#     the person leaves no volume in the cache;
+#   * restore --person, --message-id and access-request on another fresh cache equal the
+#     slow path and fetch only manifests, locators and the volumes that hold a match: the
+#     batch without the person leaves no volume in the cache;
+#   * locate --add on IT's machine puts the new locator into the store: refused with one
+#     line under the read-only credentials (nothing stored), done with credentials that
+#     may write, and the next targeted restore uses it;
 #   * a volume changed in the store is refused with one line naming the batch and the
 #     file, nothing but correct mail is written, and the cached copy is dropped; a volume
 #     missing from the store likewise; verify reports the changed object although the
@@ -141,6 +144,52 @@ printf 'karen.holm@example.com\n' | IT access access-request "${IR[@]}" --mbox a
 cmp -s ref-karen.mbox ar.mbox || fail "access-request from the store differs from the slow path"
 [ -z "$(ls "it/access/Sager/$(basename "$B2")" | grep '^vol-\|^reid-')" ] ||
   fail "access-request fetched volumes of a batch without a match"
+
+MID="<a-4@example.com>"
+M restore "${R[@]}" --message-id "$MID" --no-locator --mbox ref-mid.mbox > /dev/null ||
+  fail "host restore --message-id"
+ITC mid
+IT mid restore "${IR[@]}" --message-id "$MID" --mbox s3-mid.mbox > /dev/null ||
+  fail "IT restore --message-id"
+cmp -s ref-mid.mbox s3-mid.mbox || fail "restore --message-id from the store differs"
+[ "$(grep -c '^From MAILER-DAEMON' s3-mid.mbox)" = 1 ] || fail "want one message by Message-ID"
+[ "$(ls "it/mid/INBOX/$(basename "$B1")" | grep -c '^vol-')" = 1 ] ||
+  fail "restore --message-id fetched more than one volume: $(ls "it/mid/INBOX/$(basename "$B1")")"
+
+# --- locate --add from IT's machine: the locator goes to the store, which the ---------
+# read-only user may not do.  The Sager batch becomes one from before locators: its
+# manifest re-signed without one, the locator object gone.
+python3 - "$B2/manifest.json" state/signing-key.pem <<'PY'
+import re, subprocess, sys
+p, key = sys.argv[1:]
+s = open(p).read()
+body = s[:s.rindex(',"ed25519_signature":"')]
+body = re.sub(r',"locator":\{[^}]*\}', '', body)
+open('tbs', 'wb').write((body + '}').encode())
+sig = subprocess.run(['openssl', 'pkeyutl', '-sign', '-rawin', '-inkey', key, '-in', 'tbs'],
+                     capture_output=True, check=True).stdout
+open(p, 'w').write(body + ',"ed25519_signature":"%s"}\n' % sig.hex())
+PY
+! grep -q '"locator"' "$B2/manifest.json" || fail "test set-up: the manifest still lists a locator"
+OBJ put "$K2/manifest.json" "$B2/manifest.json"
+OBJ delete "$K2/locator.p7m"
+ITC locate
+if IT locate locate --add all "${R[@]:0:4}" > loc.out 2>&1; then fail "locate --add wrote with read-only credentials"; fi
+grep -q "$(basename "$B2")	FAILED (auth)	.*not in the object store.*403" loc.out || fail "locate, read-only: $(cat loc.out)"
+! OBJ list "$K2/locator.p7m" | grep -q . || fail "a locator reached the store"
+conf it/locate-rw.conf "$T/it/locate" "$(sw CREDENTIALS_FILE)" "$T/it/state" \
+  "vault_dir = $T/it/vault" "it_cert = $T/it.crt" "host_keyring = $T/it/pinned.pem"
+IT locate-rw locate --add all "${R[@]:0:4}" > loc2.out 2>&1 || fail "locate --add: $(cat loc2.out)"
+grep -q "$(basename "$B2")	locator added	5 messages" loc2.out || fail "locate: $(cat loc2.out)"
+grep -q "$(basename "$B1")	has a locator" loc2.out || fail "locate: $(cat loc2.out)"
+OBJ list "$K2/locator.p7m" | grep -q . || fail "the new locator is not in the store"
+ITC located
+printf 'karen.holm@example.com\n' | IT located restore "${IR[@]}" --person --mbox located.mbox --json \
+  > located.json || fail "restore with the added locator: $(cat located.json)"
+cmp -s ref-karen.mbox located.mbox || fail "restore with the added locator differs"
+grep -q '"located_batches": 2' located.json || fail "the added locator was not used: $(cat located.json)"
+[ -z "$(ls "it/located/Sager/$(basename "$B2")" | grep '^vol-\|^reid-')" ] ||
+  fail "volumes of a batch without a match fetched after locate --add"
 
 # --- a changed object: refused, one line, nothing wrong written, not kept ------------
 OBJ get "$K1/vol-0002.p7m" good.p7m
