@@ -102,10 +102,11 @@ int batchdir_store_push(const char *dir, time_t retain_until, mr_error *err);
 /* The same, counting what was done (stats may be NULL). */
 int batchdir_store_push_stats(const char *dir, time_t retain_until,
                               struct batchdir_push_stats *stats, mr_error *err);
-/* For batches that no longer change (expired ones): push only when the store's listing
- * of the batch differs from the local files by name or size; *pushed says whether it
- * did. */
-int batchdir_store_sync(const char *dir, bool *pushed, mr_error *err);
+/* Push only when the store's listing of the batch differs from the local files by name
+ * or size (one listing request when they agree; a same-size change is verify's to find):
+ * for expired batches, and for batches written before the store was configured or whose
+ * push failed.  *pushed says whether it did. */
+int batchdir_store_sync(const char *dir, time_t retain_until, bool *pushed, mr_error *err);
 
 /* ---- reading from the object store on IT's machine (batchdir_fetch.c) ----
  * With a store attached (batchdir_store_attach) and batchdir_store_pull_tree called,

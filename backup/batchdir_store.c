@@ -358,7 +358,7 @@ int batchdir_store_push(const char *dir, time_t retain_until, mr_error *err)
     return batchdir_store_push_stats(dir, retain_until, NULL, err);
 }
 
-int batchdir_store_sync(const char *dir, bool *pushed, mr_error *err)
+int batchdir_store_sync(const char *dir, time_t retain_until, bool *pushed, mr_error *err)
 {
     struct entries local = { 0 }, remote = { 0 };
     char base[STORE_KEY_MAX + 2];
@@ -380,5 +380,5 @@ int batchdir_store_sync(const char *dir, bool *pushed, mr_error *err)
     if (same)
         return 0;
     *pushed = true;
-    return batchdir_store_push(dir, 0, err);
+    return batchdir_store_push(dir, retain_until, err);
 }

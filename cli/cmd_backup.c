@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/mrtime.h"
 #include "common/progress.h"
+#include "common/runlock.h"
 #include "common/secret.h"
 #include "imap/imap.h"
 #include "keys/keys.h"
@@ -27,6 +28,7 @@ static void usage(FILE *out)
             "usage: mailret backup [--account NAME] [--mailbox NAME] [--cutoff DATE | --all]\n"
             "                      [--progress | --no-progress]\n"
             "       mailret backup --from-maildir DIR --mailbox NAME [--cutoff DATE | --all]\n"
+            "       mailret backup --push\n"
             "\n"
             "Archive messages older than the cutoff (default: 00:00 on the first day of this\n"
             "month in [retention] timezone) into a new verified batch per mailbox, without\n"
@@ -48,7 +50,12 @@ static void usage(FILE *out)
             "  --progress, --no-progress  a progress line on stderr (messages, bytes, rate,\n"
             "                       ETA; IMAP only); default on when stderr is a terminal\n"
             "                       and not under systemd\n"
-            "Prints one line per batch: mailbox, batch id, messages, volumes, directory.\n");
+            "  --push               no new batch: put every batch under [archive] dir that\n"
+            "                       the object store lacks, or holds with other files or\n"
+            "                       sizes, into it (after store = s3 was set, or after a\n"
+            "                       push failed); under the run lock\n"
+            "Prints one line per batch: mailbox, batch id, messages, volumes, directory\n"
+            "(--push: each batch put, and a count).\n");
 }
 
 struct imap_feed {
@@ -179,6 +186,71 @@ static int run_batch(struct cli_ctx *ctx, const struct mr_config *cfg,
     return 0;
 }
 
+/* --push: every batch (manifest or tombstone) whose copy in the store differs from the
+ * directory by file names or sizes is pushed; the rest cost one listing each. */
+static int push_all(struct cli_ctx *ctx, const struct mr_config *cfg, mr_error *err)
+{
+    struct archive_batch_ref *refs = NULL;
+    size_t n = 0, pushed = 0, already = 0, failed = 0;
+    runlock *lock = NULL;
+    mr_store *store = NULL;
+    int rc, first = 0;
+
+    if (cfg->archive.store == CONFIG_STORE_LOCAL)
+        return mr_error_set(err, MR_E_CONFIG, "--push: [archive] store is local: there is no "
+                            "object store to put batches into");
+    rc = runlock_acquire(cfg->state.dir, CLI_LOCK_WAIT_DEFAULT_S, &lock, err);
+    if (rc == 0)
+        rc = cli_store_attach(cfg, &store, err);
+    if (rc == 0)
+        rc = archive_batch_list(cfg->archive.dir, NULL, &refs, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *base = strrchr(refs[i].dir, '/');
+        struct archive_manifest m;
+        time_t until = 0;
+        bool did = false;
+        mr_error e;
+        int brc;
+
+        base = base != NULL ? base + 1 : refs[i].dir;
+        if (!refs[i].has_manifest
+            && !batchdir_exists(refs[i].dir, batchdir_name(BATCHDIR_TOMBSTONE), NULL))
+            continue;   /* an interrupted run, not a batch */
+        mr_error_clear(&e);
+        if (refs[i].has_manifest && archive_manifest_read_unverified(refs[i].dir, &m, &e) == 0) {
+            until = m.expires;
+            archive_manifest_clear(&m);
+        }
+        brc = batchdir_store_sync(refs[i].dir, until, &did, &e);
+        if (brc != 0) {
+            log_error(ctx->log, "%s", e.msg);
+            printf("%s\t%s\tFAILED\n", refs[i].mailbox, base);
+            failed++;
+            if (first == 0) {
+                first = brc;
+                *err = e;
+            }
+        } else if (did) {
+            printf("%s\t%s\tput into the object store\n", refs[i].mailbox, base);
+            pushed++;
+        } else {
+            already++;
+        }
+    }
+    if (rc == 0) {
+        printf("%zu batch(es) put into the object store, %zu there already, %zu failed\n",
+               pushed, already, failed);
+        if (first != 0) {
+            rc = first;
+            mr_error_prefix(err, "%zu batch(es) not in the object store", failed);
+        }
+    }
+    free(refs);
+    cli_store_detach(store);
+    runlock_release(lock);
+    return rc;
+}
+
 int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -189,6 +261,7 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
         { "all", no_argument, NULL, 'a' },
         { "progress", no_argument, NULL, 'G' },
         { "no-progress", no_argument, NULL, 'g' },
+        { "push", no_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -197,7 +270,7 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
     struct mr_config *cfg = NULL;
     struct cli_keys k;
     audit_log *audit = NULL;
-    bool all = false;
+    bool all = false, push = false;
     enum cli_progress_mode pmode = CLI_PROGRESS_AUTO;
     mr_progress *progress = NULL;
     mr_store *store = NULL;
@@ -218,6 +291,7 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
         case 'a': all = true; break;
         case 'G': pmode = CLI_PROGRESS_ON; break;
         case 'g': pmode = CLI_PROGRESS_OFF; break;
+        case 'P': push = true; break;
         default: return cli_usage_error("backup", "unknown option");
         }
     }
@@ -227,11 +301,19 @@ int cmd_backup(struct cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error("backup", "--from-maildir needs --mailbox NAME");
     if (all && cutoff_text != NULL)
         return cli_usage_error("backup", "--all and --cutoff exclude each other");
+    if (push && (all || cutoff_text != NULL || mailbox != NULL || maildir != NULL
+                 || account != NULL))
+        return cli_usage_error("backup", "--push goes alone");
     mr_error_clear(&err);
     memset(&k, 0, sizeof k);
     rc = cli_config_load(ctx, &cfg, &err);
     if (rc != 0)
         return cli_fail("backup", &err);
+    if (push) {
+        rc = push_all(ctx, cfg, &err);
+        config_free(cfg);
+        return rc == 0 ? CLI_EXIT_OK : cli_fail("backup", &err);
+    }
     rc = cli_accounts_select(cfg, account, &first, &count, &err);
     if (rc == 0 && maildir != NULL && count > 1)
         rc = mr_error_set(&err, MR_E_INVALID, "--from-maildir with several accounts: give "

@@ -112,7 +112,7 @@ static int sweep_tombstone(const struct expire_options *opt, const struct archiv
         return 0;
     mr_error_clear(&e);
     if (!opt->dry_run)
-        rc = batchdir_store_sync(ref->dir, &pushed, &e);
+        rc = batchdir_store_sync(ref->dir, 0, &pushed, &e);
     else
         rc = 0;
     if (rc == 0 && !pushed)

@@ -19,6 +19,11 @@ that certificate, a new TLS connection to the target), so that it sees the IMAP
 protocol of an IMAPS session; only for loopback tests with the test server's own
 certificate.  --record-client FILE appends every client->server byte (after TLS) to FILE.
 
+--down-after-puts N is for an HTTP object store behind the proxy: when the client starts
+its (N+1)th PUT request (counted over all connections), the proxy goes away before passing
+it on: every connection is closed and nothing listens any more, as when the store goes
+down in the middle of an upload.
+
 --throttle REGEX answers like Exchange Online when it throttles a client: the first
 --throttle-times (default 1) commands whose text after the tag matches REGEX get
 "TAG NO Request is throttled. Suggested Backoff Time: MS milliseconds" (--backoff-ms).
@@ -71,6 +76,7 @@ def parse_args():
     p.add_argument("--throttle-after", type=int, default=0)
     p.add_argument("--throttle-times", type=int, default=1)
     p.add_argument("--backoff-ms", type=int, default=1000)
+    p.add_argument("--down-after-puts", type=int, default=-1)
     a = p.parse_args()
     if bool(a.tls_cert) != bool(a.tls_key):
         p.error("--tls-cert and --tls-key go together")
@@ -125,6 +131,8 @@ class Conn:
                     if not data:
                         break
                     record_client(self.args, data)
+                    if self.args.down_after_puts >= 0:
+                        count_puts(self.args, data)
                     if self.args.throttle:
                         self.from_client(data)
                     else:
@@ -250,6 +258,20 @@ def take_throttle(args):
             return False
         args.throttle_times -= 1
         return True
+
+
+PUT_LOCK = threading.Lock()
+PUTS = [0]
+
+
+def count_puts(args, data):
+    """The store goes down at the (N+1)th PUT: the whole process ends at once, so that
+    every socket closes and later connections are refused."""
+    with PUT_LOCK:
+        PUTS[0] += data.count(b"PUT /")
+        if PUTS[0] > args.down_after_puts:
+            sys.stdout.flush()
+            os._exit(0)
 
 
 def record_client(args, data):

@@ -272,7 +272,7 @@ static void test_expired_batch_leaves_only_its_tombstone(void **state)
     assert_string_equal(n.v[0], "expired.json");
     assert_object_equals_local(f, "expired.json");
     /* sync: the listing matches the directory, nothing to push. */
-    assert_int_equal(batchdir_store_sync(f->batch, &pushed, &err), 0);
+    assert_int_equal(batchdir_store_sync(f->batch, 0, &pushed, &err), 0);
     assert_false(pushed);
 }
 
@@ -304,7 +304,7 @@ static void test_sync_finishes_an_interrupted_expiry(void **state)
     assert_int_equal(n.n, 2);       /* content gone first, tombstone in, manifest last */
     assert_string_equal(n.v[0], "expired.json");
     assert_string_equal(n.v[1], "manifest.json");
-    assert_int_equal(batchdir_store_sync(f->batch, &pushed, &err), 0);
+    assert_int_equal(batchdir_store_sync(f->batch, 0, &pushed, &err), 0);
     assert_true(pushed);
     n = listing(f);
     assert_int_equal(n.n, 1);
