@@ -447,14 +447,15 @@ const struct locator_entry *locator_at(const locator *l, size_t i)
     return &l->v[i];
 }
 
-bool locator_mid_is(const locator *l, const struct locator_entry *e, const char *wanted)
+void locator_mid_digest(const locator *l, const char *wanted,
+                        unsigned char out[LOCATOR_MID_DIGEST])
 {
-    unsigned char dg[LOCATOR_MID_DIGEST];
+    mid_digest(l->mid_key, wanted, out);
+}
 
-    if (!e->has_mid)
-        return false;
-    mid_digest(l->mid_key, wanted, dg);
-    return CRYPTO_memcmp(dg, e->mid, LOCATOR_MID_DIGEST) == 0;
+bool locator_mid_is(const struct locator_entry *e, const unsigned char dg[LOCATOR_MID_DIGEST])
+{
+    return e->has_mid && CRYPTO_memcmp(dg, e->mid, LOCATOR_MID_DIGEST) == 0;
 }
 
 /* ---- adding a locator to an older batch -------------------------------------------------- */

@@ -73,8 +73,11 @@ int locator_open(const char *dir, const struct archive_manifest *m, EVP_PKEY *re
                  locator **out, mr_error *err);
 size_t locator_count(const locator *l);
 const struct locator_entry *locator_at(const locator *l, size_t i);
-/* True if e's Message-ID is wanted (wanted as locator_message_id normalises it). */
-bool locator_mid_is(const locator *l, const struct locator_entry *e, const char *wanted);
+/* The keyed digest of a wanted Message-ID (as locator_message_id normalises it) under l's
+ * key: computed once per locator, then compared with every entry by locator_mid_is. */
+void locator_mid_digest(const locator *l, const char *wanted,
+                        unsigned char out[LOCATOR_MID_DIGEST]);
+bool locator_mid_is(const struct locator_entry *e, const unsigned char dg[LOCATOR_MID_DIGEST]);
 void locator_free(locator *l);
 
 /* Build the locator of a batch that has none, from its volumes, on IT's machine: the

@@ -179,7 +179,8 @@ static bool targeted(const struct restore_options *o, const struct run *r)
 
 /* The locator's verdict for one message.  Only a pre-filter: what it lets through is
  * checked again against the volume's own index (want) and bytes (emit). */
-static bool located(const struct run *r, const locator *l, const struct locator_entry *e)
+static bool located(const struct run *r, const unsigned char mid_dg[LOCATOR_MID_DIGEST],
+                    const struct locator_entry *e)
 {
     const struct restore_options *o = r->opt;
     bool tok = o->n_tokens == 0;
@@ -193,7 +194,7 @@ static bool located(const struct run *r, const locator *l, const struct locator_
         return false;
     /* A pseudonymised restore compares the Message-ID of the archived bytes, which the
      * locator's digest (of the original) need not match: the volumes decide. */
-    return r->wanted_mid[0] == '\0' || o->pseudonymised || locator_mid_is(l, e, r->wanted_mid);
+    return r->wanted_mid[0] == '\0' || o->pseudonymised || locator_mid_is(e, mid_dg);
 }
 
 /* For a targeted restore: which of the batch's volumes hold a candidate.  *mask stays
@@ -204,6 +205,7 @@ static int select_volumes(struct run *r, const char *dir, const struct archive_m
 {
     const struct restore_options *o = r->opt;
     locator *l = NULL;
+    unsigned char mid_dg[LOCATOR_MID_DIGEST] = { 0 };
     mr_error lerr;
     int rc;
 
@@ -232,9 +234,11 @@ static int select_volumes(struct run *r, const char *dir, const struct archive_m
         locator_free(l);
         return mr_error_set(err, MR_E_NOMEM, "out of memory");
     }
+    if (r->wanted_mid[0] != '\0')
+        locator_mid_digest(l, r->wanted_mid, mid_dg);
     for (size_t i = 0; i < locator_count(l); i++) {
         const struct locator_entry *e = locator_at(l, i);
-        if (located(r, l, e))
+        if (located(r, mid_dg, e))
             (*mask)[e->volume - 1] = true;
     }
     locator_free(l);
@@ -245,6 +249,14 @@ static int select_volumes(struct run *r, const char *dir, const struct archive_m
         }
     r->stats->located_batches++;
     return 0;
+}
+
+static bool any_selected(const bool *mask, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (mask[i])
+            return true;
+    return false;
 }
 
 static int restore_batch(struct run *r, const char *dir, mr_error *err)
@@ -273,9 +285,8 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
                  "host's manifest key", m.batch_id);
         r->stats->legacy++;
     }
-    rc = keys_epoch_unseal(o->vault_dir, m.content_key_id, o->it_key, o->audit, &ck, err);
     /* A listing re-identifies nothing unless it must read a Message-ID. */
-    if (rc == 0 && !o->pseudonymised && (!o->list_only || r->wanted_mid[0] != '\0'))
+    if (!o->pseudonymised && (!o->list_only || r->wanted_mid[0] != '\0'))
         rc = keys_epoch_unseal(o->vault_dir, m.reid_key_id,
                                o->reid_key != NULL ? o->reid_key : o->it_key, o->audit, &rk,
                                err);
@@ -296,6 +307,14 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
     } else if (targeted(o, r)) {
         r->stats->slow_batches++;
     }
+    /* The content key is unsealed (and audited) only for a batch that has something to
+     * read: a targeted restore across years of batches mostly reads none. */
+    if (mask == NULL || any_selected(mask, m.n_volumes))
+        rc = keys_epoch_unseal(o->vault_dir, m.content_key_id, o->it_key, o->audit, &ck, err);
+    if (rc != 0) {
+        mr_error_prefix(err, "batch %s", m.batch_id);
+        goto done;
+    }
     r->batch_id = m.batch_id;
     r->mailbox = m.mailbox;
     r->batch_listed = 0;
@@ -306,7 +325,7 @@ static int restore_batch(struct run *r, const char *dir, mr_error *err)
         progress_start(o->progress, label, m.message_count);
     }
     r->pseudonym_epoch = m.pseudonym_epoch;
-    {
+    if (ck != NULL) {
         struct reader_options ro = {
             .dir = dir, .manifest = &m, .content_key = ck, .reid_key = rk,
             .want = want, .fn = emit, .ctx = r, .volumes = mask,

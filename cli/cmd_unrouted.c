@@ -295,7 +295,7 @@ int cmd_unrouted(struct cli_ctx *ctx, int argc, char **argv)
             printf("%8s  %-16s %-24s %-10s %6s %10s%s\n", "ID", "ACCOUNT", "MAILBOX", "DATE",
                    "AGE", "SIZE", all ? "  HANDLED" : "");
             for (size_t i = 0; i < n; i++) {
-                char d[24], age[16], h[24], mb[1024];
+                char d[24], age[24], h[24], mb[1024];
                 const char *acct;
                 unrouted_source(cfg, &v[i], &acct, mb, sizeof mb);
                 unrouted_day(v[i].received, d, sizeof d);

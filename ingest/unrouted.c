@@ -242,7 +242,7 @@ int unrouted_assign(members_db *mdb, sink *s, const struct unrouted_entry *e,
 {
     struct route_result route = { .rule = ROUTE_MANUAL };
     char hex[65];
-    bool known, was;
+    bool known = false, was = false;
     mr_error derr;
     int rc;
 
