@@ -221,6 +221,29 @@ struct archive_batch_ref {
 int archive_batch_list(const char *archive_dir, const char *mailbox,
                        struct archive_batch_ref **out, size_t *n, mr_error *err);
 
+/* Accounts file their mailboxes under one archive: the default account under the bare
+ * name ("INBOX"), every other account as "NAME:mailbox" ("bob:INBOX", directory
+ * "bob%3AINBOX").  An account name is 1 to ARCHIVE_ACCOUNT_NAME_MAX of [a-z0-9_-], not
+ * starting with '-' or '_' (what the configuration accepts), so a key that starts with
+ * such a name and ':' is that account's and any other key the default account's.  (The
+ * configuration refuses a mailbox of the default account that starts with a configured
+ * account's "NAME:"; one of an account since removed is read as that account's.) */
+#define ARCHIVE_DEFAULT_ACCOUNT "default"
+#define ARCHIVE_ACCOUNT_NAME_MAX 32
+
+/* The account whose mailbox key this is, into out. */
+void archive_mailbox_account(const char *key, char out[ARCHIVE_ACCOUNT_NAME_MAX + 1]);
+
+/* The account a batch directory belongs to: by the mailbox its manifest names (read only
+ * to choose: restore authenticates it before trusting anything in it), else by the name
+ * of the mailbox directory it is in. */
+void archive_batch_account(const char *dir, char out[ARCHIVE_ACCOUNT_NAME_MAX + 1]);
+
+/* As archive_batch_list for every mailbox, keeping the batches of one account
+ * (archive_batch_account). */
+int archive_batch_list_account(const char *archive_dir, const char *account,
+                               struct archive_batch_ref **out, size_t *n, mr_error *err);
+
 /* Find a batch directory by its batch id (or "<YYYY-MM>-<id>" directory name). */
 int archive_batch_find(const char *archive_dir, const char *batch, char *dir, size_t size,
                        mr_error *err);

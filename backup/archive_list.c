@@ -227,6 +227,72 @@ int archive_batch_list(const char *archive_dir, const char *mailbox,
     return 0;
 }
 
+void archive_mailbox_account(const char *key, char out[ARCHIVE_ACCOUNT_NAME_MAX + 1])
+{
+    size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789-_");
+
+    if (n >= 1 && n <= ARCHIVE_ACCOUNT_NAME_MAX && key[n] == ':' && key[0] != '-'
+        && key[0] != '_') {
+        memcpy(out, key, n);
+        out[n] = '\0';
+    } else {
+        snprintf(out, ARCHIVE_ACCOUNT_NAME_MAX + 1, "%s", ARCHIVE_DEFAULT_ACCOUNT);
+    }
+}
+
+/* The mailbox key a batch was filed under: its manifest's, else its directory's. */
+static void batch_mailbox_key(const char *dir, bool has_manifest, const char *mbdir,
+                              char *out, size_t size)
+{
+    char path[BATCHDIR_PATH_MAX];
+    json_t *o = NULL, *m;
+    mr_error e;
+
+    if (has_manifest
+        && batchdir_path(dir, batchdir_name(BATCHDIR_MANIFEST), path, sizeof path, NULL) == 0)
+        o = json_load_file(path, 0, NULL);
+    m = json_object_get(o, "mailbox");
+    if (json_is_string(m))
+        snprintf(out, size, "%s", json_string_value(m));
+    else if (archive_mailbox_from_dirname(mbdir, out, size, &e) != 0)
+        snprintf(out, size, "%s", mbdir);
+    json_decref(o);
+}
+
+void archive_batch_account(const char *dir, char out[ARCHIVE_ACCOUNT_NAME_MAX + 1])
+{
+    char mbdir[256] = "", key[256];
+    const char *end = strrchr(dir, '/'), *start = end;
+
+    /* ARCHIVE_DIR/<mailbox directory>/<batch directory> */
+    while (start != NULL && start > dir && start[-1] != '/')
+        start--;
+    if (end != NULL && (size_t)(end - start) < sizeof mbdir)
+        snprintf(mbdir, sizeof mbdir, "%.*s", (int)(end - start), start);
+    batch_mailbox_key(dir, batchdir_exists(dir, batchdir_name(BATCHDIR_MANIFEST), NULL), mbdir,
+                      key, sizeof key);
+    archive_mailbox_account(key, out);
+}
+
+int archive_batch_list_account(const char *archive_dir, const char *account,
+                               struct archive_batch_ref **out, size_t *n, mr_error *err)
+{
+    size_t keep = 0;
+    int rc = archive_batch_list(archive_dir, NULL, out, n, err);
+
+    for (size_t i = 0; rc == 0 && i < *n; i++) {
+        const struct archive_batch_ref *r = &(*out)[i];
+        char key[256], owner[ARCHIVE_ACCOUNT_NAME_MAX + 1];
+        batch_mailbox_key(r->dir, r->has_manifest, r->mailbox, key, sizeof key);
+        archive_mailbox_account(key, owner);
+        if (strcmp(owner, account) == 0)
+            (*out)[keep++] = *r;
+    }
+    if (rc == 0)
+        *n = keep;
+    return rc;
+}
+
 int archive_batch_find(const char *archive_dir, const char *batch, char *dir, size_t size,
                        mr_error *err)
 {

@@ -446,13 +446,25 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
         for (size_t i = 0; rc == 0 && i < opt->n_batches; i++) {
             char d[4096];
             rc = archive_batch_find(opt->archive_dir, opt->batches[i], d, sizeof d, err);
+            if (rc == 0 && opt->account != NULL) {
+                char owner[ARCHIVE_ACCOUNT_NAME_MAX + 1];
+                archive_batch_account(d, owner);
+                if (strcmp(owner, opt->account) != 0)
+                    rc = mr_error_set(err, MR_E_INVALID, "batch %s is account %s's, not %.*s's",
+                                      opt->batches[i], owner, ARCHIVE_ACCOUNT_NAME_MAX + 8,
+                                      opt->account);
+            }
             if (rc == 0 && (dirs[i] = strdup(d)) == NULL)
                 rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
             if (rc == 0)
                 n_dirs++;
         }
     } else {
-        rc = archive_batch_list(opt->archive_dir, opt->mailbox, &refs, &n_refs, err);
+        if (opt->account != NULL && opt->mailbox == NULL)
+            rc = archive_batch_list_account(opt->archive_dir, opt->account, &refs, &n_refs,
+                                            err);
+        else
+            rc = archive_batch_list(opt->archive_dir, opt->mailbox, &refs, &n_refs, err);
         dirs = calloc(n_refs ? n_refs : 1, sizeof *dirs);
         if (rc == 0 && dirs == NULL)
             rc = mr_error_set(err, MR_E_NOMEM, "out of memory");
@@ -471,7 +483,11 @@ int restore_run(const struct restore_options *opt, struct restore_stats *stats,
         snprintf(batches + used, sizeof batches - used, "%s%s", used ? "," : "",
                  base != NULL ? base + 1 : dirs[i]);
     }
-    if (rc == 0 && n_dirs == 0)
+    if (rc == 0 && n_dirs == 0 && opt->n_batches == 0 && opt->account != NULL
+        && opt->mailbox == NULL)
+        rc = mr_error_set(err, MR_E_NOTFOUND, "no batch of account %.*s under %s",
+                          ARCHIVE_ACCOUNT_NAME_MAX + 8, opt->account, opt->archive_dir);
+    else if (rc == 0 && n_dirs == 0)
         rc = mr_error_set(err, MR_E_NOTFOUND, "no batch to restore under %s", opt->archive_dir);
     if (rc == 0)
         rc = audit_restore(opt, "restore.start", stats, batches, 0, err);

@@ -116,6 +116,10 @@ struct restore_options {
     const char *const *batches;     /* batch ids or directory names; n_batches 0 = all */
     size_t n_batches;
     const char *mailbox;            /* limit "all" to one mailbox; NULL = every mailbox */
+    const char *account;            /* only this account's batches (archive_batch_account):
+                                       "all" is limited to them (mailbox is one of its
+                                       mailboxes), a batch of another is refused;
+                                       NULL = every account's */
     time_t from, to;                /* INTERNALDATE in [from, to); 0 = open */
     const char *message_id;         /* with or without <>; NULL = any */
     const char *const *tokens;      /* person selection; a message must carry one of them */

@@ -33,7 +33,9 @@ static void usage(FILE *out)
             "DATE; a warning for [retention] held_back_days, then a violation), or NOT\n"
             "PURGED (not ingested, or the last purge failed: its error); the last purge's\n"
             "result.  The unrouted queue: a warning above [members] unrouted_warn_count\n"
-            "waiting or unrouted_warn_days waited.  The audit log's hash chain verifies.\n"
+            "waiting or unrouted_warn_days waited.  The audit log's hash chain verifies,\n"
+            "and so does the erasure ledger ([state] erasure_ledger): its chain, its\n"
+            "signatures by a pinned host key, and the anchor every signed manifest holds.\n"
             "See docs/COMPLIANCE.md.\n"
             "\n"
             "  --json        one JSON object instead of the table (on failure: error and\n"
@@ -155,6 +157,7 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
         co.n_accounts = count;
         co.grace = 86400;
         co.audit_path = cfg->audit.log;
+        co.ledger_path = cfg->state.erasure_ledger;
         if (!offline)
             co.ingest_state = istate;
         co.journal_path = journal;

@@ -63,8 +63,9 @@ static void usage(FILE *out)
             "                     messages carrying a listed token are always left out\n"
             "  --no-ledger        restore without it: erased people come back (printed and\n"
             "                     audited)\n"
-            "  --account NAME     the account the mail came from: --mailbox is its mailbox\n"
-            "                     (batches filed as NAME:mailbox), and --imap-mailbox\n"
+            "  --account NAME     the account the mail came from: only its batches (filed\n"
+            "                     as NAME:mailbox; the account default's under the bare\n"
+            "                     name), --mailbox is its mailbox, and --imap-mailbox\n"
             "                     restores into its server (needed with several accounts)\n"
             "  --imap-mailbox NAME  APPEND into this mailbox on the configured IMAP server\n"
             "                     (created if missing) with original flags and INTERNALDATE,\n"
@@ -515,6 +516,8 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
             return cli_usage_error("restore", "--mailbox: %s", kerr.msg);
         o.mailbox = mailbox_key;
     }
+    if (account != NULL && !access_request)
+        o.account = account;    /* that account's batches only */
     if (o.output == NULL && !o.list_only)
         return cli_usage_error("restore", "give --maildir DIR, --mbox FILE, --imap-mailbox "
                                           "NAME or --list");

@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "backup/archive.h"
 #include "backup/batchdir.h"
+#include "backup/ledger.h"
 #include "common/audit.h"
 #include "common/mrtime.h"
 #include "ingest/state.h"
@@ -147,6 +149,12 @@ static void check_batch_dir(const struct check_options *opt, const struct archiv
     b->messages = m.message_count;
     snprintf(b->content_key_id, sizeof b->content_key_id, "%s", m.content_key_id);
     snprintf(b->reid_key_id, sizeof b->reid_key_id, "%s", m.reid_key_id);
+    /* Only a manifest that authenticated vouches for where the ledger stood. */
+    if (m.has_ledger && m.auth != ARCHIVE_AUTH_OVERRIDDEN) {
+        b->has_ledger = true;
+        b->ledger.count = m.ledger_count;
+        copy(b->ledger.head, sizeof b->ledger.head, m.ledger_head);
+    }
     detail[0] = '\0';
     for (size_t i = 0; i < m.n_volumes && detail[0] == '\0'; i++) {
         unsigned long long size = 0, rsize = 0;
@@ -485,6 +493,81 @@ static void check_unrouted(const struct check_options *opt, struct check_report 
                  r->unrouted.oldest_days, opt->unrouted_warn_days);
 }
 
+/* ---- the erasure ledger: authentic, and not older than any manifest saw it ---------- */
+
+static void ledger_broken(struct check_report *r, const char *why)
+{
+    r->ledger.status = "BROKEN";
+    copy(r->ledger.detail, sizeof r->ledger.detail, why);
+    /* One line, and no identifier even if a bug let one into a message. */
+    for (char *p = r->ledger.detail; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    log_scrub(r->ledger.detail);
+}
+
+static void check_ledger(const struct check_options *opt, struct check_report *r)
+{
+    const keys_keyring *kr = opt->trust != NULL ? opt->trust->keyring : NULL;
+    const struct check_batch *newest = NULL;
+    struct ledger_anchor have;
+    ledger_reader *l = NULL;
+    struct stat st;
+    mr_error e;
+    int rc;
+
+    r->ledger.status = "skipped";
+    if (opt->ledger_path == NULL)
+        return;
+    for (size_t i = 0; i < r->n_batches; i++) {
+        const struct check_batch *b = &r->batches[i];
+        if (b->has_ledger && (newest == NULL || b->ledger.count > newest->ledger.count))
+            newest = b;
+    }
+    /* Created by the first purge, backup or erase: missing is harmless until a manifest
+     * has anchored an entry, and deletion after that. */
+    if (lstat(opt->ledger_path, &st) != 0 && errno == ENOENT) {
+        char why[MR_ERROR_MSG_MAX];
+        if (newest == NULL || newest->ledger.count == 0) {
+            r->ledger.status = "absent";
+            return;
+        }
+        snprintf(why, sizeof why, "erasure ledger missing, but batch %.80s anchored %llu "
+                 "entries", newest->batch_id, newest->ledger.count);
+        ledger_broken(r, why);
+        return;
+    }
+    mr_error_clear(&e);
+    rc = ledger_open(opt->ledger_path, kr, &l, &e);
+    if (rc != 0) {
+        ledger_broken(r, e.msg);
+        return;
+    }
+    ledger_anchor_get(l, &have);
+    r->ledger.entries = have.count;
+    r->ledger.status = "ok";
+    /* Every anchor, so that a rewrite behind an older batch is caught too; the report
+     * names the batch with the most entries among those that disagree. */
+    newest = NULL;
+    for (size_t i = 0; i < r->n_batches; i++) {
+        const struct check_batch *b = &r->batches[i];
+        mr_error ae;
+        if (!b->has_ledger)
+            continue;
+        r->ledger.anchors++;
+        if (ledger_check_anchor(l, &b->ledger, &ae) != 0
+            && (newest == NULL || b->ledger.count > newest->ledger.count)) {
+            newest = b;
+            e = ae;
+        }
+    }
+    ledger_free(l);
+    if (newest != NULL) {
+        mr_error_prefix(&e, "checked against batch %s", newest->batch_id);
+        ledger_broken(r, e.msg);
+    }
+}
+
 int check_run(const struct check_options *opt, struct check_report **report, mr_error *err)
 {
     struct archive_batch_ref *refs = NULL;
@@ -564,6 +647,8 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
         }
     }
 
+    check_ledger(opt, r);
+
     for (size_t i = 0; i < r->n_batches; i++) {
         enum check_level l = r->batches[i].level;
         r->warnings += l == CHECK_WARN;
@@ -576,6 +661,8 @@ int check_run(const struct check_options *opt, struct check_report **report, mr_
         r->violations += l == CHECK_VIOLATION;
     }
     if (strcmp(r->audit_status, "BROKEN") == 0)
+        r->violations++;
+    if (strcmp(r->ledger.status, "BROKEN") == 0)
         r->violations++;
     r->insecure_tls = opt->insecure_tls;
     if (r->insecure_tls)

@@ -32,8 +32,12 @@
  * The last purge's result is shown for every mailbox.
  * The unrouted queue (members_db, when set): a warning when more than unrouted_warn_count
  * messages wait, or one has waited more than unrouted_warn_days (0 turns either off).
- * The audit log's hash chain must verify (violation otherwise).  TLS verification turned
- * off ([imap] insecure_skip_verify) is a violation.
+ * The audit log's hash chain must verify (violation otherwise).  So must the erasure
+ * ledger (backup/ledger.h): its chain and signatures by a pinned host key, and every
+ * authentic manifest's anchor (a ledger cut back to an older state is a valid chain on
+ * its own); one that does not, or cannot be read, is a violation.  A missing ledger is
+ * fine only while no manifest anchors an entry.  TLS verification turned off ([imap]
+ * insecure_skip_verify) is a violation.
  * Level of the whole report: the worst item; exit status 0/1/2 in the CLI.
  */
 #ifndef MAILRET_PURGE_CHECK_H
@@ -75,6 +79,8 @@ struct check_options {
     time_t grace;                       /* seconds after the month start before the
                                            purge must have run; e.g. 86400 */
     const char *audit_path;             /* NULL = not checked */
+    const char *ledger_path;            /* the erasure ledger, checked against
+                                           trust->keyring; NULL = not checked */
     const char *ingest_state;           /* ingest's state: why a message stays; NULL = not
                                            read (every old message is NOT PURGED) */
     const char *account;                /* its account key */
@@ -101,6 +107,8 @@ struct check_batch {
     enum check_level level;
     char detail[512];
     char content_key_id[33], reid_key_id[33];   /* the keys it names, if known */
+    bool has_ledger;                    /* an authentic manifest anchors the ledger: */
+    struct ledger_anchor ledger;        /*   where it stood when the batch was signed */
 };
 
 struct check_mailbox {
@@ -132,6 +140,13 @@ struct check_report {
     const char *audit_status;           /* "ok", "BROKEN", "skipped" */
     size_t audit_records;
     char audit_detail[MR_ERROR_MSG_MAX];
+    struct {
+        const char *status;             /* "ok", "BROKEN", "absent", "skipped" */
+        unsigned long long entries;     /* when it opened */
+        size_t anchors;                 /* manifests it was checked against */
+        char detail[MR_ERROR_MSG_MAX];  /* why BROKEN; names no person (entries are
+                                           sealed, the reason names file and line) */
+    } ledger;
     bool insecure_tls;                  /* counted among the violations */
     enum check_level level;
     size_t warnings, violations;

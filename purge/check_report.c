@@ -76,6 +76,14 @@ void check_report_print(FILE *out, const struct check_report *r)
         fprintf(out, " (%zu records)", r->audit_records);
     if (r->audit_detail[0])
         fprintf(out, ": %s", r->audit_detail);
+    if (strcmp(r->ledger.status, "ok") == 0)
+        fprintf(out, "\nerasure ledger: ok (%llu entries, consistent with %zu signed "
+                "manifest(s))", r->ledger.entries, r->ledger.anchors);
+    else if (strcmp(r->ledger.status, "absent") == 0)
+        fprintf(out, "\nerasure ledger: absent (no manifest anchors one; the first purge, "
+                "backup or erase creates it)");
+    else if (strcmp(r->ledger.status, "skipped") != 0)
+        fprintf(out, "\nerasure ledger: %s: %s", r->ledger.status, r->ledger.detail);
     if (r->insecure_tls)
         fprintf(out, "\nIMAP TLS verification: DISABLED ([imap] insecure_skip_verify): "
                 "VIOLATION");
@@ -147,6 +155,14 @@ int check_report_json(FILE *out, const struct check_report *r, mr_error *err)
     }
     if (o == NULL)
         return mr_error_set(err, MR_E_NOMEM, "cannot build the JSON report");
+    if (json_object_set_new(o, "erasure_ledger",
+                            json_pack("{s:s, s:I, s:I, s:s}", "status", r->ledger.status,
+                                      "entries", (json_int_t)r->ledger.entries, "anchors",
+                                      (json_int_t)r->ledger.anchors, "detail",
+                                      r->ledger.detail)) != 0) {
+        json_decref(o);
+        return mr_error_set(err, MR_E_NOMEM, "cannot build the JSON report");
+    }
     json_object_set_new(o, "insecure_tls", json_boolean(r->insecure_tls));
     if (json_dumpf(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
         rc = mr_error_set(err, MR_E_IO, "cannot write the JSON report");
@@ -239,6 +255,8 @@ enum check_nagios_state check_report_nagios(FILE *out, const struct check_report
                 r->unrouted.oldest_days);
         if (strcmp(r->audit_status, "BROKEN") == 0 && shown < 3)
             add(text, sizeof text, "%s audit log BROKEN", shown++ ? ";" : ":");
+        if (strcmp(r->ledger.status, "BROKEN") == 0 && shown < 3)
+            add(text, sizeof text, "%s erasure ledger BROKEN", shown++ ? ";" : ":");
         if (r->insecure_tls && shown < 3)
             add(text, sizeof text, "%s IMAP TLS verification DISABLED", shown++ ? ";" : ":");
         if (shown < r->violations + r->warnings)
@@ -259,14 +277,15 @@ enum check_nagios_state check_report_nagios(FILE *out, const struct check_report
             "overdue=%zu;;;0 damaged=%zu;;;0 key_missing=%zu;;;0 not_shredded=%zu;;;0 "
             "incomplete=%zu;;;0 held=%zu;;;0 expired=%zu;;;0 mailboxes_unchecked=%zu;;;0 "
             "not_purged=%zu;;;0 held_back=%zu;;;0 held_back_days=%ld;;;0 "
-            "audit_broken=%d;;;0;1 warnings=%zu;;;0 violations=%zu;;;0 "
+            "audit_broken=%d;;;0;1 ledger_broken=%d;;;0;1 warnings=%zu;;;0 violations=%zu;;;0 "
             "unrouted=%lld;%s;;0 unrouted_oldest_days=%lld;%s;;0\n",
             names[state], text, r->n_batches, count_batches(r, "ok"),
             count_batches(r, "expiring"), count_batches(r, "OVERDUE"),
             count_batches(r, "damaged"), count_batches(r, "key-missing"),
             count_batches(r, "key-present-after-expiry"), count_batches(r, "incomplete"),
             count_batches(r, "held"), count_batches(r, "expired"), r->unchecked, not_purged,
-            held, held_days, strcmp(r->audit_status, "BROKEN") == 0, r->warnings,
+            held, held_days, strcmp(r->audit_status, "BROKEN") == 0,
+            strcmp(r->ledger.status, "BROKEN") == 0, r->warnings,
             r->violations, r->unrouted.waiting, wcount, r->unrouted.oldest_days, wdays);
     return state;
 }

@@ -13,39 +13,12 @@
 
 #include "integration/itest_imap_util.h"
 
-struct fixture {
-    struct it_server srv;
-    char user[40], password[40];
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-
-    if (f == NULL)
-        return -1;
-    it_server_load(&f->srv);
-    if (it_take_user(*state, &f->srv, f->user, f->password) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
 static int group_setup(void **state)
 {
     return it_pool_create(state, 16);
 }
 
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    it_server_free(&f->srv);
-    free(f);
-    return 0;
-}
-
-static imap_conn *connect_ok(struct fixture *f, enum imap_tls_mode tls)
+static imap_conn *connect_ok(struct it_fixture *f, enum imap_tls_mode tls)
 {
     struct imap_options o;
     imap_conn *c = NULL;
@@ -81,7 +54,7 @@ static void make_samples(struct sample s[3])
     }
 }
 
-static void roundtrip(struct fixture *f, enum imap_tls_mode tls)
+static void roundtrip(struct it_fixture *f, enum imap_tls_mode tls)
 {
     struct sample s[3];
     struct imap_mailbox_info info;
@@ -135,7 +108,7 @@ static void test_roundtrip_starttls(void **state)
  * host-name check, before LOGIN (the server logs no login for the user). */
 static void test_wrong_host_fails_before_login(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     struct imap_options o;
     imap_conn *c = NULL;
     mr_error err = { 0 };
@@ -157,7 +130,7 @@ static void test_wrong_host_fails_before_login(void **state)
 
 static void test_untrusted_ca_fails(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     struct imap_options o;
     imap_conn *c = NULL;
     mr_error err = { 0 };
@@ -184,7 +157,7 @@ static void test_untrusted_ca_fails(void **state)
 
 static void test_wrong_password_is_auth(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     struct imap_options o;
     imap_conn *c = NULL;
     mr_error err = { 0 };
@@ -203,7 +176,7 @@ static void test_wrong_password_is_auth(void **state)
  * sent so that the server sees exactly it. */
 static void test_password_with_specials(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     const char *pw = "a \"q\" b\\c {5}(x)%*\xc3\xa6";
     char cmd[8192];
     FILE *p;
@@ -229,7 +202,7 @@ static void test_password_with_specials(void **state)
 /* EXAMINE + BODY.PEEK[] must not change any flag (in particular not set \Seen). */
 static void test_examine_fetch_leaves_flags(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     struct it_collect a = { 0 }, b = { 0 };
     mr_error err = { 0 };
     imap_conn *c = connect_ok(f, IMAP_TLS_IMAPS);
@@ -262,7 +235,7 @@ static void test_examine_fetch_leaves_flags(void **state)
 
 static void test_uid_search_before(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     mr_error err = { 0 };
     imap_conn *c = connect_ok(f, IMAP_TLS_IMAPS);
     /* 2026-01-10, 2026-02-15, 2026-03-20, all 12:00 UTC */
@@ -305,7 +278,7 @@ static void test_uid_search_before(void **state)
  * \Deleted. */
 static void test_uid_expunge_exact(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     mr_error err = { 0 };
     imap_conn *c = connect_ok(f, IMAP_TLS_IMAPS);
     const uint32_t other[] = { 2 }, mine[] = { 1, 3, 4 };
@@ -354,7 +327,7 @@ static void test_uid_expunge_exact(void **state)
  * removed. */
 static void test_no_uidplus_refuses_expunge(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     struct imap_options o;
     mr_error err = { 0 };
     imap_conn *c = NULL;
@@ -385,7 +358,7 @@ static void test_no_uidplus_refuses_expunge(void **state)
 
 static void test_create_and_examine_missing(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     mr_error err = { 0 };
     imap_conn *c = connect_ok(f, IMAP_TLS_IMAPS);
     struct imap_mailbox_info info;
@@ -410,7 +383,7 @@ static void test_create_and_examine_missing(void **state)
 /* A callback error stops the fetch and is returned as is. */
 static void test_callback_error_stops_fetch(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     mr_error err = { 0 };
     imap_conn *c = connect_ok(f, IMAP_TLS_IMAPS);
     struct it_collect col = { .fail_at = 2 };
@@ -432,18 +405,18 @@ static void test_callback_error_stops_fetch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_roundtrip_imaps, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_roundtrip_starttls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_host_fails_before_login, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_untrusted_ca_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_password_is_auth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_password_with_specials, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_examine_fetch_leaves_flags, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_uid_search_before, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_uid_expunge_exact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_uidplus_refuses_expunge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_and_examine_missing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_callback_error_stops_fetch, setup, teardown),
+        IT_FIXTURE_TEST(test_roundtrip_imaps),
+        IT_FIXTURE_TEST(test_roundtrip_starttls),
+        IT_FIXTURE_TEST(test_wrong_host_fails_before_login),
+        IT_FIXTURE_TEST(test_untrusted_ca_fails),
+        IT_FIXTURE_TEST(test_wrong_password_is_auth),
+        IT_FIXTURE_TEST(test_password_with_specials),
+        IT_FIXTURE_TEST(test_examine_fetch_leaves_flags),
+        IT_FIXTURE_TEST(test_uid_search_before),
+        IT_FIXTURE_TEST(test_uid_expunge_exact),
+        IT_FIXTURE_TEST(test_no_uidplus_refuses_expunge),
+        IT_FIXTURE_TEST(test_create_and_examine_missing),
+        IT_FIXTURE_TEST(test_callback_error_stops_fetch),
     };
 
     /* A hang (the libetpan EOF spin) must fail the test, not stall the suite. */

@@ -17,15 +17,10 @@
 #define BIG (1024 * 1024)     /* the message the faults hit the middle of */
 #define IO_TIMEOUT 3
 
-struct fixture {
-    struct it_server srv;
-    char user[40], password[40];
-};
-
 /* Each test gets a user whose INBOX holds one small and one 1 MiB message. */
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
+    struct it_fixture *f;
     struct imap_options o;
     imap_conn *c = NULL;
     mr_error err = { 0 };
@@ -33,14 +28,13 @@ static int setup(void **state)
     unsigned char *m;
     int rc;
 
-    if (f == NULL)
+    if (it_fixture_setup(state) != 0)
         return -1;
-    it_server_load(&f->srv);
-    if (it_take_user(*state, &f->srv, f->user, f->password) != 0)
-        return -1;
+    f = *state;
     it_options(&o, &f->srv, IMAP_TLS_IMAPS, f->user, f->password);
     if (imap_connect(&o, &c, &err) != 0) {
         fprintf(stderr, "setup: %s\n", err.msg);
+        it_fixture_teardown(state);
         return -1;
     }
     m = it_make_message(2000, 1, &len);
@@ -53,9 +47,9 @@ static int setup(void **state)
     imap_close(c);
     if (rc != 0) {
         fprintf(stderr, "setup: %s\n", err.msg);
+        it_fixture_teardown(state);
         return -1;
     }
-    *state = f;
     return 0;
 }
 
@@ -64,18 +58,9 @@ static int group_setup(void **state)
     return it_pool_create(state, 10);
 }
 
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    it_server_free(&f->srv);
-    free(f);
-    return 0;
-}
-
 /* Connect through a proxy in `mode` that breaks after `after` server->client bytes, fetch
  * everything, and return the fetch's result; *elapsed is the fetch's duration. */
-static int fetch_through_proxy(struct fixture *f, enum imap_tls_mode tls, const char *mode,
+static int fetch_through_proxy(struct it_fixture *f, enum imap_tls_mode tls, const char *mode,
                                const char *after, mr_error *err, double *elapsed,
                                size_t *delivered)
 {
@@ -192,7 +177,7 @@ static void test_corrupt_byte_is_tls_error(void **state)
  * the server never sees a login. */
 static void test_starttls_stripped_is_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     const char *extra[] = { "--replace", "STARTTLS", "XTARTTLS", NULL };
     struct imap_options o;
     imap_conn *c = NULL;
@@ -220,7 +205,7 @@ static void test_starttls_stripped_is_refused(void **state)
  * connect/I/O timeouts. */
 static void test_no_server_and_silent_server(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     const char *extra[] = { "--mode", "stall", "--after", "0", NULL };
     struct imap_options o;
     imap_conn *c = NULL;
@@ -246,13 +231,13 @@ static void test_no_server_and_silent_server(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_proxy_pass_is_transparent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drop_mid_fetch_is_network_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_mid_fetch_is_network_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stall_mid_fetch_times_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_byte_is_tls_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_starttls_stripped_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_server_and_silent_server, setup, teardown),
+        IT_FIXTURE_TEST_SETUP(test_proxy_pass_is_transparent, setup),
+        IT_FIXTURE_TEST_SETUP(test_drop_mid_fetch_is_network_error, setup),
+        IT_FIXTURE_TEST_SETUP(test_reset_mid_fetch_is_network_error, setup),
+        IT_FIXTURE_TEST_SETUP(test_stall_mid_fetch_times_out, setup),
+        IT_FIXTURE_TEST_SETUP(test_corrupt_byte_is_tls_error, setup),
+        IT_FIXTURE_TEST_SETUP(test_starttls_stripped_is_refused, setup),
+        IT_FIXTURE_TEST_SETUP(test_no_server_and_silent_server, setup),
     };
 
     /* A hang (the libetpan EOF spin) must fail the test, not stall the suite. */

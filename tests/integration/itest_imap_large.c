@@ -18,39 +18,12 @@
 
 #define HUGE_SIZE ((size_t)50 * 1000 * 1000)
 
-struct fixture {
-    struct it_server srv;
-    char user[40], password[40];
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-
-    if (f == NULL)
-        return -1;
-    it_server_load(&f->srv);
-    if (it_take_user(*state, &f->srv, f->user, f->password) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
 static int group_setup(void **state)
 {
     return it_pool_create(state, 4);
 }
 
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    it_server_free(&f->srv);
-    free(f);
-    return 0;
-}
-
-static imap_conn *connect_ok(struct fixture *f, size_t max_literal)
+static imap_conn *connect_ok(struct it_fixture *f, size_t max_literal)
 {
     struct imap_options o;
     imap_conn *c = NULL;
@@ -96,7 +69,7 @@ static long maxrss_kib(void)
 
 static void test_50mb_message_streams(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     unsigned char want[32];
     unsigned int dl = 0;
     mr_error err = { 0 };
@@ -149,7 +122,7 @@ static void test_50mb_message_streams(void **state)
  * the ones before and after arrive intact. */
 static void test_oversized_message_is_skipped(void **state)
 {
-    struct fixture *f = *state;
+    struct it_fixture *f = *state;
     const size_t sizes[3] = { 10000, 2 * 1024 * 1024, 20000 };
     unsigned char *msgs[3];
     size_t lens[3];
@@ -194,8 +167,8 @@ static void test_oversized_message_is_skipped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_oversized_message_is_skipped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_50mb_message_streams, setup, teardown),
+        IT_FIXTURE_TEST(test_oversized_message_is_skipped),
+        IT_FIXTURE_TEST(test_50mb_message_streams),
     };
 
     alarm(500);

@@ -1,7 +1,8 @@
 /*
  * itest_imap_util.h — shared by the itest_imap_*.c tests (header-only, static
  * functions, so the test CMake glob needs no change): the test server's facts, a fresh
- * user per test, generated messages, a collecting fetch callback and the fault proxy.
+ * user per test and the fixture holding both, generated messages, a collecting fetch
+ * callback and the fault proxy.
  */
 #ifndef MAILRET_ITEST_INGEST_IMAP_UTIL_H
 #define MAILRET_ITEST_INGEST_IMAP_UTIL_H
@@ -156,6 +157,46 @@ static inline int it_take_user(void *group, const struct it_server *s, char *nam
     p->next++;
     return 0;
 }
+
+/* The fixture of a test that needs the server and a user of its own. */
+struct it_fixture {
+    struct it_server srv;
+    char user[40], password[40];
+};
+
+/* A cmocka setup: *state is the group's pool (it_pool_create) and becomes a fixture with
+ * the pool's next user. */
+static inline int it_fixture_setup(void **state)
+{
+    struct it_fixture *f = calloc(1, sizeof *f);
+
+    if (f == NULL)
+        return -1;
+    it_server_load(&f->srv);
+    if (it_take_user(*state, &f->srv, f->user, f->password) != 0) {
+        it_server_free(&f->srv);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static inline int it_fixture_teardown(void **state)
+{
+    struct it_fixture *f = *state;
+
+    it_server_free(&f->srv);
+    free(f);
+    return 0;
+}
+
+/* Entries of a cmocka test list whose test gets a fixture: from it_fixture_setup, or from
+ * a setup of the file's own that calls it first. */
+#define IT_FIXTURE_TEST(fn) \
+    cmocka_unit_test_setup_teardown(fn, it_fixture_setup, it_fixture_teardown)
+#define IT_FIXTURE_TEST_SETUP(fn, setup) \
+    cmocka_unit_test_setup_teardown(fn, setup, it_fixture_teardown)
 
 static inline void it_options(struct imap_options *o, const struct it_server *s,
                               enum imap_tls_mode tls, const char *user, const char *password)

@@ -16,65 +16,31 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "integration/itest_imap_util.h"
-#include "ingest/ingest.h"
-#include "ingest/members_import.h"
+#include "integration/itest_ingest_util.h"
 
 static const char registry[] =
     "member_id,cpr,name,emails,cases\n"
     "M1,010190-1234,A,sender1@example.invalid;sender3@example.invalid,\n";
 
-struct fx {
-    struct it_server srv;
-    char user[64], password[64];
-    char *dir;
-    char state[512];
-    members_db *db;
-    sink *sink;
-    struct imap_options io;
-    struct route_config rc;
-    struct ingest_options opt;
-    const char *mailboxes[1];
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    struct members_import_result res;
-    char path[512], db[512];
+    struct it_ingest *f = calloc(1, sizeof *f);
     mr_error err;
 
-    it_server_load(&f->srv);
-    assert_int_equal(it_new_user(&f->srv, f->user, f->password), 0);
-    f->dir = th_tempdir("itest_ingest_faults");
-    snprintf(path, sizeof path, "%s/members.csv", f->dir);
-    assert_int_equal(th_write_file(path, registry, strlen(registry)), 0);
-    snprintf(db, sizeof db, "%s/members.sqlite", f->dir);
-    assert_int_equal(members_open(db, &f->db, &err), 0);
-    assert_int_equal(members_import_csv(f->db, path, NULL, NULL, &res, &err), 0);
-    assert_int_equal(sink_sqlite_open(f->db, &f->sink, &err), 0);
-    snprintf(f->state, sizeof f->state, "%s/state.sqlite", f->dir);
-    it_options(&f->io, &f->srv, IMAP_TLS_IMAPS, f->user, f->password);
+    assert_non_null(f);
+    if (it_ingest_init(f, "itest_ingest_faults", registry, &err) != 0)
+        fail_msg("setup: %s", err.msg);
     f->io.io_timeout_s = 10;
-    f->mailboxes[0] = "INBOX";
-    f->opt = (struct ingest_options){ .imap = &f->io, .mailboxes = f->mailboxes,
-                                      .n_mailboxes = 1, .sink = f->sink, .members = f->db,
-                                      .routing = &f->rc, .state_db = f->state, .batch_size = 5,
-                                      .account = "acct" };
+    f->opt.batch_size = 5;
+    f->opt.account = "acct";
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-
-    sink_close(f->sink);
-    members_close(f->db);
-    th_rmtree(f->dir);
-    free(f->dir);
-    it_server_free(&f->srv);
-    free(f);
+    it_ingest_free(*state);
+    free(*state);
     return 0;
 }
 
@@ -91,7 +57,7 @@ static int64_t q_int(sqlite3 *db, const char *sql)
 }
 
 /* n messages of about size bytes, senders sender<seed>@example.invalid. */
-static void fill(struct fx *f, unsigned n, size_t size)
+static void fill(struct it_ingest *f, unsigned n, size_t size)
 {
     imap_conn *c;
     mr_error err;
@@ -107,7 +73,7 @@ static void fill(struct fx *f, unsigned n, size_t size)
     imap_close(c);
 }
 
-static int run(struct fx *f, struct ingest_report **rep, mr_error *err)
+static int run(struct it_ingest *f, struct ingest_report **rep, mr_error *err)
 {
     *rep = NULL;
     return ingest_run(&f->opt, rep, err);
@@ -115,7 +81,7 @@ static int run(struct fx *f, struct ingest_report **rep, mr_error *err)
 
 static void test_wrong_password(void **state)
 {
-    struct fx *f = *state;
+    struct it_ingest *f = *state;
     struct ingest_report *rep;
     struct imap_options bad = f->io;
     mr_error err;
@@ -134,7 +100,7 @@ static void test_wrong_password(void **state)
 
 static void test_tls_name_and_ca(void **state)
 {
-    struct fx *f = *state;
+    struct it_ingest *f = *state;
     struct ingest_report *rep;
     struct imap_options bad = f->io;
     mr_error err;
@@ -159,7 +125,7 @@ static void test_tls_name_and_ca(void **state)
     ingest_report_free(rep);
 }
 
-static void drop_mid_fetch(struct fx *f, const char *mode)
+static void drop_mid_fetch(struct it_ingest *f, const char *mode)
 {
     const char *extra[] = { "--mode", mode, "--after", "400000", NULL };
     struct ingest_report *rep;

@@ -18,9 +18,7 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
-#include "integration/itest_imap_util.h"
-#include "ingest/ingest.h"
-#include "ingest/members_import.h"
+#include "integration/itest_ingest_util.h"
 #include "ingest/state.h"
 
 static const char registry[] =
@@ -28,63 +26,30 @@ static const char registry[] =
     "M1,010190-1234,Søren Hansen,soren@example.dk,2024-12345\n"
     "M2,0202855678,Jens Jensen,jens@example.org,2023-00777\n";
 
-struct fx {
-    struct it_server srv;
-    char user[64], password[64];
-    char *dir;
-    char state[512];
-    members_db *db;
-    sink *sink;
-    struct imap_options io;
-    struct route_config rc;
-    struct ingest_options opt;
-    const char *mailboxes[1];
-};
-
 static const char *const own_domains[] = { "akasse.example" };
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    struct members_import_result res;
-    char path[512];
+    struct it_ingest *f = calloc(1, sizeof *f);
     mr_error err;
 
-    it_server_load(&f->srv);
-    assert_int_equal(it_new_user(&f->srv, f->user, f->password), 0);
-    f->dir = th_tempdir("itest_ingest_run");
-    snprintf(path, sizeof path, "%s/members.csv", f->dir);
-    assert_int_equal(th_write_file(path, registry, strlen(registry)), 0);
-    char db[512];
-    snprintf(db, sizeof db, "%s/members.sqlite", f->dir);
-    assert_int_equal(members_open(db, &f->db, &err), 0);
-    assert_int_equal(members_import_csv(f->db, path, NULL, NULL, &res, &err), 0);
-    assert_int_equal(sink_sqlite_open(f->db, &f->sink, &err), 0);
-    snprintf(f->state, sizeof f->state, "%s/state.sqlite", f->dir);
-    it_options(&f->io, &f->srv, IMAP_TLS_IMAPS, f->user, f->password);
+    assert_non_null(f);
+    if (it_ingest_init(f, "itest_ingest_run", registry, &err) != 0)
+        fail_msg("setup: %s", err.msg);
     f->rc = (struct route_config){ .own_domains = own_domains, .n_own_domains = 1 };
-    f->mailboxes[0] = "INBOX";
-    f->opt = (struct ingest_options){ .imap = &f->io, .mailboxes = f->mailboxes,
-                                      .n_mailboxes = 1, .sink = f->sink, .members = f->db,
-                                      .routing = &f->rc, .state_db = f->state, .batch_size = 3 };
+    f->opt.batch_size = 3;
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-
-    sink_close(f->sink);
-    members_close(f->db);
-    th_rmtree(f->dir);
-    free(f->dir);
-    it_server_free(&f->srv);
-    free(f);
+    it_ingest_free(*state);
+    free(*state);
     return 0;
 }
 
-static void append(struct fx *f, const char *flags, const void *msg, size_t len)
+static void append(struct it_ingest *f, const char *flags, const void *msg, size_t len)
 {
     imap_conn *c;
     mr_error err;
@@ -96,7 +61,7 @@ static void append(struct fx *f, const char *flags, const void *msg, size_t len)
     imap_close(c);
 }
 
-static struct ingest_mailbox_report run_ok(struct fx *f)
+static struct ingest_mailbox_report run_ok(struct it_ingest *f)
 {
     struct ingest_report *rep = NULL;
     struct ingest_mailbox_report m;
@@ -126,7 +91,7 @@ static int64_t q_int(sqlite3 *db, const char *sql)
 }
 
 /* All flags of INBOX, as "uid:flags" lines, through a separate read-only session. */
-static void inbox_flags(struct fx *f, struct it_collect *c)
+static void inbox_flags(struct it_ingest *f, struct it_collect *c)
 {
     imap_conn *conn;
     struct imap_mailbox_info info;
@@ -156,7 +121,7 @@ static void inbox_flags(struct fx *f, struct it_collect *c)
 
 static void test_route_store_flags(void **state)
 {
-    struct fx *f = *state;
+    struct it_ingest *f = *state;
     struct it_collect before, after;
     sqlite3 *db = members_sqlite(f->db);
     struct ingest_mailbox_report m;
@@ -228,7 +193,7 @@ static void test_route_store_flags(void **state)
 
 /* Recreate INBOX's UID list the way a server restore or migration would: Dovecot assigns
  * a new UIDVALIDITY when its uidlist and indexes are gone. */
-static void reset_uidvalidity(struct fx *f)
+static void reset_uidvalidity(struct it_ingest *f)
 {
     char *root = th_imap_env("MAIL_ROOT"), cmd[8400];
     char md[4096];
@@ -244,7 +209,7 @@ static void reset_uidvalidity(struct fx *f)
 
 static void test_uidvalidity_change(void **state)
 {
-    struct fx *f = *state;
+    struct it_ingest *f = *state;
     sqlite3 *db = members_sqlite(f->db);
     struct ingest_mailbox_report m;
     ingest_state *st;
@@ -287,7 +252,7 @@ static void test_uidvalidity_change(void **state)
 
 static void test_exec_retry(void **state)
 {
-    struct fx *f = *state;
+    struct it_ingest *f = *state;
     char cmd[2048], journal[512], path[512];
     struct ingest_report *rep = NULL;
     ingest_state *st;
@@ -369,7 +334,7 @@ static int sha_equal(const unsigned char *a, size_t na, const void *b, size_t nb
 
 static void test_large_message(void **state)
 {
-    struct fx *f = *state;
+    struct it_ingest *f = *state;
     sqlite3 *db = members_sqlite(f->db);
     struct ingest_mailbox_report m;
     size_t len;
@@ -422,7 +387,7 @@ static void test_large_message(void **state)
 /* A mailbox that does not exist is reported; the others are still ingested. */
 static void test_missing_mailbox(void **state)
 {
-    struct fx *f = *state;
+    struct it_ingest *f = *state;
     const char *boxes[] = { "NoSuchMailbox", "INBOX" };
     struct ingest_report *rep = NULL;
     mr_error err;

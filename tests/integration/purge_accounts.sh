@@ -6,7 +6,8 @@
 # counts are exact; status shows each account's login and mailboxes with their own last
 # ingest, and the unrouted queue names (and assign fetches from) each entry's account; IT
 # restores each account's archive to exactly that account's messages,
-# and by APPEND into that account's server only; --account selects one.
+# and by APPEND into that account's server only; --account selects one (alone: every
+# batch of that account and none of the other's; another account's batch refused).
 # servers: dovecot cyrus
 source "$(dirname "$0")/purge_lib.sh"
 
@@ -169,17 +170,44 @@ A_GONE=$(( A_TOTAL - $(wc -l < "$T/a-now.sha") )); B_GONE=$(( B_TOTAL - $(wc -l 
 [ "$(ls "$T/archive" | wc -l)" = 2 ] || { ls "$T/archive"; fail "unexpected archive directories"; }
 
 # 4. IT restores each account's archive: exactly what left that account's server.
-restore_shas() {  # restore_shas ACCOUNT DIR
+restore_shas() {  # restore_shas DIR SELECTION...
+    local d=$1; shift
     mailret restore --reason "accounts test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
-        --account "$1" --mailbox INBOX --maildir "$2" > "$2.out" 2>&1 || { cat "$2.out" >&2; return 1; }
-    find "$2" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -print0 | xargs -0 -r sha256sum |
+        "$@" --maildir "$d" > "$d.out" 2>&1 || { cat "$d.out" >&2; return 1; }
+    find "$d" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -print0 | xargs -0 -r sha256sum |
         awk '{print $1}' | sort
 }
-restore_shas default "$T/rest-a" > "$T/a-rest.sha" || fail "restore of account default"
-restore_shas bob "$T/rest-b" > "$T/b-rest.sha" || fail "restore of account bob"
+restore_shas "$T/rest-a" --account default --mailbox INBOX > "$T/a-rest.sha" || fail "restore of account default"
+restore_shas "$T/rest-b" --account bob --mailbox INBOX > "$T/b-rest.sha" || fail "restore of account bob"
 sort "$T/a-now.sha" "$T/a-rest.sha" | cmp -s - "$T/a-orig.sha" || fail "account default: server + archive != original"
 sort "$T/b-now.sha" "$T/b-rest.sha" | cmp -s - "$T/b-orig.sha" || fail "account bob: server + archive != original"
 [ -z "$(comm -12 "$T/a-rest.sha" "$T/b-orig.sha")" ] || fail "bob's mail in default's archive"
+
+# --account alone: every batch of that account and nothing of the other's, by its own
+# batches (bob's directory bob%3AINBOX, default's the bare INBOX).
+restore_shas "$T/rest-a-all" --account default > "$T/a-all.sha" || fail "restore --account default"
+restore_shas "$T/rest-b-all" --account bob > "$T/b-all.sha" || fail "restore --account bob"
+cmp -s "$T/a-all.sha" "$T/a-rest.sha" || fail "--account default alone: $(wc -l < "$T/a-all.sha") messages, its archive has $A_GONE"
+cmp -s "$T/b-all.sha" "$T/b-rest.sha" || fail "--account bob alone: $(wc -l < "$T/b-all.sha") messages, its archive has $B_GONE"
+grep -q "from 1 batches" "$T/rest-b-all.out" || fail "--account bob: $(cat "$T/rest-b-all.out")"
+# --list says the same without writing, per batch.
+mailret restore --reason "accounts test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
+    --account bob --list --json > "$T/list-b.json" 2> "$T/list-b.err" || fail "restore --account bob --list: $(cat "$T/list-b.err")"
+[ "$(json_field "$T/list-b.json" '(sorted({b["mailbox"] for b in j["batches"]}), j["messages"])')" = "(['bob:INBOX'], $B_GONE)" ] ||
+    { cat "$T/list-b.json"; fail "--list --account bob lists another account's batch"; }
+# A batch of the other account is refused; an unknown account is a one-line error; nothing
+# is written either way.
+BOB_BATCH=$(basename "$(dirname "$(find "$T/archive/bob%3AINBOX" -name manifest.json | head -1)")")
+if restore_shas "$T/rest-cross" --account default --batch "$BOB_BATCH" > /dev/null 2> "$T/cross.err"; then
+    fail "--account default restored bob's batch"; fi
+grep -q "is account bob's, not default's" "$T/rest-cross.out" || fail "cross-account batch: $(cat "$T/rest-cross.out")"
+[ ! -e "$T/rest-cross" ] || fail "cross-account batch: wrote mail"
+if mailret restore --reason "accounts test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
+        --account nosuch --maildir "$T/rest-none" > "$T/none.out" 2> "$T/none.err"; then
+    fail "restore --account nosuch succeeded"; fi
+[ "$(grep -c 'mailret restore:' "$T/none.err")" = 1 ] && grep -q 'mailret restore: no batch of account nosuch under ' "$T/none.err" ||
+    { cat "$T/none.err"; fail "unknown account error"; }
+[ ! -s "$T/none.out" ] && [ ! -e "$T/rest-none" ] || fail "unknown account: wrote something"
 
 # Restore by APPEND goes to the named account's server, and nowhere else.
 if mailret restore --reason "accounts test" --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \

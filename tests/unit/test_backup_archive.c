@@ -27,21 +27,16 @@
 #include "backup/tar.h"
 #include "backup/verify.h"
 #include "backup/volume.h"
+#include "helpers/test_batch.h"
 #include "helpers/test_helpers.h"
 #include "keys/keys.h"
 
 #define N_MSG 40
 
 struct fx {
-    char *root;
-    char archive[512], vault[512], out[512];
-    EVP_PKEY *it;
-    X509 *it_cert;
-    pseudo_key pkey;
-    EVP_PKEY *sk;                   /* host signing key */
+    struct th_batch_env e;          /* archive, vault, IT's keys, pinned signing key */
+    char out[512];
     const struct ledger_anchor *anchor;     /* recorded in the manifests do_backup signs */
-    keys_keyring *kr;               /* its public half, pinned */
-    struct archive_trust trust;
     unsigned char *msg[N_MSG];
     size_t len[N_MSG];
     struct archive_result *res;
@@ -129,11 +124,11 @@ static time_t date_of(int i)
 static int do_backup(struct fx *f, size_t volume_size, struct archive_result **res)
 {
     struct archive_options o = {
-        .archive_dir = f->archive, .vault_dir = f->vault, .mailbox = "post@akasse.dk",
+        .archive_dir = f->e.archive, .vault_dir = f->e.vault, .mailbox = "post@akasse.dk",
         .period_end = 1793000000, .expires = 1793000000 + 5 * 366 * 86400,
         .volume_size = volume_size, .compression_level = 6, .workers = 2,
-        .content_holder = f->it_cert, .reid_holder = f->it_cert,
-        .pseudonym_key = &f->pkey, .signing_key = f->sk, .ledger = f->anchor,
+        .content_holder = f->e.it_cert, .reid_holder = f->e.it_cert,
+        .pseudonym_key = &f->e.pkey, .signing_key = f->e.sk, .ledger = f->anchor,
     };
     archive_batch *b = NULL;
     mr_error err;
@@ -166,18 +161,10 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof *f);
     mr_error err;
 
-    f->root = th_tempdir("archive");
-    snprintf(f->archive, sizeof f->archive, "%s/archive", f->root);
-    snprintf(f->vault, sizeof f->vault, "%s/vault", f->root);
-    snprintf(f->out, sizeof f->out, "%s/out", f->root);
-    assert_int_equal(keys_generate(KEYS_ALGO_P256, &f->it, &err), 0);
-    assert_int_equal(keys_self_signed(f->it, "IT", 30, &f->it_cert, &err), 0);
-    RAND_bytes(f->pkey.bytes, sizeof f->pkey.bytes);
-    f->sk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    assert_non_null(f->sk);
-    f->kr = keys_keyring_new();
-    assert_int_equal(keys_keyring_add(f->kr, f->sk, &err), 0);
-    f->trust.keyring = f->kr;
+    assert_non_null(f);
+    if (th_batch_env_init(&f->e, "archive", &err) != 0)
+        fail_msg("setup: %s", err.msg);
+    snprintf(f->out, sizeof f->out, "%s/out", f->e.root);
     make_messages(f);
     assert_int_equal(do_backup(f, 64 * 1024, &f->res), 0);
     *state = f;
@@ -191,12 +178,7 @@ static int teardown(void **state)
     for (int i = 0; i < N_MSG; i++)
         free(f->msg[i]);
     archive_result_free(f->res);
-    EVP_PKEY_free(f->it);
-    EVP_PKEY_free(f->sk);
-    keys_keyring_free(f->kr);
-    X509_free(f->it_cert);
-    th_rmtree(f->root);
-    free(f->root);
+    th_batch_env_free(&f->e);
     free(f);
     return 0;
 }
@@ -206,8 +188,8 @@ static int restore_to(struct fx *f, const char *out, bool pseudonymised, const c
                       struct restore_stats *st, mr_error *err)
 {
     struct restore_options o = {
-        .archive_dir = f->archive, .vault_dir = f->vault, .pseudonymised = pseudonymised,
-        .it_key = key, .trust = &f->trust, .ledger_path = ledger, .no_ledger = ledger == NULL,
+        .archive_dir = f->e.archive, .vault_dir = f->e.vault, .pseudonymised = pseudonymised,
+        .it_key = key, .trust = &f->e.trust, .ledger_path = ledger, .no_ledger = ledger == NULL,
         .tokens = tokens, .n_tokens = n_tokens,
         .format = RESTORE_MAILDIR, .output = out, .reason = "unit test",
     };
@@ -243,7 +225,7 @@ static void test_round_trip(void **state)
     assert_true(f->res->n_volumes >= 3);    /* 64 KiB volumes, ~170 KiB of filler */
     for (int i = 0; i < N_MSG; i++)
         assert_int_equal(f->res->uids[i].uid, 100 + i);
-    assert_int_equal(restore_to(f, f->out, false, NULL, NULL, 0, f->it, &st, &err), 0);
+    assert_int_equal(restore_to(f, f->out, false, NULL, NULL, 0, f->e.it, &st, &err), 0);
     assert_int_equal(st.restored, N_MSG);
     snprintf(cur, sizeof cur, "%s/cur", f->out);
     d = opendir(cur);
@@ -298,7 +280,7 @@ static void test_round_trip(void **state)
 
     /* volumes respect the size limit */
     struct archive_manifest m;
-    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->e.trust, &m, &err), 0);
     assert_int_equal(m.message_count, N_MSG);
     assert_int_equal(m.n_volumes, f->res->n_volumes);
     for (size_t v = 0; v < m.n_volumes; v++) {
@@ -311,13 +293,13 @@ static void test_round_trip(void **state)
     assert_int_equal(f->res->sealed_messages, 14);
 
     /* host and deep verification pass */
-    struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
-                                 .trust = &f->trust };
+    struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->e.vault,
+                                 .trust = &f->e.trust };
     struct verify_report rep;
     assert_int_equal(verify_batch(&vo, &rep, &err), 0);
     assert_int_equal(rep.volumes, f->res->n_volumes);
     vo.deep = true;
-    vo.it_key = f->it;
+    vo.it_key = f->e.it;
     assert_int_equal(verify_batch(&vo, &rep, &err), 0);
     assert_int_equal(rep.messages, N_MSG);
 }
@@ -328,14 +310,14 @@ static void test_no_identifiers_or_keys_on_disk(void **state)
     const char *keyword[] = { "PRIVATE KEY" };
     char *where = NULL;
 
-    size_t hits = th_find_in_tree(f->archive, planted, 5, &where);
+    size_t hits = th_find_in_tree(f->e.archive, planted, 5, &where);
     if (hits)
         print_error("identifier found: %s\n", where);
     free(where);
     assert_int_equal(hits, 0);
-    assert_int_equal(th_find_in_tree(f->vault, planted, 5, NULL), 0);
-    assert_int_equal(th_find_in_tree(f->archive, keyword, 1, NULL), 0);
-    assert_int_equal(th_find_in_tree(f->vault, keyword, 1, NULL), 0);
+    assert_int_equal(th_find_in_tree(f->e.vault, planted, 5, NULL), 0);
+    assert_int_equal(th_find_in_tree(f->e.archive, keyword, 1, NULL), 0);
+    assert_int_equal(th_find_in_tree(f->e.vault, keyword, 1, NULL), 0);
 }
 
 /* No private key in a file, as PEM or as DER. */
@@ -363,7 +345,7 @@ static void test_host_cannot_decrypt(void **state)
     struct restore_stats st;
     mr_error err;
 
-    assert_true(th_each_file(f->vault, no_private_key, NULL) > 0);
+    assert_true(th_each_file(f->e.vault, no_private_key, NULL) > 0);
     assert_true(th_each_file(f->res->dir, no_private_key, NULL) > 0);
     ERR_clear_error();
     /* no IT key: a clear error */
@@ -407,8 +389,8 @@ static void flip(const char *path, long where)
 static void test_tamper_detected_and_named(void **state)
 {
     struct fx *f = *state;
-    struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
-                                 .trust = &f->trust };
+    struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->e.vault,
+                                 .trust = &f->e.trust };
     struct verify_report rep;
     struct restore_stats st;
     mr_error err;
@@ -420,8 +402,8 @@ static void test_tamper_detected_and_named(void **state)
         flip(path, k == 2 ? 40 : 300);
         assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_TAMPERED);
         assert_non_null(strstr(err.msg, files[k]));
-        snprintf(out2, sizeof out2, "%s/out-t%d", f->root, k);
-        assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->it, &st, &err),
+        snprintf(out2, sizeof out2, "%s/out-t%d", f->e.root, k);
+        assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->e.it, &st, &err),
                          MR_E_TAMPERED);
         assert_non_null(strstr(err.msg, files[k]));
         flip(path, k == 2 ? 40 : 300);     /* undo */
@@ -434,8 +416,9 @@ static void test_tamper_detected_and_named(void **state)
         snprintf(path, sizeof path, "%s/vol-0001.p7m", f->res->dir);
         EVP_PKEY *ck = NULL;
         struct archive_manifest m;
-        assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
-        assert_int_equal(keys_epoch_unseal(f->vault, m.content_key_id, f->it, NULL, &ck, &err),
+        assert_int_equal(archive_manifest_read(f->res->dir, &f->e.trust, &m, &err), 0);
+        assert_int_equal(keys_epoch_unseal(f->e.vault, m.content_key_id, f->e.it, NULL, &ck,
+                                           &err),
                          0);
         archive_manifest_clear(&m);
         flip(path, k == 0 ? 2000 : -20);
@@ -451,12 +434,12 @@ static void test_tamper_detected_and_named(void **state)
     /* a missing volume */
     char moved[4400];
     snprintf(path, sizeof path, "%s/vol-0002.p7m", f->res->dir);
-    snprintf(moved, sizeof moved, "%s/vol-0002.moved", f->root);
+    snprintf(moved, sizeof moved, "%s/vol-0002.moved", f->e.root);
     assert_int_equal(rename(path, moved), 0);
     assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_NOTFOUND);
     assert_non_null(strstr(err.msg, "vol-0002.p7m is missing"));
-    snprintf(out2, sizeof out2, "%s/out-missing", f->root);
-    assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->it, &st, &err), MR_E_NOTFOUND);
+    snprintf(out2, sizeof out2, "%s/out-missing", f->e.root);
+    assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->e.it, &st, &err), MR_E_NOTFOUND);
     assert_non_null(strstr(err.msg, "vol-0002.p7m"));
     assert_int_equal(rename(moved, path), 0);
 
@@ -483,7 +466,7 @@ static void test_tamper_detected_and_named(void **state)
         assert_int_equal(verify_batch(&vo, &rep, &err), 0);
         assert_int_equal(rep.auth, ARCHIVE_AUTH_OVERRIDDEN);
         assert_non_null(strstr(rep.auth_problem, "not pinned"));
-        vo.trust = &f->trust;
+        vo.trust = &f->e.trust;
         EVP_PKEY_free(k2);
         keys_keyring_free(kr);
     }
@@ -495,8 +478,8 @@ static void test_ledger_truncated_refused(void **state)
 {
     struct fx *f = *state;
     char tok[PSEUDO_TOKEN_LEN + 1], entry[64], ledger[600], out2[700];
-    struct ledger_writer w = { .path = ledger, .it_cert = f->it_cert, .signer = f->sk,
-                               .keyring = f->kr };
+    struct ledger_writer w = { .path = ledger, .it_cert = f->e.it_cert, .signer = f->e.sk,
+                               .keyring = f->e.kr };
     struct ledger_anchor a;
     struct archive_result *res2 = NULL;
     struct restore_stats st;
@@ -504,10 +487,10 @@ static void test_ledger_truncated_refused(void **state)
     size_t saved_len;
     mr_error err;
 
-    snprintf(ledger, sizeof ledger, "%s/ledger", f->root);
+    snprintf(ledger, sizeof ledger, "%s/ledger", f->e.root);
     assert_int_equal(ledger_prepare(&w, &a, &err), 0);
     saved = th_read_file(ledger, &saved_len);      /* the empty ledger, validly signed */
-    assert_int_equal(pseudo_token(&f->pkey, PSEUDO_EMAIL, "Bo.Hansen@mail.example.org", tok,
+    assert_int_equal(pseudo_token(&f->e.pkey, PSEUDO_EMAIL, "Bo.Hansen@mail.example.org", tok,
                                   &err), 0);
     snprintf(entry, sizeof entry, "email:%s", tok);
     assert_int_equal(ledger_append(&w, entry, &a, &err), 0);
@@ -516,21 +499,21 @@ static void test_ledger_truncated_refused(void **state)
     archive_result_free(res2);
     f->anchor = NULL;
 
-    snprintf(out2, sizeof out2, "%s/out-full", f->root);
-    assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->it, &st, &err), 0);
+    snprintf(out2, sizeof out2, "%s/out-full", f->e.root);
+    assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->e.it, &st, &err), 0);
     assert_int_equal(st.erased, 2 * (N_MSG - 2));
 
     assert_int_equal(th_write_file(ledger, saved, saved_len), 0);
-    snprintf(out2, sizeof out2, "%s/out-cut", f->root);
-    assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->it, &st, &err),
+    snprintf(out2, sizeof out2, "%s/out-cut", f->e.root);
+    assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->e.it, &st, &err),
                      MR_E_TAMPERED);
     assert_non_null(strstr(err.msg, "checked against batch"));
     assert_non_null(strstr(err.msg, "removed from the end"));
     /* neither given: refused */
     {
         struct restore_options o = {
-            .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
-            .trust = &f->trust, .format = RESTORE_MAILDIR, .output = out2,
+            .archive_dir = f->e.archive, .vault_dir = f->e.vault, .it_key = f->e.it,
+            .trust = &f->e.trust, .format = RESTORE_MAILDIR, .output = out2,
             .reason = "unit test",
         };
         assert_int_equal(restore_run(&o, &st, &err), MR_E_INVALID);
@@ -547,18 +530,18 @@ static void test_ledger_and_selection(void **state)
     mr_error err;
 
     /* Bo's address appears in every message except the empty one and the binary one. */
-    assert_int_equal(pseudo_token(&f->pkey, PSEUDO_EMAIL, "Bo.Hansen@mail.example.org", tok,
+    assert_int_equal(pseudo_token(&f->e.pkey, PSEUDO_EMAIL, "Bo.Hansen@mail.example.org", tok,
                                   &err), 0);
     snprintf(line, sizeof line, "email:%s", tok);
-    snprintf(ledger, sizeof ledger, "%s/ledger", f->root);
+    snprintf(ledger, sizeof ledger, "%s/ledger", f->e.root);
     {
-        struct ledger_writer w = { .path = ledger, .it_cert = f->it_cert, .signer = f->sk,
-                                   .keyring = f->kr };
+        struct ledger_writer w = { .path = ledger, .it_cert = f->e.it_cert, .signer = f->e.sk,
+                                   .keyring = f->e.kr };
         struct ledger_anchor a;
         assert_int_equal(ledger_append(&w, line, &a, &err), 0);
     }
-    snprintf(out2, sizeof out2, "%s/out-ledger", f->root);
-    assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->it, &st, &err), 0);
+    snprintf(out2, sizeof out2, "%s/out-ledger", f->e.root);
+    assert_int_equal(restore_to(f, out2, false, ledger, NULL, 0, f->e.it, &st, &err), 0);
     assert_int_equal(st.erased, N_MSG - 2);
     assert_int_equal(st.restored, 2);
 
@@ -566,8 +549,8 @@ static void test_ledger_and_selection(void **state)
     char sel[64];
     snprintf(sel, sizeof sel, "email:%s", tok);
     const char *toks[] = { sel };
-    snprintf(out2, sizeof out2, "%s/out-person", f->root);
-    assert_int_equal(restore_to(f, out2, false, NULL, toks, 1, f->it, &st, &err), 0);
+    snprintf(out2, sizeof out2, "%s/out-person", f->e.root);
+    assert_int_equal(restore_to(f, out2, false, NULL, toks, 1, f->e.it, &st, &err), 0);
     assert_int_equal(st.restored, N_MSG - 2);
     assert_int_equal(st.not_selected, 2);
 
@@ -576,17 +559,17 @@ static void test_ledger_and_selection(void **state)
     {
         unsigned ep = 1;
         struct restore_options po = {
-            .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
-            .trust = &f->trust, .tokens = toks, .n_tokens = 1, .token_epochs = &ep,
+            .archive_dir = f->e.archive, .vault_dir = f->e.vault, .it_key = f->e.it,
+            .trust = &f->e.trust, .tokens = toks, .n_tokens = 1, .token_epochs = &ep,
             .format = RESTORE_MAILDIR, .reason = "unit test", .no_ledger = true,
         };
-        snprintf(out2, sizeof out2, "%s/out-person-e1", f->root);
+        snprintf(out2, sizeof out2, "%s/out-person-e1", f->e.root);
         po.output = out2;
         assert_int_equal(restore_run(&po, &st, &err), 0);
         assert_int_equal(st.restored, 0);
         assert_int_equal(st.not_selected, N_MSG);
         ep = 0;
-        snprintf(out2, sizeof out2, "%s/out-person-e0", f->root);
+        snprintf(out2, sizeof out2, "%s/out-person-e0", f->e.root);
         po.output = out2;
         assert_int_equal(restore_run(&po, &st, &err), 0);
         assert_int_equal(st.restored, N_MSG - 2);
@@ -594,11 +577,12 @@ static void test_ledger_and_selection(void **state)
 
     /* by Message-ID and date */
     struct restore_options o = {
-        .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it, .trust = &f->trust,
+        .archive_dir = f->e.archive, .vault_dir = f->e.vault, .it_key = f->e.it,
+        .trust = &f->e.trust,
         .message_id = "<msg-12@example.dk>", .format = RESTORE_MBOX, .reason = "unit test",
         .no_ledger = true,
     };
-    snprintf(out2, sizeof out2, "%s/one.mbox", f->root);
+    snprintf(out2, sizeof out2, "%s/one.mbox", f->e.root);
     o.output = out2;
     assert_int_equal(restore_run(&o, &st, &err), 0);
     assert_int_equal(st.restored, 1);
@@ -615,7 +599,7 @@ static void test_ledger_and_selection(void **state)
     o.message_id = NULL;
     o.from = date_of(10);
     o.to = date_of(20);
-    snprintf(out2, sizeof out2, "%s/range.mbox", f->root);
+    snprintf(out2, sizeof out2, "%s/range.mbox", f->e.root);
     o.output = out2;
     assert_int_equal(restore_run(&o, &st, &err), 0);
     assert_int_equal(st.restored, 10);
@@ -624,8 +608,8 @@ static void test_ledger_and_selection(void **state)
     assert_int_equal(restore_run(&o, &st, &err), MR_E_INVALID);
 
     /* pseudonymised restore: archived bytes, no identifiers */
-    snprintf(out2, sizeof out2, "%s/out-pseudo", f->root);
-    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->it, &st, &err), 0);
+    snprintf(out2, sizeof out2, "%s/out-pseudo", f->e.root);
+    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->e.it, &st, &err), 0);
     assert_int_equal(st.restored, N_MSG);
     assert_int_equal(th_find_in_tree(out2, planted, 5, NULL), 0);
 }
@@ -640,48 +624,49 @@ static void test_manifest_commit_point_and_hold(void **state)
     size_t n = 0;
     mr_error err;
     char path[4400], saved[4400], dir[4096];
-    struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->vault,
-                                 .trust = &f->trust };
+    struct verify_options vo = { .dir = f->res->dir, .vault_dir = f->e.vault,
+                                 .trust = &f->e.trust };
     struct verify_report rep;
 
-    assert_int_equal(archive_batch_list(f->archive, "post@akasse.dk", &refs, &n, &err), 0);
+    assert_int_equal(archive_batch_list(f->e.archive, "post@akasse.dk", &refs, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_true(refs[0].has_manifest);
     assert_string_equal(refs[0].dir, f->res->dir);
     free(refs);
-    assert_int_equal(archive_batch_find(f->archive, f->res->batch_id, dir, sizeof dir, &err), 0);
+    assert_int_equal(archive_batch_find(f->e.archive, f->res->batch_id, dir, sizeof dir, &err), 0);
     assert_string_equal(dir, f->res->dir);
 
-    assert_int_equal(archive_batch_set_hold(f->res->dir, true, &f->trust, f->sk, f->vault, NULL, &err), 0);
-    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
+    assert_int_equal(archive_batch_set_hold(f->res->dir, true, &f->e.trust, f->e.sk, f->e.vault,
+                                            NULL, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->e.trust, &m, &err), 0);
     assert_true(m.hold);
     assert_true(m.hold_since > 0);
     archive_manifest_clear(&m);
     assert_int_equal(verify_batch(&vo, &rep, &err), 0);
 
     snprintf(path, sizeof path, "%s/manifest.json", f->res->dir);
-    snprintf(saved, sizeof saved, "%s/manifest.saved", f->root);
+    snprintf(saved, sizeof saved, "%s/manifest.saved", f->e.root);
     assert_int_equal(rename(path, saved), 0);
-    assert_int_equal(archive_batch_list(f->archive, NULL, &refs, &n, &err), 0);
+    assert_int_equal(archive_batch_list(f->e.archive, NULL, &refs, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_false(refs[0].has_manifest);
     free(refs);
     assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_NOTFOUND);
     assert_non_null(strstr(err.msg, "no manifest"));
     char out2[700];
-    snprintf(out2, sizeof out2, "%s/out-nomanifest", f->root);
-    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->it, &st, &err), MR_E_NOTFOUND);
+    snprintf(out2, sizeof out2, "%s/out-nomanifest", f->e.root);
+    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->e.it, &st, &err), MR_E_NOTFOUND);
     assert_int_equal(rename(saved, path), 0);
 
     /* the epoch keys were forgotten after verification; shredding one makes the batch
      * unrecoverable even though every volume is intact */
-    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
-    assert_int_equal(keys_epoch_shred(f->vault, m.content_key_id, NULL, &err), 0);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->e.trust, &m, &err), 0);
+    assert_int_equal(keys_epoch_shred(f->e.vault, m.content_key_id, NULL, &err), 0);
     archive_manifest_clear(&m);
     assert_int_equal(verify_batch(&vo, &rep, &err), MR_E_NOTFOUND);
     assert_non_null(strstr(err.msg, "missing from the vault"));
-    snprintf(out2, sizeof out2, "%s/out-shredded", f->root);
-    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->it, &st, &err), MR_E_NOTFOUND);
+    snprintf(out2, sizeof out2, "%s/out-shredded", f->e.root);
+    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->e.it, &st, &err), MR_E_NOTFOUND);
     assert_int_equal(st.restored, 0);
 }
 
@@ -718,6 +703,21 @@ static void test_tar_long_names(void **state)
 
 /* Mailbox directory names: one to one and reversible; plain names unchanged; batches
  * under an older '_'-replaced name found only for the mailbox their manifest names. */
+/* A batch directory root/dir whose manifest names only the mailbox (mailbox NULL: none, an
+ * interrupted run): what listing reads. */
+static void plant_batch(const char *root, const char *dir, const char *mailbox)
+{
+    char path[1024], cmd[1200], json[128];
+
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", root, dir);
+    assert_int_equal(system(cmd), 0);
+    if (mailbox == NULL)
+        return;
+    snprintf(path, sizeof path, "%s/%s/manifest.json", root, dir);
+    snprintf(json, sizeof json, "{\"mailbox\":\"%s\"}\n", mailbox);
+    assert_int_equal(th_write_file(path, json, strlen(json)), 0);
+}
+
 static void test_mailbox_dirname(void **state)
 {
     static const struct { const char *mb, *dir; } v[] = {
@@ -765,22 +765,14 @@ static void test_mailbox_dirname(void **state)
 
     /* Old layout: "A_B/" holds one batch of mailbox "A/B" and one of "A_B". */
     char *root = th_tempdir("mbdir");
-    char path[1024];
     struct archive_batch_ref *refs = NULL;
     size_t n = 0;
     static const struct { const char *dir, *mb; } old[] = {
         { "A_B/2026-10-aaaa", "A/B" }, { "A_B/2026-10-bbbb", "A_B" },
         { "A%2FB/2026-11-cccc", "A/B" },
     };
-    for (size_t i = 0; i < 3; i++) {
-        char json[128];
-        char cmd[1200];
-        snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", root, old[i].dir);
-        assert_int_equal(system(cmd), 0);
-        snprintf(path, sizeof path, "%s/%s/manifest.json", root, old[i].dir);
-        snprintf(json, sizeof json, "{\"mailbox\":\"%s\"}\n", old[i].mb);
-        assert_int_equal(th_write_file(path, json, strlen(json)), 0);
-    }
+    for (size_t i = 0; i < 3; i++)
+        plant_batch(root, old[i].dir, old[i].mb);
     assert_int_equal(archive_batch_list(root, "A/B", &refs, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_non_null(strstr(refs[0].dir, "A%2FB/2026-11-cccc"));
@@ -793,6 +785,67 @@ static void test_mailbox_dirname(void **state)
     assert_int_equal(archive_batch_list(root, "A B", &refs, &n, &err), 0);
     assert_int_equal(n, 0);
     free(refs);
+    th_rmtree(root);
+    free(root);
+}
+
+/* Which account filed a batch: "NAME:mailbox" with NAME of an account name's form is
+ * account NAME's, any other key the default account's; by the mailbox the manifest
+ * names, else by the directory's name. */
+static void test_mailbox_account(void **state)
+{
+    static const struct { const char *key, *account; } v[] = {
+        { "INBOX", "default" }, { "bob:INBOX", "bob" }, { "kbh-2_x:Sager/2024", "kbh-2_x" },
+        { "bob:x:y", "bob" }, { "9:INBOX", "9" }, { "Bob:INBOX", "default" },
+        { "-x:INBOX", "default" }, { "_x:INBOX", "default" }, { ":INBOX", "default" },
+        { "a b:INBOX", "default" }, { "bob", "default" }, { "b\xc3\xb8" "b:INBOX", "default" },
+        { "abcdefghijklmnopqrstuvwxyz012345:INBOX", "abcdefghijklmnopqrstuvwxyz012345" },
+        { "abcdefghijklmnopqrstuvwxyz0123456:INBOX", "default" },
+    };
+    static const struct { const char *dir, *mb; } batches[] = {
+        { "INBOX/2026-10-aaaa", "INBOX" },
+        { "bob%3AINBOX/2026-10-bbbb", "bob:INBOX" },
+        { "bob%3AINBOX/2026-11-cccc", NULL },       /* interrupted: no manifest */
+        { "bob_INBOX/2026-09-dddd", "bob:INBOX" },  /* the old directory name */
+        { "Sager/2026-10-eeee", "Sager" },
+        { "ann%3AINBOX/2026-10-ffff", "ann:INBOX" },
+    };
+    char out[ARCHIVE_ACCOUNT_NAME_MAX + 1], path[1024];
+    char *root = th_tempdir("account");
+    struct archive_batch_ref *refs = NULL;
+    size_t n = 0;
+    mr_error err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        archive_mailbox_account(v[i].key, out);
+        assert_string_equal(out, v[i].account);
+    }
+    for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++)
+        plant_batch(root, batches[i].dir, batches[i].mb);
+    assert_int_equal(archive_batch_list_account(root, "bob", &refs, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_non_null(strstr(refs[0].dir, "/bob%3AINBOX/2026-10-bbbb"));
+    assert_non_null(strstr(refs[1].dir, "/bob%3AINBOX/2026-11-cccc"));
+    assert_non_null(strstr(refs[2].dir, "/bob_INBOX/2026-09-dddd"));
+    free(refs);
+    assert_int_equal(archive_batch_list_account(root, "default", &refs, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_non_null(strstr(refs[0].dir, "/INBOX/2026-10-aaaa"));
+    assert_non_null(strstr(refs[1].dir, "/Sager/2026-10-eeee"));
+    free(refs);
+    assert_int_equal(archive_batch_list_account(root, "nosuch", &refs, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(refs);
+    snprintf(path, sizeof path, "%s/bob_INBOX/2026-09-dddd", root);
+    archive_batch_account(path, out);
+    assert_string_equal(out, "bob");
+    snprintf(path, sizeof path, "%s/bob%%3AINBOX/2026-11-cccc", root);
+    archive_batch_account(path, out);
+    assert_string_equal(out, "bob");
+    snprintf(path, sizeof path, "%s/Sager/2026-10-eeee", root);
+    archive_batch_account(path, out);
+    assert_string_equal(out, "default");
     th_rmtree(root);
     free(root);
 }
@@ -820,10 +873,10 @@ static void install_crafted(struct fx *f, const struct mr_buf *content, const st
     X509 *ccert = NULL, *rcert = NULL;
     mr_error err;
 
-    assert_int_equal(archive_manifest_read(f->res->dir, &f->trust, &m, &err), 0);
-    snprintf(cert, sizeof cert, "%s/%s.crt.pem", f->vault, m.content_key_id);
+    assert_int_equal(archive_manifest_read(f->res->dir, &f->e.trust, &m, &err), 0);
+    snprintf(cert, sizeof cert, "%s/%s.crt.pem", f->e.vault, m.content_key_id);
     assert_int_equal(keys_cert_load(cert, &ccert, &err), 0);
-    snprintf(cert, sizeof cert, "%s/%s.crt.pem", f->vault, m.reid_key_id);
+    snprintf(cert, sizeof cert, "%s/%s.crt.pem", f->e.vault, m.reid_key_id);
     assert_int_equal(keys_cert_load(cert, &rcert, &err), 0);
     for (size_t i = 0; i < m.n_volumes; i++) {
         snprintf(path, sizeof path, "%s/%s", f->res->dir, m.volumes[i].name);
@@ -843,7 +896,7 @@ static void install_crafted(struct fx *f, const struct mr_buf *content, const st
     m.message_count = messages;
     snprintf(path, sizeof path, "%s/manifest.json", f->res->dir);
     unlink(path);
-    assert_int_equal(archive_manifest_write(f->res->dir, &m, f->sk, &err), 0);
+    assert_int_equal(archive_manifest_write(f->res->dir, &m, f->e.sk, &err), 0);
     archive_manifest_clear(&m);
     X509_free(ccert);
     X509_free(rcert);
@@ -885,8 +938,8 @@ static void test_crafted_index_names(void **state)
         assert_int_equal(tar_write_entry(&r, rname, 0, (const unsigned char *)"y", 1, &err), 0);
         assert_int_equal(tar_write_end(&r, &err), 0);
         install_crafted(f, &c, &r, 1);
-        snprintf(out2, sizeof out2, "%s/out-bad-%zu", f->root, k);
-        assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->it, &st, &err),
+        snprintf(out2, sizeof out2, "%s/out-bad-%zu", f->e.root, k);
+        assert_int_equal(restore_to(f, out2, false, NULL, NULL, 0, f->e.it, &st, &err),
                          MR_E_TAMPERED);
         assert_non_null(strstr(err.msg, "vol-0001.p7m"));
         assert_int_equal(st.restored, 0);
@@ -923,8 +976,8 @@ static void test_crafted_bomb(void **state)
     snprintf(path, sizeof path, "%s/vol-0001.p7m", f->res->dir);
     assert_int_equal(volume_file_hash(path, &vsize, vsha, &err), 0);
     assert_true(vsize < (2u << 20));    /* the set-up: a small file, a huge plaintext */
-    snprintf(out2, sizeof out2, "%s/out-bomb", f->root);
-    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->it, &st, &err), MR_E_LIMIT);
+    snprintf(out2, sizeof out2, "%s/out-bomb", f->e.root);
+    assert_int_equal(restore_to(f, out2, true, NULL, NULL, 0, f->e.it, &st, &err), MR_E_LIMIT);
     assert_non_null(strstr(err.msg, "vol-0001.p7m"));
     assert_non_null(strstr(err.msg, "decompression bomb"));
     assert_null(strchr(err.msg, '\n'));
@@ -936,6 +989,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tar_long_names),
         cmocka_unit_test(test_mailbox_dirname),
+        cmocka_unit_test(test_mailbox_account),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_identifiers_or_keys_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_cannot_decrypt, setup, teardown),

@@ -25,6 +25,7 @@
 #include "backup/restore.h"
 #include "backup/verify.h"
 #include "common/audit.h"
+#include "helpers/test_batch.h"
 #include "helpers/test_helpers.h"
 #include "keys/keys.h"
 
@@ -33,14 +34,7 @@
 #define N_PERSON 4
 
 struct fx {
-    char *root;
-    char archive[512], vault[512];
-    EVP_PKEY *it;
-    X509 *it_cert;
-    pseudo_key pkey;
-    EVP_PKEY *sk;
-    keys_keyring *kr;
-    struct archive_trust trust;
+    struct th_batch_env e;          /* archive, vault, IT's keys, pinned signing key */
     unsigned char *msg[N_BATCH][N_PER];
     size_t len[N_BATCH][N_PER];
     char dir[N_BATCH][4096];
@@ -80,29 +74,22 @@ static void make_message(struct fx *f, int b, int i)
 static void backup_one(struct fx *f, int b)
 {
     struct archive_options o = {
-        .archive_dir = f->archive, .vault_dir = f->vault, .mailbox = "post@akasse.dk",
+        .mailbox = "post@akasse.dk",
         .period_end = 1793000000, .expires = 1793000000 + 5 * 366 * 86400,
         .created = 1790000000 + (time_t)b * 2678400,
         .volume_size = 16 * 1024, .compression_level = 6, .workers = 2,
-        .content_holder = f->it_cert, .reid_holder = f->it_cert,
-        .pseudonym_key = &f->pkey, .signing_key = f->sk,
     };
-    archive_batch *ab = NULL;
-    struct archive_result *res = NULL;
+    struct archive_message am[N_PER];
     struct archive_manifest m;
     mr_error err;
 
-    assert_int_equal(archive_batch_open(&o, &ab, &err), 0);
-    for (int i = 0; i < N_PER; i++) {
-        struct archive_message am = { .uidvalidity = 9, .uid = (uint32_t)(1 + i),
-                                      .internaldate = date_of(b, i), .flags = "\\Seen",
-                                      .bytes = f->msg[b][i], .len = f->len[b][i] };
-        assert_int_equal(archive_batch_add(ab, &am, &err), 0);
-    }
-    assert_int_equal(archive_batch_close(ab, &res, &err), 0);
-    snprintf(f->dir[b], sizeof f->dir[b], "%s", res->dir);
-    archive_result_free(res);
-    assert_int_equal(archive_manifest_read(f->dir[b], &f->trust, &m, &err), 0);
+    for (int i = 0; i < N_PER; i++)
+        am[i] = (struct archive_message){ .uidvalidity = 9, .uid = (uint32_t)(1 + i),
+                                          .internaldate = date_of(b, i), .flags = "\\Seen",
+                                          .bytes = f->msg[b][i], .len = f->len[b][i] };
+    if (th_batch_write(&f->e, o, am, N_PER, f->dir[b], sizeof f->dir[b], &err) != 0)
+        fail_msg("batch %d: %s", b, err.msg);
+    assert_int_equal(archive_manifest_read(f->dir[b], &f->e.trust, &m, &err), 0);
     assert_true(m.n_volumes >= 4);
     assert_string_equal(m.locator_name, "locator.p7m");
     f->n_volumes += m.n_volumes;
@@ -114,16 +101,9 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof *f);
     mr_error err;
 
-    f->root = th_tempdir("locator");
-    snprintf(f->archive, sizeof f->archive, "%s/archive", f->root);
-    snprintf(f->vault, sizeof f->vault, "%s/vault", f->root);
-    assert_int_equal(keys_generate(KEYS_ALGO_P256, &f->it, &err), 0);
-    assert_int_equal(keys_self_signed(f->it, "IT", 30, &f->it_cert, &err), 0);
-    RAND_bytes(f->pkey.bytes, sizeof f->pkey.bytes);
-    f->sk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    f->kr = keys_keyring_new();
-    assert_int_equal(keys_keyring_add(f->kr, f->sk, &err), 0);
-    f->trust.keyring = f->kr;
+    assert_non_null(f);
+    if (th_batch_env_init(&f->e, "locator", &err) != 0)
+        fail_msg("setup: %s", err.msg);
     for (int b = 0; b < N_BATCH; b++) {
         for (int i = 0; i < N_PER; i++)
             make_message(f, b, i);
@@ -140,12 +120,7 @@ static int teardown(void **state)
     for (int b = 0; b < N_BATCH; b++)
         for (int i = 0; i < N_PER; i++)
             free(f->msg[b][i]);
-    EVP_PKEY_free(f->it);
-    EVP_PKEY_free(f->sk);
-    keys_keyring_free(f->kr);
-    X509_free(f->it_cert);
-    th_rmtree(f->root);
-    free(f->root);
+    th_batch_env_free(&f->e);
     free(f);
     return 0;
 }
@@ -176,8 +151,8 @@ static int run_restore(struct fx *f, const struct sel *s, bool no_locator,
     char tok[PSEUDO_TOKEN_LEN + 1], sel[64];
     const char *toks[1] = { sel };
     struct restore_options o = {
-        .archive_dir = f->archive, .vault_dir = f->vault, .it_key = f->it,
-        .trust = &f->trust, .message_id = s->mid, .from = s->from, .to = s->to,
+        .archive_dir = f->e.archive, .vault_dir = f->e.vault, .it_key = f->e.it,
+        .trust = &f->e.trust, .message_id = s->mid, .from = s->from, .to = s->to,
         .no_locator = no_locator, .format = fmt, .ledger_path = ledger,
         .no_ledger = ledger == NULL,
         .reason = "unit test", .audit = audit,
@@ -187,12 +162,12 @@ static int run_restore(struct fx *f, const struct sel *s, bool no_locator,
     if (s->person >= 0) {
         char addr[64];
         snprintf(addr, sizeof addr, "person%d@example.dk", s->person);
-        assert_int_equal(pseudo_token(&f->pkey, PSEUDO_EMAIL, addr, tok, &e), 0);
+        assert_int_equal(pseudo_token(&f->e.pkey, PSEUDO_EMAIL, addr, tok, &e), 0);
         snprintf(sel, sizeof sel, "email:%s", tok);
         o.tokens = toks;
         o.n_tokens = 1;
     }
-    snprintf(f->out, sizeof f->out, "%s/out-%d%s", f->root, f->run++,
+    snprintf(f->out, sizeof f->out, "%s/out-%d%s", f->e.root, f->run++,
              fmt == RESTORE_MBOX ? ".mbox" : "");
     o.output = f->out;
     return restore_run(&o, st, err);
@@ -414,7 +389,7 @@ static void test_tampered_locator_not_trusted(void **state)
 {
     struct fx *f = *state;
     char p0[4300], p1[4300];
-    struct verify_options vo = { .trust = &f->trust, .vault_dir = f->vault };
+    struct verify_options vo = { .trust = &f->e.trust, .vault_dir = f->e.vault };
     struct verify_report rep;
     size_t len0, len1;
     unsigned char *l0, *l1;
@@ -455,9 +430,9 @@ static void make_old(struct fx *f, int b)
     char p[4300];
     mr_error err;
 
-    assert_int_equal(archive_manifest_read(f->dir[b], &f->trust, &m, &err), 0);
+    assert_int_equal(archive_manifest_read(f->dir[b], &f->e.trust, &m, &err), 0);
     m.locator_name[0] = '\0';
-    assert_int_equal(archive_manifest_write(f->dir[b], &m, f->sk, &err), 0);
+    assert_int_equal(archive_manifest_write(f->dir[b], &m, f->e.sk, &err), 0);
     archive_manifest_clear(&m);
     locator_path(f, b, p, sizeof p);
     assert_int_equal(unlink(p), 0);
@@ -468,8 +443,8 @@ static void test_old_batch_and_locator_add(void **state)
     struct fx *f = *state;
     struct sel person = { .person = 0 };
     struct restore_stats st;
-    struct locator_add_options lo = { .vault_dir = f->vault, .trust = &f->trust,
-                                      .it_key = f->it };
+    struct locator_add_options lo = { .vault_dir = f->e.vault, .trust = &f->e.trust,
+                                      .it_key = f->e.it };
     char batch[64], p1[4300], p2[4300];
     size_t msgs, len;
     unsigned char *other;
@@ -501,8 +476,8 @@ static void test_old_batch_and_locator_add(void **state)
         locator_builder *lb = NULL;
         EVP_PKEY *wrong = NULL;
         X509 *cert = NULL;
-        assert_int_equal(archive_manifest_read(f->dir[2], &f->trust, &m, &err), 0);
-        assert_int_equal(keys_epoch_cert_load(f->vault, m.reid_key_id, &cert, &err), 0);
+        assert_int_equal(archive_manifest_read(f->dir[2], &f->e.trust, &m, &err), 0);
+        assert_int_equal(keys_epoch_cert_load(f->e.vault, m.reid_key_id, &cert, &err), 0);
         assert_int_equal(keys_generate(KEYS_ALGO_P256, &wrong, &err), 0);
         assert_int_equal(locator_builder_new(&lb, &err), 0);
         assert_int_equal(locator_builder_write(lb, f->dir[2], m.batch_id, m.volumes, m.n_volumes,
@@ -524,8 +499,8 @@ static void test_old_batch_and_locator_add(void **state)
     check_selection(f, &person, f->n_volumes - 1);
     {
         /* deep verify cross-checks the added locator against the volumes' indexes */
-        struct verify_options vo = { .dir = f->dir[2], .vault_dir = f->vault,
-                                     .trust = &f->trust, .deep = true, .it_key = f->it };
+        struct verify_options vo = { .dir = f->dir[2], .vault_dir = f->e.vault,
+                                     .trust = &f->e.trust, .deep = true, .it_key = f->e.it };
         struct verify_report rep;
         assert_int_equal(verify_batch(&vo, &rep, &err), 0);
     }
@@ -548,17 +523,17 @@ static void test_ledger_and_audit(void **state)
     size_t len;
     mr_error err;
 
-    assert_int_equal(pseudo_token(&f->pkey, PSEUDO_EMAIL, "person2@example.dk", tok, &err), 0);
+    assert_int_equal(pseudo_token(&f->e.pkey, PSEUDO_EMAIL, "person2@example.dk", tok, &err), 0);
     snprintf(line, sizeof line, "email:%s", tok);
-    snprintf(ledger, sizeof ledger, "%s/ledger", f->root);
+    snprintf(ledger, sizeof ledger, "%s/ledger", f->e.root);
     {
-        struct ledger_writer w = { .path = ledger, .it_cert = f->it_cert, .signer = f->sk,
-                                   .keyring = f->kr };
+        struct ledger_writer w = { .path = ledger, .it_cert = f->e.it_cert, .signer = f->e.sk,
+                                   .keyring = f->e.kr };
         struct ledger_anchor a;
         assert_int_equal(ledger_prepare(&w, &a, &err), 0);
         assert_int_equal(ledger_append(&w, line, &a, &err), 0);
     }
-    snprintf(alog, sizeof alog, "%s/audit.log", f->root);
+    snprintf(alog, sizeof alog, "%s/audit.log", f->e.root);
     assert_int_equal(audit_open(&audit, alog, &err), 0);
     assert_int_equal(run_restore(f, &person, false, RESTORE_MBOX, ledger, audit, &st, &err), 0);
     assert_int_equal(st.restored, 0);

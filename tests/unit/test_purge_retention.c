@@ -19,6 +19,7 @@
 #include "backup/archive.h"
 #include "backup/batchdir.h"
 #include "common/mrtime.h"
+#include "helpers/test_batch.h"
 #include "helpers/test_helpers.h"
 #include "keys/keys.h"
 #include "purge/check.h"
@@ -26,14 +27,7 @@
 #include "purge/tombstone.h"
 
 struct fx {
-    char *root;
-    char archive[512], vault[512];
-    EVP_PKEY *it;
-    X509 *it_cert;
-    pseudo_key pkey;
-    EVP_PKEY *sk;                   /* host signing key */
-    keys_keyring *kr;               /* its public half, pinned */
-    struct archive_trust trust;
+    struct th_batch_env e;          /* archive, vault, IT's keys, pinned signing key */
 };
 
 static const char *const ZONE = "Europe/Copenhagen";
@@ -43,17 +37,9 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof *f);
     mr_error err;
 
-    f->root = th_tempdir("pretention");
-    snprintf(f->archive, sizeof f->archive, "%s/archive", f->root);
-    snprintf(f->vault, sizeof f->vault, "%s/vault", f->root);
-    assert_int_equal(keys_generate(KEYS_ALGO_P256, &f->it, &err), 0);
-    assert_int_equal(keys_self_signed(f->it, "IT", 30, &f->it_cert, &err), 0);
-    RAND_bytes(f->pkey.bytes, sizeof f->pkey.bytes);
-    f->sk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    assert_non_null(f->sk);
-    f->kr = keys_keyring_new();
-    assert_int_equal(keys_keyring_add(f->kr, f->sk, &err), 0);
-    f->trust.keyring = f->kr;
+    assert_non_null(f);
+    if (th_batch_env_init(&f->e, "pretention", &err) != 0)
+        fail_msg("setup: %s", err.msg);
     *state = f;
     return 0;
 }
@@ -62,12 +48,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
 
-    EVP_PKEY_free(f->it);
-    EVP_PKEY_free(f->sk);
-    keys_keyring_free(f->kr);
-    X509_free(f->it_cert);
-    th_rmtree(f->root);
-    free(f->root);
+    th_batch_env_free(&f->e);
     free(f);
     return 0;
 }
@@ -81,32 +62,22 @@ static time_t utc(const char *iso)
     return t;
 }
 
-/* One batch of one message, created at `created`, expiring `years` later (as purge
+/* One batch of one message, created at `created`, expiring five years later (as purge
  * computes it).  Returns the batch directory in dir. */
 static void make_batch(struct fx *f, const char *id, time_t created, char *dir, size_t size,
                        time_t *expires)
 {
     static const char msg[] = "From: Anna <anna@example.dk>\r\nSubject: x\r\n\r\nbody\r\n";
-    struct archive_options o = {
-        .archive_dir = f->archive, .vault_dir = f->vault, .mailbox = "INBOX", .batch_id = id,
-        .zone = ZONE, .period_end = created, .created = created,
-        .content_holder = f->it_cert, .reid_holder = f->it_cert, .pseudonym_key = &f->pkey,
-        .signing_key = f->sk, .workers = 1,
-    };
+    struct archive_options o = { .mailbox = "INBOX", .batch_id = id, .zone = ZONE,
+                                 .period_end = created, .created = created, .workers = 1 };
     struct archive_message m = { .uidvalidity = 1, .uid = 1, .internaldate = created - 86400,
                                  .flags = "", .bytes = (const unsigned char *)msg,
                                  .len = sizeof msg - 1 };
-    struct archive_result *res = NULL;
-    archive_batch *b = NULL;
     mr_error err;
 
     assert_int_equal(mrtime_add_years(created, 5, ZONE, &o.expires, &err), 0);
-    assert_int_equal(archive_batch_open(&o, &b, &err), 0);
-    assert_int_equal(archive_batch_add(b, &m, &err), 0);
-    if (archive_batch_close(b, &res, &err) != 0)
-        fail_msg("close: %s", err.msg);
-    snprintf(dir, size, "%s", res->dir);
-    archive_result_free(res);
+    if (th_batch_write(&f->e, o, &m, 1, dir, size, &err) != 0)
+        fail_msg("batch: %s", err.msg);
     *expires = o.expires;
 }
 
@@ -121,8 +92,8 @@ static const struct check_batch *find(const struct check_report *r, const char *
 
 static struct check_report *check_at(struct fx *f, time_t at)
 {
-    struct check_options o = { .archive_dir = f->archive, .vault_dir = f->vault,
-                               .trust = &f->trust, .at = at, .warn_days = 30,
+    struct check_options o = { .archive_dir = f->e.archive, .vault_dir = f->e.vault,
+                               .trust = &f->e.trust, .at = at, .warn_days = 30,
                                .zone = ZONE };
     struct check_report *r = NULL;
     mr_error err;
@@ -133,8 +104,8 @@ static struct check_report *check_at(struct fx *f, time_t at)
 
 static struct expire_report *expire_at(struct fx *f, time_t at)
 {
-    struct expire_options o = { .archive_dir = f->archive, .vault_dir = f->vault,
-                                .trust = &f->trust, .signing_key = f->sk, .at = at };
+    struct expire_options o = { .archive_dir = f->e.archive, .vault_dir = f->e.vault,
+                                .trust = &f->e.trust, .signing_key = f->e.sk, .at = at };
     struct expire_report *r = NULL;
     mr_error err;
 
@@ -179,20 +150,20 @@ static void test_expiry_dates(void **state)
     x = expire_at(f, e_leap - 1);
     assert_int_equal(x->expired, 0);
     expire_report_free(x);
-    assert_int_equal(archive_manifest_read(leap, &f->trust, &m, &err), 0);
+    assert_int_equal(archive_manifest_read(leap, &f->e.trust, &m, &err), 0);
     x = expire_at(f, e_leap);
     assert_int_equal(x->expired, 1);
     assert_string_equal(x->items[0].batch_id, "leap");
     expire_report_free(x);
-    assert_false(keys_epoch_present(f->vault, m.content_key_id));
-    assert_false(keys_epoch_present(f->vault, m.reid_key_id));
+    assert_false(keys_epoch_present(f->e.vault, m.content_key_id));
+    assert_false(keys_epoch_present(f->e.vault, m.reid_key_id));
     snprintf(path, sizeof path, "%s/vol-0001.p7m", leap);
     assert_int_not_equal(access(path, F_OK), 0);
     snprintf(path, sizeof path, "%s/reid-0001.p7m", leap);
     assert_int_not_equal(access(path, F_OK), 0);
     snprintf(path, sizeof path, "%s/%s", leap, batchdir_name(BATCHDIR_MANIFEST));
     assert_int_not_equal(access(path, F_OK), 0);
-    assert_int_equal(purge_tombstone_read(leap, &f->trust, &t, &err), 0);
+    assert_int_equal(purge_tombstone_read(leap, &f->e.trust, &t, &err), 0);
     assert_string_equal(t.batch_id, "leap");
     assert_int_equal(t.expires, e_leap);
     assert_int_equal(t.message_count, 1);
@@ -204,7 +175,8 @@ static void test_expiry_dates(void **state)
     check_report_free(r);
 
     /* A held batch survives its expiry; released, it goes. */
-    assert_int_equal(archive_batch_set_hold(dst, true, &f->trust, f->sk, f->vault, NULL, &err), 0);
+    assert_int_equal(archive_batch_set_hold(dst, true, &f->e.trust, f->e.sk, f->e.vault, NULL,
+                                            &err), 0);
     x = expire_at(f, e_dst + 86400);
     assert_int_equal(x->expired, 0);
     assert_int_equal(x->held, 1);
@@ -215,7 +187,8 @@ static void test_expiry_dates(void **state)
     assert_string_equal(find(r, "dst")->status, "held");
     assert_int_equal(find(r, "dst")->level, CHECK_OK);
     check_report_free(r);
-    assert_int_equal(archive_batch_set_hold(dst, false, &f->trust, f->sk, f->vault, NULL, &err), 0);
+    assert_int_equal(archive_batch_set_hold(dst, false, &f->e.trust, f->e.sk, f->e.vault, NULL,
+                                            &err), 0);
     x = expire_at(f, e_dst + 86400);
     assert_int_equal(x->expired, 1);
     expire_report_free(x);
@@ -251,7 +224,7 @@ static void test_expiry_dates(void **state)
         p[16] = '7';
         assert_int_equal(th_write_file(tpath, data, len), 0);
         free(data);
-        assert_int_equal(purge_tombstone_read(leap, &f->trust, &t, &err), MR_E_TAMPERED);
+        assert_int_equal(purge_tombstone_read(leap, &f->e.trust, &t, &err), MR_E_TAMPERED);
         r = check_at(f, e_leap);
         assert_string_equal(find(r, "leap")->status, "damaged");
         check_report_free(r);
