@@ -103,17 +103,22 @@ static void legacy_dirname(const char *mailbox, char *out, size_t size)
         out[0] = '_';
 }
 
+#define MANIFEST_NAMES_MAX ((size_t)16 << 20)     /* manifest.c reads at most as much */
+
 /* True if the manifest in dir names this mailbox.  Read for choosing only: restore and
  * verify authenticate the manifest before trusting anything in it. */
 static bool manifest_names(const char *dir, const char *mailbox)
 {
-    char path[BATCHDIR_PATH_MAX];
+    unsigned char *raw = NULL;
+    size_t len = 0;
     json_t *o, *m;
     bool same;
 
-    if (batchdir_path(dir, batchdir_name(BATCHDIR_MANIFEST), path, sizeof path, NULL) != 0)
+    if (batchdir_read(dir, batchdir_name(BATCHDIR_MANIFEST), MANIFEST_NAMES_MAX, &raw, &len,
+                      NULL) != 0)
         return false;
-    o = json_load_file(path, 0, NULL);
+    o = json_loadb((const char *)raw, len, 0, NULL);
+    free(raw);
     if (o == NULL)
         return false;
     m = json_object_get(o, "mailbox");
@@ -166,6 +171,10 @@ static int scan_mailbox(const char *archive_dir, const char *mbdir,
         snprintf(r->mailbox, sizeof r->mailbox, "%s", mbdir);
         if ((size_t)snprintf(r->dir, sizeof r->dir, "%s/%s", path, de->d_name)
             >= sizeof r->dir)
+            continue;
+        /* Reading from the object store, a directory the store has nothing of is what
+         * is left in the cache of a batch that is gone. */
+        if (batchdir_store_dir_gone(r->dir))
             continue;
         r->has_manifest = batchdir_exists(r->dir, batchdir_name(BATCHDIR_MANIFEST), NULL);
         (*n)++;

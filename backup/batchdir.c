@@ -70,7 +70,10 @@ bool batchdir_exists(const char *dir, const char *name, unsigned long long *size
 {
     char path[BATCHDIR_PATH_MAX];
     struct stat st;
+    int in_store = batchdir_store_caching() ? batchdir_store_lookup(dir, name, size) : -1;
 
+    if (in_store >= 0)
+        return in_store == 1;
     if (batchdir_path(dir, name, path, sizeof path, NULL) != 0 || stat(path, &st) != 0)
         return false;
     if (size != NULL)
@@ -89,7 +92,7 @@ int batchdir_read(const char *dir, const char *name, size_t max, unsigned char *
 
     *out = NULL;
     *len = 0;
-    rc = batchdir_path(dir, name, path, sizeof path, err);
+    rc = batchdir_read_path(dir, name, path, sizeof path, err);
     if (rc != 0)
         return rc;
     f = fopen(path, "rb");
@@ -146,10 +149,17 @@ int batchdir_sync(const char *dir, mr_error *err)
 
 int batchdir_list(const char *dir, batchdir_list_fn fn, void *ctx, mr_error *err)
 {
-    DIR *d = opendir(dir);
+    DIR *d;
     struct dirent *de;
     int rc = 0;
 
+    if (batchdir_store_caching()) {
+        rc = batchdir_store_list(dir, fn, ctx, err);
+        if (rc != 1)
+            return rc;
+        rc = 0;
+    }
+    d = opendir(dir);
     if (d == NULL)
         return mr_error_errno(err, errno == ENOENT ? MR_E_NOTFOUND : MR_E_IO, errno,
                               "cannot read %s", dir);

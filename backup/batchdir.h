@@ -108,4 +108,50 @@ int batchdir_store_push_stats(const char *dir, time_t retain_until,
  * push failed.  *pushed says whether it did. */
 int batchdir_store_sync(const char *dir, time_t retain_until, bool *pushed, mr_error *err);
 
+/* ---- reading from the object store on IT's machine (batchdir_fetch.c) ----
+ * With a store attached (batchdir_store_attach) and batchdir_store_pull_tree called,
+ * the directory given as root is a cache of the store, and the store decides what
+ * exists: batchdir_exists, batchdir_read, batchdir_read_path and batchdir_list answer
+ * from the store's listing for directories under root, and a file is fetched into the
+ * cache when it is first read.  Volumes and reid files, which never change once
+ * written, are taken from the cache when its copy has the listed size; manifest,
+ * locator and tombstone are fetched again once per process (a hold re-signs the
+ * manifest).  Nothing here checks content: every reader checks what it reads against
+ * the signed manifest as it does for local files, and drops a cached copy that fails
+ * (batchdir_store_evict).  Without pull_tree (the host, whose [archive] dir is the
+ * primary copy) none of this is active. */
+
+/* List the store, create root/<mailbox>/<batch>/ for every batch in it and make root a
+ * cache of the store; 0 and nothing done when no store is attached. */
+int batchdir_store_pull_tree(const char *root, mr_error *err);
+/* Forget the listing (root is a plain directory again). */
+void batchdir_store_pull_release(void);
+/* True while root is a cache of the attached store. */
+bool batchdir_store_caching(void);
+/* When caching: 1 if the store holds name in dir (its size into *size, may be NULL), 0
+ * if not; -1 when dir is not under the cache (ask the local file system). */
+int batchdir_store_lookup(const char *dir, const char *name, unsigned long long *size);
+/* When caching: batchdir_list over the store's objects in dir; 1 when dir is not under
+ * the cache (list the local directory). */
+int batchdir_store_list(const char *dir, batchdir_list_fn fn, void *ctx, mr_error *err);
+/* True if dir is under the cache root and the store holds no object in it. */
+bool batchdir_store_dir_gone(const char *dir);
+/* Fetch name into dir unless the cache holds it already (see above): MR_E_NOTFOUND,
+ * naming the file, when the store has no such object.  0 when not caching. */
+int batchdir_store_fetch(const char *dir, const char *name, mr_error *err);
+/* The path of name in dir for reading: batchdir_path, fetched first when caching. */
+int batchdir_read_path(const char *dir, const char *name, char *out, size_t size,
+                       mr_error *err);
+/* A cached copy that failed its check: removed from the cache (never a file of a plain
+ * local archive), so that the next run fetches it again. */
+void batchdir_store_evict(const char *dir, const char *name);
+/* When caching: read the stored object back and compare its size and SHA-256 (64 hex
+ * digits) with the manifest's; MR_E_NOTFOUND / MR_E_TAMPERED naming the file.  Returns
+ * 1 without checking anything when dir is not under the cache (check the local file). */
+int batchdir_store_verify(const char *dir, const char *name, unsigned long long size,
+                          const char *sha256_hex, mr_error *err);
+/* Put a file IT wrote into a cached batch (the locator of `locate --add`) into the
+ * store, read it back, and list it; 1 when not caching (nothing to do). */
+int batchdir_store_put_new(const char *dir, const char *name, mr_error *err);
+
 #endif

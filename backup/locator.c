@@ -396,10 +396,12 @@ int locator_open(const char *dir, const struct archive_manifest *m, EVP_PKEY *re
         return mr_error_set(err, MR_E_NOTFOUND, "batch %s has no locator", m->batch_id);
     if (m->locator_name[0] != '\0' && strcmp(m->locator_name, name) != 0)
         return mr_error_set(err, MR_E_TAMPERED, "the manifest names an unknown locator");
-    rc = batchdir_path(dir, name, path, sizeof path, err);
+    rc = batchdir_read_path(dir, name, path, sizeof path, err);
     if (rc == 0)
         rc = volume_open(path, reid_key, m->locator_name[0] != '\0' ? m->locator_sha256 : NULL,
                          &r.vr, err);
+    if (rc == MR_E_TAMPERED)
+        batchdir_store_evict(dir, name);
     if (rc == MR_E_NOTFOUND && m->locator_name[0] != '\0')
         rc = mr_error_set(err, MR_E_TAMPERED, "%s is listed in the manifest but missing", name);
     if (rc != 0)
@@ -429,6 +431,8 @@ int locator_open(const char *dir, const struct archive_manifest *m, EVP_PKEY *re
     buf_free(&r.all);
     if (rc != 0) {
         locator_free(l);
+        if (rc == MR_E_TAMPERED)
+            batchdir_store_evict(dir, name);
         if (err != NULL)
             err->code = rc;
         return mr_error_prefix(err, "batch %s: locator", m->batch_id);

@@ -52,6 +52,15 @@ static int named(int rc, const char *name, mr_error *err)
     return rc;
 }
 
+/* A volume that does not match the manifest is never read; a cached copy of a stored
+ * object is dropped, so that the next run fetches it again. */
+static int opened(const char *dir, const char *name, int rc, mr_error *err)
+{
+    if (rc == MR_E_TAMPERED)
+        batchdir_store_evict(dir, name);
+    return named(rc, name, err);
+}
+
 /* Pass 1: every entry's name, size and SHA-256; the index's bytes (content volumes). */
 static int scan_volume(volume_reader *r, const char *name, bool content, struct scan *s,
                        mr_error *err)
@@ -192,10 +201,10 @@ static int run_volume(const struct reader_options *opt, const struct archive_vol
     char path[BATCHDIR_PATH_MAX];
     int rc;
 
-    rc = batchdir_path(opt->dir, vol->name, path, sizeof path, err);
+    rc = batchdir_read_path(opt->dir, vol->name, path, sizeof path, err);
     if (rc == 0)
-        rc = named(volume_reader_open(cr, path, opt->content_key, vol->sha256, err), vol->name,
-                   err);
+        rc = opened(opt->dir, vol->name,
+                    volume_reader_open(cr, path, opt->content_key, vol->sha256, err), err);
     if (rc == 0)
         rc = scan_volume(cr, vol->name, true, &c, err);
     if (rc != 0)
@@ -224,10 +233,10 @@ static int run_volume(const struct reader_options *opt, const struct archive_vol
         }
     }
     if (opt->reid_key != NULL) {
-        rc = batchdir_path(opt->dir, vol->reid_name, path, sizeof path, err);
+        rc = batchdir_read_path(opt->dir, vol->reid_name, path, sizeof path, err);
         if (rc == 0)
-            rc = named(volume_reader_open(rr, path, opt->reid_key, vol->reid_sha256, err),
-                       vol->reid_name, err);
+            rc = opened(opt->dir, vol->reid_name,
+                        volume_reader_open(rr, path, opt->reid_key, vol->reid_sha256, err), err);
         if (rc == 0)
             rc = scan_volume(rr, vol->reid_name, false, &r, err);
         if (rc != 0)

@@ -19,6 +19,11 @@ static int check_file(const char *dir, const char *name, unsigned long long size
     unsigned long long got = 0;
     int rc;
 
+    /* Reading from the object store, the stored object is what is checked, not a copy
+     * the cache may hold from an earlier run. */
+    rc = batchdir_store_verify(dir, name, size, sha, err);
+    if (rc <= 0)
+        return rc;
     rc = batchdir_path(dir, name, path, sizeof path, err);
     if (rc != 0)
         return rc;

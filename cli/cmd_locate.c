@@ -6,10 +6,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/cli_setup.h"
-#include "cli/cli_store.h"
-#include "backup/archive.h"
+#include "cli/cli_it.h"
 #include "backup/batchdir.h"
+#include "backup/archive.h"
 #include "backup/locator.h"
 #include "common/audit.h"
 #include "common/config.h"
@@ -17,20 +16,27 @@
 #include "common/secret.h"
 #include "keys/keys.h"
 
-#define MAX_KEYS 64
 
-/* The batch's new locator goes to the object store too, where one is attached. */
+/* The batch's new locator goes to the object store too, where one is attached: on IT's
+ * machine that one object (the cache holds only part of the batch, and IT's credentials
+ * must then be allowed to put); on the host the batch is mirrored again. */
 static int mirror_locator(const char *dir, mr_error *err)
 {
     struct archive_manifest m;
     int rc;
 
-    if (batchdir_store_current() == NULL)
+    if (batchdir_store_caching()) {
+        rc = batchdir_store_put_new(dir, batchdir_name(BATCHDIR_LOCATOR), err);
+        if (rc == 1)
+            rc = 0;     /* not a directory of the cache */
+    } else if (batchdir_store_current() == NULL) {
         return 0;
-    rc = archive_manifest_read_unverified(dir, &m, err);
-    if (rc == 0) {
-        rc = batchdir_store_push(dir, m.expires, err);
-        archive_manifest_clear(&m);
+    } else {
+        rc = archive_manifest_read_unverified(dir, &m, err);
+        if (rc == 0) {
+            rc = batchdir_store_push(dir, m.expires, err);
+            archive_manifest_clear(&m);
+        }
     }
     return rc != 0 ? mr_error_prefix(err, "locator added here, but not in the object store")
                    : 0;
@@ -51,6 +57,8 @@ static void usage(FILE *out)
             "changed: the locator is authenticated by a MAC only the reid key's holder can\n"
             "compute.  A batch that has a locator is left alone.  Audited per batch.\n"
             "Passphrases: --it-passphrase-file / $MAILRET_IT_PASSPHRASE / terminal.\n"
+            "With [archive] store = s3 on IT's machine the locator is also put into the\n"
+            "store (credentials that may write).\n"
             "BATCH is a batch id, a directory name, or 'all'.  Exit 0 ok, 1 a problem.\n");
 }
 
@@ -58,26 +66,11 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "add", no_argument, NULL, 'a' },
-        { "it-key", required_argument, NULL, 'k' },
-        { "it-passphrase-file", required_argument, NULL, 'P' },
-        { "reid-key", required_argument, NULL, 'K' },
-        { "reid-passphrase-file", required_argument, NULL, 'Q' },
-        { "host-key", required_argument, NULL, 'H' },
-        { "legacy-manifest-key", required_argument, NULL, 'G' },
-        { "archive-dir", required_argument, NULL, 'A' },
-        { "vault-dir", required_argument, NULL, 'V' },
-        { "audit-log", required_argument, NULL, 'L' },
+        CLI_IT_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
-    const char *it_key = NULL, *it_pass = NULL, *reid_key = NULL, *reid_pass = NULL;
-    const char *host_keys[MAX_KEYS], *legacy_key = NULL;
-    const char *archive_dir = NULL, *vault_dir = NULL, *audit_path = NULL;
-    size_t n_host_keys = 0;
-    struct cli_trust trust = { 0 };
-    struct mr_config *cfg = NULL;
-    audit_log *audit = NULL;
-    EVP_PKEY *it = NULL, *reid = NULL;
-    mr_store *store = NULL;
+    struct cli_it_args args = { 0 };
+    struct cli_it it;
     bool add = false;
     int opt, rc = 0, failures = 0;
     mr_error err;
@@ -87,65 +80,31 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
         return CLI_EXIT_OK;
     }
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'a': add = true; break;
-        case 'k': it_key = optarg; break;
-        case 'P': it_pass = optarg; break;
-        case 'K': reid_key = optarg; break;
-        case 'Q': reid_pass = optarg; break;
-        case 'H':
-            if (n_host_keys == MAX_KEYS)
-                return cli_usage_error("locate", "too many --host-key");
-            host_keys[n_host_keys++] = optarg;
-            break;
-        case 'G': legacy_key = optarg; break;
-        case 'A': archive_dir = optarg; break;
-        case 'V': vault_dir = optarg; break;
-        case 'L': audit_path = optarg; break;
-        default: return cli_usage_error("locate", "unknown option");
+        if (opt == 'a') {
+            add = true;
+            continue;
         }
+        rc = cli_it_arg(&args, "locate", opt, optarg);
+        if (rc == 0)
+            return cli_usage_error("locate", "unknown option");
+        if (rc != 1)
+            return rc;
     }
     if (!add)
         return cli_usage_error("locate", "say --add");
     if (optind >= argc)
         return cli_usage_error("locate", "name a batch (or 'all')");
-    if (it_key == NULL)
+    if (args.it_key == NULL)
         return cli_usage_error("locate", "--it-key FILE is required: only IT can read a batch");
     mr_error_clear(&err);
-    /* The configuration is optional on IT's machine; explicit options win. */
-    if (archive_dir == NULL || vault_dir == NULL || audit_path == NULL
-        || ctx->config_explicit) {
-        rc = cli_config_load(ctx, &cfg, &err);
-        if (rc != 0)
-            return cli_fail("locate", &err);
-        if (archive_dir == NULL)
-            archive_dir = cfg->archive.dir;
-        if (vault_dir == NULL)
-            vault_dir = cfg->keys.vault_dir;
-        if (audit_path == NULL)
-            audit_path = cfg->audit.log;
-    }
-    rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, false, &trust, &err);
+    rc = cli_it_open(ctx, &args, false, &it, &err);
+    if (rc != 0)
+        return cli_fail("locate", &err);
+    rc = cli_it_keys(&it, &args, true, true, &err);
     if (rc == 0)
-        rc = cli_private_key_load(it_key, it_pass, "MAILRET_IT_PASSPHRASE",
-                                  "IT key passphrase: ", &it, &err);
-    if (rc == 0 && reid_key != NULL)
-        rc = cli_private_key_load(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
-                                  "Re-identification key passphrase: ", &reid, &err);
-    if (rc == 0)
-        rc = audit_open(&audit, audit_path, &err);
-    /* With the configuration's object store: what locate adds is mirrored there. */
-    if (rc == 0 && cfg != NULL && batchdir_store_current() == NULL) {
-        rc = cli_store_open(cfg, &store, &err);
-        if (rc == 0 && store != NULL)
-            rc = batchdir_store_attach(archive_dir, store, cfg->archive.store_prefix, &err);
-    }
+        rc = cli_it_ready(&it, true, &err);
     if (rc != 0) {
-        cli_store_detach(store);
-        cli_trust_release(&trust);
-        EVP_PKEY_free(it);
-        EVP_PKEY_free(reid);
-        config_free(cfg);
+        cli_it_close(&it);
         return cli_fail("locate", &err);
     }
     for (int i = optind; i < argc; i++) {
@@ -154,9 +113,9 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
         char dir[4096];
 
         if (strcmp(argv[i], "all") == 0) {
-            rc = archive_batch_list(archive_dir, NULL, &refs, &n, &err);
+            rc = archive_batch_list(it.archive_dir, NULL, &refs, &n, &err);
         } else {
-            rc = archive_batch_find(archive_dir, argv[i], dir, sizeof dir, &err);
+            rc = archive_batch_find(it.archive_dir, argv[i], dir, sizeof dir, &err);
             if (rc == 0 && (refs = calloc(1, sizeof *refs)) == NULL)
                 rc = mr_error_set(&err, MR_E_NOMEM, "out of memory");
             if (rc == 0) {
@@ -172,9 +131,9 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
         }
         for (size_t j = 0; j < n; j++) {
             const char *base = strrchr(refs[j].dir, '/') + 1;
-            struct locator_add_options lo = { .dir = refs[j].dir, .vault_dir = vault_dir,
-                                              .trust = &trust.trust, .it_key = it,
-                                              .reid_key = reid, .audit = audit };
+            struct locator_add_options lo = { .dir = refs[j].dir, .vault_dir = it.vault_dir,
+                                              .trust = &it.trust.trust, .it_key = it.it,
+                                              .reid_key = it.reid, .audit = it.audit };
             char batch[64], line[MR_ERROR_MSG_MAX];
             size_t msgs = 0;
             if (!refs[j].has_manifest)
@@ -196,11 +155,6 @@ int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
         }
         free(refs);
     }
-    cli_store_detach(store);
-    audit_close(audit);
-    cli_trust_release(&trust);
-    EVP_PKEY_free(it);
-    EVP_PKEY_free(reid);
-    config_free(cfg);
+    cli_it_close(&it);
     return failures == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }

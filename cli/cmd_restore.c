@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
-#include "cli/cli_setup.h"
+#include "cli/cli_it.h"
 #include "pseudo/pseudo.h"
 #include "backup/restore.h"
 #include "common/audit.h"
@@ -94,6 +94,10 @@ static void usage(FILE *out)
             "  --no-locator       read every volume even for --person, --message-id or\n"
             "                     dates (by default each batch's locator picks the volumes\n"
             "                     that hold a match; a batch without one is read whole)\n"
+            "\n"
+            "On IT's machine a configuration with [archive] store = s3 reads the batches\n"
+            "from the object store ([archive] dir is a cache; only the volumes a selection\n"
+            "needs are fetched, each checked against its signed manifest).\n"
             "\n"
             "Exit status: 0 restored (or everything that matched is erased), 1 failed or\n"
             "nothing matched the selection, 2 usage error.\n");
@@ -360,10 +364,6 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     const char *name = access_request ? "access-request" : "restore";
     static const struct option opts[] = {
         { "reason", required_argument, NULL, 'r' },
-        { "it-key", required_argument, NULL, 'k' },
-        { "it-passphrase-file", required_argument, NULL, 'P' },
-        { "reid-key", required_argument, NULL, 'K' },
-        { "reid-passphrase-file", required_argument, NULL, 'Q' },
         { "maildir", required_argument, NULL, 'M' },
         { "mbox", required_argument, NULL, 'B' },
         { "batch", required_argument, NULL, 'b' },
@@ -377,43 +377,34 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         { "ledger", required_argument, NULL, 'l' },
         { "no-ledger", no_argument, NULL, 'N' },
         { "pseudonym-key", required_argument, NULL, 'y' },
-        { "archive-dir", required_argument, NULL, 'A' },
-        { "vault-dir", required_argument, NULL, 'V' },
-        { "audit-log", required_argument, NULL, 'L' },
         { "imap-mailbox", required_argument, NULL, 'I' },
         { "keep-deleted", no_argument, NULL, 'D' },
         { "json", no_argument, NULL, 'j' },
-        { "host-key", required_argument, NULL, 'H' },
-        { "legacy-manifest-key", required_argument, NULL, 'G' },
-        { "trust-unsigned", no_argument, NULL, 'U' },
         { "no-locator", no_argument, NULL, 'O' },
         { "summary", required_argument, NULL, 'S' },
         { "list", no_argument, NULL, 'T' },
         { "progress", no_argument, NULL, 'g' },
         { "no-progress", no_argument, NULL, 'n' },
+        CLI_IT_LONG_OPTIONS,
+        CLI_IT_TRUST_UNSIGNED_OPTION,
         { NULL, 0, NULL, 0 },
     };
     struct restore_options o = { .format = RESTORE_MAILDIR };
     static struct access_summary summary;
     const char *summary_path = NULL;
     bool selection_given = false;
-    const char *it_key = NULL, *it_pass = NULL, *reid_key = NULL, *reid_pass = NULL;
-    const char *from = NULL, *to = NULL, *pkey_file = NULL, *audit_path = NULL;
-    const char *batches[MAX_LIST], *persons[MAX_LIST], *host_keys[MAX_LIST];
+    struct cli_it_args args = { 0 };
+    struct cli_it it = { 0 };
+    const char *from = NULL, *to = NULL, *pkey_file = NULL;
+    const char *batches[MAX_LIST], *persons[MAX_LIST];
     static char person_buf[MAX_LIST][PERSON_MAX];
     bool persons_stdin = false;
-    const char *legacy_key = NULL;
-    size_t n_host_keys = 0;
-    bool trust_unsigned = false;
-    struct cli_trust trust = { 0 };
     char **tokens = NULL, ledger_default[4096];
     unsigned *token_epochs = NULL;
     size_t n_tokens = 0;
     struct keys_pseudonym_set pkeys = { 0 };
     size_t n_batches = 0, n_persons = 0;
     struct mr_config *cfg = NULL;
-    audit_log *audit = NULL;
-    EVP_PKEY *it = NULL, *reid = NULL;
     struct restore_stats st;
     const char *zone = MRTIME_DEFAULT_ZONE;
     struct restore_imap_options imap_out = { 0 };
@@ -439,10 +430,6 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case 'r': o.reason = optarg; break;
-        case 'k': it_key = optarg; break;
-        case 'P': it_pass = optarg; break;
-        case 'K': reid_key = optarg; break;
-        case 'Q': reid_pass = optarg; break;
         case 'M': o.format = RESTORE_MAILDIR; o.output = optarg; break;
         case 'B': o.format = RESTORE_MBOX; o.output = optarg; break;
         case 'b':
@@ -460,25 +447,21 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         case 'l': o.ledger_path = optarg; break;
         case 'N': o.no_ledger = true; break;
         case 'y': pkey_file = optarg; break;
-        case 'A': o.archive_dir = optarg; break;
-        case 'V': o.vault_dir = optarg; break;
-        case 'L': audit_path = optarg; break;
         case 'j': json = true; break;
         case 'I': imap_out.mailbox = optarg; o.output = optarg; break;
         case 'T': o.list_only = true; break;
         case 'g': progress_mode = CLI_PROGRESS_ON; break;
         case 'n': progress_mode = CLI_PROGRESS_OFF; break;
         case 'D': imap_out.keep_deleted = true; break;
-        case 'H':
-            if (n_host_keys == MAX_LIST)
-                return cli_usage_error("restore", "too many --host-key");
-            host_keys[n_host_keys++] = optarg;
-            break;
-        case 'G': legacy_key = optarg; break;
-        case 'U': trust_unsigned = true; break;
         case 'O': o.no_locator = true; break;
         case 'S': summary_path = optarg; break;
-        default: return cli_usage_error(name, "unknown option");
+        default:
+            rc = cli_it_arg(&args, "restore", opt, optarg);
+            if (rc == 0)
+                return cli_usage_error(name, "unknown option");
+            if (rc != 1)
+                return rc;
+            rc = 0;
         }
     }
     selection_given = n_batches > 0 || o.mailbox != NULL || from != NULL || to != NULL
@@ -525,7 +508,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         return cli_usage_error("restore", "--list writes no mail: no destination with it");
     if (imap_out.keep_deleted && imap_out.mailbox == NULL)
         return cli_usage_error("restore", "--keep-deleted goes with --imap-mailbox");
-    if (it_key == NULL)
+    if (args.it_key == NULL)
         return cli_usage_error("restore", "--it-key FILE is required: only IT can restore");
     if (o.ledger_path != NULL && o.no_ledger)
         return cli_usage_error("restore", "give either --ledger FILE or --no-ledger");
@@ -537,18 +520,13 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
             persons[i] = person_buf[i];
     }
     mr_error_clear(&err);
-    /* The configuration is optional on IT's machine; explicit options win. */
-    if (o.archive_dir == NULL || o.vault_dir == NULL || audit_path == NULL
-        || ctx->config_explicit || imap_out.mailbox != NULL) {
-        rc = cli_config_load(ctx, &cfg, &err);
-        if (rc != 0)
-            return cli_fail_json("restore", json, &err);
-        if (o.archive_dir == NULL)
-            o.archive_dir = cfg->archive.dir;
-        if (o.vault_dir == NULL)
-            o.vault_dir = cfg->keys.vault_dir;
-        if (audit_path == NULL)
-            audit_path = cfg->audit.log;
+    rc = cli_it_open(ctx, &args, imap_out.mailbox != NULL, &it, &err);
+    if (rc != 0)
+        return cli_fail_json(name, json, &err);
+    cfg = it.cfg;
+    o.archive_dir = it.archive_dir;
+    o.vault_dir = it.vault_dir;
+    if (cfg != NULL) {
         if (pkey_file == NULL)
             pkey_file = cfg->keys.pseudonym_key_file;
         if (o.ledger_path == NULL && !o.no_ledger) {
@@ -557,7 +535,7 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
                 rc = mr_error_set(&err, MR_E_NOTFOUND, "no erasure ledger at %s: give "
                                   "--ledger FILE, or --no-ledger to restore without one",
                                   ledger_default);
-                config_free(cfg);
+                cli_it_close(&it);
                 return cli_fail_json("restore", json, &err);
             }
             o.ledger_path = ledger_default;
@@ -569,26 +547,20 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
                           "the host beside the batches and give --ledger FILE (or "
                           "--no-ledger, audited)");
     if (rc == 0)
-        rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, trust_unsigned,
-                             &trust, &err);
-    if (rc == 0)
-        o.trust = &trust.trust;
+        o.trust = &it.trust.trust;
     if (rc == 0 && from != NULL)
         rc = mrtime_parse(from, zone, &o.from, &err);
     if (rc == 0 && to != NULL)
         rc = mrtime_parse(to, zone, &o.to, &err);
-    if (rc == 0)
-        rc = cli_private_key_load(it_key, it_pass, "MAILRET_IT_PASSPHRASE",
-                                  "IT key passphrase: ", &it, &err);
     /* The re-identification key also opens the pseudonym key, which --person needs even
      * for pseudonymised output. */
-    if (rc == 0 && reid_key != NULL && (!o.pseudonymised || n_persons > 0))
-        rc = cli_private_key_load(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
-                                  "Re-identification key passphrase: ", &reid, &err);
     if (rc == 0)
-        rc = audit_open(&audit, audit_path, &err);
+        rc = cli_it_keys(&it, &args, true, !o.pseudonymised || n_persons > 0, &err);
+    if (rc == 0)
+        rc = cli_it_ready(&it, false, &err);
     if (rc == 0 && n_persons > 0) {
-        rc = load_pseudonym_keys(pkey_file, o.vault_dir, reid, it, audit, &pkeys, &err);
+        rc = load_pseudonym_keys(pkey_file, o.vault_dir, it.reid, it.it, it.audit, &pkeys,
+                                 &err);
         if (rc == 0)
             rc = person_tokens(&pkeys, persons, n_persons, &tokens, &token_epochs, &n_tokens,
                                &err);
@@ -627,9 +599,9 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         o.tokens = (const char *const *)tokens;
         o.n_tokens = n_tokens;
         o.token_epochs = token_epochs;
-        o.it_key = it;
-        o.reid_key = o.pseudonymised ? NULL : reid;
-        o.audit = audit;
+        o.it_key = it.it;
+        o.reid_key = o.pseudonymised ? NULL : it.reid;
+        o.audit = it.audit;
         o.log = ctx->log;
         o.progress = o.list_only ? NULL : cli_progress_open(progress_mode);
         rc = restore_run(&o, &st, &err);
@@ -673,7 +645,6 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
                "(--trust-unsigned)\n", st.unverified);
     if (rc == 0 && st.legacy > 0)
         printf("%zu batch(es) authenticated by the legacy manifest HMAC only\n", st.legacy);
-    cli_trust_release(&trust);
     if (rc == 0 && st.refused > 0)
         rc = mr_error_set(&err, MR_E_PROTOCOL, "%zu message%s refused by the IMAP "
                           "server (each named in the log); the others were restored",
@@ -682,15 +653,12 @@ static int restore_command(struct cli_ctx *ctx, int argc, char **argv, bool acce
         (void)cli_json_result(stdout, "restore", NULL, &err);
     restore_dest_close(dest);
     restore_listing_free(&listing);
-    audit_close(audit);
-    EVP_PKEY_free(it);
-    EVP_PKEY_free(reid);
     for (size_t i = 0; i < n_tokens; i++)
         free(tokens[i]);
     free(tokens);
     free(token_epochs);
     OPENSSL_cleanse(person_buf, sizeof person_buf);
-    config_free(cfg);
+    cli_it_close(&it);
     return rc == 0 ? CLI_EXIT_OK : cli_fail(name, &err);
 }
 

@@ -7,7 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
-#include "cli/cli_setup.h"
+#include "cli/cli_it.h"
 #include "backup/archive.h"
 #include "backup/verify.h"
 #include "common/audit.h"
@@ -15,7 +15,6 @@
 #include "common/secret.h"
 #include "keys/keys.h"
 
-#define MAX_KEYS 64
 
 static void usage(FILE *out)
 {
@@ -36,6 +35,8 @@ static void usage(FILE *out)
             "instead of a configuration.  --trust-unsigned checks the rest of a batch whose\n"
             "manifest is not authentic (audited); such a batch is still reported as failed.\n"
             "Passphrases: --it-passphrase-file / $MAILRET_IT_PASSPHRASE / terminal.\n"
+            "With [archive] store = s3 on IT's machine, every object is read back from the\n"
+            "store and checked (not the cache in [archive] dir).\n"
             "BATCH is a batch id, a directory name, or 'all'.  Exit 0 ok, 1 a problem.\n");
 }
 
@@ -43,27 +44,12 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "deep", no_argument, NULL, 'd' },
-        { "it-key", required_argument, NULL, 'k' },
-        { "it-passphrase-file", required_argument, NULL, 'P' },
-        { "reid-key", required_argument, NULL, 'K' },
-        { "reid-passphrase-file", required_argument, NULL, 'Q' },
-        { "host-key", required_argument, NULL, 'H' },
-        { "legacy-manifest-key", required_argument, NULL, 'G' },
-        { "trust-unsigned", no_argument, NULL, 'U' },
-        { "archive-dir", required_argument, NULL, 'A' },
-        { "vault-dir", required_argument, NULL, 'V' },
-        { "audit-log", required_argument, NULL, 'L' },
+        CLI_IT_LONG_OPTIONS,
+        CLI_IT_TRUST_UNSIGNED_OPTION,
         { NULL, 0, NULL, 0 },
     };
-    const char *it_key = NULL, *it_pass = NULL, *reid_key = NULL, *reid_pass = NULL;
-    const char *host_keys[MAX_KEYS], *legacy_key = NULL;
-    const char *archive_dir = NULL, *vault_dir = NULL, *audit_path = NULL;
-    size_t n_host_keys = 0;
-    bool trust_unsigned = false;
-    struct cli_trust trust = { 0 };
-    struct mr_config *cfg = NULL;
-    audit_log *audit = NULL;
-    EVP_PKEY *it = NULL, *reid = NULL;
+    struct cli_it_args args = { 0 };
+    struct cli_it it;
     bool deep = false;
     int opt, rc = 0, failures = 0;
     mr_error err;
@@ -73,59 +59,30 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         return CLI_EXIT_OK;
     }
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd': deep = true; break;
-        case 'k': it_key = optarg; break;
-        case 'P': it_pass = optarg; break;
-        case 'K': reid_key = optarg; break;
-        case 'Q': reid_pass = optarg; break;
-        case 'H':
-            if (n_host_keys == MAX_KEYS)
-                return cli_usage_error("verify", "too many --host-key");
-            host_keys[n_host_keys++] = optarg;
-            break;
-        case 'G': legacy_key = optarg; break;
-        case 'U': trust_unsigned = true; break;
-        case 'A': archive_dir = optarg; break;
-        case 'V': vault_dir = optarg; break;
-        case 'L': audit_path = optarg; break;
-        default: return cli_usage_error("verify", "unknown option");
+        if (opt == 'd') {
+            deep = true;
+            continue;
         }
+        rc = cli_it_arg(&args, "verify", opt, optarg);
+        if (rc == 0)
+            return cli_usage_error("verify", "unknown option");
+        if (rc != 1)
+            return rc;
     }
     if (optind >= argc)
         return cli_usage_error("verify", "name a batch (or 'all')");
-    if (deep && it_key == NULL)
+    if (deep && args.it_key == NULL)
         return cli_usage_error("verify", "--deep needs --it-key FILE");
     mr_error_clear(&err);
-    /* The configuration is optional on IT's machine; explicit options win. */
-    if (archive_dir == NULL || vault_dir == NULL || audit_path == NULL
-        || ctx->config_explicit) {
-        rc = cli_config_load(ctx, &cfg, &err);
-        if (rc != 0)
-            return cli_fail("verify", &err);
-        if (archive_dir == NULL)
-            archive_dir = cfg->archive.dir;
-        if (vault_dir == NULL)
-            vault_dir = cfg->keys.vault_dir;
-        if (audit_path == NULL)
-            audit_path = cfg->audit.log;
-    }
-    rc = cli_trust_setup(cfg, host_keys, n_host_keys, legacy_key, trust_unsigned, &trust,
-                         &err);
-    if (rc == 0 && deep) {
-        rc = cli_private_key_load(it_key, it_pass, "MAILRET_IT_PASSPHRASE",
-                                  "IT key passphrase: ", &it, &err);
-        if (rc == 0 && reid_key != NULL)
-            rc = cli_private_key_load(reid_key, reid_pass, "MAILRET_REID_PASSPHRASE",
-                                      "Re-identification key passphrase: ", &reid, &err);
-    }
+    rc = cli_it_open(ctx, &args, false, &it, &err);
+    if (rc != 0)
+        return cli_fail("verify", &err);
+    if (deep)
+        rc = cli_it_keys(&it, &args, true, true, &err);
     if (rc == 0)
-        rc = audit_open(&audit, audit_path, &err);
+        rc = cli_it_ready(&it, false, &err);
     if (rc != 0) {
-        cli_trust_release(&trust);
-        EVP_PKEY_free(it);
-        EVP_PKEY_free(reid);
-        config_free(cfg);
+        cli_it_close(&it);
         return cli_fail("verify", &err);
     }
     for (int i = optind; i < argc; i++) {
@@ -134,9 +91,9 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         char dir[4096];
 
         if (strcmp(argv[i], "all") == 0) {
-            rc = archive_batch_list(archive_dir, NULL, &refs, &n, &err);
+            rc = archive_batch_list(it.archive_dir, NULL, &refs, &n, &err);
         } else {
-            rc = archive_batch_find(archive_dir, argv[i], dir, sizeof dir, &err);
+            rc = archive_batch_find(it.archive_dir, argv[i], dir, sizeof dir, &err);
             if (rc == 0 && (refs = calloc(1, sizeof *refs)) != NULL) {
                 snprintf(refs->dir, sizeof refs->dir, "%s", dir);
                 refs->has_manifest = true;
@@ -150,9 +107,10 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         }
         for (size_t j = 0; j < n; j++) {
             const char *base = strrchr(refs[j].dir, '/') + 1;
-            struct verify_options vo = { .dir = refs[j].dir, .vault_dir = vault_dir,
-                                         .trust = &trust.trust, .deep = deep, .it_key = it,
-                                         .reid_key = reid, .audit = audit };
+            struct verify_options vo = { .dir = refs[j].dir, .vault_dir = it.vault_dir,
+                                         .trust = &it.trust.trust, .deep = deep,
+                                         .it_key = it.it, .reid_key = it.reid,
+                                         .audit = it.audit };
             struct verify_report rep;
             char how[128];
             if (!refs[j].has_manifest) {
@@ -188,10 +146,6 @@ int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
         }
         free(refs);
     }
-    audit_close(audit);
-    cli_trust_release(&trust);
-    EVP_PKEY_free(it);
-    EVP_PKEY_free(reid);
-    config_free(cfg);
+    cli_it_close(&it);
     return failures == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }

@@ -152,10 +152,12 @@ bl_corpus() {
     echo "$count" > "$dir/.count"
 }
 
-# bl_mailret_config FILE DIR [WORKERS]: a configuration for offline work (backup --from-maildir,
-# restore, verify): IMAP settings are placeholders, everything else under DIR.
+# bl_mailret_config FILE DIR [WORKERS [ARCHIVE_LINES [KEYS_LINES]]]: a configuration for
+# offline work (backup --from-maildir, restore, verify): IMAP settings are placeholders,
+# everything else under DIR; ARCHIVE_LINES and KEYS_LINES (newline-separated) are added
+# to [archive] and [keys] (the object store, IT's own vault and pinned keys).
 bl_mailret_config() {
-    local file=$1 dir=$2 workers=${3:-0}
+    local file=$1 dir=$2 workers=${3:-0} archive=${4:-} keys=${5:-}
     cat > "$file" <<EOF
 [imap]
 host = localhost
@@ -168,9 +170,11 @@ own_domains = akasse.example
 [archive]
 dir = $dir/archive
 workers = $workers
+$archive
 [keys]
 vault_dir = $dir/vault
 it_cert = $dir/it.crt
+$keys
 [state]
 dir = $dir/state
 [log]

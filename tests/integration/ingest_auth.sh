@@ -138,7 +138,7 @@ start_proxy() {
     python3 "$MAILRET_SOURCE_DIR/tests/tools/faultproxy.py" --target-port "$target" \
         --record-client "$T/wire" --lifetime 120 --port-file "$T/proxy.port" "$@" > /dev/null &
     proxy_pid=$!
-    for _ in $(seq 50); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
+    for _ in $(seq 300); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
     [ -s "$T/proxy.port" ] || fail "proxy did not start"
 }
 TLSDIR="$(dirname "$CA_FILE")"

@@ -582,12 +582,15 @@ static void test_outage_recovered(void **state)
     pthread_t t;
     mr_store *st;
     mr_error err;
+    int rc;
 
     (void)state;
     fproxy_start(&fp, 0, NULL);
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", fp.port);
     o = opts(endpoint);
-    o.retries = 8;
+    /* At least 10 s of retries (backoff 250-500 ms each): the proxy restarting 1.5 s later
+     * is a Python process, which a busy host can take seconds more to bring up. */
+    o.retries = 40;
     o.backoff_max_ms = 500;
     assert_int_equal(store_s3_open(&o, &st, &err), 0);
     fproxy_stop(&fp);                   /* down now; back in 1.5 s on the same port */
@@ -598,8 +601,9 @@ static void test_outage_recovered(void **state)
     assert_int_equal(pthread_create(&t, NULL, kill_later, &k), 0);
     key_of(key, sizeof key, "recovered.cms");
     sha(b, 70000, h);
-    assert_int_equal(store_put_buf(st, key, b, 70000, h, &err), 0);
-    pthread_join(t, NULL);
+    rc = store_put_buf(st, key, b, 70000, h, &err);
+    pthread_join(t, NULL);              /* before any assert: the thread uses fp and k */
+    assert_int_equal(rc, 0);
     assert_int_equal(store_verify(st, key, 70000, h, &err), 0);
     assert_int_equal(store_delete(st, key, &err), 0);
     store_close(st);

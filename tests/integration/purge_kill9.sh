@@ -71,7 +71,8 @@ for step in mid-fetch epoch-after-meta epoch-after-cert 'durable-before-rename:*
     esac
     check_final "$step"
     echo "ok $step (resumed=$resumed discarded=$discarded new=$new)"
-    rm -rf "$T/archive" "$T/vault" "$T/state" "$T/corpus" "$T/restored" "$T"/it.* "$T"/it-*
+    # A fresh host (IT's key pair stays: IT makes one, not one per host).
+    rm -rf "$T/archive" "$T/vault" "$T/state" "$T/corpus" "$T/restored" "$T/it.crt"
 done
 
 # A real kill -9 from outside while volumes are being written (small volumes: several).

@@ -41,12 +41,15 @@ write_config() {
 
 mailret() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
 
-# setup_keys: IT's key pair (as IT would make it on its own machine) and the host keys.
+# setup_keys: IT's key pair (as IT would make it on its own machine; one already made in
+# this test is kept, as IT keeps its key across hosts) and the host keys.
 setup_keys() {
-    printf 'it-test-passphrase\n' > "$T/it.pass"
-    chmod 600 "$T/it.pass"
-    "$MAILRET_BIN" keys init-it --key "$T/it.key" --cert "$T/it-handover.crt" \
-        --passphrase-file "$T/it.pass" > /dev/null
+    if [ ! -s "$T/it.key" ] || [ ! -s "$T/it-handover.crt" ]; then
+        printf 'it-test-passphrase\n' > "$T/it.pass"
+        chmod 600 "$T/it.pass"
+        "$MAILRET_BIN" keys init-it --key "$T/it.key" --cert "$T/it-handover.crt" \
+            --passphrase-file "$T/it.pass" > /dev/null
+    fi
     mkdir -p "$T/state" && chmod 700 "$T/state"
     mailret keys init-host --it-cert "$T/it-handover.crt" > /dev/null
 }

@@ -26,7 +26,7 @@ start_proxy() {
     python3 "$MAILRET_SOURCE_DIR/tests/tools/faultproxy.py" --target-port "$IMAPS_PORT" \
         --mode "$1" --after "$2" --lifetime 120 --port-file "$T/proxy.port" > /dev/null &
     proxy_pid=$!
-    for _ in $(seq 50); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
+    for _ in $(seq 300); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
     [ -s "$T/proxy.port" ] || fail "proxy did not start"
     write_config "$(cat "$T/proxy.port")"
 }

@@ -81,7 +81,7 @@ python3 "$MAILRET_SOURCE_DIR/tests/tools/faultproxy.py" --target-port "$IMAPS_PO
     --mode cut --after 200000 --lifetime 300 --port-file "$T/proxy.port" > /dev/null &
 proxy_pid=$!
 trap 'kill "$proxy_pid" 2>/dev/null || true; rm -rf "$T"' EXIT
-for _ in $(seq 50); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
 [ -s "$T/proxy.port" ] || fail "proxy did not start"
 sed -i -e "s/^port = .*/port = $(cat "$T/proxy.port")/" "$T/mailret.conf"
 

@@ -32,7 +32,7 @@ python3 "$MAILRET_SOURCE_DIR/tests/tools/faultproxy.py" --target-port "$IMAPS_PO
     --throttle-after 5 --throttle-times 3 --backoff-ms 1200 \
     --lifetime 300 --port-file "$T/proxy.port" > /dev/null &
 proxy_pid=$!
-for _ in $(seq 50); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
 [ -s "$T/proxy.port" ] || fail "proxy did not start"
 
 write_config "$(cat "$T/proxy.port")" "[log]" "file = $T/mailret.log"

@@ -7,6 +7,8 @@
 #    time (counted as already there); a message removed from the Maildir comes back alone;
 #  - a restore whose selection matches nothing exits 1;
 #  - --progress draws a progress line per batch on stderr; without it nothing is drawn.
+# Against Cyrus only the IMAP part runs (the server's own answers to APPEND and SEARCH);
+# the rest reads the archive and writes local files, whatever server the mail came from.
 # servers: dovecot cyrus
 source "$(dirname "$0")/purge_lib.sh"
 
@@ -15,6 +17,7 @@ mailret purge --json > "$T/purge.json" 2> "$T/purge.log" || fail "purge: $(tail 
 restore() { mailret restore --it-key "$T/it.key" --it-passphrase-file "$T/it.pass" \
                 --reason "ticket 4711" "$@"; }
 
+if [ "$SERVER_KIND" = dovecot ]; then
 # ---- --list --------------------------------------------------------------------------------
 audit_before=$(wc -l < "$T/state/audit.log")
 restore --list --json > "$T/list.json" 2> "$T/list.err" || fail "restore --list: $(cat "$T/list.err")"
@@ -87,6 +90,11 @@ msgs = list(mailbox.mbox(sys.argv[1]))
 assert len(msgs) == int(sys.argv[2]), len(msgs)
 assert len({m.as_bytes() for m in msgs}) == len(msgs)
 PY
+else
+    restore --list --json > "$T/list.json" 2> "$T/list.err" || fail "restore --list: $(cat "$T/list.err")"
+    total=$(json_field "$T/list.json" 'j["messages"]')
+    [ "$total" -gt 0 ] || fail "nothing archived"
+fi
 
 # ---- IMAP twice --------------------------------------------------------------------------
 restore --imap-mailbox Restored --json > "$T/im1.json" 2> "$T/im1.err" || fail "IMAP restore: $(cat "$T/im1.err")"
@@ -105,9 +113,11 @@ m.logout()
 PY
 
 # ---- progress ----------------------------------------------------------------------------
+if [ "$SERVER_KIND" = dovecot ]; then
 restore --maildir "$T/md-p" --progress > /dev/null 2> "$T/p.err" || fail "restore --progress"
 grep -aqE $'\rrestore [^:]+: ([0-9]+)/\\1 messages, ' "$T/p.err" || { cat -v "$T/p.err"; fail "no progress line"; }
 restore --maildir "$T/md-q" > /dev/null 2> "$T/q.err" || fail "restore without --progress"
 grep -aq $'\r' "$T/q.err" && fail "progress drawn although stderr is no terminal"
+fi
 
-echo "PASS restore_idempotent"
+echo "PASS restore_idempotent ($SERVER_KIND)"

@@ -107,7 +107,7 @@ while time.time() < end:
         pass
 PY
 silent=$!
-for _ in $(seq 50); do [ -s "$T/silent.port" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$T/silent.port" ] && break; sleep 0.1; done
 cp "$T/good.conf" "$T/mailret.conf"
 sed -i "s/^port = .*/port = $(cat "$T/silent.port")/; s/^\[imap\]$/[imap]\nconnect_timeout = 2\nio_timeout = 300/" "$T/mailret.conf"
 t0=$(date +%s)

@@ -36,7 +36,12 @@ done
 M backup --from-maildir md --mailbox INBOX --all > backup.out
 MAN="$(cut -f5 backup.out)/manifest.json"
 printf 'b@example.com\n' | M erase --email > /dev/null      # more records after the manifest
-sleep 0.5
+# The listener may lag behind on a busy host: wait until it has written every datagram
+# (one per record, so a missing head still fails below), at most 30 s.
+for _ in $(seq 1 300); do
+  [ "$(grep -c 'audit head seq=' journal.txt)" -ge "$(wc -l < state/audit.log)" ] && break
+  sleep 0.1
+done
 
 # --- the head reaches syslog on every append -------------------------------------------
 N=$(wc -l < state/audit.log)

@@ -28,21 +28,23 @@ it_cert = $T/it.crt
 dir = $T/state
 CONF
 # hold the run lock
-python3 - "$T/state/mailret.lock" <<'PY' &
+python3 - "$T/state/mailret.lock" "$T/held" <<'PY' &
 import fcntl, sys, time
-f = open(sys.argv[1], "w"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(60)
+f = open(sys.argv[1], "w"); fcntl.flock(f, fcntl.LOCK_EX); open(sys.argv[2], "w").close()
+time.sleep(120)
 PY
 holder=$!
-for _ in $(seq 1 100); do [ -e "$T/state/mailret.lock" ] && break; sleep 0.05; done
-sleep 0.3
+# the lock is held once the marker exists (a busy host may take seconds to get there)
+for _ in $(seq 1 600); do [ -e "$T/held" ] && break; sleep 0.05; done
+[ -e "$T/held" ] || fail "the lock holder did not start"
 ulimit -c unlimited 2>/dev/null || ulimit -c "$(ulimit -H -c)"
 [ "$(ulimit -c)" != 0 ] || echo "note: the hard core limit is 0 here already"
-"$MAILRET_BIN" -c "$T/c.conf" expire --lock-wait 20 > /dev/null 2>&1 &
+"$MAILRET_BIN" -c "$T/c.conf" expire --lock-wait 60 > /dev/null 2>&1 &
 pid=$!
 limits=""
 # Poll until mailret's main() has run (the sanitiser runtime lowers the soft limit alone
-# before that); it then waits for the lock for up to 20 s.
-for _ in $(seq 1 200); do
+# before that); it then waits for the lock for up to 60 s.
+for _ in $(seq 1 600); do
   sleep 0.05
   limits=$(cat "/proc/$pid/limits" 2>/dev/null) || break
   grep -q mailret "/proc/$pid/comm" 2>/dev/null || continue
