@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 
+#include "backup/volume.h"
 #include "common/durable.h"
 #include "store/store.h"
 
@@ -350,25 +351,6 @@ void batchdir_store_evict(const char *dir, const char *name)
         e->fresh = false;
 }
 
-static int unhex(const char *hex, unsigned char out[32])
-{
-    for (int i = 0; i < 32; i++) {
-        unsigned v = 0;
-        for (int k = 0; k < 2; k++) {
-            char c = hex[2 * i + k];
-            v <<= 4;
-            if (c >= '0' && c <= '9')
-                v |= (unsigned)(c - '0');
-            else if (c >= 'a' && c <= 'f')
-                v |= (unsigned)(c - 'a' + 10);
-            else
-                return -1;
-        }
-        out[i] = (unsigned char)v;
-    }
-    return hex[64] == '\0' ? 0 : -1;
-}
-
 int batchdir_store_verify(const char *dir, const char *name, unsigned long long size,
                           const char *sha256_hex, mr_error *err)
 {
@@ -379,7 +361,7 @@ int batchdir_store_verify(const char *dir, const char *name, unsigned long long 
 
     if (!rel_of(dir, name, rel, sizeof rel))
         return 1;
-    if (unhex(sha256_hex, sha) != 0)
+    if (volume_unhex(sha256_hex, sha, 32) != 0 || sha256_hex[64] != '\0')
         return mr_error_set(err, MR_E_TAMPERED, "%s: the manifest's SHA-256 is malformed",
                             name);
     if (find(rel) == NULL)

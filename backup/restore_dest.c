@@ -6,31 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup/volume.h"
+
 struct restore_dest {
     const struct restore_driver *drv;
     void *self;
     unsigned char (*keys)[32];      /* open addressing; an all-zero slot is empty */
     size_t cap, n, present;
 };
-
-static int hex_digest(const char *hex, unsigned char out[32])
-{
-    for (int i = 0; i < 32; i++) {
-        unsigned v = 0;
-        for (int j = 0; j < 2; j++) {
-            char c = hex[2 * i + j];
-            v <<= 4;
-            if (c >= '0' && c <= '9')
-                v |= (unsigned)(c - '0');
-            else if (c >= 'a' && c <= 'f')
-                v |= (unsigned)(c - 'a' + 10);
-            else
-                return -1;
-        }
-        out[i] = (unsigned char)v;
-    }
-    return hex[64] == '\0' ? 0 : -1;
-}
 
 static size_t slot_of(const struct restore_dest *d, const unsigned char k[32])
 {
@@ -85,7 +68,7 @@ static int scan_one(void *ctx, const char *hex, mr_error *err)
     struct restore_dest *d = ctx;
     unsigned char k[32];
 
-    if (hex_digest(hex, k) != 0)
+    if (volume_unhex(hex, k, 32) != 0 || hex[64] != '\0')
         return mr_error_set(err, MR_E_INTERNAL, "restore: bad key from the %s driver",
                             d->drv->name);
     d->present++;
@@ -123,7 +106,7 @@ int restore_dest_put(restore_dest *d, const struct restore_msg *m, bool *duplica
     *duplicate = false;
     if ((rc = d->drv->key(d->self, m->bytes, m->len, hex, err)) != 0)
         return rc;
-    if (hex_digest(hex, k) != 0)
+    if (volume_unhex(hex, k, 32) != 0 || hex[64] != '\0')
         return mr_error_set(err, MR_E_INTERNAL, "restore: bad key");
     if (key_has(d, k)) {
         *duplicate = true;
