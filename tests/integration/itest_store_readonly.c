@@ -18,6 +18,7 @@
 
 #include "store/store.h"
 #include "helpers/test_helpers.h"
+#include "helpers/test_store.h"
 
 static char *env_file;
 
@@ -83,22 +84,6 @@ static mr_store *open_as(const char *cred)
     return st;
 }
 
-struct collect {
-    unsigned char *p;
-    size_t n;
-};
-
-static int collect(void *arg, const void *data, size_t len, mr_error *err)
-{
-    struct collect *c = arg;
-    (void)err;
-    c->p = realloc(c->p, c->n + len + 1);
-    assert_non_null(c->p);
-    memcpy(c->p + c->n, data, len);
-    c->n += len;
-    return 0;
-}
-
 static int count_key(void *arg, const char *key, uint64_t size, mr_error *err)
 {
     (void)key; (void)size; (void)err;
@@ -120,7 +105,7 @@ static void test_reader_reads_only(void **state)
     unsigned char h[32], *big;
     unsigned int hl = 0;
     size_t listed = 0, big_len = 6u << 20;
-    struct collect c = { 0 };
+    struct test_gathered c = { 0 };
     char prefix[128], key[160], key2[160];
     uint64_t size = 0;
     mr_error err;
@@ -137,7 +122,7 @@ static void test_reader_reads_only(void **state)
     assert_int_equal(listed, 1);
     assert_int_equal(store_stat(it, key, &size, &err), 0);
     assert_int_equal(size, sizeof text - 1);
-    assert_int_equal(store_get(it, key, 0, STORE_TO_END, collect, &c, &err), 0);
+    assert_int_equal(store_get(it, key, 0, STORE_TO_END, test_gather, &c, &err), 0);
     assert_int_equal(c.n, sizeof text - 1);
     assert_memory_equal(c.p, text, c.n);
     assert_int_equal(store_verify(it, key, sizeof text - 1, h, &err), 0);

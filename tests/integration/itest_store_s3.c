@@ -25,6 +25,7 @@
 
 #include "store/store.h"
 #include "helpers/test_helpers.h"
+#include "helpers/test_store.h"
 
 static char *env_file;
 
@@ -104,12 +105,6 @@ static void key_of(char *out, size_t n, const char *name)
     snprintf(out, n, "itest-%d-%ld/%s", (int)getpid(), (long)time(NULL), name);
 }
 
-static void sha(const void *d, size_t n, unsigned char out[32])
-{
-    unsigned int len = 0;
-    assert_int_equal(EVP_Digest(d, n, out, &len, EVP_sha256(), NULL), 1);
-}
-
 static unsigned char *pattern(size_t n, unsigned seed)
 {
     unsigned char *b = malloc(n);
@@ -117,22 +112,6 @@ static unsigned char *pattern(size_t n, unsigned seed)
     for (size_t i = 0; i < n; i++)
         b[i] = (unsigned char)(((i + seed) * 2654435761u) >> 13);
     return b;
-}
-
-struct collect {
-    unsigned char *p;
-    size_t n;
-};
-
-static int collect(void *arg, const void *data, size_t len, mr_error *err)
-{
-    struct collect *c = arg;
-    (void)err;
-    c->p = realloc(c->p, c->n + len + 1);
-    assert_non_null(c->p);
-    memcpy(c->p + c->n, data, len);
-    c->n += len;
-    return 0;
 }
 
 static void assert_one_line(const mr_error *err)
@@ -147,7 +126,7 @@ static void test_roundtrip(void **state)
 {
     struct store_s3_options o = opts(NULL);
     unsigned char *b = pattern(100000, 1), h[32];
-    struct collect c = { 0 };
+    struct test_gathered c = { 0 };
     char key[256];
     uint64_t size = 0;
     mr_store *st;
@@ -156,25 +135,25 @@ static void test_roundtrip(void **state)
     (void)state;
     key_of(key, sizeof key, "vol-0001.cms");
     assert_int_equal(store_s3_open(&o, &st, &err), 0);
-    sha(b, 100000, h);
+    test_store_sha(b, 100000, h);
     assert_int_equal(store_put_buf(st, key, b, 100000, h, &err), 0);
     assert_int_equal(store_stat(st, key, &size, &err), 0);
     assert_int_equal(size, 100000);
-    assert_int_equal(store_get(st, key, 0, STORE_TO_END, collect, &c, &err), 0);
+    assert_int_equal(store_get(st, key, 0, STORE_TO_END, test_gather, &c, &err), 0);
     assert_int_equal(c.n, 100000);
     assert_memory_equal(c.p, b, 100000);
     c.n = 0;
-    assert_int_equal(store_get(st, key, 4095, 10000, collect, &c, &err), 0);
+    assert_int_equal(store_get(st, key, 4095, 10000, test_gather, &c, &err), 0);
     assert_int_equal(c.n, 10000);
     assert_memory_equal(c.p, b + 4095, 10000);
     c.n = 0;
-    assert_int_equal(store_get(st, key, 99990, STORE_TO_END, collect, &c, &err), 0);
+    assert_int_equal(store_get(st, key, 99990, STORE_TO_END, test_gather, &c, &err), 0);
     assert_int_equal(c.n, 10);
     assert_memory_equal(c.p, b + 99990, 10);
     c.n = 0;
     /* A range past the end is refused, and nothing was delivered. */
-    assert_int_equal(store_get(st, key, 99990, 11, collect, &c, &err), MR_E_INVALID);
-    assert_int_equal(store_get(st, key, 100000, STORE_TO_END, collect, &c, &err), MR_E_INVALID);
+    assert_int_equal(store_get(st, key, 99990, 11, test_gather, &c, &err), MR_E_INVALID);
+    assert_int_equal(store_get(st, key, 100000, STORE_TO_END, test_gather, &c, &err), MR_E_INVALID);
     assert_int_equal(c.n, 0);
     assert_int_equal(store_verify(st, key, 100000, h, &err), 0);
     assert_int_equal(store_verify(st, key, 99999, h, &err), MR_E_TAMPERED);
@@ -188,11 +167,11 @@ static void test_roundtrip(void **state)
 
     assert_int_equal(store_delete(st, key, &err), 0);
     assert_int_equal(store_stat(st, key, &size, &err), MR_E_NOTFOUND);
-    assert_int_equal(store_get(st, key, 0, STORE_TO_END, collect, &c, &err), MR_E_NOTFOUND);
+    assert_int_equal(store_get(st, key, 0, STORE_TO_END, test_gather, &c, &err), MR_E_NOTFOUND);
     assert_int_equal(store_verify(st, key, 100000, h, &err), MR_E_NOTFOUND);
     assert_int_equal(store_delete(st, key, &err), 0);       /* gone already: fine */
     /* The empty object, from a buffer and from a file. */
-    sha("", 0, h);
+    test_store_sha("", 0, h);
     assert_int_equal(store_put_buf(st, key, NULL, 0, NULL, &err), 0);
     assert_int_equal(store_verify(st, key, 0, h, &err), 0);
     assert_int_equal(store_put_buf(st, key, "x", 1, NULL, &err), 0);
@@ -219,7 +198,7 @@ static void test_multipart(void **state)
     struct store_s3_options o = opts(NULL);
     size_t n = (12u << 20) + 12345;
     unsigned char *b = pattern(n, 2), h[32];
-    struct collect c = { 0 };
+    struct test_gathered c = { 0 };
     char key[256], path[512], cmd[1024];
     mr_store *st;
     mr_error err;
@@ -231,12 +210,12 @@ static void test_multipart(void **state)
     key_of(key, sizeof key, "big.cms");
     snprintf(path, sizeof path, "%s/big", dir);
     assert_int_equal(th_write_file(path, b, n), 0);
-    sha(b, n, h);
+    test_store_sha(b, n, h);
     assert_int_equal(store_s3_open(&o, &st, &err), 0);
     assert_int_equal(store_put_file(st, key, path, h, &err), 0);
     assert_int_equal(store_verify(st, key, n, h, &err), 0);
     /* A range across the first part boundary. */
-    assert_int_equal(store_get(st, key, (5u << 20) - 100, 200, collect, &c, &err), 0);
+    assert_int_equal(store_get(st, key, (5u << 20) - 100, 200, test_gather, &c, &err), 0);
     assert_int_equal(c.n, 200);
     assert_memory_equal(c.p, b + (5u << 20) - 100, 200);
     /* Swift's proxy log has the request paths (query URL-encoded): three parts, no fourth. */
@@ -292,7 +271,7 @@ static void test_keys_and_list(void **state)
     for (size_t i = 0; i < 6; i++) {
         unsigned char h[32];
         snprintf(key, sizeof key, "%s/%s", base, names[i]);
-        sha(names[i], strlen(names[i]), h);
+        test_store_sha(names[i], strlen(names[i]), h);
         assert_int_equal(store_put_buf(st, key, names[i], strlen(names[i]), h, &err), 0);
         assert_int_equal(store_verify(st, key, strlen(names[i]), h, &err), 0);
     }
@@ -401,7 +380,7 @@ static void test_tls(void **state)
     o.ca_file = sw.ca_file;
     assert_int_equal(store_s3_open(&o, &st, &err), 0);
     key_of(key, sizeof key, "tls.cms");
-    sha("over tls", 8, h);
+    test_store_sha("over tls", 8, h);
     assert_int_equal(store_put_buf(st, key, "over tls", 8, h, &err), 0);
     assert_int_equal(store_verify(st, key, 8, h, &err), 0);
     assert_int_equal(store_delete(st, key, &err), 0);
@@ -548,7 +527,7 @@ static void test_outage_mid_upload(void **state)
     o.backoff_max_ms = 400;
     assert_int_equal(store_s3_open(&o, &st, &err), 0);
     key_of(key, sizeof key, "outage.cms");
-    sha(b, n, h);
+    test_store_sha(b, n, h);
     k.fp = &fp;
     k.after = 2.0;
     k.restart = 0;
@@ -600,7 +579,7 @@ static void test_outage_recovered(void **state)
     k.restart = 1500;
     assert_int_equal(pthread_create(&t, NULL, kill_later, &k), 0);
     key_of(key, sizeof key, "recovered.cms");
-    sha(b, 70000, h);
+    test_store_sha(b, 70000, h);
     rc = store_put_buf(st, key, b, 70000, h, &err);
     pthread_join(t, NULL);              /* before any assert: the thread uses fp and k */
     assert_int_equal(rc, 0);
@@ -620,7 +599,7 @@ static void test_get_resumes(void **state)
     struct store_s3_options o = opts(NULL);
     size_t n = 200000;
     unsigned char *b = pattern(n, 5), h[32];
-    struct collect c = { 0 };
+    struct test_gathered c = { 0 };
     struct fproxy fp;
     char endpoint[64], key[256];
     mr_store *direct, *st;
@@ -628,7 +607,7 @@ static void test_get_resumes(void **state)
 
     (void)state;
     key_of(key, sizeof key, "resume.cms");
-    sha(b, n, h);
+    test_store_sha(b, n, h);
     assert_int_equal(store_s3_open(&o, &direct, &err), 0);
     assert_int_equal(store_put_buf(direct, key, b, n, h, &err), 0);
     fproxy_start(&fp, 0, cut);
@@ -637,11 +616,11 @@ static void test_get_resumes(void **state)
     o.retries = 8;
     o.backoff_max_ms = 100;
     assert_int_equal(store_s3_open(&o, &st, &err), 0);
-    assert_int_equal(store_get(st, key, 0, STORE_TO_END, collect, &c, &err), 0);
+    assert_int_equal(store_get(st, key, 0, STORE_TO_END, test_gather, &c, &err), 0);
     assert_int_equal(c.n, n);
     assert_memory_equal(c.p, b, n);
     c.n = 0;
-    assert_int_equal(store_get(st, key, 1000, 150000, collect, &c, &err), 0);
+    assert_int_equal(store_get(st, key, 1000, 150000, test_gather, &c, &err), 0);
     assert_int_equal(c.n, 150000);
     assert_memory_equal(c.p, b + 1000, 150000);
     assert_int_equal(store_verify(st, key, n, h, &err), 0);
@@ -650,7 +629,7 @@ static void test_get_resumes(void **state)
     o.retries = 1;
     assert_int_equal(store_s3_open(&o, &st, &err), 0);
     c.n = 0;
-    assert_int_not_equal(store_get(st, key, 0, STORE_TO_END, collect, &c, &err), 0);
+    assert_int_not_equal(store_get(st, key, 0, STORE_TO_END, test_gather, &c, &err), 0);
     assert_one_line(&err);
     assert_true(c.n < n);
     store_close(st);

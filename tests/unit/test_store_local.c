@@ -18,6 +18,7 @@
 
 #include "store/store.h"
 #include "helpers/test_helpers.h"
+#include "helpers/test_store.h"
 
 struct fixture {
     char *dir;
@@ -48,28 +49,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void sha(const void *d, size_t n, unsigned char out[32])
-{
-    unsigned int len = 0;
-    assert_int_equal(EVP_Digest(d, n, out, &len, EVP_sha256(), NULL), 1);
-}
-
-struct collect {
-    unsigned char *p;
-    size_t n;
-};
-
-static int collect(void *arg, const void *data, size_t len, mr_error *err)
-{
-    struct collect *c = arg;
-    (void)err;
-    c->p = realloc(c->p, c->n + len + 1);
-    assert_non_null(c->p);
-    memcpy(c->p + c->n, data, len);
-    c->n += len;
-    return 0;
-}
-
 static unsigned char *pattern(size_t n)
 {
     unsigned char *b = malloc(n);
@@ -84,17 +63,17 @@ static void test_put_get_roundtrip(void **state)
     struct fixture *f = *state;
     size_t n = 3 * 1024 * 1024 + 17;        /* more than one 1 MiB read */
     unsigned char *b = pattern(n), h[32];
-    struct collect c = { 0 };
+    struct test_gathered c = { 0 };
     char path[512];
     struct stat sb;
     mr_error err;
 
-    sha(b, n, h);
+    test_store_sha(b, n, h);
     assert_int_equal(store_put_buf(f->st, "2026-12/vol-0001.cms", b, n, h, &err), 0);
     snprintf(path, sizeof path, "%s/2026-12/vol-0001.cms", f->dir);
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
-    assert_int_equal(store_get(f->st, "2026-12/vol-0001.cms", 0, STORE_TO_END, collect, &c, &err), 0);
+    assert_int_equal(store_get(f->st, "2026-12/vol-0001.cms", 0, STORE_TO_END, test_gather, &c, &err), 0);
     assert_int_equal(c.n, n);
     assert_memory_equal(c.p, b, n);
     assert_int_equal(store_verify(f->st, "2026-12/vol-0001.cms", n, h, &err), 0);
@@ -107,23 +86,23 @@ static void test_ranged_get(void **state)
     struct fixture *f = *state;
     size_t n = 2 * 1024 * 1024 + 5;
     unsigned char *b = pattern(n);
-    struct collect c = { 0 };
+    struct test_gathered c = { 0 };
     mr_error err;
 
     assert_int_equal(store_put_buf(f->st, "r", b, n, NULL, &err), 0);
-    assert_int_equal(store_get(f->st, "r", 1048570, 1048580, collect, &c, &err), 0);
+    assert_int_equal(store_get(f->st, "r", 1048570, 1048580, test_gather, &c, &err), 0);
     assert_int_equal(c.n, 1048580);
     assert_memory_equal(c.p, b + 1048570, 1048580);
     c.n = 0;
-    assert_int_equal(store_get(f->st, "r", n - 3, STORE_TO_END, collect, &c, &err), 0);
+    assert_int_equal(store_get(f->st, "r", n - 3, STORE_TO_END, test_gather, &c, &err), 0);
     assert_int_equal(c.n, 3);
     assert_memory_equal(c.p, b + n - 3, 3);
     c.n = 0;
     /* Past the end: refused before anything is delivered. */
-    assert_int_equal(store_get(f->st, "r", n - 3, 4, collect, &c, &err), MR_E_INVALID);
-    assert_int_equal(store_get(f->st, "r", n, STORE_TO_END, collect, &c, &err), MR_E_INVALID);
+    assert_int_equal(store_get(f->st, "r", n - 3, 4, test_gather, &c, &err), MR_E_INVALID);
+    assert_int_equal(store_get(f->st, "r", n, STORE_TO_END, test_gather, &c, &err), MR_E_INVALID);
     assert_int_equal(c.n, 0);
-    assert_int_equal(store_get(f->st, "missing", 0, STORE_TO_END, collect, &c, &err), MR_E_NOTFOUND);
+    assert_int_equal(store_get(f->st, "missing", 0, STORE_TO_END, test_gather, &c, &err), MR_E_NOTFOUND);
     free(c.p);
     free(b);
 }
@@ -192,7 +171,7 @@ static void test_verify_detects(void **state)
     char path[512];
     mr_error err;
 
-    sha("payload", 7, h);
+    test_store_sha("payload", 7, h);
     assert_int_equal(store_put_buf(f->st, "v", "payload", 7, h, &err), 0);
     assert_int_equal(store_verify(f->st, "v", 7, h, &err), 0);
     assert_int_equal(store_verify(f->st, "v", 8, h, &err), MR_E_TAMPERED);
@@ -204,7 +183,7 @@ static void test_verify_detects(void **state)
     assert_non_null(strstr(err.msg, "SHA-256"));
     assert_int_equal(store_verify(f->st, "nothing", 7, h, &err), MR_E_NOTFOUND);
     /* The empty object. */
-    sha("", 0, h2);
+    test_store_sha("", 0, h2);
     assert_int_equal(store_put_buf(f->st, "empty", NULL, 0, NULL, &err), 0);
     assert_int_equal(store_verify(f->st, "empty", 0, h2, &err), 0);
 }
@@ -219,7 +198,7 @@ static void test_wrong_sha_refused(void **state)
     char src[512];
     mr_error err;
 
-    sha("old", 3, h);
+    test_store_sha("old", 3, h);
     assert_int_equal(store_put_buf(f->st, "k", "old", 3, h, &err), 0);
     assert_int_equal(store_put_buf(f->st, "k", "new", 3, h, &err), MR_E_TAMPERED);
     assert_int_equal(store_verify(f->st, "k", 3, h, &err), 0);
