@@ -159,17 +159,7 @@ cmp -s ref-mid.mbox s3-mid.mbox || fail "restore --message-id from the store dif
 # --- locate --add from IT's machine: the locator goes to the store, which the ---------
 # read-only user may not do.  The Sager batch becomes one from before locators: its
 # manifest re-signed without one, the locator object gone.
-python3 - "$B2/manifest.json" state/signing-key.pem <<'PY'
-import re, subprocess, sys
-p, key = sys.argv[1:]
-s = open(p).read()
-body = s[:s.rindex(',"ed25519_signature":"')]
-body = re.sub(r',"locator":\{[^}]*\}', '', body)
-open('tbs', 'wb').write((body + '}').encode())
-sig = subprocess.run(['openssl', 'pkeyutl', '-sign', '-rawin', '-inkey', key, '-in', 'tbs'],
-                     capture_output=True, check=True).stdout
-open(p, 'w').write(body + ',"ed25519_signature":"%s"}\n' % sig.hex())
-PY
+manifest_drop_locator "$B2/manifest.json" state/signing-key.pem
 ! grep -q '"locator"' "$B2/manifest.json" || fail "test set-up: the manifest still lists a locator"
 OBJ put "$K2/manifest.json" "$B2/manifest.json"
 OBJ delete "$K2/locator.p7m"

@@ -8,13 +8,7 @@
 #     "person", never the address or its token;
 #   * selection options and an identifier on the command line are usage errors.
 set -euo pipefail
-
-: "${MAILRET_BIN:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/access-request.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-umask 077
+source "$(dirname "$0")/offline_lib.sh"
 
 printf 'it passphrase 123\n' > it.pass
 export MAILRET_IT_PASSPHRASE="it passphrase 123"
@@ -42,7 +36,6 @@ dir = $T/state
 [audit]
 log = $T/state/audit.log
 CONF
-M() { "$MAILRET_BIN" -c "$T/mailret.conf" "$@"; }
 M keys init-host --it-cert it.crt > /dev/null
 
 # Karen writes in messages 1, 4, 7, ...; others in the rest.  A 135 KB incompressible
@@ -70,17 +63,7 @@ grep -q '"locator":{"name":"locator.p7m"' "$B1/manifest.json" || fail "manifest 
 
 # B1 becomes a batch from before locators: no file, a re-signed manifest without one.
 rm "$B1/locator.p7m"
-python3 - "$B1/manifest.json" state/signing-key.pem <<'PY'
-import re, subprocess, sys
-p, key = sys.argv[1:]
-s = open(p).read()
-body = s[:s.rindex(',"ed25519_signature":"')]
-body = re.sub(r',"locator":\{[^}]*\}', '', body)
-open('tbs', 'wb').write((body + '}').encode())
-sig = subprocess.run(['openssl', 'pkeyutl', '-sign', '-rawin', '-inkey', key, '-in', 'tbs'],
-                     capture_output=True, check=True).stdout
-open(p, 'w').write(body + ',"ed25519_signature":"%s"}\n' % sig.hex())
-PY
+manifest_drop_locator "$B1/manifest.json" state/signing-key.pem
 M verify all > v.out || fail "verify after removing the locator: $(cat v.out)"
 
 R=(--it-key it.key --reason "ticket 12" --no-ledger)

@@ -53,3 +53,20 @@ offline_host() {
   offline_config "$@"
   M keys init-host --it-cert it.crt > init.out
 }
+
+# manifest_drop_locator MANIFEST SIGNING_KEY: make MANIFEST one from before locators: its
+# "locator" member removed and the manifest re-signed with the host's Ed25519 key by stock
+# openssl, as the host would have signed it.
+manifest_drop_locator() {
+    python3 - "$1" "$2" <<'PY'
+import re, subprocess, sys
+p, key = sys.argv[1:]
+s = open(p).read()
+body = s[:s.rindex(',"ed25519_signature":"')]
+body = re.sub(r',"locator":\{[^}]*\}', '', body)
+open('tbs', 'wb').write((body + '}').encode())
+sig = subprocess.run(['openssl', 'pkeyutl', '-sign', '-rawin', '-inkey', key, '-in', 'tbs'],
+                     capture_output=True, check=True).stdout
+open(p, 'w').write(body + ',"ed25519_signature":"%s"}\n' % sig.hex())
+PY
+}
